@@ -1,0 +1,180 @@
+//! The module's instance memory and the CONF_PARSER table that fills it.
+//!
+//! FreeRADIUS allocates `inst_size` zeroed bytes per instance and writes each
+//! item at its offset: strings as `char const *` owned by the configuration
+//! tree (never freed here), integers as u32, booleans as one byte. All zeroes is
+//! a valid state (null strings, no engine), as the server requires.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::mem::offset_of;
+use std::ptr;
+
+use super::bindings::{
+    CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
+    PW_TYPE_SUBSECTION,
+};
+use crate::config::RawConfig;
+use crate::engine::Engine;
+
+#[repr(C)]
+pub struct Instance {
+    mode: *const c_char,
+    tokens: *const c_char,
+    state: *const c_char,
+    fsync: bool,
+    require_token: bool,
+    totp_window: u32,
+    hotp_look_ahead: u32,
+    separator: *const c_char,
+    otp_position: *const c_char,
+    otp_length: u32,
+    user_suffix: *const c_char,
+    user_map: *const c_char,
+    realm_delimiter: *const c_char,
+    realm_split: *const c_char,
+    realm_position: *const c_char,
+    realm_strip: bool,
+    lockout_max_failures: u32,
+    lockout_duration: u32,
+    msg_wrong_code: *const c_char,
+    msg_locked: *const c_char,
+    msg_no_token: *const c_char,
+    msg_bad_format: *const c_char,
+    msg_no_code: *const c_char,
+    msg_bad_user: *const c_char,
+    msg_internal: *const c_char,
+    /// Set by instantiate (Box::into_raw), taken back by detach.
+    pub engine: *mut Engine,
+}
+
+/// A table of rows with raw pointers, shared read-only with the server.
+#[repr(transparent)]
+pub struct Table<const N: usize>(pub [CONF_PARSER; N]);
+// SAFETY: the rows point at 'static C strings and other static tables, never written.
+unsafe impl<const N: usize> Sync for Table<N> {}
+
+const STRING: i32 = PW_TYPE_PW_TYPE_STRING as i32;
+const INTEGER: i32 = PW_TYPE_PW_TYPE_INTEGER as i32;
+const BOOLEAN: i32 = PW_TYPE_PW_TYPE_BOOLEAN as i32;
+const SUBSECTION: i32 = PW_TYPE_SUBSECTION as i32;
+
+const fn row(name: &'static CStr, kind: i32, offset: usize, default: Option<&'static CStr>) -> CONF_PARSER {
+    CONF_PARSER {
+        name: name.as_ptr(),
+        type_: kind,
+        offset,
+        data: ptr::null_mut(),
+        dflt: match default {
+            Some(d) => d.as_ptr() as *const c_void,
+            None => ptr::null(),
+        },
+    }
+}
+
+const fn subsection<const N: usize>(name: &'static CStr, table: &'static Table<N>) -> CONF_PARSER {
+    CONF_PARSER {
+        name: name.as_ptr(),
+        type_: SUBSECTION,
+        offset: 0,
+        data: ptr::null_mut(),
+        dflt: table.0.as_ptr() as *const c_void,
+    }
+}
+
+const END: CONF_PARSER =
+    CONF_PARSER { name: ptr::null(), type_: -1, offset: 0, data: ptr::null_mut(), dflt: ptr::null() };
+
+static REALM: Table<5> = Table([
+    row(c"delimiter", STRING, offset_of!(Instance, realm_delimiter), Some(c"@")),
+    row(c"split", STRING, offset_of!(Instance, realm_split), Some(c"last")),
+    // No default: suffix for "@", prefix for "\" (config.rs).
+    row(c"position", STRING, offset_of!(Instance, realm_position), None),
+    row(c"strip", BOOLEAN, offset_of!(Instance, realm_strip), Some(c"yes")),
+    END,
+]);
+
+static LOCKOUT: Table<3> = Table([
+    row(c"max_failures", INTEGER, offset_of!(Instance, lockout_max_failures), Some(c"5")),
+    row(c"duration", INTEGER, offset_of!(Instance, lockout_duration), Some(c"300")),
+    END,
+]);
+
+// Messages have no default here: config.rs holds them, so there is one source.
+static MESSAGES: Table<8> = Table([
+    row(c"wrong_code", STRING, offset_of!(Instance, msg_wrong_code), None),
+    row(c"locked", STRING, offset_of!(Instance, msg_locked), None),
+    row(c"no_token", STRING, offset_of!(Instance, msg_no_token), None),
+    row(c"bad_format", STRING, offset_of!(Instance, msg_bad_format), None),
+    row(c"no_code", STRING, offset_of!(Instance, msg_no_code), None),
+    row(c"bad_user", STRING, offset_of!(Instance, msg_bad_user), None),
+    row(c"internal", STRING, offset_of!(Instance, msg_internal), None),
+    END,
+]);
+
+pub static CONFIG: Table<16> = Table([
+    row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
+    row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
+    row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
+    row(c"fsync", BOOLEAN, offset_of!(Instance, fsync), Some(c"no")),
+    row(c"require_token", BOOLEAN, offset_of!(Instance, require_token), Some(c"yes")),
+    row(c"totp_window", INTEGER, offset_of!(Instance, totp_window), Some(c"1")),
+    row(c"hotp_look_ahead", INTEGER, offset_of!(Instance, hotp_look_ahead), Some(c"10")),
+    row(c"separator", STRING, offset_of!(Instance, separator), Some(c",")),
+    row(c"otp_position", STRING, offset_of!(Instance, otp_position), Some(c"last")),
+    row(c"otp_length", INTEGER, offset_of!(Instance, otp_length), Some(c"6")),
+    row(c"user_suffix", STRING, offset_of!(Instance, user_suffix), None),
+    row(c"user_map", STRING, offset_of!(Instance, user_map), None),
+    subsection(c"realm", &REALM),
+    subsection(c"lockout", &LOCKOUT),
+    subsection(c"messages", &MESSAGES),
+    END,
+]);
+
+/// A configuration string, or None when the item is absent.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string that lives as long as the configuration.
+unsafe fn text(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(p).to_string_lossy().into_owned())
+    }
+}
+
+impl Instance {
+    /// The items as FreeRADIUS parsed them.
+    pub fn raw_config(&self) -> RawConfig {
+        // SAFETY: every string field is null or set by the server's parser from the
+        // configuration tree, which outlives the instance.
+        unsafe {
+            RawConfig {
+                mode: text(self.mode),
+                tokens: text(self.tokens),
+                state: text(self.state),
+                fsync: self.fsync,
+                require_token: self.require_token,
+                totp_window: self.totp_window,
+                hotp_look_ahead: self.hotp_look_ahead,
+                separator: text(self.separator),
+                otp_position: text(self.otp_position),
+                otp_length: self.otp_length,
+                user_suffix: text(self.user_suffix),
+                user_map: text(self.user_map),
+                realm_delimiter: text(self.realm_delimiter),
+                realm_split: text(self.realm_split),
+                realm_position: text(self.realm_position),
+                realm_strip: self.realm_strip,
+                lockout_max_failures: self.lockout_max_failures,
+                lockout_duration: self.lockout_duration,
+                msg_wrong_code: text(self.msg_wrong_code),
+                msg_locked: text(self.msg_locked),
+                msg_no_token: text(self.msg_no_token),
+                msg_bad_format: text(self.msg_bad_format),
+                msg_no_code: text(self.msg_no_code),
+                msg_bad_user: text(self.msg_bad_user),
+                msg_internal: text(self.msg_internal),
+            }
+        }
+    }
+}

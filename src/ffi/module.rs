@@ -1,0 +1,195 @@
+//! The exported `module_t` (symbol `rlm_mfa`) and its callbacks.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::mem::size_of;
+use std::ptr;
+use std::sync::Arc;
+
+use super::bindings::{
+    cf_log_err_cs, cf_section_name1, cf_section_name2, module_t, rlm_mfa_abi_RLM_MFA_MODULE_INIT,
+    rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_INVALID,
+    rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
+    rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, packetmethod,
+    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+};
+use super::conf::{Instance, CONFIG};
+use super::guard::{guarded, install_panic_hook};
+use super::request::{log_raw, List, Request};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::engine::{AuthenticateInput, AuthorizeInput, Engine, Level, Outcome};
+
+/// `module_t` holds raw pointers; the server only reads it.
+#[repr(transparent)]
+pub struct ModuleExport(module_t);
+// SAFETY: immutable after load; the pointers are to 'static data and functions.
+unsafe impl Sync for ModuleExport {}
+
+/// One slot per section; only authorize and authenticate are ours.
+const fn methods() -> [packetmethod; rlm_components_MOD_COUNT as usize] {
+    let mut m: [packetmethod; rlm_components_MOD_COUNT as usize] = [None; rlm_components_MOD_COUNT as usize];
+    m[rlm_components_MOD_AUTHENTICATE as usize] = Some(mod_authenticate);
+    m[rlm_components_MOD_AUTHORIZE as usize] = Some(mod_authorize);
+    m
+}
+
+/// The symbol FreeRADIUS looks up in rlm_mfa.so.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static rlm_mfa: ModuleExport = ModuleExport(module_t {
+    magic: rlm_mfa_abi_RLM_MFA_MODULE_INIT as u64,
+    name: c"mfa".as_ptr(),
+    type_: (RLM_TYPE_THREAD_SAFE | RLM_TYPE_HUP_SAFE) as i32,
+    inst_size: size_of::<Instance>(),
+    config: CONFIG.0.as_ptr(),
+    bootstrap: None,
+    instantiate: Some(mod_instantiate),
+    detach: Some(mod_detach),
+    methods: methods(),
+});
+
+/// The instance's name: `mfa` for `mfa { }`, `mfa_vpn` for `mfa mfa_vpn { }`.
+unsafe fn instance_name(conf: *mut CONF_SECTION) -> String {
+    let mut name = cf_section_name2(conf);
+    if name.is_null() {
+        name = cf_section_name1(conf);
+    }
+    if name.is_null() {
+        return "mfa".into();
+    }
+    CStr::from_ptr(name).to_string_lossy().into_owned()
+}
+
+unsafe fn config_error(conf: *mut CONF_SECTION, text: &str) {
+    let text = std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default();
+    cf_log_err_cs(conf, c"%s".as_ptr(), text.as_ptr());
+}
+
+unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_void) -> c_int {
+    install_panic_hook();
+    let report = |text: &str| config_error(conf, &format!("rlm_mfa: panic during instantiate: {text}"));
+    guarded(-1, report, || {
+        let Some(inst) = (instance as *mut Instance).as_mut() else { return -1 };
+        let name = instance_name(conf);
+        let cfg = match Config::from_raw(&inst.raw_config()) {
+            Ok(c) => c,
+            Err(e) => {
+                config_error(conf, &format!("rlm_mfa ({name}): {e}"));
+                return -1;
+            }
+        };
+        match Engine::new(&name, cfg, Arc::new(SystemClock)) {
+            Ok(engine) => {
+                inst.engine = Box::into_raw(Box::new(engine));
+                0
+            }
+            Err(e) => {
+                config_error(conf, &format!("rlm_mfa ({name}): {e}"));
+                -1
+            }
+        }
+    })
+}
+
+/// The instance's talloc destructor; also runs after a failed instantiate.
+unsafe extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
+    guarded(0, |_| {}, || {
+        if let Some(inst) = (instance as *mut Instance).as_mut() {
+            let engine = std::mem::replace(&mut inst.engine, ptr::null_mut());
+            if !engine.is_null() {
+                drop(Box::from_raw(engine));
+            }
+        }
+        0
+    })
+}
+
+fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
+    match outcome {
+        Some(Outcome::Ok) => rlm_rcodes_RLM_MODULE_OK,
+        Some(Outcome::Updated) => rlm_rcodes_RLM_MODULE_UPDATED,
+        Some(Outcome::Noop) => rlm_rcodes_RLM_MODULE_NOOP,
+        Some(Outcome::Reject) => rlm_rcodes_RLM_MODULE_REJECT,
+        Some(Outcome::Userlock) => rlm_rcodes_RLM_MODULE_USERLOCK,
+        Some(Outcome::Invalid) => rlm_rcodes_RLM_MODULE_INVALID,
+        Some(Outcome::Fail) | None => rlm_rcodes_RLM_MODULE_FAIL,
+    }
+}
+
+/// Runs a request callback with the panic guard and the instance's engine.
+unsafe fn with_engine(
+    instance: *mut c_void,
+    raw: *mut REQUEST,
+    body: impl FnOnce(&Engine, *mut c_void, Request<'_>) -> rlm_rcode_t,
+) -> rlm_rcode_t {
+    let report = |text: &str| log_raw(raw, Level::Error, &format!("internal error (panic): {text}"));
+    guarded(rlm_rcodes_RLM_MODULE_FAIL, report, || {
+        let engine = (instance as *const Instance).as_ref().and_then(|i| i.engine.as_ref());
+        match (engine, Request::from_raw(raw)) {
+            (Some(engine), Some(request)) => body(engine, instance, request),
+            (None, _) => {
+                log_raw(raw, Level::Error, "module instance has no engine (instantiate failed?)");
+                rlm_rcodes_RLM_MODULE_FAIL
+            }
+            (_, None) => rlm_rcodes_RLM_MODULE_FAIL,
+        }
+    })
+}
+
+unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    with_engine(instance, raw, |engine, key, mut request| {
+        let auth_type = request.auth_type();
+        let out = engine.authorize(AuthorizeInput {
+            user_name: request.bytes(List::Request, PW_USER_NAME),
+            password: request.bytes(List::Request, PW_USER_PASSWORD),
+            auth_type: auth_type.as_deref(),
+        });
+        for line in &out.log {
+            request.log(line.level, &line.text);
+        }
+        if let Some(name) = &out.stripped_user_name {
+            request.set_stripped_user_name(name);
+        }
+        if let Some(realm) = &out.realm {
+            request.set_realm(realm);
+        }
+        if let Some(password) = &out.password {
+            request.overwrite_request_string(PW_USER_PASSWORD, password);
+        }
+        if let Some(code) = &out.stashed_code {
+            if !request.stash(key, code) {
+                request.log(Level::Error, "cannot keep the code with the request");
+                return rlm_rcodes_RLM_MODULE_FAIL;
+            }
+        }
+        if out.set_auth_type && !request.set_auth_type(engine.name()) {
+            request.log(
+                Level::Error,
+                &format!("cannot set Auth-Type \"{}\": is there an Auth-Type {} {{ }} section?", engine.name(), engine.name()),
+            );
+            return rlm_rcodes_RLM_MODULE_FAIL;
+        }
+        if let Some(message) = &out.reply_message {
+            request.add_reply_message(message);
+        }
+        rcode(out.outcome)
+    })
+}
+
+unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    with_engine(instance, raw, |engine, key, mut request| {
+        let stashed_code = request.take_stash(key);
+        let out = engine.authenticate(AuthenticateInput {
+            user_name: request.bytes(List::Request, PW_USER_NAME),
+            password: request.bytes(List::Request, PW_USER_PASSWORD),
+            stashed_code,
+        });
+        for line in &out.log {
+            request.log(line.level, &line.text);
+        }
+        if let Some(message) = &out.reply_message {
+            request.add_reply_message(message);
+        }
+        rcode(out.outcome)
+    })
+}

@@ -1,0 +1,234 @@
+//! A thin safe view of a FreeRADIUS `REQUEST` for one callback.
+//!
+//! It reads attributes, writes reply and control attributes, keeps module data
+//! with the request, and logs through `radlog_request` with a constant "%s"
+//! format, so that nothing a user sent is ever read as a format.
+
+use std::ffi::{c_char, c_void, CString};
+use std::marker::PhantomData;
+
+use super::bindings::{
+    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
+    fr_pair_replace, fr_pair_value_bstrncpy, fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2,
+    log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
+    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
+    PW_AUTH_TYPE, PW_REALM, PW_REPLY_MESSAGE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY,
+    VALUE_PAIR,
+};
+use crate::engine::Level;
+
+/// The longest value of a RADIUS string attribute.
+const MAX_ATTR_LEN: usize = 253;
+
+/// Which attribute list of the request.
+#[derive(Clone, Copy)]
+pub enum List {
+    Request,
+    Control,
+}
+
+pub struct Request<'a> {
+    raw: *mut REQUEST,
+    _lifetime: PhantomData<&'a mut REQUEST>,
+}
+
+impl<'a> Request<'a> {
+    /// # Safety
+    /// `raw` is null or the request FreeRADIUS passed to the running callback,
+    /// valid and used by this thread alone until the callback returns.
+    pub unsafe fn from_raw(raw: *mut REQUEST) -> Option<Request<'a>> {
+        if raw.is_null() || (*raw).packet.is_null() || (*raw).reply.is_null() {
+            return None;
+        }
+        Some(Request { raw, _lifetime: PhantomData })
+    }
+
+    fn list_head(&self, list: List) -> *mut *mut VALUE_PAIR {
+        // SAFETY: `raw` and its packet are valid (from_raw).
+        unsafe {
+            match list {
+                List::Request => &mut (*(*self.raw).packet).vps,
+                List::Control => &mut (*self.raw).config,
+            }
+        }
+    }
+
+    fn find(&self, list: List, attr: u32) -> *mut VALUE_PAIR {
+        // SAFETY: the list head is valid; the server's lookup walks it read-only.
+        unsafe { fr_pair_find_by_num(*self.list_head(list), attr, 0, TAG_ANY as i8) }
+    }
+
+    /// The bytes of a string or octets attribute (User-Password arrives decoded).
+    pub fn bytes(&self, list: List, attr: u32) -> Option<&'a [u8]> {
+        let vp = self.find(list, attr);
+        if vp.is_null() {
+            return None;
+        }
+        // SAFETY: a string/octets pair keeps `length` bytes at `data.strvalue` while the
+        // request lives; the server owns them and this callback does not free them.
+        unsafe {
+            let data = (*vp).data.strvalue as *const u8;
+            let len = (*vp).length;
+            if data.is_null() {
+                return Some(&[]);
+            }
+            Some(std::slice::from_raw_parts(data, len))
+        }
+    }
+
+    /// The name of `control:Auth-Type`'s value, if one is set.
+    pub fn auth_type(&self) -> Option<String> {
+        let vp = self.find(List::Control, PW_AUTH_TYPE);
+        if vp.is_null() {
+            return None;
+        }
+        // SAFETY: Auth-Type is an integer pair; the dictionary value lives as long as the server.
+        unsafe {
+            let value = (*vp).data.integer;
+            let dv = dict_valbyattr(PW_AUTH_TYPE, 0, value as i32);
+            if dv.is_null() {
+                return Some(value.to_string());
+            }
+            let name = (*dv).name.as_ptr();
+            Some(std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+        }
+    }
+
+    /// Sets `control:Auth-Type := name`.
+    pub fn set_auth_type(&mut self, name: &str) -> bool {
+        let Ok(value) = CString::new(name) else { return false };
+        // SAFETY: the control list belongs to the request, which is its talloc parent.
+        unsafe {
+            !fr_pair_make(
+                self.raw as *mut c_void,
+                &mut (*self.raw).config,
+                c"Auth-Type".as_ptr(),
+                value.as_ptr(),
+                fr_token_t_T_OP_SET,
+            )
+            .is_null()
+        }
+    }
+
+    /// Creates or replaces a string attribute in the request list, byte for byte
+    /// (no unescaping, unlike fr_pair_make).
+    pub fn set_request_string(&mut self, attr: u32, value: &str) -> bool {
+        let value = truncate(value, MAX_ATTR_LEN);
+        // SAFETY: the new pair is allocated under the request packet, which owns the list.
+        unsafe {
+            let packet = (*self.raw).packet;
+            let vp = fr_pair_afrom_num(packet as *mut c_void, attr, 0);
+            if vp.is_null() {
+                return false;
+            }
+            fr_pair_value_bstrncpy(vp, value.as_ptr() as *const c_void, value.len());
+            fr_pair_replace(&mut (*packet).vps, vp);
+            if attr == PW_STRIPPED_USER_NAME {
+                // Like rlm_realm: later modules read request->username.
+                (*self.raw).username = vp;
+            }
+            true
+        }
+    }
+
+    pub fn set_stripped_user_name(&mut self, value: &str) -> bool {
+        self.set_request_string(PW_STRIPPED_USER_NAME, value)
+    }
+
+    pub fn set_realm(&mut self, value: &str) -> bool {
+        self.set_request_string(PW_REALM, value)
+    }
+
+    /// Overwrites the value of an existing string attribute of the request list in place.
+    pub fn overwrite_request_string(&mut self, attr: u32, value: &str) -> bool {
+        let vp = self.find(List::Request, attr);
+        if vp.is_null() {
+            return false;
+        }
+        // SAFETY: `vp` is a live pair of this request; bstrncpy reallocates its value under it.
+        unsafe { fr_pair_value_bstrncpy(vp, value.as_ptr() as *const c_void, value.len()) };
+        true
+    }
+
+    /// Adds a Reply-Message, cut at 253 bytes on a character boundary.
+    pub fn add_reply_message(&mut self, text: &str) -> bool {
+        let text = truncate(text, MAX_ATTR_LEN);
+        // SAFETY: the reply packet owns its list and is the talloc parent of the new pair.
+        unsafe {
+            let reply = (*self.raw).reply;
+            let vp = fr_pair_afrom_num(reply as *mut c_void, PW_REPLY_MESSAGE, 0);
+            if vp.is_null() {
+                return false;
+            }
+            fr_pair_value_bstrncpy(vp, text.as_ptr() as *const c_void, text.len());
+            fr_pair_add(&mut (*reply).vps, vp);
+            true
+        }
+    }
+
+    /// Keeps a string with the request under `key` until [`Request::take_stash`].
+    pub fn stash(&mut self, key: *mut c_void, value: &str) -> bool {
+        // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
+        unsafe {
+            let copy = talloc_strndup(self.raw as *const c_void, value.as_ptr() as *const c_char, value.len());
+            if copy.is_null() {
+                return false;
+            }
+            request_data_add(self.raw, key, 0, copy as *mut c_void, true) == 0
+        }
+    }
+
+    pub fn take_stash(&mut self, key: *mut c_void) -> Option<String> {
+        // SAFETY: the data under `key` is only ever a string this module stashed.
+        unsafe {
+            let p = request_data_get(self.raw, key, 0) as *const c_char;
+            if p.is_null() {
+                return None;
+            }
+            Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
+    }
+
+    pub fn log(&self, level: Level, text: &str) {
+        // SAFETY: `raw` is valid for this callback.
+        unsafe { log_raw(self.raw, level, text) }
+    }
+}
+
+/// Whether debug lines would be printed for this request (saves formatting them).
+#[allow(dead_code)]
+pub fn debug_enabled(request: &Request<'_>) -> bool {
+    // SAFETY: reading a global int and a field of a valid request.
+    unsafe { rad_debug_lvl >= log_lvl_L_DBG_LVL_2 as i32 || (*request.raw).log.lvl >= log_lvl_L_DBG_LVL_2 }
+}
+
+/// Logs one line against a request.
+///
+/// # Safety
+/// `raw` is a valid request, or null (then nothing is logged).
+pub unsafe fn log_raw(raw: *mut REQUEST, level: Level, text: &str) {
+    if raw.is_null() {
+        return;
+    }
+    let (kind, lvl) = match level {
+        Level::Debug => (log_type_L_DBG, log_lvl_L_DBG_LVL_2),
+        Level::Info => (log_type_L_INFO, log_lvl_L_DBG_LVL_OFF),
+        Level::Warn => (log_type_L_WARN, log_lvl_L_DBG_LVL_OFF),
+        Level::Error => (log_type_L_ERR, log_lvl_L_DBG_LVL_OFF),
+    };
+    let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    radlog_request(kind, lvl, raw, c"%s".as_ptr(), text.as_ptr());
+}
+
+/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+

@@ -1,0 +1,20 @@
+//! rlm_mfa: multi-factor authentication for FreeRADIUS 3.2.
+//!
+//! Everything outside `ffi` is plain Rust that never sees a pointer and is
+//! unit-tested without FreeRADIUS. The `ffi` module (feature `freeradius`) is the
+//! only place with `unsafe`: it adapts FreeRADIUS's module ABI to [`engine`].
+#![cfg_attr(not(feature = "freeradius"), forbid(unsafe_code))]
+
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod journal;
+pub mod otp;
+pub mod password;
+pub mod realm;
+pub mod reload;
+pub mod tokens;
+pub mod usermap;
+
+#[cfg(feature = "freeradius")]
+mod ffi;

@@ -1,0 +1,443 @@
+//! The integration harness: a real FreeRADIUS with rlm_mfa loaded, on a free
+//! loopback port, with a configuration directory generated per test, driven by
+//! radclient.
+//!
+//! The module comes from `RLM_MFA_MODULE_DIR` (the directory holding
+//! rlm_mfa.so), which scripts/test.sh sets after building it with the
+//! `freeradius` feature. Without it the tests say so and pass trivially, unless
+//! `RLM_MFA_REQUIRE_INTEGRATION=1` (CI), where they fail.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SECRET: &str = "testing123";
+/// RFC 6238's SHA1 seed, "12345678901234567890", in base32.
+pub const SEED_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// The shipped configuration files.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn admin_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mfa-admin"))
+}
+
+/// The directory holding rlm_mfa.so, or None (and a note) when integration tests cannot run.
+pub fn module_dir() -> Option<PathBuf> {
+    match std::env::var_os("RLM_MFA_MODULE_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.join("rlm_mfa.so").is_file(),
+                "RLM_MFA_MODULE_DIR={} holds no rlm_mfa.so",
+                dir.display()
+            );
+            Some(dir)
+        }
+        None => {
+            if std::env::var("RLM_MFA_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
+                panic!("RLM_MFA_MODULE_DIR is not set: run scripts/test.sh");
+            }
+            eprintln!("note: RLM_MFA_MODULE_DIR is not set; integration test skipped (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// Skips the test (returns) when the module is not built.
+#[macro_export]
+macro_rules! require_module {
+    () => {
+        match common::module_dir() {
+            Some(dir) => dir,
+            None => return,
+        }
+    };
+}
+
+fn unique_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::var_os("RLM_MFA_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/integration"));
+    let dir = base.join(format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    // Bound and released at once; FreeRADIUS binds it a moment later.
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// How the generated server is set up.
+#[derive(Clone)]
+pub struct Setup {
+    /// Lines inside `mfa { }` (mode, realm { }, lockout { }...); tokens and state are added.
+    pub module: String,
+    /// The users file: first-factor passwords.
+    pub users: Vec<(String, String)>,
+    /// The token file's JSON.
+    pub tokens: String,
+    /// Whether `Auth-Type mfa` runs pap first (password+otp mode).
+    pub first_factor: bool,
+    /// Use freeradius-conf/mods-available/mfa and sites-available/mfa as shipped.
+    pub shipped: bool,
+    /// More files, relative to the configuration directory.
+    pub files: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn otp_mode(tokens: &str) -> Setup {
+        Setup {
+            module: "mode = otp\n".into(),
+            users: vec![],
+            tokens: tokens.into(),
+            first_factor: false,
+            shipped: false,
+            files: vec![],
+        }
+    }
+
+    pub fn password_otp_mode(tokens: &str, users: &[(&str, &str)]) -> Setup {
+        Setup {
+            module: "mode = password+otp\n".into(),
+            users: users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect(),
+            tokens: tokens.into(),
+            first_factor: true,
+            shipped: false,
+            files: vec![],
+        }
+    }
+
+    pub fn file(mut self, path: &str, text: &str) -> Setup {
+        self.files.push((path.into(), text.into()));
+        self
+    }
+
+    /// Adds lines to `mfa { }`, before the others: FreeRADIUS takes the first of a repeated item.
+    pub fn with(mut self, lines: &str) -> Setup {
+        self.module = format!("{lines}\n{}", self.module);
+        self
+    }
+}
+
+/// A token file with one TOTP token (SHA1, 6 digits, 30 s) per user, all on the RFC seed
+/// unless given.
+pub fn totp_tokens(users: &[&str]) -> String {
+    let users: Vec<String> = users
+        .iter()
+        .map(|u| {
+            format!(
+                r#""{u}": {{"tokens": [{{"serial": "T-{u}", "type": "totp", "secret": "{SEED_B32}"}}]}}"#
+            )
+        })
+        .collect();
+    format!(r#"{{"users": {{{}}}}}"#, users.join(", "))
+}
+
+/// The RADIUS reply as radclient printed it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// "Access-Accept", "Access-Reject", or "timeout".
+    pub code: String,
+    pub attrs: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn is_accept(&self) -> bool {
+        self.code == "Access-Accept"
+    }
+    pub fn is_reject(&self) -> bool {
+        self.code == "Access-Reject"
+    }
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    pub fn message(&self) -> Option<&str> {
+        self.attr("Reply-Message")
+    }
+}
+
+pub struct Server {
+    pub dir: PathBuf,
+    pub port: u16,
+    module_dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// The minimal radiusd.conf shared with scripts/demo.sh and bench/.
+const RADIUSD_CONF: &str = include_str!("../radiusd.conf.in");
+
+impl Server {
+    pub fn start(module_dir: &Path, setup: &Setup) -> Server {
+        let dir = unique_dir("fr");
+        let mut server = Server { dir, port: free_port(), module_dir: module_dir.to_path_buf(), child: None };
+        server.write_config(setup);
+        server.spawn();
+        server
+    }
+
+    pub fn tokens_path(&self) -> PathBuf {
+        self.dir.join("mods-config/mfa/tokens.json")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("db/mfa/state.jsonl")
+    }
+
+    fn write_config(&self, setup: &Setup) {
+        let d = &self.dir;
+        for sub in ["mods-enabled", "sites-enabled", "mods-config/mfa", "mods-config/files", "log", "run", "var", "db", "acct"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let conf = RADIUSD_CONF
+            .replace("@DIR@", &d.display().to_string())
+            .replace("@MODULE_DIR@", &self.module_dir.display().to_string());
+        fs::write(d.join("radiusd.conf"), conf).unwrap();
+
+        write_private(&self.tokens_path(), &setup.tokens);
+        let users: String = setup
+            .users
+            .iter()
+            .map(|(u, p)| format!("\"{u}\"\tCleartext-Password := \"{p}\"\n"))
+            .collect();
+        fs::write(d.join("mods-config/files/authorize"), users).unwrap();
+        fs::write(d.join("mods-enabled/pap"), "pap {\n\tnormalise = yes\n}\n").unwrap();
+        fs::write(
+            d.join("mods-enabled/files"),
+            "files {\n\tmoddir = ${modconfdir}/${.:instance}\n\tfilename = ${moddir}/authorize\n}\n",
+        )
+        .unwrap();
+        fs::write(d.join("mods-enabled/always"), "always ok {\n\trcode = ok\n}\n").unwrap();
+
+        let (module, site) = if setup.shipped {
+            (
+                fs::read_to_string(repo().join("freeradius-conf/mods-available/mfa")).unwrap(),
+                fs::read_to_string(repo().join("freeradius-conf/sites-available/mfa")).unwrap(),
+            )
+        } else {
+            (format!("mfa {{\n{}\n}}\n", setup.module), generated_site(setup.first_factor))
+        };
+        fs::write(d.join("mods-enabled/mfa"), module).unwrap();
+        for (path, text) in &setup.files {
+            fs::write(d.join(path), text).unwrap();
+        }
+        let site = site
+            .replace("ipaddr = *", "ipaddr = 127.0.0.1")
+            .replace("port = 1812", &format!("port = {}", self.port));
+        fs::write(d.join("sites-enabled/mfa"), site).unwrap();
+    }
+
+    fn spawn(&mut self) {
+        let log = self.dir.join("log/debug.log");
+        // After a restart the log already holds the first start's "Ready": look past it.
+        let skip = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
+        let out = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new("freeradius")
+            .args(["-f", "-xx", "-l", "stdout", "-d"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("cannot run freeradius: install it with scripts/setup.sh");
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let text = fs::read(&log).map(|b| String::from_utf8_lossy(&b[skip.min(b.len())..]).into_owned()).unwrap_or_default();
+            if text.contains("Ready to process requests") {
+                break;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("freeradius exited ({status}) during start-up:\n{}", tail(&text, 60));
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "freeradius did not start:\n{}", tail(&text, 60));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server expecting it to refuse its configuration; returns its output.
+    pub fn start_failing(module_dir: &Path, setup: &Setup) -> String {
+        let dir = unique_dir("fr-bad");
+        let server = Server { dir, port: free_port(), module_dir: module_dir.to_path_buf(), child: None };
+        server.write_config(setup);
+        server.check_config_fails()
+    }
+
+    /// Runs `freeradius -XC` over this directory, expecting failure; returns the output.
+    pub fn check_config_fails(&self) -> String {
+        let out = Command::new("freeradius").args(["-XC", "-d"]).arg(&self.dir).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "freeradius accepted the configuration:\n{}", tail(&text, 40));
+        text
+    }
+
+    pub fn debug_log(&self) -> String {
+        fs::read_to_string(self.dir.join("log/debug.log")).unwrap_or_default()
+    }
+
+    /// Sends one Access-Request with the given attribute lines (radclient syntax).
+    pub fn send(&self, attrs: &str) -> Reply {
+        let mut child = Command::new("radclient")
+            .args(["-x", "-r", "1", "-t", "5"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["auth", SECRET])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run radclient: install freeradius-utils with scripts/setup.sh");
+        child.stdin.take().unwrap().write_all(attrs.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        parse_radclient(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    pub fn auth(&self, user: &str, password: &str) -> Reply {
+        self.send(&format!("User-Name = \"{}\", User-Password = \"{}\"\n", escape(user), escape(password)))
+    }
+
+    /// kill -9, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs mfa-admin against this server's files.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(admin_bin())
+            .arg("--tokens")
+            .arg(self.tokens_path())
+            .arg("--state")
+            .arg(self.state_path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("server files kept in {}:\n{}", self.dir.display(), tail(&self.debug_log(), 80));
+        }
+    }
+}
+
+/// Writes a file the module accepts as a token file (no access for others).
+pub fn write_private(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+fn generated_site(first_factor: bool) -> String {
+    format!(
+        r#"server mfa {{
+listen {{
+	type = auth
+	ipaddr = *
+	port = 1812
+}}
+authorize {{
+	mfa
+	files
+	pap
+}}
+authenticate {{
+	Auth-Type mfa {{
+		{}
+		mfa
+	}}
+	Auth-Type PAP {{
+		pap
+	}}
+}}
+post-auth {{
+	update reply {{
+		Filter-Id := "%{{%{{Stripped-User-Name}}:-%{{User-Name}}}}|%{{%{{Realm}}:-none}}"
+	}}
+	Post-Auth-Type REJECT {{
+		ok
+	}}
+}}
+}}
+"#,
+        if first_factor { "pap" } else { "" }
+    )
+}
+
+/// Escapes a value for a double-quoted radclient string.
+pub fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn parse_radclient(out: &str) -> Reply {
+    let mut code = "timeout".to_string();
+    let mut attrs = Vec::new();
+    let mut in_reply = false;
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Received ") {
+            code = rest.split_whitespace().next().unwrap_or("").to_string();
+            in_reply = true;
+            continue;
+        }
+        if line.starts_with("Sent ") {
+            in_reply = false;
+            continue;
+        }
+        if in_reply {
+            if let Some((name, value)) = line.trim().split_once(" = ") {
+                attrs.push((name.to_string(), value.trim_matches('"').to_string()));
+            }
+        }
+    }
+    Reply { code, attrs }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The TOTP code of the RFC seed (SHA1, 6 digits, 30 s) at `time`, computed by mfa-admin's
+/// library so that the test does not trust the module to check itself.
+pub fn totp_at(time: u64) -> String {
+    rlm_mfa::otp::hotp_code(b"12345678901234567890", time / 30, 6, rlm_mfa::otp::Algorithm::Sha1)
+}
+
+/// Waits until at least `margin` seconds remain in the current 30 s step, so that a
+/// test's codes do not straddle a step boundary.
+pub fn settle_in_step(margin: u64) {
+    loop {
+        let left = 30 - now() % 30;
+        if left >= margin {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
