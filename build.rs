@@ -111,6 +111,24 @@ fn generate_bindings() -> Result<(), String> {
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["#define", "WITH_NDEBUG", "1"]);
     println!("cargo:rerun-if-changed={}", autoconf.display());
 
+    // Headers the FreeRADIUS headers include from other packages: say which one is missing
+    // rather than leave it to a clang error.
+    for (header, package) in [
+        ("talloc.h", "libtalloc-dev"),
+        ("pcre.h", "libpcre3-dev"),
+        ("openssl/ssl.h", "libssl-dev"),
+    ] {
+        let found = [system_include.as_path(), Path::new("/usr/include"), Path::new("/usr/local/include")]
+            .iter()
+            .any(|dir| dir.join(header).is_file());
+        if !found {
+            return Err(format!(
+                "{header} was not found; the FreeRADIUS headers include it: install {package} \
+                 (or run scripts/setup.sh)"
+            ));
+        }
+    }
+
     check_libclang()?;
 
     let mut builder = bindgen::Builder::default()

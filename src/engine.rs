@@ -379,14 +379,23 @@ impl Engine {
         if well_formed {
             for token in &entry.tokens {
                 if let Some(found) = self.verify(token, &user, &code, now, &state) {
-                    let saved = match token.kind {
-                        TokenKind::Totp { .. } => state.set_totp_step(&user, &token.serial, found),
-                        TokenKind::Hotp => state.set_hotp_counter(&user, &token.serial, found + 1),
+                    // Claimed under the journal's file lock: another process sharing the
+                    // journal (a second instance after a HUP, mfa-admin) cannot take it too.
+                    let claimed = match token.kind {
+                        TokenKind::Totp { .. } => state.claim_totp_step(&user, &token.serial, found),
+                        TokenKind::Hotp => state.claim_hotp_counter(&user, &token.serial, found.saturating_add(1)),
                     };
-                    if let Err(e) = saved {
-                        // Accepting without a durable record would let the code be used again.
-                        trail.error(format!("cannot record the accepted code in the state journal: {e}"));
-                        return (Outcome::Fail, Some(messages.internal.clone()));
+                    match claimed {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
+                            return (Outcome::Reject, Some(messages.wrong_code.clone()));
+                        }
+                        Err(e) => {
+                            // Accepting without a durable record would let the code be used again.
+                            trail.error(format!("cannot record the accepted code in the state journal: {e}"));
+                            return (Outcome::Fail, Some(messages.internal.clone()));
+                        }
                     }
                     if state.lock(&user).failures > 0 {
                         if let Err(e) = state.unlock(&user) {

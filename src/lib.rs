@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod guard;
 pub mod journal;
 pub mod otp;
 pub mod password;

@@ -337,3 +337,83 @@ fn no_secret_reaches_the_debug_log() {
         assert!(!log.contains(secret), "the debug log holds a secret ({secret})");
     }
 }
+
+/// One token per user, each with its own seed: distinct codes, so that replay
+/// protection does not refuse the second user's code.
+fn many_users(n: usize) -> (String, Vec<(String, Vec<u8>)>) {
+    let users: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("user{i}"), format!("seed-for-user-{i:08}-xyz").into_bytes()))
+        .collect();
+    let entries: Vec<String> = users
+        .iter()
+        .map(|(name, seed)| {
+            let b32 = data_encoding::BASE32_NOPAD.encode(seed);
+            format!(r#""{name}": {{"tokens": [{{"serial": "T-{name}", "type": "totp", "secret": "{b32}"}}]}}"#)
+        })
+        .collect();
+    (format!(r#"{{"users": {{{}}}}}"#, entries.join(", ")), users)
+}
+
+#[test]
+fn parallel_logins_on_the_threaded_server_are_all_answered_right() {
+    let module = require_module!();
+    let (tokens, users) = many_users(300);
+    let server = Server::start(&module, &Setup::otp_mode(&tokens));
+    settle_in_step(12);
+    let now = now();
+    let mut packets: Vec<String> = users
+        .iter()
+        .map(|(name, seed)| {
+            let code = rlm_mfa::otp::hotp_code(seed, now / 30, 6, rlm_mfa::otp::Algorithm::Sha1);
+            format!("User-Name = \"{name}\", User-Password = \"{code}\"\n")
+        })
+        .collect();
+    let (accepted, rejected, lost) = server.send_many(&packets, 32);
+    assert_eq!((accepted, rejected, lost), (300, 0, 0));
+
+    // The same codes again, in parallel: every one is a replay.
+    for p in &mut packets {
+        p.push_str("Response-Packet-Type = Access-Reject\n");
+    }
+    let (accepted, rejected, lost) = server.send_many(&packets, 32);
+    assert_eq!((accepted, rejected, lost), (0, 300, 0));
+}
+
+#[test]
+fn hotp_resync_with_mfa_admin_brings_a_drifted_token_back() {
+    let module = require_module!();
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens("bob")));
+    let code = |c: u64| rlm_mfa::otp::hotp_code(b"12345678901234567890", c, 6, rlm_mfa::otp::Algorithm::Sha1);
+    // The token was pressed 50 times away from the server: beyond the look-ahead of 10.
+    assert!(server.auth("bob", &code(50)).is_reject());
+    let out = server.admin(&["resync", "bob", &code(51), &code(52)]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(server.auth("bob", &code(52)).is_reject(), "resync codes are used");
+    assert!(server.auth("bob", &code(53)).is_accept());
+}
+
+#[test]
+fn mfa_admin_list_check_and_remove() {
+    let module = require_module!();
+    let server = Server::start(&module, &Setup::otp_mode(&totp_tokens(&["alice", "bob"])));
+    assert!(server.auth("alice", "000000").is_reject());
+
+    let list = server.admin(&["list"]);
+    assert!(list.status.success());
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("alice") && text.contains("bob") && text.contains("T-alice"), "{text}");
+    assert!(!text.contains(common::SEED_B32), "list shows no secret");
+
+    settle_in_step(5);
+    let code = totp_at(now());
+    let check = server.admin(&["check", "alice", &code]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let wrong = server.admin(&["check", "alice", "000000"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    // check without --consume leaves the code usable.
+    assert!(server.auth("alice", &code).is_accept());
+
+    let removed = server.admin(&["remove", "bob"]);
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert_eq!(server.auth("bob", &totp_at(now())).message(), Some("No second factor is enrolled for this user"));
+}

@@ -13,7 +13,7 @@ use super::bindings::{
     rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{Instance, CONFIG};
-use super::guard::{guarded, install_panic_hook};
+use crate::guard::{guarded, install_panic_hook};
 use super::request::{log_raw, List, Request};
 use crate::clock::SystemClock;
 use crate::config::Config;

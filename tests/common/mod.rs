@@ -306,6 +306,28 @@ impl Server {
         parse_radclient(&String::from_utf8_lossy(&out.stdout))
     }
 
+    /// Sends many Access-Requests at once (`parallel` in flight) and returns the
+    /// (accepted, rejected, lost) counts of radclient's summary.
+    pub fn send_many(&self, packets: &[String], parallel: usize) -> (u64, u64, u64) {
+        let file = self.dir.join(format!("packets-{}.txt", now()));
+        fs::write(&file, packets.join("\n")).unwrap();
+        let out = Command::new("radclient")
+            .args(["-q", "-s", "-r", "3", "-t", "5", "-p", &parallel.to_string(), "-f"])
+            .arg(&file)
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["auth", SECRET])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let count = |label: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(label).map(|r| r.trim_start_matches([' ', ':', '\t'])))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no '{label}' in radclient's summary:\n{text}"))
+        };
+        (count("Accepted"), count("Rejected"), count("Lost"))
+    }
+
     pub fn auth(&self, user: &str, password: &str) -> Reply {
         self.send(&format!("User-Name = \"{}\", User-Password = \"{}\"\n", escape(user), escape(password)))
     }
