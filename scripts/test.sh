@@ -17,3 +17,17 @@ echo "== unit and integration tests"
 export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
 cargo test --release --locked "$@"
+
+echo "== the demo (scripts/demo.sh --once) gets its Access-Accept"
+DEMO_PORT=${DEMO_PORT:-18120} scripts/demo.sh --once > target/demo.out 2>&1 || {
+    tail -n 40 target/demo.out
+    exit 1
+}
+grep -q "Received Access-Accept" target/demo.out
+
+if cargo clippy --version >/dev/null 2>&1; then
+    echo "== clippy"
+    cargo clippy --locked --all-targets -- -D warnings
+    cargo clippy --locked --lib --features freeradius --target-dir target/freeradius -- -D warnings
+fi
+echo "== all tests passed"

@@ -321,9 +321,11 @@ mod tests {
         assert_eq!(cfg.messages, Messages::default());
     }
 
+    type Change = Box<dyn Fn(&mut RawConfig)>;
+
     #[test]
     fn every_error_names_its_item() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut RawConfig)>)> = vec![
+        let cases: Vec<(&str, Change)> = vec![
             ("mode", Box::new(|r| r.mode = Some("sms".into()))),
             ("tokens", Box::new(|r| r.tokens = None)),
             ("state", Box::new(|r| r.state = Some(" ".into()))),

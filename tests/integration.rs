@@ -266,7 +266,7 @@ fn token_file_changes_are_picked_up_and_a_broken_one_is_refused() {
 
     // Readable by everyone: refused as well.
     write_private(&server.tokens_path(), &totp_tokens(&["erin"]));
-    std::fs::set_permissions(&server.tokens_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(server.tokens_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     assert_eq!(server.auth("erin", "123456").message(), Some("No second factor is enrolled for this user"));
 }
 
@@ -304,7 +304,7 @@ fn invalid_configuration_stops_freeradius_with_the_item_named() {
 fn a_token_file_others_can_read_stops_freeradius() {
     let module = require_module!();
     let server = Server::start(&module, &Setup::otp_mode(&totp_tokens(&["alice"])));
-    std::fs::set_permissions(&server.tokens_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(server.tokens_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = server.check_config_fails();
     assert!(out.contains("invalid 'tokens'"), "{}", common::tail(&out, 20));
 }

@@ -37,6 +37,8 @@ const fn methods() -> [packetmethod; rlm_components_MOD_COUNT as usize] {
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static rlm_mfa: ModuleExport = ModuleExport(module_t {
+    // The enum's integer type follows the value; the cast is a no-op on 3.2.1's headers.
+    #[allow(clippy::unnecessary_cast)]
     magic: rlm_mfa_abi_RLM_MFA_MODULE_INIT as u64,
     name: c"mfa".as_ptr(),
     type_: (RLM_TYPE_THREAD_SAFE | RLM_TYPE_HUP_SAFE) as i32,

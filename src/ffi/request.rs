@@ -11,7 +11,7 @@ use super::bindings::{
     dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
     fr_pair_replace, fr_pair_value_bstrncpy, fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2,
     log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
-    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
+    radlog_request, request_data_add, request_data_get, talloc_strndup,
     PW_AUTH_TYPE, PW_REALM, PW_REPLY_MESSAGE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY,
     VALUE_PAIR,
 };
@@ -193,13 +193,6 @@ impl<'a> Request<'a> {
         // SAFETY: `raw` is valid for this callback.
         unsafe { log_raw(self.raw, level, text) }
     }
-}
-
-/// Whether debug lines would be printed for this request (saves formatting them).
-#[allow(dead_code)]
-pub fn debug_enabled(request: &Request<'_>) -> bool {
-    // SAFETY: reading a global int and a field of a valid request.
-    unsafe { rad_debug_lvl >= log_lvl_L_DBG_LVL_2 as i32 || (*request.raw).log.lvl >= log_lvl_L_DBG_LVL_2 }
 }
 
 /// Logs one line against a request.
