@@ -16,6 +16,7 @@ use crate::realm;
 use crate::reload::{ReloadEvent, Reloading};
 use crate::tokens::{Token, TokenDb, TokenKind};
 use crate::usermap::UserMap;
+use crate::verify::{self, Windows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -378,7 +379,8 @@ impl Engine {
         let well_formed = entry.tokens.iter().any(|t| otp::is_well_formed(&code, t.digits));
         if well_formed {
             for token in &entry.tokens {
-                if let Some(found) = self.verify(token, &user, &code, now, &state) {
+                let token_state = state.token(&user, &token.serial);
+                if let Some(found) = verify::find(token, &token_state, &code, now, self.windows()) {
                     // Claimed under the journal's file lock: another process sharing the
                     // journal (a second instance after a HUP, mfa-admin) cannot take it too.
                     let claimed = match token.kind {
@@ -406,7 +408,7 @@ impl Engine {
                     return (Outcome::Ok, None);
                 }
             }
-            let replayed = entry.tokens.iter().any(|t| self.is_replay(t, &code, now));
+            let replayed = entry.tokens.iter().any(|t| verify::is_replay(t, &code, now, self.windows()));
             trail.info(format!(
                 "rejected: \"{user}\" sent a {} code",
                 if replayed { "used (replayed)" } else { "wrong" }
@@ -424,48 +426,8 @@ impl Engine {
         (if reply.is_some() { Outcome::Userlock } else { Outcome::Reject }, Some(message))
     }
 
-    /// The step (TOTP) or counter (HOTP) at which `code` is valid and unused.
-    fn verify(&self, token: &Token, user: &str, code: &str, now: u64, state: &StateJournal) -> Option<u64> {
-        let ts = state.token(user, &token.serial);
-        let secret = token.secret.as_bytes();
-        match token.kind {
-            TokenKind::Totp { period } => otp::find_totp(
-                secret,
-                token.algorithm,
-                token.digits,
-                period,
-                now,
-                self.cfg.totp_window,
-                ts.last_step,
-                code,
-            ),
-            TokenKind::Hotp => otp::find_hotp(
-                secret,
-                token.algorithm,
-                token.digits,
-                ts.next_counter,
-                self.cfg.hotp_look_ahead,
-                code,
-            ),
-        }
-    }
-
-    /// Whether a rejected TOTP code would have been right but for replay protection (for the log).
-    fn is_replay(&self, token: &Token, code: &str, now: u64) -> bool {
-        match token.kind {
-            TokenKind::Totp { period } => otp::find_totp(
-                token.secret.as_bytes(),
-                token.algorithm,
-                token.digits,
-                period,
-                now,
-                self.cfg.totp_window,
-                None,
-                code,
-            )
-            .is_some(),
-            TokenKind::Hotp => false,
-        }
+    fn windows(&self) -> Windows {
+        Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
     }
 
     /// Counts a failure; returns the seconds of lockout when this failure locks the user.

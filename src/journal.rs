@@ -754,31 +754,16 @@ fn sync_parent(path: &Path) -> Result<(), JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
+    use crate::testutil::TempDir;
 
-    impl TempDir {
-        fn new() -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "rlm_mfa-journal-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn journal_path(&self) -> PathBuf {
-            self.0.join("state").join("state.jsonl")
-        }
+    fn new_dir() -> TempDir {
+        TempDir::new("journal")
     }
 
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+    impl TempDir {
+        fn journal_path(&self) -> PathBuf {
+            self.0.join("state").join("state.jsonl")
         }
     }
 
@@ -795,7 +780,7 @@ mod tests {
 
     #[test]
     fn creates_a_private_file_and_its_directory() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let j = open(&path);
         assert_eq!(j.token("alice", "T1"), TokenState::default());
@@ -810,7 +795,7 @@ mod tests {
 
     #[test]
     fn steps_and_counters_only_go_up() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let mut j = open(&dir.journal_path());
         j.set_totp_step("alice", "T1", 100).unwrap();
         j.set_totp_step("alice", "T1", 99).unwrap();
@@ -835,7 +820,7 @@ mod tests {
 
     #[test]
     fn lock_unlock_and_forget() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let mut j = open(&dir.journal_path());
         let locked = LockState {
             failures: 5,
@@ -872,7 +857,7 @@ mod tests {
 
     #[test]
     fn records_reach_the_file_before_returning() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = open(&path);
         j.set_totp_step("alice", "T1", 42).unwrap();
@@ -902,7 +887,7 @@ mod tests {
 
     #[test]
     fn reopen_restores_exactly() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = StateJournal::open(
             &path,
@@ -943,7 +928,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_ignored_and_cut_off() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = open(&path);
         j.set_totp_step("alice", "T1", 10).unwrap();
@@ -964,7 +949,7 @@ mod tests {
 
     #[test]
     fn refresh_leaves_a_line_in_progress_for_later() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut reader = open(&path);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -979,7 +964,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_middle_line_is_an_error() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         for bad in [
@@ -1015,7 +1000,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_line_from_another_writer_fails_refresh() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = open(&path);
         j.set_totp_step("a", "T", 1).unwrap();
@@ -1037,7 +1022,7 @@ mod tests {
 
     #[test]
     fn two_journals_see_each_other() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut module = open(&path);
         let mut admin = open(&path);
@@ -1075,7 +1060,7 @@ mod tests {
 
     #[test]
     fn writers_follow_a_compaction_by_the_other() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut module = open(&path);
         let mut admin = open(&path);
@@ -1118,7 +1103,7 @@ mod tests {
 
     #[test]
     fn compaction_preserves_state_and_shrinks_the_file() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = open(&path);
         for i in 0..200u64 {
@@ -1166,7 +1151,7 @@ mod tests {
 
     #[test]
     fn compacts_automatically() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let opts = JournalOptions {
             fsync: false,
@@ -1186,7 +1171,7 @@ mod tests {
 
     #[test]
     fn concurrent_claims_never_succeed_twice_across_compactions() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         open(&path);
         let opts = JournalOptions {
@@ -1219,7 +1204,7 @@ mod tests {
 
     #[test]
     fn a_large_journal_loads_quickly() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let users = if cfg!(debug_assertions) {
@@ -1249,7 +1234,7 @@ mod tests {
 
     #[test]
     fn a_deleted_journal_is_rewritten_from_memory() {
-        let dir = TempDir::new();
+        let dir = new_dir();
         let path = dir.journal_path();
         let mut j = open(&path);
         j.set_totp_step("alice", "T1", 50).unwrap();

@@ -15,7 +15,10 @@ pub mod password;
 pub mod realm;
 pub mod reload;
 pub mod tokens;
+#[cfg(test)]
+mod testutil;
 pub mod usermap;
+pub mod verify;
 
 #[cfg(feature = "freeradius")]
 mod ffi;

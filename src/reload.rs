@@ -105,19 +105,10 @@ impl<T> Reloading<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::testutil::TempDir;
 
-    fn temp_file(name: &str, text: &str) -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "rlm_mfa-reload-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        fs::write(&path, text).unwrap();
-        path
+    fn temp_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+        dir.file(name, text, 0o600)
     }
 
     fn parse_number(path: &Path) -> Result<u32, String> {
@@ -127,7 +118,8 @@ mod tests {
 
     #[test]
     fn picks_up_changes_and_keeps_last_good_copy() {
-        let path = temp_file("n", "1");
+        let dir = TempDir::new("reload");
+        let path = temp_file(&dir, "n", "1");
         let r = Reloading::open(&path, parse_number).unwrap();
         assert_eq!(*r.get().0, 1);
         assert!(r.get().1.is_none());
@@ -152,7 +144,8 @@ mod tests {
 
     #[test]
     fn start_up_failure_is_an_error() {
-        let path = temp_file("n", "nope");
+        let dir = TempDir::new("reload");
+        let path = temp_file(&dir, "n", "nope");
         assert!(Reloading::open(&path, parse_number).is_err());
     }
 }

@@ -879,7 +879,6 @@ fn write_replacement(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     const ALICE: &str = r#"{
       "users": {
@@ -894,34 +893,7 @@ mod tests {
       }
     }"#;
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "rlm_mfa-tokens-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-            let path = self.0.join(name);
-            fs::write(&path, text).unwrap();
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn one_token(fields: &str) -> String {
         format!(
@@ -1109,7 +1081,7 @@ mod tests {
 
     #[test]
     fn refuses_a_file_others_can_read() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("tokens");
         for mode in [0o644, 0o604, 0o602, 0o601] {
             let path = dir.file("tokens.json", ALICE, mode);
             let err = TokenDb::load(&path).unwrap_err();
@@ -1127,7 +1099,7 @@ mod tests {
 
     #[test]
     fn load_errors_name_the_file() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("tokens");
         let missing = dir.0.join("missing.json");
         let msg = TokenDb::load(&missing).unwrap_err().to_string();
         assert!(msg.contains("missing.json"), "{msg}");
@@ -1144,7 +1116,7 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip_keeping_the_mode() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("tokens");
         let db = TokenDb::parse(ALICE).unwrap();
 
         let fresh = dir.0.join("new.json");

@@ -320,6 +320,8 @@ fn the_shipped_configuration_works_as_is() {
     assert!(reply.is_accept(), "{reply:?}");
     let reply = server.auth("alice", "mySecret1,000000");
     assert!(reply.is_reject());
+    let reply = server.auth("alice", &format!("wrong,{}", totp_at(now())));
+    assert_eq!(reply.message(), Some("Wrong user name or password"));
 }
 
 #[test]

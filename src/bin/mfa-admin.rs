@@ -18,6 +18,7 @@ use rlm_mfa::clock::{Clock, SystemClock};
 use rlm_mfa::journal::{JournalOptions, StateJournal, TokenState};
 use rlm_mfa::otp::{self, Algorithm};
 use rlm_mfa::tokens::{Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
+use rlm_mfa::verify::{self, Windows};
 
 const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
 const DEFAULT_STATE: &str = "/etc/freeradius/3.0/mfa/state.jsonl";
@@ -343,7 +344,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
 
     for token in &user.tokens {
         let state = token_state(journal.as_ref(), &args.user, &token.serial);
-        let Some(found) = verify(token, &state, code, now, args) else {
+        let Some(found) = verify::find(token, &state, code, now, windows(args)) else {
             continue;
         };
         let what = match token.kind {
@@ -379,7 +380,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    match replayed_token(user, code, now, args.window) {
+    match replayed_token(user, code, now, windows(args)) {
         Some(serial) => println!("no match: that code of {serial} was already used"),
         None => println!("no match"),
     }
@@ -478,53 +479,13 @@ fn token_state(journal: Option<&StateJournal>, user: &str, serial: &str) -> Toke
     journal.map(|j| j.token(user, serial)).unwrap_or_default()
 }
 
-/// The step or counter at which `code` is valid and unused, as the module decides.
-fn verify(
-    token: &Token,
-    state: &TokenState,
-    code: &str,
-    now: u64,
-    args: &CheckArgs,
-) -> Option<u64> {
-    let secret = token.secret.as_bytes();
-    match token.kind {
-        TokenKind::Totp { period } => otp::find_totp(
-            secret,
-            token.algorithm,
-            token.digits,
-            period,
-            now,
-            args.window,
-            state.last_step,
-            code,
-        ),
-        TokenKind::Hotp => otp::find_hotp(
-            secret,
-            token.algorithm,
-            token.digits,
-            state.next_counter,
-            args.look_ahead,
-            code,
-        ),
-    }
+fn windows(args: &CheckArgs) -> Windows {
+    Windows { totp_window: args.window, hotp_look_ahead: args.look_ahead }
 }
 
 /// A TOTP token for which `code` is right but was already used (to explain a "no match").
-fn replayed_token<'a>(user: &'a User, code: &str, now: u64, window: u64) -> Option<&'a str> {
-    user.tokens.iter().find_map(|t| match t.kind {
-        TokenKind::Totp { period } => otp::find_totp(
-            t.secret.as_bytes(),
-            t.algorithm,
-            t.digits,
-            period,
-            now,
-            window,
-            None,
-            code,
-        )
-        .map(|_| t.serial.as_str()),
-        TokenKind::Hotp => None,
-    })
+fn replayed_token<'a>(user: &'a User, code: &str, now: u64, windows: Windows) -> Option<&'a str> {
+    user.tokens.iter().find(|t| verify::is_replay(t, code, now, windows)).map(|t| t.serial.as_str())
 }
 
 fn print_user(name: &str, user: &User, journal: Option<&StateJournal>, now: u64) {

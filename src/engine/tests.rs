@@ -5,25 +5,12 @@ use crate::clock::FixedClock;
 use crate::config::RawConfig;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::testutil::TempDir;
 
 const SEED: &[u8] = b"12345678901234567890";
 const SEED_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// A time in the middle of a 30 s step.
 const T: u64 = 1_700_000_015;
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "rlm_mfa-engine-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn tokens_json() -> String {
     format!(
@@ -39,7 +26,7 @@ fn tokens_json() -> String {
 }
 
 struct Fixture {
-    dir: PathBuf,
+    dir: TempDir,
     clock: Arc<FixedClock>,
     engine: Engine,
 }
@@ -61,11 +48,9 @@ fn raw(dir: &Path) -> RawConfig {
 }
 
 fn fixture_with(change: impl FnOnce(&mut RawConfig)) -> Fixture {
-    let dir = temp_dir();
-    let tokens = dir.join("tokens.json");
-    fs::write(&tokens, tokens_json()).unwrap();
-    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o640)).unwrap();
-    let mut r = raw(&dir);
+    let dir = TempDir::new("engine");
+    dir.file("tokens.json", &tokens_json(), 0o640);
+    let mut r = raw(dir.path());
     change(&mut r);
     let clock = Arc::new(FixedClock::new(T));
     let engine = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).unwrap();
@@ -102,7 +87,7 @@ impl Fixture {
     }
 
     fn reopen(&self) -> Engine {
-        Engine::new("mfa", Config::from_raw(&raw(&self.dir)).unwrap(), self.clock.clone()).unwrap()
+        Engine::new("mfa", Config::from_raw(&raw(self.dir.path())).unwrap(), self.clock.clone()).unwrap()
     }
 }
 
@@ -332,8 +317,9 @@ fn no_log_line_holds_a_code_or_seed() {
 
 #[test]
 fn unusable_files_name_the_item() {
-    let dir = temp_dir();
-    let mut r = raw(&dir);
+    let tmp = TempDir::new("engine");
+    let dir = tmp.path();
+    let mut r = raw(dir);
     let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(T));
     let err = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).err().unwrap();
     assert_eq!(err.item, "tokens");
