@@ -24,6 +24,10 @@ pub enum Mode {
     /// The password field holds password and code; the password part goes to
     /// FreeRADIUS's own first factor.
     PasswordOtp,
+    /// The first factor checks the password; then an Access-Challenge asks for the code.
+    PasswordThenOtp,
+    /// `password+otp` when the field holds both, `password-then-otp` when it holds the password alone.
+    Auto,
 }
 
 impl Mode {
@@ -31,7 +35,14 @@ impl Mode {
         match self {
             Mode::Otp => "otp",
             Mode::PasswordOtp => "password+otp",
+            Mode::PasswordThenOtp => "password-then-otp",
+            Mode::Auto => "auto",
         }
+    }
+
+    /// Whether the module answers with Access-Challenge in this mode.
+    pub fn challenges(self) -> bool {
+        matches!(self, Mode::PasswordThenOtp | Mode::Auto)
     }
 }
 
@@ -64,10 +75,37 @@ pub struct RawConfig {
     pub msg_no_code: Option<String>,
     pub msg_bad_user: Option<String>,
     pub msg_internal: Option<String>,
+    pub state_key: Option<String>,
+    pub challenge_timeout: u32,
+    pub max_rounds: u32,
+    pub code_length: u32,
+    pub code_lifetime: u32,
+    pub sms: RawGateway,
+    pub email: RawGateway,
+    pub msg_prompt_code: Option<String>,
+    pub msg_prompt_sent: Option<String>,
+    pub msg_menu_header: Option<String>,
+    pub msg_menu_item: Option<String>,
+    pub msg_menu_footer: Option<String>,
+    pub msg_bad_choice: Option<String>,
+    pub msg_wrong_answer: Option<String>,
+    pub msg_bad_state: Option<String>,
+    pub msg_send_failed: Option<String>,
 }
 
-/// What a user is told on each kind of reject. `{seconds}` in `locked` and
-/// `{digits}` in `bad_format` are replaced.
+/// The items of an `sms { }` or `email { }` section, before checking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawGateway {
+    pub url: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Option<String>,
+    pub message: Option<String>,
+    pub timeout: u32,
+}
+
+/// What a user is told on each kind of reject, and the prompts of a challenge.
+/// `{seconds}`, `{digits}`, `{index}`, `{description}`, `{total}`, `{destination}`
+/// and `{correlation}` are replaced where they apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Messages {
     pub wrong_code: String,
@@ -77,6 +115,15 @@ pub struct Messages {
     pub no_code: String,
     pub bad_user: String,
     pub internal: String,
+    pub prompt_code: String,
+    pub prompt_sent: String,
+    pub menu_header: String,
+    pub menu_item: String,
+    pub menu_footer: String,
+    pub bad_choice: String,
+    pub wrong_answer: String,
+    pub bad_state: String,
+    pub send_failed: String,
 }
 
 impl Default for Messages {
@@ -89,8 +136,57 @@ impl Default for Messages {
             no_code: "Enter your password, then a comma, then the code from your authenticator".into(),
             bad_user: "Malformed user name".into(),
             internal: "Authentication is unavailable, try again later".into(),
+            prompt_code: "Enter OTP:".into(),
+            prompt_sent: "Enter the code sent to {destination} ({correlation}):".into(),
+            menu_header: "Choose how to confirm this login:".into(),
+            menu_item: "{index}. {description}".into(),
+            menu_footer: "Enter 1 to {total}:".into(),
+            bad_choice: "Enter a number from 1 to {total}:".into(),
+            wrong_answer: "Wrong code, try again:".into(),
+            bad_state: "This login has expired or is not valid, please start again".into(),
+            send_failed: "The code could not be sent, try again later".into(),
         }
     }
+}
+
+/// An HTTP gateway that sends codes by SMS or e-mail.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub url: String,
+    /// The Authorization header's value: a secret.
+    pub authorization: Option<String>,
+    /// JSON body with {destination}, {message} and {user}.
+    pub body: String,
+    /// The text sent, with {code} and {correlation}.
+    pub message: String,
+    pub timeout: std::time::Duration,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("url", &self.url)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .field("body", &self.body)
+            .field("message", &self.message)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Challenge-response settings (modes password-then-otp and auto).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub state_key: PathBuf,
+    /// Seconds a challenge may be answered in.
+    pub timeout: u64,
+    /// Wrong answers that end a dialogue.
+    pub max_rounds: u8,
+    pub code_length: usize,
+    /// Seconds a code sent by SMS or e-mail stays good.
+    pub code_lifetime: u64,
+    pub sms: Option<Gateway>,
+    pub email: Option<Gateway>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +213,8 @@ pub struct Config {
     pub realm: RealmConfig,
     pub lockout: Lockout,
     pub messages: Messages,
+    /// Set in the modes that challenge.
+    pub challenge: Option<Challenge>,
 }
 
 /// A configuration item that cannot be used, and why.
@@ -175,7 +273,12 @@ impl Config {
             "mode",
             raw.mode.as_deref(),
             Mode::Otp,
-            &[("otp", Mode::Otp), ("password+otp", Mode::PasswordOtp)],
+            &[
+                ("otp", Mode::Otp),
+                ("password+otp", Mode::PasswordOtp),
+                ("password-then-otp", Mode::PasswordThenOtp),
+                ("auto", Mode::Auto),
+            ],
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
         let state = required_path("state", raw.state.as_deref())?;
@@ -250,6 +353,15 @@ impl Config {
             no_code: message(&raw.msg_no_code, &defaults.no_code),
             bad_user: message(&raw.msg_bad_user, &defaults.bad_user),
             internal: message(&raw.msg_internal, &defaults.internal),
+            prompt_code: message(&raw.msg_prompt_code, &defaults.prompt_code),
+            prompt_sent: message(&raw.msg_prompt_sent, &defaults.prompt_sent),
+            menu_header: message(&raw.msg_menu_header, &defaults.menu_header),
+            menu_item: message(&raw.msg_menu_item, &defaults.menu_item),
+            menu_footer: message(&raw.msg_menu_footer, &defaults.menu_footer),
+            bad_choice: message(&raw.msg_bad_choice, &defaults.bad_choice),
+            wrong_answer: message(&raw.msg_wrong_answer, &defaults.wrong_answer),
+            bad_state: message(&raw.msg_bad_state, &defaults.bad_state),
+            send_failed: message(&raw.msg_send_failed, &defaults.send_failed),
         };
         for (item, text) in [
             ("messages.wrong_code", &messages.wrong_code),
@@ -259,6 +371,15 @@ impl Config {
             ("messages.no_code", &messages.no_code),
             ("messages.bad_user", &messages.bad_user),
             ("messages.internal", &messages.internal),
+            ("messages.prompt_code", &messages.prompt_code),
+            ("messages.prompt_sent", &messages.prompt_sent),
+            ("messages.menu_header", &messages.menu_header),
+            ("messages.menu_item", &messages.menu_item),
+            ("messages.menu_footer", &messages.menu_footer),
+            ("messages.bad_choice", &messages.bad_choice),
+            ("messages.wrong_answer", &messages.wrong_answer),
+            ("messages.bad_state", &messages.bad_state),
+            ("messages.send_failed", &messages.send_failed),
         ] {
             // A Reply-Message holds at most 253 bytes; leave room for substitutions.
             if text.len() > 200 {
@@ -266,7 +387,10 @@ impl Config {
             }
         }
 
+        let challenge = if mode.challenges() { Some(challenge_settings(raw)?) } else { None };
+
         Ok(Config {
+            challenge,
             mode,
             tokens,
             state,
@@ -285,6 +409,72 @@ impl Config {
             messages,
         })
     }
+}
+
+fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
+    let state_key = required_path("state_key", raw.state_key.as_deref())?;
+    if !(10..=3600).contains(&raw.challenge_timeout) {
+        return Err(invalid("challenge_timeout", "must be 10 to 3600 seconds"));
+    }
+    if !(1..=10).contains(&raw.max_rounds) {
+        return Err(invalid("max_rounds", "must be 1 to 10"));
+    }
+    if !(4..=10).contains(&raw.code_length) {
+        return Err(invalid("code_length", "must be 4 to 10 digits"));
+    }
+    if !(30..=3600).contains(&raw.code_lifetime) {
+        return Err(invalid("code_lifetime", "must be 30 to 3600 seconds"));
+    }
+    Ok(Challenge {
+        state_key,
+        timeout: u64::from(raw.challenge_timeout),
+        max_rounds: raw.max_rounds as u8,
+        code_length: raw.code_length as usize,
+        code_lifetime: u64::from(raw.code_lifetime),
+        sms: gateway("sms", &raw.sms)?,
+        email: gateway("email", &raw.email)?,
+    })
+}
+
+/// A gateway section; None when its url is empty (the method is then not offered).
+fn gateway(section: &'static str, raw: &RawGateway) -> Result<Option<Gateway>, ConfigError> {
+    let item = |name: &str| -> &'static str {
+        match (section, name) {
+            ("sms", "url") => "sms.url",
+            ("sms", "body") => "sms.body",
+            ("sms", "timeout") => "sms.timeout",
+            ("sms", _) => "sms.message",
+            (_, "url") => "email.url",
+            (_, "body") => "email.body",
+            (_, "timeout") => "email.timeout",
+            _ => "email.message",
+        }
+    };
+    let url = raw.url.as_deref().map(str::trim).unwrap_or("");
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(item("url"), format!("\"{url}\" is not an http:// or https:// URL")));
+    }
+    if !(1..=30).contains(&raw.timeout) {
+        return Err(invalid(item("timeout"), "must be 1 to 30 seconds"));
+    }
+    let body = raw.body.clone().unwrap_or_default();
+    if body.trim().is_empty() {
+        return Err(invalid(item("body"), "a JSON body template is required"));
+    }
+    let message = raw.message.clone().unwrap_or_default();
+    if !message.contains("{code}") {
+        return Err(invalid(item("message"), "must contain {code}"));
+    }
+    Ok(Some(Gateway {
+        url: url.to_string(),
+        authorization: raw.authorization.clone().filter(|a| !a.is_empty()),
+        body,
+        message,
+        timeout: std::time::Duration::from_secs(u64::from(raw.timeout)),
+    }))
 }
 
 #[cfg(test)]

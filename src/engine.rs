@@ -7,16 +7,23 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::challenge::{StateKey, UsedStates};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Mode};
+use crate::gateway::{GatewayConfig, HttpGateway, Sender};
 use crate::journal::{JournalOptions, LockState, StateJournal};
 use crate::otp;
 use crate::password;
 use crate::realm;
-use crate::reload::{ReloadEvent, Reloading};
-use crate::tokens::{Token, TokenDb, TokenKind};
+use crate::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
+use crate::tokens::{Token, TokenDb};
 use crate::usermap::UserMap;
-use crate::verify::{self, Windows};
+use crate::verify::Windows;
+
+mod codes;
+mod dialogue;
+
+use codes::Given;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -42,6 +49,8 @@ pub enum Outcome {
     Userlock,
     Invalid,
     Fail,
+    /// Answer with Access-Challenge (FreeRADIUS: HANDLED with the reply code set).
+    Challenge,
 }
 
 /// What authorize reads from the request.
@@ -50,6 +59,8 @@ pub struct AuthorizeInput<'a> {
     pub password: Option<&'a [u8]>,
     /// The name of `control:Auth-Type`, if policy already set one.
     pub auth_type: Option<&'a str>,
+    /// Whether the request carries a State (the answer to a challenge).
+    pub has_state: bool,
 }
 
 /// What authorize asks the FFI layer to do. Holds the code: no Debug.
@@ -67,17 +78,62 @@ pub struct AuthorizeOutput {
     pub log: Vec<LogLine>,
 }
 
+/// A CHAP answer (RFC 1994): MD5(ident, code, challenge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chap {
+    pub ident: u8,
+    pub response: [u8; 16],
+    /// CHAP-Challenge, or the request authenticator when the NAS sent none.
+    pub challenge: Vec<u8>,
+}
+
+impl Chap {
+    /// From CHAP-Password's 17 bytes; None when it has another length.
+    pub fn from_attribute(chap_password: &[u8], challenge: &[u8]) -> Option<Chap> {
+        let (&ident, response) = chap_password.split_first()?;
+        Some(Chap { ident, response: response.try_into().ok()?, challenge: challenge.to_vec() })
+    }
+}
+
+#[derive(Default)]
 pub struct AuthenticateInput<'a> {
     pub user_name: Option<&'a [u8]>,
     pub password: Option<&'a [u8]>,
+    pub chap: Option<Chap>,
+    /// The State attribute, in the answer to a challenge.
+    pub state: Option<&'a [u8]>,
+    /// Who asks: the client's address, NAS-Identifier and NAS-IP-Address.
+    pub nas: String,
     pub stashed_code: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct AuthenticateOutput {
     pub outcome: Option<Outcome>,
-    pub reply_message: Option<String>,
+    /// One Reply-Message each, at most 253 bytes.
+    pub reply_messages: Vec<String>,
+    /// With `Outcome::Challenge`: the State to send.
+    pub challenge_state: Option<Vec<u8>>,
     pub log: Vec<LogLine>,
+}
+
+/// How authenticate ends.
+struct Decision {
+    outcome: Outcome,
+    messages: Vec<String>,
+    state: Option<Vec<u8>>,
+}
+
+impl Decision {
+    fn accept() -> Decision {
+        Decision { outcome: Outcome::Ok, messages: vec![], state: None }
+    }
+    fn refuse(outcome: Outcome, message: String) -> Decision {
+        Decision { outcome, messages: vec![message], state: None }
+    }
+    fn challenge(state: Vec<u8>, messages: Vec<String>) -> Decision {
+        Decision { outcome: Outcome::Challenge, messages, state: Some(state) }
+    }
 }
 
 /// Collects log lines and the Reply-Message while a decision is made.
@@ -110,6 +166,14 @@ struct Names {
     lookup: String,
 }
 
+/// The parts of the challenge modes.
+struct Dialogues {
+    key: StateKey,
+    used: UsedStates,
+    sms: Option<Box<dyn Sender>>,
+    email: Option<Box<dyn Sender>>,
+}
+
 pub struct Engine {
     name: String,
     cfg: Config,
@@ -117,21 +181,41 @@ pub struct Engine {
     tokens: Reloading<TokenDb>,
     user_map: Option<Reloading<UserMap>>,
     state: Mutex<StateJournal>,
+    dialogues: Option<Dialogues>,
 }
 
 fn load_tokens(path: &Path) -> Result<TokenDb, String> {
     TokenDb::load(path).map_err(|e| e.to_string())
 }
 
+/// How many live challenges one node remembers as answered.
+const USED_STATES: usize = 100_000;
+
 impl Engine {
-    /// Opens the token file, the user map and the state journal. A failure names
-    /// the configuration item, and FreeRADIUS refuses to start.
+    /// Opens the token file, the user map, the state journal and, in the modes
+    /// that challenge, the State key and the gateways. A failure names the
+    /// configuration item, and FreeRADIUS refuses to start.
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, ConfigError> {
-        let tokens = Reloading::open(&cfg.tokens, load_tokens)
+        let (sms, email) = match &cfg.challenge {
+            Some(c) => (http_sender("sms", &c.sms)?, http_sender("email", &c.email)?),
+            None => (None, None),
+        };
+        Self::with_senders(name, cfg, clock, sms, email)
+    }
+
+    /// As [`Engine::new`], with the SMS and e-mail senders given (tests use fakes).
+    pub fn with_senders(
+        name: &str,
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        sms: Option<Box<dyn Sender>>,
+        email: Option<Box<dyn Sender>>,
+    ) -> Result<Engine, ConfigError> {
+        let tokens = Reloading::open(&cfg.tokens, load_tokens, CHECK_INTERVAL)
             .map_err(|message| ConfigError { item: "tokens", message })?;
         let user_map = match &cfg.user_map {
             Some(path) => Some(
-                Reloading::open(path, UserMap::load)
+                Reloading::open(path, UserMap::load, CHECK_INTERVAL)
                     .map_err(|message| ConfigError { item: "user_map", message })?,
             ),
             None => None,
@@ -141,6 +225,16 @@ impl Engine {
             JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() },
         )
         .map_err(|e| ConfigError { item: "state", message: e.to_string() })?;
+        let dialogues = match &cfg.challenge {
+            Some(c) => Some(Dialogues {
+                key: StateKey::load_or_create(&c.state_key)
+                    .map_err(|message| ConfigError { item: "state_key", message })?,
+                used: UsedStates::new(USED_STATES),
+                sms,
+                email,
+            }),
+            None => None,
+        };
         Ok(Engine {
             name: name.to_string(),
             cfg,
@@ -148,6 +242,7 @@ impl Engine {
             tokens,
             user_map,
             state: Mutex::new(journal),
+            dialogues,
         })
     }
 
@@ -185,7 +280,7 @@ impl Engine {
         db
     }
 
-    /// Realm handling, user map and suffix. `None` when the name is unusable.
+    /// Realm handling, user map and suffix. An error says why the name is unusable.
     fn resolve(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Result<Names, &'static str> {
         let Some(raw) = user_name else {
             return Err("the request has no User-Name");
@@ -272,15 +367,16 @@ impl Engine {
             }
             trail.debug(format!("\"{}\" has no token: authenticate will reject", names.lookup));
         } else {
+            // The journal as last read; read it again only for a user it shows locked,
+            // who may have been unlocked by mfa-admin since (authenticate always reads it).
             let lock = {
                 let mut state = self.state();
-                if let Err(e) = state.refresh() {
-                    trail.error(format!("cannot read the state journal: {e}"));
-                    out.reply_message = Some(self.cfg.messages.internal.clone());
-                    out.outcome = Some(Outcome::Fail);
-                    return out;
+                let lock = state.lock(&names.lookup);
+                if self.locked_for(&lock).is_some() && state.refresh().is_ok() {
+                    state.lock(&names.lookup)
+                } else {
+                    lock
                 }
-                state.lock(&names.lookup)
             };
             if let Some(seconds) = self.locked_for(&lock) {
                 trail.info(format!("rejected: \"{}\" is locked for {seconds} more seconds", names.lookup));
@@ -290,186 +386,154 @@ impl Engine {
             }
         }
 
-        if self.cfg.mode == Mode::PasswordOtp {
-            let field = input.password.map(String::from_utf8_lossy);
-            let split = field.as_deref().map(|f| password::split(f, &self.cfg.split));
-            match split {
-                Some(Ok(parts)) => {
-                    trail.debug("split User-Password into password and code");
-                    out.password = Some(parts.password.to_string());
-                    out.stashed_code = Some(parts.otp.to_string());
-                }
-                Some(Err(why)) => {
-                    trail.info(format!("rejected: User-Password: {why}"));
-                    out.reply_message = Some(self.cfg.messages.no_code.clone());
-                    out.outcome = Some(Outcome::Reject);
-                    return out;
-                }
-                None => {
-                    trail.info("rejected: the request has no User-Password");
-                    out.reply_message = Some(self.cfg.messages.no_code.clone());
-                    out.outcome = Some(Outcome::Reject);
-                    return out;
-                }
-            }
+        if input.has_state && self.cfg.mode.challenges() {
+            // The answer to our challenge: the field holds the answer, not a password.
+            trail.debug("answer to a challenge: Auth-Type goes straight to this module");
+        } else if !self.split_password(input, &mut out, trail) {
+            return out;
         }
         out.set_auth_type = input.auth_type.is_none();
         out.outcome = Some(Outcome::Updated);
         out
     }
 
-    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
-        let mut trail = Trail::default();
-        let (outcome, reply_message) = self.authenticate_inner(input, &mut trail);
-        AuthenticateOutput { outcome: Some(outcome), reply_message, log: trail.log }
+    /// password+otp (and auto, when the field holds both): the password part for the
+    /// first factor, the code part kept for authenticate. False when the request is
+    /// refused (`out` then says why).
+    fn split_password(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        let field = input.password.map(String::from_utf8_lossy);
+        let split = field.as_deref().map(|f| password::split(f, &self.cfg.split));
+        match (self.cfg.mode, split) {
+            (Mode::PasswordOtp, Some(Ok(parts))) => {
+                trail.debug("split User-Password into password and code");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(parts.otp.to_string());
+            }
+            // auto: only a field that ends in something shaped like a code holds one.
+            (Mode::Auto, Some(Ok(parts))) if looks_like_code(parts.otp) => {
+                trail.debug("User-Password holds password and code: checking both at once");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(parts.otp.to_string());
+            }
+            (Mode::Auto, _) => trail.debug("User-Password holds the password alone: the code is asked for next"),
+            (Mode::PasswordOtp, split) => {
+                let why = match split {
+                    Some(Err(why)) => format!("User-Password: {why}"),
+                    _ => "the request has no User-Password".to_string(),
+                };
+                trail.info(format!("rejected: {why}"));
+                *out = AuthorizeOutput {
+                    outcome: Some(Outcome::Reject),
+                    reply_message: Some(self.cfg.messages.no_code.clone()),
+                    ..AuthorizeOutput::default()
+                };
+                return false;
+            }
+            (Mode::Otp | Mode::PasswordThenOtp, _) => {}
+        }
+        true
     }
 
-    fn authenticate_inner(&self, input: AuthenticateInput, trail: &mut Trail) -> (Outcome, Option<String>) {
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let mut trail = Trail::default();
+        let decision = self.authenticate_inner(input, &mut trail);
+        AuthenticateOutput {
+            outcome: Some(decision.outcome),
+            reply_messages: decision.messages,
+            challenge_state: decision.state,
+            log: trail.log,
+        }
+    }
+
+    fn authenticate_inner(&self, input: AuthenticateInput, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let names = match self.resolve(input.user_name, trail) {
             Ok(n) => n,
             Err(why) => {
                 trail.info(format!("rejected: {why}"));
-                return (Outcome::Invalid, Some(messages.bad_user.clone()));
+                return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
             }
         };
         let user = names.lookup;
+        let db = self.tokens(trail);
+        let entry = db.user(&user);
 
-        let code: String = match self.cfg.mode {
-            Mode::Otp => match input.password {
-                Some(p) if !p.is_empty() => String::from_utf8_lossy(p).into_owned(),
+        // A State on this path is the answer to one of our challenges, or it is refused:
+        // the site skips the first factor for such requests.
+        if self.cfg.mode != Mode::Otp {
+            if let Some(state) = input.state {
+                let Some(entry) = entry else {
+                    trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                let answer = input.password.map(String::from_utf8_lossy).unwrap_or_default();
+                return self.answer(&user, entry, state, &answer, &input.nas, trail);
+            }
+        }
+
+        let given = match (self.cfg.mode, &input.stashed_code) {
+            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.clone()),
+            (Mode::PasswordOtp, None) => {
+                trail.error(
+                    "no code was split off in authorize: list this module in the authorize section \
+                     before the first factor (see sites-available/mfa)",
+                );
+                return Decision::refuse(Outcome::Fail, messages.internal.clone());
+            }
+            (Mode::PasswordThenOtp | Mode::Auto, _) => {
+                // The first factor has accepted the password: ask for the second.
+                let Some(entry) = entry.filter(|e| e.has_factor()) else {
+                    trail.info(format!("rejected: \"{user}\" has no second factor enrolled"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                return self.start_dialogue(&user, entry, &input.nas, trail);
+            }
+            (Mode::Otp, _) => match (input.password, &input.chap) {
+                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),
+                (None, Some(chap)) => Given::Chap(chap.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
-                    return (Outcome::Invalid, Some(self.bad_format_message(&[])));
-                }
-            },
-            Mode::PasswordOtp => match input.stashed_code {
-                Some(c) => c,
-                None => {
-                    trail.error(
-                        "no code was split off in authorize: list this module in the authorize section \
-                         before the first factor (see sites-available/mfa)",
-                    );
-                    return (Outcome::Fail, Some(messages.internal.clone()));
+                    return Decision::refuse(Outcome::Invalid, self.bad_format_message(&[]));
                 }
             },
         };
 
-        let db = self.tokens(trail);
-        let Some(entry) = db.user(&user) else {
+        let Some(entry) = entry.filter(|e| !e.tokens.is_empty()) else {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
-            return (Outcome::Reject, Some(messages.no_token.clone()));
+            return Decision::refuse(Outcome::Reject, messages.no_token.clone());
         };
-        if entry.tokens.is_empty() {
-            trail.info(format!("rejected: \"{user}\" has no token enrolled"));
-            return (Outcome::Reject, Some(messages.no_token.clone()));
-        }
-
-        let now = self.clock.now();
-        let mut state = self.state();
-        if let Err(e) = state.refresh() {
-            trail.error(format!("cannot read the state journal: {e}"));
-            return (Outcome::Fail, Some(messages.internal.clone()));
-        }
-        if let Some(seconds) = self.locked_for(&state.lock(&user)) {
-            trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
-            return (Outcome::Userlock, Some(self.locked_message(seconds)));
-        }
-
-        let well_formed = entry.tokens.iter().any(|t| otp::is_well_formed(&code, t.digits));
-        if well_formed {
-            for token in &entry.tokens {
-                let token_state = state.token(&user, &token.serial);
-                if let Some(found) = verify::find(token, &token_state, &code, now, self.windows()) {
-                    // Claimed under the journal's file lock: another process sharing the
-                    // journal (a second instance after a HUP, mfa-admin) cannot take it too.
-                    let claimed = match token.kind {
-                        TokenKind::Totp { .. } => state.claim_totp_step(&user, &token.serial, found),
-                        TokenKind::Hotp => state.claim_hotp_counter(&user, &token.serial, found.saturating_add(1)),
-                    };
-                    match claimed {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
-                            return (Outcome::Reject, Some(messages.wrong_code.clone()));
-                        }
-                        Err(e) => {
-                            // Accepting without a durable record would let the code be used again.
-                            trail.error(format!("cannot record the accepted code in the state journal: {e}"));
-                            return (Outcome::Fail, Some(messages.internal.clone()));
-                        }
-                    }
-                    if state.lock(&user).failures > 0 {
-                        if let Err(e) = state.unlock(&user) {
-                            trail.error(format!("cannot reset the failure count: {e}"));
-                        }
-                    }
-                    trail.info(format!("accepted: \"{user}\" with token {}", token.serial));
-                    return (Outcome::Ok, None);
-                }
-            }
-            let replayed = entry.tokens.iter().any(|t| verify::is_replay(t, &code, now, self.windows()));
-            trail.info(format!(
-                "rejected: \"{user}\" sent a {} code",
-                if replayed { "used (replayed)" } else { "wrong" }
-            ));
-        } else {
-            trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(&entry.tokens)));
-        }
-
-        let reply = self.record_failure(&user, now, &mut state, trail);
-        let message = match reply {
-            Some(seconds) => self.locked_message(seconds),
-            None if well_formed => messages.wrong_code.clone(),
-            None => self.bad_format_message(&entry.tokens),
-        };
-        (if reply.is_some() { Outcome::Userlock } else { Outcome::Reject }, Some(message))
+        let tokens: Vec<&Token> = entry.tokens.iter().collect();
+        self.check_code(&user, &tokens, &given, trail)
     }
 
     fn windows(&self) -> Windows {
         Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
     }
-
-    /// Counts a failure; returns the seconds of lockout when this failure locks the user.
-    fn record_failure(&self, user: &str, now: u64, state: &mut StateJournal, trail: &mut Trail) -> Option<u64> {
-        let max = self.cfg.lockout.max_failures;
-        let mut lock = state.lock(user);
-        if lock.locked_until != 0 && lock.locked_until <= now {
-            // A lock that has run out starts a fresh count.
-            lock = LockState::default();
-        }
-        lock.failures = lock.failures.saturating_add(1);
-        let locks_now = max > 0 && lock.failures >= max;
-        if locks_now {
-            lock.locked_until = now + self.cfg.lockout.duration;
-            trail.warn(format!(
-                "\"{user}\" locked for {} seconds after {} consecutive failures",
-                self.cfg.lockout.duration, lock.failures
-            ));
-        }
-        if let Err(e) = state.set_lock(user, lock) {
-            trail.error(format!("cannot record the failure in the state journal: {e}"));
-        }
-        locks_now.then_some(self.cfg.lockout.duration)
-    }
-
-    /// "6 digits", "6 or 8 digits": the code lengths of these tokens.
-    fn digit_words(&self, tokens: &[Token]) -> String {
-        let mut digits: Vec<u32> = tokens.iter().map(|t| t.digits).collect();
-        if digits.is_empty() {
-            digits.push(otp::MIN_DIGITS);
-        }
-        digits.sort_unstable();
-        digits.dedup();
-        let words: Vec<String> = digits.iter().map(u32::to_string).collect();
-        format!("{} digits", words.join(" or "))
-    }
-
-    fn bad_format_message(&self, tokens: &[Token]) -> String {
-        let words = self.digit_words(tokens);
-        self.cfg.messages.bad_format.replace("{digits}", words.trim_end_matches(" digits"))
-    }
 }
 
+/// In auto mode: whether the part after the separator is a code (6 to 8 digits).
+fn looks_like_code(text: &str) -> bool {
+    (otp::MIN_DIGITS..=otp::MAX_DIGITS).any(|d| otp::is_well_formed(text, d))
+}
+
+fn http_sender(
+    section: &'static str,
+    gateway: &Option<crate::config::Gateway>,
+) -> Result<Option<Box<dyn Sender>>, ConfigError> {
+    let Some(g) = gateway else { return Ok(None) };
+    let cfg = GatewayConfig {
+        url: g.url.clone(),
+        authorization: g.authorization.clone(),
+        body_template: g.body.clone(),
+        timeout: g.timeout,
+    };
+    let item = if section == "sms" { "sms.body" } else { "email.body" };
+    HttpGateway::new(cfg)
+        .map(|g| Some(Box::new(g) as Box<dyn Sender>))
+        .map_err(|message| ConfigError { item, message })
+}
+
+#[cfg(test)]
+mod dialogue_tests;
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,19 @@
 //! only place with `unsafe`: it adapts FreeRADIUS's module ABI to [`engine`].
 #![cfg_attr(not(feature = "freeradius"), forbid(unsafe_code))]
 
+pub mod challenge;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod gateway;
 pub mod guard;
 pub mod journal;
+pub mod mask;
 pub mod otp;
 pub mod password;
 pub mod realm;
 pub mod reload;
+pub mod template;
 pub mod tokens;
 #[cfg(test)]
 mod testutil;

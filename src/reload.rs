@@ -4,7 +4,9 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// What identifies one version of a file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +46,21 @@ pub struct Reloading<T> {
     current: RwLock<Arc<T>>,
     /// The version last tried, good or not; a failed version is not retried until it changes.
     seen: Mutex<Option<Stamp>>,
+    /// The file is looked at no more often than this, so that a busy server does not
+    /// stat it on every request.
+    interval: Duration,
+    /// When it was last looked at, in milliseconds since `started`.
+    last_check: AtomicU64,
+    started: Instant,
 }
 
+/// How often the token file and the user map are checked for changes.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 impl<T> Reloading<T> {
-    /// Loads the file now; a failure here is a start-up error.
-    pub fn open(path: &Path, load: fn(&Path) -> Result<T, String>) -> Result<Self, String> {
+    /// Loads the file now; a failure here is a start-up error. Changes are looked
+    /// for at most once per `interval`.
+    pub fn open(path: &Path, load: fn(&Path) -> Result<T, String>, interval: Duration) -> Result<Self, String> {
         let seen = stamp(path);
         let value = load(path)?;
         Ok(Self {
@@ -56,7 +68,21 @@ impl<T> Reloading<T> {
             load,
             current: RwLock::new(Arc::new(value)),
             seen: Mutex::new(seen),
+            interval,
+            last_check: AtomicU64::new(0),
+            started: Instant::now(),
         })
+    }
+
+    /// Whether the interval since the last look has passed (and claims this look).
+    fn due(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_check.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.interval.as_millis() as u64 && last != 0 {
+            return false;
+        }
+        // One request wins the look; the others go on with the current copy.
+        self.last_check.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     /// The current value, after loading the file again if it changed. One stat per call;
@@ -71,6 +97,9 @@ impl<T> Reloading<T> {
     }
 
     fn check(&self) -> Option<ReloadEvent> {
+        if !self.due() {
+            return None;
+        }
         let now = stamp(&self.path);
         // try_lock: one request reloads, the others go on with the last good copy.
         let mut seen = self.seen.try_lock().ok()?;
@@ -120,7 +149,7 @@ mod tests {
     fn picks_up_changes_and_keeps_last_good_copy() {
         let dir = TempDir::new("reload");
         let path = temp_file(&dir, "n", "1");
-        let r = Reloading::open(&path, parse_number).unwrap();
+        let r = Reloading::open(&path, parse_number, Duration::ZERO).unwrap();
         assert_eq!(*r.get().0, 1);
         assert!(r.get().1.is_none());
 
@@ -143,9 +172,19 @@ mod tests {
     }
 
     #[test]
+    fn changes_wait_for_the_interval() {
+        let dir = TempDir::new("reload");
+        let path = temp_file(&dir, "n", "1");
+        let r = Reloading::open(&path, parse_number, Duration::from_secs(3600)).unwrap();
+        assert_eq!(*r.get().0, 1);
+        fs::write(&path, "2").unwrap();
+        assert_eq!(*r.get().0, 1, "not looked at again within the interval");
+    }
+
+    #[test]
     fn start_up_failure_is_an_error() {
         let dir = TempDir::new("reload");
         let path = temp_file(&dir, "n", "nope");
-        assert!(Reloading::open(&path, parse_number).is_err());
+        assert!(Reloading::open(&path, parse_number, Duration::ZERO).is_err());
     }
 }

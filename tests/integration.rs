@@ -256,17 +256,20 @@ fn token_file_changes_are_picked_up_and_a_broken_one_is_refused() {
     assert_eq!(server.auth("dave", "123456").message(), Some("No second factor is enrolled for this user"));
 
     write_private(&server.tokens_path(), &totp_tokens(&["alice", "dave"]));
+    common::wait_for_reload();
     let reply = server.auth("dave", &totp_at(now()));
     assert!(reply.is_accept(), "{reply:?}");
 
     // A broken file: the last good copy stays in use, and the log says why.
     write_private(&server.tokens_path(), "{ not json");
+    common::wait_for_reload();
     assert!(server.auth("alice", &totp_at(now())).is_accept());
     assert!(server.debug_log().contains("keeping the last good copy"));
 
     // Readable by everyone: refused as well.
     write_private(&server.tokens_path(), &totp_tokens(&["erin"]));
     std::fs::set_permissions(server.tokens_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    common::wait_for_reload();
     assert_eq!(server.auth("erin", "123456").message(), Some("No second factor is enrolled for this user"));
 }
 
@@ -278,6 +281,7 @@ fn enrolled_with_mfa_admin_and_accepted() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("otpauth://totp/"), "{text}");
+    common::wait_for_reload();
     settle_in_step(5);
     let reply = server.auth("frank", &totp_at(now()));
     assert!(reply.is_accept(), "{reply:?}");
@@ -417,5 +421,6 @@ fn mfa_admin_list_check_and_remove() {
 
     let removed = server.admin(&["remove", "bob"]);
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    common::wait_for_reload();
     assert_eq!(server.auth("bob", &totp_at(now())).message(), Some("No second factor is enrolled for this user"));
 }

@@ -72,6 +72,16 @@ enum Command {
     },
     /// Verify a code as the module does; exit status 0 on a match, 1 otherwise
     Check(CheckArgs),
+    /// Set or clear where codes are sent in the challenge modes (SMS number, e-mail address)
+    Contact {
+        user: String,
+        /// Phone number for SMS, e.g. +4512345612; "" clears it
+        #[arg(long)]
+        sms: Option<String>,
+        /// E-mail address; "" clears it
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Print the current code of a token (for demos and tests on this server)
     Code {
         user: String,
@@ -172,8 +182,28 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
             search,
         } => resync(paths, &user, &code1, &code2, serial.as_deref(), search),
         Command::Check(args) => check(paths, &args),
+        Command::Contact { user, sms, email } => contact(paths, &user, sms, email),
         Command::Code { user, serial } => print_code(paths, &user, serial.as_deref()),
     }
+}
+
+fn contact(paths: &Paths, user: &str, sms: Option<String>, email: Option<String>) -> Result<ExitCode> {
+    if sms.is_none() && email.is_none() {
+        return Err("give --sms NUMBER and/or --email ADDRESS (\"\" clears one)".into());
+    }
+    let clear_empty = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.is_empty()));
+    let mut db = load_or_create(&paths.tokens)?;
+    db.set_contacts(user, clear_empty(sms), clear_empty(email))?;
+    db.save(&paths.tokens)?;
+    match db.user(user) {
+        Some(u) => println!(
+            "{user:?}: sms {}, email {}",
+            u.sms.as_deref().unwrap_or("none"),
+            u.email.as_deref().unwrap_or("none")
+        ),
+        None => println!("{user:?} has no second factor left and was removed"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_algorithm(name: &str) -> std::result::Result<Algorithm, String> {
@@ -518,6 +548,12 @@ fn print_user(name: &str, user: &User, journal: Option<&StateJournal>, now: u64)
             token.digits,
             shape,
         );
+    }
+    if let Some(number) = &user.sms {
+        println!("  sms    {number}");
+    }
+    if let Some(address) = &user.email {
+        println!("  email  {address}");
     }
     let lock = journal.map(|j| j.lock(name)).unwrap_or_default();
     if lock.is_locked(now) {

@@ -74,7 +74,7 @@ impl Fixture {
         self.engine.authenticate(AuthenticateInput {
             user_name: Some(user.as_bytes()),
             password: Some(code.as_bytes()),
-            stashed_code: None,
+            ..AuthenticateInput::default()
         })
     }
 
@@ -83,11 +83,18 @@ impl Fixture {
             user_name: Some(user),
             password: Some(password.as_bytes()),
             auth_type: None,
+            has_state: false,
         })
     }
 
     fn reopen(&self) -> Engine {
         Engine::new("mfa", Config::from_raw(&raw(self.dir.path())).unwrap(), self.clock.clone()).unwrap()
+    }
+}
+
+impl AuthenticateOutput {
+    fn message(&self) -> Option<&str> {
+        self.reply_messages.first().map(String::as_str)
     }
 }
 
@@ -102,7 +109,7 @@ fn totp_accepts_once_then_refuses_replay() {
     assert_eq!(f.auth("alice", &code).outcome, Some(Outcome::Ok));
     let again = f.auth("alice", &code);
     assert_eq!(again.outcome, Some(Outcome::Reject));
-    assert_eq!(again.reply_message.as_deref(), Some("Wrong or already used code"));
+    assert_eq!(again.message(), Some("Wrong or already used code"));
     assert!(logged(&again.log, "replayed"));
     // An older step than the accepted one is refused too.
     assert_eq!(f.auth("alice", &totp(T - 30)).outcome, Some(Outcome::Reject));
@@ -139,7 +146,7 @@ fn any_of_several_tokens_may_answer() {
     assert_eq!(f.auth("carol", &eight).outcome, Some(Outcome::Ok));
     assert_eq!(f.auth("carol", &hotp(0)).outcome, Some(Outcome::Ok));
     let bad = f.auth("carol", "12345");
-    assert_eq!(bad.reply_message.as_deref(), Some("The code must be 6 or 8 digits"));
+    assert_eq!(bad.message(), Some("The code must be 6 or 8 digits"));
 }
 
 #[test]
@@ -152,14 +159,14 @@ fn lockout_after_max_failures_then_expiry() {
     let third = f.auth("alice", "000000");
     assert_eq!(third.outcome, Some(Outcome::Userlock));
     assert_eq!(
-        third.reply_message.as_deref(),
+        third.message(),
         Some("Too many failed attempts: try again in 300 seconds")
     );
     // The right code is refused while locked, and not used up.
     f.clock.advance(100);
     let locked = f.auth("alice", &totp(T + 100));
     assert_eq!(locked.outcome, Some(Outcome::Userlock));
-    assert_eq!(locked.reply_message.as_deref(), Some("Too many failed attempts: try again in 200 seconds"));
+    assert_eq!(locked.message(), Some("Too many failed attempts: try again in 200 seconds"));
     // authorize refuses too, before any first factor runs.
     let early = f.authorize(b"alice", "x");
     assert_eq!(early.outcome, Some(Outcome::Userlock));
@@ -190,13 +197,13 @@ fn state_survives_a_restart() {
     let out = again.authenticate(AuthenticateInput {
         user_name: Some(b"alice"),
         password: Some(code.as_bytes()),
-        stashed_code: None,
+        ..AuthenticateInput::default()
     });
     assert_eq!(out.outcome, Some(Outcome::Reject));
     let out = again.authenticate(AuthenticateInput {
         user_name: Some(b"bob"),
         password: Some(hotp(0).as_bytes()),
-        stashed_code: None,
+        ..AuthenticateInput::default()
     });
     assert_eq!(out.outcome, Some(Outcome::Reject));
 }
@@ -204,14 +211,14 @@ fn state_survives_a_restart() {
 #[test]
 fn bad_input_is_rejected_with_a_reason() {
     let f = fixture();
-    let none = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), password: None, stashed_code: None });
+    let none = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), ..AuthenticateInput::default() });
     assert_eq!(none.outcome, Some(Outcome::Invalid));
     assert_eq!(f.auth("alice", "").outcome, Some(Outcome::Invalid));
     let long = f.auth("alice", &"1".repeat(253));
-    assert_eq!(long.reply_message.as_deref(), Some("The code must be 6 digits"));
-    assert_eq!(f.auth("alice", "abcdef").reply_message.as_deref(), Some("The code must be 6 digits"));
+    assert_eq!(long.message(), Some("The code must be 6 digits"));
+    assert_eq!(f.auth("alice", "abcdef").message(), Some("The code must be 6 digits"));
     let unknown = f.auth("mallory", "123456");
-    assert_eq!(unknown.reply_message.as_deref(), Some("No second factor is enrolled for this user"));
+    assert_eq!(unknown.message(), Some("No second factor is enrolled for this user"));
 
     let not_utf8 = f.authorize(b"al\xffice", "123456");
     assert_eq!(not_utf8.outcome, Some(Outcome::Invalid));
@@ -236,6 +243,7 @@ fn authorize_sets_names_and_auth_type() {
         user_name: Some(b"alice"),
         password: Some(b"1"),
         auth_type: Some("Accept"),
+        has_state: false,
     });
     assert_eq!(other.outcome, Some(Outcome::Noop));
     assert!(!other.set_auth_type);
@@ -244,6 +252,7 @@ fn authorize_sets_names_and_auth_type() {
         user_name: Some(b"alice"),
         password: Some(b"1"),
         auth_type: Some("mfa"),
+        has_state: false,
     });
     assert_eq!(ours.outcome, Some(Outcome::Updated));
     assert!(!ours.set_auth_type);
@@ -277,6 +286,7 @@ fn password_otp_mode_splits_and_authenticate_uses_the_stash() {
         user_name: Some(b"alice"),
         password: Some(b"pass,word"),
         stashed_code: out.stashed_code,
+        ..AuthenticateInput::default()
     });
     assert_eq!(auth.outcome, Some(Outcome::Ok));
 
@@ -284,7 +294,7 @@ fn password_otp_mode_splits_and_authenticate_uses_the_stash() {
     assert_eq!(missing.outcome, Some(Outcome::Reject));
     assert!(missing.reply_message.unwrap().starts_with("Enter your password"));
 
-    let no_stash = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), password: None, stashed_code: None });
+    let no_stash = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), ..AuthenticateInput::default() });
     assert_eq!(no_stash.outcome, Some(Outcome::Fail));
 }
 
@@ -294,9 +304,9 @@ fn messages_are_configurable() {
         r.msg_wrong_code = Some("Nope".into());
         r.msg_locked = Some("Locked {seconds}s".into());
     });
-    assert_eq!(f.auth("alice", "000000").reply_message.as_deref(), Some("Nope"));
+    assert_eq!(f.auth("alice", "000000").message(), Some("Nope"));
     f.auth("alice", "000000");
-    assert_eq!(f.auth("alice", "000000").reply_message.as_deref(), Some("Locked 300s"));
+    assert_eq!(f.auth("alice", "000000").message(), Some("Locked 300s"));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::bindings::{
     CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
     PW_TYPE_SUBSECTION,
 };
-use crate::config::RawConfig;
+use crate::config::{RawConfig, RawGateway};
 use crate::engine::Engine;
 
 #[repr(C)]
@@ -43,8 +43,34 @@ pub struct Instance {
     msg_no_code: *const c_char,
     msg_bad_user: *const c_char,
     msg_internal: *const c_char,
+    state_key: *const c_char,
+    challenge_timeout: u32,
+    max_rounds: u32,
+    code_length: u32,
+    code_lifetime: u32,
+    sms: GatewayItems,
+    email: GatewayItems,
+    msg_prompt_code: *const c_char,
+    msg_prompt_sent: *const c_char,
+    msg_menu_header: *const c_char,
+    msg_menu_item: *const c_char,
+    msg_menu_footer: *const c_char,
+    msg_bad_choice: *const c_char,
+    msg_wrong_answer: *const c_char,
+    msg_bad_state: *const c_char,
+    msg_send_failed: *const c_char,
     /// Set by instantiate (Box::into_raw), taken back by detach.
     pub engine: *mut Engine,
+}
+
+/// The items of an `sms { }` or `email { }` section.
+#[repr(C)]
+struct GatewayItems {
+    url: *const c_char,
+    authorization: *const c_char,
+    body: *const c_char,
+    message: *const c_char,
+    timeout: u32,
 }
 
 /// A table of rows with raw pointers, shared read-only with the server.
@@ -57,6 +83,8 @@ const STRING: i32 = PW_TYPE_PW_TYPE_STRING as i32;
 const INTEGER: i32 = PW_TYPE_PW_TYPE_INTEGER as i32;
 const BOOLEAN: i32 = PW_TYPE_PW_TYPE_BOOLEAN as i32;
 const SUBSECTION: i32 = PW_TYPE_SUBSECTION as i32;
+/// PW_TYPE_SECRET: the value is shown only at debug level 3 and above.
+const SECRET: i32 = 1 << 13;
 
 const fn row(name: &'static CStr, kind: i32, offset: usize, default: Option<&'static CStr>) -> CONF_PARSER {
     CONF_PARSER {
@@ -99,8 +127,23 @@ static LOCKOUT: Table<3> = Table([
     END,
 ]);
 
+/// Rows of a gateway section at `base`, the offset of its GatewayItems in Instance.
+const fn gateway_rows(base: usize, message: &'static CStr) -> [CONF_PARSER; 6] {
+    [
+        row(c"url", STRING, base + offset_of!(GatewayItems, url), None),
+        row(c"authorization", STRING | SECRET, base + offset_of!(GatewayItems, authorization), None),
+        row(c"body", STRING, base + offset_of!(GatewayItems, body), None),
+        row(c"message", STRING, base + offset_of!(GatewayItems, message), Some(message)),
+        row(c"timeout", INTEGER, base + offset_of!(GatewayItems, timeout), Some(c"5")),
+        END,
+    ]
+}
+
+static SMS: Table<6> = Table(gateway_rows(offset_of!(Instance, sms), c"Your login code is {code} ({correlation})"));
+static EMAIL: Table<6> = Table(gateway_rows(offset_of!(Instance, email), c"Your login code is {code} ({correlation})"));
+
 // Messages have no default here: config.rs holds them, so there is one source.
-static MESSAGES: Table<8> = Table([
+static MESSAGES: Table<17> = Table([
     row(c"wrong_code", STRING, offset_of!(Instance, msg_wrong_code), None),
     row(c"locked", STRING, offset_of!(Instance, msg_locked), None),
     row(c"no_token", STRING, offset_of!(Instance, msg_no_token), None),
@@ -108,10 +151,19 @@ static MESSAGES: Table<8> = Table([
     row(c"no_code", STRING, offset_of!(Instance, msg_no_code), None),
     row(c"bad_user", STRING, offset_of!(Instance, msg_bad_user), None),
     row(c"internal", STRING, offset_of!(Instance, msg_internal), None),
+    row(c"prompt_code", STRING, offset_of!(Instance, msg_prompt_code), None),
+    row(c"prompt_sent", STRING, offset_of!(Instance, msg_prompt_sent), None),
+    row(c"menu_header", STRING, offset_of!(Instance, msg_menu_header), None),
+    row(c"menu_item", STRING, offset_of!(Instance, msg_menu_item), None),
+    row(c"menu_footer", STRING, offset_of!(Instance, msg_menu_footer), None),
+    row(c"bad_choice", STRING, offset_of!(Instance, msg_bad_choice), None),
+    row(c"wrong_answer", STRING, offset_of!(Instance, msg_wrong_answer), None),
+    row(c"bad_state", STRING, offset_of!(Instance, msg_bad_state), None),
+    row(c"send_failed", STRING, offset_of!(Instance, msg_send_failed), None),
     END,
 ]);
 
-pub static CONFIG: Table<16> = Table([
+pub static CONFIG: Table<23> = Table([
     row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
     row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
     row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
@@ -124,6 +176,13 @@ pub static CONFIG: Table<16> = Table([
     row(c"otp_length", INTEGER, offset_of!(Instance, otp_length), Some(c"6")),
     row(c"user_suffix", STRING, offset_of!(Instance, user_suffix), None),
     row(c"user_map", STRING, offset_of!(Instance, user_map), None),
+    row(c"state_key", STRING, offset_of!(Instance, state_key), Some(c"${modconfdir}/mfa/state.key")),
+    row(c"challenge_timeout", INTEGER, offset_of!(Instance, challenge_timeout), Some(c"180")),
+    row(c"max_rounds", INTEGER, offset_of!(Instance, max_rounds), Some(c"3")),
+    row(c"code_length", INTEGER, offset_of!(Instance, code_length), Some(c"6")),
+    row(c"code_lifetime", INTEGER, offset_of!(Instance, code_lifetime), Some(c"300")),
+    subsection(c"sms", &SMS),
+    subsection(c"email", &EMAIL),
     subsection(c"realm", &REALM),
     subsection(c"lockout", &LOCKOUT),
     subsection(c"messages", &MESSAGES),
@@ -174,6 +233,37 @@ impl Instance {
                 msg_no_code: text(self.msg_no_code),
                 msg_bad_user: text(self.msg_bad_user),
                 msg_internal: text(self.msg_internal),
+                state_key: text(self.state_key),
+                challenge_timeout: self.challenge_timeout,
+                max_rounds: self.max_rounds,
+                code_length: self.code_length,
+                code_lifetime: self.code_lifetime,
+                sms: self.sms.raw(),
+                email: self.email.raw(),
+                msg_prompt_code: text(self.msg_prompt_code),
+                msg_prompt_sent: text(self.msg_prompt_sent),
+                msg_menu_header: text(self.msg_menu_header),
+                msg_menu_item: text(self.msg_menu_item),
+                msg_menu_footer: text(self.msg_menu_footer),
+                msg_bad_choice: text(self.msg_bad_choice),
+                msg_wrong_answer: text(self.msg_wrong_answer),
+                msg_bad_state: text(self.msg_bad_state),
+                msg_send_failed: text(self.msg_send_failed),
+            }
+        }
+    }
+}
+
+impl GatewayItems {
+    fn raw(&self) -> RawGateway {
+        // SAFETY: as in Instance::raw_config.
+        unsafe {
+            RawGateway {
+                url: text(self.url),
+                authorization: text(self.authorization),
+                body: text(self.body),
+                message: text(self.message),
+                timeout: self.timeout,
             }
         }
     }

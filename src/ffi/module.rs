@@ -10,14 +10,15 @@ use super::bindings::{
     rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_INVALID,
     rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
     rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, packetmethod,
-    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, PW_STATE, PW_CHAP_PASSWORD,
+    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{Instance, CONFIG};
 use crate::guard::{guarded, install_panic_hook};
 use super::request::{log_raw, List, Request};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::engine::{AuthenticateInput, AuthorizeInput, Engine, Level, Outcome};
+use crate::engine::{AuthenticateInput, AuthorizeInput, Chap, Engine, Level, Outcome};
 
 /// `module_t` holds raw pointers; the server only reads it.
 #[repr(transparent)]
@@ -114,6 +115,8 @@ fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
         Some(Outcome::Reject) => rlm_rcodes_RLM_MODULE_REJECT,
         Some(Outcome::Userlock) => rlm_rcodes_RLM_MODULE_USERLOCK,
         Some(Outcome::Invalid) => rlm_rcodes_RLM_MODULE_INVALID,
+        // The reply code is already Access-Challenge: HANDLED sends it as it is.
+        Some(Outcome::Challenge) => rlm_rcodes_RLM_MODULE_HANDLED,
         Some(Outcome::Fail) | None => rlm_rcodes_RLM_MODULE_FAIL,
     }
 }
@@ -145,6 +148,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             user_name: request.bytes(List::Request, PW_USER_NAME),
             password: request.bytes(List::Request, PW_USER_PASSWORD),
             auth_type: auth_type.as_deref(),
+            has_state: request.bytes(List::Request, PW_STATE).is_some(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);
@@ -181,16 +185,30 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     with_engine(instance, raw, |engine, key, mut request| {
         let stashed_code = request.take_stash(key);
+        let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
+            let authenticator = request.authenticator();
+            let challenge = request.bytes(List::Request, PW_CHAP_CHALLENGE).unwrap_or(&authenticator);
+            Chap::from_attribute(answer, challenge)
+        });
         let out = engine.authenticate(AuthenticateInput {
             user_name: request.bytes(List::Request, PW_USER_NAME),
             password: request.bytes(List::Request, PW_USER_PASSWORD),
+            chap,
+            state: request.bytes(List::Request, PW_STATE),
+            nas: request.nas_identity(),
             stashed_code,
         });
         for line in &out.log {
             request.log(line.level, &line.text);
         }
-        if let Some(message) = &out.reply_message {
+        for message in &out.reply_messages {
             request.add_reply_message(message);
+        }
+        if let Some(state) = &out.challenge_state {
+            if !request.set_challenge(state) {
+                request.log(Level::Error, "cannot add the State to the challenge");
+                return rlm_rcodes_RLM_MODULE_FAIL;
+            }
         }
         rcode(out.outcome)
     })

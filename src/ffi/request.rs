@@ -9,7 +9,9 @@ use std::marker::PhantomData;
 
 use super::bindings::{
     dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
-    fr_pair_replace, fr_pair_value_bstrncpy, fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2,
+    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_SET,
+    log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS,
+    PW_STATE,
     log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
     radlog_request, request_data_add, request_data_get, talloc_strndup,
     PW_AUTH_TYPE, PW_REALM, PW_REPLY_MESSAGE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY,
@@ -150,6 +152,51 @@ impl<'a> Request<'a> {
         true
     }
 
+    /// The request authenticator (the CHAP challenge when there is no CHAP-Challenge).
+    pub fn authenticator(&self) -> [u8; 16] {
+        // SAFETY: the packet is valid (from_raw); `vector` is a plain array in it.
+        unsafe { (*(*self.raw).packet).vector }
+    }
+
+    /// Who is asking: the packet's source address, NAS-IP-Address and NAS-Identifier,
+    /// which a challenge's State is bound to.
+    pub fn nas_identity(&self) -> String {
+        // SAFETY: the packet is valid; the union member read is the one `af` names.
+        let source = unsafe {
+            let addr = &(*(*self.raw).packet).src_ipaddr;
+            match addr.af {
+                libc_af::INET => std::net::Ipv4Addr::from(u32::from_be(addr.ipaddr.ip4addr.s_addr)).to_string(),
+                libc_af::INET6 => std::net::Ipv6Addr::from(addr.ipaddr.ip6addr.__in6_u.__u6_addr8).to_string(),
+                other => format!("af{other}"),
+            }
+        };
+        let nas_ip = self.find(List::Request, PW_NAS_IP_ADDRESS);
+        let nas_ip = if nas_ip.is_null() {
+            String::new()
+        } else {
+            // SAFETY: NAS-IP-Address is an ipaddr pair: `data.ipaddr` is the member in use.
+            unsafe { std::net::Ipv4Addr::from(u32::from_be((*nas_ip).data.ipaddr.s_addr)).to_string() }
+        };
+        let nas_id = self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default();
+        format!("{source}|{nas_ip}|{nas_id}")
+    }
+
+    /// Answers with Access-Challenge carrying `state`.
+    pub fn set_challenge(&mut self, state: &[u8]) -> bool {
+        // SAFETY: the reply packet owns its list and is the talloc parent of the new pair.
+        unsafe {
+            let reply = (*self.raw).reply;
+            let vp = fr_pair_afrom_num(reply as *mut c_void, PW_STATE, 0);
+            if vp.is_null() {
+                return false;
+            }
+            fr_pair_value_memcpy(vp, state.as_ptr(), state.len());
+            fr_pair_replace(&mut (*reply).vps, vp);
+            (*reply).code = PW_CODE_PW_CODE_ACCESS_CHALLENGE;
+            true
+        }
+    }
+
     /// Adds a Reply-Message, cut at 253 bytes on a character boundary.
     pub fn add_reply_message(&mut self, text: &str) -> bool {
         let text = truncate(text, MAX_ATTR_LEN);
@@ -211,6 +258,12 @@ pub unsafe fn log_raw(raw: *mut REQUEST, level: Level, text: &str) {
     };
     let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
     radlog_request(kind, lvl, raw, c"%s".as_ptr(), text.as_ptr());
+}
+
+/// Address families as FreeRADIUS stores them (the C library's values).
+mod libc_af {
+    pub const INET: i32 = 2;
+    pub const INET6: i32 = 10;
 }
 
 /// The longest prefix of `text` that fits in `max` bytes without splitting a character.

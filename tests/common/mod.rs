@@ -8,6 +8,8 @@
 //! `RLM_MFA_REQUIRE_INTEGRATION=1` (CI), where they fail.
 #![allow(dead_code)]
 
+pub mod fake_gateway;
+
 use std::fs;
 use std::io::Write;
 use std::net::UdpSocket;
@@ -92,7 +94,7 @@ pub struct Setup {
     pub users: Vec<(String, String)>,
     /// The token file's JSON.
     pub tokens: String,
-    /// Whether `Auth-Type mfa` runs pap first (password+otp mode).
+    /// Whether `Auth-Type mfa` runs pap first (the password modes).
     pub first_factor: bool,
     /// Use freeradius-conf/mods-available/mfa and sites-available/mfa as shipped.
     pub shipped: bool,
@@ -129,6 +131,13 @@ impl Setup {
     }
 
     /// Adds lines to `mfa { }`, before the others: FreeRADIUS takes the first of a repeated item.
+    /// A mode where the first factor runs before the module: password-then-otp, auto.
+    pub fn challenge_mode(mode: &str, tokens: &str, users: &[(&str, &str)]) -> Setup {
+        let mut setup = Setup::password_otp_mode(tokens, users);
+        setup.module = format!("mode = {mode}\n");
+        setup
+    }
+
     pub fn with(mut self, lines: &str) -> Setup {
         self.module = format!("{lines}\n{}", self.module);
         self
@@ -163,6 +172,17 @@ impl Reply {
     }
     pub fn is_reject(&self) -> bool {
         self.code == "Access-Reject"
+    }
+    pub fn is_challenge(&self) -> bool {
+        self.code == "Access-Challenge"
+    }
+    /// The State of a challenge, as radclient prints it ("0x...").
+    pub fn state(&self) -> &str {
+        self.attr("State").unwrap_or_else(|| panic!("no State in {self:?}"))
+    }
+    /// Every Reply-Message, in order.
+    pub fn messages(&self) -> Vec<&str> {
+        self.attrs.iter().filter(|(n, _)| n == "Reply-Message").map(|(_, v)| v.as_str()).collect()
     }
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
@@ -234,7 +254,9 @@ impl Server {
         };
         fs::write(d.join("mods-enabled/mfa"), module).unwrap();
         for (path, text) in &setup.files {
+            // Private, as a State key must be.
             fs::write(d.join(path), text).unwrap();
+            fs::set_permissions(d.join(path), fs::Permissions::from_mode(0o600)).unwrap();
         }
         let site = site
             .replace("ipaddr = *", "ipaddr = 127.0.0.1")
@@ -328,6 +350,15 @@ impl Server {
         (count("Accepted"), count("Rejected"), count("Lost"))
     }
 
+    /// The answer to a challenge: the State sent back with the code or choice.
+    pub fn answer(&self, user: &str, answer: &str, state: &str) -> Reply {
+        self.send(&format!(
+            "User-Name = \"{}\", User-Password = \"{}\", State = {state}\n",
+            escape(user),
+            escape(answer)
+        ))
+    }
+
     pub fn auth(&self, user: &str, password: &str) -> Reply {
         self.send(&format!("User-Name = \"{}\", User-Password = \"{}\"\n", escape(user), escape(password)))
     }
@@ -409,7 +440,8 @@ post-auth {{
 }}
 }}
 "#,
-        if first_factor { "pap" } else { "" }
+        // A request carrying a State answers our challenge: the first factor ran in the round before.
+        if first_factor { "if (!&State) {\n\t\t\tpap\n\t\t}" } else { "" }
     )
 }
 
@@ -450,6 +482,11 @@ pub fn tail(text: &str, lines: usize) -> String {
 /// library so that the test does not trust the module to check itself.
 pub fn totp_at(time: u64) -> String {
     rlm_mfa::otp::hotp_code(b"12345678901234567890", time / 30, 6, rlm_mfa::otp::Algorithm::Sha1)
+}
+
+/// The module looks at the token file at most once a second (src/reload.rs).
+pub fn wait_for_reload() {
+    std::thread::sleep(Duration::from_millis(1100));
 }
 
 /// Waits until at least `margin` seconds remain in the current 30 s step, so that a

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# rlm_mfa benchmark: throughput of PAP, rlm_totp and rlm_mfa through one
+# FreeRADIUS configuration, and the start-up time and memory of a 100,000-user
+# token store. See bench/README.md.
+#
+#   bench/run.sh [--module-dir DIR] [--out DIR] [bench.py options...]
+#
+# Without --module-dir (or RLM_MFA_MODULE_DIR), the module is built from this
+# repository into target/module/rlm_mfa.so when that is missing or older than
+# the sources. Everything runs on 127.0.0.1; scratch files go to bench/out/.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -euo pipefail
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$bench_dir")
+module_dir=${RLM_MFA_MODULE_DIR:-}
+out="$bench_dir/out"
+pass=()
+
+usage() {
+    cat <<EOF
+usage: bench/run.sh [--module-dir DIR] [--out DIR] [options]
+
+  --module-dir DIR   use DIR/rlm_mfa.so instead of building target/module/rlm_mfa.so
+                     (also: RLM_MFA_MODULE_DIR=DIR)
+  --out DIR          scratch and results directory (default: bench/out)
+
+Options passed on to bench/bench.py (defaults in brackets):
+  --users N          requests, one per distinct user, per path per round [12000]
+  --rounds N         rounds of the three paths [5]
+  --warmup N         unmeasured requests per path before the rounds [2000]
+  --chunk N          packets per radclient run [2000]
+  --clients N        radclient processes running at once [1]
+  --parallel N       radclient -p [64]
+  --store-users N    users in the big token store of part 2 [100000]
+  --store-runs N     start-ups per store size in part 2 [3]
+  --skip-throughput, --skip-store   run one part only
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --module-dir) module_dir=${2:?--module-dir needs a directory}; shift 2 ;;
+        --module-dir=*) module_dir=${1#*=}; shift ;;
+        --out) out=${2:?--out needs a directory}; shift 2 ;;
+        --out=*) out=${1#*=}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) pass+=("$1"); shift ;;
+    esac
+done
+
+for tool in freeradius radclient python3; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "run.sh: $tool is missing (scripts/setup.sh installs freeradius and freeradius-utils)" >&2
+        exit 1
+    fi
+done
+
+if [ -z "$module_dir" ]; then
+    module_dir="$repo/target/module"
+    so="$module_dir/rlm_mfa.so"
+    stale=""
+    if [ -f "$so" ]; then
+        stale=$(cd "$repo" && find src include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
+    fi
+    if [ ! -f "$so" ] || [ -n "$stale" ]; then
+        echo "== building rlm_mfa.so (${stale:+$stale changed since the last build; }feature freeradius, release)"
+        # Chained with &&: set -e does not apply on the left of ||.
+        ( cd "$repo" &&
+            scripts/setup.sh &&
+            cargo build --release --locked --lib --features freeradius --target-dir target/freeradius &&
+            mkdir -p target/module &&
+            cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so ) || {
+            echo "run.sh: building the module failed; fix the build or pass --module-dir DIR" >&2
+            exit 1
+        }
+    fi
+fi
+module_dir=$(cd "$module_dir" && pwd)
+if [ ! -f "$module_dir/rlm_mfa.so" ]; then
+    echo "run.sh: no rlm_mfa.so in $module_dir" >&2
+    exit 1
+fi
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work="$out/work"
+rm -rf "$work"
+mkdir -p "$work"
+
+# bench.py stops its servers itself; this is the safety net for when it cannot
+# (killed, crashed). It kills only the processes bench.py recorded, and only if
+# they still are freeradius over this run's directories.
+cleanup() {
+    local pid dir
+    [ -f "$work/pids" ] || return 0
+    while read -r pid dir; do
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-d $dir"; then
+            kill "$pid" 2>/dev/null || true
+            sleep 0.2
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+        fi
+    done <"$work/pids"
+}
+trap cleanup EXIT
+
+echo "== rlm_mfa benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC'); results also in $out/results.txt"
+# In the background, so that a signal to this script is handled at once: it is
+# passed on to bench.py, which stops its servers and radclients.
+python3 -u "$bench_dir/bench.py" --module-dir "$module_dir" --work "$work" \
+    --results "$out/results.txt" "${pass[@]}" &
+py=$!
+trap 'kill -TERM "$py" 2>/dev/null; wait "$py"; exit 130' INT TERM HUP
+set +e
+wait "$py"
+status=$?
+set -e
+exit "$status"

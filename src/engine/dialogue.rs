@@ -1,0 +1,351 @@
+//! Challenge-response: after the first factor, an Access-Challenge asks for the
+//! code (or first for a choice of method); the answer comes back with the State,
+//! which carries the whole dialogue, sealed (see `challenge.rs`).
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::codes::Given;
+use super::{Decision, Dialogues, Engine, Outcome, Trail};
+use crate::challenge::{self, Binding, Dialogue, Stage};
+use crate::mask::{mask_email, mask_phone};
+use crate::template::render;
+use crate::tokens::{Token, TokenKind, User};
+
+/// The most bytes of one Reply-Message.
+const MAX_MESSAGE: usize = 253;
+
+/// One way a user can answer, in the order the menu lists them.
+enum Method<'a> {
+    /// TOTP tokens: an authenticator app.
+    App(Vec<&'a Token>),
+    /// HOTP tokens: a hardware token.
+    Hardware(Vec<&'a Token>),
+    Sms(&'a str),
+    Email(&'a str),
+}
+
+fn methods<'a>(entry: &'a User, dialogues: &Dialogues) -> Vec<Method<'a>> {
+    let of_kind = |totp: bool| -> Vec<&'a Token> {
+        entry.tokens.iter().filter(|t| matches!(t.kind, TokenKind::Totp { .. }) == totp).collect()
+    };
+    let mut list = Vec::new();
+    let app = of_kind(true);
+    if !app.is_empty() {
+        list.push(Method::App(app));
+    }
+    let hardware = of_kind(false);
+    if !hardware.is_empty() {
+        list.push(Method::Hardware(hardware));
+    }
+    if let (Some(number), Some(_)) = (&entry.sms, &dialogues.sms) {
+        list.push(Method::Sms(number));
+    }
+    if let (Some(address), Some(_)) = (&entry.email, &dialogues.email) {
+        list.push(Method::Email(address));
+    }
+    list
+}
+
+fn description(method: &Method<'_>) -> String {
+    let named = |tokens: &[&Token], default: &str| match tokens {
+        [only] => only.description.clone().unwrap_or_else(|| default.to_string()),
+        _ => default.to_string(),
+    };
+    match method {
+        Method::App(tokens) => named(tokens, "Authenticator app"),
+        Method::Hardware(tokens) => named(tokens, "Hardware token"),
+        Method::Sms(number) => format!("SMS to {}", mask_phone(number)),
+        Method::Email(address) => format!("E-mail to {}", mask_email(address)),
+    }
+}
+
+/// A short code shown with the prompt and in the SMS, so that the user can tell
+/// which login a message belongs to; derived from the sealed State.
+fn correlation(state: &[u8]) -> String {
+    let digest = Sha256::digest(state);
+    format!("{:02X}{:02X}", digest[0], digest[1])
+}
+
+/// A random code of `length` digits from the OS's random source.
+fn random_code(length: usize) -> Result<String, getrandom::Error> {
+    let mut code = String::with_capacity(length);
+    while code.len() < length {
+        let mut byte = [0u8; 1];
+        getrandom::getrandom(&mut byte)?;
+        // 250 is the largest multiple of 10 below 256: no digit is favoured.
+        if byte[0] < 250 {
+            code.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    Ok(code)
+}
+
+/// Cuts a message to one Reply-Message without splitting a character.
+fn fit(mut text: String) -> String {
+    if text.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+impl Engine {
+    fn dialogues(&self) -> &Dialogues {
+        // Present in every mode that reaches this file (Config::challenge is set for them).
+        self.dialogues.as_ref().expect("challenge modes load the State key")
+    }
+
+    fn binding<'a>(&'a self, user: &'a str, nas: &'a str) -> Binding<'a> {
+        Binding { instance: &self.name, user, nas }
+    }
+
+    /// The first challenge: the menu, or the single method's prompt.
+    pub(super) fn start_dialogue(&self, user: &str, entry: &User, nas: &str, trail: &mut Trail) -> Decision {
+        let methods = methods(entry, self.dialogues());
+        match methods.len() {
+            0 => {
+                trail.info(format!(
+                    "rejected: \"{user}\" has no second factor this module can use (an SMS or e-mail \
+                     destination needs its gateway configured)"
+                ));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.no_token.clone())
+            }
+            1 => self.open_method(user, &methods, 0, nas, trail),
+            _ => {
+                let dialogue = Dialogue {
+                    stage: Stage::Menu,
+                    method: 0,
+                    round: 0,
+                    expires: self.clock.now() + self.challenge_cfg().timeout,
+                    sent_code: None,
+                };
+                trail.info(format!("challenge: \"{user}\" chooses among {} methods", methods.len()));
+                self.menu(user, nas, &methods, dialogue, None)
+            }
+        }
+    }
+
+    fn challenge_cfg(&self) -> &crate::config::Challenge {
+        self.cfg.challenge.as_ref().expect("challenge modes have challenge settings")
+    }
+
+    fn menu(&self, user: &str, nas: &str, methods: &[Method<'_>], dialogue: Dialogue, first: Option<String>) -> Decision {
+        let m = &self.cfg.messages;
+        let total = methods.len().to_string();
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+        let corr = correlation(&state);
+        let mut lines: Vec<String> = first.into_iter().collect();
+        lines.push(render(&m.menu_header, &[("total", &total), ("correlation", &corr)]));
+        for (i, method) in methods.iter().enumerate() {
+            let index = (i + 1).to_string();
+            let description = description(method);
+            lines.push(render(
+                &m.menu_item,
+                &[("index", &index), ("description", &description), ("total", &total), ("correlation", &corr)],
+            ));
+        }
+        lines.push(render(&m.menu_footer, &[("total", &total), ("correlation", &corr)]));
+        Decision::challenge(state, lines.into_iter().map(fit).collect())
+    }
+
+    /// The prompt for method `index`; for SMS and e-mail, the code is made and sent first.
+    fn open_method(&self, user: &str, methods: &[Method<'_>], index: usize, nas: &str, trail: &mut Trail) -> Decision {
+        let now = self.clock.now();
+        let settings = self.challenge_cfg();
+        let (destination, sender, gateway) = match &methods[index] {
+            Method::App(_) | Method::Hardware(_) => {
+                let dialogue = Dialogue {
+                    stage: Stage::Code,
+                    method: index as u8,
+                    round: 0,
+                    expires: now + settings.timeout,
+                    sent_code: None,
+                };
+                trail.info(format!("challenge: \"{user}\" is asked for the code of: {}", description(&methods[index])));
+                return self.code_prompt(user, nas, &methods[index], dialogue, None);
+            }
+            Method::Sms(number) => (*number, &self.dialogues().sms, &settings.sms),
+            Method::Email(address) => (*address, &self.dialogues().email, &settings.email),
+        };
+        let (Some(sender), Some(gateway)) = (sender, gateway) else {
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        let code = match random_code(settings.code_length) {
+            Ok(c) => c,
+            Err(e) => {
+                trail.error(format!("no random code: {e}"));
+                return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+            }
+        };
+        let dialogue = Dialogue {
+            stage: Stage::Code,
+            method: index as u8,
+            round: 0,
+            expires: now + settings.code_lifetime,
+            sent_code: Some(code.clone()),
+        };
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+        let corr = correlation(&state);
+        let text = render(&gateway.message, &[("code", &code), ("correlation", &corr), ("user", user)]);
+        if let Err(e) = sender.send(user, destination, &text) {
+            trail.error(format!("rejected: the code for \"{user}\" could not be sent: {e}"));
+            return Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone());
+        }
+        trail.info(format!("challenge: a code was sent to \"{user}\" by {}", description(&methods[index])));
+        self.prompt_for(&methods[index], state, None)
+    }
+
+    fn code_prompt(&self, user: &str, nas: &str, method: &Method<'_>, dialogue: Dialogue, first: Option<String>) -> Decision {
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+        self.prompt_for(method, state, first)
+    }
+
+    fn prompt_for(&self, method: &Method<'_>, state: Vec<u8>, first: Option<String>) -> Decision {
+        let m = &self.cfg.messages;
+        let corr = correlation(&state);
+        let description = description(method);
+        let prompt = match method {
+            Method::App(_) | Method::Hardware(_) => {
+                render(&m.prompt_code, &[("description", &description), ("correlation", &corr)])
+            }
+            Method::Sms(d) | Method::Email(d) => {
+                let masked = if matches!(method, Method::Sms(_)) { mask_phone(d) } else { mask_email(d) };
+                render(
+                    &m.prompt_sent,
+                    &[("destination", &masked), ("description", &description), ("correlation", &corr)],
+                )
+            }
+        };
+        let lines: Vec<String> = first.into_iter().chain(std::iter::once(prompt)).map(fit).collect();
+        Decision::challenge(state, lines)
+    }
+
+    /// The answer to one of our challenges.
+    pub(super) fn answer(&self, user: &str, entry: &User, state: &[u8], answer: &str, nas: &str, trail: &mut Trail) -> Decision {
+        let m = &self.cfg.messages;
+        let Some(dialogues) = self.dialogues.as_ref() else {
+            trail.info(format!("rejected: \"{user}\" sent a State, but this instance never challenges"));
+            return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+        };
+        let now = self.clock.now();
+        let (dialogue, id) = match challenge::unseal(&dialogues.key, &self.binding(user, nas), now, state) {
+            Ok(opened) => opened,
+            Err(why) => {
+                trail.info(format!("rejected: \"{user}\" answered with a bad State: {why}"));
+                return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+            }
+        };
+        if !dialogues.used.use_once(id, dialogue.expires, now) {
+            trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
+            return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+        }
+        let methods = methods(entry, dialogues);
+        match dialogue.stage {
+            Stage::Menu => self.choose(user, nas, &methods, dialogue, answer, trail),
+            Stage::Code => {
+                let Some(method) = methods.get(usize::from(dialogue.method)) else {
+                    trail.info(format!("rejected: \"{user}\" no longer has the method chosen"));
+                    return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+                };
+                self.check_answer(user, nas, method, dialogue, answer, trail)
+            }
+        }
+    }
+
+    fn choose(&self, user: &str, nas: &str, methods: &[Method<'_>], dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
+        match answer.trim().parse::<usize>() {
+            Ok(n) if (1..=methods.len()).contains(&n) => self.open_method(user, methods, n - 1, nas, trail),
+            _ => {
+                let round = dialogue.round.saturating_add(1);
+                if round >= self.challenge_cfg().max_rounds {
+                    trail.info(format!("rejected: \"{user}\" made {round} invalid choices"));
+                    return Decision::refuse(Outcome::Reject, self.cfg.messages.bad_state.clone());
+                }
+                trail.info(format!("challenge: \"{user}\" made an invalid choice, asked again"));
+                let total = methods.len().to_string();
+                let first = render(&self.cfg.messages.bad_choice, &[("total", &total)]);
+                self.menu(user, nas, methods, Dialogue { round, ..dialogue }, Some(first))
+            }
+        }
+    }
+
+    fn check_answer(&self, user: &str, nas: &str, method: &Method<'_>, dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
+        let decision = match (method, &dialogue.sent_code) {
+            (Method::App(tokens) | Method::Hardware(tokens), _) => {
+                self.check_code(user, tokens, &Given::Code(answer.to_string()), trail)
+            }
+            (Method::Sms(_) | Method::Email(_), Some(sent)) => self.check_sent_code(user, sent, answer, trail),
+            (Method::Sms(_) | Method::Email(_), None) => {
+                trail.info(format!("rejected: \"{user}\" answered a State that carries no code"));
+                return Decision::refuse(Outcome::Reject, self.cfg.messages.bad_state.clone());
+            }
+        };
+        if decision.outcome != Outcome::Reject {
+            return decision;
+        }
+        // A wrong answer: ask again, until max_rounds wrong answers end the dialogue.
+        let round = dialogue.round.saturating_add(1);
+        if round >= self.challenge_cfg().max_rounds {
+            trail.info(format!("rejected: \"{user}\" gave {round} wrong answers in one dialogue"));
+            return decision;
+        }
+        self.code_prompt(user, nas, method, Dialogue { round, ..dialogue }, Some(self.cfg.messages.wrong_answer.clone()))
+    }
+
+    /// A code the module sent by SMS or e-mail: good once (the State is single use),
+    /// and a wrong one counts toward the lockout like a wrong OTP.
+    fn check_sent_code(&self, user: &str, sent: &str, answer: &str, trail: &mut Trail) -> Decision {
+        let now = self.clock.now();
+        let mut state = self.state();
+        if let Err(e) = state.refresh() {
+            trail.error(format!("cannot read the state journal: {e}"));
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        }
+        if let Some(seconds) = self.locked_for(&state.lock(user)) {
+            trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
+            return Decision::refuse(Outcome::Userlock, self.locked_message(seconds));
+        }
+        if bool::from(answer.trim().as_bytes().ct_eq(sent.as_bytes())) {
+            self.reset_failures(user, &mut state, trail);
+            trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
+            return Decision::accept();
+        }
+        trail.info(format!("rejected: \"{user}\" sent a wrong code"));
+        match self.record_failure(user, now, &mut state, trail) {
+            Some(seconds) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
+            None => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_codes_are_digits_of_the_length_asked() {
+        for length in 4..=10 {
+            let code = random_code(length).unwrap();
+            assert_eq!(code.len(), length);
+            assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        }
+        assert_ne!(random_code(10).unwrap(), random_code(10).unwrap());
+    }
+
+    #[test]
+    fn messages_fit_one_attribute() {
+        assert_eq!(fit("é".repeat(200)).len(), 252);
+        assert_eq!(fit("short".into()), "short");
+    }
+
+    #[test]
+    fn correlation_is_four_hex_characters() {
+        let c = correlation(b"some state");
+        assert_eq!(c.len(), 4);
+        assert!(c.chars().all(|ch| ch.is_ascii_hexdigit()));
+    }
+}
