@@ -140,7 +140,7 @@ fn generate_bindings() -> Result<(), String> {
         .allowlist_function("fr_pair_(find_by_num|afrom_num|add|replace|make|value_bstrncpy|value_memcpy|delete_by_num)")
         .allowlist_function("radlog_request|radlog|cf_log_err_cs|cf_section_name[12]|cf_section_sub_find")
         .allowlist_function("request_data_(add|get|reference)|talloc_strndup|_talloc_free|dict_valbyattr")
-        .allowlist_var("PW_.*|RLM_TYPE_.*|TAG_ANY")
+        .allowlist_var("rad_debug_lvl|PW_.*|RLM_TYPE_.*|TAG_ANY")
         .derive_default(true)
         .layout_tests(true)
         .generate_comments(false)

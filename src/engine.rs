@@ -369,19 +369,10 @@ impl Engine {
         } else {
             // The journal as last read; read it again only for a user it shows locked,
             // who may have been unlocked by mfa-admin since (authenticate always reads it).
-            let lock = {
-                let mut state = self.state();
-                let lock = state.lock(&names.lookup);
-                if self.locked_for(&lock).is_some() && state.refresh().is_ok() {
-                    state.lock(&names.lookup)
-                } else {
-                    lock
-                }
-            };
-            if let Some(seconds) = self.locked_for(&lock) {
-                trail.info(format!("rejected: \"{}\" is locked for {seconds} more seconds", names.lookup));
-                out.reply_message = Some(self.locked_message(seconds));
-                out.outcome = Some(Outcome::Userlock);
+            let refused = self.refuse_if_locked(&names.lookup, &mut self.state(), trail);
+            if let Some(decision) = refused {
+                out.reply_message = decision.messages.into_iter().next();
+                out.outcome = Some(decision.outcome);
                 return out;
             }
         }

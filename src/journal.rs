@@ -488,6 +488,11 @@ impl StateJournal {
     /// Reads and applies the complete lines after `offset`. With `locked`, a
     /// partial last line cannot be a write in progress, so it is truncated away.
     fn read_new(&mut self, locked: bool) -> Result<(), JournalError> {
+        // One fstat instead of a seek and a read when nothing was appended (most writes).
+        let size = self.file.metadata().map_err(io_error("inspect", &self.path))?.len();
+        if size == self.offset {
+            return Ok(());
+        }
         let mut buf = Vec::new();
         let mut reader = &self.file;
         reader

@@ -301,13 +301,8 @@ impl Engine {
     fn check_sent_code(&self, user: &str, sent: &str, answer: &str, trail: &mut Trail) -> Decision {
         let now = self.clock.now();
         let mut state = self.state();
-        if let Err(e) = state.refresh() {
-            trail.error(format!("cannot read the state journal: {e}"));
-            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
-        }
-        if let Some(seconds) = self.locked_for(&state.lock(user)) {
-            trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
-            return Decision::refuse(Outcome::Userlock, self.locked_message(seconds));
+        if let Some(decision) = self.refuse_if_locked(user, &mut state, trail) {
+            return decision;
         }
         if bool::from(answer.trim().as_bytes().ct_eq(sent.as_bytes())) {
             self.reset_failures(user, &mut state, trail);

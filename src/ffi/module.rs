@@ -195,7 +195,8 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             password: request.bytes(List::Request, PW_USER_PASSWORD),
             chap,
             state: request.bytes(List::Request, PW_STATE),
-            nas: request.nas_identity(),
+            // Only challenges are bound to the NAS; the other modes skip the formatting.
+            nas: if engine.config().mode.challenges() { request.nas_identity() } else { String::new() },
             stashed_code,
         });
         for line in &out.log {

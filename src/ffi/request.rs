@@ -13,7 +13,7 @@ use super::bindings::{
     log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS,
     PW_STATE,
     log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
-    radlog_request, request_data_add, request_data_get, talloc_strndup,
+    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
     PW_AUTH_TYPE, PW_REALM, PW_REPLY_MESSAGE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY,
     VALUE_PAIR,
 };
@@ -237,8 +237,20 @@ impl<'a> Request<'a> {
     }
 
     pub fn log(&self, level: Level, text: &str) {
+        if level == Level::Debug && !self.debug_enabled() {
+            return;
+        }
         // SAFETY: `raw` is valid for this callback.
         unsafe { log_raw(self.raw, level, text) }
+    }
+
+    /// Whether the server would print debug lines for this request (radiusd -X, or a
+    /// request marked for debugging): saves the work of logging them otherwise.
+    fn debug_enabled(&self) -> bool {
+        // SAFETY: a global the server sets at start-up, and a field of a valid request.
+        unsafe {
+            rad_debug_lvl >= log_lvl_L_DBG_LVL_2 || (*self.raw).log.lvl >= log_lvl_L_DBG_LVL_2
+        }
     }
 }
 
