@@ -28,6 +28,8 @@ pub enum Mode {
     PasswordThenOtp,
     /// `password+otp` when the field holds both, `password-then-otp` when it holds the password alone.
     Auto,
+    /// The first factor checks the password; then a push to the user's device waits for approval.
+    Push,
 }
 
 impl Mode {
@@ -37,6 +39,7 @@ impl Mode {
             Mode::PasswordOtp => "password+otp",
             Mode::PasswordThenOtp => "password-then-otp",
             Mode::Auto => "auto",
+            Mode::Push => "push",
         }
     }
 
@@ -91,6 +94,28 @@ pub struct RawConfig {
     pub msg_wrong_answer: Option<String>,
     pub msg_bad_state: Option<String>,
     pub msg_send_failed: Option<String>,
+    pub push: RawPush,
+    pub msg_push_denied: Option<String>,
+    pub msg_push_timeout: Option<String>,
+    pub msg_push_unavailable: Option<String>,
+    pub msg_push_busy: Option<String>,
+    /// The server's max_request_time (radiusd.conf), 0 when unknown.
+    pub server_max_request_time: u32,
+}
+
+/// The items of the `push { }` section, before checking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawPush {
+    pub url: Option<String>,
+    pub secondary_url: Option<String>,
+    pub authorization: Option<String>,
+    pub timeout: u32,
+    pub skip_failing: u32,
+    pub poll_interval: u32,
+    pub wait: u32,
+    pub max_waiting: u32,
+    pub failmode: Option<String>,
+    pub message: Option<String>,
 }
 
 /// The items of an `sms { }` or `email { }` section, before checking.
@@ -124,6 +149,10 @@ pub struct Messages {
     pub wrong_answer: String,
     pub bad_state: String,
     pub send_failed: String,
+    pub push_denied: String,
+    pub push_timeout: String,
+    pub push_unavailable: String,
+    pub push_busy: String,
 }
 
 impl Default for Messages {
@@ -145,6 +174,10 @@ impl Default for Messages {
             wrong_answer: "Wrong code, try again:".into(),
             bad_state: "This login has expired or is not valid, please start again".into(),
             send_failed: "The code could not be sent, try again later".into(),
+            push_denied: "The login was denied on your device".into(),
+            push_timeout: "No answer from your device in time".into(),
+            push_unavailable: "Approval by push is unavailable, try again later".into(),
+            push_busy: "Too many logins are waiting for approval, try again shortly".into(),
         }
     }
 }
@@ -170,6 +203,48 @@ impl fmt::Debug for Gateway {
             .field("body", &self.body)
             .field("message", &self.message)
             .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// What a push that cannot be done (provider unreachable, failing, answering garbage) leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failmode {
+    /// Reject.
+    Secure,
+    /// Accept on the first factor alone, logged as such.
+    Safe,
+}
+
+/// Push approval settings (mode push).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Push {
+    pub urls: Vec<String>,
+    /// The Authorization header's value: a secret.
+    pub authorization: Option<String>,
+    /// Bound on one HTTP call.
+    pub timeout: std::time::Duration,
+    /// How long a failing provider is skipped.
+    pub skip_failing: std::time::Duration,
+    pub poll_interval: std::time::Duration,
+    /// How long a login waits for the answer.
+    pub wait: std::time::Duration,
+    /// Logins waiting at once, at most; more are refused (the server keeps threads for others).
+    pub max_waiting: usize,
+    pub failmode: Failmode,
+    /// What the device shows: {user}, {client}, {nas}.
+    pub message: String,
+}
+
+impl fmt::Debug for Push {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Push")
+            .field("urls", &self.urls.len())
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("wait", &self.wait)
+            .field("max_waiting", &self.max_waiting)
+            .field("failmode", &self.failmode)
             .finish()
     }
 }
@@ -215,6 +290,8 @@ pub struct Config {
     pub messages: Messages,
     /// Set in the modes that challenge.
     pub challenge: Option<Challenge>,
+    /// Set in mode push.
+    pub push: Option<Push>,
 }
 
 /// A configuration item that cannot be used, and why.
@@ -278,6 +355,7 @@ impl Config {
                 ("password+otp", Mode::PasswordOtp),
                 ("password-then-otp", Mode::PasswordThenOtp),
                 ("auto", Mode::Auto),
+                ("push", Mode::Push),
             ],
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
@@ -362,6 +440,10 @@ impl Config {
             wrong_answer: message(&raw.msg_wrong_answer, &defaults.wrong_answer),
             bad_state: message(&raw.msg_bad_state, &defaults.bad_state),
             send_failed: message(&raw.msg_send_failed, &defaults.send_failed),
+            push_denied: message(&raw.msg_push_denied, &defaults.push_denied),
+            push_timeout: message(&raw.msg_push_timeout, &defaults.push_timeout),
+            push_unavailable: message(&raw.msg_push_unavailable, &defaults.push_unavailable),
+            push_busy: message(&raw.msg_push_busy, &defaults.push_busy),
         };
         for (item, text) in [
             ("messages.wrong_code", &messages.wrong_code),
@@ -380,6 +462,10 @@ impl Config {
             ("messages.wrong_answer", &messages.wrong_answer),
             ("messages.bad_state", &messages.bad_state),
             ("messages.send_failed", &messages.send_failed),
+            ("messages.push_denied", &messages.push_denied),
+            ("messages.push_timeout", &messages.push_timeout),
+            ("messages.push_unavailable", &messages.push_unavailable),
+            ("messages.push_busy", &messages.push_busy),
         ] {
             // A Reply-Message holds at most 253 bytes; leave room for substitutions.
             if text.len() > 200 {
@@ -388,8 +474,10 @@ impl Config {
         }
 
         let challenge = if mode.challenges() { Some(challenge_settings(raw)?) } else { None };
+        let push = if mode == Mode::Push { Some(push_settings(raw)?) } else { None };
 
         Ok(Config {
+            push,
             challenge,
             mode,
             tokens,
@@ -433,6 +521,66 @@ fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
         code_lifetime: u64::from(raw.code_lifetime),
         sms: gateway("sms", &raw.sms)?,
         email: gateway("email", &raw.email)?,
+    })
+}
+
+fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
+    let p = &raw.push;
+    let mut urls = Vec::new();
+    for (item, url) in [("push.url", &p.url), ("push.secondary_url", &p.secondary_url)] {
+        let url = url.as_deref().map(str::trim).unwrap_or("");
+        if url.is_empty() {
+            continue;
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(item, format!("\"{url}\" is not an http:// or https:// URL")));
+        }
+        urls.push(url.trim_end_matches('/').to_string());
+    }
+    if p.url.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        return Err(invalid("push.url", "mode push needs the push provider's URL"));
+    }
+    if !(1..=30).contains(&p.timeout) {
+        return Err(invalid("push.timeout", "must be 1 to 30 seconds"));
+    }
+    if !(1..=60).contains(&p.poll_interval) {
+        return Err(invalid("push.poll_interval", "must be 1 to 60 seconds"));
+    }
+    if !(5..=600).contains(&p.wait) {
+        return Err(invalid("push.wait", "must be 5 to 600 seconds"));
+    }
+    // The server abandons a request after max_request_time: a wait (plus the calls that
+    // create the push and ask for its status) must end before it.
+    let longest = p.wait + 2 * p.timeout;
+    if raw.server_max_request_time > 0 && longest >= raw.server_max_request_time {
+        return Err(invalid(
+            "push.wait",
+            format!(
+                "a push may take {longest} s (wait {} + 2 x timeout {}), not less than the server's \
+                 max_request_time of {} s: lower it, or raise max_request_time in radiusd.conf",
+                p.wait, p.timeout, raw.server_max_request_time
+            ),
+        ));
+    }
+    if !(1..=10_000).contains(&p.max_waiting) {
+        return Err(invalid("push.max_waiting", "must be 1 to 10000"));
+    }
+    let failmode = choice(
+        "push.failmode",
+        p.failmode.as_deref(),
+        Failmode::Secure,
+        &[("secure", Failmode::Secure), ("safe", Failmode::Safe)],
+    )?;
+    Ok(Push {
+        urls,
+        authorization: p.authorization.clone().filter(|a| !a.is_empty()),
+        timeout: std::time::Duration::from_secs(u64::from(p.timeout)),
+        skip_failing: std::time::Duration::from_secs(u64::from(p.skip_failing)),
+        poll_interval: std::time::Duration::from_secs(u64::from(p.poll_interval)),
+        wait: std::time::Duration::from_secs(u64::from(p.wait)),
+        max_waiting: p.max_waiting as usize,
+        failmode,
+        message: p.message.clone().unwrap_or_else(|| "Approve login to {client} for {user}?".into()),
     })
 }
 
@@ -558,6 +706,43 @@ mod tests {
             raw.realm_delimiter = Some(written.into());
             assert_eq!(Config::from_raw(&raw).unwrap().realm.delimiter, '\\');
         }
+    }
+
+    fn push_raw() -> RawConfig {
+        let mut raw = shipped();
+        raw.mode = Some("push".into());
+        raw.push = RawPush {
+            url: Some("https://push.example.com/".into()),
+            timeout: 5,
+            skip_failing: 30,
+            poll_interval: 2,
+            wait: 15,
+            max_waiting: 8,
+            ..RawPush::default()
+        };
+        raw.server_max_request_time = 30;
+        raw
+    }
+
+    #[test]
+    fn push_settings_are_checked_against_max_request_time() {
+        let cfg = Config::from_raw(&push_raw()).unwrap();
+        let push = cfg.push.unwrap();
+        assert_eq!(push.urls, vec!["https://push.example.com"]);
+        assert_eq!(push.failmode, Failmode::Secure);
+
+        let mut raw = push_raw();
+        raw.push.wait = 20; // 20 + 2 x 5 is not less than 30
+        let err = Config::from_raw(&raw).unwrap_err();
+        assert_eq!(err.item, "push.wait");
+        assert!(err.message.contains("max_request_time"), "{err}");
+
+        let mut raw = push_raw();
+        raw.push.url = None;
+        assert_eq!(Config::from_raw(&raw).unwrap_err().item, "push.url");
+        let mut raw = push_raw();
+        raw.push.failmode = Some("open".into());
+        assert_eq!(Config::from_raw(&raw).unwrap_err().item, "push.failmode");
     }
 
     #[test]

@@ -22,8 +22,10 @@ use crate::verify::Windows;
 
 mod codes;
 mod dialogue;
+mod push;
 
 use codes::Given;
+use push::{PushContext, Pusher};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -104,6 +106,9 @@ pub struct AuthenticateInput<'a> {
     pub state: Option<&'a [u8]>,
     /// Who asks: the client's address, NAS-Identifier and NAS-IP-Address.
     pub nas: String,
+    /// For the push message: the client's shortname and the NAS's name.
+    pub client: String,
+    pub nas_name: String,
     pub stashed_code: Option<String>,
 }
 
@@ -182,6 +187,7 @@ pub struct Engine {
     user_map: Option<Reloading<UserMap>>,
     state: Mutex<StateJournal>,
     dialogues: Option<Dialogues>,
+    pusher: Option<Pusher>,
 }
 
 fn load_tokens(path: &Path) -> Result<TokenDb, String> {
@@ -235,6 +241,10 @@ impl Engine {
             }),
             None => None,
         };
+        let pusher = match &cfg.push {
+            Some(p) => Some(Pusher::new(p).map_err(|message| ConfigError { item: "push.url", message })?),
+            None => None,
+        };
         Ok(Engine {
             name: name.to_string(),
             cfg,
@@ -243,7 +253,13 @@ impl Engine {
             user_map,
             state: Mutex::new(journal),
             dialogues,
+            pusher,
         })
+    }
+
+    /// Replaces the push provider (tests use a fake one).
+    pub fn set_push_provider(&mut self, provider: Box<dyn crate::push::PushProvider>) {
+        self.pusher = Some(Pusher::with_provider(provider));
     }
 
     /// The module instance's name, which is also its Auth-Type.
@@ -420,7 +436,7 @@ impl Engine {
                 };
                 return false;
             }
-            (Mode::Otp | Mode::PasswordThenOtp, _) => {}
+            (Mode::Otp | Mode::PasswordThenOtp | Mode::Push, _) => {}
         }
         true
     }
@@ -478,6 +494,21 @@ impl Engine {
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
                 };
                 return self.start_dialogue(&user, entry, &input.nas, trail);
+            }
+            (Mode::Push, _) => {
+                // The first factor has accepted the password: ask the user's device.
+                if entry.is_none() {
+                    trail.info(format!("rejected: \"{user}\" is not in the token file"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                }
+                let ctx = PushContext {
+                    user: &user,
+                    nas: &input.nas,
+                    client: &input.client,
+                    nas_name: &input.nas_name,
+                    password: input.password.unwrap_or_default(),
+                };
+                return self.push_login(&ctx, trail);
             }
             (Mode::Otp, _) => match (input.password, &input.chap) {
                 (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),

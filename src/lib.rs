@@ -15,6 +15,7 @@ pub mod journal;
 pub mod mask;
 pub mod otp;
 pub mod password;
+pub mod push;
 pub mod realm;
 pub mod reload;
 pub mod template;

@@ -10,10 +10,10 @@ use std::mem::offset_of;
 use std::ptr;
 
 use super::bindings::{
-    CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
+    main_config, CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
     PW_TYPE_SUBSECTION,
 };
-use crate::config::{RawConfig, RawGateway};
+use crate::config::{RawConfig, RawGateway, RawPush};
 use crate::engine::Engine;
 
 #[repr(C)]
@@ -59,6 +59,11 @@ pub struct Instance {
     msg_wrong_answer: *const c_char,
     msg_bad_state: *const c_char,
     msg_send_failed: *const c_char,
+    push: PushItems,
+    msg_push_denied: *const c_char,
+    msg_push_timeout: *const c_char,
+    msg_push_unavailable: *const c_char,
+    msg_push_busy: *const c_char,
     /// Set by instantiate (Box::into_raw), taken back by detach.
     pub engine: *mut Engine,
 }
@@ -71,6 +76,21 @@ struct GatewayItems {
     body: *const c_char,
     message: *const c_char,
     timeout: u32,
+}
+
+/// The items of the `push { }` section.
+#[repr(C)]
+struct PushItems {
+    url: *const c_char,
+    secondary_url: *const c_char,
+    authorization: *const c_char,
+    timeout: u32,
+    skip_failing: u32,
+    poll_interval: u32,
+    wait: u32,
+    max_waiting: u32,
+    failmode: *const c_char,
+    message: *const c_char,
 }
 
 /// A table of rows with raw pointers, shared read-only with the server.
@@ -142,8 +162,26 @@ const fn gateway_rows(base: usize, message: &'static CStr) -> [CONF_PARSER; 6] {
 static SMS: Table<6> = Table(gateway_rows(offset_of!(Instance, sms), c"Your login code is {code} ({correlation})"));
 static EMAIL: Table<6> = Table(gateway_rows(offset_of!(Instance, email), c"Your login code is {code} ({correlation})"));
 
+const fn push_row(name: &'static CStr, kind: i32, field: usize, default: Option<&'static CStr>) -> CONF_PARSER {
+    row(name, kind, offset_of!(Instance, push) + field, default)
+}
+
+static PUSH: Table<11> = Table([
+    push_row(c"url", STRING, offset_of!(PushItems, url), None),
+    push_row(c"secondary_url", STRING, offset_of!(PushItems, secondary_url), None),
+    push_row(c"authorization", STRING | SECRET, offset_of!(PushItems, authorization), None),
+    push_row(c"timeout", INTEGER, offset_of!(PushItems, timeout), Some(c"5")),
+    push_row(c"skip_failing", INTEGER, offset_of!(PushItems, skip_failing), Some(c"30")),
+    push_row(c"poll_interval", INTEGER, offset_of!(PushItems, poll_interval), Some(c"2")),
+    push_row(c"wait", INTEGER, offset_of!(PushItems, wait), Some(c"15")),
+    push_row(c"max_waiting", INTEGER, offset_of!(PushItems, max_waiting), Some(c"8")),
+    push_row(c"failmode", STRING, offset_of!(PushItems, failmode), Some(c"secure")),
+    push_row(c"message", STRING, offset_of!(PushItems, message), None),
+    END,
+]);
+
 // Messages have no default here: config.rs holds them, so there is one source.
-static MESSAGES: Table<17> = Table([
+static MESSAGES: Table<21> = Table([
     row(c"wrong_code", STRING, offset_of!(Instance, msg_wrong_code), None),
     row(c"locked", STRING, offset_of!(Instance, msg_locked), None),
     row(c"no_token", STRING, offset_of!(Instance, msg_no_token), None),
@@ -160,10 +198,14 @@ static MESSAGES: Table<17> = Table([
     row(c"wrong_answer", STRING, offset_of!(Instance, msg_wrong_answer), None),
     row(c"bad_state", STRING, offset_of!(Instance, msg_bad_state), None),
     row(c"send_failed", STRING, offset_of!(Instance, msg_send_failed), None),
+    row(c"push_denied", STRING, offset_of!(Instance, msg_push_denied), None),
+    row(c"push_timeout", STRING, offset_of!(Instance, msg_push_timeout), None),
+    row(c"push_unavailable", STRING, offset_of!(Instance, msg_push_unavailable), None),
+    row(c"push_busy", STRING, offset_of!(Instance, msg_push_busy), None),
     END,
 ]);
 
-pub static CONFIG: Table<23> = Table([
+pub static CONFIG: Table<24> = Table([
     row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
     row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
     row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
@@ -183,6 +225,7 @@ pub static CONFIG: Table<23> = Table([
     row(c"code_lifetime", INTEGER, offset_of!(Instance, code_lifetime), Some(c"300")),
     subsection(c"sms", &SMS),
     subsection(c"email", &EMAIL),
+    subsection(c"push", &PUSH),
     subsection(c"realm", &REALM),
     subsection(c"lockout", &LOCKOUT),
     subsection(c"messages", &MESSAGES),
@@ -249,6 +292,12 @@ impl Instance {
                 msg_wrong_answer: text(self.msg_wrong_answer),
                 msg_bad_state: text(self.msg_bad_state),
                 msg_send_failed: text(self.msg_send_failed),
+                push: self.push.raw(),
+                msg_push_denied: text(self.msg_push_denied),
+                msg_push_timeout: text(self.msg_push_timeout),
+                msg_push_unavailable: text(self.msg_push_unavailable),
+                msg_push_busy: text(self.msg_push_busy),
+                server_max_request_time: server_max_request_time(),
             }
         }
     }
@@ -267,4 +316,31 @@ impl GatewayItems {
             }
         }
     }
+}
+
+impl PushItems {
+    fn raw(&self) -> RawPush {
+        // SAFETY: as in Instance::raw_config.
+        unsafe {
+            RawPush {
+                url: text(self.url),
+                secondary_url: text(self.secondary_url),
+                authorization: text(self.authorization),
+                timeout: self.timeout,
+                skip_failing: self.skip_failing,
+                poll_interval: self.poll_interval,
+                wait: self.wait,
+                max_waiting: self.max_waiting,
+                failmode: text(self.failmode),
+                message: text(self.message),
+            }
+        }
+    }
+}
+
+/// The server's `max_request_time`, which a push wait must end before.
+fn server_max_request_time() -> u32 {
+    // SAFETY: a global the server fills from radiusd.conf before it instantiates modules,
+    // and only reads afterwards.
+    unsafe { main_config.max_request_time }
 }

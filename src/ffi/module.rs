@@ -185,6 +185,8 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     with_engine(instance, raw, |engine, key, mut request| {
         let stashed_code = request.take_stash(key);
+        let pushes = engine.config().push.is_some();
+        let binds_nas = pushes || engine.config().mode.challenges();
         let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
             let authenticator = request.authenticator();
             let challenge = request.bytes(List::Request, PW_CHAP_CHALLENGE).unwrap_or(&authenticator);
@@ -195,8 +197,10 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             password: request.bytes(List::Request, PW_USER_PASSWORD),
             chap,
             state: request.bytes(List::Request, PW_STATE),
-            // Only challenges are bound to the NAS; the other modes skip the formatting.
-            nas: if engine.config().mode.challenges() { request.nas_identity() } else { String::new() },
+            // Only challenges and pushes use the NAS; the other modes skip the formatting.
+            nas: if binds_nas { request.nas_identity() } else { String::new() },
+            client: if pushes { request.client_name() } else { String::new() },
+            nas_name: if pushes { request.nas_name() } else { String::new() },
             stashed_code,
         });
         for line in &out.log {

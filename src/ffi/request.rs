@@ -181,6 +181,27 @@ impl<'a> Request<'a> {
         format!("{source}|{nas_ip}|{nas_id}")
     }
 
+    /// The client's shortname (clients.conf), for the push message.
+    pub fn client_name(&self) -> String {
+        // SAFETY: the request's client lives as long as the request; shortname is a C string or null.
+        unsafe {
+            let client = (*self.raw).client;
+            if client.is_null() || (*client).shortname.is_null() {
+                return String::new();
+            }
+            std::ffi::CStr::from_ptr((*client).shortname).to_string_lossy().into_owned()
+        }
+    }
+
+    /// The NAS's name for a message: NAS-Identifier, else NAS-IP-Address, else the source address.
+    pub fn nas_name(&self) -> String {
+        let identity = self.nas_identity();
+        let parts: Vec<&str> = identity.split('|').collect();
+        // nas_identity is "source|NAS-IP-Address|NAS-Identifier": prefer the last one given.
+        let name = parts.iter().rev().find(|p| !p.is_empty()).copied().unwrap_or("");
+        name.to_string()
+    }
+
     /// Answers with Access-Challenge carrying `state`.
     pub fn set_challenge(&mut self, state: &[u8]) -> bool {
         // SAFETY: the reply packet owns its list and is the talloc parent of the new pair.

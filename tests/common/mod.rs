@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fake_gateway;
+pub mod fake_push;
 
 use std::fs;
 use std::io::Write;
@@ -315,7 +316,7 @@ impl Server {
     /// Sends one Access-Request with the given attribute lines (radclient syntax).
     pub fn send(&self, attrs: &str) -> Reply {
         let mut child = Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "5"])
+            .args(["-x", "-r", "1", "-t", "15"])
             .arg(format!("127.0.0.1:{}", self.port))
             .args(["auth", SECRET])
             .stdin(Stdio::piped())

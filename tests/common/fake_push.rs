@@ -1,0 +1,403 @@
+//! A fake push provider: a real HTTP/1.1 server on 127.0.0.1 that speaks the
+//! generic provider's JSON contract (see src/push.rs), records what it is sent
+//! and answers as told.
+//!
+//! Shared by the unit tests of src/push.rs (included with #[path]) and the
+//! integration tests. Each connection gets its own thread and one request,
+//! answered with `Connection: close`. A request is counted and recorded before
+//! it is answered, so once a client has its answer (or has given up) the
+//! counters already include it.
+//!
+//! Routes, under any path prefix (so that a base URL such as
+//! `http://127.0.0.1:PORT/api/v1` works too):
+//! - `POST .../push`: a JSON object with string fields `user`, `message`,
+//!   `client` and `request_id`, else 400. A new `request_id` creates a push
+//!   (201); a known one answers the existing push (200) and creates nothing.
+//! - `GET .../push/{id}`: the push's status, or 404 for an unknown id.
+//! - `DELETE .../push/{id}`: cancels it (204; the push then reads `expired`),
+//!   or 404 for an unknown id.
+//!
+//! The status a push reads is worked out when it is asked for, from the
+//! behaviour set at that moment and the push's age, so a test can create a push
+//! under `NeverAnswer` and approve it later with `ApproveAfter(Duration::ZERO)`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How the provider answers the requests that come after it is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushBehaviour {
+    /// Status is "pending" until that long after creation, then "approved".
+    ApproveAfter(Duration),
+    /// Status is "pending" until that long after creation, then "denied".
+    DenyAfter(Duration),
+    /// Create works; status stays "pending" forever.
+    NeverAnswer,
+    /// Every call answers HTTP 500.
+    Error500,
+    /// Every call answers 200 with a body that is not JSON.
+    Malformed,
+    /// Every call: read the request, then close the connection without answering.
+    Close,
+    /// Every call: read the request, never answer (until the client closes).
+    Hang,
+}
+
+/// One request as the provider received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRecorded {
+    pub method: String,
+    pub path: String,
+    /// In the order sent, names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl PushRecorded {
+    /// The first header of that name (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Bounds a connection whose client neither sends nor closes, so that no
+/// thread waits forever.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+
+struct Push {
+    id: String,
+    created: Instant,
+    cancelled: bool,
+}
+
+#[derive(Default)]
+struct Pushes {
+    /// By id.
+    by_id: HashMap<String, Push>,
+    /// request_id → id.
+    by_request: HashMap<String, String>,
+    created: usize,
+    cancelled: usize,
+    last_create_body: Option<Value>,
+}
+
+struct Shared {
+    behaviour: Mutex<PushBehaviour>,
+    requests: Mutex<Vec<PushRecorded>>,
+    pushes: Mutex<Pushes>,
+    /// Connections left hanging, shut down when the provider is dropped.
+    hanging: Mutex<Vec<TcpStream>>,
+    stopped: AtomicBool,
+}
+
+/// A lock that a panicking test thread elsewhere does not poison for the rest.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct FakePush {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakePush {
+    pub fn start(behaviour: PushBehaviour) -> FakePush {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("cannot bind the fake push provider");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            requests: Mutex::new(Vec::new()),
+            pushes: Mutex::new(Pushes::default()),
+            hanging: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
+        });
+        let accepting = Arc::clone(&shared);
+        // Detached: the test process does not wait for it.
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accepting.stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&accepting);
+                thread::spawn(move || serve(stream, &shared));
+            }
+        });
+        FakePush { addr, shared }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn set_behaviour(&self, b: PushBehaviour) {
+        *lock(&self.shared.behaviour) = b;
+    }
+
+    /// Pushes actually created; a create with a known request_id is not one.
+    pub fn created(&self) -> usize {
+        lock(&self.shared.pushes).created
+    }
+
+    /// HTTP requests received, of all kinds and whatever the answer.
+    pub fn calls(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// Pushes cancelled (each counted once, however often it is cancelled).
+    pub fn cancelled(&self) -> usize {
+        lock(&self.shared.pushes).cancelled
+    }
+
+    /// The JSON body of the last create that was answered as a create.
+    pub fn last_create_body(&self) -> Option<Value> {
+        lock(&self.shared.pushes).last_create_body.clone()
+    }
+
+    /// The requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<PushRecorded> {
+        lock(&self.shared.requests).clone()
+    }
+}
+
+impl Drop for FakePush {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag and closes the listener.
+        let _ = TcpStream::connect(self.addr);
+        for stream in lock(&self.shared.hanging).drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn serve(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
+    let _ = stream.set_write_timeout(Some(IDLE_LIMIT));
+    let Ok(reader) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(reader);
+    let Some(request) = read_request(&mut reader) else {
+        return;
+    };
+    let behaviour = *lock(&shared.behaviour);
+    lock(&shared.requests).push(request.clone());
+    let mut stream = stream;
+    match behaviour {
+        PushBehaviour::Error500 => answer(
+            &mut stream,
+            "500 Internal Server Error",
+            r#"{"error":"failed"}"#,
+        ),
+        PushBehaviour::Malformed => answer(&mut stream, "200 OK", "<html>not json</html>"),
+        PushBehaviour::Close => {}
+        PushBehaviour::Hang => {
+            if let Ok(copy) = stream.try_clone() {
+                lock(&shared.hanging).push(copy);
+            }
+            if shared.stopped.load(Ordering::SeqCst) {
+                // Dropped meanwhile, after it shut the hanging connections down.
+                return;
+            }
+            // Waits for the client to give up and close (read gives 0 or fails).
+            let mut sink = [0u8; 1024];
+            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+        }
+        PushBehaviour::ApproveAfter(_)
+        | PushBehaviour::DenyAfter(_)
+        | PushBehaviour::NeverAnswer => {
+            let (status, body) = route(&request, behaviour, shared);
+            answer(&mut stream, status, &body);
+        }
+    }
+    // Dropping the stream closes it: all of the request was read, so the client
+    // sees an orderly end of the connection.
+}
+
+/// The answer of a provider that works: status line and body.
+fn route(
+    request: &PushRecorded,
+    behaviour: PushBehaviour,
+    shared: &Shared,
+) -> (&'static str, String) {
+    let path = request.path.split(['?', '#']).next().unwrap_or("");
+    let not_found = ("404 Not Found", json!({"error": "not found"}).to_string());
+    if path.ends_with("/push") {
+        if request.method != "POST" {
+            return (
+                "405 Method Not Allowed",
+                json!({"error": "method"}).to_string(),
+            );
+        }
+        return create(&request.body, behaviour, shared);
+    }
+    let Some((prefix, id)) = path.rsplit_once('/') else {
+        return not_found;
+    };
+    if !prefix.ends_with("/push") || id.is_empty() {
+        return not_found;
+    }
+    let mut pushes = lock(&shared.pushes);
+    match request.method.as_str() {
+        "GET" => match pushes.by_id.get(id) {
+            Some(push) => (
+                "200 OK",
+                json!({"id": push.id, "status": status_of(push, behaviour)}).to_string(),
+            ),
+            None => not_found,
+        },
+        "DELETE" => {
+            let newly = match pushes.by_id.get_mut(id) {
+                Some(push) => !std::mem::replace(&mut push.cancelled, true),
+                None => return not_found,
+            };
+            if newly {
+                pushes.cancelled += 1;
+            }
+            ("204 No Content", String::new())
+        }
+        _ => (
+            "405 Method Not Allowed",
+            json!({"error": "method"}).to_string(),
+        ),
+    }
+}
+
+fn create(body: &str, behaviour: PushBehaviour, shared: &Shared) -> (&'static str, String) {
+    let bad = (
+        "400 Bad Request",
+        json!({"error": "bad request"}).to_string(),
+    );
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return bad;
+    };
+    let fields = ["user", "message", "client", "request_id"];
+    if !fields
+        .iter()
+        .all(|f| value.get(f).is_some_and(Value::is_string))
+    {
+        return bad;
+    }
+    let request_id = value["request_id"].as_str().unwrap_or("").to_owned();
+    let mut pushes = lock(&shared.pushes);
+    if let Some(id) = pushes.by_request.get(&request_id) {
+        if let Some(push) = pushes.by_id.get(id) {
+            let answer = json!({"id": push.id, "status": status_of(push, behaviour)});
+            return ("200 OK", answer.to_string());
+        }
+    }
+    pushes.created += 1;
+    let id = format!("push-{}", pushes.created);
+    pushes.by_request.insert(request_id, id.clone());
+    pushes.by_id.insert(
+        id.clone(),
+        Push {
+            id: id.clone(),
+            created: Instant::now(),
+            cancelled: false,
+        },
+    );
+    pushes.last_create_body = Some(value);
+    (
+        "201 Created",
+        json!({"id": id, "status": "pending"}).to_string(),
+    )
+}
+
+fn status_of(push: &Push, behaviour: PushBehaviour) -> &'static str {
+    if push.cancelled {
+        return "expired";
+    }
+    match behaviour {
+        PushBehaviour::ApproveAfter(d) if push.created.elapsed() >= d => "approved",
+        PushBehaviour::DenyAfter(d) if push.created.elapsed() >= d => "denied",
+        _ => "pending",
+    }
+}
+
+fn answer(stream: &mut TcpStream, status: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Reads one request: request line, headers, then a body of Content-Length
+/// bytes. None when the client closed early or sent something that is not HTTP.
+fn read_request(reader: &mut impl BufRead) -> Option<PushRecorded> {
+    let mut head_size = 0;
+    let request_line = read_line(reader, &mut head_size)?;
+    let mut parts = request_line.split(' ');
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(reader, &mut head_size)?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let length = match headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        Some((_, v)) => v.parse::<usize>().ok()?,
+        None => 0,
+    };
+    if length > MAX_BODY {
+        return None;
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(PushRecorded {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn read_line(reader: &mut impl BufRead, head_size: &mut usize) -> Option<String> {
+    let mut line = Vec::new();
+    let n = Read::take(&mut *reader, (MAX_HEAD - *head_size) as u64)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    *head_size += n;
+    if n == 0 || !line.ends_with(b"\n") {
+        return None;
+    }
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    String::from_utf8(line).ok()
+}
