@@ -99,6 +99,9 @@ pub struct RawConfig {
     pub msg_push_timeout: Option<String>,
     pub msg_push_unavailable: Option<String>,
     pub msg_push_busy: Option<String>,
+    pub msg_push_prompt: Option<String>,
+    pub msg_push_pending: Option<String>,
+    pub msg_push_menu: Option<String>,
     /// The server's max_request_time (radiusd.conf), 0 when unknown.
     pub server_max_request_time: u32,
 }
@@ -116,6 +119,8 @@ pub struct RawPush {
     pub max_waiting: u32,
     pub failmode: Option<String>,
     pub message: Option<String>,
+    pub approval: Option<String>,
+    pub when_busy: Option<String>,
 }
 
 /// The items of an `sms { }` or `email { }` section, before checking.
@@ -153,6 +158,9 @@ pub struct Messages {
     pub push_timeout: String,
     pub push_unavailable: String,
     pub push_busy: String,
+    pub push_prompt: String,
+    pub push_pending: String,
+    pub push_menu: String,
 }
 
 impl Default for Messages {
@@ -178,6 +186,9 @@ impl Default for Messages {
             push_timeout: "No answer from your device in time".into(),
             push_unavailable: "Approval by push is unavailable, try again later".into(),
             push_busy: "Too many logins are waiting for approval, try again shortly".into(),
+            push_prompt: "Approve on your device, then press OK ({correlation})".into(),
+            push_pending: "Not approved yet: approve on your device, then press OK".into(),
+            push_menu: "Approve on your device (push)".into(),
         }
     }
 }
@@ -216,9 +227,21 @@ pub enum Failmode {
     Safe,
 }
 
-/// Push approval settings (mode push).
+/// How a login waits for the answer to a push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// The request waits (holding a server thread) until the answer or `wait`.
+    Wait,
+    /// Access-Challenge at once ("approve, then press OK"); the answer round checks.
+    Challenge,
+}
+
+/// Push approval settings (mode push, and push as a menu entry or in auto mode).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Push {
+    pub approval: Approval,
+    /// With `Approval::Wait`, past `max_waiting`: challenge (true) or refuse (false).
+    pub busy_challenges: bool,
     pub urls: Vec<String>,
     /// The Authorization header's value: a secret.
     pub authorization: Option<String>,
@@ -444,6 +467,9 @@ impl Config {
             push_timeout: message(&raw.msg_push_timeout, &defaults.push_timeout),
             push_unavailable: message(&raw.msg_push_unavailable, &defaults.push_unavailable),
             push_busy: message(&raw.msg_push_busy, &defaults.push_busy),
+            push_prompt: message(&raw.msg_push_prompt, &defaults.push_prompt),
+            push_pending: message(&raw.msg_push_pending, &defaults.push_pending),
+            push_menu: message(&raw.msg_push_menu, &defaults.push_menu),
         };
         for (item, text) in [
             ("messages.wrong_code", &messages.wrong_code),
@@ -466,6 +492,9 @@ impl Config {
             ("messages.push_timeout", &messages.push_timeout),
             ("messages.push_unavailable", &messages.push_unavailable),
             ("messages.push_busy", &messages.push_busy),
+            ("messages.push_prompt", &messages.push_prompt),
+            ("messages.push_pending", &messages.push_pending),
+            ("messages.push_menu", &messages.push_menu),
         ] {
             // A Reply-Message holds at most 253 bytes; leave room for substitutions.
             if text.len() > 200 {
@@ -473,8 +502,11 @@ impl Config {
             }
         }
 
-        let challenge = if mode.challenges() { Some(challenge_settings(raw)?) } else { None };
-        let push = if mode == Mode::Push { Some(push_settings(raw)?) } else { None };
+        let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
+        let push = if mode == Mode::Push || push_configured { Some(push_settings(raw)?) } else { None };
+        // Push answers may come back as a challenge round too: the State key is needed.
+        let challenge =
+            if mode.challenges() || push.is_some() { Some(challenge_settings(raw)?) } else { None };
 
         Ok(Config {
             push,
@@ -571,7 +603,21 @@ fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
         Failmode::Secure,
         &[("secure", Failmode::Secure), ("safe", Failmode::Safe)],
     )?;
+    let approval = choice(
+        "push.approval",
+        p.approval.as_deref(),
+        Approval::Wait,
+        &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
+    )?;
+    let busy_challenges = choice(
+        "push.when_busy",
+        p.when_busy.as_deref(),
+        true,
+        &[("challenge", true), ("reject", false)],
+    )?;
     Ok(Push {
+        approval,
+        busy_challenges,
         urls,
         authorization: p.authorization.clone().filter(|a| !a.is_empty()),
         timeout: std::time::Duration::from_secs(u64::from(p.timeout)),
@@ -721,6 +767,11 @@ mod tests {
             ..RawPush::default()
         };
         raw.server_max_request_time = 30;
+        raw.state_key = Some("/tmp/state.key".into());
+        raw.challenge_timeout = 180;
+        raw.max_rounds = 3;
+        raw.code_length = 6;
+        raw.code_lifetime = 300;
         raw
     }
 

@@ -25,7 +25,7 @@ mod dialogue;
 mod push;
 
 use codes::Given;
-use push::{PushContext, Pusher};
+use push::Pusher;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -120,6 +120,16 @@ pub struct AuthenticateOutput {
     /// With `Outcome::Challenge`: the State to send.
     pub challenge_state: Option<Vec<u8>>,
     pub log: Vec<LogLine>,
+}
+
+/// Where a request comes from: what a challenge is bound to and a push message names.
+pub(crate) struct Origin<'a> {
+    /// The client's address, NAS-IP-Address and NAS-Identifier.
+    pub nas: &'a str,
+    /// The client's shortname.
+    pub client: &'a str,
+    /// NAS-Identifier, else NAS-IP-Address, else the address.
+    pub nas_name: &'a str,
 }
 
 /// How authenticate ends.
@@ -422,6 +432,23 @@ impl Engine {
                 out.password = Some(parts.password.to_string());
                 out.stashed_code = Some(parts.otp.to_string());
             }
+            // auto with push: "password,push" or "password," asks for a push.
+            (Mode::Auto, Some(Ok(parts))) if self.pusher.is_some() && parts.otp.eq_ignore_ascii_case(PUSH_WORD) => {
+                trail.debug("User-Password asks for a push");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(PUSH_WORD.to_string());
+            }
+            (Mode::Auto, Some(Err(password::SplitError::EmptyOtp))) if self.pusher.is_some() => {
+                let field = field.as_deref().unwrap_or_default();
+                let sep = self.cfg.split.separator.as_str();
+                let bare = match self.cfg.split.otp_position {
+                    password::OtpPosition::Last => field.strip_suffix(sep),
+                    password::OtpPosition::First => field.strip_prefix(sep),
+                };
+                trail.debug("User-Password ends with the separator alone: a push is asked for");
+                out.password = bare.map(str::to_string);
+                out.stashed_code = Some(PUSH_WORD.to_string());
+            }
             (Mode::Auto, _) => trail.debug("User-Password holds the password alone: the code is asked for next"),
             (Mode::PasswordOtp, split) => {
                 let why = match split {
@@ -464,6 +491,7 @@ impl Engine {
         let user = names.lookup;
         let db = self.tokens(trail);
         let entry = db.user(&user);
+        let origin = Origin { nas: &input.nas, client: &input.client, nas_name: &input.nas_name };
 
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
@@ -474,11 +502,18 @@ impl Engine {
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
                 };
                 let answer = input.password.map(String::from_utf8_lossy).unwrap_or_default();
-                return self.answer(&user, entry, state, &answer, &input.nas, trail);
+                return self.answer(&user, entry, state, &answer, &origin, trail);
             }
         }
 
         let given = match (self.cfg.mode, &input.stashed_code) {
+            (Mode::Auto, Some(word)) if word == PUSH_WORD => {
+                let Some(entry) = entry else {
+                    trail.info(format!("rejected: \"{user}\" is not in the token file"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
+            }
             (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.clone()),
             (Mode::PasswordOtp, None) => {
                 trail.error(
@@ -493,22 +528,15 @@ impl Engine {
                     trail.info(format!("rejected: \"{user}\" has no second factor enrolled"));
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
                 };
-                return self.start_dialogue(&user, entry, &input.nas, trail);
+                return self.start_dialogue(&user, entry, &origin, trail);
             }
             (Mode::Push, _) => {
                 // The first factor has accepted the password: ask the user's device.
-                if entry.is_none() {
+                let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" is not in the token file"));
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
-                }
-                let ctx = PushContext {
-                    user: &user,
-                    nas: &input.nas,
-                    client: &input.client,
-                    nas_name: &input.nas_name,
-                    password: input.password.unwrap_or_default(),
                 };
-                return self.push_login(&ctx, trail);
+                return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
             (Mode::Otp, _) => match (input.password, &input.chap) {
                 (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),
@@ -532,6 +560,9 @@ impl Engine {
         Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
     }
 }
+
+/// In auto mode, what stands in place of the code to ask for a push.
+const PUSH_WORD: &str = "push";
 
 /// In auto mode: whether the part after the separator is a code (6 to 8 digits).
 fn looks_like_code(text: &str) -> bool {

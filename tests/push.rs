@@ -132,7 +132,7 @@ fn pushes_cannot_take_every_thread() {
         first_factor.push((format!("u{i}"), "pw".into()));
     }
     users.push_str("}}");
-    let mut setup = push_setup(&provider, "max_waiting = 4");
+    let mut setup = push_setup(&provider, "max_waiting = 4\n when_busy = reject");
     setup.tokens = users;
     setup.users = first_factor;
     let server = std::sync::Arc::new(Server::start(&module, &setup));
@@ -151,4 +151,111 @@ fn pushes_cannot_take_every_thread() {
         .count();
     assert_eq!((accepted, busy), (4, 2), "{replies:?}");
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// alice also has an authenticator app; bob has nothing but push.
+fn tokens_with_app() -> String {
+    format!(
+        r#"{{"users": {{"alice": {{"tokens": [{{"serial": "T-alice", "type": "totp", "secret": "{}"}}]}}, "bob": {{}}}}}}"#,
+        common::SEED_B32
+    )
+}
+
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+
+#[test]
+fn challenge_then_check_holds_no_thread() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let server = Server::start(&module, &push_setup(&provider, "approval = challenge"));
+    let first = server.auth("bob", "pw-bob");
+    assert!(first.is_challenge(), "{first:?}");
+    assert!(first.message().unwrap().starts_with("Approve on your device, then press OK ("), "{first:?}");
+    assert_eq!(provider.created(), 1);
+
+    // OK pressed before approving: asked again.
+    let again = server.answer("bob", "ok", first.state());
+    assert!(again.is_challenge(), "{again:?}");
+    assert_eq!(again.messages()[0], "Not approved yet: approve on your device, then press OK");
+
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let reply = server.answer("bob", "ok", again.state());
+    assert!(reply.is_accept(), "{reply:?}");
+    assert_eq!(provider.created(), 1, "the answer rounds find the same push");
+}
+
+#[test]
+fn a_code_typed_instead_of_approving_is_accepted() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let mut setup = push_setup(&provider, "approval = challenge");
+    setup.tokens = tokens_with_app();
+    let server = Server::start(&module, &setup);
+    common::settle_in_step(5);
+    let first = server.auth("alice", "pw-alice");
+    let reply = server.answer("alice", &common::totp_at(common::now()), first.state());
+    assert!(reply.is_accept(), "{reply:?}");
+}
+
+#[test]
+fn a_denied_push_in_challenge_mode_rejects() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let server = Server::start(&module, &push_setup(&provider, "approval = challenge"));
+    let first = server.auth("bob", "pw-bob");
+    let reply = server.answer("bob", "ok", first.state());
+    assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+}
+
+#[test]
+fn past_max_waiting_logins_fall_back_to_challenge() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(3)));
+    let server = std::sync::Arc::new(Server::start(&module, &push_setup(&provider, "max_waiting = 1")));
+    let waiting = {
+        let server = server.clone();
+        std::thread::spawn(move || server.auth("alice", "pw-alice"))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let second = server.auth("bob", "pw-bob");
+    assert!(second.is_challenge(), "{second:?}");
+    assert!(waiting.join().unwrap().is_accept());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(server.answer("bob", "ok", second.state()).is_accept());
+}
+
+#[test]
+fn auto_mode_sends_a_push_for_the_word_push_or_an_empty_code() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_millis(500)));
+    let mut setup = Setup::challenge_mode("auto", &tokens_with_app(), USERS)
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    setup.first_factor = true;
+    let server = Server::start(&module, &setup);
+    assert!(server.auth("alice", "pw-alice,push").is_accept());
+    assert!(server.auth("bob", "pw-bob,").is_accept());
+    assert_eq!(provider.created(), 2);
+    common::settle_in_step(5);
+    assert!(server.auth("alice", &format!("pw-alice,{}", common::totp_at(common::now()))).is_accept());
+    assert_eq!(provider.created(), 2, "a code needs no push");
+    // The menu lists push next to the app.
+    let menu = server.auth("alice", "pw-alice");
+    assert_eq!(menu.messages()[1..3], ["1. Authenticator app", "2. Approve on your device (push)"]);
+    let prompt = server.answer("alice", "2", menu.state());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(server.answer("alice", "ok", prompt.state()).is_accept());
+}
+
+#[test]
+fn a_push_dialogue_begun_on_one_server_ends_on_the_other() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let setup = push_setup(&provider, "approval = challenge").file("mods-config/mfa/state.key", KEY);
+    let primary = Server::start(&module, &setup);
+    let secondary = Server::start(&module, &setup);
+    let first = primary.auth("bob", "pw-bob");
+    let reply = secondary.answer("bob", "ok", first.state());
+    assert!(reply.is_accept(), "{reply:?}");
+    assert_eq!(provider.created(), 1);
 }

@@ -6,10 +6,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::codes::Given;
-use super::{Decision, Dialogues, Engine, Outcome, Trail};
+use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::mask::{mask_email, mask_phone};
 use crate::template::render;
+use crate::push::PushStatus;
 use crate::tokens::{Token, TokenKind, User};
 
 /// The most bytes of one Reply-Message.
@@ -23,9 +24,11 @@ enum Method<'a> {
     Hardware(Vec<&'a Token>),
     Sms(&'a str),
     Email(&'a str),
+    /// Approval on the user's device; the user may type an app code instead.
+    Push(Vec<&'a Token>),
 }
 
-fn methods<'a>(entry: &'a User, dialogues: &Dialogues) -> Vec<Method<'a>> {
+fn methods<'a>(entry: &'a User, dialogues: &Dialogues, push: bool) -> Vec<Method<'a>> {
     let of_kind = |totp: bool| -> Vec<&'a Token> {
         entry.tokens.iter().filter(|t| matches!(t.kind, TokenKind::Totp { .. }) == totp).collect()
     };
@@ -44,10 +47,13 @@ fn methods<'a>(entry: &'a User, dialogues: &Dialogues) -> Vec<Method<'a>> {
     if let (Some(address), Some(_)) = (&entry.email, &dialogues.email) {
         list.push(Method::Email(address));
     }
+    if push {
+        list.push(Method::Push(entry.tokens.iter().collect()));
+    }
     list
 }
 
-fn description(method: &Method<'_>) -> String {
+fn description(method: &Method<'_>, push_menu: &str) -> String {
     let named = |tokens: &[&Token], default: &str| match tokens {
         [only] => only.description.clone().unwrap_or_else(|| default.to_string()),
         _ => default.to_string(),
@@ -57,6 +63,7 @@ fn description(method: &Method<'_>) -> String {
         Method::Hardware(tokens) => named(tokens, "Hardware token"),
         Method::Sms(number) => format!("SMS to {}", mask_phone(number)),
         Method::Email(address) => format!("E-mail to {}", mask_email(address)),
+        Method::Push(_) => push_menu.to_string(),
     }
 }
 
@@ -99,13 +106,21 @@ impl Engine {
         self.dialogues.as_ref().expect("challenge modes load the State key")
     }
 
+    fn describe(&self, method: &Method<'_>) -> String {
+        description(method, &self.cfg.messages.push_menu)
+    }
+
+    fn methods<'a>(&self, entry: &'a User, dialogues: &Dialogues) -> Vec<Method<'a>> {
+        methods(entry, dialogues, self.pusher.is_some())
+    }
+
     fn binding<'a>(&'a self, user: &'a str, nas: &'a str) -> Binding<'a> {
         Binding { instance: &self.name, user, nas }
     }
 
     /// The first challenge: the menu, or the single method's prompt.
-    pub(super) fn start_dialogue(&self, user: &str, entry: &User, nas: &str, trail: &mut Trail) -> Decision {
-        let methods = methods(entry, self.dialogues());
+    pub(super) fn start_dialogue(&self, user: &str, entry: &User, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
+        let methods = self.methods(entry, self.dialogues());
         match methods.len() {
             0 => {
                 trail.info(format!(
@@ -114,7 +129,7 @@ impl Engine {
                 ));
                 Decision::refuse(Outcome::Reject, self.cfg.messages.no_token.clone())
             }
-            1 => self.open_method(user, &methods, 0, nas, trail),
+            1 => self.open_method(user, &methods, 0, origin, trail),
             _ => {
                 let dialogue = Dialogue {
                     stage: Stage::Menu,
@@ -124,7 +139,7 @@ impl Engine {
                     sent_code: None,
                 };
                 trail.info(format!("challenge: \"{user}\" chooses among {} methods", methods.len()));
-                self.menu(user, nas, &methods, dialogue, None)
+                self.menu(user, origin, &methods, dialogue, None)
             }
         }
     }
@@ -133,16 +148,16 @@ impl Engine {
         self.cfg.challenge.as_ref().expect("challenge modes have challenge settings")
     }
 
-    fn menu(&self, user: &str, nas: &str, methods: &[Method<'_>], dialogue: Dialogue, first: Option<String>) -> Decision {
+    fn menu(&self, user: &str, origin: &Origin<'_>, methods: &[Method<'_>], dialogue: Dialogue, first: Option<String>) -> Decision {
         let m = &self.cfg.messages;
         let total = methods.len().to_string();
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
         let corr = correlation(&state);
         let mut lines: Vec<String> = first.into_iter().collect();
         lines.push(render(&m.menu_header, &[("total", &total), ("correlation", &corr)]));
         for (i, method) in methods.iter().enumerate() {
             let index = (i + 1).to_string();
-            let description = description(method);
+            let description = self.describe(method);
             lines.push(render(
                 &m.menu_item,
                 &[("index", &index), ("description", &description), ("total", &total), ("correlation", &corr)],
@@ -153,7 +168,7 @@ impl Engine {
     }
 
     /// The prompt for method `index`; for SMS and e-mail, the code is made and sent first.
-    fn open_method(&self, user: &str, methods: &[Method<'_>], index: usize, nas: &str, trail: &mut Trail) -> Decision {
+    fn open_method(&self, user: &str, methods: &[Method<'_>], index: usize, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
         let now = self.clock.now();
         let settings = self.challenge_cfg();
         let (destination, sender, gateway) = match &methods[index] {
@@ -165,9 +180,10 @@ impl Engine {
                     expires: now + settings.timeout,
                     sent_code: None,
                 };
-                trail.info(format!("challenge: \"{user}\" is asked for the code of: {}", description(&methods[index])));
-                return self.code_prompt(user, nas, &methods[index], dialogue, None);
+                trail.info(format!("challenge: \"{user}\" is asked for the code of: {}", self.describe(&methods[index])));
+                return self.code_prompt(user, origin, &methods[index], dialogue, None);
             }
+            Method::Push(_) => return self.open_push(user, &methods[index], index, origin, trail),
             Method::Sms(number) => (*number, &self.dialogues().sms, &settings.sms),
             Method::Email(address) => (*address, &self.dialogues().email, &settings.email),
         };
@@ -188,30 +204,31 @@ impl Engine {
             expires: now + settings.code_lifetime,
             sent_code: Some(code.clone()),
         };
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
         let corr = correlation(&state);
         let text = render(&gateway.message, &[("code", &code), ("correlation", &corr), ("user", user)]);
         if let Err(e) = sender.send(user, destination, &text) {
             trail.error(format!("rejected: the code for \"{user}\" could not be sent: {e}"));
             return Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone());
         }
-        trail.info(format!("challenge: a code was sent to \"{user}\" by {}", description(&methods[index])));
+        trail.info(format!("challenge: a code was sent to \"{user}\" by {}", self.describe(&methods[index])));
         self.prompt_for(&methods[index], state, None)
     }
 
-    fn code_prompt(&self, user: &str, nas: &str, method: &Method<'_>, dialogue: Dialogue, first: Option<String>) -> Decision {
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, nas), &dialogue);
+    fn code_prompt(&self, user: &str, origin: &Origin<'_>, method: &Method<'_>, dialogue: Dialogue, first: Option<String>) -> Decision {
+        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
         self.prompt_for(method, state, first)
     }
 
     fn prompt_for(&self, method: &Method<'_>, state: Vec<u8>, first: Option<String>) -> Decision {
         let m = &self.cfg.messages;
         let corr = correlation(&state);
-        let description = description(method);
+        let description = self.describe(method);
         let prompt = match method {
             Method::App(_) | Method::Hardware(_) => {
                 render(&m.prompt_code, &[("description", &description), ("correlation", &corr)])
             }
+            Method::Push(_) => render(&m.push_prompt, &[("description", &description), ("correlation", &corr)]),
             Method::Sms(d) | Method::Email(d) => {
                 let masked = if matches!(method, Method::Sms(_)) { mask_phone(d) } else { mask_email(d) };
                 render(
@@ -225,14 +242,14 @@ impl Engine {
     }
 
     /// The answer to one of our challenges.
-    pub(super) fn answer(&self, user: &str, entry: &User, state: &[u8], answer: &str, nas: &str, trail: &mut Trail) -> Decision {
+    pub(super) fn answer(&self, user: &str, entry: &User, state: &[u8], answer: &str, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
         let m = &self.cfg.messages;
         let Some(dialogues) = self.dialogues.as_ref() else {
             trail.info(format!("rejected: \"{user}\" sent a State, but this instance never challenges"));
             return Decision::refuse(Outcome::Reject, m.bad_state.clone());
         };
         let now = self.clock.now();
-        let (dialogue, id) = match challenge::unseal(&dialogues.key, &self.binding(user, nas), now, state) {
+        let (dialogue, id) = match challenge::unseal(&dialogues.key, &self.binding(user, origin.nas), now, state) {
             Ok(opened) => opened,
             Err(why) => {
                 trail.info(format!("rejected: \"{user}\" answered with a bad State: {why}"));
@@ -243,22 +260,22 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
             return Decision::refuse(Outcome::Reject, m.bad_state.clone());
         }
-        let methods = methods(entry, dialogues);
+        let methods = self.methods(entry, dialogues);
         match dialogue.stage {
-            Stage::Menu => self.choose(user, nas, &methods, dialogue, answer, trail),
+            Stage::Menu => self.choose(user, origin, &methods, dialogue, answer, trail),
             Stage::Code => {
                 let Some(method) = methods.get(usize::from(dialogue.method)) else {
                     trail.info(format!("rejected: \"{user}\" no longer has the method chosen"));
                     return Decision::refuse(Outcome::Reject, m.bad_state.clone());
                 };
-                self.check_answer(user, nas, method, dialogue, answer, trail)
+                self.check_answer(user, origin, method, dialogue, answer, trail)
             }
         }
     }
 
-    fn choose(&self, user: &str, nas: &str, methods: &[Method<'_>], dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
+    fn choose(&self, user: &str, origin: &Origin<'_>, methods: &[Method<'_>], dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
         match answer.trim().parse::<usize>() {
-            Ok(n) if (1..=methods.len()).contains(&n) => self.open_method(user, methods, n - 1, nas, trail),
+            Ok(n) if (1..=methods.len()).contains(&n) => self.open_method(user, methods, n - 1, origin, trail),
             _ => {
                 let round = dialogue.round.saturating_add(1);
                 if round >= self.challenge_cfg().max_rounds {
@@ -268,18 +285,21 @@ impl Engine {
                 trail.info(format!("challenge: \"{user}\" made an invalid choice, asked again"));
                 let total = methods.len().to_string();
                 let first = render(&self.cfg.messages.bad_choice, &[("total", &total)]);
-                self.menu(user, nas, methods, Dialogue { round, ..dialogue }, Some(first))
+                self.menu(user, origin, methods, Dialogue { round, ..dialogue }, Some(first))
             }
         }
     }
 
-    fn check_answer(&self, user: &str, nas: &str, method: &Method<'_>, dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
+    fn check_answer(&self, user: &str, origin: &Origin<'_>, method: &Method<'_>, dialogue: Dialogue, answer: &str, trail: &mut Trail) -> Decision {
         let decision = match (method, &dialogue.sent_code) {
             (Method::App(tokens) | Method::Hardware(tokens), _) => {
                 self.check_code(user, tokens, &Given::Code(answer.to_string()), trail)
             }
+            (Method::Push(tokens), Some(nonce)) => {
+                return self.check_push_answer(user, origin, method, tokens, dialogue.clone(), nonce, answer, trail)
+            }
             (Method::Sms(_) | Method::Email(_), Some(sent)) => self.check_sent_code(user, sent, answer, trail),
-            (Method::Sms(_) | Method::Email(_), None) => {
+            (Method::Sms(_) | Method::Email(_) | Method::Push(_), None) => {
                 trail.info(format!("rejected: \"{user}\" answered a State that carries no code"));
                 return Decision::refuse(Outcome::Reject, self.cfg.messages.bad_state.clone());
             }
@@ -293,7 +313,7 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" gave {round} wrong answers in one dialogue"));
             return decision;
         }
-        self.code_prompt(user, nas, method, Dialogue { round, ..dialogue }, Some(self.cfg.messages.wrong_answer.clone()))
+        self.code_prompt(user, origin, method, Dialogue { round, ..dialogue }, Some(self.cfg.messages.wrong_answer.clone()))
     }
 
     /// A code the module sent by SMS or e-mail: good once (the State is single use),
@@ -314,6 +334,104 @@ impl Engine {
             Some(seconds) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
             None => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
         }
+    }
+}
+
+impl Engine {
+    /// Sends a push and answers with a challenge at once: no thread waits. The State
+    /// carries a random nonce (in the place of a sent code) from which the push's
+    /// request id is derived, so the answer round, on this server or its pair, finds
+    /// the same push at the provider.
+    fn open_push(&self, user: &str, method: &Method<'_>, index: usize, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
+        let nonce = match random_code(crate::challenge::MAX_SENT_CODE) {
+            Ok(n) => n,
+            Err(e) => {
+                trail.error(format!("no random nonce: {e}"));
+                return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+            }
+        };
+        if let Err(e) = self.create_push(user, origin, &nonce) {
+            return self.push_unavailable(user, &format!("creating the push: {e}"), trail);
+        }
+        let dialogue = Dialogue {
+            stage: Stage::Code,
+            method: index as u8,
+            round: 0,
+            expires: self.clock.now() + self.challenge_cfg().timeout,
+            sent_code: Some(nonce),
+        };
+        trail.info(format!("challenge: a push was sent to \"{user}\", who is asked to approve, then press OK"));
+        self.code_prompt(user, origin, method, dialogue, None)
+    }
+
+    /// The challenge-then-check path of mode push (and of its busy fallback).
+    pub(super) fn push_challenge(&self, user: &str, entry: &User, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
+        let methods = self.methods(entry, self.dialogues());
+        let Some(index) = methods.iter().position(|m| matches!(m, Method::Push(_))) else {
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        self.open_push(user, &methods[index], index, origin, trail)
+    }
+
+    /// The answer to "approve, then press OK": a code from an app is checked as a
+    /// code; anything else asks the provider how the push ended.
+    #[allow(clippy::too_many_arguments)]
+    fn check_push_answer(
+        &self,
+        user: &str,
+        origin: &Origin<'_>,
+        method: &Method<'_>,
+        tokens: &[&Token],
+        dialogue: Dialogue,
+        nonce: &str,
+        answer: &str,
+        trail: &mut Trail,
+    ) -> Decision {
+        let typed = answer.trim();
+        if tokens.iter().any(|t| crate::otp::is_well_formed(typed, t.digits)) {
+            let decision = self.check_code(user, tokens, &Given::Code(typed.to_string()), trail);
+            if decision.outcome != Outcome::Reject {
+                return decision;
+            }
+            return self.ask_again(user, origin, method, dialogue, decision, self.cfg.messages.wrong_answer.clone(), trail);
+        }
+        match self.push_status(user, origin, nonce) {
+            Ok(PushStatus::Approved) => self.push_approved(user, trail),
+            Ok(PushStatus::Denied) => {
+                trail.info(format!("rejected: \"{user}\" denied the push"));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_denied.clone())
+            }
+            Ok(PushStatus::Expired) => {
+                trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+            }
+            Ok(PushStatus::Pending) => {
+                let timeout = Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone());
+                trail.info(format!("\"{user}\" pressed OK before approving the push"));
+                self.ask_again(user, origin, method, dialogue, timeout, self.cfg.messages.push_pending.clone(), trail)
+            }
+            Err(e) => self.push_unavailable(user, &format!("reading the push's status: {e}"), trail),
+        }
+    }
+
+    /// Another round with `first` in front of the prompt, or `last` when the rounds are used up.
+    #[allow(clippy::too_many_arguments)]
+    fn ask_again(
+        &self,
+        user: &str,
+        origin: &Origin<'_>,
+        method: &Method<'_>,
+        dialogue: Dialogue,
+        last: Decision,
+        first: String,
+        trail: &mut Trail,
+    ) -> Decision {
+        let round = dialogue.round.saturating_add(1);
+        if round >= self.challenge_cfg().max_rounds {
+            trail.info(format!("rejected: \"{user}\": {round} rounds without success in one dialogue"));
+            return last;
+        }
+        self.code_prompt(user, origin, method, Dialogue { round, ..dialogue }, Some(first))
     }
 }
 

@@ -15,8 +15,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::{Decision, Engine, Outcome, Trail};
-use crate::config::{Failmode, Push};
+use super::{Decision, Engine, Origin, Outcome, Trail};
+use crate::config::{Approval, Failmode, Push};
+use crate::tokens::User;
 use crate::push::{Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus};
 use crate::template::render;
 
@@ -83,23 +84,72 @@ fn login_key(user: &str, nas: &str, password: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Facts about the request that the push message and the login key use.
-pub(super) struct PushContext<'a> {
-    pub user: &'a str,
-    pub nas: &'a str,
-    pub client: &'a str,
-    pub nas_name: &'a str,
-    pub password: &'a [u8],
+/// The provider's idempotency key for one push: the same inputs give the same
+/// key on either server of a pair.
+fn request_id(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Engine {
-    pub(super) fn push_login(&self, ctx: &PushContext<'_>, trail: &mut Trail) -> Decision {
-        let (Some(cfg), Some(pusher)) = (self.cfg.push.as_ref(), self.pusher.as_ref()) else {
-            trail.error("mode push without push settings");
+    fn push_parts(&self) -> Option<(&Push, &Pusher)> {
+        Some((self.cfg.push.as_ref()?, self.pusher.as_ref()?))
+    }
+
+    /// Creates (or, with the same nonce, finds again) the push of a challenge dialogue.
+    pub(super) fn create_push(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<String, PushError> {
+        let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
+        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
+        let id = request_id(&[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()]);
+        pusher.provider.create(&PushRequest { user, message: &message, client: origin.client, request_id: &id })
+    }
+
+    /// How the push of a challenge dialogue stands now.
+    pub(super) fn push_status(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<PushStatus, PushError> {
+        let (_, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
+        let id = self.create_push(user, origin, nonce)?;
+        pusher.provider.status(&id)
+    }
+
+    pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
+        let mut state = self.state();
+        self.reset_failures(user, &mut state, trail);
+        trail.debug(format!("accepted: \"{user}\" approved the push"));
+        Decision::accept()
+    }
+
+    /// A provider that cannot be used: push.failmode decides.
+    pub(super) fn push_unavailable(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
+        let failmode = self.cfg.push.as_ref().map_or(Failmode::Secure, |p| p.failmode);
+        match failmode {
+            Failmode::Secure => {
+                trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+            }
+            Failmode::Safe => {
+                trail.warn(format!(
+                    "accepted \"{user}\" on the first factor alone: push unavailable ({why}); push.failmode = safe"
+                ));
+                Decision::accept()
+            }
+        }
+    }
+
+    /// A push after the first factor: waited for here, or answered in a challenge round
+    /// (push.approval = challenge, or when too many logins already wait).
+    pub(super) fn push_login(&self, user: &str, entry: &User, origin: &Origin<'_>, password: &[u8], trail: &mut Trail) -> Decision {
+        let Some((cfg, pusher)) = self.push_parts() else {
+            trail.error("push without push settings");
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
-        let user = ctx.user;
-        let key = login_key(user, ctx.nas, ctx.password);
+        if cfg.approval == Approval::Challenge {
+            return self.push_challenge(user, entry, origin, trail);
+        }
+        let key = login_key(user, origin.nas, password);
         let deadline = Instant::now() + cfg.wait;
 
         // A repeat of a login already waiting joins it.
@@ -124,7 +174,7 @@ impl Engine {
             let _slot = Slot(&pusher.waiting);
             trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
             let ending = wait_for(&waiter, deadline + cfg.timeout * 2);
-            return self.push_decision(user, ending, cfg.failmode, trail);
+            return self.push_decision(user, ending, trail);
         }
 
         let ending = if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
@@ -132,7 +182,7 @@ impl Engine {
             None
         } else {
             let _slot = Slot(&pusher.waiting);
-            Some(self.push_and_wait(pusher, cfg, ctx, &key, deadline, trail))
+            Some(self.push_and_wait(pusher, cfg, user, origin, &key, deadline, trail))
         };
         // Whatever happened, the requests that joined get the same ending.
         let published = ending.clone().unwrap_or(Ending::Unavailable("busy".into()));
@@ -141,7 +191,14 @@ impl Engine {
         pusher.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
 
         match ending {
-            Some(ending) => self.push_decision(user, Some(ending), cfg.failmode, trail),
+            Some(ending) => self.push_decision(user, Some(ending), trail),
+            None if cfg.busy_challenges => {
+                trail.info(format!(
+                    "\"{user}\": {} logins already wait for a push (push.max_waiting): approval by challenge instead",
+                    cfg.max_waiting
+                ));
+                self.push_challenge(user, entry, origin, trail)
+            }
             None => {
                 trail.warn(format!(
                     "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
@@ -152,28 +209,27 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_and_wait(
         &self,
         pusher: &Pusher,
         cfg: &Push,
-        ctx: &PushContext<'_>,
+        user: &str,
+        origin: &Origin<'_>,
         key: &[u8; 32],
         deadline: Instant,
         trail: &mut Trail,
     ) -> Ending {
-        let message = render(&cfg.message, &[("user", ctx.user), ("client", ctx.client), ("nas", ctx.nas_name)]);
+        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
         // The same login within one wait gets the same id at the provider, from either server.
         let window = self.clock.now() / cfg.wait.as_secs().max(1);
-        let mut id_hash = Sha256::new();
-        id_hash.update(key);
-        id_hash.update(window.to_be_bytes());
-        let request_id: String = id_hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let request = PushRequest { user: ctx.user, message: &message, client: ctx.client, request_id: &request_id };
+        let id = request_id(&[self.name.as_bytes(), key, &window.to_be_bytes()]);
+        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
         let id = match pusher.provider.create(&request) {
             Ok(id) => id,
             Err(e) => return Ending::Unavailable(format!("creating the push: {e}")),
         };
-        trail.info(format!("push sent to \"{}\", waiting up to {} s", ctx.user, cfg.wait.as_secs()));
+        trail.info(format!("push sent to \"{user}\", waiting up to {} s", cfg.wait.as_secs()));
         let mut last_error: Option<PushError> = None;
         loop {
             let now = Instant::now();
@@ -195,15 +251,10 @@ impl Engine {
         }
     }
 
-    fn push_decision(&self, user: &str, ending: Option<Ending>, failmode: Failmode, trail: &mut Trail) -> Decision {
+    fn push_decision(&self, user: &str, ending: Option<Ending>, trail: &mut Trail) -> Decision {
         let m = &self.cfg.messages;
         match ending {
-            Some(Ending::Approved) => {
-                let mut state = self.state();
-                self.reset_failures(user, &mut state, trail);
-                trail.debug(format!("accepted: \"{user}\" approved the push"));
-                Decision::accept()
-            }
+            Some(Ending::Approved) => self.push_approved(user, trail),
             Some(Ending::Denied) => {
                 trail.info(format!("rejected: \"{user}\" denied the push"));
                 Decision::refuse(Outcome::Reject, m.push_denied.clone())
@@ -216,18 +267,7 @@ impl Engine {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
                 Decision::refuse(Outcome::Reject, m.push_busy.clone())
             }
-            Some(Ending::Unavailable(why)) => match failmode {
-                Failmode::Secure => {
-                    trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
-                    Decision::refuse(Outcome::Reject, m.push_unavailable.clone())
-                }
-                Failmode::Safe => {
-                    trail.warn(format!(
-                        "accepted \"{user}\" on the first factor alone: push unavailable ({why}); push.failmode = safe"
-                    ));
-                    Decision::accept()
-                }
-            },
+            Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct Instance {
     msg_push_timeout: *const c_char,
     msg_push_unavailable: *const c_char,
     msg_push_busy: *const c_char,
+    msg_push_prompt: *const c_char,
+    msg_push_pending: *const c_char,
+    msg_push_menu: *const c_char,
     /// Set by instantiate (Box::into_raw), taken back by detach.
     pub engine: *mut Engine,
 }
@@ -91,6 +94,8 @@ struct PushItems {
     max_waiting: u32,
     failmode: *const c_char,
     message: *const c_char,
+    approval: *const c_char,
+    when_busy: *const c_char,
 }
 
 /// A table of rows with raw pointers, shared read-only with the server.
@@ -166,7 +171,7 @@ const fn push_row(name: &'static CStr, kind: i32, field: usize, default: Option<
     row(name, kind, offset_of!(Instance, push) + field, default)
 }
 
-static PUSH: Table<11> = Table([
+static PUSH: Table<13> = Table([
     push_row(c"url", STRING, offset_of!(PushItems, url), None),
     push_row(c"secondary_url", STRING, offset_of!(PushItems, secondary_url), None),
     push_row(c"authorization", STRING | SECRET, offset_of!(PushItems, authorization), None),
@@ -177,11 +182,13 @@ static PUSH: Table<11> = Table([
     push_row(c"max_waiting", INTEGER, offset_of!(PushItems, max_waiting), Some(c"8")),
     push_row(c"failmode", STRING, offset_of!(PushItems, failmode), Some(c"secure")),
     push_row(c"message", STRING, offset_of!(PushItems, message), None),
+    push_row(c"approval", STRING, offset_of!(PushItems, approval), Some(c"wait")),
+    push_row(c"when_busy", STRING, offset_of!(PushItems, when_busy), Some(c"challenge")),
     END,
 ]);
 
 // Messages have no default here: config.rs holds them, so there is one source.
-static MESSAGES: Table<21> = Table([
+static MESSAGES: Table<24> = Table([
     row(c"wrong_code", STRING, offset_of!(Instance, msg_wrong_code), None),
     row(c"locked", STRING, offset_of!(Instance, msg_locked), None),
     row(c"no_token", STRING, offset_of!(Instance, msg_no_token), None),
@@ -202,6 +209,9 @@ static MESSAGES: Table<21> = Table([
     row(c"push_timeout", STRING, offset_of!(Instance, msg_push_timeout), None),
     row(c"push_unavailable", STRING, offset_of!(Instance, msg_push_unavailable), None),
     row(c"push_busy", STRING, offset_of!(Instance, msg_push_busy), None),
+    row(c"push_prompt", STRING, offset_of!(Instance, msg_push_prompt), None),
+    row(c"push_pending", STRING, offset_of!(Instance, msg_push_pending), None),
+    row(c"push_menu", STRING, offset_of!(Instance, msg_push_menu), None),
     END,
 ]);
 
@@ -297,6 +307,9 @@ impl Instance {
                 msg_push_timeout: text(self.msg_push_timeout),
                 msg_push_unavailable: text(self.msg_push_unavailable),
                 msg_push_busy: text(self.msg_push_busy),
+                msg_push_prompt: text(self.msg_push_prompt),
+                msg_push_pending: text(self.msg_push_pending),
+                msg_push_menu: text(self.msg_push_menu),
                 server_max_request_time: server_max_request_time(),
             }
         }
@@ -333,6 +346,8 @@ impl PushItems {
                 max_waiting: self.max_waiting,
                 failmode: text(self.failmode),
                 message: text(self.message),
+                approval: text(self.approval),
+                when_busy: text(self.when_busy),
             }
         }
     }
