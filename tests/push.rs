@@ -259,3 +259,89 @@ fn a_push_dialogue_begun_on_one_server_ends_on_the_other() {
     assert!(reply.is_accept(), "{reply:?}");
     assert_eq!(provider.created(), 1);
 }
+
+#[test]
+fn a_retransmission_with_the_same_id_is_answered_once_the_push_ends() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(3)));
+    let server = Server::start(&module, &push_setup(&provider, ""));
+    // radclient re-sends the same packet (same ID and authenticator) every second.
+    let reply = server.send_with(&["-t", "1", "-r", "8"], "User-Name = \"alice\", User-Password = \"pw-alice\"\n");
+    assert!(reply.is_accept(), "{reply:?}");
+    assert_eq!(provider.created(), 1);
+}
+
+#[test]
+fn fifty_pushes_pending_while_totp_logins_are_answered() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let push_users: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+    let push_tokens = format!(
+        r#"{{"users": {{{}}}}}"#,
+        push_users.iter().map(|u| format!(r#""{u}": {{}}"#)).collect::<Vec<_>>().join(", ")
+    );
+    let otp_users: Vec<(String, Vec<u8>)> =
+        (0..100).map(|i| (format!("t{i}"), format!("seed-of-otp-user-{i:05}").into_bytes())).collect();
+    let otp_tokens = format!(
+        r#"{{"users": {{{}}}}}"#,
+        otp_users
+            .iter()
+            .map(|(u, seed)| {
+                let b32 = data_encoding::BASE32_NOPAD.encode(seed);
+                format!(r#""{u}": {{"tokens": [{{"serial": "T-{u}", "type": "totp", "secret": "{b32}"}}]}}"#)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let first_factor: Vec<(String, String)> = push_users.iter().map(|u| (u.clone(), "pw".to_string())).collect();
+    let mut setup = Setup::challenge_mode("push", &push_tokens, &[])
+        .with(&format!(
+            "require_token = no\npush {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 8\n max_waiting = 8\n}}",
+            provider.url()
+        ))
+        .file(
+            "mods-enabled/mfa_otp",
+            "mfa mfa_otp {\n mode = otp\n require_token = no\n tokens = ${modconfdir}/mfa/otp-tokens.json\n \
+             state = ${db_dir}/mfa/otp-state.jsonl\n}\n",
+        )
+        .file("mods-config/mfa/otp-tokens.json", &otp_tokens);
+    setup.users = first_factor;
+    setup.site = Some(
+        "server mfa {\nlisten {\n\ttype = auth\n\tipaddr = *\n\tport = 1812\n}\n\
+         authorize {\n\tmfa\n\tmfa_otp\n\tfiles\n\tpap\n}\n\
+         authenticate {\n\tAuth-Type mfa {\n\t\tif (!&State) {\n\t\t\tpap\n\t\t}\n\t\tmfa\n\t}\n\
+         \tAuth-Type mfa_otp {\n\t\tmfa_otp\n\t}\n\tAuth-Type PAP {\n\t\tpap\n\t}\n}\n}\n"
+            .to_string(),
+    );
+    let server = std::sync::Arc::new(Server::start(&module, &setup));
+
+    let pushes: Vec<_> = push_users
+        .iter()
+        .map(|u| {
+            let server = server.clone();
+            let u = u.clone();
+            std::thread::spawn(move || server.auth(&u, "pw"))
+        })
+        .collect();
+    // While 50 pushes are pending (8 waiting in threads, the rest as challenges), TOTP logins go on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while provider.created() < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(provider.created(), 50);
+    common::settle_in_step(5);
+    let now = common::now();
+    let packets: Vec<String> = otp_users
+        .iter()
+        .map(|(u, seed)| {
+            let code = rlm_mfa::otp::hotp_code(seed, now / 30, 6, rlm_mfa::otp::Algorithm::Sha1);
+            format!("User-Name = \"{u}\", User-Password = \"{code}\"\n")
+        })
+        .collect();
+    assert_eq!(server.send_many(&packets, 16), (100, 0, 0));
+
+    let replies: Vec<_> = pushes.into_iter().map(|h| h.join().unwrap()).collect();
+    let challenged = replies.iter().filter(|r| r.is_challenge()).count();
+    let timed_out = replies.iter().filter(|r| r.message() == Some("No answer from your device in time")).count();
+    assert_eq!((challenged, timed_out), (42, 8), "{replies:?}");
+}

@@ -101,6 +101,8 @@ pub struct Setup {
     pub shipped: bool,
     /// More files, relative to the configuration directory.
     pub files: Vec<(String, String)>,
+    /// A virtual server of the test's own, instead of the generated one.
+    pub site: Option<String>,
 }
 
 impl Setup {
@@ -112,6 +114,7 @@ impl Setup {
             first_factor: false,
             shipped: false,
             files: vec![],
+            site: None,
         }
     }
 
@@ -123,6 +126,7 @@ impl Setup {
             first_factor: true,
             shipped: false,
             files: vec![],
+            site: None,
         }
     }
 
@@ -251,7 +255,10 @@ impl Server {
                 fs::read_to_string(repo().join("freeradius-conf/sites-available/mfa")).unwrap(),
             )
         } else {
-            (format!("mfa {{\n{}\n}}\n", setup.module), generated_site(setup.first_factor))
+            (
+                format!("mfa {{\n{}\n}}\n", setup.module),
+                setup.site.clone().unwrap_or_else(|| generated_site(setup.first_factor)),
+            )
         };
         fs::write(d.join("mods-enabled/mfa"), module).unwrap();
         for (path, text) in &setup.files {
@@ -315,8 +322,14 @@ impl Server {
 
     /// Sends one Access-Request with the given attribute lines (radclient syntax).
     pub fn send(&self, attrs: &str) -> Reply {
+        self.send_with(&["-r", "1", "-t", "15"], attrs)
+    }
+
+    /// Like [`Server::send`], with radclient's timeout and retry options given.
+    pub fn send_with(&self, options: &[&str], attrs: &str) -> Reply {
         let mut child = Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "15"])
+            .arg("-x")
+            .args(options)
             .arg(format!("127.0.0.1:{}", self.port))
             .args(["auth", SECRET])
             .stdin(Stdio::piped())
