@@ -3,6 +3,7 @@
 # FreeRADIUS module, then runs the unit tests and the integration tests, which
 # start real FreeRADIUS servers with the module loaded and talk RADIUS to them.
 set -euo pipefail
+# pipefail: a failing cargo test fails the script even through tee.
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
@@ -16,7 +17,11 @@ cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
 echo "== unit and integration tests"
 export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
-cargo test --release --locked "$@"
+cargo test --release --locked "$@" 2>&1 | tee target/test-output.txt
+# The counts of every test binary, in one closing line.
+count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' target/test-output.txt; }
+passed=$(count passed)
+failed=$(count failed)
 
 echo "== the demo (scripts/demo.sh --once) gets its Access-Accept"
 DEMO_PORT=${DEMO_PORT:-18120} scripts/demo.sh --once > target/demo.out 2>&1 || {
@@ -31,3 +36,4 @@ if cargo clippy --version >/dev/null 2>&1; then
     cargo clippy --locked --lib --features freeradius --target-dir target/freeradius -- -D warnings
 fi
 echo "== all tests passed"
+echo "tests: ${passed} passed, ${failed} failed"

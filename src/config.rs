@@ -10,6 +10,14 @@ use std::path::PathBuf;
 use crate::password::{OtpPosition, SplitConfig};
 use crate::realm::{RealmConfig, RealmPosition, Split};
 
+/// auto mode's default code pattern: 6 to 8 digits.
+pub const DEFAULT_AUTO_CODE: &str = "[0-9]{6,8}";
+
+/// A pattern that must match the whole text.
+pub fn anchored(pattern: &str) -> String {
+    format!("^(?:{pattern})$")
+}
+
 /// The largest TOTP window accepted: 10 steps either side is already five
 /// minutes of codes at 30 s; more only helps an attacker.
 pub const MAX_TOTP_WINDOW: u32 = 10;
@@ -104,6 +112,7 @@ pub struct RawConfig {
     pub msg_push_menu: Option<String>,
     /// The server's max_request_time (radiusd.conf), 0 when unknown.
     pub server_max_request_time: u32,
+    pub auto_code_pattern: Option<String>,
 }
 
 /// The items of the `push { }` section, before checking.
@@ -315,6 +324,9 @@ pub struct Config {
     pub challenge: Option<Challenge>,
     /// Set in mode push.
     pub push: Option<Push>,
+    /// auto mode: what after the separator counts as a code (a regular expression
+    /// matched against the whole part).
+    pub auto_code_pattern: String,
 }
 
 /// A configuration item that cannot be used, and why.
@@ -508,7 +520,13 @@ impl Config {
         let challenge =
             if mode.challenges() || push.is_some() { Some(challenge_settings(raw)?) } else { None };
 
+        let auto_code_pattern = raw.auto_code_pattern.clone().unwrap_or_else(|| DEFAULT_AUTO_CODE.to_string());
+        if let Err(e) = regex::Regex::new(&anchored(&auto_code_pattern)) {
+            return Err(invalid("auto_code_pattern", format!("not a regular expression: {e}")));
+        }
+
         Ok(Config {
+            auto_code_pattern,
             push,
             challenge,
             mode,
@@ -725,6 +743,7 @@ mod tests {
             ("realm.split", Box::new(|r| r.realm_split = Some("both".into()))),
             ("realm.position", Box::new(|r| r.realm_position = Some("left".into()))),
             ("lockout.duration", Box::new(|r| r.lockout_duration = 0)),
+            ("auto_code_pattern", Box::new(|r| r.auto_code_pattern = Some("[0-9".into()))),
             ("messages.locked", Box::new(|r| r.msg_locked = Some("x".repeat(201)))),
         ];
         for (item, change) in cases {

@@ -12,7 +12,6 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Mode};
 use crate::gateway::{GatewayConfig, HttpGateway, Sender};
 use crate::journal::{JournalOptions, LockState, StateJournal};
-use crate::otp;
 use crate::password;
 use crate::realm;
 use crate::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
@@ -198,6 +197,8 @@ pub struct Engine {
     state: Mutex<StateJournal>,
     dialogues: Option<Dialogues>,
     pusher: Option<Pusher>,
+    /// auto mode: what counts as a code.
+    auto_code: regex::Regex,
 }
 
 fn load_tokens(path: &Path) -> Result<TokenDb, String> {
@@ -255,7 +256,10 @@ impl Engine {
             Some(p) => Some(Pusher::new(p).map_err(|message| ConfigError { item: "push.url", message })?),
             None => None,
         };
+        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
+            .map_err(|e| ConfigError { item: "auto_code_pattern", message: e.to_string() })?;
         Ok(Engine {
+            auto_code,
             name: name.to_string(),
             cfg,
             clock,
@@ -427,7 +431,7 @@ impl Engine {
                 out.stashed_code = Some(parts.otp.to_string());
             }
             // auto: only a field that ends in something shaped like a code holds one.
-            (Mode::Auto, Some(Ok(parts))) if looks_like_code(parts.otp) => {
+            (Mode::Auto, Some(Ok(parts))) if self.auto_code.is_match(parts.otp) => {
                 trail.debug("User-Password holds password and code: checking both at once");
                 out.password = Some(parts.password.to_string());
                 out.stashed_code = Some(parts.otp.to_string());
@@ -564,10 +568,6 @@ impl Engine {
 /// In auto mode, what stands in place of the code to ask for a push.
 const PUSH_WORD: &str = "push";
 
-/// In auto mode: whether the part after the separator is a code (6 to 8 digits).
-fn looks_like_code(text: &str) -> bool {
-    (otp::MIN_DIGITS..=otp::MAX_DIGITS).any(|d| otp::is_well_formed(text, d))
-}
 
 fn http_sender(
     section: &'static str,

@@ -345,3 +345,13 @@ fn fifty_pushes_pending_while_totp_logins_are_answered() {
     let timed_out = replies.iter().filter(|r| r.message() == Some("No answer from your device in time")).count();
     assert_eq!((challenged, timed_out), (42, 8), "{replies:?}");
 }
+
+#[test]
+fn a_wait_longer_than_max_request_time_stops_freeradius() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = Setup::challenge_mode("push", &tokens(), USERS)
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 5\n wait = 25\n}}", provider.url()));
+    let out = Server::start_failing(&module, &setup);
+    assert!(out.contains("invalid 'push.wait'") && out.contains("max_request_time"), "{}", common::tail(&out, 20));
+}

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::clock::FixedClock;
+use crate::otp;
 use crate::config::{RawConfig, RawGateway};
 use crate::gateway::SendError;
 use crate::testutil::TempDir;
@@ -306,4 +307,19 @@ fn a_missing_key_file_is_created_and_a_public_one_refused() {
     };
     let err = Engine::new("mfa", Config::from_raw(&raw).unwrap(), f.clock.clone()).err().unwrap();
     assert_eq!(err.item, "state_key");
+}
+
+#[test]
+fn auto_mode_code_pattern_is_configurable() {
+    let custom = fixture("auto", |r| r.auto_code_pattern = Some("[0-9a-z]{4,8}".into()));
+    let default = fixture("auto", |_| {});
+    for (f, holds_code) in [(&custom, true), (&default, false)] {
+        let out = f.engine.authorize(AuthorizeInput {
+            user_name: Some(b"bob"),
+            password: Some(b"secret,ab12"),
+            auth_type: None,
+            has_state: false,
+        });
+        assert_eq!(out.stashed_code.is_some(), holds_code);
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::clock::FixedClock;
+use crate::otp;
 use crate::config::RawConfig;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -67,6 +67,7 @@ pub struct Instance {
     msg_push_prompt: *const c_char,
     msg_push_pending: *const c_char,
     msg_push_menu: *const c_char,
+    auto_code_pattern: *const c_char,
     /// Set by instantiate (Box::into_raw), taken back by detach.
     pub engine: *mut Engine,
 }
@@ -215,7 +216,7 @@ static MESSAGES: Table<24> = Table([
     END,
 ]);
 
-pub static CONFIG: Table<24> = Table([
+pub static CONFIG: Table<25> = Table([
     row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
     row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
     row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
@@ -226,6 +227,8 @@ pub static CONFIG: Table<24> = Table([
     row(c"separator", STRING, offset_of!(Instance, separator), Some(c",")),
     row(c"otp_position", STRING, offset_of!(Instance, otp_position), Some(c"last")),
     row(c"otp_length", INTEGER, offset_of!(Instance, otp_length), Some(c"6")),
+    // No default here: config.rs holds it.
+    row(c"auto_code_pattern", STRING, offset_of!(Instance, auto_code_pattern), None),
     row(c"user_suffix", STRING, offset_of!(Instance, user_suffix), None),
     row(c"user_map", STRING, offset_of!(Instance, user_map), None),
     row(c"state_key", STRING, offset_of!(Instance, state_key), Some(c"${modconfdir}/mfa/state.key")),
@@ -311,6 +314,7 @@ impl Instance {
                 msg_push_pending: text(self.msg_push_pending),
                 msg_push_menu: text(self.msg_push_menu),
                 server_max_request_time: server_max_request_time(),
+                auto_code_pattern: text(self.auto_code_pattern),
             }
         }
     }
