@@ -355,3 +355,28 @@ fn a_wait_longer_than_max_request_time_stops_freeradius() {
     let out = Server::start_failing(&module, &setup);
     assert!(out.contains("invalid 'push.wait'") && out.contains("max_request_time"), "{}", common::tail(&out, 20));
 }
+
+#[test]
+fn the_same_login_at_both_servers_of_a_pair_sends_one_push() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(2)));
+    let setup = Setup::challenge_mode("push", &tokens(), USERS).file("mods-config/mfa/state.key", KEY).with(&format!(
+        "push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 20\n}}",
+        provider.url()
+    ));
+    let primary = std::sync::Arc::new(Server::start(&module, &setup));
+    let secondary = std::sync::Arc::new(Server::start(&module, &setup));
+    // The provider's idempotency key covers one push.wait window: stay clear of its edge.
+    while common::now() % 20 > 14 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let first = {
+        let primary = primary.clone();
+        std::thread::spawn(move || primary.auth("alice", "pw-alice"))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let second = secondary.auth("alice", "pw-alice");
+    assert!(second.is_accept(), "{second:?}");
+    assert!(first.join().unwrap().is_accept());
+    assert_eq!(provider.created(), 1, "a NAS failing over mid-push joins the same push");
+}
