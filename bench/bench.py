@@ -14,6 +14,11 @@
 # Part 2: start-up time and resident memory with a token store of many users
 # against a store of one user.
 #
+# Part 3: TOTP logins per second through one server with two rlm_mfa instances
+# (mfa_push, mfa_otp), with no push pending and with 200 pending at a fake push
+# provider that never approves (8 logins wait in a thread, the others got a
+# challenge), and the server's resident memory per pending push.
+#
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
@@ -301,13 +306,13 @@ class Server:
                     return int(line.split()[1])
         raise BenchError(f"no {key} in /proc/{self.proc.pid}/status")
 
-    def stop(self):
+    def stop(self, grace=10):
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -633,6 +638,437 @@ def part_store(args, work, pid_file):
     return [ok_start, ok_rss]
 
 
+# ---------------------------------------------------------------- part 3
+
+# Two rlm_mfa instances in one server: mfa_push (mode push, a blocking wait for
+# at most max_waiting logins, a challenge for the others) and mfa_otp (TOTP).
+MOD_MFA_PUSH = """\
+mfa mfa_push {
+	mode = push
+	tokens = ${modconfdir}/mfa_push/tokens.json
+	state = ${db_dir}/mfa_push/state.jsonl
+	state_key = ${modconfdir}/mfa_push/state.key
+	fsync = no
+	require_token = no
+	push {
+		url = "@URL@"
+		approval = wait
+		max_waiting = @MAX_WAITING@
+		when_busy = challenge
+		wait = @WAIT@
+		timeout = 2
+		poll_interval = 2
+	}
+}
+"""
+MOD_MFA_OTP = """\
+mfa mfa_otp {
+	mode = otp
+	tokens = ${modconfdir}/mfa_otp/tokens.json
+	state = ${db_dir}/mfa_otp/state.jsonl
+	state_key = ${modconfdir}/mfa_otp/state.key
+	fsync = no
+	require_token = no
+	totp_window = 1
+}
+"""
+
+SITE_PUSH = """\
+server bench {{
+listen {{
+	type = auth
+	ipaddr = 127.0.0.1
+	port = {port}
+}}
+authorize {{
+	mfa_push
+	mfa_otp
+	files
+	pap
+}}
+authenticate {{
+	Auth-Type mfa_push {{
+		if (!&State) {{
+			pap
+		}}
+		mfa_push
+	}}
+	Auth-Type mfa_otp {{
+		mfa_otp
+	}}
+	Auth-Type PAP {{
+		pap
+	}}
+}}
+}}
+"""
+
+PUSH_WAIT = 20          # push.wait of mfa_push, seconds
+PUSH_MAX_WAITING = 8    # push.max_waiting of mfa_push
+PUSH_TIMEOUT_MESSAGE = "did not answer the push in time"  # the module's log line for a wait that ran out
+
+
+class FakePushProvider:
+    """The generic push provider's HTTP contract (src/push.rs), on 127.0.0.1, in a
+    thread of this process. It never approves: every push stays pending until it
+    is cancelled. It counts creates, status reads and cancels."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        fake = self
+        self.lock = threading.Lock()
+        self.pushes = {}      # id -> cancelled?
+        self.by_request = {}  # request_id -> id
+        self.created = 0
+        self.polls = 0
+        self.cancelled = 0
+        self.errors = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection, then close
+
+            def log_message(self, *_):
+                pass
+
+            def answer(self, code, body=None):
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def route(self):
+                path = self.path.split("?", 1)[0].split("#", 1)[0]
+                if path.endswith("/push"):
+                    return None
+                prefix, _, push_id = path.rpartition("/")
+                return push_id if prefix.endswith("/push") and push_id else ""
+
+            def do_POST(self):
+                if self.route() is not None:
+                    return self.bad(404)
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                    fields = [body[f] for f in ("user", "message", "client", "request_id")]
+                    if not all(isinstance(v, str) for v in fields):
+                        raise ValueError("not a string")
+                except (ValueError, KeyError, TypeError):
+                    return self.bad(400)
+                with fake.lock:
+                    known = fake.by_request.get(body["request_id"])
+                    if known is not None:
+                        code, push_id = 200, known
+                    else:
+                        fake.created += 1
+                        code, push_id = 201, f"push-{fake.created}"
+                        fake.by_request[body["request_id"]] = push_id
+                        fake.pushes[push_id] = False
+                    status = "expired" if fake.pushes[push_id] else "pending"
+                self.answer(code, {"id": push_id, "status": status})
+
+            def do_GET(self):
+                push_id = self.route()
+                with fake.lock:
+                    cancelled = fake.pushes.get(push_id) if push_id else None
+                    if cancelled is not None:
+                        fake.polls += 1
+                if cancelled is None:
+                    return self.bad(404)
+                self.answer(200, {"id": push_id, "status": "expired" if cancelled else "pending"})
+
+            def do_DELETE(self):
+                push_id = self.route()
+                with fake.lock:
+                    cancelled = fake.pushes.get(push_id) if push_id else None
+                    if cancelled is False:
+                        fake.pushes[push_id] = True
+                        fake.cancelled += 1
+                if cancelled is None:
+                    return self.bad(404)
+                self.answer(204)
+
+            def bad(self, code):
+                with fake.lock:
+                    fake.errors += 1
+                self.answer(code, {"error": "bad request" if code == 400 else "not found"})
+
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024  # all the pushes of a burst connect at once
+            daemon_threads = True
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def counts(self):
+        with self.lock:
+            return {"created": self.created, "polls": self.polls, "cancelled": self.cancelled,
+                    "errors": self.errors}
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def push_user(i):
+    return f"p{i:05d}"
+
+
+def totp_user(i):
+    return f"t{i:06d}"
+
+
+def part_push(args, work, pid_file):
+    n = args.push_pending
+    rounds = args.push_rounds
+    turn_size = args.chunk
+    per_measure = args.push_totp
+    # TOTP user 0 is for the sanity check, then the warm-up users, then two measures per round.
+    totp_users = 1 + args.warmup + rounds * 2 * per_measure
+    push_users = 1 + rounds * n  # push user 0: the sanity check (wrong password)
+    rng = random.Random(4430)
+    say(f"\n== Part 3: TOTP logins/s with 0 and with {n} pushes pending, one server, {rounds} rounds")
+    say(f"   mfa_push: mode push, approval = wait, max_waiting = {PUSH_MAX_WAITING}, when_busy = challenge, "
+        f"wait = {PUSH_WAIT} s, poll_interval = 2 s; mfa_otp: mode otp")
+    say(f"   {per_measure} TOTP logins (distinct users) per measure in turns of {turn_size} "
+        f"(radclient -p {args.parallel}); {totp_users} TOTP users, {push_users} push users")
+
+    keys = [rng.randbytes(20) for _ in range(totp_users)]
+    push_passwords = [f"pw-{rng.randrange(10 ** 9):09d}" for _ in range(push_users)]
+    users_text = "".join(f'{push_user(i)}\tCleartext-Password := "{push_passwords[i]}"\n'
+                         for i in range(push_users))
+    otp_store = {"users": {totp_user(i): {"tokens": [{
+        "serial": f"P-{i:06d}", "type": "totp", "secret": b32(keys[i]),
+        "algorithm": "SHA1", "digits": 6, "period": STEP}]} for i in range(totp_users)}}
+    push_store = {"users": {push_user(i): {} for i in range(push_users)}}
+    otp_path = os.path.join(work, "tokens-push-otp.json")
+    write_file(otp_path, json.dumps(otp_store), 0o640)
+
+    fake = FakePushProvider()
+    push_proc = None
+    server = None
+    try:
+        mods = {"files": MOD_FILES, "pap": MOD_PAP, "mfa_otp": MOD_MFA_OTP,
+                "mfa_push": MOD_MFA_PUSH.replace("@URL@", fake.url)
+                .replace("@MAX_WAITING@", str(PUSH_MAX_WAITING)).replace("@WAIT@", str(PUSH_WAIT))}
+        server = Server(work, "push", args.module_dir, SITE_PUSH, mods, users_text, otp_path, pid_file)
+        # Server() links the token file as mods-config/mfa/tokens.json; each instance has its own directory.
+        for sub in ("mods-config/mfa_push", "mods-config/mfa_otp", "db/mfa_push", "db/mfa_otp"):
+            os.makedirs(os.path.join(server.dir, sub), exist_ok=True)
+        os.replace(os.path.join(server.dir, "mods-config/mfa/tokens.json"),
+                   os.path.join(server.dir, "mods-config/mfa_otp/tokens.json"))
+        write_file(os.path.join(server.dir, "mods-config/mfa_push/tokens.json"), json.dumps(push_store), 0o640)
+        started = server.start()
+        say(f"   server ready on 127.0.0.1:{server.port} after {started:.2f} s (configuration in {server.dir}); "
+            f"fake push provider at {fake.url} (never approves)")
+
+        next_totp = [1]
+
+        def totp_turn(count):
+            """`count` TOTP logins of fresh users; returns (seconds, server CPU seconds)."""
+            first = next_totp[0]
+            next_totp[0] += count
+            if next_totp[0] > totp_users:
+                raise BenchError("part 3 ran out of TOTP users")
+            step = step_now()
+            packet_file = os.path.join(work, "packets-push-totp.txt")
+            write_file(packet_file, packets([totp_user(i) for i in range(first, first + count)],
+                                            [hotp(keys[i], step) for i in range(first, first + count)]))
+            cpu0 = server.cpu_seconds()
+            seconds, acc, rej, lost, _ = radclient(server.port, [packet_file], args.parallel, 1,
+                                                   args.batch_timeout)
+            cpu = server.cpu_seconds() - cpu0
+            if acc != count or rej or lost:
+                raise BenchError(f"TOTP: {acc} accepted, {rej} rejected, {lost} lost of {count} "
+                                 f"(every request must be accepted); server log:\n" + tail(server.log, 30))
+            return seconds, cpu
+
+        def totp_measure():
+            seconds = cpu = 0.0
+            done = 0
+            while done < per_measure:
+                k = min(turn_size, per_measure - done)
+                s, c = totp_turn(k)
+                seconds += s
+                cpu += c
+                done += k
+            return {"rps": per_measure / seconds, "seconds": seconds, "server_us": 1e6 * cpu / per_measure}
+
+        # Sanity: a wrong TOTP code is rejected and the right one accepted; a push user with a
+        # wrong password is rejected by the first factor and sends no push.
+        wait_for_step_margin(5)
+        step = step_now()
+        good = hotp(keys[0], step)
+        near = {hotp(keys[0], s) for s in (step - 1, step, step + 1)}
+        bad = next(c for c in (f"{(int(good) + d) % 10 ** 6:06d}" for d in range(1, 10)) if c not in near)
+        for names, passwords, want in (([totp_user(0), push_user(0)], [bad, "wrong"], "Rejected"),
+                                       ([totp_user(0)], [good], "Accepted")):
+            packet_file = os.path.join(work, "packets-push-sanity.txt")
+            write_file(packet_file, packets(names, passwords))
+            _, acc, rej, lost, _ = radclient(server.port, [packet_file], 8, 1, 30)
+            if (acc, rej, lost) != ((len(names), 0, 0) if want == "Accepted" else (0, len(names), 0)):
+                raise BenchError(f"part 3 sanity check: {acc} accepted, {rej} rejected, {lost} lost of "
+                                 f"{len(names)}, all should be {want.lower()}; server log:\n" + tail(server.log, 30))
+        if fake.counts()["created"]:
+            raise BenchError("part 3 sanity check: a push was created for a wrong password")
+        say("   sanity: a wrong TOTP code and a push user's wrong password are rejected (no push sent), "
+            "a right code accepted")
+        if args.warmup:
+            next_done = 0
+            while next_done < args.warmup:
+                k = min(turn_size, args.warmup - next_done)
+                totp_turn(k)
+                next_done += k
+            say(f"   warm-up: {args.warmup} TOTP logins, all accepted")
+
+        results = []
+        next_push = 1
+        for r in range(rounds):
+            # Codes stay valid a step either side (totp_window = 1), but a round should not
+            # begin in the last seconds of a step.
+            wait_for_step_margin(3)
+            time.sleep(args.push_settle)
+            idle = totp_measure()
+            rss_before = server.status_kib("VmRSS")
+            before = fake.counts()
+            users = list(range(next_push, next_push + n))
+            next_push += n
+            push_file = os.path.join(work, f"packets-push-{r + 1}.txt")
+            write_file(push_file, packets([push_user(i) for i in users], [push_passwords[i] for i in users]))
+            replies_file = os.path.join(work, f"replies-push-{r + 1}.txt")
+            replies = open(replies_file, "w")
+            # Not quiet: radclient prints "Received Access-Challenge Id ..." for each reply;
+            # line-buffered, so that the challenges can be counted while the waiting logins run.
+            t_push = time.monotonic()
+            push_proc = subprocess.Popen(
+                ["stdbuf", "-oL", "radclient", "-s", "-p", str(n), "-r", "1",
+                 "-t", str(PUSH_WAIT + 8), "-f", push_file, f"127.0.0.1:{server.port}", "auth", SECRET],
+                stdin=subprocess.DEVNULL, stdout=replies, stderr=subprocess.STDOUT)
+            replies.close()
+            challenged_now = n - min(n, PUSH_MAX_WAITING)
+
+            def count_replies(word):
+                with open(replies_file, errors="replace") as f:
+                    return f.read().count(word)
+
+            # All n created at the provider, and the logins past max_waiting answered.
+            while True:
+                created = fake.counts()["created"] - before["created"]
+                challenged = count_replies("Received Access-Challenge")
+                if created >= n and challenged >= challenged_now:
+                    break
+                if push_proc.poll() is not None or time.monotonic() - t_push > PUSH_WAIT / 2:
+                    raise BenchError(f"round {r + 1}: {created} of {n} pushes created and {challenged} "
+                                     f"challenges after {time.monotonic() - t_push:.1f} s; radclient:\n"
+                                     + tail(replies_file, 10) + "server log:\n" + tail(server.log, 20))
+                time.sleep(0.02)
+            t_pending = time.monotonic() - t_push
+            # The burst is over (its replies sent, the fake's handler threads done); the 200
+            # pushes stay pending. Then memory, then the TOTP measure.
+            time.sleep(args.push_settle)
+            rss_pending = server.status_kib("VmRSS")
+            busy = totp_measure()
+            t_measured = time.monotonic() - t_push
+            during = fake.counts()
+            if during["cancelled"] != before["cancelled"] or t_measured >= PUSH_WAIT - 1:
+                raise BenchError(f"round {r + 1}: the TOTP measure ended {t_measured:.1f} s after the pushes "
+                                 f"began, when the waits ({PUSH_WAIT} s) were ending; use a smaller --push-totp")
+            # Let the waiting logins end (no answer in time), then the next round.
+            try:
+                while push_proc.poll() is None:
+                    if server.proc.poll() is not None:
+                        raise BenchError(f"round {r + 1}: the server died (exit status {server.proc.returncode}) "
+                                         f"while push logins were waiting:\n" + tail(server.log, 20))
+                    if time.monotonic() - t_push > PUSH_WAIT + 20:
+                        raise subprocess.TimeoutExpired(push_proc.args, PUSH_WAIT + 20)
+                    time.sleep(0.1)
+            except subprocess.TimeoutExpired:
+                threads = []
+                for tid in sorted(os.listdir(f"/proc/{server.proc.pid}/task")):
+                    try:
+                        with open(f"/proc/{server.proc.pid}/task/{tid}/wchan") as f:
+                            wchan = f.read().strip()
+                        with open(f"/proc/{server.proc.pid}/task/{tid}/stat") as f:
+                            state = f.read().rsplit(")", 1)[1].split()[0]
+                        threads.append(f"{tid}:{state}:{wchan}")
+                    except OSError:
+                        pass
+                raise BenchError(f"round {r + 1}: the push logins did not end within {PUSH_WAIT + 20} s; "
+                                 f"fake provider {fake.counts()} (before the round {before}); replies: "
+                                 f"{count_replies('Received Access-Challenge')} challenges, "
+                                 f"{count_replies('Received Access-Reject')} rejects; server threads "
+                                 f"(tid:state:wchan): {' '.join(threads)}")
+            t_ended = time.monotonic() - t_push
+            push_proc = None
+            text = open(replies_file, errors="replace").read()
+            outcome = {word: text.count("Received " + word)
+                       for word in ("Access-Challenge", "Access-Reject", "Access-Accept")}
+            m = SUMMARY["Lost"].search(text)
+            lost = int(m.group(1)) if m else -1
+            after = fake.counts()
+            waiting = n - outcome["Access-Challenge"]
+            if (outcome["Access-Challenge"] != challenged_now or outcome["Access-Reject"] != waiting
+                    or outcome["Access-Accept"] or lost):
+                raise BenchError(f"round {r + 1}: push logins got {outcome}, {lost} lost; expected "
+                                 f"{challenged_now} challenges and {n - challenged_now} rejects (no answer "
+                                 f"in time):\n" + tail(replies_file, 10) + tail(server.log, 20))
+            results.append({
+                "idle": idle, "busy": busy, "created": after["created"] - before["created"],
+                "polls": during["polls"] - before["polls"], "cancelled": after["cancelled"] - before["cancelled"],
+                "waiting": waiting, "rss_before": rss_before, "rss_pending": rss_pending,
+                "t_pending": t_pending, "t_measured": t_measured, "t_ended": t_ended})
+            rss_per_push = (rss_pending - rss_before) / n
+            say(f"   round {r + 1}: 0 pending {idle['rps']:6.0f} req/s; {n} pending {busy['rps']:6.0f} req/s "
+                f"(ratio {busy['rps'] / idle['rps']:.3f}; server CPU {idle['server_us']:.1f} -> "
+                f"{busy['server_us']:.1f} us/req)")
+            say(f"            {n} created in {t_pending:.2f} s ({waiting} waiting, {outcome['Access-Challenge']} "
+                f"challenged); measure done at +{t_measured:.1f} s; waits ended in a reject at +{t_ended:.1f} s; "
+                f"VmRSS {rss_before / 1024:.1f} -> {rss_pending / 1024:.1f} MiB ({rss_per_push:+.1f} KiB/push)")
+            time.sleep(1)  # the rejects' cleanup_delay is not the next round's concern, but settle a little
+        with open(server.log, errors="replace") as f:
+            log_text = f.read()
+        timeouts = log_text.count(PUSH_TIMEOUT_MESSAGE)
+        errors = [line for line in log_text.splitlines() if ": Error: " in line]
+        rss_end = server.status_kib("VmRSS")
+    finally:
+        if push_proc is not None and push_proc.poll() is None:
+            push_proc.kill()
+            push_proc.wait()
+        fake.stop()
+        if server is not None:
+            # On exit FreeRADIUS waits for its threads: logins still waiting for a push
+            # would hold it up to push.wait seconds.
+            server.stop(grace=2)
+
+    idle = statistics.median(x["idle"]["rps"] for x in results)
+    busy = statistics.median(x["busy"]["rps"] for x in results)
+    ratio = busy / idle
+    ok = ratio >= args.target_push
+    paired = [x["busy"]["rps"] / x["idle"]["rps"] for x in results]
+    per_push = [(x["rss_pending"] - x["rss_before"]) / n for x in results]
+    counts = fake.counts()
+    say("")
+    idle_rounds = " ".join(f"{x['idle']['rps']:.0f}" for x in results)
+    busy_rounds = " ".join(f"{x['busy']['rps']:.0f}" for x in results)
+    say(f"   TOTP req/s, median: 0 pushes pending {idle:.0f}, {n} pushes pending {busy:.0f}   "
+        f"[rounds: {idle_rounds} / {busy_rounds}]")
+    say(f"   {n} pending / 0 pending = {ratio:5.3f}   (target >= {args.target_push:.2f})  "
+        f"{'PASS' if ok else 'MISS'}   [round by round: {' '.join(f'{x:.3f}' for x in paired)}]")
+    say(f"   pushes created at the fake provider: {counts['created']} ({', '.join(str(x['created']) for x in results)} "
+        f"per round); status reads {counts['polls']}, cancels {counts['cancelled']} (the waits that ran out), "
+        f"bad calls {counts['errors']}; {timeouts} 'no answer in time' log lines")
+    say(f"   memory per pending push: at most {max(per_push):.1f} KiB (largest round; rounds: "
+        f"{' '.join(f'{x:.1f}' for x in per_push)} KiB, median {statistics.median(per_push):.1f}) = "
+        f"(VmRSS while {n} are pending - VmRSS just before) / {n}, an upper bound")
+    say(f"   (server VmRSS at the end: {rss_end / 1024:.1f} MiB; {len(errors)} error lines in its log"
+        + (f", e.g. {errors[0].split(': Error: ', 1)[1].strip()!r})" if errors else ")"))
+    return [ok]
+
+
 # ---------------------------------------------------------------- main
 
 RESULTS = []  # open results file, if any
@@ -680,15 +1116,36 @@ def main():
     ap.add_argument("--store-users", type=int, default=100000, help="users in the big token store")
     ap.add_argument("--store-runs", type=int, default=3, help="start-ups per store size")
     ap.add_argument("--results", help="also write the report to this file")
-    ap.add_argument("--skip-throughput", action="store_true")
-    ap.add_argument("--skip-store", action="store_true")
+    ap.add_argument("--push-pending", type=int, default=200, help="push logins sent at once in part 3")
+    ap.add_argument("--push-totp", type=int, default=10000, help="TOTP logins per measure in part 3")
+    ap.add_argument("--push-rounds", type=int, default=3, help="rounds of part 3")
+    ap.add_argument("--push-settle", type=float, default=1.0,
+                    help="seconds between the last push created and the measure in part 3")
+    ap.add_argument("--parts", default="1,2,3", help="parts to run, e.g. 3 or 1,3 (default: all)")
+    ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
+    ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
     ap.add_argument("--target-pap", type=float, default=0.95)
     ap.add_argument("--target-totp", type=float, default=1.0)
     ap.add_argument("--target-start", type=float, default=1.0, help="seconds")
     ap.add_argument("--target-rss", type=float, default=64.0, help="MiB")
+    ap.add_argument("--target-push", type=float, default=0.9, help="TOTP req/s with pushes pending / without")
     args = ap.parse_args()
     if args.users < 1 or args.rounds < 1 or args.store_users < 2 or args.store_runs < 1:
         ap.error("--users, --rounds, --store-runs must be >= 1 and --store-users >= 2")
+    if (args.push_pending <= PUSH_MAX_WAITING or args.push_pending > 1000 or args.push_totp < 1
+            or args.push_rounds < 1 or not 0 <= args.push_settle <= 5):
+        ap.error(f"--push-pending must be {PUSH_MAX_WAITING + 1} to 1000, --push-totp and --push-rounds >= 1, "
+                 f"--push-settle 0 to 5")
+    try:
+        parts = {int(x) for x in args.parts.replace(",", " ").split()}
+    except ValueError:
+        parts = set()
+    if not parts or not parts <= {1, 2, 3}:
+        ap.error("--parts takes part numbers 1, 2 and 3, e.g. --parts 3 or --parts 1,3")
+    if args.skip_throughput:
+        parts.discard(1)
+    if args.skip_store:
+        parts.discard(2)
     args.module_dir = os.path.abspath(args.module_dir)
     module = os.path.join(args.module_dir, "rlm_mfa.so")
     if not os.path.isfile(module):
@@ -709,10 +1166,12 @@ def main():
     describe_machine(module)
     checks = []
     try:
-        if not args.skip_throughput:
+        if 1 in parts:
             checks += part_throughput(args, work, pid_file)
-        if not args.skip_store:
+        if 2 in parts:
             checks += part_store(args, work, pid_file)
+        if 3 in parts:
+            checks += part_push(args, work, pid_file)
     except BenchError as e:
         say(f"\nFAILED: {e}")
         return 1

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # rlm_mfa benchmark: throughput of PAP, rlm_totp and rlm_mfa through one
-# FreeRADIUS configuration, and the start-up time and memory of a 100,000-user
-# token store. See bench/README.md.
+# FreeRADIUS configuration (part 1), the start-up time and memory of a
+# 100,000-user token store (part 2), and TOTP logins per second while 200
+# pushes are pending (part 3). See bench/README.md.
 #
-#   bench/run.sh [--module-dir DIR] [--out DIR] [bench.py options...]
+#   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3] [bench.py options...]
 #
 # Without --module-dir (or RLM_MFA_MODULE_DIR), the module is built from this
 # repository into target/module/rlm_mfa.so when that is missing or older than
@@ -35,7 +36,13 @@ Options passed on to bench/bench.py (defaults in brackets):
   --parallel N       radclient -p [64]
   --store-users N    users in the big token store of part 2 [100000]
   --store-runs N     start-ups per store size in part 2 [3]
-  --skip-throughput, --skip-store   run one part only
+  --push-pending N   push logins sent at once in part 3 [200]
+  --push-totp N      TOTP logins per measure in part 3 [10000]
+  --push-rounds N    rounds of part 3 [3]
+  --push-settle S    seconds from the last push created to the measure in part 3 [1]
+  --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending [1,2,3]
+                     e.g. --parts 3 or --parts 1,3
+  --skip-throughput, --skip-store   leave out part 1 or part 2
 EOF
 }
 
@@ -88,6 +95,13 @@ out=$(cd "$out" && pwd)
 work="$out/work"
 rm -rf "$work"
 mkdir -p "$work"
+
+# The servers load a private copy: a rebuild that rewrites target/module/rlm_mfa.so in
+# place while a server has it loaded would crash that server.
+mkdir -p "$work/module"
+cp -p "$module_dir/rlm_mfa.so" "$work/module/rlm_mfa.so"
+echo "== module: $module_dir/rlm_mfa.so, copied to $work/module for this run"
+module_dir="$work/module"
 
 # bench.py stops its servers itself; this is the safety net for when it cannot
 # (killed, crashed). It kills only the processes bench.py recorded, and only if

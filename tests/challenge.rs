@@ -330,3 +330,24 @@ fn chap_answers_in_otp_mode() {
     let wrong = server.send("User-Name = \"bob\", CHAP-Password = \"000000\"\n");
     assert!(wrong.is_reject());
 }
+
+#[test]
+fn a_user_without_a_second_factor_is_rejected_or_let_in_per_instance() {
+    let module = require_module!();
+    let users = &[("alice", "pw-alice"), ("carol", "pw-carol")];
+    // carol has no entry in the token file.
+    let strict = Server::start(&module, &Setup::challenge_mode("password-then-otp", &app_tokens(), users).file("mods-config/mfa/state.key", KEY));
+    let reply = strict.auth("carol", "pw-carol");
+    assert_eq!(reply.message(), Some("No second factor is enrolled for this user"), "{reply:?}");
+    drop(strict);
+
+    let lenient = Server::start(
+        &module,
+        &Setup::challenge_mode("password-then-otp", &app_tokens(), users)
+            .file("mods-config/mfa/state.key", KEY)
+            .with("require_token = no"),
+    );
+    assert!(lenient.auth("carol", "pw-carol").is_accept(), "the first factor alone");
+    assert!(lenient.auth("carol", "wrong").is_reject());
+    assert!(lenient.auth("alice", "pw-alice").is_challenge(), "users with a factor still get the challenge");
+}
