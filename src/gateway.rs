@@ -9,11 +9,11 @@
 //! timeout: FreeRADIUS is waiting on it, and a gateway that accepts the
 //! connection but never answers must not hold a server thread.
 
-use std::error::Error as _;
 use std::fmt;
 use std::io::{self, Read};
 use std::time::Duration;
 
+use crate::http::{self, Failure};
 use crate::template;
 
 /// Where and how to send.
@@ -35,23 +35,7 @@ impl GatewayConfig {
     /// The URL without user information and without query or fragment, which
     /// may hold credentials: fit for a log line.
     pub fn redacted_url(&self) -> String {
-        let url = self.url.as_str();
-        let (scheme, rest) = match url.find("://") {
-            Some(at) => (&url[..at + 3], &url[at + 3..]),
-            None => ("", url),
-        };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, after) = rest.split_at(authority_end);
-        let host = match authority.rfind('@') {
-            Some(at) => &authority[at + 1..],
-            None => authority,
-        };
-        let path_end = after.find(['?', '#']).unwrap_or(after.len());
-        let mut out = format!("{scheme}{host}{}", &after[..path_end]);
-        if host.len() < authority.len() || path_end < after.len() {
-            out.push_str(" (credentials and query left out)");
-        }
-        out
+        http::redact(&self.url)
     }
 }
 
@@ -134,23 +118,13 @@ impl HttpGateway {
     /// Checks the configuration; the error names what is wrong (and never shows
     /// the URL's query or the Authorization value).
     pub fn new(cfg: GatewayConfig) -> Result<HttpGateway, String> {
-        let lower = cfg.url.get(..8).unwrap_or(&cfg.url).to_ascii_lowercase();
-        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        if !http::has_http_scheme(&cfg.url) {
             return Err("url must start with http:// or https://".to_owned());
         }
         if cfg.timeout.is_zero() {
             return Err("timeout must be more than 0".to_owned());
         }
-        if let Some(auth) = &cfg.authorization {
-            if auth.trim().is_empty() {
-                return Err("authorization is empty (leave it out to send none)".to_owned());
-            }
-            if auth.chars().any(char::is_control) {
-                return Err(
-                    "authorization holds a line break or another control character".to_owned(),
-                );
-            }
-        }
+        http::check_authorization(cfg.authorization.as_deref())?;
         let check = [
             ("destination", CHECK_DESTINATION),
             ("message", CHECK_MESSAGE),
@@ -164,20 +138,8 @@ impl HttpGateway {
             }
         }
 
-        let agent = ureq::AgentBuilder::new()
-            // ureq bounds the connect separately (30 s by default) unless told.
-            .timeout_connect(cfg.timeout)
-            .timeout(cfg.timeout)
-            // A redirected POST becomes a GET without the message: report the 3xx instead.
-            .redirects(0)
-            .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")))
-            .build();
-        if let Err(e) = agent.post(&cfg.url).request_url() {
-            // ParseError's words ("invalid port number", "empty host"), not the URL.
-            let reason = e
-                .source()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "cannot parse it".to_owned());
+        let agent = http::agent(cfg.timeout);
+        if let Some(reason) = http::url_problem(&agent, &cfg.url) {
             return Err(format!("url is not valid: {reason}"));
         }
         Ok(HttpGateway { cfg, agent })
@@ -223,80 +185,20 @@ impl Sender for HttpGateway {
 }
 
 fn transport_error(t: &ureq::Transport) -> SendError {
-    let io = first_io_error(t);
-    if let Some(e) = io {
-        if is_timeout(e) {
-            return SendError::Timeout;
-        }
-    }
-    use ureq::ErrorKind as K;
-    let reason = match (t.kind(), io) {
-        (K::Dns, _) => "cannot resolve its host name".to_owned(),
-        // rustls reports handshake and certificate failures as InvalidData; its
-        // words ("invalid peer certificate: UnknownIssuer") are what the admin needs.
-        (K::ConnectionFailed, Some(e)) if e.kind() == io::ErrorKind::InvalidData => {
-            format!("TLS failed: {e}")
-        }
-        (K::ConnectionFailed | K::Io, Some(e)) => io_reason(e.kind()),
-        (K::ConnectionFailed, None) => "the connection failed".to_owned(),
-        (K::BadStatus | K::BadHeader, _) => "its answer is not valid HTTP".to_owned(),
-        (K::InvalidUrl | K::UnknownScheme, _) => "the url is not valid".to_owned(),
-        (K::InvalidProxyUrl | K::ProxyConnect | K::ProxyUnauthorized, _) => {
-            "the proxy failed".to_owned()
-        }
-        (K::TooManyRedirects, _) => "too many redirects".to_owned(),
-        (K::InsecureRequestHttpsOnly, _) => "https is required".to_owned(),
-        (K::Io, None) => "input/output error".to_owned(),
-        // Only an Error::Status has this kind, and those are handled before.
-        (K::HTTP, _) => "unexpected HTTP error".to_owned(),
-    };
-    SendError::Unreachable(reason)
+    failure(http::transport_failure(t))
 }
 
 fn io_error(e: &io::Error) -> SendError {
-    if is_timeout(e) {
-        SendError::Timeout
-    } else {
-        SendError::Unreachable(io_reason(e.kind()))
+    failure(http::io_failure(e))
+}
+
+fn failure(f: Failure) -> SendError {
+    match f {
+        Failure::Timeout => SendError::Timeout,
+        Failure::Unreachable(why) => SendError::Unreachable(why),
     }
 }
 
-/// ureq turns the socket's WouldBlock into TimedOut in most places, not all.
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
-/// The first I/O error in the chain: ureq keeps its kind when it wraps one.
-fn first_io_error(t: &ureq::Transport) -> Option<&io::Error> {
-    let mut cause = t.source();
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        cause = e.source();
-    }
-    None
-}
-
-/// Plain words from the error's kind only: an OS error's text adds "(os error
-/// 111)", a wrapped error's text could quote what was received.
-fn io_reason(kind: io::ErrorKind) -> String {
-    match kind {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::UnexpectedEof => {
-            "the connection closed before a complete answer".to_owned()
-        }
-        io::ErrorKind::ConnectionReset => "the connection was reset".to_owned(),
-        // std's own descriptions are plain: "connection refused", "host unreachable".
-        kind => kind.to_string(),
-    }
-}
-
-// The fake gateway of the integration tests, so that both test the same server.
-// Here rather than inside `tests`: there #[path] would be resolved from the
-// directory src/gateway/tests/, which does not exist.
 #[cfg(test)]
 #[path = "../tests/common/fake_gateway.rs"]
 mod fake_gateway;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod gateway;
 pub mod guard;
+pub mod http;
 pub mod journal;
 pub mod mask;
 pub mod otp;

@@ -40,11 +40,12 @@
 //! [`Failover`] puts several providers (a primary, a secondary) behind one
 //! [`PushProvider`].
 
-use std::error::Error as _;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::http::{self, Failure};
 
 /// Where a push stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +160,7 @@ impl ProviderConfig {
     /// The base URL without user information, query or fragment, which may
     /// hold credentials: fit for a log line.
     pub fn redacted_url(&self) -> String {
-        redact(&self.base_url)
+        http::redact(&self.base_url)
     }
 }
 
@@ -174,28 +175,6 @@ impl fmt::Debug for ProviderConfig {
             .field("timeout", &self.timeout)
             .finish()
     }
-}
-
-/// `url` with the user information (before an `@` of the authority), the
-/// query and the fragment left out, and a note when something was.
-fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_len);
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let path_len = tail.find(['?', '#']).unwrap_or(tail.len());
-    let path = &tail[..path_len];
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    out.push_str(host);
-    out.push_str(path);
-    if host.len() != authority.len() || path_len != tail.len() {
-        out.push_str(" (credentials and query left out)");
-    }
-    out
 }
 
 /// The most of an answer that is read; a longer one is refused.
@@ -225,8 +204,7 @@ impl HttpPushProvider {
     /// the URL or the Authorization value).
     pub fn new(cfg: ProviderConfig) -> Result<HttpPushProvider, String> {
         let url = cfg.base_url.as_str();
-        let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-        if !scheme.starts_with("http://") && !scheme.starts_with("https://") {
+        if !http::has_http_scheme(url) {
             return Err("base_url must start with http:// or https://".to_owned());
         }
         if url.contains(['?', '#']) {
@@ -241,31 +219,10 @@ impl HttpPushProvider {
         if cfg.timeout.is_zero() {
             return Err("timeout must be more than 0".to_owned());
         }
-        if let Some(auth) = &cfg.authorization {
-            if auth.trim().is_empty() {
-                return Err("authorization is empty (leave it out to send none)".to_owned());
-            }
-            if auth.chars().any(char::is_control) {
-                return Err(
-                    "authorization holds a line break or another control character".to_owned(),
-                );
-            }
-        }
+        http::check_authorization(cfg.authorization.as_deref())?;
         let base = url.trim_end_matches('/').to_owned();
-        let agent = ureq::AgentBuilder::new()
-            // Without it ureq bounds the connect by 30 s whatever the timeout.
-            .timeout_connect(cfg.timeout)
-            .timeout(cfg.timeout)
-            // A redirected POST would become a GET: report the 3xx instead.
-            .redirects(0)
-            .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")))
-            .build();
-        if let Err(e) = agent.get(&format!("{base}/push")).request_url() {
-            // The parser's own words ("invalid port number"), never the URL.
-            let reason = e
-                .source()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "cannot parse it".to_owned());
+        let agent = http::agent(cfg.timeout);
+        if let Some(reason) = http::url_problem(&agent, &format!("{base}/push")) {
             return Err(format!("base_url is not valid: {reason}"));
         }
         Ok(HttpPushProvider { cfg, base, agent })
@@ -405,72 +362,17 @@ fn encode_segment(s: &str) -> String {
 }
 
 fn transport_error(t: &ureq::Transport) -> PushError {
-    let io = first_io_error(t);
-    if io.is_some_and(is_timeout) {
-        return PushError::Timeout;
-    }
-    use ureq::ErrorKind as K;
-    let reason = match (t.kind(), io) {
-        (K::Dns, _) => "cannot resolve its host name".to_owned(),
-        // rustls reports handshake and certificate failures as InvalidData, in
-        // words the admin needs ("invalid peer certificate: UnknownIssuer").
-        (K::ConnectionFailed, Some(e)) if e.kind() == io::ErrorKind::InvalidData => {
-            format!("TLS failed: {e}")
-        }
-        (K::ConnectionFailed | K::Io, Some(e)) => io_reason(e.kind()),
-        (K::ConnectionFailed, None) => "the connection failed".to_owned(),
-        (K::Io, None) => "input/output error".to_owned(),
-        (K::BadStatus | K::BadHeader, _) => "its answer is not valid HTTP".to_owned(),
-        (K::InvalidUrl | K::UnknownScheme, _) => "the url is not valid".to_owned(),
-        (K::InvalidProxyUrl | K::ProxyConnect | K::ProxyUnauthorized, _) => {
-            "the proxy failed".to_owned()
-        }
-        (K::TooManyRedirects, _) => "too many redirects".to_owned(),
-        (K::InsecureRequestHttpsOnly, _) => "https is required".to_owned(),
-        // Only an Error::Status has this kind, and those are handled before.
-        (K::HTTP, _) => "unexpected HTTP error".to_owned(),
-    };
-    PushError::Unreachable(reason)
+    failure(http::transport_failure(t))
 }
 
 fn io_error(e: &io::Error) -> PushError {
-    if is_timeout(e) {
-        PushError::Timeout
-    } else {
-        PushError::Unreachable(io_reason(e.kind()))
-    }
+    failure(http::io_failure(e))
 }
 
-/// ureq turns the socket's WouldBlock into TimedOut in most places, not all.
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
-/// The first I/O error in the chain: ureq keeps its kind when it wraps one.
-fn first_io_error(t: &ureq::Transport) -> Option<&io::Error> {
-    let mut cause = t.source();
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        cause = e.source();
-    }
-    None
-}
-
-/// Plain words from the error's kind alone: an OS error's text adds "(os
-/// error 111)", a wrapped error's text could quote what was received.
-fn io_reason(kind: io::ErrorKind) -> String {
-    match kind {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::UnexpectedEof => {
-            "the connection closed before a complete answer".to_owned()
-        }
-        io::ErrorKind::ConnectionReset => "the connection was reset".to_owned(),
-        // std's own descriptions are plain: "connection refused", "host unreachable".
-        kind => kind.to_string(),
+fn failure(f: Failure) -> PushError {
+    match f {
+        Failure::Timeout => PushError::Timeout,
+        Failure::Unreachable(why) => PushError::Unreachable(why),
     }
 }
 

@@ -23,7 +23,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,31 +51,14 @@ pub enum PushBehaviour {
     Hang,
 }
 
+// Both fakes include it, so that each stays usable alone (unit tests include one).
+#[allow(clippy::duplicate_mod)]
+#[path = "fake_http.rs"]
+mod fake_http;
 /// One request as the provider received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushRecorded {
-    pub method: String,
-    pub path: String,
-    /// In the order sent, names as sent.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+pub use fake_http::Recorded as PushRecorded;
+use fake_http::{answer, read_request, IDLE_LIMIT};
 
-impl PushRecorded {
-    /// The first header of that name (compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Bounds a connection whose client neither sends nor closes, so that no
-/// thread waits forever.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: usize = 1024 * 1024;
 
 struct Push {
     id: String,
@@ -333,71 +316,4 @@ fn status_of(push: &Push, behaviour: PushBehaviour) -> &'static str {
         PushBehaviour::DenyAfter(d) if push.created.elapsed() >= d => "denied",
         _ => "pending",
     }
-}
-
-fn answer(stream: &mut TcpStream, status: &str, body: &str) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-/// Reads one request: request line, headers, then a body of Content-Length
-/// bytes. None when the client closed early or sent something that is not HTTP.
-fn read_request(reader: &mut impl BufRead) -> Option<PushRecorded> {
-    let mut head_size = 0;
-    let request_line = read_line(reader, &mut head_size)?;
-    let mut parts = request_line.split(' ');
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    if !parts.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(reader, &mut head_size)?;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    let length = match headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
-        Some((_, v)) => v.parse::<usize>().ok()?,
-        None => 0,
-    };
-    if length > MAX_BODY {
-        return None;
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(PushRecorded {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn read_line(reader: &mut impl BufRead, head_size: &mut usize) -> Option<String> {
-    let mut line = Vec::new();
-    let n = Read::take(&mut *reader, (MAX_HEAD - *head_size) as u64)
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    *head_size += n;
-    if n == 0 || !line.ends_with(b"\n") {
-        return None;
-    }
-    line.pop();
-    if line.ends_with(b"\r") {
-        line.pop();
-    }
-    String::from_utf8(line).ok()
 }
