@@ -583,7 +583,7 @@ fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
             continue;
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid(item, format!("\"{url}\" is not an http:// or https:// URL")));
+            return Err(invalid(item, format!("\"{}\" is not an http:// or https:// URL", crate::http::redact(url))));
         }
         urls.push(url.trim_end_matches('/').to_string());
     }
@@ -667,7 +667,7 @@ fn gateway(section: &'static str, raw: &RawGateway) -> Result<Option<Gateway>, C
         return Ok(None);
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid(item("url"), format!("\"{url}\" is not an http:// or https:// URL")));
+        return Err(invalid(item("url"), format!("\"{}\" is not an http:// or https:// URL", crate::http::redact(url))));
     }
     if !(1..=30).contains(&raw.timeout) {
         return Err(invalid(item("timeout"), "must be 1 to 30 seconds"));

@@ -108,6 +108,8 @@ pub struct AuthenticateInput<'a> {
     /// For the push message: the client's shortname and the NAS's name.
     pub client: String,
     pub nas_name: String,
+    /// What tells one login from another at the same NAS: Calling-Station-Id and NAS-Port.
+    pub session: String,
     pub stashed_code: Option<String>,
 }
 
@@ -129,6 +131,8 @@ pub(crate) struct Origin<'a> {
     pub client: &'a str,
     /// NAS-Identifier, else NAS-IP-Address, else the address.
     pub nas_name: &'a str,
+    /// Calling-Station-Id and NAS-Port.
+    pub session: &'a str,
 }
 
 /// How authenticate ends.
@@ -253,7 +257,7 @@ impl Engine {
             None => None,
         };
         let pusher = match &cfg.push {
-            Some(p) => Some(Pusher::new(p).map_err(|message| ConfigError { item: "push.url", message })?),
+            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError { item, message })?),
             None => None,
         };
         let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
@@ -399,7 +403,13 @@ impl Engine {
         } else {
             // The journal as last read; read it again only for a user it shows locked,
             // who may have been unlocked by mfa-admin since (authenticate always reads it).
-            let refused = self.refuse_if_locked(&names.lookup, &mut self.state(), trail);
+            // authorize only looks at the journal in memory (authenticate reads it again):
+            // a user it shows locked is refused before the first factor runs.
+            let refused = {
+                let mut state = self.state();
+                let lock = state.lock(&names.lookup);
+                self.locked_for(&lock).and_then(|_| self.refuse_if_locked(&names.lookup, &mut state, trail))
+            };
             if let Some(decision) = refused {
                 out.reply_message = decision.messages.into_iter().next();
                 out.outcome = Some(decision.outcome);
@@ -495,7 +505,8 @@ impl Engine {
         let user = names.lookup;
         let db = self.tokens(trail);
         let entry = db.user(&user);
-        let origin = Origin { nas: &input.nas, client: &input.client, nas_name: &input.nas_name };
+        let origin =
+            Origin { nas: &input.nas, client: &input.client, nas_name: &input.nas_name, session: &input.session };
 
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
@@ -580,13 +591,25 @@ fn http_sender(
         body_template: g.body.clone(),
         timeout: g.timeout,
     };
-    let item = if section == "sms" { "sms.body" } else { "email.body" };
-    HttpGateway::new(cfg)
-        .map(|g| Some(Box::new(g) as Box<dyn Sender>))
-        .map_err(|message| ConfigError { item, message })
+    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
+        // The client's errors begin with the item they are about.
+        let item = match (section, message.split_whitespace().next().unwrap_or("")) {
+            ("sms", "url") => "sms.url",
+            ("sms", "authorization") => "sms.authorization",
+            ("sms", "timeout") => "sms.timeout",
+            ("sms", _) => "sms.body",
+            (_, "url") => "email.url",
+            (_, "authorization") => "email.authorization",
+            (_, "timeout") => "email.timeout",
+            _ => "email.body",
+        };
+        ConfigError { item, message }
+    })
 }
 
 #[cfg(test)]
 mod dialogue_tests;
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;

@@ -346,6 +346,41 @@ impl StateJournal {
     }
 
     /// Clears failures and lockout.
+    /// Read-modify-write of a user's failures and lock, under the file lock and
+    /// after catching up with every other writer, so that two processes (or two
+    /// module instances) counting failures of one user neither lose a count nor
+    /// undo each other's lock. Returns the state written.
+    pub fn update_lock(
+        &mut self,
+        user: &str,
+        change: impl FnOnce(LockState) -> LockState,
+    ) -> Result<LockState, JournalError> {
+        self.lock_current()?;
+        let result = self.update_lock_locked(user, change);
+        if result.is_ok() && self.compaction_due() {
+            if let Err(e) = self.compact_locked() {
+                self.since_compaction = 0;
+                self.compaction_error = Some(e);
+            }
+        }
+        let _ = self.file.unlock();
+        result
+    }
+
+    fn update_lock_locked(
+        &mut self,
+        user: &str,
+        change: impl FnOnce(LockState) -> LockState,
+    ) -> Result<LockState, JournalError> {
+        self.read_new(true)?;
+        let next = change(self.lock(user));
+        let record = Record::Lock { u: user, f: next.failures, until: next.locked_until };
+        let mut line = serde_json::to_vec(&record).expect("records always serialize");
+        line.push(b'\n');
+        self.append_locked(&line, &record, |_| true)?;
+        Ok(next)
+    }
+
     pub fn unlock(&mut self, user: &str) -> Result<(), JournalError> {
         self.append(&Record::Unlock { u: user })
     }

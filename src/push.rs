@@ -136,8 +136,13 @@ pub struct PushRequest<'a> {
 
 /// Something that can send a push and tell how it stands.
 pub trait PushProvider: Send + Sync {
-    /// Sends the push (or joins the one with the same `request_id`); gives its id.
-    fn create(&self, req: &PushRequest<'_>) -> Result<String, PushError>;
+    /// Sends the push (or joins the one with the same `request_id`); gives its id
+    /// and its status, which for a joined push may already be final.
+    fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError>;
+    /// Like [`PushProvider::open`], the id alone.
+    fn create(&self, req: &PushRequest<'_>) -> Result<String, PushError> {
+        self.open(req).map(|(id, _)| id)
+    }
     /// How the push with that id stands.
     fn status(&self, id: &str) -> Result<PushStatus, PushError>;
     /// Withdraws the push (best effort).
@@ -284,7 +289,7 @@ impl HttpPushProvider {
 }
 
 impl PushProvider for HttpPushProvider {
-    fn create(&self, req: &PushRequest<'_>) -> Result<String, PushError> {
+    fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
         let body = serde_json::json!({
             "user": req.user,
             "message": req.message,
@@ -295,8 +300,7 @@ impl PushProvider for HttpPushProvider {
         let request = self.request("POST", &format!("{}/push", self.base));
         let answer = self.call(request, Some(body.as_bytes()), &[200, 201])?;
         // A joined push may already be answered: any known status will do.
-        let (id, _status) = parse_answer(&answer)?;
-        Ok(id)
+        parse_answer(&answer)
     }
 
     fn status(&self, id: &str) -> Result<PushStatus, PushError> {
@@ -413,7 +417,9 @@ impl fmt::Debug for Failover {
 
 /// Whether an error says that the provider is not working, rather than that it
 /// refused this call.
-fn is_failure(e: &PushError) -> bool {
+/// Whether the provider failed (unreachable, slow, 5xx, garbage), as opposed to
+/// answering a refusal (a 4xx): only failures count for failover and failmode.
+pub fn is_failure(e: &PushError) -> bool {
     match e {
         PushError::Timeout
         | PushError::Unreachable(_)
@@ -479,14 +485,14 @@ impl Failover {
 }
 
 impl PushProvider for Failover {
-    fn create(&self, req: &PushRequest<'_>) -> Result<String, PushError> {
+    fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
         let candidates = self.candidates();
         let mut last = PushError::AllDown;
         for &i in &candidates {
-            let result = self.providers[i].create(req);
+            let result = self.providers[i].open(req);
             self.note(i, &result);
             match result {
-                Ok(id) => return Ok(format!("{i}:{id}")),
+                Ok((id, status)) => return Ok((format!("{i}:{id}"), status)),
                 Err(e) if is_failure(&e) => last = e,
                 Err(e) => return Err(e),
             }

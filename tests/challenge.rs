@@ -140,6 +140,14 @@ fn forged_reused_and_swapped_states_are_refused() {
     ));
     assert_eq!(other_nas.message(), Some(bad_state), "{other_nas:?}");
 
+    // Alice's State, asked for by one NAS-IP-Address and answered from another.
+    let from_ip = server.send("User-Name = \"alice\", User-Password = \"pw-alice\", NAS-IP-Address = 10.0.0.1\n");
+    let other_ip = server.send(&format!(
+        "User-Name = \"alice\", User-Password = \"{code}\", State = {}, NAS-IP-Address = 10.0.0.2\n",
+        from_ip.state()
+    ));
+    assert_eq!(other_ip.message(), Some(bad_state), "{other_ip:?}");
+
     // The right answer, then the same State again.
     let alice = server.auth("alice", "pw-alice");
     assert!(server.answer("alice", &code, alice.state()).is_accept());

@@ -91,12 +91,10 @@ impl Engine {
         Decision::accept()
     }
 
-    /// Refuses a locked user. The journal in memory is read again only for a user
-    /// it shows locked (mfa-admin may have unlocked them): for everyone else, what
-    /// other processes wrote is caught up under the file lock when a code is
-    /// claimed, which refuses a code used meanwhile. One file read less per login.
+    /// Refuses a locked user, after catching up with the journal: another module
+    /// instance or server sharing it may have locked the user, or mfa-admin
+    /// unlocked them.
     pub(super) fn refuse_if_locked(&self, user: &str, state: &mut StateJournal, trail: &mut Trail) -> Option<Decision> {
-        self.locked_for(&state.lock(user))?;
         if let Err(e) = state.refresh() {
             trail.error(format!("cannot read the state journal: {e}"));
             return Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()));
@@ -115,6 +113,8 @@ impl Engine {
     }
 
     /// Counts a failure; returns the seconds of lockout when this failure locks the user.
+    /// The count is read and written under the journal's file lock, so that module
+    /// instances (or servers) sharing the journal add up their failures.
     pub(super) fn record_failure(
         &self,
         user: &str,
@@ -123,24 +123,33 @@ impl Engine {
         trail: &mut Trail,
     ) -> Option<u64> {
         let max = self.cfg.lockout.max_failures;
-        let mut lock = state.lock(user);
-        if lock.locked_until != 0 && lock.locked_until <= now {
-            // A lock that has run out starts a fresh count.
-            lock = LockState::default();
+        let duration = self.cfg.lockout.duration;
+        let updated = state.update_lock(user, |mut lock| {
+            if lock.locked_until != 0 && lock.locked_until <= now {
+                // A lock that has run out starts a fresh count.
+                lock = LockState::default();
+            }
+            lock.failures = lock.failures.saturating_add(1);
+            if max > 0 && lock.failures >= max && lock.locked_until <= now {
+                lock.locked_until = now + duration;
+            }
+            lock
+        });
+        match updated {
+            Ok(lock) if lock.locked_until > now => {
+                trail.warn(format!(
+                    "\"{user}\" locked for {} seconds after {} consecutive failures",
+                    lock.locked_until - now,
+                    lock.failures
+                ));
+                Some(lock.locked_until - now)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                trail.error(format!("cannot record the failure in the state journal: {e}"));
+                None
+            }
         }
-        lock.failures = lock.failures.saturating_add(1);
-        let locks_now = max > 0 && lock.failures >= max;
-        if locks_now {
-            lock.locked_until = now + self.cfg.lockout.duration;
-            trail.warn(format!(
-                "\"{user}\" locked for {} seconds after {} consecutive failures",
-                self.cfg.lockout.duration, lock.failures
-            ));
-        }
-        if let Err(e) = state.set_lock(user, lock) {
-            trail.error(format!("cannot record the failure in the state journal: {e}"));
-        }
-        locks_now.then_some(self.cfg.lockout.duration)
     }
 
     /// "6 digits", "6 or 8 digits": the code lengths of these tokens.

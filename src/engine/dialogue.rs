@@ -351,7 +351,7 @@ impl Engine {
             }
         };
         if let Err(e) = self.create_push(user, origin, &nonce) {
-            return self.push_unavailable(user, &format!("creating the push: {e}"), trail);
+            return self.push_not_sent(user, &e, trail);
         }
         let dialogue = Dialogue {
             stage: Stage::Code,
@@ -410,7 +410,8 @@ impl Engine {
                 trail.info(format!("\"{user}\" pressed OK before approving the push"));
                 self.ask_again(user, origin, method, dialogue, timeout, self.cfg.messages.push_pending.clone(), trail)
             }
-            Err(e) => self.push_unavailable(user, &format!("reading the push's status: {e}"), trail),
+            // The push was sent: a provider failing now lets no one in, whatever failmode says.
+            Err(e) => self.push_refused(user, &format!("reading the push's status: {e}"), trail),
         }
     }
 

@@ -28,8 +28,10 @@ enum Ending {
     Denied,
     /// No answer from the user in time (or the provider says the push expired).
     TimedOut,
-    /// The provider could not be used.
+    /// The provider could not be used (unreachable, slow, 5xx, garbage): failmode decides.
     Unavailable(String),
+    /// The provider refused the push (a 4xx), or failed after it was sent: never an accept.
+    Refused(String),
 }
 
 /// One push being waited for, shared by the requests that repeat its login.
@@ -46,6 +48,23 @@ pub(super) struct Pusher {
     logins: Mutex<HashMap<[u8; 32], Arc<Waiter>>>,
 }
 
+/// The request that sent a push: tells the joined requests how it ended.
+struct Owner<'a> {
+    pusher: &'a Pusher,
+    key: [u8; 32],
+    waiter: Arc<Waiter>,
+    ending: Option<Ending>,
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        let ending = self.ending.take().unwrap_or(Ending::Refused("the login ended without an answer".into()));
+        *self.waiter.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(ending);
+        self.waiter.done.notify_all();
+        self.pusher.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
+
 /// Keeps the count of blocking waits right however the wait ends.
 struct Slot<'a>(&'a AtomicUsize);
 
@@ -56,13 +75,23 @@ impl Drop for Slot<'_> {
 }
 
 impl Pusher {
-    pub(super) fn new(cfg: &Push) -> Result<Pusher, String> {
+    /// The error names the configuration item it is about.
+    pub(super) fn new(cfg: &Push) -> Result<Pusher, (&'static str, String)> {
         let mut providers: Vec<Box<dyn PushProvider>> = Vec::new();
-        for url in &cfg.urls {
+        for (index, url) in cfg.urls.iter().enumerate() {
             let provider = HttpPushProvider::new(ProviderConfig {
                 base_url: url.clone(),
                 authorization: cfg.authorization.clone(),
                 timeout: cfg.timeout,
+            })
+            .map_err(|message| {
+                let item = match message.split_whitespace().next().unwrap_or("") {
+                    "authorization" => "push.authorization",
+                    "timeout" => "push.timeout",
+                    _ if index == 0 => "push.url",
+                    _ => "push.secondary_url",
+                };
+                (item, message)
             })?;
             providers.push(Box::new(provider));
         }
@@ -74,10 +103,12 @@ impl Pusher {
     }
 }
 
-/// What identifies one login attempt: user, NAS and the password it came with.
-fn login_key(user: &str, nas: &str, password: &[u8]) -> [u8; 32] {
+/// What identifies one login attempt: user, NAS, the calling station and port, and
+/// the password it came with. A NAS's re-send of the login has them all alike;
+/// another person's login (another station) does not.
+fn login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [user.as_bytes(), nas.as_bytes(), password] {
+    for part in [user.as_bytes(), origin.nas.as_bytes(), origin.session.as_bytes(), password] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -100,18 +131,22 @@ impl Engine {
         Some((self.cfg.push.as_ref()?, self.pusher.as_ref()?))
     }
 
-    /// Creates (or, with the same nonce, finds again) the push of a challenge dialogue.
-    pub(super) fn create_push(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<String, PushError> {
+    /// Creates (or, with the same nonce, finds again) the push of a challenge dialogue,
+    /// with its status: the nonce is random per dialogue, so what it finds is its own.
+    pub(super) fn create_push(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<(String, PushStatus), PushError> {
         let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
         let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
         let id = request_id(&[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()]);
-        pusher.provider.create(&PushRequest { user, message: &message, client: origin.client, request_id: &id })
+        pusher.provider.open(&PushRequest { user, message: &message, client: origin.client, request_id: &id })
     }
 
     /// How the push of a challenge dialogue stands now.
     pub(super) fn push_status(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<PushStatus, PushError> {
         let (_, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
-        let id = self.create_push(user, origin, nonce)?;
+        let (id, status) = self.create_push(user, origin, nonce)?;
+        if status != PushStatus::Pending {
+            return Ok(status);
+        }
         pusher.provider.status(&id)
     }
 
@@ -122,8 +157,26 @@ impl Engine {
         Decision::accept()
     }
 
+    /// A push that could not be sent. push.failmode decides only when the provider
+    /// failed (unreachable, slow, 5xx, garbage); a refusal (4xx) always rejects.
+    pub(super) fn push_not_sent(&self, user: &str, error: &PushError, trail: &mut Trail) -> Decision {
+        let why = format!("creating the push: {error}");
+        if crate::push::is_failure(error) {
+            self.push_unavailable(user, &why, trail)
+        } else {
+            self.push_refused(user, &why, trail)
+        }
+    }
+
+    /// A push whose answer cannot be known (refused, or the provider failed after it
+    /// was sent: the user may have seen it and ignored it): always a reject.
+    pub(super) fn push_refused(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
+        trail.error(format!("rejected: \"{user}\": push failed ({why})"));
+        Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+    }
+
     /// A provider that cannot be used: push.failmode decides.
-    pub(super) fn push_unavailable(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
+    fn push_unavailable(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
         let failmode = self.cfg.push.as_ref().map_or(Failmode::Secure, |p| p.failmode);
         match failmode {
             Failmode::Secure => {
@@ -149,7 +202,7 @@ impl Engine {
         if cfg.approval == Approval::Challenge {
             return self.push_challenge(user, entry, origin, trail);
         }
-        let key = login_key(user, origin.nas, password);
+        let key = login_key(user, origin, password);
         let deadline = Instant::now() + cfg.wait;
 
         // A repeat of a login already waiting joins it.
@@ -177,6 +230,9 @@ impl Engine {
             return self.push_decision(user, ending, trail);
         }
 
+        // Publishes the ending and forgets the login however this function ends, a
+        // panic included: a login left behind would make every repeat of it wait.
+        let mut owner = Owner { pusher, key, waiter, ending: None };
         let ending = if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
             pusher.waiting.fetch_sub(1, Ordering::SeqCst);
             None
@@ -184,11 +240,9 @@ impl Engine {
             let _slot = Slot(&pusher.waiting);
             Some(self.push_and_wait(pusher, cfg, user, origin, &key, deadline, trail))
         };
-        // Whatever happened, the requests that joined get the same ending.
-        let published = ending.clone().unwrap_or(Ending::Unavailable("busy".into()));
-        *waiter.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(published);
-        waiter.done.notify_all();
-        pusher.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        // The requests that joined get the same ending.
+        owner.ending = Some(ending.clone().unwrap_or(Ending::Unavailable("busy".into())));
+        drop(owner);
 
         match ending {
             Some(ending) => self.push_decision(user, Some(ending), trail),
@@ -225,9 +279,19 @@ impl Engine {
         let window = self.clock.now() / cfg.wait.as_secs().max(1);
         let id = request_id(&[self.name.as_bytes(), key, &window.to_be_bytes()]);
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
-        let id = match pusher.provider.create(&request) {
-            Ok(id) => id,
-            Err(e) => return Ending::Unavailable(format!("creating the push: {e}")),
+        let id = match pusher.provider.open(&request) {
+            Ok((id, PushStatus::Pending)) => id,
+            // Already answered: the push of an earlier login in this window. Never
+            // reuse an answer; send this login a push of its own.
+            Ok((_, _)) => {
+                let fresh = request_id(&[self.name.as_bytes(), key, &random_bytes()]);
+                let request = PushRequest { request_id: &fresh, ..request };
+                match pusher.provider.open(&request) {
+                    Ok((id, _)) => id,
+                    Err(e) => return not_sent(e),
+                }
+            }
+            Err(e) => return not_sent(e),
         };
         trail.info(format!("push sent to \"{user}\", waiting up to {} s", cfg.wait.as_secs()));
         let mut last_error: Option<PushError> = None;
@@ -235,8 +299,10 @@ impl Engine {
             let now = Instant::now();
             if now >= deadline {
                 let _ = pusher.provider.cancel(&id);
+                // The push was sent: the user may have ignored it. A provider that
+                // failed since then is no reason to let the login in.
                 return match last_error {
-                    Some(e) => Ending::Unavailable(format!("reading the push's status: {e}")),
+                    Some(e) => Ending::Refused(format!("reading the push's status: {e}")),
                     None => Ending::TimedOut,
                 };
             }
@@ -268,8 +334,33 @@ impl Engine {
                 Decision::refuse(Outcome::Reject, m.push_busy.clone())
             }
             Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
+            Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),
         }
     }
+}
+
+/// How a push that could not be sent ends: failmode for a failure, reject for a refusal.
+fn not_sent(e: PushError) -> Ending {
+    let why = format!("creating the push: {e}");
+    if crate::push::is_failure(&e) {
+        Ending::Unavailable(why)
+    } else {
+        Ending::Refused(why)
+    }
+}
+
+/// 16 random bytes (a fresh idempotency key).
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    // Without randomness the key is still unique enough for one login: the time.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes[..16].copy_from_slice(&std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            .to_be_bytes());
+    }
+    bytes
 }
 
 /// Waits for the owner of a login to publish how its push ended, until `deadline`.

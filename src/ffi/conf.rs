@@ -156,7 +156,8 @@ static LOCKOUT: Table<3> = Table([
 /// Rows of a gateway section at `base`, the offset of its GatewayItems in Instance.
 const fn gateway_rows(base: usize, message: &'static CStr) -> [CONF_PARSER; 6] {
     [
-        row(c"url", STRING, base + offset_of!(GatewayItems, url), None),
+        // URLs may carry credentials (user:password@, a key in the query).
+        row(c"url", STRING | SECRET, base + offset_of!(GatewayItems, url), None),
         row(c"authorization", STRING | SECRET, base + offset_of!(GatewayItems, authorization), None),
         row(c"body", STRING, base + offset_of!(GatewayItems, body), None),
         row(c"message", STRING, base + offset_of!(GatewayItems, message), Some(message)),
@@ -173,8 +174,9 @@ const fn push_row(name: &'static CStr, kind: i32, field: usize, default: Option<
 }
 
 static PUSH: Table<13> = Table([
-    push_row(c"url", STRING, offset_of!(PushItems, url), None),
-    push_row(c"secondary_url", STRING, offset_of!(PushItems, secondary_url), None),
+    // URLs may carry credentials (user:password@, a key in the query).
+    push_row(c"url", STRING | SECRET, offset_of!(PushItems, url), None),
+    push_row(c"secondary_url", STRING | SECRET, offset_of!(PushItems, secondary_url), None),
     push_row(c"authorization", STRING | SECRET, offset_of!(PushItems, authorization), None),
     push_row(c"timeout", INTEGER, offset_of!(PushItems, timeout), Some(c"5")),
     push_row(c"skip_failing", INTEGER, offset_of!(PushItems, skip_failing), Some(c"30")),

@@ -11,7 +11,7 @@ use super::bindings::{
     rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
     rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, packetmethod,
     rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, PW_STATE, PW_CHAP_PASSWORD,
-    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{Instance, CONFIG};
 use crate::guard::{guarded, install_panic_hook};
@@ -42,7 +42,9 @@ pub static rlm_mfa: ModuleExport = ModuleExport(module_t {
     #[allow(clippy::unnecessary_cast)]
     magic: rlm_mfa_abi_RLM_MFA_MODULE_INIT as u64,
     name: c"mfa".as_ptr(),
-    type_: (RLM_TYPE_THREAD_SAFE | RLM_TYPE_HUP_SAFE) as i32,
+    // Not HUP_SAFE: a HUP would free an instance while push waits may still run in it.
+    // The token file and user map reload by themselves; other changes need a restart.
+    type_: RLM_TYPE_THREAD_SAFE as i32,
     inst_size: size_of::<Instance>(),
     config: CONFIG.0.as_ptr(),
     bootstrap: None,
@@ -201,6 +203,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             nas: if binds_nas { request.nas_identity() } else { String::new() },
             client: if pushes { request.client_name() } else { String::new() },
             nas_name: if pushes { request.nas_name() } else { String::new() },
+            session: if pushes { request.session() } else { String::new() },
             stashed_code,
         });
         for line in &out.log {

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use super::bindings::{
     dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
     fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_SET,
-    log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS,
+    log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CALLING_STATION_ID, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT,
     PW_STATE,
     log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
     rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
@@ -171,7 +171,8 @@ impl<'a> Request<'a> {
             }
         };
         let nas_ip = self.find(List::Request, PW_NAS_IP_ADDRESS);
-        let nas_ip = if nas_ip.is_null() {
+        // SAFETY: reading the length of a live pair.
+        let nas_ip = if nas_ip.is_null() || unsafe { (*nas_ip).length } != 4 {
             String::new()
         } else {
             // SAFETY: NAS-IP-Address is an ipaddr pair: `data.ipaddr` is the member in use.
@@ -200,6 +201,21 @@ impl<'a> Request<'a> {
         // nas_identity is "source|NAS-IP-Address|NAS-Identifier": prefer the last one given.
         let name = parts.iter().rev().find(|p| !p.is_empty()).copied().unwrap_or("");
         name.to_string()
+    }
+
+    /// Calling-Station-Id and NAS-Port: what tells two logins of one user at one NAS apart.
+    pub fn session(&self) -> String {
+        let station = self.bytes(List::Request, PW_CALLING_STATION_ID).map(String::from_utf8_lossy).unwrap_or_default();
+        let port = self.integer(List::Request, PW_NAS_PORT).map(|p| p.to_string()).unwrap_or_default();
+        format!("{station}|{port}")
+    }
+
+    /// The value of an integer attribute.
+    fn integer(&self, list: List, attr: u32) -> Option<u32> {
+        let vp = self.find(list, attr);
+        // SAFETY: an integer pair keeps its value in `data.integer`; the length check
+        // refuses a malformed attribute decoded as octets.
+        unsafe { (!vp.is_null() && (*vp).length == 4).then(|| (*vp).data.integer) }
     }
 
     /// Answers with Access-Challenge carrying `state`.
