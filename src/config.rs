@@ -113,6 +113,7 @@ pub struct RawConfig {
     /// The server's max_request_time (radiusd.conf), 0 when unknown.
     pub server_max_request_time: u32,
     pub auto_code_pattern: Option<String>,
+    pub ignore_case: bool,
 }
 
 /// The items of the `push { }` section, before checking.
@@ -316,6 +317,8 @@ pub struct Config {
     pub hotp_look_ahead: u64,
     pub split: SplitConfig,
     pub user_suffix: String,
+    /// Token-store names compared without case (the store is read in lower case).
+    pub ignore_case: bool,
     pub user_map: Option<PathBuf>,
     pub realm: RealmConfig,
     pub lockout: Lockout,
@@ -538,6 +541,7 @@ impl Config {
             hotp_look_ahead: u64::from(raw.hotp_look_ahead),
             split: SplitConfig { separator, otp_position, otp_length },
             user_suffix: raw.user_suffix.clone().unwrap_or_default(),
+            ignore_case: raw.ignore_case,
             user_map: raw.user_map.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
             realm,
             lockout: Lockout {

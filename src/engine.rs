@@ -209,6 +209,10 @@ fn load_tokens(path: &Path) -> Result<TokenDb, String> {
     TokenDb::load(path).map_err(|e| e.to_string())
 }
 
+fn load_tokens_ignoring_case(path: &Path) -> Result<TokenDb, String> {
+    TokenDb::load(path).and_then(TokenDb::folded).map_err(|e| e.to_string())
+}
+
 /// How many live challenges one node remembers as answered.
 const USED_STATES: usize = 100_000;
 
@@ -232,7 +236,8 @@ impl Engine {
         sms: Option<Box<dyn Sender>>,
         email: Option<Box<dyn Sender>>,
     ) -> Result<Engine, ConfigError> {
-        let tokens = Reloading::open(&cfg.tokens, load_tokens, CHECK_INTERVAL)
+        let load = if cfg.ignore_case { load_tokens_ignoring_case } else { load_tokens };
+        let tokens = Reloading::open(&cfg.tokens, load, CHECK_INTERVAL)
             .map_err(|message| ConfigError { item: "tokens", message })?;
         let user_map = match &cfg.user_map {
             Some(path) => Some(
@@ -342,7 +347,10 @@ impl Engine {
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        let lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
+        let mut lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
+        if self.cfg.ignore_case {
+            lookup = lookup.to_lowercase();
+        }
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 

@@ -741,6 +741,24 @@ impl TokenDb {
         }
     }
 
+    /// The same users under lower-case names, for lookups that ignore case; an
+    /// error names two users whose names differ only by case.
+    pub fn folded(self) -> Result<TokenDb, TokenError> {
+        let mut users = HashMap::with_capacity(self.users.len());
+        for (name, user) in self.users {
+            let folded = name.to_lowercase();
+            if users.insert(folded.clone(), user).is_some() {
+                return Err(TokenError::invalid(
+                    &name,
+                    None,
+                    "users",
+                    format!("the user appears twice when case is ignored (as {folded:?})"),
+                ));
+            }
+        }
+        Ok(TokenDb { users })
+    }
+
     /// Reads the token file, refusing it when users outside its owner and group
     /// can access it.
     pub fn load(path: &Path) -> Result<TokenDb, TokenError> {
@@ -1011,6 +1029,15 @@ mod tests {
             let text = format!(r#"{{"users": {{"x": {{{bad}}}}}}}"#);
             assert!(TokenDb::parse(&text).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn folding_case_merges_nothing_silently() {
+        let db = TokenDb::parse(r#"{"users": {"Alice": {"sms": "+4512345612"}, "bob": {}}}"#).unwrap();
+        let folded = db.folded().unwrap();
+        assert!(folded.user("alice").is_some() && folded.user("Alice").is_none());
+        let twice = TokenDb::parse(r#"{"users": {"Alice": {}, "alice": {}}}"#).unwrap();
+        assert!(twice.folded().unwrap_err().to_string().contains("when case is ignored"));
     }
 
     #[test]

@@ -345,3 +345,16 @@ fn unusable_files_name_the_item() {
     let err = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock).err().unwrap();
     assert_eq!(err.item, "user_map");
 }
+
+#[test]
+fn ignore_case_finds_the_user_whatever_the_case() {
+    let f = fixture_with(|r| {
+        r.ignore_case = true;
+        r.require_token = false;
+    });
+    let out = f.authorize(b"ALICE", "x");
+    assert!(out.set_auth_type, "ALICE is alice: not left to the first factor alone");
+    assert_eq!(f.auth("Alice", &totp(T)).outcome, Some(Outcome::Ok));
+    let exact = fixture_with(|r| r.require_token = false);
+    assert!(!exact.authorize(b"ALICE", "x").set_auth_type);
+}

@@ -68,6 +68,7 @@ pub struct Instance {
     msg_push_pending: *const c_char,
     msg_push_menu: *const c_char,
     auto_code_pattern: *const c_char,
+    ignore_case: bool,
     /// Set by instantiate (Box::into_raw), taken back by detach.
     pub engine: *mut Engine,
 }
@@ -218,12 +219,13 @@ static MESSAGES: Table<24> = Table([
     END,
 ]);
 
-pub static CONFIG: Table<25> = Table([
+pub static CONFIG: Table<26> = Table([
     row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
     row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
     row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
     row(c"fsync", BOOLEAN, offset_of!(Instance, fsync), Some(c"no")),
     row(c"require_token", BOOLEAN, offset_of!(Instance, require_token), Some(c"yes")),
+    row(c"ignore_case", BOOLEAN, offset_of!(Instance, ignore_case), Some(c"no")),
     row(c"totp_window", INTEGER, offset_of!(Instance, totp_window), Some(c"1")),
     row(c"hotp_look_ahead", INTEGER, offset_of!(Instance, hotp_look_ahead), Some(c"10")),
     row(c"separator", STRING, offset_of!(Instance, separator), Some(c",")),
@@ -317,6 +319,7 @@ impl Instance {
                 msg_push_menu: text(self.msg_push_menu),
                 server_max_request_time: server_max_request_time(),
                 auto_code_pattern: text(self.auto_code_pattern),
+                ignore_case: self.ignore_case,
             }
         }
     }
