@@ -618,6 +618,8 @@ fn http_sender(
 #[cfg(test)]
 mod dialogue_tests;
 #[cfg(test)]
+mod test_config;
+#[cfg(test)]
 mod push_tests;
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,7 @@ use crate::gateway::SendError;
 use crate::testutil::TempDir;
 use std::sync::Mutex as StdMutex;
 
-const SEED: &[u8] = b"12345678901234567890";
-const SEED_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const T: u64 = 1_700_000_015;
+use super::test_config::{raw_config, SEED, SEED_B32, T};
 const NAS: &str = "127.0.0.1||nas-1";
 
 /// Records what would have been sent; fails on demand.
@@ -60,23 +58,9 @@ fn fixture(mode: &str, change: impl FnOnce(&mut RawConfig)) -> Fixture {
     );
     dir.file("tokens.json", &tokens, 0o640);
     let mut raw = RawConfig {
-        mode: Some(mode.into()),
-        tokens: Some(dir.path().join("tokens.json").display().to_string()),
-        state: Some(dir.path().join("state.jsonl").display().to_string()),
-        state_key: Some(dir.path().join("state.key").display().to_string()),
-        require_token: true,
-        totp_window: 1,
-        hotp_look_ahead: 10,
-        otp_length: 6,
-        realm_strip: true,
         lockout_max_failures: 5,
-        lockout_duration: 300,
-        challenge_timeout: 120,
-        max_rounds: 3,
-        code_length: 6,
-        code_lifetime: 300,
         sms: gateway_items(),
-        ..RawConfig::default()
+        ..raw_config(dir.path(), mode)
     };
     change(&mut raw);
     let clock = Arc::new(FixedClock::new(T));

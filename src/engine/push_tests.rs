@@ -12,30 +12,8 @@ use crate::testutil::TempDir;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-const SEED: &[u8] = b"12345678901234567890";
-const SEED_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const T: u64 = 1_700_000_015;
+use super::test_config::{raw_config, SEED, SEED_B32, T};
 
-fn raw(dir: &Path, mode: &str) -> RawConfig {
-    RawConfig {
-        mode: Some(mode.into()),
-        tokens: Some(dir.join("tokens.json").display().to_string()),
-        state: Some(dir.join("state/state.jsonl").display().to_string()),
-        state_key: Some(dir.join("state.key").display().to_string()),
-        require_token: true,
-        totp_window: 1,
-        hotp_look_ahead: 10,
-        otp_length: 6,
-        realm_strip: true,
-        lockout_max_failures: 3,
-        lockout_duration: 300,
-        challenge_timeout: 120,
-        max_rounds: 3,
-        code_length: 6,
-        code_lifetime: 300,
-        ..RawConfig::default()
-    }
-}
 
 /// Two instances ("mfa", "mfa_vpn") of one configuration, sharing token file and journal.
 fn two_instances(mode: &str, change: impl Fn(&mut RawConfig)) -> (TempDir, Engine, Engine) {
@@ -46,7 +24,7 @@ fn two_instances(mode: &str, change: impl Fn(&mut RawConfig)) -> (TempDir, Engin
         0o640,
     );
     let clock = Arc::new(FixedClock::new(T));
-    let mut r = raw(dir.path(), mode);
+    let mut r = raw_config(dir.path(), mode);
     change(&mut r);
     let a = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).unwrap();
     let b = Engine::new("mfa_vpn", Config::from_raw(&r).unwrap(), clock).unwrap();

@@ -8,10 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use crate::testutil::TempDir;
 
-const SEED: &[u8] = b"12345678901234567890";
-const SEED_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-/// A time in the middle of a 30 s step.
-const T: u64 = 1_700_000_015;
+use super::test_config::{raw_config, SEED, SEED_B32, T};
 
 fn tokens_json() -> String {
     format!(
@@ -33,19 +30,7 @@ struct Fixture {
 }
 
 fn raw(dir: &Path) -> RawConfig {
-    RawConfig {
-        mode: Some("otp".into()),
-        tokens: Some(dir.join("tokens.json").display().to_string()),
-        state: Some(dir.join("state/state.jsonl").display().to_string()),
-        require_token: true,
-        totp_window: 1,
-        hotp_look_ahead: 10,
-        otp_length: 6,
-        realm_strip: true,
-        lockout_max_failures: 3,
-        lockout_duration: 300,
-        ..RawConfig::default()
-    }
+    raw_config(dir, "otp")
 }
 
 fn fixture_with(change: impl FnOnce(&mut RawConfig)) -> Fixture {
