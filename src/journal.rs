@@ -201,6 +201,8 @@ pub struct StateJournal {
     since_compaction: usize,
     users: HashMap<String, UserState>,
     compaction_error: Option<JournalError>,
+    /// The size `lock_current` just saw, for the `read_new` that follows it.
+    locked_size: Option<u64>,
 }
 
 impl StateJournal {
@@ -217,6 +219,7 @@ impl StateJournal {
             since_compaction: 0,
             users: HashMap::new(),
             compaction_error: None,
+            locked_size: None,
         };
         journal.lock_current()?;
         // Under the lock no writer is mid-line, so a partial last line is a
@@ -235,17 +238,18 @@ impl StateJournal {
     /// Applies records other processes appended since our last read. Costs one
     /// fstat and one stat when nothing changed.
     pub fn refresh(&mut self) -> Result<(), JournalError> {
-        let size = self
-            .file
-            .metadata()
-            .map_err(io_error("inspect", &self.path))?
-            .len();
-        match fs::metadata(&self.path) {
-            Ok(meta) if (meta.dev(), meta.ino()) == self.file_id => {}
-            Ok(_) => return self.reopen(),
-            // Deleted: what we hold is the only copy; the next write restores the file.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error("inspect", &self.path)(e)),
+        let meta = self.file.metadata().map_err(io_error("inspect", &self.path))?;
+        let size = meta.len();
+        // Our file still has a name (nlink > 0) while no compaction replaced it and no
+        // one deleted it: then the path needs no look of its own (one system call less).
+        if meta.nlink() == 0 {
+            match fs::metadata(&self.path) {
+                Ok(meta) if (meta.dev(), meta.ino()) == self.file_id => {}
+                Ok(_) => return self.reopen(),
+                // Deleted: what we hold is the only copy; the next write restores the file.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error("inspect", &self.path)(e)),
+            }
         }
         if size > self.offset {
             self.read_new(false)
@@ -485,6 +489,13 @@ impl StateJournal {
     fn lock_current(&mut self) -> Result<(), JournalError> {
         loop {
             self.file.lock().map_err(io_error("lock", &self.path))?;
+            // A file that still has a name is the one at `path` (a compaction renames a
+            // new file over it, leaving ours with none): one fstat, no look at the path.
+            let meta = self.file.metadata().map_err(io_error("inspect", &self.path))?;
+            if meta.nlink() > 0 {
+                self.locked_size = Some(meta.len());
+                return Ok(());
+            }
             match fs::metadata(&self.path) {
                 Ok(meta) if (meta.dev(), meta.ino()) == self.file_id => return Ok(()),
                 Ok(_) => {
@@ -523,8 +534,12 @@ impl StateJournal {
     /// Reads and applies the complete lines after `offset`. With `locked`, a
     /// partial last line cannot be a write in progress, so it is truncated away.
     fn read_new(&mut self, locked: bool) -> Result<(), JournalError> {
-        // One fstat instead of a seek and a read when nothing was appended (most writes).
-        let size = self.file.metadata().map_err(io_error("inspect", &self.path))?.len();
+        // One fstat (or none, just after lock_current) instead of a seek and a read when
+        // nothing was appended (most writes).
+        let size = match self.locked_size.take() {
+            Some(size) => size,
+            None => self.file.metadata().map_err(io_error("inspect", &self.path))?.len(),
+        };
         if size == self.offset {
             return Ok(());
         }
