@@ -32,6 +32,8 @@ enum Ending {
     Unavailable(String),
     /// The provider refused the push (a 4xx), or failed after it was sent: never an accept.
     Refused(String),
+    /// Not sent: too many logins were waiting (what the joined requests are told).
+    Busy,
 }
 
 /// One push being waited for, shared by the requests that repeat its login.
@@ -241,7 +243,7 @@ impl Engine {
             Some(self.push_and_wait(pusher, cfg, user, origin, &key, deadline, trail))
         };
         // The requests that joined get the same ending.
-        owner.ending = Some(ending.clone().unwrap_or(Ending::Unavailable("busy".into())));
+        owner.ending = Some(ending.clone().unwrap_or(Ending::Busy));
         drop(owner);
 
         match ending {
@@ -329,7 +331,7 @@ impl Engine {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
                 Decision::refuse(Outcome::Reject, m.push_timeout.clone())
             }
-            Some(Ending::Unavailable(why)) if why == "busy" => {
+            Some(Ending::Busy) => {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
                 Decision::refuse(Outcome::Reject, m.push_busy.clone())
             }
