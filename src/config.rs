@@ -652,20 +652,26 @@ fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
     })
 }
 
+/// The name of an item of the `sms { }` or `email { }` section, for error messages;
+/// anything but url, authorization, timeout and message is about the body.
+pub fn gateway_item(section: &str, name: &str) -> &'static str {
+    match (section == "sms", name) {
+        (true, "url") => "sms.url",
+        (true, "authorization") => "sms.authorization",
+        (true, "timeout") => "sms.timeout",
+        (true, "message") => "sms.message",
+        (true, _) => "sms.body",
+        (false, "url") => "email.url",
+        (false, "authorization") => "email.authorization",
+        (false, "timeout") => "email.timeout",
+        (false, "message") => "email.message",
+        (false, _) => "email.body",
+    }
+}
+
 /// A gateway section; None when its url is empty (the method is then not offered).
 fn gateway(section: &'static str, raw: &RawGateway) -> Result<Option<Gateway>, ConfigError> {
-    let item = |name: &str| -> &'static str {
-        match (section, name) {
-            ("sms", "url") => "sms.url",
-            ("sms", "body") => "sms.body",
-            ("sms", "timeout") => "sms.timeout",
-            ("sms", _) => "sms.message",
-            (_, "url") => "email.url",
-            (_, "body") => "email.body",
-            (_, "timeout") => "email.timeout",
-            _ => "email.message",
-        }
-    };
+    let item = |name: &str| gateway_item(section, name);
     let url = raw.url.as_deref().map(str::trim).unwrap_or("");
     if url.is_empty() {
         return Ok(None);

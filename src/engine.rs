@@ -294,11 +294,6 @@ impl Engine {
         &self.cfg
     }
 
-    /// The number of users in the token store now loaded.
-    pub fn user_count(&self) -> usize {
-        self.tokens.get().0.len()
-    }
-
     fn state(&self) -> MutexGuard<'_, StateJournal> {
         // A panic while holding the lock leaves the journal consistent (each record
         // is one write), so a poisoned lock is still usable.
@@ -601,16 +596,7 @@ fn http_sender(
     };
     HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
         // The client's errors begin with the item they are about.
-        let item = match (section, message.split_whitespace().next().unwrap_or("")) {
-            ("sms", "url") => "sms.url",
-            ("sms", "authorization") => "sms.authorization",
-            ("sms", "timeout") => "sms.timeout",
-            ("sms", _) => "sms.body",
-            (_, "url") => "email.url",
-            (_, "authorization") => "email.authorization",
-            (_, "timeout") => "email.timeout",
-            _ => "email.body",
-        };
+        let item = crate::config::gateway_item(section, message.split_whitespace().next().unwrap_or(""));
         ConfigError { item, message }
     })
 }

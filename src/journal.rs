@@ -361,11 +361,8 @@ impl StateJournal {
     ) -> Result<LockState, JournalError> {
         self.lock_current()?;
         let result = self.update_lock_locked(user, change);
-        if result.is_ok() && self.compaction_due() {
-            if let Err(e) = self.compact_locked() {
-                self.since_compaction = 0;
-                self.compaction_error = Some(e);
-            }
+        if result.is_ok() {
+            self.compact_if_due();
         }
         let _ = self.file.unlock();
         result
@@ -432,12 +429,8 @@ impl StateJournal {
         line.push(b'\n');
         self.lock_current()?;
         let result = self.append_locked(&line, record, wanted);
-        if matches!(result, Ok(true)) && self.compaction_due() {
-            if let Err(e) = self.compact_locked() {
-                // Do not retry on every write; wait for another batch of records.
-                self.since_compaction = 0;
-                self.compaction_error = Some(e);
-            }
+        if matches!(result, Ok(true)) {
+            self.compact_if_due();
         }
         // After a compaction `file` is the new, unlocked file; the old one's lock
         // went with its descriptor. Unlocking an unlocked file is harmless.
@@ -478,6 +471,17 @@ impl StateJournal {
                 .map_err(io_error("sync", &self.path))?;
         }
         Ok(true)
+    }
+
+    /// Under the file lock, after a write: compacts when enough records piled up. A
+    /// failure is kept for `take_compaction_error` and not retried on every write.
+    fn compact_if_due(&mut self) {
+        if self.compaction_due() {
+            if let Err(e) = self.compact_locked() {
+                self.since_compaction = 0;
+                self.compaction_error = Some(e);
+            }
+        }
     }
 
     fn compaction_due(&self) -> bool {

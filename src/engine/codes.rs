@@ -73,7 +73,7 @@ impl Engine {
             TokenKind::Hotp => state.claim_hotp_counter(user, &token.serial, found.saturating_add(1)),
         };
         match claimed {
-            Ok(true) => {}
+            Ok(true) => note_compaction_error(state, trail),
             Ok(false) => {
                 trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
                 return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
@@ -135,6 +135,7 @@ impl Engine {
             }
             lock
         });
+        note_compaction_error(state, trail);
         match updated {
             Ok(lock) if lock.locked_until > now => {
                 trail.warn(format!(
@@ -167,5 +168,12 @@ impl Engine {
     pub(super) fn bad_format_message(&self, tokens: &[&Token]) -> String {
         let words = self.digit_words(tokens);
         self.cfg.messages.bad_format.replace("{digits}", words.trim_end_matches(" digits"))
+    }
+}
+
+/// A compaction that failed after a write (the write itself stood) is worth a log line.
+fn note_compaction_error(state: &mut StateJournal, trail: &mut Trail) {
+    if let Some(e) = state.take_compaction_error() {
+        trail.error(format!("the state journal could not be compacted (it keeps growing): {e}"));
     }
 }

@@ -15,7 +15,7 @@ use super::bindings::{
 };
 use super::conf::{Instance, CONFIG};
 use crate::guard::{guarded, install_panic_hook};
-use super::request::{log_raw, List, Request};
+use super::request::{log_raw, List, NasIdentity, Request};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::engine::{AuthenticateInput, AuthorizeInput, Chap, Engine, Level, Outcome};
@@ -189,6 +189,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
         let stashed_code = request.take_stash(key);
         let pushes = engine.config().push.is_some();
         let binds_nas = pushes || engine.config().mode.challenges();
+        let nas = binds_nas.then(|| request.nas_identity());
         let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
             let authenticator = request.authenticator();
             let challenge = request.bytes(List::Request, PW_CHAP_CHALLENGE).unwrap_or(&authenticator);
@@ -200,9 +201,9 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             chap,
             state: request.bytes(List::Request, PW_STATE),
             // Only challenges and pushes use the NAS; the other modes skip the formatting.
-            nas: if binds_nas { request.nas_identity() } else { String::new() },
+            nas: nas.as_ref().map(NasIdentity::key).unwrap_or_default(),
             client: if pushes { request.client_name() } else { String::new() },
-            nas_name: if pushes { request.nas_name() } else { String::new() },
+            nas_name: if pushes { nas.as_ref().map(NasIdentity::name).unwrap_or_default() } else { String::new() },
             session: if pushes { request.session() } else { String::new() },
             stashed_code,
         });

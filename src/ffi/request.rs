@@ -160,7 +160,7 @@ impl<'a> Request<'a> {
 
     /// Who is asking: the packet's source address, NAS-IP-Address and NAS-Identifier,
     /// which a challenge's State is bound to.
-    pub fn nas_identity(&self) -> String {
+    pub fn nas_identity(&self) -> NasIdentity {
         // SAFETY: the packet is valid; the union member read is the one `af` names.
         let source = unsafe {
             let addr = &(*(*self.raw).packet).src_ipaddr;
@@ -172,14 +172,14 @@ impl<'a> Request<'a> {
         };
         let nas_ip = self.find(List::Request, PW_NAS_IP_ADDRESS);
         // SAFETY: reading the length of a live pair.
-        let nas_ip = if nas_ip.is_null() || unsafe { (*nas_ip).length } != 4 {
+        let ip = if nas_ip.is_null() || unsafe { (*nas_ip).length } != 4 {
             String::new()
         } else {
             // SAFETY: NAS-IP-Address is an ipaddr pair: `data.ipaddr` is the member in use.
             unsafe { std::net::Ipv4Addr::from(u32::from_be((*nas_ip).data.ipaddr.s_addr)).to_string() }
         };
-        let nas_id = self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default();
-        format!("{source}|{nas_ip}|{nas_id}")
+        let id = self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+        NasIdentity { source, ip, id }
     }
 
     /// The client's shortname (clients.conf), for the push message.
@@ -194,14 +194,6 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// The NAS's name for a message: NAS-Identifier, else NAS-IP-Address, else the source address.
-    pub fn nas_name(&self) -> String {
-        let identity = self.nas_identity();
-        let parts: Vec<&str> = identity.split('|').collect();
-        // nas_identity is "source|NAS-IP-Address|NAS-Identifier": prefer the last one given.
-        let name = parts.iter().rev().find(|p| !p.is_empty()).copied().unwrap_or("");
-        name.to_string()
-    }
 
     /// Calling-Station-Id and NAS-Port: what tells two logins of one user at one NAS apart.
     pub fn session(&self) -> String {
@@ -307,6 +299,25 @@ pub unsafe fn log_raw(raw: *mut REQUEST, level: Level, text: &str) {
     };
     let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
     radlog_request(kind, lvl, raw, c"%s".as_ptr(), text.as_ptr());
+}
+
+/// Who sent a request: the packet's source address, NAS-IP-Address, NAS-Identifier.
+pub struct NasIdentity {
+    source: String,
+    ip: String,
+    id: String,
+}
+
+impl NasIdentity {
+    /// All three, for binding a challenge to the NAS.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}", self.source, self.ip, self.id)
+    }
+
+    /// The NAS's name for a message: NAS-Identifier, else NAS-IP-Address, else the address.
+    pub fn name(&self) -> String {
+        [&self.id, &self.ip, &self.source].into_iter().find(|p| !p.is_empty()).cloned().unwrap_or_default()
+    }
 }
 
 /// Address families as FreeRADIUS stores them (the C library's values).
