@@ -29,6 +29,9 @@ use data_encoding::{HEXLOWER, HEXLOWER_PERMISSIVE};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+mod transaction;
+pub use transaction::{seal_transaction, unseal_transaction, Transaction, TX_STATE_LEN};
+
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;

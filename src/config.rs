@@ -8,7 +8,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::password::{OtpPosition, SplitConfig};
+use crate::mapping::{RawRule, Rule};
+use crate::privacyidea::PiConfig;
 use crate::realm::{RealmConfig, RealmPosition, Split};
+
+mod privacyidea;
+pub use privacyidea::RawPrivacyIdea;
 
 /// auto mode's default code pattern: 6 to 8 digits.
 pub const DEFAULT_AUTO_CODE: &str = "[0-9]{6,8}";
@@ -114,6 +119,12 @@ pub struct RawConfig {
     pub server_max_request_time: u32,
     pub auto_code_pattern: Option<String>,
     pub ignore_case: bool,
+    /// `local` (the token file) or `privacyidea`.
+    pub backend: Option<String>,
+    pub privacyidea: RawPrivacyIdea,
+    /// The `reply <attribute> { }` sections.
+    pub reply: Vec<RawRule>,
+    pub msg_rejected: Option<String>,
 }
 
 /// The items of the `push { }` section, before checking.
@@ -171,6 +182,8 @@ pub struct Messages {
     pub push_prompt: String,
     pub push_pending: String,
     pub push_menu: String,
+    /// privacyIDEA said no (its own reason goes to the log only).
+    pub rejected: String,
 }
 
 impl Default for Messages {
@@ -199,6 +212,7 @@ impl Default for Messages {
             push_prompt: "Approve on your device, then press OK ({correlation})".into(),
             push_pending: "Not approved yet: approve on your device, then press OK".into(),
             push_menu: "Approve on your device (push)".into(),
+            rejected: "Wrong user name, PIN or code".into(),
         }
     }
 }
@@ -330,6 +344,10 @@ pub struct Config {
     /// auto mode: what after the separator counts as a code (a regular expression
     /// matched against the whole part).
     pub auto_code_pattern: String,
+    /// Set with backend = privacyidea: privacyIDEA decides, the token file is not used.
+    pub privacyidea: Option<PiConfig>,
+    /// Reply attributes for an accepted login (checked: each compiles).
+    pub reply: Vec<RawRule>,
 }
 
 /// A configuration item that cannot be used, and why.
@@ -485,6 +503,7 @@ impl Config {
             push_prompt: message(&raw.msg_push_prompt, &defaults.push_prompt),
             push_pending: message(&raw.msg_push_pending, &defaults.push_pending),
             push_menu: message(&raw.msg_push_menu, &defaults.push_menu),
+            rejected: message(&raw.msg_rejected, &defaults.rejected),
         };
         for (item, text) in [
             ("messages.wrong_code", &messages.wrong_code),
@@ -510,6 +529,7 @@ impl Config {
             ("messages.push_prompt", &messages.push_prompt),
             ("messages.push_pending", &messages.push_pending),
             ("messages.push_menu", &messages.push_menu),
+            ("messages.rejected", &messages.rejected),
         ] {
             // A Reply-Message holds at most 253 bytes; leave room for substitutions.
             if text.len() > 200 {
@@ -517,11 +537,24 @@ impl Config {
             }
         }
 
+        let privacyidea = match choice(
+            "backend",
+            raw.backend.as_deref(),
+            false,
+            &[("local", false), ("privacyidea", true)],
+        )? {
+            true => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
+            false => None,
+        };
+        for rule in &raw.reply {
+            Rule::from_raw(rule).map_err(|message| invalid("reply", format!("reply {}: {message}", rule.attribute)))?;
+        }
+
         let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
         let push = if mode == Mode::Push || push_configured { Some(push_settings(raw)?) } else { None };
         // Push answers may come back as a challenge round too: the State key is needed.
         let challenge =
-            if mode.challenges() || push.is_some() { Some(challenge_settings(raw)?) } else { None };
+            if mode.challenges() || push.is_some() || privacyidea.is_some() { Some(challenge_settings(raw)?) } else { None };
 
         let auto_code_pattern = raw.auto_code_pattern.clone().unwrap_or_else(|| DEFAULT_AUTO_CODE.to_string());
         if let Err(e) = regex::Regex::new(&anchored(&auto_code_pattern)) {
@@ -529,6 +562,8 @@ impl Config {
         }
 
         Ok(Config {
+            privacyidea,
+            reply: raw.reply.clone(),
             auto_code_pattern,
             push,
             challenge,

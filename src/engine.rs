@@ -21,7 +21,10 @@ use crate::verify::Windows;
 
 mod codes;
 mod dialogue;
+mod privacyidea;
 mod push;
+
+pub use privacyidea::PiEngine;
 
 use codes::Given;
 use push::Pusher;
@@ -110,6 +113,8 @@ pub struct AuthenticateInput<'a> {
     pub nas_name: String,
     /// What tells one login from another at the same NAS: Calling-Station-Id and NAS-Port.
     pub session: String,
+    /// The NAS's address (privacyIDEA's `client`).
+    pub nas_address: String,
     pub stashed_code: Option<String>,
 }
 
@@ -120,6 +125,8 @@ pub struct AuthenticateOutput {
     pub reply_messages: Vec<String>,
     /// With `Outcome::Challenge`: the State to send.
     pub challenge_state: Option<Vec<u8>>,
+    /// With `Outcome::Ok`: the `reply` rules' attributes (name, value).
+    pub reply_attributes: Vec<(String, String)>,
     pub log: Vec<LogLine>,
 }
 
@@ -203,6 +210,8 @@ pub struct Engine {
     pusher: Option<Pusher>,
     /// auto mode: what counts as a code.
     auto_code: regex::Regex,
+    /// Reply attributes for an accepted login.
+    rules: Vec<crate::mapping::Rule>,
 }
 
 fn load_tokens(path: &Path) -> Result<TokenDb, String> {
@@ -267,7 +276,14 @@ impl Engine {
         };
         let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
             .map_err(|e| ConfigError { item: "auto_code_pattern", message: e.to_string() })?;
+        let rules = cfg
+            .reply
+            .iter()
+            .map(crate::mapping::Rule::from_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError { item: "reply", message })?;
         Ok(Engine {
+            rules,
             auto_code,
             name: name.to_string(),
             cfg,
@@ -487,11 +503,17 @@ impl Engine {
 
     pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
         let mut trail = Trail::default();
+        let user_name = input.user_name;
         let decision = self.authenticate_inner(input, &mut trail);
+        let reply_attributes = match decision.outcome {
+            Outcome::Ok if !self.rules.is_empty() => self.local_reply(user_name, &mut trail),
+            _ => vec![],
+        };
         AuthenticateOutput {
             outcome: Some(decision.outcome),
             reply_messages: decision.messages,
             challenge_state: decision.state,
+            reply_attributes,
             log: trail.log,
         }
     }
@@ -574,8 +596,66 @@ impl Engine {
         self.check_code(&user, &tokens, &given, trail)
     }
 
+    /// The `reply` rules over what the token file knows of the user:
+    /// `user.username`, `user.groups` and `realm`.
+    fn local_reply(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Vec<(String, String)> {
+        let Ok(names) = self.resolve(user_name, trail) else { return vec![] };
+        let db = self.tokens(trail);
+        let groups = db.user(&names.lookup).map(|u| u.groups.clone()).unwrap_or_default();
+        let detail = serde_json::json!({
+            "user": {"username": names.stripped, "groups": groups},
+            "realm": names.realm,
+        });
+        crate::mapping::reply_attributes(&self.rules, &detail)
+    }
+
     fn windows(&self) -> Windows {
         Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
+    }
+}
+
+/// One module instance: the local token file, or privacyIDEA.
+pub enum Backend {
+    Local(Box<Engine>),
+    PrivacyIdea(Box<PiEngine>),
+}
+
+impl Backend {
+    /// The backend the configuration names; errors name the item.
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Backend, ConfigError> {
+        Ok(if cfg.privacyidea.is_some() {
+            Backend::PrivacyIdea(Box::new(PiEngine::new(name, cfg, clock)?))
+        } else {
+            Backend::Local(Box::new(Engine::new(name, cfg, clock)?))
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Local(e) => e.name(),
+            Backend::PrivacyIdea(e) => e.name(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        match self {
+            Backend::Local(e) => e.config(),
+            Backend::PrivacyIdea(e) => e.config(),
+        }
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        match self {
+            Backend::Local(e) => e.authorize(input),
+            Backend::PrivacyIdea(e) => e.authorize(input),
+        }
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        match self {
+            Backend::Local(e) => e.authenticate(input),
+            Backend::PrivacyIdea(e) => e.authenticate(input),
+        }
     }
 }
 
@@ -605,6 +685,8 @@ fn http_sender(
 mod dialogue_tests;
 #[cfg(test)]
 mod test_config;
+#[cfg(test)]
+mod privacyidea_tests;
 #[cfg(test)]
 mod push_tests;
 #[cfg(test)]

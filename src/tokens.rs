@@ -420,6 +420,8 @@ pub struct User {
     pub sms: Option<String>,
     /// An e-mail address for codes sent by e-mail.
     pub email: Option<String>,
+    /// Groups, for reply attributes (`reply Class { from = "user.groups" }`).
+    pub groups: Vec<String>,
 }
 
 impl User {
@@ -500,6 +502,8 @@ struct RawUser {
     sms: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -669,7 +673,8 @@ fn build_user(name: &str, raw: RawUser) -> Result<User, TokenError> {
     if let Some(address) = &raw.email {
         validate_email(name, address)?;
     }
-    let mut user = User { tokens: Vec::with_capacity(raw.tokens.len()), sms: raw.sms, email: raw.email };
+    let mut user =
+        User { tokens: Vec::with_capacity(raw.tokens.len()), sms: raw.sms, email: raw.email, groups: raw.groups };
     for raw_token in raw.tokens {
         let token = raw_token.into_token(name)?;
         if user.token(&token.serial).is_some() {
@@ -692,6 +697,8 @@ struct OutUser<'a> {
     sms: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -808,7 +815,7 @@ impl TokenDb {
                     .collect();
                 (
                     name.as_str(),
-                    OutUser { tokens, sms: user.sms.as_deref(), email: user.email.as_deref() },
+                    OutUser { tokens, sms: user.sms.as_deref(), email: user.email.as_deref(), groups: &user.groups },
                 )
             })
             .collect();

@@ -13,8 +13,8 @@ use super::bindings::{
     main_config, CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
     PW_TYPE_SUBSECTION,
 };
-use crate::config::{RawConfig, RawGateway, RawPush};
-use crate::engine::Engine;
+use crate::config::{RawConfig, RawGateway, RawPrivacyIdea, RawPush};
+use crate::engine::Backend;
 
 #[repr(C)]
 pub struct Instance {
@@ -69,8 +69,11 @@ pub struct Instance {
     msg_push_menu: *const c_char,
     auto_code_pattern: *const c_char,
     ignore_case: bool,
+    backend: *const c_char,
+    privacyidea: PiItems,
+    msg_rejected: *const c_char,
     /// Set by instantiate (Box::into_raw), taken back by detach.
-    pub engine: *mut Engine,
+    pub engine: *mut Backend,
 }
 
 /// The items of an `sms { }` or `email { }` section.
@@ -98,6 +101,26 @@ struct PushItems {
     message: *const c_char,
     approval: *const c_char,
     when_busy: *const c_char,
+}
+
+/// The items of the `privacyidea { }` section.
+#[repr(C)]
+struct PiItems {
+    url: *const c_char,
+    realm: *const c_char,
+    ca_file: *const c_char,
+    ca_path: *const c_char,
+    api_key: *const c_char,
+    api_key_header: *const c_char,
+    timeout: u32,
+    skip_failing: u32,
+    reuse_connections: bool,
+    poll: *const c_char,
+    poll_wait: u32,
+    poll_interval: u32,
+    max_waiting: u32,
+    split_null_byte: bool,
+    send_client: bool,
 }
 
 /// A table of rows with raw pointers, shared read-only with the server.
@@ -191,8 +214,32 @@ static PUSH: Table<13> = Table([
     END,
 ]);
 
+const fn pi_row(name: &'static CStr, kind: i32, field: usize, default: Option<&'static CStr>) -> CONF_PARSER {
+    row(name, kind, offset_of!(Instance, privacyidea) + field, default)
+}
+
+static PRIVACYIDEA: Table<16> = Table([
+    // URLs may carry credentials (user:password@, a key in the query).
+    pi_row(c"url", STRING | SECRET, offset_of!(PiItems, url), None),
+    pi_row(c"realm", STRING, offset_of!(PiItems, realm), None),
+    pi_row(c"ca_file", STRING, offset_of!(PiItems, ca_file), None),
+    pi_row(c"ca_path", STRING, offset_of!(PiItems, ca_path), None),
+    pi_row(c"api_key", STRING | SECRET, offset_of!(PiItems, api_key), None),
+    pi_row(c"api_key_header", STRING, offset_of!(PiItems, api_key_header), Some(c"Authorization")),
+    pi_row(c"timeout", INTEGER, offset_of!(PiItems, timeout), Some(c"5")),
+    pi_row(c"skip_failing", INTEGER, offset_of!(PiItems, skip_failing), Some(c"30")),
+    pi_row(c"reuse_connections", BOOLEAN, offset_of!(PiItems, reuse_connections), Some(c"yes")),
+    pi_row(c"poll", STRING, offset_of!(PiItems, poll), Some(c"wait")),
+    pi_row(c"poll_wait", INTEGER, offset_of!(PiItems, poll_wait), Some(c"15")),
+    pi_row(c"poll_interval", INTEGER, offset_of!(PiItems, poll_interval), Some(c"1")),
+    pi_row(c"max_waiting", INTEGER, offset_of!(PiItems, max_waiting), Some(c"8")),
+    pi_row(c"split_null_byte", BOOLEAN, offset_of!(PiItems, split_null_byte), Some(c"no")),
+    pi_row(c"send_client", BOOLEAN, offset_of!(PiItems, send_client), Some(c"yes")),
+    END,
+]);
+
 // Messages have no default here: config.rs holds them, so there is one source.
-static MESSAGES: Table<24> = Table([
+static MESSAGES: Table<25> = Table([
     row(c"wrong_code", STRING, offset_of!(Instance, msg_wrong_code), None),
     row(c"locked", STRING, offset_of!(Instance, msg_locked), None),
     row(c"no_token", STRING, offset_of!(Instance, msg_no_token), None),
@@ -216,10 +263,12 @@ static MESSAGES: Table<24> = Table([
     row(c"push_prompt", STRING, offset_of!(Instance, msg_push_prompt), None),
     row(c"push_pending", STRING, offset_of!(Instance, msg_push_pending), None),
     row(c"push_menu", STRING, offset_of!(Instance, msg_push_menu), None),
+    row(c"rejected", STRING, offset_of!(Instance, msg_rejected), None),
     END,
 ]);
 
-pub static CONFIG: Table<26> = Table([
+pub static CONFIG: Table<28> = Table([
+    row(c"backend", STRING, offset_of!(Instance, backend), Some(c"local")),
     row(c"mode", STRING, offset_of!(Instance, mode), Some(c"otp")),
     row(c"tokens", STRING, offset_of!(Instance, tokens), Some(c"${modconfdir}/mfa/tokens.json")),
     row(c"state", STRING, offset_of!(Instance, state), Some(c"${db_dir}/mfa/state.jsonl")),
@@ -246,6 +295,7 @@ pub static CONFIG: Table<26> = Table([
     subsection(c"realm", &REALM),
     subsection(c"lockout", &LOCKOUT),
     subsection(c"messages", &MESSAGES),
+    subsection(c"privacyidea", &PRIVACYIDEA),
     END,
 ]);
 
@@ -320,6 +370,11 @@ impl Instance {
                 server_max_request_time: server_max_request_time(),
                 auto_code_pattern: text(self.auto_code_pattern),
                 ignore_case: self.ignore_case,
+                backend: text(self.backend),
+                privacyidea: self.privacyidea.raw(),
+                // Filled from the configuration tree by the caller (sections.rs).
+                reply: Vec::new(),
+                msg_rejected: text(self.msg_rejected),
             }
         }
     }
@@ -357,6 +412,32 @@ impl PushItems {
                 message: text(self.message),
                 approval: text(self.approval),
                 when_busy: text(self.when_busy),
+            }
+        }
+    }
+}
+
+impl PiItems {
+    fn raw(&self) -> RawPrivacyIdea {
+        // SAFETY: as in Instance::raw_config.
+        unsafe {
+            RawPrivacyIdea {
+                url: text(self.url),
+                realm: text(self.realm),
+                realms: Vec::new(),
+                ca_file: text(self.ca_file),
+                ca_path: text(self.ca_path),
+                api_key: text(self.api_key),
+                api_key_header: text(self.api_key_header),
+                timeout: self.timeout,
+                skip_failing: self.skip_failing,
+                reuse_connections: self.reuse_connections,
+                poll: text(self.poll),
+                poll_wait: self.poll_wait,
+                poll_interval: self.poll_interval,
+                max_waiting: self.max_waiting,
+                split_null_byte: self.split_null_byte,
+                send_client: self.send_client,
             }
         }
     }

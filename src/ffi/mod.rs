@@ -22,3 +22,4 @@ mod bindings {
 mod conf;
 mod module;
 mod request;
+mod sections;

@@ -18,7 +18,7 @@ use crate::guard::{guarded, install_panic_hook};
 use super::request::{log_raw, List, NasIdentity, Request};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::engine::{AuthenticateInput, AuthorizeInput, Chap, Engine, Level, Outcome};
+use crate::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, Outcome};
 
 /// `module_t` holds raw pointers; the server only reads it.
 #[repr(transparent)]
@@ -76,14 +76,23 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
     guarded(-1, report, || {
         let Some(inst) = (instance as *mut Instance).as_mut() else { return -1 };
         let name = instance_name(conf);
-        let cfg = match Config::from_raw(&inst.raw_config()) {
+        let mut raw = inst.raw_config();
+        match super::sections::reply_rules(conf) {
+            Ok(rules) => raw.reply = rules,
+            Err(e) => {
+                config_error(conf, &format!("rlm_mfa ({name}): invalid 'reply': {e}"));
+                return -1;
+            }
+        }
+        raw.privacyidea.realms = super::sections::privacyidea_realms(conf);
+        let cfg = match Config::from_raw(&raw) {
             Ok(c) => c,
             Err(e) => {
                 config_error(conf, &format!("rlm_mfa ({name}): {e}"));
                 return -1;
             }
         };
-        match Engine::new(&name, cfg, Arc::new(SystemClock)) {
+        match Backend::new(&name, cfg, Arc::new(SystemClock)) {
             Ok(engine) => {
                 inst.engine = Box::into_raw(Box::new(engine));
                 0
@@ -127,7 +136,7 @@ fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
 unsafe fn with_engine(
     instance: *mut c_void,
     raw: *mut REQUEST,
-    body: impl FnOnce(&Engine, *mut c_void, Request<'_>) -> rlm_rcode_t,
+    body: impl FnOnce(&Backend, *mut c_void, Request<'_>) -> rlm_rcode_t,
 ) -> rlm_rcode_t {
     let report = |text: &str| log_raw(raw, Level::Error, &format!("internal error (panic): {text}"));
     guarded(rlm_rcodes_RLM_MODULE_FAIL, report, || {
@@ -188,7 +197,8 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
     with_engine(instance, raw, |engine, key, mut request| {
         let stashed_code = request.take_stash(key);
         let pushes = engine.config().push.is_some();
-        let binds_nas = pushes || engine.config().mode.challenges();
+        let privacyidea = engine.config().privacyidea.is_some();
+        let binds_nas = pushes || privacyidea || engine.config().mode.challenges();
         let nas = binds_nas.then(|| request.nas_identity());
         let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
             let authenticator = request.authenticator();
@@ -205,6 +215,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             client: if pushes { request.client_name() } else { String::new() },
             nas_name: if pushes { nas.as_ref().map(NasIdentity::name).unwrap_or_default() } else { String::new() },
             session: if pushes { request.session() } else { String::new() },
+            nas_address: if privacyidea { nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default() } else { String::new() },
             stashed_code,
         });
         for line in &out.log {
@@ -212,6 +223,11 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
         }
         for message in &out.reply_messages {
             request.add_reply_message(message);
+        }
+        for (name, value) in &out.reply_attributes {
+            if !request.add_reply_attribute(name, value) {
+                request.log(Level::Warn, &format!("reply {name}: the value does not fit the attribute's type, left out"));
+            }
         }
         if let Some(state) = &out.challenge_state {
             if !request.set_challenge(state) {

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use super::bindings::{
     dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
-    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_SET,
+    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET,
     log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CALLING_STATION_ID, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT,
     PW_STATE,
     log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
@@ -242,6 +242,20 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Adds `name = value` to the reply, the value parsed by the dictionary's type
+    /// for `name` (a `reply` rule's attribute, checked at start-up). False when the
+    /// value does not parse as that type.
+    pub fn add_reply_attribute(&mut self, name: &str, value: &str) -> bool {
+        let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else { return false };
+        // SAFETY: the reply packet owns its list and is the talloc parent of the new pair;
+        // both strings are NUL-terminated and outlive the call (fr_pair_make copies them).
+        unsafe {
+            let reply = (*self.raw).reply;
+            !fr_pair_make(reply as *mut c_void, &mut (*reply).vps, name.as_ptr(), value.as_ptr(), fr_token_t_T_OP_ADD)
+                .is_null()
+        }
+    }
+
     /// Keeps a string with the request under `key` until [`Request::take_stash`].
     pub fn stash(&mut self, key: *mut c_void, value: &str) -> bool {
         // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
@@ -309,6 +323,11 @@ pub struct NasIdentity {
 }
 
 impl NasIdentity {
+    /// The packet's source address: the NAS as privacyIDEA's `client`.
+    pub fn address(&self) -> &str {
+        &self.source
+    }
+
     /// All three, for binding a challenge to the NAS.
     pub fn key(&self) -> String {
         format!("{}|{}|{}", self.source, self.ip, self.id)

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fake_gateway;
+pub mod fake_privacyidea;
 pub mod fake_push;
 
 use std::fs;

@@ -1,0 +1,280 @@
+//! The HTTP side of the privacyIDEA backend: `/validate/check` and
+//! `/validate/polltransaction` on a list of servers tried in order, a failing
+//! one skipped for a while, each call bounded by one deadline (connect, send and
+//! read together), TLS verified against the system's or a given CA, and
+//! connections kept for the next request unless told otherwise.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::answer::{self, AnswerError, CheckAnswer, PollStatus};
+use crate::http::{self, Failure};
+
+/// Answers longer than this are not read: privacyIDEA's are a few KiB.
+const MAX_ANSWER: u64 = 256 * 1024;
+/// Debian's bundle of the system's trusted CAs, used when no CA is configured.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How to reach privacyIDEA.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Base URLs (`https://pi.example.com`), tried in order.
+    pub urls: Vec<String>,
+    /// Bound on one HTTP call, from connect to the last byte.
+    pub timeout: Duration,
+    /// How long a server that failed is passed over.
+    pub skip_failing: Duration,
+    /// The header and the value that carry an API key; a secret.
+    pub api_key: Option<(String, String)>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    /// Keep connections open for the next request.
+    pub reuse_connections: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("urls", &self.urls.iter().map(|u| http::redact(u)).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("api_key", &self.api_key.as_ref().map(|(h, _)| (h, "<redacted>")))
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
+            .field("reuse_connections", &self.reuse_connections)
+            .finish()
+    }
+}
+
+/// Why a call got no answer to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No server gave a usable answer; the reasons, one per server tried.
+    Unavailable(String),
+    /// A server answered, and the answer says no or cannot be used.
+    Answer(AnswerError),
+}
+
+/// A call's result, and the servers that failed on the way (for the log).
+pub struct Called<T> {
+    pub result: Result<T, CallError>,
+    /// One line per server that failed before one answered.
+    pub failed: Vec<String>,
+}
+
+impl<T> From<Result<T, CallError>> for Called<T> {
+    fn from(result: Result<T, CallError>) -> Self {
+        Called { result, failed: vec![] }
+    }
+}
+
+/// The calls the engine makes; a fake stands in for it in unit tests.
+pub trait Validate: Send + Sync {
+    /// `POST /validate/check` with these form fields.
+    fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer>;
+    /// `GET /validate/polltransaction?transaction_id=...`.
+    fn poll(&self, transaction_id: &str) -> Called<PollStatus>;
+}
+
+struct Server {
+    base: String,
+    failing_until: Mutex<Option<Instant>>,
+}
+
+pub struct HttpClient {
+    servers: Vec<Server>,
+    agent: ureq::Agent,
+    api_key: Option<(String, String)>,
+    skip_failing: Duration,
+}
+
+/// One server's failure: worth trying the next one.
+struct ServerFailure(String);
+
+impl HttpClient {
+    /// The error starts with the item it is about (`url`, `ca_file`, ...).
+    pub fn new(cfg: &ClientConfig) -> Result<HttpClient, String> {
+        if cfg.urls.is_empty() {
+            return Err("url is required with backend = privacyidea".into());
+        }
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(cfg.timeout)
+            .timeout(cfg.timeout)
+            .redirects(0)
+            // privacyIDEA reads name/version for its statistics; say who asks.
+            .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")));
+        if !cfg.reuse_connections {
+            builder = builder.max_idle_connections(0).max_idle_connections_per_host(0);
+        }
+        if let Some(tls) = tls_config(cfg)? {
+            builder = builder.tls_config(tls);
+        }
+        let agent = builder.build();
+        let mut servers = Vec::new();
+        for url in &cfg.urls {
+            if !http::has_http_scheme(url) {
+                return Err(format!("url \"{}\" does not start with http:// or https://", http::redact(url)));
+            }
+            if let Some(why) = http::url_problem(&agent, url) {
+                return Err(format!("url \"{}\": {why}", http::redact(url)));
+            }
+            servers.push(Server { base: url.trim_end_matches('/').to_string(), failing_until: Mutex::new(None) });
+        }
+        if let Some((header, value)) = &cfg.api_key {
+            if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err("api_key_header is not a header name".into());
+            }
+            http::check_authorization(Some(value)).map_err(|e| e.replace("authorization", "api_key"))?;
+        }
+        Ok(HttpClient { servers, agent, api_key: cfg.api_key.clone(), skip_failing: cfg.skip_failing })
+    }
+
+    /// Runs `call` on each server in order, skipping those that failed lately
+    /// (unless all did); the first answer ends it.
+    fn on_servers<T>(
+        &self,
+        call: impl Fn(&str) -> Result<Result<T, AnswerError>, ServerFailure>,
+    ) -> Called<T> {
+        let now = Instant::now();
+        let healthy = |s: &&Server| lock(&s.failing_until).is_none_or(|until| until <= now);
+        let mut order: Vec<&Server> = self.servers.iter().filter(healthy).collect();
+        if order.is_empty() {
+            order = self.servers.iter().collect();
+        }
+        let mut reasons = Vec::new();
+        for server in order {
+            match call(&server.base) {
+                Ok(answer) => {
+                    *lock(&server.failing_until) = None;
+                    return Called { result: answer.map_err(CallError::Answer), failed: reasons };
+                }
+                Err(ServerFailure(why)) => {
+                    *lock(&server.failing_until) = Some(Instant::now() + self.skip_failing);
+                    reasons.push(format!("{}: {why}", http::redact(&server.base)));
+                }
+            }
+        }
+        Called { result: Err(CallError::Unavailable(reasons.join("; "))), failed: vec![] }
+    }
+
+    fn with_key(&self, request: ureq::Request) -> ureq::Request {
+        match &self.api_key {
+            Some((header, value)) => request.set(header, value),
+            None => request,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The answer's body, or why the server counts as failing. Error statuses
+/// (4xx) carry privacyIDEA's JSON error and are answers; 5xx are failures.
+fn body_of(result: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) if code >= 500 => {
+            return Err(ServerFailure(format!("HTTP status {code}")));
+        }
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => return Err(ServerFailure(failure_words(http::transport_failure(&t)))),
+    };
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_ANSWER + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ServerFailure(failure_words(http::io_failure(&e))))?;
+    if body.len() as u64 > MAX_ANSWER {
+        return Err(ServerFailure(format!("the answer is longer than {MAX_ANSWER} bytes")));
+    }
+    Ok(body)
+}
+
+fn failure_words(f: Failure) -> String {
+    match f {
+        Failure::Timeout => "no answer in time".into(),
+        Failure::Unreachable(why) => why,
+    }
+}
+
+/// A body that is not JSON at all is the server failing (a proxy's error page);
+/// any JSON is its answer.
+fn parsed<T>(body: &[u8], parse: fn(&[u8]) -> Result<T, AnswerError>) -> Result<Result<T, AnswerError>, ServerFailure> {
+    match parse(body) {
+        Err(AnswerError::NotJson) => Err(ServerFailure("its answer is not JSON".into())),
+        other => Ok(other),
+    }
+}
+
+impl Validate for HttpClient {
+    fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.on_servers(|base| {
+            let request = self.with_key(self.agent.post(&format!("{base}/validate/check")));
+            parsed(&body_of(request.send_form(form))?, answer::parse_check)
+        })
+    }
+
+    fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
+        self.on_servers(|base| {
+            let request = self
+                .with_key(self.agent.get(&format!("{base}/validate/polltransaction")))
+                .query("transaction_id", transaction_id);
+            parsed(&body_of(request.call())?, answer::parse_poll)
+        })
+    }
+}
+
+/// The TLS settings: the CA file or directory if given, else the system's
+/// bundle if there is one, else the client's built-in roots. Verification is
+/// always on: a self-signed server is trusted by naming its certificate in ca_file.
+fn tls_config(cfg: &ClientConfig) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut files: Vec<(PathBuf, &str)> = Vec::new();
+    if let Some(file) = &cfg.ca_file {
+        files.push((file.clone(), "ca_file"));
+    }
+    if let Some(dir) = &cfg.ca_path {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("ca_path {}: {e}", dir.display()))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        found.sort();
+        files.extend(found.into_iter().map(|p| (p, "ca_path")));
+    }
+    let configured = !files.is_empty();
+    if !configured {
+        if !std::path::Path::new(SYSTEM_CA_BUNDLE).exists() {
+            return Ok(None);
+        }
+        files.push((PathBuf::from(SYSTEM_CA_BUNDLE), "ca_file"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (path, item) in &files {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("{item} {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{item} {}: {e}", path.display()))?;
+            // The system bundle may hold a certificate rustls cannot use; skip it there only.
+            if let Err(e) = roots.add(cert) {
+                if configured {
+                    return Err(format!("{item} {}: {e}", path.display()));
+                }
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", if configured { "ca_file/ca_path" } else { SYSTEM_CA_BUNDLE }));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("ca_file: TLS set-up failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
+}
