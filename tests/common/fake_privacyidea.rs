@@ -63,6 +63,8 @@ struct Shared {
     next_id: AtomicUsize,
     connections: AtomicUsize,
     stop: AtomicBool,
+    /// Keep each request for [`FakePrivacyIdea::requests`] (off for benchmarks).
+    record: bool,
 }
 
 pub struct FakePrivacyIdea {
@@ -75,7 +77,12 @@ pub const MAIL_CODE: &str = "654321";
 
 impl FakePrivacyIdea {
     pub fn start() -> FakePrivacyIdea {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake privacyIDEA");
+        Self::start_on(0, true)
+    }
+
+    /// On `port` (0: any free one); `record` keeps every request for inspection.
+    pub fn start_on(port: u16, record: bool) -> FakePrivacyIdea {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the fake privacyIDEA");
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(PiBehaviour::Normal),
@@ -84,6 +91,7 @@ impl FakePrivacyIdea {
             next_id: AtomicUsize::new(1),
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            record,
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -143,9 +151,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
         Ok(w) => w,
         Err(_) => return,
     };
+    let _ = writer.set_nodelay(true);
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
-        shared.requests.lock().unwrap().push(request.clone());
+        if shared.record {
+            shared.requests.lock().unwrap().push(request.clone());
+        }
         let behaviour = *shared.behaviour.lock().unwrap();
         let (status, body) = match behaviour {
             PiBehaviour::Close => {
