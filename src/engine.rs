@@ -143,6 +143,7 @@ pub(crate) struct Origin<'a> {
 }
 
 /// How authenticate ends.
+#[derive(Clone)]
 struct Decision {
     outcome: Outcome,
     messages: Vec<String>,

@@ -260,3 +260,60 @@ fn the_local_store_maps_groups_too() {
     assert_eq!(out.outcome, Some(Outcome::Ok));
     assert_eq!(out.reply_attributes, [("Filter-Id".to_string(), "acl-vpn-sales".to_string())]);
 }
+
+/// Answers every check with an accept, slowly, and counts the checks.
+struct SlowAccept(std::sync::atomic::AtomicUsize);
+
+impl Validate for SlowAccept {
+    fn check(&self, _form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        answer(ACCEPT).into()
+    }
+    fn poll(&self, _transaction_id: &str) -> Called<PollStatus> {
+        Ok(PollStatus::Pending).into()
+    }
+}
+
+#[test]
+fn a_resent_login_joins_the_one_in_progress() {
+    let dir = TempDir::new("pi-join");
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.backend = Some("privacyidea".into());
+    raw.privacyidea = crate::config::RawPrivacyIdea {
+        url: Some("http://127.0.0.1:1".into()),
+        timeout: 2,
+        poll_wait: 5,
+        poll_interval: 1,
+        max_waiting: 2,
+        ..Default::default()
+    };
+    let counter = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
+    struct Shared(Arc<SlowAccept>);
+    impl Validate for Shared {
+        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+            self.0.check(form)
+        }
+        fn poll(&self, id: &str) -> Called<PollStatus> {
+            self.0.poll(id)
+        }
+    }
+    let engine = PiEngine::with_client(
+        "mfa",
+        Config::from_raw(&raw).unwrap(),
+        Arc::new(FixedClock::new(T)),
+        Box::new(Shared(counter.clone())),
+    )
+    .unwrap();
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| engine.authenticate(login(b"alice", b"pin123456", None)).outcome))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes, [Some(Outcome::Ok); 3]);
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1, "one check for the three copies");
+    // Once it has ended, the same login is a new one (privacyIDEA decides about it afresh).
+    engine.authenticate(login(b"alice", b"pin123456", None));
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -214,7 +214,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             nas: nas.as_ref().map(NasIdentity::key).unwrap_or_default(),
             client: if pushes { request.client_name() } else { String::new() },
             nas_name: if pushes { nas.as_ref().map(NasIdentity::name).unwrap_or_default() } else { String::new() },
-            session: if pushes { request.session() } else { String::new() },
+            session: if pushes || privacyidea { request.session() } else { String::new() },
             nas_address: if privacyidea { nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default() } else { String::new() },
             stashed_code,
         });
