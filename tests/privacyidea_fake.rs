@@ -221,3 +221,25 @@ fn https_is_verified() {
     let reply = server.auth("alice", GOOD_PASS);
     assert!(reply.is_reject());
 }
+
+#[test]
+fn a_resent_push_login_joins_the_first_and_triggers_one_push() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    let server = Server::start(&dir, &pi_setup(&pi.url(), "", ""));
+    let packet = "User-Name = \"pushuser\", User-Password = \"pin\", Calling-Station-Id = \"10.0.0.7\"\n".to_string();
+    let (accepted, rejected, lost) = thread::scope(|s| {
+        s.spawn(|| {
+            let started = Instant::now();
+            while !pi.answer_push("pushuser", true) {
+                assert!(started.elapsed() < Duration::from_secs(10), "no push was sent");
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        // Two copies with different RADIUS IDs, in flight at once.
+        server.send_many(&[packet.clone(), packet], 2)
+    });
+    assert_eq!((accepted, rejected, lost), (2, 0, 0));
+    let triggers = pi.requests().iter().filter(|r| r.path == "/validate/check" && !r.body.contains("transaction_id")).count();
+    assert_eq!(triggers, 1, "one /validate/check triggered the push");
+}
