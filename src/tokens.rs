@@ -435,6 +435,19 @@ impl User {
     }
 }
 
+/// Groups are reply attribute values: each non-empty, one line, at most 253 bytes.
+pub fn validate_groups(user: &str, groups: &[String]) -> Result<(), TokenError> {
+    match groups.iter().find(|g| g.is_empty() || g.len() > 253 || g.chars().any(char::is_control)) {
+        Some(bad) => Err(TokenError::invalid(
+            user,
+            None,
+            "groups",
+            format!("{bad:?} is empty, longer than 253 bytes or holds a control character"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A phone number: digits with an optional leading '+', spaces and dashes allowed.
 pub fn validate_sms(user: &str, number: &str) -> Result<(), TokenError> {
     let digits = number.chars().filter(char::is_ascii_digit).count();
@@ -667,6 +680,7 @@ impl<'de> Visitor<'de> for UsersSeed<'_> {
 /// One user of the file, checked.
 fn build_user(name: &str, raw: RawUser) -> Result<User, TokenError> {
     validate_user_name(name)?;
+    validate_groups(name, &raw.groups)?;
     if let Some(number) = &raw.sms {
         validate_sms(name, number)?;
     }
@@ -888,6 +902,17 @@ impl TokenDb {
         if !entry.has_factor() {
             self.users.remove(user);
         }
+        Ok(())
+    }
+
+    /// Sets the groups of a user who has a second factor; each is one line of text.
+    pub fn set_groups(&mut self, user: &str, groups: Vec<String>) -> Result<(), TokenError> {
+        validate_user_name(user)?;
+        validate_groups(user, &groups)?;
+        let Some(entry) = self.users.get_mut(user) else {
+            return Err(TokenError::invalid(user, None, "groups", "the user has no second factor: enroll one first".into()));
+        };
+        entry.groups = groups;
         Ok(())
     }
 

@@ -288,6 +288,26 @@ fn enrolled_with_mfa_admin_and_accepted() {
 }
 
 #[test]
+fn groups_set_with_mfa_admin_become_reply_attributes() {
+    let module = require_module!();
+    let setup = Setup::otp_mode(r#"{"users": {}}"#)
+        .with("reply Class {\n\tfrom = \"user.groups\"\n\tmatch = \"^vpn-(.*)$\"\n\tprefix = \"grp-\"\n}");
+    let server = Server::start(&module, &setup);
+    let out = server.admin(&["enroll", "gina", "--secret", common::SEED_B32, "--no-qr"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = server.admin(&["groups", "gina", "vpn-sales", "staff", "vpn-admins"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::wait_for_reload();
+    settle_in_step(5);
+    let reply = server.auth("gina", &totp_at(now()));
+    assert!(reply.is_accept(), "{reply:?}");
+    // Class is an octets attribute: radclient prints it in hex.
+    let hex = |text: &str| format!("0x{}", text.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+    let classes: Vec<&str> = reply.attrs.iter().filter(|(n, _)| n == "Class").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(classes, [hex("grp-sales"), hex("grp-admins")]);
+}
+
+#[test]
 fn invalid_configuration_stops_freeradius_with_the_item_named() {
     let module = require_module!();
     let tokens = totp_tokens(&["alice"]);

@@ -82,6 +82,11 @@ enum Command {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Set a user's groups, for `reply <Attribute> { from = "user.groups" }` rules; none clears them
+    Groups {
+        user: String,
+        groups: Vec<String>,
+    },
     /// Print the current code of a token (for demos and tests on this server)
     Code {
         user: String,
@@ -184,7 +189,17 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
         Command::Check(args) => check(paths, &args),
         Command::Contact { user, sms, email } => contact(paths, &user, sms, email),
         Command::Code { user, serial } => print_code(paths, &user, serial.as_deref()),
+        Command::Groups { user, groups } => set_groups(paths, &user, groups),
     }
+}
+
+fn set_groups(paths: &Paths, user: &str, groups: Vec<String>) -> Result<ExitCode> {
+    let mut db = load_or_create(&paths.tokens)?;
+    db.set_groups(user, groups)?;
+    db.save(&paths.tokens)?;
+    let groups = db.user(user).map(|u| u.groups.join(", ")).unwrap_or_default();
+    println!("{user:?}: groups {}", if groups.is_empty() { "none" } else { &groups });
+    Ok(ExitCode::SUCCESS)
 }
 
 fn contact(paths: &Paths, user: &str, sms: Option<String>, email: Option<String>) -> Result<ExitCode> {
