@@ -452,8 +452,22 @@ impl Engine {
     /// first factor, the code part kept for authenticate. False when the request is
     /// refused (`out` then says why).
     fn split_password(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
-        let field = input.password.map(String::from_utf8_lossy);
-        let split = field.as_deref().map(|f| password::split(f, &self.cfg.split));
+        // Not lossy: the password part goes back to the first factor, and U+FFFD in its
+        // place would let any invalid byte match a stored password holding U+FFFD.
+        let field = match input.password.map(std::str::from_utf8) {
+            Some(Err(_)) if self.cfg.mode == Mode::PasswordOtp => {
+                trail.info("rejected: User-Password is not valid UTF-8, so it is not split into password and code");
+                *out = AuthorizeOutput {
+                    outcome: Some(Outcome::Reject),
+                    reply_message: Some(self.cfg.messages.no_code.clone()),
+                    ..AuthorizeOutput::default()
+                };
+                return false;
+            }
+            // auto: not split; the first factor checks the field as it came, then a challenge.
+            other => other.and_then(Result::ok),
+        };
+        let split = field.map(|f| password::split(f, &self.cfg.split));
         match (self.cfg.mode, split) {
             (Mode::PasswordOtp, Some(Ok(parts))) => {
                 trail.debug("split User-Password into password and code");
@@ -473,7 +487,7 @@ impl Engine {
                 out.stashed_code = Some(PUSH_WORD.to_string());
             }
             (Mode::Auto, Some(Err(password::SplitError::EmptyOtp))) if self.pusher.is_some() => {
-                let field = field.as_deref().unwrap_or_default();
+                let field = field.unwrap_or_default();
                 let sep = self.cfg.split.separator.as_str();
                 let bare = match self.cfg.split.otp_position {
                     password::OtpPosition::Last => field.strip_suffix(sep),

@@ -257,6 +257,23 @@ fn auto_mode_checks_a_joined_code_at_once() {
     assert_eq!(f.start("bob").outcome, Some(Outcome::Challenge));
 }
 
+/// Regression: a field that is not UTF-8 was split lossily; now the first factor gets it
+/// whole (as it came) and the code is asked for in a challenge.
+#[test]
+fn auto_mode_leaves_a_field_that_is_not_utf8_whole() {
+    let f = fixture("auto", |_| {});
+    let field = [b"caf\xfe,".as_slice(), totp(T).as_bytes()].concat();
+    let out = f.engine.authorize(AuthorizeInput {
+        user_name: Some(b"bob"),
+        password: Some(&field),
+        auth_type: None,
+        has_state: false,
+    });
+    assert_eq!(out.outcome, Some(Outcome::Updated));
+    assert_eq!(out.password, None);
+    assert_eq!(out.stashed_code, None);
+}
+
 #[test]
 fn the_answer_round_skips_the_password_split() {
     let f = fixture("auto", |_| {});

@@ -284,6 +284,24 @@ fn password_otp_mode_splits_and_authenticate_uses_the_stash() {
     assert_eq!(no_stash.outcome, Some(Outcome::Fail));
 }
 
+/// Regression: the field was converted lossily, so any invalid byte reached the first
+/// factor as U+FFFD and matched a stored password holding U+FFFD.
+#[test]
+fn password_otp_mode_refuses_a_field_that_is_not_utf8() {
+    let f = fixture_with(|r| r.mode = Some("password+otp".into()));
+    let field = [b"caf\xfe,".as_slice(), totp(T).as_bytes()].concat();
+    let out = f.engine.authorize(AuthorizeInput {
+        user_name: Some(b"alice"),
+        password: Some(&field),
+        auth_type: None,
+        has_state: false,
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    assert_eq!(out.password, None, "nothing is handed to the first factor");
+    assert_eq!(out.stashed_code, None);
+    assert!(logged(&out.log, "not valid UTF-8"));
+}
+
 #[test]
 fn messages_are_configurable() {
     let f = fixture_with(|r| {

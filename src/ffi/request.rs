@@ -258,6 +258,9 @@ impl<'a> Request<'a> {
 
     /// Keeps a string with the request under `key` until [`Request::take_stash`].
     pub fn stash(&mut self, key: *mut c_void, value: &str) -> bool {
+        // A C string ends at its first NUL: escape it, so that "123456<NUL>junk" stays a
+        // malformed code instead of coming back as "123456".
+        let value = value.replace('\0', "\\0");
         // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
         unsafe {
             let copy = talloc_strndup(self.raw as *const c_void, value.as_ptr() as *const c_char, value.len());
