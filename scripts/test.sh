@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# A real privacyIDEA for tests/privacyidea.rs (PyPI, into .deps/privacyidea-venv).
+scripts/privacyidea.sh
 
 echo "== building rlm_mfa.so (feature freeradius)"
 # A target directory of its own, so that the two feature sets do not rebuild each other.
@@ -17,6 +19,7 @@ cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
 echo "== unit and integration tests"
 export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
+export RLM_MFA_REQUIRE_PRIVACYIDEA=1
 cargo test --release --locked "$@" 2>&1 | tee target/test-output.txt
 # The counts of every test binary, in one closing line.
 count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' target/test-output.txt; }
