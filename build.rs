@@ -138,7 +138,7 @@ fn generate_bindings() -> Result<(), String> {
         .allowlist_type("module_t|CONF_PARSER|REQUEST|rad_request|RADIUS_PACKET|VALUE_PAIR|rlm_rcode_t|rlm_rcodes")
         .allowlist_type("log_type_t|log_lvl_t|FR_TOKEN|PW_TYPE|PW_CODE|rlm_mfa_abi|rlm_components|RADCLIENT|radclient|main_config_t")
         .allowlist_function("fr_pair_(find_by_num|afrom_num|add|replace|make|value_bstrncpy|value_memcpy|delete_by_num)")
-        .allowlist_function("radlog_request|radlog|cf_log_err_cs|cf_section_name[12]|cf_section_sub_find|cf_subsection_find_next|cf_pair_find_next|cf_pair_attr|cf_pair_value|dict_attrbyname")
+        .allowlist_function("radlog_request|radlog|cf_log_err_cs|cf_section_name[12]|cf_section_sub_find|cf_section_parse|cf_subsection_find_next|cf_pair_find_next|cf_pair_attr|cf_pair_value|dict_attrbyname")
         .allowlist_function("request_data_(add|get|reference)|talloc_strndup|_talloc_free|dict_valbyattr")
         .allowlist_var("rad_debug_lvl|main_config|PW_.*|RLM_TYPE_.*|TAG_ANY")
         .derive_default(true)

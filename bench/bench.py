@@ -19,10 +19,16 @@
 # provider that never approves (8 logins wait in a thread, the others got a
 # challenge), and the server's resident memory per pending push.
 #
+# Part 4: the privacyIDEA backend against a fast fake privacyIDEA
+# (examples/fake_privacyidea.rs): requests per second of PAP, rlm_mfa with
+# reuse_connections = yes and = no, through one server; then the latency each
+# adds, one request at a time.
+#
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
 import base64
+import gc
 import hashlib
 import hmac
 import json
@@ -1069,6 +1075,344 @@ def part_push(args, work, pid_file):
     return [ok]
 
 
+# ---------------------------------------------------------------- part 4
+
+# Two rlm_mfa instances with backend = privacyidea in one server, the same in all
+# but reuse_connections; a fast fake privacyIDEA (examples/fake_privacyidea.rs)
+# answers both. The timeouts keep poll_wait + 3 x timeout under max_request_time.
+MOD_MFA_PI = """\
+mfa @NAME@ {
+	mode = otp
+	backend = privacyidea
+	state = ${db_dir}/@NAME@/state.jsonl
+	state_key = ${modconfdir}/@NAME@/state.key
+	privacyidea {
+		url = "@URL@"
+		realm = "corp"
+		timeout = 5
+		poll_wait = 10
+		reuse_connections = @REUSE@
+	}
+	reply Class {
+		from = "user.groups"
+		match = "^vpn-(.*)$"
+	}
+}
+"""
+
+# As part 1: the users file sets control:Auth-Type per user, one switch for all.
+SITE_PI = """\
+server bench {{
+listen {{
+	type = auth
+	ipaddr = 127.0.0.1
+	port = {port}
+}}
+authorize {{
+	files
+	switch &control:Auth-Type {{
+		case mfa {{
+			mfa
+		}}
+		case mfa_noreuse {{
+			mfa_noreuse
+		}}
+	}}
+}}
+authenticate {{
+	Auth-Type PAP {{
+		pap
+	}}
+	Auth-Type mfa {{
+		mfa
+	}}
+	Auth-Type mfa_noreuse {{
+		mfa_noreuse
+	}}
+}}
+}}
+"""
+
+PI_PATHS = ("pap", "pi", "pinr")
+PI_LABEL = {"pap": "PAP", "pi": "pi reuse", "pinr": "pi no reuse"}
+# Same length on every path; "r" for reuse, "n" for no reuse.
+PI_PREFIX = {"pap": "p", "pi": "r", "pinr": "n"}
+PI_AUTH_TYPE = {"pap": "PAP", "pi": "mfa", "pinr": "mfa_noreuse"}
+PI_PASS = "pin123456"   # what the fake accepts; also every PAP user's password
+PI_WRONG = "pin000000"  # what it rejects
+
+
+class FakePrivacyIdeaProcess:
+    """examples/fake_privacyidea --stdin: prints its port, then answers each line on
+    its standard input with the TCP connections it has accepted; it exits when that
+    input closes, so it never outlives this script."""
+
+    def __init__(self, binary, log_path):
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen([binary, "--stdin", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, bufsize=1)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            self.stop()
+            raise BenchError(f"{binary} did not print its port (got {line!r}); see {log_path}")
+        self.url = f"http://127.0.0.1:{int(line[1])}"
+
+    def connections(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "connections":
+            raise BenchError(f"the fake privacyIDEA did not answer (exit status {self.proc.poll()})")
+        return int(line[1])
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class RadiusClient:
+    """Access-Requests one at a time over UDP (RFC 2865), each timed from send to
+    the matching reply; the reply's authenticator is checked."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.settimeout(10)
+        self.ident = 0
+        self.secret = SECRET.encode()
+
+    def packet(self, user, password):
+        """A ready packet and its request authenticator, built before the clock starts."""
+        self.ident = (self.ident + 1) & 0xFF
+        authenticator = os.urandom(16)
+        plain = password.encode()
+        plain += b"\0" * (-len(plain) % 16)
+        hidden, last = b"", authenticator
+        for i in range(0, len(plain), 16):  # RFC 2865 5.2
+            mask = hashlib.md5(self.secret + last).digest()
+            last = bytes(a ^ b for a, b in zip(plain[i:i + 16], mask))
+            hidden += last
+        name = user.encode()
+        attrs = bytes([1, 2 + len(name)]) + name + bytes([2, 2 + len(hidden)]) + hidden
+        return struct.pack("!BBH", 1, self.ident, 20 + len(attrs)) + authenticator + attrs, authenticator
+
+    def send(self, packet, authenticator):
+        """Returns (reply code, seconds from send to reply)."""
+        t0 = time.perf_counter()
+        self.sock.send(packet)
+        while True:
+            reply = self.sock.recv(4096)
+            t1 = time.perf_counter()
+            if len(reply) >= 20 and reply[1] == packet[1]:
+                break
+        length = struct.unpack("!H", reply[2:4])[0]
+        expected = hashlib.md5(reply[:4] + authenticator + reply[20:length] + self.secret).digest()
+        if reply[4:20] != expected:
+            raise BenchError("a reply with a wrong Response Authenticator")
+        return reply[0], t1 - t0
+
+    def close(self):
+        self.sock.close()
+
+
+def percentile(values, p):
+    """The nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * p // 100) - 1))]
+
+
+def part_privacyidea(args, work, pid_file):
+    users = args.chunk  # each path's users; every turn sends each of them once
+    per_round = args.pi_users
+    if not args.fake_privacyidea or not os.access(args.fake_privacyidea, os.X_OK):
+        raise BenchError(f"part 4 needs the fake privacyIDEA program (--fake-privacyidea, got "
+                         f"{args.fake_privacyidea!r}): cargo build --release --example fake_privacyidea")
+    say(f"\n== Part 4: privacyIDEA backend against a fast fake privacyIDEA, {per_round} requests per path "
+        f"per round, {args.pi_rounds} rounds; then {args.pi_latency} sequential requests per path")
+    say("   The fake answers at once (no database, no token check, plain HTTP on loopback), so the\n"
+        "   figures are rlm_mfa's own work plus one HTTP call on loopback, not privacyIDEA's speed.\n"
+        "   It runs on this machine and takes CPU from the server; its share is shown.")
+    say(f"   paths: PAP (users file), mfa (backend privacyidea, reuse_connections = yes), mfa_noreuse "
+        f"(the same, reuse_connections = no); {users} users per path, turns of {users} requests "
+        f"(radclient -p {args.parallel}), paths interleaved in rotated order")
+
+    lines = []
+    for i in range(users):
+        lines.append(f'{PI_PREFIX["pap"]}{i:06d}\tAuth-Type := PAP, Cleartext-Password := "{PI_PASS}"\n')
+        for path in ("pi", "pinr"):
+            lines.append(f'{PI_PREFIX[path]}{i:06d}\tAuth-Type := {PI_AUTH_TYPE[path]}\n')
+    tokens_path = os.path.join(work, "tokens-pi.json")  # not read by backend = privacyidea
+    write_file(tokens_path, '{"users": {}}', 0o640)
+
+    fake = FakePrivacyIdeaProcess(args.fake_privacyidea, os.path.join(work, "fake-privacyidea.log"))
+    server = None
+    try:
+        mods = {"files": MOD_FILES, "pap": MOD_PAP}
+        for name, reuse in (("mfa", "yes"), ("mfa_noreuse", "no")):
+            mods[name] = MOD_MFA_PI.replace("@NAME@", name).replace("@URL@", fake.url).replace("@REUSE@", reuse)
+        server = Server(work, "privacyidea", args.module_dir, SITE_PI, mods, "".join(lines), tokens_path, pid_file)
+        for sub in ("mods-config/mfa_noreuse", "db/mfa_noreuse"):
+            os.makedirs(os.path.join(server.dir, sub), exist_ok=True)
+        started = server.start()
+        say(f"   server ready on 127.0.0.1:{server.port} after {started:.2f} s (configuration in {server.dir}); "
+            f"fake privacyIDEA at {fake.url} (pid {fake.proc.pid})")
+
+        packet_files = {}
+        for path in PI_PATHS:
+            packet_files[path] = os.path.join(work, f"packets-pi-{path}.txt")
+            names = [f"{PI_PREFIX[path]}{i:06d}" for i in range(users)]
+            write_file(packet_files[path], packets(names, [PI_PASS] * users))
+
+        # Sanity: a wrong password is rejected and the right one accepted on each path,
+        # and the privacyIDEA paths really asked the fake.
+        before = fake.connections()
+        for password, want in ((PI_WRONG, "Rejected"), (PI_PASS, "Accepted")):
+            sanity_file = os.path.join(work, "packets-pi-sanity.txt")
+            write_file(sanity_file, packets([f"{PI_PREFIX[p]}000000" for p in PI_PATHS], [password] * 3))
+            _, acc, rej, lost, _ = radclient(server.port, [sanity_file], 8, 1, 30)
+            if (acc, rej, lost) != ((3, 0, 0) if want == "Accepted" else (0, 3, 0)):
+                raise BenchError(f"part 4 sanity check: {acc} accepted, {rej} rejected, {lost} lost of 3, all "
+                                 f"should be {want.lower()}; server log:\n" + tail(server.log, 30))
+        if fake.connections() == before:
+            raise BenchError("part 4 sanity check: the fake privacyIDEA was never asked")
+        say("   sanity: a wrong password is rejected and the right one accepted on each path; the fake was asked")
+
+        def turn(path, count):
+            """`count` requests of `path` (count <= users); returns its measures."""
+            packet_file = packet_files[path]
+            if count < users:
+                packet_file = os.path.join(work, f"packets-pi-{path}-part.txt")
+                write_file(packet_file, packets([f"{PI_PREFIX[path]}{i:06d}" for i in range(count)],
+                                                [PI_PASS] * count))
+            conns0, fake0, cpu0 = fake.connections(), fake.cpu_seconds(), server.cpu_seconds()
+            seconds, acc, rej, lost, client_cpu = radclient(server.port, [packet_file], args.parallel, 1,
+                                                            args.batch_timeout)
+            server_cpu, fake_cpu = server.cpu_seconds() - cpu0, fake.cpu_seconds() - fake0
+            conns = fake.connections() - conns0
+            if acc != count or rej or lost:
+                raise BenchError(f"{PI_LABEL[path]}: {acc} accepted, {rej} rejected, {lost} lost of {count} "
+                                 f"(every request must be accepted); server log:\n" + tail(server.log, 30))
+            return [seconds, server_cpu, client_cpu, fake_cpu, conns]
+
+        def interleaved(count, rotation):
+            totals = {p: [0.0] * 5 for p in PI_PATHS}
+            done = k = 0
+            while done < count:
+                n = min(users, count - done)
+                shift = (rotation + k) % 3
+                for path in PI_PATHS[shift:] + PI_PATHS[:shift]:
+                    totals[path] = [a + b for a, b in zip(totals[path], turn(path, n))]
+                if server.proc.poll() is not None:
+                    raise BenchError("the server died:\n" + tail(server.log))
+                done += n
+                k += 1
+            cpus = os.cpu_count() or 1
+            return {p: {"rps": count / t[0], "server_us": 1e6 * t[1] / count, "client_us": 1e6 * t[2] / count,
+                        "fake_us": 1e6 * t[3] / count, "fake_share": t[3] / (t[0] * cpus),
+                        "conns": t[4] / count} for p, t in totals.items()}
+
+        if args.warmup:
+            interleaved(args.warmup, 0)
+            say(f"   warm-up: {args.warmup} requests per path, all accepted")
+        results = {p: [] for p in PI_PATHS}
+        for r in range(args.pi_rounds):
+            res = interleaved(per_round, r)
+            for path in PI_PATHS:
+                results[path].append(res[path])
+            say(f"   round {r + 1}: " + "; ".join(
+                f"{PI_LABEL[p]} {res[p]['rps']:6.0f} req/s (server CPU {res[p]['server_us']:.1f} us/req)"
+                for p in PI_PATHS))
+
+        # Latency: one request at a time, the paths taking turns request by request.
+        client = RadiusClient(server.port)
+        latency = {p: [] for p in PI_PATHS}
+        conns0 = fake.connections()
+        gc.disable()  # no collector pause inside a timed request
+        try:
+            for i in range(args.pi_latency_warmup + args.pi_latency):
+                shift = i % 3
+                for path in PI_PATHS[shift:] + PI_PATHS[:shift]:
+                    packet, authenticator = client.packet(f"{PI_PREFIX[path]}{i % users:06d}", PI_PASS)
+                    code, seconds = client.send(packet, authenticator)
+                    if code != 2:
+                        raise BenchError(f"{PI_LABEL[path]}: a sequential request got code {code}, not "
+                                         f"Access-Accept; server log:\n" + tail(server.log, 30))
+                    if i >= args.pi_latency_warmup:
+                        latency[path].append(seconds)
+        except socket.timeout:
+            raise BenchError("a sequential request got no answer in 10 s; server log:\n" + tail(server.log, 30))
+        finally:
+            gc.enable()
+            client.close()
+        latency_conns = fake.connections() - conns0
+        rss = server.status_kib("VmRSS")
+        fake_rss = 0
+        with open(f"/proc/{fake.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    fake_rss = int(line.split()[1])
+    finally:
+        if server is not None:
+            server.stop()
+        fake.stop()
+    try:
+        with open(server.log, errors="replace") as f:
+            errors = [line for line in f if ": Error: " in line]
+    except OSError:
+        errors = []
+
+    def med(path, key):
+        return statistics.median(x[key] for x in results[path])
+
+    say("")
+    say(f"   {'path':12} {'median req/s':>12}  {'all rounds (req/s)':<30} {'server CPU':>10} {'radclient':>10}"
+        f" {'fake CPU':>9} {'fake share':>10} {'connections':>11}")
+    say(f"   {'':12} {'':>12}  {'':<30} {'us/req':>10} {'us/req':>10} {'us/req':>9} {'of CPUs':>10}"
+        f" {'per request':>11}")
+    for path in PI_PATHS:
+        rps = " ".join(f"{x['rps']:.0f}" for x in results[path])
+        say(f"   {PI_LABEL[path]:12} {med(path, 'rps'):12.0f}  {rps:<30} {med(path, 'server_us'):10.1f} "
+            f"{med(path, 'client_us'):10.1f} {med(path, 'fake_us'):9.1f} {100 * med(path, 'fake_share'):9.1f}% "
+            f"{med(path, 'conns'):11.3f}")
+    say(f"   (server VmRSS at the end: {rss / 1024:.1f} MiB, fake privacyIDEA {fake_rss / 1024:.1f} MiB; "
+        f"{len(errors)} error lines in the server log"
+        + (f", e.g. {errors[0].split(': Error: ', 1)[1].strip()!r})" if errors else ")"))
+    say("")
+    for num, den in (("pi", "pap"), ("pinr", "pap"), ("pinr", "pi")):
+        paired = [a["rps"] / b["rps"] for a, b in zip(results[num], results[den])]
+        say(f"   {PI_LABEL[num]:>11} / {PI_LABEL[den]:<8} = {med(num, 'rps') / med(den, 'rps'):5.3f}   "
+            f"[round by round: {' '.join(f'{x:.3f}' for x in paired)}; server CPU per request "
+            f"x{med(num, 'server_us') / med(den, 'server_us'):.2f}]")
+
+    say("")
+    say(f"   Latency, one request at a time ({args.pi_latency} per path after {args.pi_latency_warmup} unmeasured, "
+        f"paths taking turns), send to reply in this script:")
+    say(f"   {'path':12} {'median us':>10} {'p90 us':>8} {'p99 us':>8} {'added median':>13} {'added p99':>10}")
+    base = {"median": statistics.median(latency["pap"]), "p99": percentile(latency["pap"], 99)}
+    for path in PI_PATHS:
+        values = latency[path]
+        m, p90, p99 = statistics.median(values), percentile(values, 90), percentile(values, 99)
+        added = "" if path == "pap" else f"{1e6 * (m - base['median']):+13.0f} {1e6 * (p99 - base['p99']):+10.0f}"
+        say(f"   {PI_LABEL[path]:12} {1e6 * m:10.0f} {1e6 * p90:8.0f} {1e6 * p99:8.0f} {added}")
+    say(f"   (added = this path's figure - PAP's: what the module and its HTTP call add to a request; "
+        f"{latency_conns} connections to the fake during the {2 * args.pi_latency_warmup + 2 * args.pi_latency} "
+        f"privacyIDEA requests)")
+    say(f"   (load average at the end of part 4: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"on a busy machine the rates and the p90/p99 vary from run to run)")
+    return []
+
+
 # ---------------------------------------------------------------- main
 
 RESULTS = []  # open results file, if any
@@ -1121,7 +1465,13 @@ def main():
     ap.add_argument("--push-rounds", type=int, default=3, help="rounds of part 3")
     ap.add_argument("--push-settle", type=float, default=1.0,
                     help="seconds between the last push created and the measure in part 3")
-    ap.add_argument("--parts", default="1,2,3", help="parts to run, e.g. 3 or 1,3 (default: all)")
+    ap.add_argument("--fake-privacyidea", help="the fake privacyIDEA program, for part 4")
+    ap.add_argument("--pi-users", type=int, default=10000, help="requests per path per round in part 4")
+    ap.add_argument("--pi-rounds", type=int, default=5, help="rounds of part 4")
+    ap.add_argument("--pi-latency", type=int, default=3000, help="sequential requests per path in part 4")
+    ap.add_argument("--pi-latency-warmup", type=int, default=200,
+                    help="unmeasured sequential requests per path first in part 4")
+    ap.add_argument("--parts", default="1,2,3,4", help="parts to run, e.g. 3 or 1,4 (default: all)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
     ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
     ap.add_argument("--target-pap", type=float, default=0.95)
@@ -1140,8 +1490,12 @@ def main():
         parts = {int(x) for x in args.parts.replace(",", " ").split()}
     except ValueError:
         parts = set()
-    if not parts or not parts <= {1, 2, 3}:
-        ap.error("--parts takes part numbers 1, 2 and 3, e.g. --parts 3 or --parts 1,3")
+    if not parts or not parts <= {1, 2, 3, 4}:
+        ap.error("--parts takes part numbers 1 to 4, e.g. --parts 3 or --parts 1,4")
+    if args.pi_users < 1 or args.pi_rounds < 1 or args.pi_latency < 1 or args.pi_latency_warmup < 0:
+        ap.error("--pi-users, --pi-rounds, --pi-latency must be >= 1 and --pi-latency-warmup >= 0")
+    if 4 in parts and not args.fake_privacyidea:
+        ap.error("part 4 needs --fake-privacyidea FILE (run.sh builds it)")
     if args.skip_throughput:
         parts.discard(1)
     if args.skip_store:
@@ -1172,6 +1526,8 @@ def main():
             checks += part_store(args, work, pid_file)
         if 3 in parts:
             checks += part_push(args, work, pid_file)
+        if 4 in parts:
+            checks += part_privacyidea(args, work, pid_file)
     except BenchError as e:
         say(f"\nFAILED: {e}")
         return 1

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # rlm_mfa benchmark: throughput of PAP, rlm_totp and rlm_mfa through one
 # FreeRADIUS configuration (part 1), the start-up time and memory of a
-# 100,000-user token store (part 2), and TOTP logins per second while 200
-# pushes are pending (part 3). See bench/README.md.
+# 100,000-user token store (part 2), TOTP logins per second while 200
+# pushes are pending (part 3), and the privacyIDEA backend against a fast fake
+# privacyIDEA (part 4). See bench/README.md.
 #
-#   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3] [bench.py options...]
+#   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3,4] [bench.py options...]
 #
 # Without --module-dir (or RLM_MFA_MODULE_DIR), the module is built from this
 # repository into target/module/rlm_mfa.so when that is missing or older than
-# the sources. Everything runs on 127.0.0.1; scratch files go to bench/out/.
+# the sources; likewise the fake privacyIDEA of part 4 (cargo's example
+# fake_privacyidea) unless --fake-privacyidea names one. Everything runs on
+# 127.0.0.1; scratch files go to bench/out/.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -euo pipefail
@@ -17,6 +20,8 @@ bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$bench_dir")
 module_dir=${RLM_MFA_MODULE_DIR:-}
 out="$bench_dir/out"
+fake_pi=""
+parts="1,2,3,4"
 pass=()
 
 usage() {
@@ -25,6 +30,8 @@ usage: bench/run.sh [--module-dir DIR] [--out DIR] [options]
 
   --module-dir DIR   use DIR/rlm_mfa.so instead of building target/module/rlm_mfa.so
                      (also: RLM_MFA_MODULE_DIR=DIR)
+  --fake-privacyidea FILE   use this fake privacyIDEA program in part 4 instead of
+                     building target/release/examples/fake_privacyidea
   --out DIR          scratch and results directory (default: bench/out)
 
 Options passed on to bench/bench.py (defaults in brackets):
@@ -40,8 +47,12 @@ Options passed on to bench/bench.py (defaults in brackets):
   --push-totp N      TOTP logins per measure in part 3 [10000]
   --push-rounds N    rounds of part 3 [3]
   --push-settle S    seconds from the last push created to the measure in part 3 [1]
-  --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending [1,2,3]
-                     e.g. --parts 3 or --parts 1,3
+  --pi-users N       requests per path per round in part 4 [10000]
+  --pi-rounds N      rounds of part 4 [5]
+  --pi-latency N     sequential requests per path in part 4 [3000]
+  --pi-latency-warmup N   unmeasured sequential requests per path first [200]
+  --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending,
+                     4 privacyIDEA backend [1,2,3,4]; e.g. --parts 3 or --parts 1,4
   --skip-throughput, --skip-store   leave out part 1 or part 2
 EOF
 }
@@ -52,6 +63,11 @@ while [ $# -gt 0 ]; do
         --module-dir=*) module_dir=${1#*=}; shift ;;
         --out) out=${2:?--out needs a directory}; shift 2 ;;
         --out=*) out=${1#*=}; shift ;;
+        --fake-privacyidea) fake_pi=${2:?--fake-privacyidea needs a file}; shift 2 ;;
+        --fake-privacyidea=*) fake_pi=${1#*=}; shift ;;
+        # Read here (part 4 needs a build) and passed on.
+        --parts) parts=${2:?--parts needs a list}; pass+=("$1" "$2"); shift 2 ;;
+        --parts=*) parts=${1#*=}; pass+=("$1"); shift ;;
         -h|--help) usage; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
@@ -88,6 +104,33 @@ module_dir=$(cd "$module_dir" && pwd)
 if [ ! -f "$module_dir/rlm_mfa.so" ]; then
     echo "run.sh: no rlm_mfa.so in $module_dir" >&2
     exit 1
+fi
+
+# Part 4's fake privacyIDEA: the test suite's fake (tests/common/fake_privacyidea.rs)
+# as a program. It uses the standard library only, but cargo builds the crate's
+# library with it, in the default target directory.
+if [[ ",${parts// /,}," == *,4,* ]]; then
+    if [ -z "$fake_pi" ]; then
+        fake_pi="$repo/target/release/examples/fake_privacyidea"
+        stale=""
+        if [ -x "$fake_pi" ]; then
+            stale=$(cd "$repo" && find examples/fake_privacyidea.rs tests/common/fake_privacyidea.rs \
+                tests/common/fake_http.rs -newer "$fake_pi" -print -quit 2>/dev/null || true)
+        fi
+        if [ ! -x "$fake_pi" ] || [ -n "$stale" ]; then
+            echo "== building the fake privacyIDEA (cargo build --release --example fake_privacyidea)"
+            ( cd "$repo" && cargo build --release --locked --example fake_privacyidea ) || {
+                echo "run.sh: building the fake privacyIDEA failed; pass --fake-privacyidea FILE or leave out part 4" >&2
+                exit 1
+            }
+        fi
+    fi
+    if [ ! -x "$fake_pi" ]; then
+        echo "run.sh: $fake_pi is not an executable" >&2
+        exit 1
+    fi
+    fake_pi=$(cd "$(dirname "$fake_pi")" && pwd)/$(basename "$fake_pi")
+    pass+=(--fake-privacyidea "$fake_pi")
 fi
 
 mkdir -p "$out"

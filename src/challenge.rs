@@ -543,6 +543,25 @@ impl UsedStates {
         }
     }
 
+    /// The table of the module instance `instance` whose States `key_file` seals:
+    /// the same table for every engine of that instance alive at once, so that a
+    /// State answered just before a HUP rebuilt the instance stays answered after it.
+    pub fn shared(instance: &str, key_file: &Path, capacity: usize) -> std::sync::Arc<UsedStates> {
+        use std::sync::{Arc, OnceLock, Weak};
+        /// (instance name, key file) to the table its live engines share.
+        type Tables = HashMap<(String, PathBuf), Weak<UsedStates>>;
+        static TABLES: OnceLock<Mutex<Tables>> = OnceLock::new();
+        let mut tables = TABLES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        tables.retain(|_, table| table.strong_count() > 0);
+        let name = (instance.to_string(), key_file.to_path_buf());
+        if let Some(table) = tables.get(&name).and_then(Weak::upgrade) {
+            return table;
+        }
+        let table = Arc::new(UsedStates::new(capacity));
+        tables.insert(name, Arc::downgrade(&table));
+        table
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Used> {
         // A panic elsewhere cannot leave the table inconsistent in a way that lets
         // an id through: at worst a slot stays taken until its expiry.

@@ -195,7 +195,7 @@ struct Names {
 /// The parts of the challenge modes.
 struct Dialogues {
     key: StateKey,
-    used: UsedStates,
+    used: Arc<UsedStates>,
     sms: Option<Box<dyn Sender>>,
     email: Option<Box<dyn Sender>>,
 }
@@ -265,7 +265,7 @@ impl Engine {
             Some(c) => Some(Dialogues {
                 key: StateKey::load_or_create(&c.state_key)
                     .map_err(|message| ConfigError { item: "state_key", message })?,
-                used: UsedStates::new(USED_STATES),
+                used: UsedStates::shared(name, &c.state_key, USED_STATES),
                 sms,
                 email,
             }),

@@ -196,6 +196,21 @@ fn connections_are_reused_unless_told_not_to() {
 }
 
 #[test]
+fn concurrent_logins_keep_their_connections_for_the_next_ones() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    let server = Server::start(&dir, &pi_setup(&pi.url(), "", ""));
+    // Slow answers keep the 8 logins of a burst in flight together, each on a connection.
+    pi.set(PiBehaviour::Slow(Duration::from_millis(300)));
+    let burst: Vec<String> = (0..8).map(|i| format!("User-Name = \"user{i}\", User-Password = \"{GOOD_PASS}\"\n")).collect();
+    for _ in 0..3 {
+        assert_eq!(server.send_many(&burst, 8), (8, 0, 0));
+    }
+    // Every connection of the first burst is kept: the later bursts open none.
+    assert!(pi.connections() <= 8, "{} connections for 3 bursts of 8", pi.connections());
+}
+
+#[test]
 fn broken_configuration_stops_freeradius_naming_the_item() {
     let dir = require_module!();
     for (items, extra, item) in [
@@ -242,4 +257,43 @@ fn a_resent_push_login_joins_the_first_and_triggers_one_push() {
     assert_eq!((accepted, rejected, lost), (2, 0, 0));
     let triggers = pi.requests().iter().filter(|r| r.path == "/validate/check" && !r.body.contains("transaction_id")).count();
     assert_eq!(triggers, 1, "one /validate/check triggered the push");
+}
+
+/// Waits until the debug log holds `text` at least `count` times.
+fn wait_for_log(server: &Server, text: &str, count: usize) {
+    let started = Instant::now();
+    while server.debug_log().matches(text).count() < count {
+        assert!(started.elapsed() < Duration::from_secs(15), "no {text:?} in the log:\n{}", common::tail(&server.debug_log(), 40));
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_hup_reloads_the_configuration_and_a_push_waiting_across_it_ends_well() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    let server = Server::start(&dir, &pi_setup(&pi.url(), "\tpoll_wait = 20", ""));
+    assert_eq!(server.auth("alice", "wrong").message(), Some("Wrong user name, PIN or code"));
+    // FreeRADIUS ignores a HUP within 2 s of loading a module, and reloads only files
+    // whose modification time (in seconds) changed.
+    thread::sleep(Duration::from_millis(3100));
+
+    let reply = thread::scope(|s| {
+        let waiting = s.spawn(|| server.auth("pushuser", "pin"));
+        // The push is waiting in the first instance's engine when the HUP replaces it.
+        let started = Instant::now();
+        while !pi.requests().iter().any(|r| r.path.starts_with("/validate/polltransaction")) {
+            assert!(started.elapsed() < Duration::from_secs(10), "no push was polled");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let conf = std::fs::read_to_string(server.module_conf_path()).unwrap();
+        let changed = conf.replacen("mfa {\n", "mfa {\nmessages {\n\trejected = \"Login refused\"\n}\n", 1);
+        std::fs::write(server.module_conf_path(), changed).unwrap();
+        server.hup();
+        wait_for_log(&server, "Reloaded module \"mfa\"", 1);
+        assert!(pi.answer_push("pushuser", true));
+        waiting.join().unwrap()
+    });
+    assert!(reply.is_accept(), "the push begun before the HUP ends with its answer: {reply:?}");
+    assert_eq!(server.auth("alice", "wrong").message(), Some("Login refused"), "the new configuration is in use");
 }

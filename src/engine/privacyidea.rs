@@ -34,7 +34,7 @@ pub struct PiEngine {
     clock: Arc<dyn Clock>,
     client: Box<dyn Validate>,
     key: StateKey,
-    used: UsedStates,
+    used: Arc<UsedStates>,
     rules: Vec<Rule>,
     /// Logins polling a push at once.
     waiting: AtomicUsize,
@@ -112,7 +112,7 @@ impl PiEngine {
             clock,
             client,
             key,
-            used: UsedStates::new(USED_STATES),
+            used: UsedStates::shared(name, &challenge.state_key, USED_STATES),
             rules,
             waiting: AtomicUsize::new(0),
             in_progress: Mutex::new(HashMap::new()),

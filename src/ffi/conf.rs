@@ -72,8 +72,8 @@ pub struct Instance {
     backend: *const c_char,
     privacyidea: PiItems,
     msg_rejected: *const c_char,
-    /// Set by instantiate (Box::into_raw), taken back by detach.
-    pub engine: *mut Backend,
+    /// Set by instantiate (Arc::into_raw), released by detach.
+    pub engine: *const Backend,
 }
 
 /// The items of an `sms { }` or `email { }` section.

@@ -6,12 +6,12 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::bindings::{
-    cf_log_err_cs, cf_section_name1, cf_section_name2, module_t, rlm_mfa_abi_RLM_MFA_MODULE_INIT,
+    cf_log_err_cs, cf_section_name1, cf_section_parse, cf_section_name2, module_t, rlm_mfa_abi_RLM_MFA_MODULE_INIT,
     rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_INVALID,
     rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
     rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, packetmethod,
     rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, PW_STATE, PW_CHAP_PASSWORD,
-    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_THREAD_SAFE,
+    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{Instance, CONFIG};
 use crate::guard::{guarded, install_panic_hook};
@@ -42,9 +42,10 @@ pub static rlm_mfa: ModuleExport = ModuleExport(module_t {
     #[allow(clippy::unnecessary_cast)]
     magic: rlm_mfa_abi_RLM_MFA_MODULE_INIT as u64,
     name: c"mfa".as_ptr(),
-    // Not HUP_SAFE: a HUP would free an instance while push waits may still run in it.
-    // The token file and user map reload by themselves; other changes need a restart.
-    type_: RLM_TYPE_THREAD_SAFE as i32,
+    // HUP_SAFE: a HUP builds a new instance from the configuration as it is now. The
+    // old instance's memory is freed by a later HUP; requests still running in its
+    // engine (a push wait) hold their own reference to it (see with_engine).
+    type_: (RLM_TYPE_THREAD_SAFE | RLM_TYPE_HUP_SAFE) as i32,
     inst_size: size_of::<Instance>(),
     config: CONFIG.0.as_ptr(),
     bootstrap: None,
@@ -76,6 +77,13 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
     guarded(-1, report, || {
         let Some(inst) = (instance as *mut Instance).as_mut() else { return -1 };
         let name = instance_name(conf);
+        // On a HUP, FreeRADIUS 3.2 fills the new instance from the module's old section
+        // and passes the new one here: parse the new one, so a HUP applies every change.
+        // (At start-up both are the same section, and this parse finds the same values.)
+        if cf_section_parse(conf, instance, CONFIG.0.as_ptr()) < 0 {
+            config_error(conf, &format!("rlm_mfa ({name}): the configuration cannot be parsed"));
+            return -1;
+        }
         let mut raw = inst.raw_config();
         match super::sections::reply_rules(conf) {
             Ok(rules) => raw.reply = rules,
@@ -94,7 +102,7 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
         };
         match Backend::new(&name, cfg, Arc::new(SystemClock)) {
             Ok(engine) => {
-                inst.engine = Box::into_raw(Box::new(engine));
+                inst.engine = Arc::into_raw(Arc::new(engine));
                 0
             }
             Err(e) => {
@@ -109,9 +117,10 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
 unsafe extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
     guarded(0, |_| {}, || {
         if let Some(inst) = (instance as *mut Instance).as_mut() {
-            let engine = std::mem::replace(&mut inst.engine, ptr::null_mut());
+            let engine = std::mem::replace(&mut inst.engine, ptr::null());
             if !engine.is_null() {
-                drop(Box::from_raw(engine));
+                // The instance's reference; requests still running keep theirs.
+                drop(Arc::from_raw(engine));
             }
         }
         0
@@ -136,13 +145,19 @@ fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
 unsafe fn with_engine(
     instance: *mut c_void,
     raw: *mut REQUEST,
-    body: impl FnOnce(&Backend, *mut c_void, Request<'_>) -> rlm_rcode_t,
+    body: impl FnOnce(&Backend, Request<'_>) -> rlm_rcode_t,
 ) -> rlm_rcode_t {
     let report = |text: &str| log_raw(raw, Level::Error, &format!("internal error (panic): {text}"));
     guarded(rlm_rcodes_RLM_MODULE_FAIL, report, || {
-        let engine = (instance as *const Instance).as_ref().and_then(|i| i.engine.as_ref());
-        match (engine, Request::from_raw(raw)) {
-            (Some(engine), Some(request)) => body(engine, instance, request),
+        let pointer = (instance as *const Instance).as_ref().map_or(ptr::null(), |i| i.engine);
+        // A reference of the request's own, taken while the instance is known alive (the
+        // server passed it in): the engine outlives a HUP that frees the instance meanwhile.
+        let engine = (!pointer.is_null()).then(|| {
+            Arc::increment_strong_count(pointer);
+            Arc::from_raw(pointer)
+        });
+        match (engine.as_deref(), Request::from_raw(raw)) {
+            (Some(engine), Some(request)) => body(engine, request),
             (None, _) => {
                 log_raw(raw, Level::Error, "module instance has no engine (instantiate failed?)");
                 rlm_rcodes_RLM_MODULE_FAIL
@@ -153,7 +168,7 @@ unsafe fn with_engine(
 }
 
 unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
-    with_engine(instance, raw, |engine, key, mut request| {
+    with_engine(instance, raw, |engine, mut request| {
         let auth_type = request.auth_type();
         let out = engine.authorize(AuthorizeInput {
             user_name: request.bytes(List::Request, PW_USER_NAME),
@@ -174,7 +189,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             request.overwrite_request_string(PW_USER_PASSWORD, password);
         }
         if let Some(code) = &out.stashed_code {
-            if !request.stash(key, code) {
+            if !request.stash(engine.name(), code) {
                 request.log(Level::Error, "cannot keep the code with the request");
                 return rlm_rcodes_RLM_MODULE_FAIL;
             }
@@ -194,8 +209,8 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 }
 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
-    with_engine(instance, raw, |engine, key, mut request| {
-        let stashed_code = request.take_stash(key);
+    with_engine(instance, raw, |engine, mut request| {
+        let stashed_code = request.take_stash(engine.name());
         let pushes = engine.config().push.is_some();
         let privacyidea = engine.config().privacyidea.is_some();
         let binds_nas = pushes || privacyidea || engine.config().mode.challenges();

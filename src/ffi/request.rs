@@ -257,7 +257,11 @@ impl<'a> Request<'a> {
     }
 
     /// Keeps a string with the request under `key` until [`Request::take_stash`].
-    pub fn stash(&mut self, key: *mut c_void, value: &str) -> bool {
+    /// Keeps `value` with the request under the module instance `name`, until
+    /// [`Request::take_stash`]: keyed by name, not by instance memory, so that
+    /// authenticate finds it even when a HUP replaced the instance in between.
+    pub fn stash(&mut self, name: &str, value: &str) -> bool {
+        let (key, tag) = stash_key(name);
         // A C string ends at its first NUL: escape it, so that "123456<NUL>junk" stays a
         // malformed code instead of coming back as "123456".
         let value = value.replace('\0', "\\0");
@@ -267,14 +271,15 @@ impl<'a> Request<'a> {
             if copy.is_null() {
                 return false;
             }
-            request_data_add(self.raw, key, 0, copy as *mut c_void, true) == 0
+            request_data_add(self.raw, key, tag, copy as *mut c_void, true) == 0
         }
     }
 
-    pub fn take_stash(&mut self, key: *mut c_void) -> Option<String> {
-        // SAFETY: the data under `key` is only ever a string this module stashed.
+    pub fn take_stash(&mut self, name: &str) -> Option<String> {
+        let (key, tag) = stash_key(name);
+        // SAFETY: the data under this key is only ever a string this module stashed.
         unsafe {
-            let p = request_data_get(self.raw, key, 0) as *const c_char;
+            let p = request_data_get(self.raw, key, tag) as *const c_char;
             if p.is_null() {
                 return None;
             }
@@ -340,6 +345,17 @@ impl NasIdentity {
     pub fn name(&self) -> String {
         [&self.id, &self.ip, &self.source].into_iter().find(|p| !p.is_empty()).cloned().unwrap_or_default()
     }
+}
+
+/// request_data's key for a module instance: this library's own static (no other
+/// module uses its address) and a hash of the instance name.
+fn stash_key(name: &str) -> (*mut c_void, i32) {
+    static STASH: u8 = 0;
+    let mut hash: u32 = 0x811c_9dc5; // FNV-1a: small, stable, enough to tell instance names apart
+    for b in name.bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (&STASH as *const u8 as *mut c_void, hash as i32)
 }
 
 /// Address families as FreeRADIUS stores them (the C library's values).

@@ -14,6 +14,9 @@ use crate::http::{self, Failure};
 
 /// Answers longer than this are not read: privacyIDEA's are a few KiB.
 const MAX_ANSWER: u64 = 256 * 1024;
+/// Idle connections kept per server: enough for every FreeRADIUS thread of a
+/// large thread pool to find one.
+const IDLE_PER_SERVER: usize = 64;
 /// Debian's bundle of the system's trusted CAs, used when no CA is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -104,9 +107,10 @@ impl HttpClient {
             .redirects(0)
             // privacyIDEA reads name/version for its statistics; say who asks.
             .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")));
-        if !cfg.reuse_connections {
-            builder = builder.max_idle_connections(0).max_idle_connections_per_host(0);
-        }
+        // ureq keeps one idle connection per host unless told otherwise: with several
+        // FreeRADIUS threads calling at once, all but one would connect anew each time.
+        let idle = if cfg.reuse_connections { IDLE_PER_SERVER } else { 0 };
+        builder = builder.max_idle_connections(idle * cfg.urls.len()).max_idle_connections_per_host(idle);
         if let Some(tls) = tls_config(cfg)? {
             builder = builder.tls_config(tls);
         }

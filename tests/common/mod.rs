@@ -378,6 +378,18 @@ impl Server {
         self.send(&format!("User-Name = \"{}\", User-Password = \"{}\"\n", escape(user), escape(password)))
     }
 
+    /// SIGHUP: FreeRADIUS re-reads the configuration of HUP-safe modules.
+    pub fn hup(&self) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill -HUP {pid} failed");
+    }
+
+    /// The module configuration file of the generated directory.
+    pub fn module_conf_path(&self) -> PathBuf {
+        self.dir.join("mods-enabled/mfa")
+    }
+
     /// kill -9, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
