@@ -639,15 +639,22 @@ fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
         return Err(invalid("push.wait", "must be 5 to 600 seconds"));
     }
     // The server abandons a request after max_request_time: a wait (plus the calls that
-    // create the push and ask for its status) must end before it.
-    let longest = p.wait + 2 * p.timeout;
+    // create the push and ask for its status) must end before it. Creating the push may
+    // try every provider, a timeout each; when that outlasts the wait, the cancel follows.
+    let create = urls.len() as u32 * p.timeout;
+    let longest = create.max(p.wait + p.timeout) + p.timeout;
     if raw.server_max_request_time > 0 && longest >= raw.server_max_request_time {
+        let how = if create > p.wait + p.timeout {
+            format!("{} providers x timeout {} to create it, then a cancel", urls.len(), p.timeout)
+        } else {
+            format!("wait {} + 2 x timeout {}", p.wait, p.timeout)
+        };
         return Err(invalid(
             "push.wait",
             format!(
-                "a push may take {longest} s (wait {} + 2 x timeout {}), not less than the server's \
+                "a push may take {longest} s ({how}), not less than the server's \
                  max_request_time of {} s: lower it, or raise max_request_time in radiusd.conf",
-                p.wait, p.timeout, raw.server_max_request_time
+                raw.server_max_request_time
             ),
         ));
     }
@@ -851,6 +858,16 @@ mod tests {
         let err = Config::from_raw(&raw).unwrap_err();
         assert_eq!(err.item, "push.wait");
         assert!(err.message.contains("max_request_time"), "{err}");
+
+        // A secondary doubles the create: 2 x 11 + 11 is not less than 30, though
+        // 5 + 2 x 11 is.
+        let mut raw = push_raw();
+        (raw.push.wait, raw.push.timeout) = (5, 11);
+        assert!(Config::from_raw(&raw).is_ok(), "one provider: 27 s at most");
+        raw.push.secondary_url = Some("https://push2.example.com".into());
+        let err = Config::from_raw(&raw).unwrap_err();
+        assert_eq!(err.item, "push.wait");
+        assert!(err.message.contains("33 s (2 providers x timeout 11"), "{err}");
 
         let mut raw = push_raw();
         raw.push.url = None;

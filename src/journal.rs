@@ -1262,7 +1262,8 @@ mod tests {
     }
 
     #[test]
-    fn a_large_journal_loads_quickly() {
+    // Load time is measured by bench/ (part 2), not asserted here: tests check behaviour.
+    fn a_large_journal_loads_every_user() {
         let dir = new_dir();
         let path = dir.journal_path();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -1282,13 +1283,10 @@ mod tests {
             ));
         }
         fs::write(&path, text).unwrap();
-        let start = std::time::Instant::now();
         let j = open(&path);
-        let took = start.elapsed();
         assert_eq!(j.token("user7", "TOTP-00000007"), totp(56_000_007));
-        if !cfg!(debug_assertions) {
-            assert!(took < std::time::Duration::from_millis(500), "{took:?}");
-        }
+        let last = users - 1;
+        assert_eq!(j.token(&format!("user{last}"), &format!("TOTP-{last:08X}")), totp(56_000_000 + last));
     }
 
     #[test]

@@ -143,6 +143,13 @@ pub trait PushProvider: Send + Sync {
     fn create(&self, req: &PushRequest<'_>) -> Result<String, PushError> {
         self.open(req).map(|(id, _)| id)
     }
+    /// Like [`PushProvider::open`], asking only provider number `index` of a
+    /// [`Failover`]: to find a push again where it was made. One provider has no
+    /// other to ask.
+    fn open_on(&self, index: usize, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        let _ = index;
+        self.open(req)
+    }
     /// How the push with that id stands.
     fn status(&self, id: &str) -> Result<PushStatus, PushError>;
     /// Withdraws the push (best effort).
@@ -484,7 +491,21 @@ impl Failover {
     }
 }
 
+/// The provider (0: the primary) that made a push id of [`Failover`]; 0 for another id.
+pub fn provider_of(id: &str) -> usize {
+    id.split_once(':').and_then(|(index, _)| index.parse().ok()).unwrap_or(0)
+}
+
 impl PushProvider for Failover {
+    fn open_on(&self, index: usize, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        let Some(provider) = self.providers.get(index) else {
+            return self.open(req);
+        };
+        let result = provider.open(req);
+        self.note(index, &result);
+        result.map(|(id, status)| (format!("{index}:{id}"), status))
+    }
+
     fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
         let candidates = self.candidates();
         let mut last = PushError::AllDown;
@@ -1116,6 +1137,24 @@ mod tests {
         f.cancel(&id).unwrap();
         assert_eq!(secondary.created(), 1);
         assert_eq!(secondary.cancelled(), 1);
+    }
+
+    #[test]
+    fn failover_open_on_finds_a_push_where_it_was_made() {
+        let primary = FakePush::start(PushBehaviour::Error500);
+        let secondary = FakePush::start(PushBehaviour::NeverAnswer);
+        let f = failover(&[&primary.url(), &secondary.url()], Duration::ZERO);
+        let (id, _) = f.open(&request("r1")).unwrap();
+        assert_eq!((id.as_str(), provider_of(&id)), ("1:push-1", 1));
+        // The primary works again (and is no longer skipped): open would make a
+        // second push there; open_on asks the secondary alone.
+        primary.set_behaviour(PushBehaviour::NeverAnswer);
+        let calls = primary.calls();
+        assert_eq!(f.open_on(1, &request("r1")).unwrap(), ("1:push-1".to_owned(), PushStatus::Pending));
+        assert_eq!((primary.calls(), secondary.created()), (calls, 1));
+        // An index it does not have: the usual order.
+        assert_eq!(f.open_on(7, &request("r2")).unwrap().0, "0:push-1");
+        assert_eq!(provider_of("push-9"), 0);
     }
 
     #[test]

@@ -1416,9 +1416,8 @@ mod tests {
     }
 
     #[test]
-    fn many_users_parse_quickly() {
-        // The module reloads the file at startup and on HUP; 100,000 users must
-        // load in well under a second in release builds.
+    fn many_users_parse() {
+        // How fast 100,000 users load is measured by bench/ (part 2), not asserted here.
         let users = if cfg!(debug_assertions) {
             20_000
         } else {
@@ -1435,12 +1434,8 @@ mod tests {
             ));
         }
         text.push_str("}}");
-        let start = std::time::Instant::now();
         let db = TokenDb::parse(&text).unwrap();
-        let took = start.elapsed();
         assert_eq!(db.len(), users);
-        if !cfg!(debug_assertions) {
-            assert!(took < std::time::Duration::from_millis(500), "{took:?}");
-        }
+        assert!(db.user(&format!("user{}", users - 1)).is_some());
     }
 }

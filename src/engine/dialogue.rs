@@ -340,25 +340,26 @@ impl Engine {
 impl Engine {
     /// Sends a push and answers with a challenge at once: no thread waits. The State
     /// carries a random nonce (in the place of a sent code) from which the push's
-    /// request id is derived, so the answer round, on this server or its pair, finds
-    /// the same push at the provider.
+    /// request id is derived, and a last digit naming the provider that made the push,
+    /// so the answer round, on this server or its pair, finds the same push there.
     fn open_push(&self, user: &str, method: &Method<'_>, index: usize, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
-        let nonce = match random_code(crate::challenge::MAX_SENT_CODE) {
+        let nonce = match random_code(crate::challenge::MAX_SENT_CODE - 1) {
             Ok(n) => n,
             Err(e) => {
                 trail.error(format!("no random nonce: {e}"));
                 return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
             }
         };
-        if let Err(e) = self.create_push(user, origin, &nonce) {
-            return self.push_not_sent(user, &e, trail);
-        }
+        let provider = match self.create_push(user, origin, &nonce, None) {
+            Ok((id, _)) => crate::push::provider_of(&id).min(9),
+            Err(e) => return self.push_not_sent(user, &e, trail),
+        };
         let dialogue = Dialogue {
             stage: Stage::Code,
             method: index as u8,
             round: 0,
             expires: self.clock.now() + self.challenge_cfg().timeout,
-            sent_code: Some(nonce),
+            sent_code: Some(format!("{nonce}{provider}")),
         };
         trail.info(format!("challenge: a push was sent to \"{user}\", who is asked to approve, then press OK"));
         self.code_prompt(user, origin, method, dialogue, None)

@@ -133,19 +133,27 @@ impl Engine {
         Some((self.cfg.push.as_ref()?, self.pusher.as_ref()?))
     }
 
-    /// Creates (or, with the same nonce, finds again) the push of a challenge dialogue,
-    /// with its status: the nonce is random per dialogue, so what it finds is its own.
-    pub(super) fn create_push(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<(String, PushStatus), PushError> {
+    /// Creates (or, with the same nonce, finds again on provider `on`) the push of a
+    /// challenge dialogue, with its status: the nonce is random per dialogue, so what it
+    /// finds is its own.
+    pub(super) fn create_push(&self, user: &str, origin: &Origin<'_>, nonce: &str, on: Option<usize>) -> Result<(String, PushStatus), PushError> {
         let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
         let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
         let id = request_id(&[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()]);
-        pusher.provider.open(&PushRequest { user, message: &message, client: origin.client, request_id: &id })
+        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
+        match on {
+            Some(index) => pusher.provider.open_on(index, &request),
+            None => pusher.provider.open(&request),
+        }
     }
 
-    /// How the push of a challenge dialogue stands now.
-    pub(super) fn push_status(&self, user: &str, origin: &Origin<'_>, nonce: &str) -> Result<PushStatus, PushError> {
+    /// How the push of a challenge dialogue stands now. `held` is the dialogue's nonce
+    /// and, in its last digit, the provider that holds the push: asking the first
+    /// working one instead would send a second push when the primary is back.
+    pub(super) fn push_status(&self, user: &str, origin: &Origin<'_>, held: &str) -> Result<PushStatus, PushError> {
         let (_, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
-        let (id, status) = self.create_push(user, origin, nonce)?;
+        let (nonce, index) = held.split_at(held.len().saturating_sub(1));
+        let (id, status) = self.create_push(user, origin, nonce, index.parse().ok())?;
         if status != PushStatus::Pending {
             return Ok(status);
         }

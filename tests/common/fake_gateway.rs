@@ -13,6 +13,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// How the gateway answers the requests that come after it is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,24 @@ pub enum Behaviour {
     Hang,
     /// Reads the request and closes the connection without a word.
     Close,
+    /// This HTTP status with a small JSON error body.
+    Status(u16),
+    /// HTTP 200 with a body that is not JSON.
+    Garbage,
+    /// HTTP 200 with a body of several MiB.
+    Huge,
+    /// Status line and headers of a 200, half of the body, then the connection closed.
+    CutBody,
+    /// Status line and headers of a 200, half of the body, then silence until
+    /// the client closes.
+    StallBody,
+    /// Status line and headers of a 200, then the body one byte every 200 ms, for
+    /// minutes.
+    Trickle,
+    /// Every call: another protocol's banner and binary bytes, not HTTP.
+    NotHttp,
+    /// Every call: a 200 whose first header line never ends.
+    EndlessHeader,
 }
 
 // Both fakes include it, so that each stays usable alone (unit tests include one).
@@ -33,10 +52,15 @@ pub enum Behaviour {
 mod fake_http;
 pub use fake_http::Recorded;
 use fake_http::{answer, read_request, IDLE_LIMIT};
+#[allow(clippy::duplicate_mod)]
+#[path = "fault_answers.rs"]
+mod fault_answers;
 
 
 struct Shared {
     behaviour: Mutex<Behaviour>,
+    /// How long each answer waits after the request was read.
+    delay: Mutex<Duration>,
     requests: Mutex<Vec<Recorded>>,
     /// Connections left hanging, shut down when the gateway is dropped.
     hanging: Mutex<Vec<TcpStream>>,
@@ -54,6 +78,7 @@ impl FakeGateway {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
+            delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
             hanging: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
@@ -90,6 +115,12 @@ impl FakeGateway {
     pub fn set_behaviour(&self, b: Behaviour) {
         *self.shared.behaviour.lock().unwrap() = b;
     }
+
+    /// Every answer from now on comes that long after its request was read
+    /// (a slow gateway); `Duration::ZERO` answers at once.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
 }
 
 impl Drop for FakeGateway {
@@ -115,9 +146,33 @@ fn serve(stream: TcpStream, shared: &Shared) {
     };
     let behaviour = *shared.behaviour.lock().unwrap();
     shared.requests.lock().unwrap().push(request);
+    let delay = *shared.delay.lock().unwrap();
+    if !delay.is_zero() {
+        thread::sleep(delay);
+    }
     let mut stream = stream;
+    let queued = r#"{"status":"queued"}"#;
     match behaviour {
-        Behaviour::Accept => answer(&mut stream, "200 OK", r#"{"status":"queued"}"#),
+        Behaviour::Status(code) => answer(
+            &mut stream,
+            &format!("{code} Failure"),
+            r#"{"error":"refused"}"#,
+        ),
+        Behaviour::Garbage => answer(&mut stream, "200 OK", "<html>\x00 not json"),
+        Behaviour::Huge => fault_answers::huge(&mut stream),
+        Behaviour::CutBody => fault_answers::cut(&mut stream, "200 OK", queued),
+        Behaviour::Trickle => fault_answers::trickle(&mut stream, "200 OK"),
+        Behaviour::NotHttp => fault_answers::not_http(&mut stream),
+        Behaviour::EndlessHeader => fault_answers::endless_header(&mut stream),
+        Behaviour::StallBody => {
+            if let Ok(copy) = stream.try_clone() {
+                shared.hanging.lock().unwrap().push(copy);
+            }
+            if !shared.stopped.load(Ordering::SeqCst) {
+                fault_answers::stall(&mut stream, &mut reader, "200 OK", queued);
+            }
+        }
+        Behaviour::Accept => answer(&mut stream, "200 OK", queued),
         Behaviour::Fail => answer(
             &mut stream,
             "500 Internal Server Error",

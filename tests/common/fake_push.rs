@@ -49,6 +49,26 @@ pub enum PushBehaviour {
     Close,
     /// Every call: read the request, never answer (until the client closes).
     Hang,
+    /// Every call answers this HTTP status with a small JSON error body.
+    Status(u16),
+    /// Every call answers 200 with JSON that is not the contract's (no id, a number
+    /// for the status).
+    WrongJson,
+    /// Every call answers 200 with a body of several MiB.
+    Huge,
+    /// Every call: status line and headers of a 200, half of the body, then the
+    /// connection closed.
+    CutBody,
+    /// Every call: status line and headers of a 200, half of the body, then
+    /// silence until the client closes.
+    StallBody,
+    /// Status line and headers of a 200, then the body one byte every 200 ms, for
+    /// minutes.
+    Trickle,
+    /// Every call: another protocol's banner and binary bytes, not HTTP.
+    NotHttp,
+    /// Every call: a 200 whose first header line never ends.
+    EndlessHeader,
 }
 
 // Both fakes include it, so that each stays usable alone (unit tests include one).
@@ -58,6 +78,9 @@ mod fake_http;
 /// One request as the provider received it.
 pub use fake_http::Recorded as PushRecorded;
 use fake_http::{answer, read_request, IDLE_LIMIT};
+#[allow(clippy::duplicate_mod)]
+#[path = "fault_answers.rs"]
+mod fault_answers;
 
 
 struct Push {
@@ -79,6 +102,8 @@ struct Pushes {
 
 struct Shared {
     behaviour: Mutex<PushBehaviour>,
+    /// How long each answer waits after the request was read.
+    delay: Mutex<Duration>,
     requests: Mutex<Vec<PushRecorded>>,
     pushes: Mutex<Pushes>,
     /// Connections left hanging, shut down when the provider is dropped.
@@ -103,6 +128,7 @@ impl FakePush {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
+            delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
             pushes: Mutex::new(Pushes::default()),
             hanging: Mutex::new(Vec::new()),
@@ -134,6 +160,12 @@ impl FakePush {
 
     pub fn set_behaviour(&self, b: PushBehaviour) {
         *lock(&self.shared.behaviour) = b;
+    }
+
+    /// Every answer from now on comes that long after its request was read
+    /// (a slow provider); `Duration::ZERO` answers at once.
+    pub fn set_delay(&self, delay: Duration) {
+        *lock(&self.shared.delay) = delay;
     }
 
     /// Pushes actually created; a create with a known request_id is not one.
@@ -185,8 +217,35 @@ fn serve(stream: TcpStream, shared: &Shared) {
     };
     let behaviour = *lock(&shared.behaviour);
     lock(&shared.requests).push(request.clone());
+    let delay = *lock(&shared.delay);
+    if !delay.is_zero() {
+        thread::sleep(delay);
+    }
     let mut stream = stream;
+    // What a working provider would say, for the answers that break off half-way.
+    let pending = r#"{"id":"push-cut","status":"pending"}"#;
     match behaviour {
+        PushBehaviour::Status(code) => answer(
+            &mut stream,
+            &format!("{code} Failure"),
+            r#"{"error":"refused"}"#,
+        ),
+        PushBehaviour::WrongJson => {
+            answer(&mut stream, "200 OK", r#"{"push":{"ref":7},"status":1}"#)
+        }
+        PushBehaviour::Huge => fault_answers::huge(&mut stream),
+        PushBehaviour::CutBody => fault_answers::cut(&mut stream, "200 OK", pending),
+        PushBehaviour::Trickle => fault_answers::trickle(&mut stream, "200 OK"),
+        PushBehaviour::NotHttp => fault_answers::not_http(&mut stream),
+        PushBehaviour::EndlessHeader => fault_answers::endless_header(&mut stream),
+        PushBehaviour::StallBody => {
+            if let Ok(copy) = stream.try_clone() {
+                lock(&shared.hanging).push(copy);
+            }
+            if !shared.stopped.load(Ordering::SeqCst) {
+                fault_answers::stall(&mut stream, &mut reader, "200 OK", pending);
+            }
+        }
         PushBehaviour::Error500 => answer(
             &mut stream,
             "500 Internal Server Error",
