@@ -297,3 +297,18 @@ fn a_hup_reloads_the_configuration_and_a_push_waiting_across_it_ends_well() {
     assert!(reply.is_accept(), "the push begun before the HUP ends with its answer: {reply:?}");
     assert_eq!(server.auth("alice", "wrong").message(), Some("Login refused"), "the new configuration is in use");
 }
+
+#[test]
+fn the_api_key_is_sent_in_its_header_and_never_logged() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    let key = "pi-api-key-5f3c9a7e1d";
+    let items = format!("\tapi_key = \"{key}\"\n\tapi_key_header = \"X-API-Key\"");
+    let server = Server::start(&dir, &pi_setup(&pi.url(), &items, ""));
+    assert!(server.auth("alice", GOOD_PASS).is_accept());
+    assert!(server.auth("alice", "pin000000").is_reject());
+    assert_eq!(pi.requests()[0].header("X-API-Key"), Some(key));
+    let log = server.debug_log();
+    assert!(!log.contains(key), "the API key is in the debug log");
+    assert!(!log.contains(GOOD_PASS) && !log.contains("pin000000"), "a password is in the debug log");
+}
