@@ -113,6 +113,13 @@ fn email_sms_and_challenge_response_challenges() {
     assert!(answer(&server, "dave", RFC_HOTP[0], again.state()).is_reject(), "a State is bound to its user");
     let third = login(&server, "carol", "5678");
     assert!(answer(&server, "carol", RFC_HOTP[0], third.state()).is_accept());
+
+    // Several tokens behind one PIN: one challenge (privacyIDEA's multi_challenge, one
+    // transaction), answered by any of them.
+    pi.enroll_hotp("dave", "corp", RFC_KEY_HEX, Some("4321"));
+    let multi = login(&server, "dave", "4321");
+    assert!(multi.is_challenge(), "{multi:?}");
+    assert!(answer(&server, "dave", RFC_HOTP[0], multi.state()).is_accept(), "the HOTP token answers the shared challenge");
 }
 
 #[test]
@@ -159,4 +166,12 @@ fn push_by_challenge_then_check() {
     pi.phone_answer(&token.serial, true);
     let done = answer(&server, "dave", "", pending.state());
     assert!(done.is_accept(), "{done:?}");
+
+    // With an HOTP token behind the same PIN, a code may be typed instead of approving.
+    pi.enroll_hotp("dave", "corp", RFC_KEY_HEX, Some("1357"));
+    pi.set_policy("cr", "authentication", "challenge_response=hotp", &[]);
+    let both = login(&server, "dave", "1357");
+    assert!(both.is_challenge(), "{both:?}");
+    let typed = answer(&server, "dave", RFC_HOTP[0], both.state());
+    assert!(typed.is_accept(), "{typed:?}");
 }
