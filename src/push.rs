@@ -805,7 +805,9 @@ mod tests {
 
     /// A one-connection server that reads the request, writes `answer` as is,
     /// then closes. Gives the base URL and the request line it received.
-    fn raw_server(answer: &'static [u8]) -> (String, mpsc::Receiver<String>) {
+    fn raw_server(answer: &[u8]) -> (String, mpsc::Receiver<String>) {
+        // Owned by the thread, so that no answer is leaked to make it 'static.
+        let answer = answer.to_vec();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = mpsc::channel();
@@ -829,26 +831,26 @@ mod tests {
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             let _ = tx.send(first);
-            let _ = stream.write_all(answer);
+            let _ = stream.write_all(&answer);
         });
         (url, rx)
     }
 
-    fn answered(body: &str) -> &'static [u8] {
-        let text = format!(
+    fn answered(body: &str) -> Vec<u8> {
+        format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
-        );
-        Box::leak(text.into_bytes().into_boxed_slice())
+        )
+        .into_bytes()
     }
 
     fn status_answer(body: &str) -> Result<PushStatus, PushError> {
-        let (url, _) = raw_server(answered(body));
+        let (url, _) = raw_server(&answered(body));
         provider(&url, 2000).status("p1")
     }
 
     fn create_answer(body: &str) -> Result<String, PushError> {
-        let (url, _) = raw_server(answered(body));
+        let (url, _) = raw_server(&answered(body));
         provider(&url, 2000).create(&request("r1"))
     }
 
@@ -950,7 +952,7 @@ mod tests {
 
     #[test]
     fn the_id_is_one_encoded_path_segment() {
-        let (url, line) = raw_server(answered(r#"{"id":"a/b c?d%","status":"pending"}"#));
+        let (url, line) = raw_server(&answered(r#"{"id":"a/b c?d%","status":"pending"}"#));
         assert_eq!(
             provider(&url, 2000).status("a/b c?d%"),
             Ok(PushStatus::Pending)
