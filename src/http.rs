@@ -63,6 +63,14 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+/// Runs one ureq call, turning a panic inside ureq into "not valid HTTP": ureq
+/// 2.12.1 slices past the end of a header line that has no colon when it looks
+/// that header up (a bare `Transfer-Encoding` line), and any server can send one.
+pub fn contain_panic<T>(call: impl FnOnce() -> T) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .map_err(|_| Failure::Unreachable("its answer is not valid HTTP".to_owned()))
+}
+
 /// A call that got no usable answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {

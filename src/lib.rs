@@ -9,6 +9,7 @@ pub mod challenge;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod gateway;
 pub mod guard;
 pub mod http;

@@ -267,32 +267,40 @@ impl HttpPushProvider {
         body: Option<&[u8]>,
         expected: &[u16],
     ) -> Result<Vec<u8>, PushError> {
-        let sent = match body {
-            Some(body) => request
-                .set("Content-Type", "application/json")
-                .send_bytes(body),
-            None => request.call(),
-        };
-        let response = match sent {
-            Ok(response) => response,
-            Err(ureq::Error::Status(code, _)) => return Err(PushError::Status(code)),
-            Err(ureq::Error::Transport(t)) => return Err(transport_error(&t)),
-        };
-        let code = response.status();
-        if !expected.contains(&code) {
-            return Err(PushError::Status(code));
-        }
-        let mut answer = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_ANSWER as u64 + 1)
-            .read_to_end(&mut answer)
-            .map_err(|e| io_error(&e))?;
-        if answer.len() > MAX_ANSWER {
-            return Err(PushError::BadAnswer("it is too long".to_owned()));
-        }
-        Ok(answer)
+        http::contain_panic(|| {
+            let sent = match body {
+                Some(body) => request
+                    .set("Content-Type", "application/json")
+                    .send_bytes(body),
+                None => request.call(),
+            };
+            match sent {
+                Ok(response) => read_answer(response, expected),
+                Err(ureq::Error::Status(code, _)) => Err(PushError::Status(code)),
+                Err(ureq::Error::Transport(t)) => Err(transport_error(&t)),
+            }
+        })
+        .unwrap_or_else(|f| Err(failure(f)))
     }
+}
+
+/// The body of an answer whose status is one of `expected`, read whole. Apart
+/// from the call (and public) so that the fuzz targets reach it without a network.
+pub fn read_answer(response: ureq::Response, expected: &[u16]) -> Result<Vec<u8>, PushError> {
+    let code = response.status();
+    if !expected.contains(&code) {
+        return Err(PushError::Status(code));
+    }
+    let mut answer = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_ANSWER as u64 + 1)
+        .read_to_end(&mut answer)
+        .map_err(|e| io_error(&e))?;
+    if answer.len() > MAX_ANSWER {
+        return Err(PushError::BadAnswer("it is too long".to_owned()));
+    }
+    Ok(answer)
 }
 
 impl PushProvider for HttpPushProvider {
@@ -330,7 +338,7 @@ impl PushProvider for HttpPushProvider {
 
 /// The id and status of an answer. The reasons name what is wrong without
 /// quoting the answer, which could echo anything (the credential included).
-fn parse_answer(answer: &[u8]) -> Result<(String, PushStatus), PushError> {
+pub fn parse_answer(answer: &[u8]) -> Result<(String, PushStatus), PushError> {
     let bad = |reason: &str| PushError::BadAnswer(reason.to_owned());
     let value: serde_json::Value =
         serde_json::from_slice(answer).map_err(|_| bad("it is not JSON"))?;
@@ -360,7 +368,7 @@ fn parse_answer(answer: &[u8]) -> Result<(String, PushStatus), PushError> {
 
 /// Percent-encodes all but the unreserved characters of RFC 3986, so that an
 /// id is one path segment whatever it holds.
-fn encode_segment(s: &str) -> String {
+pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -852,6 +860,15 @@ mod tests {
     fn create_answer(body: &str) -> Result<String, PushError> {
         let (url, _) = raw_server(&answered(body));
         provider(&url, 2000).create(&request("r1"))
+    }
+
+    #[test]
+    fn a_header_line_without_colon_is_a_failure() {
+        // Found by fuzzing (fuzz/regressions/push_answer/): ureq 2.12.1 panics on it.
+        let (url, _) = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length\r\n\r\n{}");
+        let e = provider(&url, 2000).status("p1").unwrap_err();
+        assert_eq!(e, PushError::Unreachable("its answer is not valid HTTP".into()));
+        assert!(is_failure(&e), "counts for failover and failmode");
     }
 
     #[test]

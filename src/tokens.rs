@@ -748,7 +748,8 @@ impl TokenDb {
         Self::parse_bytes(text.as_bytes())
     }
 
-    fn parse_bytes(bytes: &[u8]) -> Result<TokenDb, TokenError> {
+    /// Parses and validates the file's bytes, as `load` does.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<TokenDb, TokenError> {
         let context = ParseContext::default();
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let parsed = FileSeed { context: &context }.deserialize(&mut de).and_then(|users| de.end().map(|()| users));
@@ -757,7 +758,7 @@ impl TokenDb {
             Err(e) => Err(context.invalid.borrow_mut().take().unwrap_or_else(|| TokenError::Syntax {
                 path: None,
                 user: context.failed_user.borrow_mut().take(),
-                message: e.to_string(),
+                message: escape_controls(e.to_string()),
             })),
         }
     }
@@ -931,6 +932,18 @@ impl TokenDb {
         }
         Some(token)
     }
+}
+
+/// serde quotes an unknown field or type name as it is: escape its control
+/// characters, so that the message stays one log line.
+fn escape_controls(message: String) -> String {
+    if !message.chars().any(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+        .collect()
 }
 
 fn duplicate_serial(user: &str, serial: &str) -> TokenError {
@@ -1197,6 +1210,20 @@ mod tests {
         assert!(error_of(bad_type).contains("sms"));
         assert!(error_of(r#"{"users": {}} trailing"#).contains("trailing"));
         assert!(error_of("").contains("EOF"));
+    }
+
+    #[test]
+    fn a_name_with_control_characters_stays_one_log_line() {
+        // Found by fuzzing (fuzz/regressions/token_file/): serde quoted the name raw.
+        for text in [
+            "{\"users\": {}, \"x\\nrlm_mfa: forged line\": 1}",
+            "{\"users\": {\"bob\": {\"tokens\": [{\"serial\": \"S\", \"type\": \"totp\\u001b[2J\"}]}}}",
+            "{\"\u{7f}\"",
+        ] {
+            let error = error_of(text);
+            assert!(!error.chars().any(char::is_control), "{error:?}");
+        }
+        assert!(error_of("{\"users\": {}, \"x\\ny\": 1}").contains("unknown field `x\\ny`"));
     }
 
     #[test]

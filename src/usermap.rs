@@ -38,7 +38,8 @@ impl UserMap {
             let [from, to] = <[String; 2]>::try_from(words)
                 .map_err(|_| format!("line {}: expected two names", index + 1))?;
             if map.insert(from.clone(), to).is_some() {
-                return Err(format!("line {}: \"{from}\" is mapped twice", index + 1));
+                // {:?}: a name's control characters must not break the log line.
+                return Err(format!("line {}: {from:?} is mapped twice", index + 1));
             }
         }
         Ok(UserMap(map))
@@ -87,5 +88,12 @@ mod tests {
         assert!(UserMap::parse("ok fine\nlonely").unwrap_err().contains("line 2"));
         assert!(UserMap::parse("\"open b").unwrap_err().contains("quote"));
         assert!(UserMap::parse("a b\na c").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn errors_stay_one_log_line() {
+        // Found by fuzzing (fuzz/regressions/user_map/): the name was quoted raw.
+        let error = UserMap::parse("\u{1b}[2Ja b\n\u{1b}[2Ja c").unwrap_err();
+        assert_eq!(error, "line 2: \"\\u{1b}[2Ja\" is mapped twice");
     }
 }

@@ -1,0 +1,3 @@
+#![no_main]
+// Body and checks: rlm_mfa::fuzzing::journal_file (src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::journal_file(data));
