@@ -213,11 +213,17 @@ fn parsed<T>(body: &[u8], parse: fn(&[u8]) -> Result<T, AnswerError>) -> Result<
     }
 }
 
+/// The whole exchange under `http::contain_panic`: ureq 2.12 panics on some
+/// malformed answers (a header line without a colon); that is the server failing.
+fn exchange(call: impl FnOnce() -> Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
+    http::contain_panic(|| body_of(call())).unwrap_or_else(|f| Err(ServerFailure(failure_words(f))))
+}
+
 impl Validate for HttpClient {
     fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
         self.on_servers(|base| {
             let request = self.with_key(self.agent.post(&format!("{base}/validate/check")));
-            parsed(&body_of(request.send_form(form))?, answer::parse_check)
+            parsed(&exchange(|| request.send_form(form))?, answer::parse_check)
         })
     }
 
@@ -226,7 +232,7 @@ impl Validate for HttpClient {
             let request = self
                 .with_key(self.agent.get(&format!("{base}/validate/polltransaction")))
                 .query("transaction_id", transaction_id);
-            parsed(&body_of(request.call())?, answer::parse_poll)
+            parsed(&exchange(|| request.call())?, answer::parse_poll)
         })
     }
 }
@@ -281,4 +287,85 @@ fn tls_config(cfg: &ClientConfig) -> Result<Option<Arc<rustls::ClientConfig>>, S
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Some(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// An HTTP answer with the right Content-Length.
+    fn http(status: &str, body: &str) -> Vec<u8> {
+        format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .into_bytes()
+    }
+
+    /// A server that answers every request on a connection with `answer`, as bytes.
+    fn raw_server(answer: impl Into<Vec<u8>>) -> String {
+        let answer: Vec<u8> = answer.into();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // Headers up to the blank line; the form body is small and ignored.
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let _ = stream.write_all(&answer);
+            }
+        });
+        url
+    }
+
+    fn client(urls: Vec<String>) -> HttpClient {
+        HttpClient::new(&ClientConfig {
+            urls,
+            timeout: Duration::from_secs(2),
+            skip_failing: Duration::from_secs(30),
+            api_key: None,
+            ca_file: None,
+            ca_path: None,
+            reuse_connections: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_header_line_without_colon_is_the_server_failing() {
+        // ureq 2.12 panics on this answer; it must be a failure, not a panic.
+        let url = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length\r\n\r\n{}".as_slice());
+        let called = client(vec![url]).check(&[("user", "alice"), ("pass", "x")]);
+        match called.result {
+            Err(CallError::Unavailable(why)) => assert!(why.contains("not valid HTTP"), "{why}"),
+            other => panic!("{:?}", other.map(|a| a.verdict)),
+        }
+    }
+
+    #[test]
+    fn a_failing_server_is_passed_over_and_noted() {
+        let bad = raw_server(http("502 Bad Gateway", ""));
+        let good = raw_server(http("200 OK", r#"{"result":{"status":true,"value":true,"authentication":"A"}}"#));
+        let c = client(vec![bad, good]);
+        let called = c.check(&[("user", "alice"), ("pass", "x")]);
+        assert_eq!(called.failed.len(), 1, "the failing server is noted: {:?}", called.failed);
+        assert!(called.failed[0].contains("502"));
+        // "A" is not an authentication privacyIDEA gives: an answer, but not usable.
+        assert!(matches!(called.result, Err(CallError::Answer(AnswerError::Malformed(_)))));
+        // Skipped now: the next call goes straight to the good server.
+        assert!(c.check(&[("user", "alice"), ("pass", "x")]).failed.is_empty());
+    }
+
+    #[test]
+    fn four_hundreds_with_json_are_answers_and_pages_are_failures() {
+        let refused =
+            raw_server(http("400 BAD REQUEST", r#"{"result":{"status":false,"error":{"code":904,"message":"ERR904"}}}"#));
+        let called = client(vec![refused]).check(&[("user", "nobody"), ("pass", "x")]);
+        assert!(matches!(called.result, Err(CallError::Answer(AnswerError::Refused { code: 904, .. }))));
+        let page = raw_server(http("200 OK", "<html>"));
+        assert!(matches!(client(vec![page]).check(&[]).result, Err(CallError::Unavailable(_))));
+    }
 }
