@@ -215,15 +215,15 @@ fn parsed<T>(body: &[u8], parse: fn(&[u8]) -> Result<T, AnswerError>) -> Result<
 
 /// The whole exchange under `http::contain_panic`: ureq 2.12 panics on some
 /// malformed answers (a header line without a colon); that is the server failing.
-fn exchange(call: impl FnOnce() -> Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
-    http::contain_panic(|| body_of(call())).unwrap_or_else(|f| Err(ServerFailure(failure_words(f))))
+fn exchange(call: impl FnOnce() -> Result<Vec<u8>, ServerFailure>) -> Result<Vec<u8>, ServerFailure> {
+    http::contain_panic(call).unwrap_or_else(|f| Err(ServerFailure(failure_words(f))))
 }
 
 impl Validate for HttpClient {
     fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
         self.on_servers(|base| {
             let request = self.with_key(self.agent.post(&format!("{base}/validate/check")));
-            parsed(&exchange(|| request.send_form(form))?, answer::parse_check)
+            parsed(&exchange(|| body_of(request.send_form(form)))?, answer::parse_check)
         })
     }
 
@@ -232,7 +232,7 @@ impl Validate for HttpClient {
             let request = self
                 .with_key(self.agent.get(&format!("{base}/validate/polltransaction")))
                 .query("transaction_id", transaction_id);
-            parsed(&exchange(|| request.call())?, answer::parse_poll)
+            parsed(&exchange(|| body_of(request.call()))?, answer::parse_poll)
         })
     }
 }
