@@ -333,19 +333,7 @@ impl Engine {
 
     /// Realm handling, user map and suffix. An error says why the name is unusable.
     fn resolve(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Result<Names, &'static str> {
-        let Some(raw) = user_name else {
-            return Err("the request has no User-Name");
-        };
-        let Ok(name) = std::str::from_utf8(raw) else {
-            return Err("the User-Name is not valid UTF-8");
-        };
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err("the User-Name is empty or holds control characters");
-        }
-        let parsed = realm::parse(name, &self.cfg.realm).map_err(|e| match e {
-            realm::RealmError::EmptyUser => "the User-Name has an empty user part",
-            realm::RealmError::EmptyRealm => "the User-Name has an empty realm part",
-        })?;
+        let parsed = parse_user_name(user_name, &self.cfg.realm)?;
         let mapped = match &self.user_map {
             Some(map) => {
                 let (map, event) = map.get();
@@ -627,6 +615,19 @@ impl Engine {
     fn windows(&self) -> Windows {
         Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
     }
+}
+
+/// A User-Name split by the realm settings; an error says why it is unusable.
+fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result<realm::ParsedName, &'static str> {
+    let raw = user_name.ok_or("the request has no User-Name")?;
+    let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err("the User-Name is empty or holds control characters");
+    }
+    realm::parse(name, cfg).map_err(|e| match e {
+        realm::RealmError::EmptyUser => "the User-Name has an empty user part",
+        realm::RealmError::EmptyRealm => "the User-Name has an empty realm part",
+    })
 }
 
 /// One module instance: the local token file, or privacyIDEA.

@@ -23,6 +23,7 @@ pub mod push;
 pub mod realm;
 pub mod reload;
 pub mod template;
+pub mod text;
 pub mod tokens;
 #[cfg(test)]
 mod testutil;

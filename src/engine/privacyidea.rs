@@ -18,11 +18,11 @@ use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::mapping::{reply_attributes, Rule};
-use crate::privacyidea::answer::{cut, printable, USER_NOT_FOUND};
+use crate::privacyidea::answer::USER_NOT_FOUND;
+use crate::text::{cut, printable};
 use crate::privacyidea::{
     AnswerError, CallError, Called, Challenge, CheckAnswer, HttpClient, PiConfig, PollMode, PollStatus, Validate, Verdict,
 };
-use crate::realm;
 
 /// How many live challenges one node remembers as answered.
 const USED_STATES: usize = 100_000;
@@ -130,15 +130,7 @@ impl PiEngine {
 
     /// The user and RADIUS realm of a User-Name; an error says why it is unusable.
     fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
-        let raw = user_name.ok_or("the request has no User-Name")?;
-        let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err("the User-Name is empty or holds control characters");
-        }
-        let parsed = realm::parse(name, &self.cfg.realm).map_err(|e| match e {
-            realm::RealmError::EmptyUser => "the User-Name has an empty user part",
-            realm::RealmError::EmptyRealm => "the User-Name has an empty realm part",
-        })?;
+        let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
         Ok((parsed.user, parsed.realm))
     }
 

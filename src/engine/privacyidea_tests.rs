@@ -48,18 +48,8 @@ const PUSH: &str = r#"{"result":{"status":true,"value":false,"authentication":"C
     "detail":{"transaction_id":"99998888777766665555","message":"please confirm on your phone",
     "multi_challenge":[{"transaction_id":"99998888777766665555","type":"push","client_mode":"poll"}]}}"#;
 
-struct Setup {
-    _dir: TempDir,
-    engine: PiEngine,
-    sent: Sent,
-}
-
-fn setup(
-    checks: Vec<Result<CheckAnswer, CallError>>,
-    polls: Vec<Result<PollStatus, CallError>>,
-    change: impl Fn(&mut crate::config::RawConfig),
-) -> Setup {
-    let dir = TempDir::new("pi");
+/// The backend set to privacyidea at an address nothing answers (the calls are scripted).
+fn pi_raw_config(dir: &TempDir) -> crate::config::RawConfig {
     let mut raw = raw_config(dir.path(), "otp");
     raw.backend = Some("privacyidea".into());
     raw.privacyidea = crate::config::RawPrivacyIdea {
@@ -72,6 +62,22 @@ fn setup(
         realms: vec![("example.com".into(), "corp".into())],
         ..Default::default()
     };
+    raw
+}
+
+struct Setup {
+    _dir: TempDir,
+    engine: PiEngine,
+    sent: Sent,
+}
+
+fn setup(
+    checks: Vec<Result<CheckAnswer, CallError>>,
+    polls: Vec<Result<PollStatus, CallError>>,
+    change: impl Fn(&mut crate::config::RawConfig),
+) -> Setup {
+    let dir = TempDir::new("pi");
+    let mut raw = pi_raw_config(&dir);
     change(&mut raw);
     let cfg = Config::from_raw(&raw).unwrap();
     let fake = Scripted { checks: Mutex::new(checks), polls: Mutex::new(polls), ..Scripted::default() };
@@ -278,16 +284,7 @@ impl Validate for SlowAccept {
 #[test]
 fn a_resent_login_joins_the_one_in_progress() {
     let dir = TempDir::new("pi-join");
-    let mut raw = raw_config(dir.path(), "otp");
-    raw.backend = Some("privacyidea".into());
-    raw.privacyidea = crate::config::RawPrivacyIdea {
-        url: Some("http://127.0.0.1:1".into()),
-        timeout: 2,
-        poll_wait: 5,
-        poll_interval: 1,
-        max_waiting: 2,
-        ..Default::default()
-    };
+    let raw = pi_raw_config(&dir);
     let counter = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
     struct Shared(Arc<SlowAccept>);
     impl Validate for Shared {

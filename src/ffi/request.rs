@@ -18,6 +18,7 @@ use super::bindings::{
     VALUE_PAIR,
 };
 use crate::engine::Level;
+use crate::text::cut;
 
 /// The longest value of a RADIUS string attribute.
 const MAX_ATTR_LEN: usize = 253;
@@ -115,7 +116,7 @@ impl<'a> Request<'a> {
     /// Creates or replaces a string attribute in the request list, byte for byte
     /// (no unescaping, unlike fr_pair_make).
     pub fn set_request_string(&mut self, attr: u32, value: &str) -> bool {
-        let value = truncate(value, MAX_ATTR_LEN);
+        let value = cut(value, MAX_ATTR_LEN);
         // SAFETY: the new pair is allocated under the request packet, which owns the list.
         unsafe {
             let packet = (*self.raw).packet;
@@ -228,7 +229,7 @@ impl<'a> Request<'a> {
 
     /// Adds a Reply-Message, cut at 253 bytes on a character boundary.
     pub fn add_reply_message(&mut self, text: &str) -> bool {
-        let text = truncate(text, MAX_ATTR_LEN);
+        let text = cut(text, MAX_ATTR_LEN);
         // SAFETY: the reply packet owns its list and is the talloc parent of the new pair.
         unsafe {
             let reply = (*self.raw).reply;
@@ -364,15 +365,4 @@ mod libc_af {
     pub const INET6: i32 = 10;
 }
 
-/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 

@@ -7,7 +7,8 @@ use super::input::Input;
 use super::one_log_line;
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateError, StateKey, Transaction, TX_STATE_LEN};
 use crate::mapping::{RawRule, Rule, MAX_VALUE};
-use crate::privacyidea::answer::{parse_check, parse_poll, printable, AnswerError, Verdict, MAX_TRANSACTION_ID};
+use crate::privacyidea::answer::{parse_check, parse_poll, AnswerError, Verdict, MAX_TRANSACTION_ID};
+use crate::text::printable;
 
 /// Whatever a server answers: an accept only for `status: true` and `value: true`
 /// exactly; a challenge only with one usable transaction id; every error fit for

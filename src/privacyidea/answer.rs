@@ -72,23 +72,7 @@ impl std::fmt::Display for AnswerError {
 /// privacyIDEA's error code for a user it cannot find (ERR904).
 pub const USER_NOT_FOUND: i64 = 904;
 
-/// `text` without control characters, cut to `max` bytes: fit for a log line.
-pub fn printable(text: &str, max: usize) -> String {
-    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    cut(&clean, max).to_string()
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-pub fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+use crate::text::printable;
 
 fn result_of(body: &[u8]) -> Result<(Value, Value), AnswerError> {
     let root: Value = serde_json::from_slice(body).map_err(|_| AnswerError::NotJson)?;
@@ -256,11 +240,5 @@ mod tests {
         assert_eq!(parse_poll(br#"{"result":{"status":true,"value":false},"detail":{"challenge_status":"pending"}}"#), Ok(PollStatus::Pending));
         assert_eq!(parse_poll(br#"{"result":{"status":true,"value":false},"detail":{"challenge_status":"declined"}}"#), Ok(PollStatus::Declined));
         assert!(parse_poll(br#"{"result":{"status":true}}"#).is_err());
-    }
-
-    #[test]
-    fn cut_keeps_whole_characters() {
-        assert_eq!(cut("aé", 2), "a");
-        assert_eq!(printable("a\nb", 10), "a b");
     }
 }
