@@ -2,7 +2,7 @@
 # rlm_mfa soak run (Python 3 standard library only). Started by bench/soak.sh,
 # which builds or finds the module.
 #
-# One FreeRADIUS (-f, no debug) with five rlm_mfa instances, one per flow:
+# One FreeRADIUS (-f, no debug) with six rlm_mfa instances, one per flow:
 #   mfa_otp    mode otp: TOTP users, HOTP users, and users who only ever send
 #              wrong codes (rejected, then locked out: rejected all the same)
 #   mfa_pw     mode password+otp ("password,code"), and users with a wrong password
@@ -11,6 +11,9 @@
 #              code sent to a fake SMS gateway -> that code + State
 #   mfa_push   mode push: a fake provider that approves at once; logins past
 #              max_waiting get a challenge and answer it
+#   mfa_pi     backend = privacyidea: a fake privacyIDEA's /validate/check, which
+#              accepts the right PIN and code (with the user's groups, mapped
+#              onto Class by a reply rule) and rejects any other
 # Cycles of logins through all flows at once (several radclient processes, -p
 # parallelism), every reply checked against the code it must have; the
 # server's VmRSS sampled every few seconds.
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +40,8 @@ from bench import SECRET, STEP, Server, b32, hotp, self_test, tail, write_file  
 
 MENU_SMS_CHOICE = "2"  # the menu of an app + SMS user: 1. Authenticator app, 2. SMS
 SMS_CODE = re.compile(r"Your login code is (\d+) ")
+PI_PASS = "pin123456"  # what the fake privacyIDEA accepts (PIN and code in one field)
+PI_CLASS = "0x" + b"soak".hex()  # Class from the group "vpn-soak", as radclient prints octets
 
 
 # ---------------------------------------------------------------- fake peers
@@ -161,6 +167,37 @@ class FakePushApprover:
         return 405, {"error": "method"}
 
 
+class FakePrivacyIdea:
+    """privacyIDEA's /validate/check (src/privacyidea, tests/privacyidea_fake.rs): a form
+    body with user and pass; PI_PASS is accepted, with detail.user.groups (the
+    add_user_in_response policy), any other pass rejected as a wrong PIN."""
+
+    def __init__(self):
+        self.accepted = self.rejected = 0
+        self.peer = FakePeer(self.handle)
+        self.url = self.peer.base
+
+    def handle(self, method, path, body):
+        if method != "POST" or path != "/validate/check":
+            return 404, {"result": {"status": False, "error": {"code": 404, "message": "not found"}}}
+        try:
+            form = urllib.parse.parse_qs(body.decode(), keep_blank_values=True, strict_parsing=True)
+            user, password = form["user"][0], form["pass"][0]
+        except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+            return 400, {"result": {"status": False, "error": {"code": 905, "message": "bad request"}}}
+        if not user.startswith("pi"):
+            return 400, {"result": {"status": False, "error": {"code": 904, "message": "not a soak user"}}}
+        if password == PI_PASS:
+            with self.peer.lock:
+                self.accepted += 1
+            return 200, {"result": {"status": True, "value": True, "authentication": "ACCEPT"},
+                         "detail": {"serial": "SOAK1", "user": {"groups": ["vpn-soak", "staff"]}}}
+        with self.peer.lock:
+            self.rejected += 1
+        return 200, {"result": {"status": True, "value": False, "authentication": "REJECT"},
+                     "detail": {"message": "wrong otp pin"}}
+
+
 # ---------------------------------------------------------------- configuration
 
 def instance(name, mode, extra=""):
@@ -181,12 +218,21 @@ MODULES = {
     "mfa_push": instance("mfa_push", "push",
                          "\tpush {\n\t\turl = \"{push_url}\"\n\t\tapproval = wait\n\t\tmax_waiting = 8\n"
                          "\t\twhen_busy = challenge\n\t\twait = 10\n\t\ttimeout = 3\n\t\tpoll_interval = 1\n\t}\n"),
+    # privacyIDEA decides (mode, the token file and require_token are unused); its
+    # answer's detail.user.groups "vpn-soak" becomes Class "soak". poll_wait below its
+    # default of 15: poll_wait + 3 x timeout must stay under max_request_time (30 s).
+    "mfa_pi": instance("mfa_pi", "otp",
+                       "\tbackend = privacyidea\n\tprivacyidea {{\n\t\turl = \"{pi_url}\"\n\t\ttimeout = 5\n"
+                       "\t\tpoll_wait = 10\n\t}}\n"
+                       "\treply Class {{\n\t\tfrom = \"user.groups\"\n\t\tmatch = \"^vpn-(.*)$\"\n\t}}\n"),
     "files": "files {\n\tfilename = ${modconfdir}/files/authorize\n}\n",
     "pap": "pap {\n\tnormalise = yes\n}\n",
 }
 
-# Each instance claims its own users (require_token = no: the others pass). The reply
-# carries the User-Name as Filter-Id, so that a challenge can be matched to its user.
+# Each instance claims its own users (require_token = no: the others pass). mfa_pi,
+# whose backend claims every user, is called only for its own ("pi..."), after the
+# others have passed them. The reply carries the User-Name as Filter-Id, so that a
+# challenge can be matched to its user.
 SITE = """\
 server soak {{
 listen {{
@@ -203,6 +249,9 @@ authorize {{
 	mfa_chal
 	mfa_menu
 	mfa_push
+	if (&User-Name =~ /^pi/) {{
+		mfa_pi
+	}}
 	files
 	pap
 }}
@@ -231,6 +280,9 @@ authenticate {{
 			pap
 		}}
 		mfa_push
+	}}
+	Auth-Type mfa_pi {{
+		mfa_pi
 	}}
 	Auth-Type PAP {{
 		pap
@@ -521,8 +573,8 @@ def main():
     os.makedirs(work, exist_ok=True)
 
     # Shares of a cycle per flow (sum 1.0): the single-round flows carry most logins.
-    share = {"otp_totp": 0.22, "otp_hotp": 0.20, "otp_wrong": 0.02, "pw_otp": 0.22, "pw_wrong": 0.02,
-             "challenge": 0.15, "menu_sms": 0.09, "push": 0.08}
+    share = {"otp_totp": 0.19, "otp_hotp": 0.20, "otp_wrong": 0.02, "pw_otp": 0.19, "pw_wrong": 0.02,
+             "challenge": 0.15, "menu_sms": 0.09, "push": 0.08, "privacyidea": 0.05, "privacyidea_wrong": 0.01}
     per = {k: max(1, int(v * args.cycle)) for k, v in share.items()}
     # A TOTP user logs in at most once per 30 s step: each TOTP pool holds 8 cycles' worth,
     # and a cycle whose users were used in this step waits for the next one. All users
@@ -537,9 +589,13 @@ def main():
         "challenge": Pool("ch", 8 * per["challenge"], 6, "totp"),
         "menu_sms": Pool("sm", 3 * per["menu_sms"], 7, None),
         "push": Pool("pu", 3 * per["push"], 8, None),
+        # mfa_pi's users: the name starts with "pi" (and no other pool's does).
+        "privacyidea": Pool("pi", 2 * per["privacyidea"], 9, None),
+        "privacyidea_wrong": Pool("pix", per["privacyidea_wrong"], 10, None),
     }
     sms = FakeSms()
     push = FakePushApprover()
+    pi = FakePrivacyIdea()
 
     def store(pool_names):
         # A push user needs an entry, empty: the provider knows the device.
@@ -556,12 +612,14 @@ def main():
                                               "sms": f"+4520{i:06d}"}
                                           for i, u in enumerate(pools["menu_sms"].names)}}),
         "mfa_push": store(["push"]),
+        "mfa_pi": json.dumps({"users": {}}),  # unused: privacyIDEA knows the users
     }
     users_text = "".join(f'"{u}"\tCleartext-Password := "{p.passwords[u]}"\n'
-                         for k, p in pools.items() if k not in ("otp_totp", "otp_hotp", "otp_wrong")
+                         for k, p in pools.items()
+                         if k not in ("otp_totp", "otp_hotp", "otp_wrong", "privacyidea", "privacyidea_wrong")
                          for u in p.names)
     mods = {name: text.replace("{challenge_timeout}", str(args.challenge_timeout))
-            .replace("{sms_url}", sms.url).replace("{push_url}", push.url)
+            .replace("{sms_url}", sms.url).replace("{push_url}", push.url).replace("{pi_url}", pi.url)
             .replace("{{", "{").replace("}}", "}")
             for name, text in MODULES.items()}
     tokens_path = os.path.join(work, "tokens-mfa_otp.json")
@@ -575,7 +633,7 @@ def main():
         f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     say(f"   at least {args.logins} logins in cycles of {sum(per.values())}: " +
         ", ".join(f"{k} {v}" for k, v in per.items()))
-    say(f"   {total_users} users in 5 instances; radclient -p {args.parallel} -r 1 -t {args.timeout}, "
+    say(f"   {total_users} users in 6 instances; radclient -p {args.parallel} -r 1 -t {args.timeout}, "
         f"one radclient per flow and round, all flows at once; challenge_timeout {args.challenge_timeout} s")
     started = server.start()
     say(f"   server pid {server.proc.pid} ready after {started:.2f} s (freeradius -f, log {server.log})")
@@ -643,8 +701,15 @@ def main():
                 "challenge": Job("challenge-1", [line(u, P["challenge"].passwords[u]) for u in picks["challenge"]], chal, True),
                 "menu_sms": Job("menu-1", [line(u, P["menu_sms"].passwords[u]) for u in picks["menu_sms"]], chal, True),
                 "push": Job("push-1", [line(u, P["push"].passwords[u]) for u in picks["push"]], accept | chal, True),
+                # The whole field to privacyIDEA; -x: the Accept must carry Class from the groups.
+                "privacyidea": Job("privacyidea", [line(u, PI_PASS) for u in picks["privacyidea"]], accept, True),
+                "privacyidea_wrong": Job("privacyidea_wrong", [line(u, f"pin{int(PI_PASS[3:]) + 1:06d}")
+                                                               for u in picks["privacyidea_wrong"]], reject, False),
             }
             run_jobs(list(a.values()), server.port, work, args.parallel, args.timeout)
+            for u, (code, attrs) in a["privacyidea"].replies.items():
+                if code == "Access-Accept" and attrs.get("Class") != PI_CLASS:
+                    a["privacyidea"].unexpected.append((u, code, f"Class {attrs.get('Class')!r}, not {PI_CLASS}"))
             requests = sum(len(j.lines) for j in a.values())
 
             def answered(job, code):
@@ -667,7 +732,7 @@ def main():
             run_jobs([c], server.port, work, args.parallel, args.timeout)
             requests += sum(len(j.lines) for j in b.values()) + len(c.lines)
 
-            for flow in ("otp_totp", "otp_hotp", "otp_wrong", "pw_otp", "pw_wrong"):
+            for flow in ("otp_totp", "otp_hotp", "otp_wrong", "pw_otp", "pw_wrong", "privacyidea", "privacyidea_wrong"):
                 account(flow, [a[flow]], len(a[flow].lines))
             account("challenge", [a["challenge"], b["challenge"]], len(a["challenge"].lines))
             account("menu_sms", [a["menu_sms"], b["menu_sms"], c], len(a["menu_sms"].lines))
@@ -698,19 +763,22 @@ def main():
         exit_status = proc.returncode
         sms.peer.stop()
         push.peer.stop()
+        pi.peer.stop()
 
     # ---------------------------------------------------------------- report
     lost = sum(t["lost"] for t in totals.values())
     unexpected = sum(t["unexpected"] for t in totals.values())
     say("")
-    say(f"   {'flow':10} {'logins':>8} {'lost':>6} {'unexpected':>11}   expected reply")
+    say(f"   {'flow':17} {'logins':>8} {'lost':>6} {'unexpected':>11}   expected reply")
     expect_text = {"otp_totp": "Accept", "otp_hotp": "Accept", "otp_wrong": "Reject (wrong code, then locked)",
                    "pw_otp": "Accept", "pw_wrong": "Reject (wrong password)",
                    "challenge": "Challenge, then Accept", "menu_sms": "menu, SMS prompt, then Accept",
-                   "push": "Accept, or Challenge then Accept"}
+                   "push": "Accept, or Challenge then Accept",
+                   "privacyidea": "Accept, with Class from privacyIDEA's groups",
+                   "privacyidea_wrong": "Reject (privacyIDEA: wrong PIN)"}
     for k, t in totals.items():
-        say(f"   {k:10} {t['logins']:8d} {t['lost']:6d} {t['unexpected']:11d}   {expect_text[k]}")
-    say(f"   {'all':10} {done['logins']:8d} {lost:6d} {unexpected:11d}   "
+        say(f"   {k:17} {t['logins']:8d} {t['lost']:6d} {t['unexpected']:11d}   {expect_text[k]}")
+    say(f"   {'all':17} {done['logins']:8d} {lost:6d} {unexpected:11d}   "
         f"({done['requests']} requests, {done['logins'] / (elapsed - rested[0]):.0f} logins/s, {elapsed:.0f} s"
         f"{f' ({rested[0]:.0f} s of it at rest)' if rested[0] else ''}, "
         f"{cycles} cycles, {waited_total:.0f} s waited for TOTP steps)")
@@ -720,6 +788,11 @@ def main():
     say(f"   TOTP codes equal to the next step's (that step then used up, the user's next login waits): {shared}")
     say(f"   fake SMS gateway: {sms.sent} codes sent, {sms.peer.bad} bad calls; fake push provider: "
         f"{push.created} created, {push.polls} status reads, {push.cancelled} cancelled, {push.peer.bad} bad calls")
+    # One /validate/check per privacyIDEA login, none lost on the way.
+    pi_logins = totals["privacyidea"]["logins"] + totals["privacyidea_wrong"]["logins"]
+    pi_ok = pi.peer.calls == pi_logins and pi.peer.bad == 0
+    say(f"   fake privacyIDEA: {pi.peer.calls} calls for {pi_logins} logins ({pi.accepted} accepted, "
+        f"{pi.rejected} rejected), {pi.peer.bad} bad calls{'' if pi_ok else ': NOT one call a login'}")
     errors = [ln for ln in log_text.splitlines() if ": Error: " in ln]
     say(f"   server log: {len(errors)} error lines" + (f", e.g. {errors[0][-160:]!r}" if errors else "")
         + f"; exit status after SIGTERM: {exit_status}")
@@ -733,7 +806,7 @@ def main():
     if args.no_rss_verdict:
         say(f"   verdict: {'ZERO lost' if lost == 0 else f'{lost} LOST'}, {unexpected} unexpected replies "
             f"(VmRSS not judged)")
-        ok = lost == 0 and unexpected == 0 and done["logins"] >= args.logins
+        ok = pi_ok and lost == 0 and unexpected == 0 and done["logins"] >= args.logins
     elif len(samples) >= 3:
         base, growth, last, slope, flat = verdict(samples, args.rss_threshold, args.warm)
         say(f"   warm-up: the first {args.warm:.0%} of the run ({base[0]:.0f} s, {base[1]} logins); "
@@ -743,7 +816,7 @@ def main():
             f"per 10,000 logins (threshold {args.rss_threshold:g} MiB)")
         say(f"   verdict: {'FLAT after warm-up' if flat else 'NOT FLAT'}; "
             f"{'ZERO lost' if lost == 0 else f'{lost} LOST'}, {unexpected} unexpected replies")
-        ok = flat and lost == 0 and unexpected == 0 and done["logins"] >= args.logins
+        ok = pi_ok and flat and lost == 0 and unexpected == 0 and done["logins"] >= args.logins
         if heap and len(heap.readings) == 2:
             (_, n0, a, _), (_, n1, b, _) = heap.readings
             held = (b - a) / 2 ** 20

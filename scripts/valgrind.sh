@@ -2,7 +2,8 @@
 # FreeRADIUS with rlm_mfa under valgrind's memcheck, for a run of every flow
 # (bench/soak.py, 1,200 logins by default: otp TOTP and HOTP, password+otp,
 # password-then-otp, the menu with SMS through a fake gateway, push through a
-# fake provider), then a clean stop (SIGTERM: FreeRADIUS stops its threads,
+# fake provider, the privacyIDEA backend against a fake /validate/check with a
+# reply rule), then a clean stop (SIGTERM: FreeRADIUS stops its threads,
 # detaches the modules and frees its configuration before it exits).
 #
 #   scripts/valgrind.sh [--module-dir DIR] [--logins N]
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --module-dir) module_dir=${2:?}; shift 2 ;;
         --logins) logins=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "valgrind.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
