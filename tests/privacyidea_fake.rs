@@ -312,3 +312,21 @@ fn the_api_key_is_sent_in_its_header_and_never_logged() {
     assert!(!log.contains(key), "the API key is in the debug log");
     assert!(!log.contains(GOOD_PASS) && !log.contains("pin000000"), "a password is in the debug log");
 }
+
+#[test]
+fn the_shipped_file_with_backend_privacyidea_starts_on_a_stock_server() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    // The shipped mods-available/mfa with only the backend and the URL set: its
+    // defaults must fit the stock max_request_time of 30 s.
+    let shipped = std::fs::read_to_string(common::repo().join("freeradius-conf/mods-available/mfa")).unwrap();
+    let module = shipped
+        .replacen("#\tbackend = local", "\tbackend = privacyidea", 1)
+        .replacen("#\t\turl = \"https://pi1.example.com https://pi2.example.com\"", &format!("\t\turl = \"{}\"", pi.url()), 1);
+    assert!(module.contains("backend = privacyidea") && module.contains(&pi.url()), "the shipped file changed its comments");
+    let mut setup = Setup::otp_mode(r#"{"users": {}}"#);
+    setup.site = Some(site());
+    setup.files.push(("mods-enabled/mfa".into(), module));
+    let server = Server::start(&dir, &setup);
+    assert!(server.auth("alice", GOOD_PASS).is_accept());
+}

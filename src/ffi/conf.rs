@@ -226,7 +226,7 @@ static PRIVACYIDEA: Table<16> = Table([
     pi_row(c"ca_path", STRING, offset_of!(PiItems, ca_path), None),
     pi_row(c"api_key", STRING | SECRET, offset_of!(PiItems, api_key), None),
     pi_row(c"api_key_header", STRING, offset_of!(PiItems, api_key_header), Some(c"Authorization")),
-    pi_row(c"timeout", INTEGER, offset_of!(PiItems, timeout), Some(c"5")),
+    pi_row(c"timeout", INTEGER, offset_of!(PiItems, timeout), Some(c"4")),
     pi_row(c"skip_failing", INTEGER, offset_of!(PiItems, skip_failing), Some(c"30")),
     pi_row(c"reuse_connections", BOOLEAN, offset_of!(PiItems, reuse_connections), Some(c"yes")),
     pi_row(c"poll", STRING, offset_of!(PiItems, poll), Some(c"wait")),
