@@ -71,6 +71,15 @@ pub fn contain_panic<T>(call: impl FnOnce() -> T) -> Result<T, Failure> {
         .map_err(|_| Failure::Unreachable("its answer is not valid HTTP".to_owned()))
 }
 
+/// The body of `response`, or None when it is longer than `max` bytes (the rest
+/// is not read); an error when reading fails, timeouts included.
+pub fn read_body(response: ureq::Response, max: usize) -> Result<Option<Vec<u8>>, Failure> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    response.into_reader().take(max as u64 + 1).read_to_end(&mut body).map_err(|e| io_failure(&e))?;
+    Ok((body.len() <= max).then_some(body))
+}
+
 /// A call that got no usable answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {

@@ -41,7 +41,6 @@
 //! [`PushProvider`].
 
 use std::fmt;
-use std::io::{self, Read};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -291,16 +290,11 @@ pub fn read_answer(response: ureq::Response, expected: &[u16]) -> Result<Vec<u8>
     if !expected.contains(&code) {
         return Err(PushError::Status(code));
     }
-    let mut answer = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_ANSWER as u64 + 1)
-        .read_to_end(&mut answer)
-        .map_err(|e| io_error(&e))?;
-    if answer.len() > MAX_ANSWER {
-        return Err(PushError::BadAnswer("it is too long".to_owned()));
+    match http::read_body(response, MAX_ANSWER) {
+        Ok(Some(answer)) => Ok(answer),
+        Ok(None) => Err(PushError::BadAnswer("it is too long".to_owned())),
+        Err(f) => Err(failure(f)),
     }
-    Ok(answer)
 }
 
 impl PushProvider for HttpPushProvider {
@@ -382,10 +376,6 @@ pub fn encode_segment(s: &str) -> String {
 
 fn transport_error(t: &ureq::Transport) -> PushError {
     failure(http::transport_failure(t))
-}
-
-fn io_error(e: &io::Error) -> PushError {
-    failure(http::io_failure(e))
 }
 
 fn failure(f: Failure) -> PushError {
@@ -559,7 +549,7 @@ mod fake_push;
 mod tests {
     use super::fake_push::{FakePush, PushBehaviour};
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::mpsc;
     use std::sync::Arc;

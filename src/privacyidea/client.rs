@@ -4,7 +4,6 @@
 //! read together), TLS verified against the system's or a given CA, and
 //! connections kept for the next request unless told otherwise.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use super::answer::{self, AnswerError, CheckAnswer, PollStatus};
 use crate::http::{self, Failure};
 
 /// Answers longer than this are not read: privacyIDEA's are a few KiB.
-const MAX_ANSWER: u64 = 256 * 1024;
+const MAX_ANSWER: usize = 256 * 1024;
 /// Idle connections kept per server: enough for every FreeRADIUS thread of a
 /// large thread pool to find one.
 const IDLE_PER_SERVER: usize = 64;
@@ -185,16 +184,11 @@ fn body_of(result: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, Serve
         Err(ureq::Error::Status(_, r)) => r,
         Err(ureq::Error::Transport(t)) => return Err(ServerFailure(failure_words(http::transport_failure(&t)))),
     };
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_ANSWER + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ServerFailure(failure_words(http::io_failure(&e))))?;
-    if body.len() as u64 > MAX_ANSWER {
-        return Err(ServerFailure(format!("the answer is longer than {MAX_ANSWER} bytes")));
+    match http::read_body(response, MAX_ANSWER) {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(ServerFailure(format!("the answer is longer than {MAX_ANSWER} bytes"))),
+        Err(failure) => Err(ServerFailure(failure_words(failure))),
     }
-    Ok(body)
 }
 
 fn failure_words(f: Failure) -> String {
