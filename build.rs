@@ -21,16 +21,8 @@ use std::path::{Path, PathBuf};
 
 #[cfg(feature = "freeradius")]
 /// Headers that radiusd.h includes but Debian's libfreeradius-dev does not ship.
-const MISSING_FROM_DEBIAN: [&str; 8] = [
-    "automask.h",
-    "clients.h",
-    "connection.h",
-    "listen.h",
-    "log.h",
-    "process.h",
-    "tmpl.h",
-    "xlat.h",
-];
+const MISSING_FROM_DEBIAN: [&str; 8] =
+    ["automask.h", "clients.h", "connection.h", "listen.h", "log.h", "process.h", "tmpl.h", "xlat.h"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -61,21 +53,14 @@ fn generate_bindings() -> Result<(), String> {
             installed.display()
         ));
     }
-    let system_include = installed
-        .parent()
-        .ok_or("FREERADIUS_INCLUDE_DIR has no parent directory")?
-        .to_path_buf();
+    let system_include = installed.parent().ok_or("FREERADIUS_INCLUDE_DIR has no parent directory")?.to_path_buf();
 
     // Headers the package lacks go into an overlay searched first, with the
     // source tree's <freeradius-devel/...> spelled as the installed <freeradius/...>.
     let overlay = out.join("include");
     let overlay_fr = overlay.join("freeradius");
     fs::create_dir_all(&overlay_fr).map_err(|e| format!("{}: {e}", overlay_fr.display()))?;
-    let missing: Vec<&str> = MISSING_FROM_DEBIAN
-        .iter()
-        .copied()
-        .filter(|h| !installed.join(h).is_file())
-        .collect();
+    let missing: Vec<&str> = MISSING_FROM_DEBIAN.iter().copied().filter(|h| !installed.join(h).is_file()).collect();
     if !missing.is_empty() {
         let source = env::var_os("FREERADIUS_SOURCE_DIR")
             .map(PathBuf::from)
@@ -104,20 +89,16 @@ fn generate_bindings() -> Result<(), String> {
     // NDEBUG for a module: without it `struct rad_request` gains a `magic` field and every
     // offset after it is wrong.
     let autoconf = installed.join("autoconf.h");
-    let autoconf_text =
-        fs::read_to_string(&autoconf).map_err(|e| format!("{}: {e}", autoconf.display()))?;
-    let with_ndebug = autoconf_text
-        .lines()
-        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["#define", "WITH_NDEBUG", "1"]);
+    let autoconf_text = fs::read_to_string(&autoconf).map_err(|e| format!("{}: {e}", autoconf.display()))?;
+    let with_ndebug =
+        autoconf_text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["#define", "WITH_NDEBUG", "1"]);
     println!("cargo:rerun-if-changed={}", autoconf.display());
 
     // Headers the FreeRADIUS headers include from other packages: say which one is missing
     // rather than leave it to a clang error.
-    for (header, package) in [
-        ("talloc.h", "libtalloc-dev"),
-        ("pcre.h", "libpcre3-dev"),
-        ("openssl/ssl.h", "libssl-dev"),
-    ] {
+    for (header, package) in
+        [("talloc.h", "libtalloc-dev"), ("pcre.h", "libpcre3-dev"), ("openssl/ssl.h", "libssl-dev")]
+    {
         let found = [system_include.as_path(), Path::new("/usr/include"), Path::new("/usr/local/include")]
             .iter()
             .any(|dir| dir.join(header).is_file());
@@ -148,12 +129,10 @@ fn generate_bindings() -> Result<(), String> {
     if with_ndebug {
         builder = builder.clang_arg("-DNDEBUG");
     }
-    let bindings = builder.generate().map_err(|e| {
-        format!("bindgen could not read the FreeRADIUS headers ({e}); see the clang errors above")
-    })?;
-    bindings
-        .write_to_file(out.join("freeradius_bindings.rs"))
-        .map_err(|e| format!("writing the bindings: {e}"))?;
+    let bindings = builder
+        .generate()
+        .map_err(|e| format!("bindgen could not read the FreeRADIUS headers ({e}); see the clang errors above"))?;
+    bindings.write_to_file(out.join("freeradius_bindings.rs")).map_err(|e| format!("writing the bindings: {e}"))?;
     Ok(())
 }
 

@@ -44,7 +44,7 @@ for kind in "${kinds[@]}"; do
     if RUSTFLAGS="-Zsanitizer=$kind -Cdebuginfo=1 -Cforce-frame-pointers=yes" \
         ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1" \
         LSAN_OPTIONS="report_objects=1" \
-        cargo +nightly test --lib --locked --target "$host" --target-dir "$dir" -- "$@" 2>&1 | tee "$dir.log"; then
+        cargo +nightly test -p mfa-core --lib --locked --target "$host" --target-dir "$dir" -- "$@" 2>&1 | tee "$dir.log"; then
         echo "== $kind: clean ($(grep -E '^test result:' "$dir.log" | tail -n 1))"
     else
         echo "== $kind: FAILED (report in $dir.log)"

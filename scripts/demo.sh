@@ -18,7 +18,7 @@ echo "== building rlm_mfa.so and mfa-admin"
 cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
 cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
-cargo build --release --locked --bin mfa-admin
+cargo build --release --locked -p mfa-admin
 ADMIN=$ROOT/target/release/mfa-admin
 
 DIR=$ROOT/target/demo

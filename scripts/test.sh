@@ -16,11 +16,14 @@ cargo build --release --locked --lib --features freeradius --target-dir target/f
 mkdir -p target/module
 cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
 
+echo "== building mfa-admin (the integration tests run it)"
+cargo build --release --locked -p mfa-admin
+
 echo "== unit and integration tests"
 export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
 export RLM_MFA_REQUIRE_PRIVACYIDEA=1
-cargo test --release --locked "$@" 2>&1 | tee target/test-output.txt
+cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt
 # The counts of every test binary, in one closing line.
 count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' target/test-output.txt; }
 passed=$(count passed)
@@ -35,7 +38,7 @@ grep -q "Received Access-Accept" target/demo.out
 
 if cargo clippy --version >/dev/null 2>&1; then
     echo "== clippy"
-    cargo clippy --locked --all-targets -- -D warnings
+    cargo clippy --locked --workspace --all-targets -- -D warnings
     cargo clippy --locked --lib --features freeradius --target-dir target/freeradius -- -D warnings
 fi
 echo "== all tests passed"

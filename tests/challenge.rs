@@ -43,11 +43,8 @@ fn sent_code(gateway: &FakeGateway) -> String {
     let body = &requests.last().expect("the gateway was sent nothing").body;
     let text: serde_json::Value = serde_json::from_str(body).unwrap();
     let message = text["text"].as_str().unwrap();
-    let code: String = message
-        .trim_start_matches("Your login code is ")
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let code: String =
+        message.trim_start_matches("Your login code is ").chars().take_while(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{message}");
     code
 }
@@ -93,7 +90,8 @@ fn wrong_answer_then_right_answer() {
 #[test]
 fn too_many_wrong_answers_end_the_dialogue_and_count_toward_lockout() {
     let module = require_module!();
-    let setup = setup("password-then-otp", &app_tokens()).with("max_rounds = 2\nlockout {\n max_failures = 3\n duration = 600\n}");
+    let setup = setup("password-then-otp", &app_tokens())
+        .with("max_rounds = 2\nlockout {\n max_failures = 3\n duration = 600\n}");
     let server = Server::start(&module, &setup);
     let first = server.auth("alice", "pw-alice");
     let second = server.answer("alice", "000000", first.state());
@@ -155,7 +153,13 @@ fn forged_reused_and_swapped_states_are_refused() {
     assert_eq!(reused.message(), Some(bad_state), "{reused:?}");
 
     let log = server.debug_log();
-    for reason in ["not one this module issues", "not issued by this module or was altered", "another user", "another NAS", "already used"] {
+    for reason in [
+        "not one this module issues",
+        "not issued by this module or was altered",
+        "another user",
+        "another NAS",
+        "already used",
+    ] {
         assert!(log.contains(reason), "no log line says {reason:?}");
     }
 }
@@ -196,7 +200,10 @@ fn auto_mode_takes_both_or_challenges() {
     assert!(reply.is_accept(), "{reply:?}");
 
     // A password with a comma but no code after it is a password alone.
-    let server2 = Server::start(&module, &Setup::challenge_mode("auto", &app_tokens(), &[("alice", "a,b")]).file("mods-config/mfa/state.key", KEY));
+    let server2 = Server::start(
+        &module,
+        &Setup::challenge_mode("auto", &app_tokens(), &[("alice", "a,b")]).file("mods-config/mfa/state.key", KEY),
+    );
     assert!(server2.auth("alice", "a,b").is_challenge());
 }
 
@@ -235,7 +242,10 @@ fn the_menu_lists_every_method_and_sms_delivers_the_code() {
     let body: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
     assert_eq!(body["to"], "+4512345612");
     assert_eq!(body["user"], "alice");
-    assert!(requests[0].headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("authorization") && v == "Bearer sms-token"));
+    assert!(requests[0]
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("authorization") && v == "Bearer sms-token"));
     // The correlation code in the prompt is the one in the SMS.
     let correlation = &text[text.len() - 6..text.len() - 2];
     assert!(body["text"].as_str().unwrap().contains(correlation), "{body} vs {text}");
@@ -255,7 +265,8 @@ fn email_delivers_the_code_and_a_wrong_one_asks_again() {
     let module = require_module!();
     let sms = FakeGateway::start(Behaviour::Accept);
     let email = FakeGateway::start(Behaviour::Accept);
-    let server = Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let server =
+        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
     let menu = server.auth("alice", "pw-alice");
     let prompt = server.answer("alice", "3", menu.state());
     assert!(prompt.message().unwrap().starts_with("Enter the code sent to a***@example.com"), "{prompt:?}");
@@ -271,7 +282,8 @@ fn one_method_skips_the_menu() {
     let module = require_module!();
     let sms = FakeGateway::start(Behaviour::Accept);
     let email = FakeGateway::start(Behaviour::Accept);
-    let server = Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let server =
+        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
     let first = server.auth("bob", "pw-bob");
     assert_eq!(first.messages(), vec!["Enter OTP:"]);
 }
@@ -281,7 +293,8 @@ fn a_failing_or_hanging_gateway_gives_a_reject_that_says_so() {
     let module = require_module!();
     let sms = FakeGateway::start(Behaviour::Fail);
     let email = FakeGateway::start(Behaviour::Hang);
-    let server = Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let server =
+        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
     for (choice, gateway) in [("2", &sms), ("3", &email)] {
         let menu = server.auth("alice", "pw-alice");
         let reply = server.answer("alice", choice, menu.state());
@@ -344,7 +357,10 @@ fn a_user_without_a_second_factor_is_rejected_or_let_in_per_instance() {
     let module = require_module!();
     let users = &[("alice", "pw-alice"), ("carol", "pw-carol")];
     // carol has no entry in the token file.
-    let strict = Server::start(&module, &Setup::challenge_mode("password-then-otp", &app_tokens(), users).file("mods-config/mfa/state.key", KEY));
+    let strict = Server::start(
+        &module,
+        &Setup::challenge_mode("password-then-otp", &app_tokens(), users).file("mods-config/mfa/state.key", KEY),
+    );
     let reply = strict.auth("carol", "pw-carol");
     assert_eq!(reply.message(), Some("No second factor is enrolled for this user"), "{reply:?}");
     drop(strict);

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{now, Server, Setup, SEED_B32};
-use rlm_mfa::otp::{hotp_code, Algorithm};
+use mfa_core::factor::otp::{hotp_code, Algorithm};
 
 const SEED: &[u8] = b"12345678901234567890";
 const HOTP_USERS: usize = 4;
@@ -46,7 +46,9 @@ fn token_file(rounds: usize) -> String {
         for w in 0..TOTP_WORKERS {
             for n in 0..TOTP_PER_WORKER {
                 let u = totp_user(r, w, n);
-                users.push(format!(r#""{u}": {{"tokens": [{{"serial": "S-{u}", "type": "totp", "secret": "{SEED_B32}"}}]}}"#));
+                users.push(format!(
+                    r#""{u}": {{"tokens": [{{"serial": "S-{u}", "type": "totp", "secret": "{SEED_B32}"}}]}}"#
+                ));
             }
         }
     }
@@ -82,7 +84,8 @@ enum Got {
 /// false): a login sent to the dead server is not one that was in flight.
 fn login(server: &Server, user: &str, code: &str, killing: &AtomicBool) -> Option<Got> {
     let before_kill = !killing.load(Ordering::SeqCst);
-    let reply = server.send_with(&["-r", "1", "-t", "2"], &format!("User-Name = \"{user}\", User-Password = \"{code}\"\n"));
+    let reply =
+        server.send_with(&["-r", "1", "-t", "2"], &format!("User-Name = \"{user}\", User-Password = \"{code}\"\n"));
     match reply.code.as_str() {
         "Access-Accept" => Some(Got::Accept),
         "Access-Reject" => Some(Got::Reject),
@@ -198,12 +201,20 @@ fn kill_9_in_a_loop_loses_no_accepted_code() {
         server.restart();
         let now_progress = progress(&server);
         for (serial, value) in &last_progress {
-            assert!(now_progress[serial] >= *value, "round {round}: {serial} went back from {value} to {}", now_progress[serial]);
+            assert!(
+                now_progress[serial] >= *value,
+                "round {round}: {serial} went back from {value} to {}",
+                now_progress[serial]
+            );
         }
         for (user, _, value) in &accepted {
             let serial = format!("S-{user}");
             let floor = if user.starts_with('h') { value + 1 } else { *value };
-            assert!(now_progress[&serial] >= floor, "round {round}: {serial} is at {}, behind accepted {value}", now_progress[&serial]);
+            assert!(
+                now_progress[&serial] >= floor,
+                "round {round}: {serial} is at {}, behind accepted {value}",
+                now_progress[&serial]
+            );
         }
         last_progress = now_progress;
 
@@ -223,8 +234,14 @@ fn kill_9_in_a_loop_loses_no_accepted_code() {
 fn replay_refused(server: &Server, accepted: &Accepted, when: &str) {
     let packets: Vec<String> = accepted
         .iter()
-        .map(|(user, code, _)| format!("User-Name = \"{user}\", User-Password = \"{code}\"\nResponse-Packet-Type = Access-Reject\n"))
+        .map(|(user, code, _)| {
+            format!("User-Name = \"{user}\", User-Password = \"{code}\"\nResponse-Packet-Type = Access-Reject\n")
+        })
         .collect();
     let n = packets.len() as u64;
-    assert_eq!(server.send_many(&packets, 16), (0, n, 0), "{when}: a code accepted before a kill -9 was accepted again");
+    assert_eq!(
+        server.send_many(&packets, 16),
+        (0, n, 0),
+        "{when}: a code accepted before a kill -9 was accepted again"
+    );
 }

@@ -212,7 +212,8 @@ fn secondary_provider_behind_a_refusing_stalling_or_hanging_primary() {
     let secondary = FakePush::start(PushBehaviour::ApproveAfter(Duration::ZERO));
 
     // Primary refuses connections: the secondary answers, at no cost of a timeout.
-    let server = pool_probe::start(&module, push_setup(&closed_url(), &format!("secondary_url = \"{}\"", secondary.url())));
+    let server =
+        pool_probe::start(&module, push_setup(&closed_url(), &format!("secondary_url = \"{}\"", secondary.url())));
     check("primary refused", &all_at_once(&server, login), secs(WAIT), accepted);
     // Both down: failmode secure, within one timeout (the primary is being skipped).
     secondary.set_behaviour(PushBehaviour::StallBody);
@@ -297,7 +298,13 @@ fn push_challenge_faults(safe: bool) {
 
     // The answer round asks how the push ended (find it again, then its status): a
     // provider failing there lets no one in. Bound: two calls.
-    for fault in [PushBehaviour::Hang, PushBehaviour::CutBody, PushBehaviour::Trickle, PushBehaviour::WrongJson, PushBehaviour::Status(500)] {
+    for fault in [
+        PushBehaviour::Hang,
+        PushBehaviour::CutBody,
+        PushBehaviour::Trickle,
+        PushBehaviour::WrongJson,
+        PushBehaviour::Status(500),
+    ] {
         provider.set_behaviour(PushBehaviour::NeverAnswer);
         let challenges = all_at_once(&server, first);
         check("challenge", &challenges, secs(T), Reply::is_challenge);
@@ -340,12 +347,13 @@ fn gateway_setup(sms_url: &str, email_url: &str) -> Setup {
         })
         .collect();
     let body = r#"'{"to": "{destination}", "text": "{message}", "user": "{user}"}'"#;
-    let mut setup = Setup::challenge_mode("password-then-otp", &format!(r#"{{"users": {{{}}}}}"#, tokens.join(", ")), &[])
-        .file("mods-config/mfa/state.key", KEY)
-        .with(&format!(
-            "sms {{\n url = \"{sms_url}\"\n body = {body}\n timeout = {T}\n}}\n\
+    let mut setup =
+        Setup::challenge_mode("password-then-otp", &format!(r#"{{"users": {{{}}}}}"#, tokens.join(", ")), &[])
+            .file("mods-config/mfa/state.key", KEY)
+            .with(&format!(
+                "sms {{\n url = \"{sms_url}\"\n body = {body}\n timeout = {T}\n}}\n\
              email {{\n url = \"{email_url}\"\n body = {body}\n timeout = {T}\n}}\n"
-        ));
+            ));
     setup.users = users;
     setup
 }
@@ -464,7 +472,11 @@ fn a_secondary_whose_timeouts_outlast_max_request_time_stops_freeradius() {
     let url = closed_url();
     let setup = push_setup(&url, &format!("timeout = 11\n secondary_url = \"{}\"", closed_url()));
     let out = Server::start_failing(&module, &setup);
-    assert!(out.contains("invalid 'push.wait'") && out.contains("2 providers x timeout 11"), "{}", common::tail(&out, 20));
+    assert!(
+        out.contains("invalid 'push.wait'") && out.contains("2 providers x timeout 11"),
+        "{}",
+        common::tail(&out, 20)
+    );
     // One provider: 5 + 2 x 11 = 27 s, which max_request_time allows.
     Server::start(&module, &push_setup(&url, "timeout = 11"));
 }

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{now, Server, Setup};
+use mfa_core::factor::otp::{hotp_code, Algorithm};
 use raw_radius::{Client, Reply, Request};
-use rlm_mfa::otp::{hotp_code, Algorithm};
 
 const MAX_FAILURES: usize = 5;
 const LOCKED: &str = "Too many failed attempts";
@@ -27,7 +27,11 @@ struct User {
 
 fn users(n: usize) -> Vec<User> {
     (0..n)
-        .map(|i| User { name: format!("g{i}"), password: format!("pw-g{i}"), seed: format!("guess-seed-{i:04}-abcdefgh").into_bytes() })
+        .map(|i| User {
+            name: format!("g{i}"),
+            password: format!("pw-g{i}"),
+            seed: format!("guess-seed-{i:04}-abcdefgh").into_bytes(),
+        })
         .collect()
 }
 
@@ -98,7 +102,9 @@ fn guess(client: &mut Client, mode: &str, user: &User, n: usize, tally: &Tally) 
         _ => {
             let mut reply = client.send(&Request::new().user(name).password(user.password.as_bytes()));
             let mut round = 0;
-            while let Some(state) = reply.as_ref().filter(|r| r.is_challenge()).and_then(|r| r.state()).map(<[u8]>::to_vec) {
+            while let Some(state) =
+                reply.as_ref().filter(|r| r.is_challenge()).and_then(|r| r.state()).map(<[u8]>::to_vec)
+            {
                 if round > 0 {
                     tally.add(reply.clone());
                 }

@@ -14,15 +14,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{Server, Setup, SECRET};
+use mfa_core::factor::otp::{hotp_code, Algorithm};
 use raw_radius::*;
-use rlm_mfa::otp::{hotp_code, Algorithm};
 
 /// Every test user has an HOTP token on the RFC seed: each valid login takes the next counter,
 /// so the logins after each batch need no new TOTP step.
 fn tokens() -> String {
     let users: Vec<String> = ["alice", "bob", "carol", "dave"]
         .iter()
-        .map(|u| format!(r#""{u}": {{"tokens": [{{"serial": "H-{u}", "type": "hotp", "secret": "{}"}}]}}"#, common::SEED_B32))
+        .map(|u| {
+            format!(r#""{u}": {{"tokens": [{{"serial": "H-{u}", "type": "hotp", "secret": "{}"}}]}}"#, common::SEED_B32)
+        })
         .collect();
     format!(r#"{{"users": {{{}}}}}"#, users.join(", "))
 }
@@ -68,7 +70,9 @@ impl Target {
 
     /// A challenge for the login user (password-then-otp); its State.
     fn challenge(&self) -> Vec<u8> {
-        let reply = self.client(Duration::from_secs(10)).send(&Request::new().user(self.user).password(self.password().as_bytes()));
+        let reply = self
+            .client(Duration::from_secs(10))
+            .send(&Request::new().user(self.user).password(self.password().as_bytes()));
         let reply = reply.expect("an answer to the password");
         assert!(reply.is_challenge(), "{reply:?}");
         reply.state().unwrap().to_vec()
@@ -150,14 +154,29 @@ fn length_cases(target: &Target) -> Vec<(String, Request)> {
     let mut cases = Vec::new();
     for n in 1..=253usize {
         let base = || Request::new().user(user).password(wrong.as_bytes());
-        cases.push((format!("User-Name ascii {n}"), Request::new().attr(USER_NAME, &vec![b'a'; n]).password(wrong.as_bytes())));
-        cases.push((format!("User-Name binary {n}"), Request::new().attr(USER_NAME, &binary(n, 1)).password(wrong.as_bytes())));
-        cases.push((format!("User-Name invalid UTF-8 {n}"), Request::new().attr(USER_NAME, &invalid_utf8(n)).password(wrong.as_bytes())));
-        cases.push((format!("User-Name with NUL {n}"), Request::new().attr(USER_NAME, &with_nul(n)).password(wrong.as_bytes())));
+        cases.push((
+            format!("User-Name ascii {n}"),
+            Request::new().attr(USER_NAME, &vec![b'a'; n]).password(wrong.as_bytes()),
+        ));
+        cases.push((
+            format!("User-Name binary {n}"),
+            Request::new().attr(USER_NAME, &binary(n, 1)).password(wrong.as_bytes()),
+        ));
+        cases.push((
+            format!("User-Name invalid UTF-8 {n}"),
+            Request::new().attr(USER_NAME, &invalid_utf8(n)).password(wrong.as_bytes()),
+        ));
+        cases.push((
+            format!("User-Name with NUL {n}"),
+            Request::new().attr(USER_NAME, &with_nul(n)).password(wrong.as_bytes()),
+        ));
         if n <= 240 {
             // Hidden per RFC 2865: the ciphertext is n rounded up to 16, at most 240 here.
             cases.push((format!("User-Password binary {n}"), Request::new().user(user).password(&binary(n, 2))));
-            cases.push((format!("User-Password invalid UTF-8 {n}"), Request::new().user(user).password(&invalid_utf8(n))));
+            cases.push((
+                format!("User-Password invalid UTF-8 {n}"),
+                Request::new().user(user).password(&invalid_utf8(n)),
+            ));
             cases.push((format!("User-Password with NUL {n}"), Request::new().user(user).password(&with_nul(n))));
         }
         // A value that is no multiple of 16: not a hidden password at all.
@@ -207,7 +226,11 @@ fn duplicate_cases(target: &Target) -> Vec<(String, Request)> {
         // code keeps the case a failed login in both.
         cases.push((
             "two State in a mode that never challenges".into(),
-            Request::new().user(user).password(field("999999").as_bytes()).state(&binary(127, 9)).state(&binary(127, 8)),
+            Request::new()
+                .user(user)
+                .password(field("999999").as_bytes())
+                .state(&binary(127, 9))
+                .state(&binary(127, 8)),
         ));
     }
     cases
@@ -278,7 +301,12 @@ const DROPPED_BY_FREERADIUS: [&str; 7] = [
 ];
 
 fn report(mode: &str, what: &str, batch: &Batch) {
-    eprintln!("{mode}: {what}: {} rejected, {} dropped by FreeRADIUS {:?}", batch.rejected, batch.dropped.len(), batch.dropped);
+    eprintln!(
+        "{mode}: {what}: {} rejected, {} dropped by FreeRADIUS {:?}",
+        batch.rejected,
+        batch.dropped.len(),
+        batch.dropped
+    );
 }
 
 fn every_batch(mode: &'static str, user: &'static str) {
@@ -354,7 +382,8 @@ fn broken_and_replayed_states_are_refused() {
     let spent = target.challenge();
     let wrong = client.send(&Request::new().user("alice").password(b"999999").state(&spent)).unwrap();
     assert!(wrong.is_reject(), "{wrong:?}");
-    let late = client.send(&Request::new().user("alice").password(hotp(target.counter).as_bytes()).state(&spent)).unwrap();
+    let late =
+        client.send(&Request::new().user("alice").password(hotp(target.counter).as_bytes()).state(&spent)).unwrap();
     assert!(late.is_reject(), "{late:?}");
     target.valid_login("broken and replayed States");
 }

@@ -367,9 +367,8 @@ fn no_secret_reaches_the_debug_log() {
 /// One token per user, each with its own seed: distinct codes, so that replay
 /// protection does not refuse the second user's code.
 fn many_users(n: usize) -> (String, Vec<(String, Vec<u8>)>) {
-    let users: Vec<(String, Vec<u8>)> = (0..n)
-        .map(|i| (format!("user{i}"), format!("seed-for-user-{i:08}-xyz").into_bytes()))
-        .collect();
+    let users: Vec<(String, Vec<u8>)> =
+        (0..n).map(|i| (format!("user{i}"), format!("seed-for-user-{i:08}-xyz").into_bytes())).collect();
     let entries: Vec<String> = users
         .iter()
         .map(|(name, seed)| {
@@ -390,7 +389,7 @@ fn parallel_logins_on_the_threaded_server_are_all_answered_right() {
     let mut packets: Vec<String> = users
         .iter()
         .map(|(name, seed)| {
-            let code = rlm_mfa::otp::hotp_code(seed, now / 30, 6, rlm_mfa::otp::Algorithm::Sha1);
+            let code = mfa_core::factor::otp::hotp_code(seed, now / 30, 6, mfa_core::factor::otp::Algorithm::Sha1);
             format!("User-Name = \"{name}\", User-Password = \"{code}\"\n")
         })
         .collect();
@@ -409,7 +408,9 @@ fn parallel_logins_on_the_threaded_server_are_all_answered_right() {
 fn hotp_resync_with_mfa_admin_brings_a_drifted_token_back() {
     let module = require_module!();
     let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens("bob")));
-    let code = |c: u64| rlm_mfa::otp::hotp_code(b"12345678901234567890", c, 6, rlm_mfa::otp::Algorithm::Sha1);
+    let code = |c: u64| {
+        mfa_core::factor::otp::hotp_code(b"12345678901234567890", c, 6, mfa_core::factor::otp::Algorithm::Sha1)
+    };
     // The token was pressed 50 times away from the server: beyond the look-ahead of 10.
     assert!(server.auth("bob", &code(50)).is_reject());
     let out = server.admin(&["resync", "bob", &code(51), &code(52)]);

@@ -26,7 +26,8 @@ fn start(module: &std::path::Path, pi: &PrivacyIdea, poll: &str) -> Server {
          reply Filter-Id {{\n\tfrom = \"serial\"\n\tprefix = \"token-\"\n}}\n",
         pi.url()
     ));
-    setup.site = Some(std::fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa-privacyidea")).unwrap());
+    setup.site =
+        Some(std::fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa-privacyidea")).unwrap());
     Server::start(module, &setup)
 }
 
@@ -36,7 +37,10 @@ fn login(server: &Server, user: &str, pass: &str) -> Reply {
 }
 
 fn answer(server: &Server, user: &str, pass: &str, state: &str) -> Reply {
-    server.send_with(&["-r", "1", "-t", "28"], &format!("User-Name = \"{user}\", User-Password = \"{pass}\", State = {state}\n"))
+    server.send_with(
+        &["-r", "1", "-t", "28"],
+        &format!("User-Name = \"{user}\", User-Password = \"{pass}\", State = {state}\n"),
+    )
 }
 
 #[test]
@@ -119,7 +123,10 @@ fn email_sms_and_challenge_response_challenges() {
     pi.enroll_hotp("dave", "corp", RFC_KEY_HEX, Some("4321"));
     let multi = login(&server, "dave", "4321");
     assert!(multi.is_challenge(), "{multi:?}");
-    assert!(answer(&server, "dave", RFC_HOTP[0], multi.state()).is_accept(), "the HOTP token answers the shared challenge");
+    assert!(
+        answer(&server, "dave", RFC_HOTP[0], multi.state()).is_accept(),
+        "the HOTP token answers the shared challenge"
+    );
 }
 
 #[test]
@@ -134,7 +141,8 @@ fn push_approved_and_declined_on_the_phone() {
             s.spawn(|| {
                 // The phone answers once the login has triggered the push.
                 for _ in 0..40 {
-                    let (ok, _) = pi.try_admin(&["phone-answer", &token.serial, if approve { "accept" } else { "decline" }]);
+                    let (ok, _) =
+                        pi.try_admin(&["phone-answer", &token.serial, if approve { "accept" } else { "decline" }]);
                     if ok {
                         return;
                     }

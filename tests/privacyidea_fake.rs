@@ -95,9 +95,10 @@ fn a_push_approved_while_the_request_waits() {
         server.auth("pushuser", "pin")
     });
     assert!(approved.is_accept(), "{approved:?}");
-    let finalised = pi.requests().iter().any(|r| {
-        r.body.contains("transaction_id") && r.body.split('&').any(|field| field == "pass=")
-    });
+    let finalised = pi
+        .requests()
+        .iter()
+        .any(|r| r.body.contains("transaction_id") && r.body.split('&').any(|field| field == "pass="));
     assert!(finalised, "the login was finalised with an empty pass: {:?}", pi.requests());
 }
 
@@ -202,7 +203,8 @@ fn concurrent_logins_keep_their_connections_for_the_next_ones() {
     let server = Server::start(&dir, &pi_setup(&pi.url(), "", ""));
     // Slow answers keep the 8 logins of a burst in flight together, each on a connection.
     pi.set(PiBehaviour::Slow(Duration::from_millis(300)));
-    let burst: Vec<String> = (0..8).map(|i| format!("User-Name = \"user{i}\", User-Password = \"{GOOD_PASS}\"\n")).collect();
+    let burst: Vec<String> =
+        (0..8).map(|i| format!("User-Name = \"user{i}\", User-Password = \"{GOOD_PASS}\"\n")).collect();
     for _ in 0..3 {
         assert_eq!(server.send_many(&burst, 8), (8, 0, 0));
     }
@@ -255,7 +257,8 @@ fn a_resent_push_login_joins_the_first_and_triggers_one_push() {
         server.send_many(&[packet.clone(), packet], 2)
     });
     assert_eq!((accepted, rejected, lost), (2, 0, 0));
-    let triggers = pi.requests().iter().filter(|r| r.path == "/validate/check" && !r.body.contains("transaction_id")).count();
+    let triggers =
+        pi.requests().iter().filter(|r| r.path == "/validate/check" && !r.body.contains("transaction_id")).count();
     assert_eq!(triggers, 1, "one /validate/check triggered the push");
 }
 
@@ -263,7 +266,11 @@ fn a_resent_push_login_joins_the_first_and_triggers_one_push() {
 fn wait_for_log(server: &Server, text: &str, count: usize) {
     let started = Instant::now();
     while server.debug_log().matches(text).count() < count {
-        assert!(started.elapsed() < Duration::from_secs(15), "no {text:?} in the log:\n{}", common::tail(&server.debug_log(), 40));
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no {text:?} in the log:\n{}",
+            common::tail(&server.debug_log(), 40)
+        );
         thread::sleep(Duration::from_millis(100));
     }
 }
@@ -320,10 +327,15 @@ fn the_shipped_file_with_backend_privacyidea_starts_on_a_stock_server() {
     // The shipped mods-available/mfa with only the backend and the URL set: its
     // defaults must fit the stock max_request_time of 30 s.
     let shipped = std::fs::read_to_string(common::repo().join("freeradius-conf/mods-available/mfa")).unwrap();
-    let module = shipped
-        .replacen("#\tbackend = local", "\tbackend = privacyidea", 1)
-        .replacen("#\t\turl = \"https://pi1.example.com https://pi2.example.com\"", &format!("\t\turl = \"{}\"", pi.url()), 1);
-    assert!(module.contains("backend = privacyidea") && module.contains(&pi.url()), "the shipped file changed its comments");
+    let module = shipped.replacen("#\tbackend = local", "\tbackend = privacyidea", 1).replacen(
+        "#\t\turl = \"https://pi1.example.com https://pi2.example.com\"",
+        &format!("\t\turl = \"{}\"", pi.url()),
+        1,
+    );
+    assert!(
+        module.contains("backend = privacyidea") && module.contains(&pi.url()),
+        "the shipped file changed its comments"
+    );
     let mut setup = Setup::otp_mode(r#"{"users": {}}"#);
     setup.site = Some(site());
     setup.files.push(("mods-enabled/mfa".into(), module));

@@ -48,7 +48,8 @@ fn hotp_accepts_the_right_code_once_and_rejects_a_wrong_one() {
     let wrong = check(&pi, "HOTP: wrong code", &[("user", "alice"), ("pass", "000000")]);
     assert!(rejected(&wrong), "{wrong:?}");
     // The realm given explicitly is the default one.
-    let next = check(&pi, "HOTP: next code, realm given", &[("user", "alice"), ("realm", "corp"), ("pass", RFC_HOTP[1])]);
+    let next =
+        check(&pi, "HOTP: next code, realm given", &[("user", "alice"), ("realm", "corp"), ("pass", RFC_HOTP[1])]);
     assert!(accepted(&next), "{next:?}");
 }
 
@@ -59,13 +60,13 @@ fn pin_and_otp_in_one_field_and_totp() {
     pi.enroll_hotp("bob", "corp", RFC_KEY_HEX, Some("1234"));
     let ok = check(&pi, "PIN+OTP: right PIN and code", &[("user", "bob"), ("pass", &format!("1234{}", RFC_HOTP[0]))]);
     assert!(accepted(&ok), "{ok:?}");
-    let wrong_pin =
-        check(&pi, "PIN+OTP: wrong PIN", &[("user", "bob"), ("pass", &format!("9999{}", RFC_HOTP[1]))]);
+    let wrong_pin = check(&pi, "PIN+OTP: wrong PIN", &[("user", "bob"), ("pass", &format!("9999{}", RFC_HOTP[1]))]);
     assert!(rejected(&wrong_pin), "{wrong_pin:?}");
 
     pi.enroll_totp("dave", "corp", RFC_KEY_HEX, None);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let code = rlm_mfa::otp::hotp_code(b"12345678901234567890", now / 30, 6, rlm_mfa::otp::Algorithm::Sha1);
+    let code =
+        mfa_core::factor::otp::hotp_code(b"12345678901234567890", now / 30, 6, mfa_core::factor::otp::Algorithm::Sha1);
     let totp = check(&pi, "TOTP: current code", &[("user", "dave"), ("pass", &code)]);
     assert!(accepted(&totp), "{totp:?}");
 }
@@ -98,7 +99,8 @@ fn hotp_by_challenge_response_when_the_policy_says_so() {
 fn email_and_sms_codes_arrive_in_the_sinks_and_answer_the_challenge() {
     let pi = require_privacyidea!();
     for (user, kind) in [("carol", "email"), ("dave", "sms")] {
-        let token = if kind == "email" { pi.enroll_email(user, "corp", None) } else { pi.enroll_sms(user, "corp", None) };
+        let token =
+            if kind == "email" { pi.enroll_email(user, "corp", None) } else { pi.enroll_sms(user, "corp", None) };
         let challenge = check(&pi, &format!("{kind}: trigger with the (empty) PIN"), &[("user", user), ("pass", "")]);
         assert_eq!(challenge.authentication(), Some("CHALLENGE"), "{challenge:?}");
         let first = &challenge.detail()["multi_challenge"][0];
@@ -143,7 +145,8 @@ fn push_accepted_on_the_phone_is_seen_by_polltransaction_and_finalized() {
     let pending = poll(&pi, "push: polltransaction before the answer", &txid);
     assert_eq!(pending.value(), false, "{pending:?}");
     assert_eq!(pending.detail()["challenge_status"], "pending");
-    let early = check(&pi, "push: finalize before the answer", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
+    let early =
+        check(&pi, "push: finalize before the answer", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
     assert!(rejected(&early), "{early:?}");
 
     // A client polls while the phone answers: the server serves both at once.
@@ -166,9 +169,11 @@ fn push_accepted_on_the_phone_is_seen_by_polltransaction_and_finalized() {
     let seen = poll(&pi, "push: polltransaction after the phone accepted", &txid);
     assert_eq!(seen.detail()["challenge_status"], "accept");
     assert_eq!(seen.authentication(), Some("ACCEPT"));
-    let done = check(&pi, "push: finalize after the answer", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
+    let done =
+        check(&pi, "push: finalize after the answer", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
     assert!(accepted(&done), "{done:?}");
-    let again = check(&pi, "push: finalize a second time", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
+    let again =
+        check(&pi, "push: finalize a second time", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
     assert!(rejected(&again), "{again:?}");
 }
 
@@ -186,7 +191,8 @@ fn push_declined_on_the_phone_is_declined() {
     assert_eq!(seen.detail()["challenge_status"], "declined");
     assert_eq!(seen.authentication(), Some("DECLINED"));
     // Only polltransaction says DECLINED; the finalizing check is a plain REJECT in 3.14.
-    let done = check(&pi, "push: finalize after a decline", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
+    let done =
+        check(&pi, "push: finalize after a decline", &[("user", "erin"), ("transaction_id", &txid), ("pass", "")]);
     assert!(rejected(&done), "{done:?}");
 }
 
@@ -205,7 +211,11 @@ fn several_challenge_tokens_share_one_transaction() {
     let txid = challenge.transaction_id().to_string();
     assert!(all.iter().all(|c| c["transaction_id"] == txid.as_str()), "{all:?}");
     let code = pi.read_sent_code("bob");
-    let ok = check(&pi, "e-mail and push: answer with the e-mail code", &[("user", "bob"), ("transaction_id", &txid), ("pass", &code)]);
+    let ok = check(
+        &pi,
+        "e-mail and push: answer with the e-mail code",
+        &[("user", "bob"), ("transaction_id", &txid), ("pass", &code)],
+    );
     assert!(accepted(&ok), "{ok:?}");
 }
 
@@ -218,13 +228,18 @@ fn unknown_user_and_wrong_realm() {
     assert_eq!(unknown.status, 400, "{unknown:?}");
     assert_eq!(unknown.body["result"]["status"], false);
     assert_eq!(unknown.error_code(), Some(904));
-    let elsewhere = check(&pi, "user not in the realm given", &[("user", "bob"), ("realm", "other"), ("pass", "123456")]);
+    let elsewhere =
+        check(&pi, "user not in the realm given", &[("user", "bob"), ("realm", "other"), ("pass", "123456")]);
     assert_eq!(elsewhere.error_code(), Some(904), "{elsewhere:?}");
-    let no_realm = check(&pi, "realm that does not exist", &[("user", "alice"), ("realm", "nowhere"), ("pass", "123456")]);
+    let no_realm =
+        check(&pi, "realm that does not exist", &[("user", "alice"), ("realm", "nowhere"), ("pass", "123456")]);
     assert_eq!(no_realm.error_code(), Some(904), "{no_realm:?}");
     // Realm "other" has an alice of its own, without tokens: corp-alice's code does not open it.
-    let other =
-        check(&pi, "wrong realm: same login, no tokens there", &[("user", "alice"), ("realm", "other"), ("pass", RFC_HOTP[0])]);
+    let other = check(
+        &pi,
+        "wrong realm: same login, no tokens there",
+        &[("user", "alice"), ("realm", "other"), ("pass", RFC_HOTP[0])],
+    );
     assert!(rejected(&other), "{other:?}");
     assert_eq!(other.detail()["message"], "The user has no tokens assigned");
     assert!(accepted(&check(&pi, "right realm", &[("user", "alice"), ("realm", "corp"), ("pass", RFC_HOTP[0])])));
@@ -235,7 +250,8 @@ fn unknown_user_and_wrong_realm() {
 fn passthru_checks_the_user_store_password() {
     let pi = require_privacyidea!();
     pi.set_policy("passthru", "authentication", "passthru", &["realm=other"]);
-    let ok = check(&pi, "passthru: user store password", &[("user", "oscar"), ("realm", "other"), ("pass", "pw-oscar")]);
+    let ok =
+        check(&pi, "passthru: user store password", &[("user", "oscar"), ("realm", "other"), ("pass", "pw-oscar")]);
     assert!(accepted(&ok), "{ok:?}");
     let bad = check(&pi, "passthru: wrong password", &[("user", "oscar"), ("realm", "other"), ("pass", "nope")]);
     assert!(rejected(&bad), "{bad:?}");

@@ -71,7 +71,11 @@ fn failmode_secure_rejects_and_safe_accepts_when_the_provider_fails() {
         let provider = FakePush::start(behaviour);
         let secure = Server::start(&module, &push_setup(&provider, ""));
         let reply = secure.auth("alice", "pw-alice");
-        assert_eq!(reply.message(), Some("Approval by push is unavailable, try again later"), "{behaviour:?}: {reply:?}");
+        assert_eq!(
+            reply.message(),
+            Some("Approval by push is unavailable, try again later"),
+            "{behaviour:?}: {reply:?}"
+        );
         drop(secure);
 
         let safe = Server::start(&module, &push_setup(&provider, "failmode = safe"));
@@ -336,7 +340,7 @@ fn fifty_pushes_pending_while_totp_logins_are_answered() {
     let packets: Vec<String> = otp_users
         .iter()
         .map(|(u, seed)| {
-            let code = rlm_mfa::otp::hotp_code(seed, now / 30, 6, rlm_mfa::otp::Algorithm::Sha1);
+            let code = mfa_core::factor::otp::hotp_code(seed, now / 30, 6, mfa_core::factor::otp::Algorithm::Sha1);
             format!("User-Name = \"{u}\", User-Password = \"{code}\"\n")
         })
         .collect();
@@ -362,10 +366,9 @@ fn a_wait_longer_than_max_request_time_stops_freeradius() {
 fn the_same_login_at_both_servers_of_a_pair_sends_one_push() {
     let module = require_module!();
     let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(2)));
-    let setup = Setup::challenge_mode("push", &tokens(), USERS).file("mods-config/mfa/state.key", KEY).with(&format!(
-        "push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 20\n}}",
-        provider.url()
-    ));
+    let setup = Setup::challenge_mode("push", &tokens(), USERS)
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 20\n}}", provider.url()));
     let primary = std::sync::Arc::new(Server::start(&module, &setup));
     let secondary = std::sync::Arc::new(Server::start(&module, &setup));
     // The provider's idempotency key covers one push.wait window: stay clear of its edge.

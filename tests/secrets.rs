@@ -31,16 +31,19 @@ use common::fake_gateway::{Behaviour, FakeGateway};
 use common::fake_push::{FakePush, PushBehaviour};
 use common::{now, Server, Setup};
 use max_debug::MaxDebug;
+use mfa_core::factor::otp::{hotp_code, Algorithm};
 use raw_radius::{Client, Reply, Request};
-use rlm_mfa::otp::{hotp_code, Algorithm};
 
 /// Printable, so that a raw leak would be readable text too.
 const TOTP_SEED: &[u8] = b"Zq8-totp-seed-Wx3vN1";
 /// Binary.
-const HOTP_SEED: &[u8] = &[0x8e, 0x01, 0xf7, 0x22, 0x9b, 0x00, 0x5c, 0xd3, 0x41, 0xaa, 0x10, 0xee, 0x7f, 0x63, 0x02, 0xb8, 0x99, 0x31, 0xc4, 0x5d];
+const HOTP_SEED: &[u8] = &[
+    0x8e, 0x01, 0xf7, 0x22, 0x9b, 0x00, 0x5c, 0xd3, 0x41, 0xaa, 0x10, 0xee, 0x7f, 0x63, 0x02, 0xb8, 0x99, 0x31, 0xc4,
+    0x5d,
+];
 const STATE_KEY: [u8; 32] = [
-    0x3c, 0x91, 0x0e, 0xd4, 0x77, 0x2a, 0xb5, 0x68, 0x1f, 0xe3, 0x40, 0x9c, 0x5b, 0x06, 0xca, 0x83, 0x2d, 0x74, 0xf1, 0x18, 0xa9,
-    0x60, 0x3e, 0xbb, 0x07, 0xd2, 0x95, 0x4f, 0xe8, 0x11, 0x7a, 0xc6,
+    0x3c, 0x91, 0x0e, 0xd4, 0x77, 0x2a, 0xb5, 0x68, 0x1f, 0xe3, 0x40, 0x9c, 0x5b, 0x06, 0xca, 0x83, 0x2d, 0x74, 0xf1,
+    0x18, 0xa9, 0x60, 0x3e, 0xbb, 0x07, 0xd2, 0x95, 0x4f, 0xe8, 0x11, 0x7a, 0xc6,
 ];
 const PASSWORD: &str = "Pw-Tina-4e7Hq";
 const SMS_TOKEN: &str = "Bearer sms-tok-9Hf2kQ";
@@ -95,7 +98,11 @@ impl Secrets {
         self.add(what, code.as_bytes(), kind);
         if kind == Kind::Never {
             // As the hex of its characters, as a packet dump would show them.
-            self.add(&format!("{what} as hex"), data_encoding::HEXLOWER.encode(code.as_bytes()).as_bytes(), Kind::Never);
+            self.add(
+                &format!("{what} as hex"),
+                data_encoding::HEXLOWER.encode(code.as_bytes()).as_bytes(),
+                Kind::Never,
+            );
         }
     }
 }
@@ -112,7 +119,10 @@ fn hotp(counter: u64) -> String {
 fn wrong(i: usize) -> &'static str {
     let step = now() / 30;
     let code = WRONG[i];
-    assert!((step - 2..=step + 2).all(|s| totp(s) != code) && (0..40).all(|c| hotp(c) != code), "{code} is a right code");
+    assert!(
+        (step - 2..=step + 2).all(|s| totp(s) != code) && (0..40).all(|c| hotp(c) != code),
+        "{code} is a right code"
+    );
     code
 }
 
@@ -187,7 +197,7 @@ fn otp_flows(max_level: bool, secrets: &mut Secrets) -> Vec<u8> {
     assert!(run.login(&hotp(0)).is_accept());
     // CHAP: only MD5(ident, code, challenge) travels; the code itself must appear nowhere.
     let challenge = *b"chap-challenge-1";
-    let answer = rlm_mfa::verify::chap_response(7, &hotp(1), &challenge);
+    let answer = mfa_core::factor::verify::chap_response(7, &hotp(1), &challenge);
     let mut chap = vec![7u8];
     chap.extend_from_slice(&answer);
     secrets.code("HOTP code answered by CHAP", &hotp(1), Kind::Never);
@@ -342,9 +352,9 @@ fn freeradius_prints_it(line: &str, kind: Kind) -> bool {
                 || line.contains("pap: Comparing with \"known good\"")
         }
         // The configuration dump: "... : Debug: <tabs>authorization = "..."".
-        Kind::Config => line
-            .split_once("Debug:")
-            .is_some_and(|(_, item)| item.trim_start().starts_with("authorization = \"")),
+        Kind::Config => {
+            line.split_once("Debug:").is_some_and(|(_, item)| item.trim_start().starts_with("authorization = \""))
+        }
     }
 }
 

@@ -38,7 +38,12 @@ struct Logins<'a> {
 impl Logins<'_> {
     fn accepted(&mut self, user: &str) -> bool {
         let counter = self.next.entry(user.to_string()).or_insert(0);
-        let code = rlm_mfa::otp::hotp_code(b"12345678901234567890", *counter, 6, rlm_mfa::otp::Algorithm::Sha1);
+        let code = mfa_core::factor::otp::hotp_code(
+            b"12345678901234567890",
+            *counter,
+            6,
+            mfa_core::factor::otp::Algorithm::Sha1,
+        );
         let reply = self.server.auth(user, &code);
         if reply.is_accept() {
             *counter += 1;
@@ -103,7 +108,8 @@ fn the_last_good_copy_serves_through_every_fault_and_the_next_good_file_is_taken
     // Replaced by rename with broken ones: not JSON, then JSON with a bad token.
     write_private(&path, r#"{"users": {"alice": {"tokens": [{"serial": "#);
     logins.kept("renamed broken file", &["alice", "carol"], "EOF while parsing");
-    let bad_secret = tokens(&["alice", "dave"]).replace(&format!(r#""secret": "{SEED_B32}"}}]}}"#), r#""secret": "not base32 !"}]}"#);
+    let bad_secret = tokens(&["alice", "dave"])
+        .replace(&format!(r#""secret": "{SEED_B32}"}}]}}"#), r#""secret": "not base32 !"}]}"#);
     write_private(&path, &bad_secret);
     logins.kept("renamed file with a bad token", &["alice", "carol"], "not valid base32");
     assert!(logins.not_enrolled("dave"));

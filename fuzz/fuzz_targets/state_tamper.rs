@@ -1,3 +1,3 @@
 #![no_main]
-// Body and checks: rlm_mfa::fuzzing::state_tamper (src/fuzzing/).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::state_tamper(data));
+// Body and checks: mfa_core::fuzzing::state_tamper (crates/mfa-core/src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mfa_core::fuzzing::state_tamper(data));

@@ -1,3 +1,3 @@
 #![no_main]
-// Body and checks: rlm_mfa::fuzzing::state_unseal (src/fuzzing/).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::state_unseal(data));
+// Body and checks: mfa_core::fuzzing::state_unseal (crates/mfa-core/src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mfa_core::fuzzing::state_unseal(data));

@@ -1,3 +1,3 @@
 #![no_main]
-// Body and checks: rlm_mfa::fuzzing::token_file (src/fuzzing/).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::token_file(data));
+// Body and checks: mfa_core::fuzzing::token_file (crates/mfa-core/src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mfa_core::fuzzing::token_file(data));

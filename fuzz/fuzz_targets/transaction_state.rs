@@ -1,3 +1,3 @@
 #![no_main]
-// Body and checks: rlm_mfa::fuzzing::transaction_state (src/fuzzing/).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::transaction_state(data));
+// Body and checks: mfa_core::fuzzing::transaction_state (crates/mfa-core/src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mfa_core::fuzzing::transaction_state(data));

@@ -1,3 +1,3 @@
 #![no_main]
-// Body and checks: rlm_mfa::fuzzing::user_name (src/fuzzing/).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| rlm_mfa::fuzzing::user_name(data));
+// Body and checks: mfa_core::fuzzing::user_name (crates/mfa-core/src/fuzzing/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mfa_core::fuzzing::user_name(data));

@@ -13,8 +13,8 @@ use super::bindings::{
     main_config, CONF_PARSER, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER, PW_TYPE_PW_TYPE_STRING,
     PW_TYPE_SUBSECTION,
 };
-use crate::config::{RawConfig, RawGateway, RawPrivacyIdea, RawPush};
-use crate::engine::Backend;
+use mfa_core::config::{RawConfig, RawGateway, RawPrivacyIdea, RawPush};
+use mfa_core::engine::Backend;
 
 #[repr(C)]
 pub struct Instance {

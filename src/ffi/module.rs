@@ -6,19 +6,19 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::bindings::{
-    cf_log_err_cs, cf_section_name1, cf_section_parse, cf_section_name2, module_t, rlm_mfa_abi_RLM_MFA_MODULE_INIT,
-    rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_INVALID,
-    rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
-    rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, packetmethod,
-    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, PW_USER_NAME, PW_USER_PASSWORD, PW_STATE, PW_CHAP_PASSWORD,
-    PW_CHAP_CHALLENGE, rlm_rcodes_RLM_MODULE_HANDLED, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    cf_log_err_cs, cf_section_name1, cf_section_name2, cf_section_parse, module_t, packetmethod,
+    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT,
+    rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED,
+    rlm_rcodes_RLM_MODULE_INVALID, rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
+    rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD,
+    PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{Instance, CONFIG};
-use crate::guard::{guarded, install_panic_hook};
 use super::request::{log_raw, List, NasIdentity, Request};
-use crate::clock::SystemClock;
-use crate::config::Config;
-use crate::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, Outcome};
+use mfa_core::clock::SystemClock;
+use mfa_core::config::Config;
+use mfa_core::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, Outcome};
+use mfa_core::guard::{guarded, install_panic_hook};
 
 /// `module_t` holds raw pointers; the server only reads it.
 #[repr(transparent)]
@@ -115,16 +115,20 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
 
 /// The instance's talloc destructor; also runs after a failed instantiate.
 unsafe extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
-    guarded(0, |_| {}, || {
-        if let Some(inst) = (instance as *mut Instance).as_mut() {
-            let engine = std::mem::replace(&mut inst.engine, ptr::null());
-            if !engine.is_null() {
-                // The instance's reference; requests still running keep theirs.
-                drop(Arc::from_raw(engine));
+    guarded(
+        0,
+        |_| {},
+        || {
+            if let Some(inst) = (instance as *mut Instance).as_mut() {
+                let engine = std::mem::replace(&mut inst.engine, ptr::null());
+                if !engine.is_null() {
+                    // The instance's reference; requests still running keep theirs.
+                    drop(Arc::from_raw(engine));
+                }
             }
-        }
-        0
-    })
+            0
+        },
+    )
 }
 
 fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
@@ -197,7 +201,11 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
         if out.set_auth_type && !request.set_auth_type(engine.name()) {
             request.log(
                 Level::Error,
-                &format!("cannot set Auth-Type \"{}\": is there an Auth-Type {} {{ }} section?", engine.name(), engine.name()),
+                &format!(
+                    "cannot set Auth-Type \"{}\": is there an Auth-Type {} {{ }} section?",
+                    engine.name(),
+                    engine.name()
+                ),
             );
             return rlm_rcodes_RLM_MODULE_FAIL;
         }
@@ -230,7 +238,11 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             client: if pushes { request.client_name() } else { String::new() },
             nas_name: if pushes { nas.as_ref().map(NasIdentity::name).unwrap_or_default() } else { String::new() },
             session: if pushes || privacyidea { request.session() } else { String::new() },
-            nas_address: if privacyidea { nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default() } else { String::new() },
+            nas_address: if privacyidea {
+                nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            },
             stashed_code,
         });
         for line in &out.log {
@@ -241,7 +253,8 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
         }
         for (name, value) in &out.reply_attributes {
             if !request.add_reply_attribute(name, value) {
-                request.log(Level::Warn, &format!("reply {name}: the value does not fit the attribute's type, left out"));
+                request
+                    .log(Level::Warn, &format!("reply {name}: the value does not fit the attribute's type, left out"));
             }
         }
         if let Some(state) = &out.challenge_state {

@@ -8,17 +8,15 @@ use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
 
 use super::bindings::{
-    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make,
-    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET,
-    log_lvl_L_DBG_LVL_2, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CALLING_STATION_ID, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT,
-    PW_STATE,
-    log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
-    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
-    PW_AUTH_TYPE, PW_REALM, PW_REPLY_MESSAGE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY,
-    VALUE_PAIR,
+    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make, fr_pair_replace,
+    fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2,
+    log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN, rad_debug_lvl,
+    radlog_request, request_data_add, request_data_get, talloc_strndup, PW_AUTH_TYPE, PW_CALLING_STATION_ID,
+    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE,
+    PW_STATE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY, VALUE_PAIR,
 };
-use crate::engine::Level;
-use crate::text::cut;
+use mfa_core::engine::Level;
+use mfa_core::text::cut;
 
 /// The longest value of a RADIUS string attribute.
 const MAX_ATTR_LEN: usize = 253;
@@ -179,7 +177,8 @@ impl<'a> Request<'a> {
             // SAFETY: NAS-IP-Address is an ipaddr pair: `data.ipaddr` is the member in use.
             unsafe { std::net::Ipv4Addr::from(u32::from_be((*nas_ip).data.ipaddr.s_addr)).to_string() }
         };
-        let id = self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+        let id =
+            self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
         NasIdentity { source, ip, id }
     }
 
@@ -194,7 +193,6 @@ impl<'a> Request<'a> {
             std::ffi::CStr::from_ptr((*client).shortname).to_string_lossy().into_owned()
         }
     }
-
 
     /// Calling-Station-Id and NAS-Port: what tells two logins of one user at one NAS apart.
     pub fn session(&self) -> String {
@@ -300,9 +298,7 @@ impl<'a> Request<'a> {
     /// request marked for debugging): saves the work of logging them otherwise.
     fn debug_enabled(&self) -> bool {
         // SAFETY: a global the server sets at start-up, and a field of a valid request.
-        unsafe {
-            rad_debug_lvl >= log_lvl_L_DBG_LVL_2 || (*self.raw).log.lvl >= log_lvl_L_DBG_LVL_2
-        }
+        unsafe { rad_debug_lvl >= log_lvl_L_DBG_LVL_2 || (*self.raw).log.lvl >= log_lvl_L_DBG_LVL_2 }
     }
 }
 
@@ -364,5 +360,3 @@ mod libc_af {
     pub const INET: i32 = 2;
     pub const INET6: i32 = 10;
 }
-
-

@@ -9,7 +9,7 @@ use super::bindings::{
     cf_pair_attr, cf_pair_find_next, cf_pair_value, cf_section_name2, cf_section_sub_find, cf_subsection_find_next,
     dict_attrbyname, CONF_PAIR, CONF_SECTION,
 };
-use crate::mapping::RawRule;
+use mfa_core::backend::mapping::RawRule;
 
 /// # Safety
 /// `p` is null or a NUL-terminated string owned by the configuration tree.
@@ -63,7 +63,11 @@ pub unsafe fn reply_rules(conf: *const CONF_SECTION) -> Result<Vec<RawRule>, Str
                 "value" => &mut rule.value,
                 "prefix" => &mut rule.prefix,
                 "suffix" => &mut rule.suffix,
-                _ => return Err(format!("reply {attribute}: unknown item '{name}' (from, match, value, prefix, suffix)")),
+                _ => {
+                    return Err(format!(
+                        "reply {attribute}: unknown item '{name}' (from, match, value, prefix, suffix)"
+                    ))
+                }
             };
             *slot = value;
         }

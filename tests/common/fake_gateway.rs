@@ -56,7 +56,6 @@ use fake_http::{answer, read_request, IDLE_LIMIT};
 #[path = "fault_answers.rs"]
 mod fault_answers;
 
-
 struct Shared {
     behaviour: Mutex<Behaviour>,
     /// How long each answer waits after the request was read.
@@ -153,11 +152,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut stream = stream;
     let queued = r#"{"status":"queued"}"#;
     match behaviour {
-        Behaviour::Status(code) => answer(
-            &mut stream,
-            &format!("{code} Failure"),
-            r#"{"error":"refused"}"#,
-        ),
+        Behaviour::Status(code) => answer(&mut stream, &format!("{code} Failure"), r#"{"error":"refused"}"#),
         Behaviour::Garbage => answer(&mut stream, "200 OK", "<html>\x00 not json"),
         Behaviour::Huge => fault_answers::huge(&mut stream),
         Behaviour::CutBody => fault_answers::cut(&mut stream, "200 OK", queued),
@@ -173,11 +168,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
             }
         }
         Behaviour::Accept => answer(&mut stream, "200 OK", queued),
-        Behaviour::Fail => answer(
-            &mut stream,
-            "500 Internal Server Error",
-            r#"{"error":"failed"}"#,
-        ),
+        Behaviour::Fail => answer(&mut stream, "500 Internal Server Error", r#"{"error":"failed"}"#),
         Behaviour::Close => {}
         Behaviour::Hang => {
             if let Ok(copy) = stream.try_clone() {

@@ -18,10 +18,7 @@ pub struct Recorded {
 impl Recorded {
     /// The first header of that name (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,10 +59,7 @@ pub fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
         let (name, value) = line.split_once(':')?;
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let length = match headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
+    let length = match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
         Some((_, v)) => v.parse::<usize>().ok()?,
         None => 0,
     };
@@ -74,19 +68,12 @@ pub fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).ok()?;
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    Some(Recorded { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
 fn read_line(reader: &mut impl BufRead, head_size: &mut usize) -> Option<String> {
     let mut line = Vec::new();
-    let n = Read::take(&mut *reader, (MAX_HEAD - *head_size) as u64)
-        .read_until(b'\n', &mut line)
-        .ok()?;
+    let n = Read::take(&mut *reader, (MAX_HEAD - *head_size) as u64).read_until(b'\n', &mut line).ok()?;
     *head_size += n;
     if n == 0 || !line.ends_with(b"\n") {
         return None;

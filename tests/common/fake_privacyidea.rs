@@ -177,10 +177,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
             }
             PiBehaviour::Normal => route(&request, shared),
         };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let head =
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(body.as_bytes())).is_err() {
             return;
         }
@@ -188,19 +186,20 @@ fn serve(stream: TcpStream, shared: &Shared) {
 }
 
 fn error(code: u32, message: &str) -> String {
-    format!(r#"{{"jsonrpc":"2.0","result":{{"status":false,"error":{{"code":{code},"message":"{message}"}}}},"version":"privacyIDEA fake"}}"#)
+    format!(
+        r#"{{"jsonrpc":"2.0","result":{{"status":false,"error":{{"code":{code},"message":"{message}"}}}},"version":"privacyIDEA fake"}}"#
+    )
 }
 
 fn verdict(value: bool, authentication: &str, detail: &str) -> String {
-    format!(r#"{{"jsonrpc":"2.0","result":{{"status":true,"value":{value},"authentication":"{authentication}"}},"detail":{detail},"version":"privacyIDEA fake"}}"#)
+    format!(
+        r#"{{"jsonrpc":"2.0","result":{{"status":true,"value":{value},"authentication":"{authentication}"}},"detail":{detail},"version":"privacyIDEA fake"}}"#
+    )
 }
 
 /// Form or query fields, percent-decoded.
 fn fields(text: &str) -> HashMap<String, String> {
-    text.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
+    text.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
 }
 
 fn decode(s: &str) -> String {
@@ -208,7 +207,10 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(b)) => {
@@ -234,7 +236,14 @@ fn route(request: &PiRecorded, shared: &Shared) -> (&'static str, String) {
                 Some(PushAnswer::Declined) => (false, "declined"),
                 _ => (false, "pending"),
             };
-            ("200 OK", verdict(value, if value { "ACCEPT" } else { "REJECT" }, &format!(r#"{{"challenge_status":"{status}"}}"#)))
+            (
+                "200 OK",
+                verdict(
+                    value,
+                    if value { "ACCEPT" } else { "REJECT" },
+                    &format!(r#"{{"challenge_status":"{status}"}}"#),
+                ),
+            )
         }
         _ => ("404 NOT FOUND", error(404, "ERR404: not found")),
     }
@@ -249,7 +258,13 @@ fn check(form: &HashMap<String, String>, shared: &Shared) -> (&'static str, Stri
         return ("400 BAD REQUEST", error(904, "ERR904: The user can not be found in any resolver in this realm!"));
     }
     let reject = verdict(false, "REJECT", r#"{"message":"wrong otp pin"}"#);
-    let accept = verdict(true, "ACCEPT", &format!(r#"{{"message":"matching 1 tokens","serial":"FAKE0001","user":{{"username":"{user}","groups":["vpn-admins","staff"]}}}}"#));
+    let accept = verdict(
+        true,
+        "ACCEPT",
+        &format!(
+            r#"{{"message":"matching 1 tokens","serial":"FAKE0001","user":{{"username":"{user}","groups":["vpn-admins","staff"]}}}}"#
+        ),
+    );
     if let Some(id) = form.get("transaction_id") {
         let mut txs = shared.transactions.lock().unwrap();
         let Some(tx) = txs.get(id).filter(|t| t.user == user) else { return ("200 OK", reject) };
@@ -266,7 +281,13 @@ fn check(form: &HashMap<String, String>, shared: &Shared) -> (&'static str, Stri
     if pass == GOOD_PASS {
         return ("200 OK", accept);
     }
-    let kind = if user.starts_with("mail") { "email" } else if user.starts_with("push") { "push" } else { "" };
+    let kind = if user.starts_with("mail") {
+        "email"
+    } else if user.starts_with("push") {
+        "push"
+    } else {
+        ""
+    };
     if pass != "pin" || kind.is_empty() {
         return ("200 OK", reject);
     }

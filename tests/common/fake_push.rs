@@ -82,7 +82,6 @@ use fake_http::{answer, read_request, IDLE_LIMIT};
 #[path = "fault_answers.rs"]
 mod fault_answers;
 
-
 struct Push {
     id: String,
     created: Instant,
@@ -123,8 +122,7 @@ pub struct FakePush {
 
 impl FakePush {
     pub fn start(behaviour: PushBehaviour) -> FakePush {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("cannot bind the fake push provider");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the fake push provider");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
@@ -225,14 +223,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
     // What a working provider would say, for the answers that break off half-way.
     let pending = r#"{"id":"push-cut","status":"pending"}"#;
     match behaviour {
-        PushBehaviour::Status(code) => answer(
-            &mut stream,
-            &format!("{code} Failure"),
-            r#"{"error":"refused"}"#,
-        ),
-        PushBehaviour::WrongJson => {
-            answer(&mut stream, "200 OK", r#"{"push":{"ref":7},"status":1}"#)
-        }
+        PushBehaviour::Status(code) => answer(&mut stream, &format!("{code} Failure"), r#"{"error":"refused"}"#),
+        PushBehaviour::WrongJson => answer(&mut stream, "200 OK", r#"{"push":{"ref":7},"status":1}"#),
         PushBehaviour::Huge => fault_answers::huge(&mut stream),
         PushBehaviour::CutBody => fault_answers::cut(&mut stream, "200 OK", pending),
         PushBehaviour::Trickle => fault_answers::trickle(&mut stream, "200 OK"),
@@ -246,11 +238,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 fault_answers::stall(&mut stream, &mut reader, "200 OK", pending);
             }
         }
-        PushBehaviour::Error500 => answer(
-            &mut stream,
-            "500 Internal Server Error",
-            r#"{"error":"failed"}"#,
-        ),
+        PushBehaviour::Error500 => answer(&mut stream, "500 Internal Server Error", r#"{"error":"failed"}"#),
         PushBehaviour::Malformed => answer(&mut stream, "200 OK", "<html>not json</html>"),
         PushBehaviour::Close => {}
         PushBehaviour::Hang => {
@@ -265,9 +253,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
             let mut sink = [0u8; 1024];
             while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
         }
-        PushBehaviour::ApproveAfter(_)
-        | PushBehaviour::DenyAfter(_)
-        | PushBehaviour::NeverAnswer => {
+        PushBehaviour::ApproveAfter(_) | PushBehaviour::DenyAfter(_) | PushBehaviour::NeverAnswer => {
             let (status, body) = route(&request, behaviour, shared);
             answer(&mut stream, status, &body);
         }
@@ -277,19 +263,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
 }
 
 /// The answer of a provider that works: status line and body.
-fn route(
-    request: &PushRecorded,
-    behaviour: PushBehaviour,
-    shared: &Shared,
-) -> (&'static str, String) {
+fn route(request: &PushRecorded, behaviour: PushBehaviour, shared: &Shared) -> (&'static str, String) {
     let path = request.path.split(['?', '#']).next().unwrap_or("");
     let not_found = ("404 Not Found", json!({"error": "not found"}).to_string());
     if path.ends_with("/push") {
         if request.method != "POST" {
-            return (
-                "405 Method Not Allowed",
-                json!({"error": "method"}).to_string(),
-            );
+            return ("405 Method Not Allowed", json!({"error": "method"}).to_string());
         }
         return create(&request.body, behaviour, shared);
     }
@@ -302,10 +281,7 @@ fn route(
     let mut pushes = lock(&shared.pushes);
     match request.method.as_str() {
         "GET" => match pushes.by_id.get(id) {
-            Some(push) => (
-                "200 OK",
-                json!({"id": push.id, "status": status_of(push, behaviour)}).to_string(),
-            ),
+            Some(push) => ("200 OK", json!({"id": push.id, "status": status_of(push, behaviour)}).to_string()),
             None => not_found,
         },
         "DELETE" => {
@@ -318,26 +294,17 @@ fn route(
             }
             ("204 No Content", String::new())
         }
-        _ => (
-            "405 Method Not Allowed",
-            json!({"error": "method"}).to_string(),
-        ),
+        _ => ("405 Method Not Allowed", json!({"error": "method"}).to_string()),
     }
 }
 
 fn create(body: &str, behaviour: PushBehaviour, shared: &Shared) -> (&'static str, String) {
-    let bad = (
-        "400 Bad Request",
-        json!({"error": "bad request"}).to_string(),
-    );
+    let bad = ("400 Bad Request", json!({"error": "bad request"}).to_string());
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return bad;
     };
     let fields = ["user", "message", "client", "request_id"];
-    if !fields
-        .iter()
-        .all(|f| value.get(f).is_some_and(Value::is_string))
-    {
+    if !fields.iter().all(|f| value.get(f).is_some_and(Value::is_string)) {
         return bad;
     }
     let request_id = value["request_id"].as_str().unwrap_or("").to_owned();
@@ -351,19 +318,9 @@ fn create(body: &str, behaviour: PushBehaviour, shared: &Shared) -> (&'static st
     pushes.created += 1;
     let id = format!("push-{}", pushes.created);
     pushes.by_request.insert(request_id, id.clone());
-    pushes.by_id.insert(
-        id.clone(),
-        Push {
-            id: id.clone(),
-            created: Instant::now(),
-            cancelled: false,
-        },
-    );
+    pushes.by_id.insert(id.clone(), Push { id: id.clone(), created: Instant::now(), cancelled: false });
     pushes.last_create_body = Some(value);
-    (
-        "201 Created",
-        json!({"id": id, "status": "pending"}).to_string(),
-    )
+    ("201 Created", json!({"id": id, "status": "pending"}).to_string())
 }
 
 fn status_of(push: &Push, behaviour: PushBehaviour) -> &'static str {

@@ -39,7 +39,11 @@ impl MaxDebug {
             if let Some(status) = running.child.try_wait().unwrap() {
                 panic!("freeradius -xxxx exited ({status}):\n{}", tail(&text, 60));
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "freeradius -xxxx did not start:\n{}", tail(&text, 60));
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "freeradius -xxxx did not start:\n{}",
+                tail(&text, 60)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

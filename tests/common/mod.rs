@@ -30,8 +30,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// mfa-admin, a crate of the workspace: `RLM_MFA_ADMIN`, or the one cargo built
+/// beside this test (`cargo build -p mfa-admin` with the same profile; scripts/test.sh does).
 pub fn admin_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mfa-admin"))
+    if let Some(path) = std::env::var_os("RLM_MFA_ADMIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/mfa-admin
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").join("mfa-admin");
+    assert!(bin.is_file(), "{} is missing: run `cargo build -p mfa-admin` with this profile first", bin.display());
+    bin
 }
 
 /// The directory holding rlm_mfa.so, or None (and a note) when integration tests cannot run.
@@ -39,11 +48,7 @@ pub fn module_dir() -> Option<PathBuf> {
     match std::env::var_os("RLM_MFA_MODULE_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
-            assert!(
-                dir.join("rlm_mfa.so").is_file(),
-                "RLM_MFA_MODULE_DIR={} holds no rlm_mfa.so",
-                dir.display()
-            );
+            assert!(dir.join("rlm_mfa.so").is_file(), "RLM_MFA_MODULE_DIR={} holds no rlm_mfa.so", dir.display());
             Some(dir)
         }
         None => {
@@ -69,9 +74,8 @@ macro_rules! require_module {
 
 fn unique_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let base = std::env::var_os("RLM_MFA_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/integration"));
+    let base =
+        std::env::var_os("RLM_MFA_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target/integration"));
     let dir = base.join(format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -155,11 +159,7 @@ impl Setup {
 pub fn totp_tokens(users: &[&str]) -> String {
     let users: Vec<String> = users
         .iter()
-        .map(|u| {
-            format!(
-                r#""{u}": {{"tokens": [{{"serial": "T-{u}", "type": "totp", "secret": "{SEED_B32}"}}]}}"#
-            )
-        })
+        .map(|u| format!(r#""{u}": {{"tokens": [{{"serial": "T-{u}", "type": "totp", "secret": "{SEED_B32}"}}]}}"#))
         .collect();
     format!(r#"{{"users": {{{}}}}}"#, users.join(", "))
 }
@@ -227,7 +227,9 @@ impl Server {
 
     fn write_config(&self, setup: &Setup) {
         let d = &self.dir;
-        for sub in ["mods-enabled", "sites-enabled", "mods-config/mfa", "mods-config/files", "log", "run", "var", "db", "acct"] {
+        for sub in
+            ["mods-enabled", "sites-enabled", "mods-config/mfa", "mods-config/files", "log", "run", "var", "db", "acct"]
+        {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
         let conf = RADIUSD_CONF
@@ -236,11 +238,8 @@ impl Server {
         fs::write(d.join("radiusd.conf"), conf).unwrap();
 
         write_private(&self.tokens_path(), &setup.tokens);
-        let users: String = setup
-            .users
-            .iter()
-            .map(|(u, p)| format!("\"{u}\"\tCleartext-Password := \"{p}\"\n"))
-            .collect();
+        let users: String =
+            setup.users.iter().map(|(u, p)| format!("\"{u}\"\tCleartext-Password := \"{p}\"\n")).collect();
         fs::write(d.join("mods-config/files/authorize"), users).unwrap();
         fs::write(d.join("mods-enabled/pap"), "pap {\n\tnormalise = yes\n}\n").unwrap();
         fs::write(
@@ -267,9 +266,8 @@ impl Server {
             fs::write(d.join(path), text).unwrap();
             fs::set_permissions(d.join(path), fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let site = site
-            .replace("ipaddr = *", "ipaddr = 127.0.0.1")
-            .replace("port = 1812", &format!("port = {}", self.port));
+        let site =
+            site.replace("ipaddr = *", "ipaddr = 127.0.0.1").replace("port = 1812", &format!("port = {}", self.port));
         fs::write(d.join("sites-enabled/mfa"), site).unwrap();
     }
 
@@ -289,7 +287,9 @@ impl Server {
         self.child = Some(child);
         let started = Instant::now();
         loop {
-            let text = fs::read(&log).map(|b| String::from_utf8_lossy(&b[skip.min(b.len())..]).into_owned()).unwrap_or_default();
+            let text = fs::read(&log)
+                .map(|b| String::from_utf8_lossy(&b[skip.min(b.len())..]).into_owned())
+                .unwrap_or_default();
             if text.contains("Ready to process requests") {
                 break;
             }
@@ -508,7 +508,7 @@ pub fn tail(text: &str, lines: usize) -> String {
 /// The TOTP code of the RFC seed (SHA1, 6 digits, 30 s) at `time`, computed by mfa-admin's
 /// library so that the test does not trust the module to check itself.
 pub fn totp_at(time: u64) -> String {
-    rlm_mfa::otp::hotp_code(b"12345678901234567890", time / 30, 6, rlm_mfa::otp::Algorithm::Sha1)
+    mfa_core::factor::otp::hotp_code(b"12345678901234567890", time / 30, 6, mfa_core::factor::otp::Algorithm::Sha1)
 }
 
 /// The module looks at the token file at most once a second (src/reload.rs).

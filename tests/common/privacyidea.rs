@@ -66,9 +66,8 @@ macro_rules! require_privacyidea {
 
 fn unique_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let base = std::env::var_os("RLM_MFA_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/integration"));
+    let base =
+        std::env::var_os("RLM_MFA_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target/integration"));
     let dir = base.join(format!("pi-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -259,13 +258,19 @@ impl PrivacyIdea {
 
     /// GET /validate/polltransaction?transaction_id=...
     pub fn poll_transaction(&self, transaction_id: &str) -> Answer {
-        exchange(ureq::get(&format!("{}/validate/polltransaction", self.url)).query("transaction_id", transaction_id).call())
+        exchange(
+            ureq::get(&format!("{}/validate/polltransaction", self.url)).query("transaction_id", transaction_id).call(),
+        )
     }
 
     /// The last lines of the server's output and of privacyIDEA's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let read = |name: &str| fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!("== server.log\n{}\n== privacyidea.log\n{}", tail(&read("server.log"), lines), tail(&read("privacyidea.log"), lines))
+        format!(
+            "== server.log\n{}\n== privacyidea.log\n{}",
+            tail(&read("server.log"), lines),
+            tail(&read("privacyidea.log"), lines)
+        )
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

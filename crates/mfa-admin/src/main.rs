@@ -1,0 +1,518 @@
+//! mfa-admin: enroll and remove tokens, inspect and repair rlm_mfa's state.
+//!
+//! Edits the token file (atomically, keeping its owner and mode) and appends to
+//! the state journal that the running module shares, so no restart is needed.
+
+use std::error::Error;
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+
+use mfa_core::clock::{Clock, SystemClock};
+use mfa_core::factor::otp::{self, Algorithm};
+use mfa_core::factor::verify::{self, Windows};
+use mfa_core::store::journal::{JournalOptions, StateJournal, TokenState};
+use mfa_core::store::tokens::{Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
+
+const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
+const DEFAULT_STATE: &str = "/etc/freeradius/3.0/mfa/state.jsonl";
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+#[derive(Parser)]
+#[command(name = "mfa-admin", version, about = "Manage rlm_mfa tokens and their state")]
+struct Cli {
+    /// Token file [env: MFA_TOKENS] [default: /etc/freeradius/3.0/mods-config/mfa/tokens.json]
+    #[arg(long, global = true, value_name = "PATH")]
+    tokens: Option<PathBuf>,
+    /// State journal [env: MFA_STATE] [default: /etc/freeradius/3.0/mfa/state.jsonl]
+    #[arg(long, global = true, value_name = "PATH")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Add a token to a user; prints its serial, otpauth:// URI and QR code
+    Enroll(EnrollArgs),
+    /// Show users, their tokens (never the secrets) and their state
+    List {
+        /// Only this user
+        user: Option<String>,
+    },
+    /// Remove a user (and the user's state), or one token with --serial
+    Remove {
+        user: String,
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// Clear a user's failure count and lockout
+    Unlock { user: String },
+    /// Resynchronise an HOTP token from two consecutive codes
+    Resync {
+        user: String,
+        code1: String,
+        code2: String,
+        #[arg(long)]
+        serial: Option<String>,
+        /// How many counters past the stored one to search
+        #[arg(long, default_value_t = 10_000)]
+        search: u64,
+    },
+    /// Verify a code as the module does; exit status 0 on a match, 1 otherwise
+    Check(CheckArgs),
+    /// Set or clear where codes are sent in the challenge modes (SMS number, e-mail address)
+    Contact {
+        user: String,
+        /// Phone number for SMS, e.g. +4512345612; "" clears it
+        #[arg(long)]
+        sms: Option<String>,
+        /// E-mail address; "" clears it
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a user's groups, for `reply <Attribute> { from = "user.groups" }` rules; none clears them
+    Groups { user: String, groups: Vec<String> },
+    /// Print the current code of a token (for demos and tests on this server)
+    Code {
+        user: String,
+        #[arg(long)]
+        serial: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Totp,
+    Hotp,
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    user: String,
+    #[arg(long = "type", value_enum, default_value_t = Kind::Totp)]
+    kind: Kind,
+    #[arg(long, default_value = "SHA1", value_parser = parse_algorithm)]
+    algorithm: Algorithm,
+    #[arg(long, default_value_t = 6)]
+    digits: u32,
+    /// TOTP time step in seconds [default: 30]
+    #[arg(long)]
+    period: Option<u64>,
+    /// Use this base32 secret instead of 20 random bytes (visible in `ps`!)
+    #[arg(long, value_name = "BASE32")]
+    secret: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// Issuer shown by the authenticator app
+    #[arg(long, default_value = "rlm_mfa")]
+    issuer: String,
+    /// Do not print the QR code
+    #[arg(long)]
+    no_qr: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    user: String,
+    code: String,
+    /// TOTP steps accepted either side of the current one
+    #[arg(long, default_value_t = 1)]
+    window: u64,
+    /// HOTP counters accepted past the stored one
+    #[arg(long, default_value_t = 10)]
+    look_ahead: u64,
+    /// Record the matching step or counter, so the code cannot be used again
+    #[arg(long)]
+    consume: bool,
+}
+
+/// Where the files are, after options, environment and defaults.
+struct Paths {
+    tokens: PathBuf,
+    state: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths {
+        tokens: resolve_path(cli.tokens, "MFA_TOKENS", DEFAULT_TOKENS),
+        state: resolve_path(cli.state, "MFA_STATE", DEFAULT_STATE),
+    };
+    match run(cli.command, &paths) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mfa-admin: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Option first, then the environment (clap's `env` feature is not enabled), then the default.
+fn resolve_path(option: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
+    option
+        .or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
+    match command {
+        Command::Enroll(args) => enroll(paths, &args),
+        Command::List { user } => list(paths, user.as_deref()),
+        Command::Remove { user, serial } => remove(paths, &user, serial.as_deref()),
+        Command::Unlock { user } => unlock(paths, &user),
+        Command::Resync { user, code1, code2, serial, search } => {
+            resync(paths, &user, &code1, &code2, serial.as_deref(), search)
+        }
+        Command::Check(args) => check(paths, &args),
+        Command::Contact { user, sms, email } => contact(paths, &user, sms, email),
+        Command::Code { user, serial } => print_code(paths, &user, serial.as_deref()),
+        Command::Groups { user, groups } => set_groups(paths, &user, groups),
+    }
+}
+
+fn set_groups(paths: &Paths, user: &str, groups: Vec<String>) -> Result<ExitCode> {
+    let mut db = load_or_create(&paths.tokens)?;
+    db.set_groups(user, groups)?;
+    db.save(&paths.tokens)?;
+    let groups = db.user(user).map(|u| u.groups.join(", ")).unwrap_or_default();
+    println!("{user:?}: groups {}", if groups.is_empty() { "none" } else { &groups });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn contact(paths: &Paths, user: &str, sms: Option<String>, email: Option<String>) -> Result<ExitCode> {
+    if sms.is_none() && email.is_none() {
+        return Err("give --sms NUMBER and/or --email ADDRESS (\"\" clears one)".into());
+    }
+    let clear_empty = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.is_empty()));
+    let mut db = load_or_create(&paths.tokens)?;
+    db.set_contacts(user, clear_empty(sms), clear_empty(email))?;
+    db.save(&paths.tokens)?;
+    match db.user(user) {
+        Some(u) => println!(
+            "{user:?}: sms {}, email {}",
+            u.sms.as_deref().unwrap_or("none"),
+            u.email.as_deref().unwrap_or("none")
+        ),
+        None => println!("{user:?} has no second factor left and was removed"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_algorithm(name: &str) -> std::result::Result<Algorithm, String> {
+    Algorithm::parse(name).ok_or_else(|| "expected SHA1, SHA256 or SHA512".to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
+    let kind = match (args.kind, args.period) {
+        (Kind::Totp, period) => TokenKind::Totp { period: period.unwrap_or(30) },
+        (Kind::Hotp, None) => TokenKind::Hotp,
+        (Kind::Hotp, Some(_)) => return Err("--period applies only to TOTP tokens".into()),
+    };
+    let secret = match &args.secret {
+        Some(text) => Secret::from_base32(text)?,
+        None => Secret::generate(NEW_SECRET_BYTES)?,
+    };
+    let mut db = load_or_create(&paths.tokens)?;
+    let token = Token {
+        serial: unused_serial(db.user(&args.user), &kind)?,
+        kind,
+        algorithm: args.algorithm,
+        digits: args.digits,
+        secret,
+        description: args.description.clone(),
+    };
+    let serial = token.serial.clone();
+    let uri = token.otpauth_uri(&args.user, &args.issuer);
+    db.add_token(&args.user, token)?;
+    create_parent_dir(&paths.tokens, 0o750)?;
+    db.save(&paths.tokens)?;
+
+    println!("enrolled {serial} for {:?} in {}", args.user, paths.tokens.display());
+    println!("{uri}");
+    if !args.no_qr {
+        println!("{}", render_qr(&uri)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(paths: &Paths, only: Option<&str>) -> Result<ExitCode> {
+    let db = TokenDb::load(&paths.tokens)?;
+    let journal = existing_journal(&paths.state)?;
+    let now = SystemClock.now();
+    match only {
+        Some(name) => print_user(name, find_user(&db, name)?, journal.as_ref(), now),
+        None => {
+            for (name, user) in db.users() {
+                print_user(name, user, journal.as_ref(), now);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
+    let mut db = TokenDb::load(&paths.tokens)?;
+    match serial {
+        Some(serial) => {
+            db.remove_token(user, serial).ok_or_else(|| format!("user {user:?} has no token {serial:?}"))?;
+            println!("removed token {serial} of {user:?}");
+        }
+        None => {
+            let removed = db.remove_user(user).ok_or_else(|| no_such_user(user))?;
+            println!("removed {user:?} and {} token(s)", removed.tokens.len());
+        }
+    }
+    db.save(&paths.tokens)?;
+    // A user removed whole (or by their last token) leaves no state behind, so
+    // that a later user of the same name starts clean.
+    if db.user(user).is_none() {
+        if let Some(mut journal) = existing_journal(&paths.state)? {
+            journal.forget(user)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unlock(paths: &Paths, user: &str) -> Result<ExitCode> {
+    let Some(mut journal) = existing_journal(&paths.state)? else {
+        println!("{user:?} has no state; nothing to unlock");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let before = journal.lock(user);
+    journal.unlock(user)?;
+    println!("unlocked {user:?} (had {} failure(s))", before.failures);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resync(paths: &Paths, user: &str, code1: &str, code2: &str, serial: Option<&str>, search: u64) -> Result<ExitCode> {
+    let db = TokenDb::load(&paths.tokens)?;
+    let tokens = chosen_tokens(find_user(&db, user)?, user, serial)?;
+    let hotp: Vec<&Token> = tokens.into_iter().filter(|t| t.kind == TokenKind::Hotp).collect();
+    if hotp.is_empty() {
+        return Err(match serial {
+            Some(serial) => {
+                format!("token {serial} is not an HOTP token; only HOTP tokens need resync")
+            }
+            None => format!("{user:?} has no HOTP token; only HOTP tokens need resync"),
+        }
+        .into());
+    }
+    let mut journal = open_journal(&paths.state)?;
+    for token in hotp {
+        let from = journal.token(user, &token.serial).next_counter;
+        let secret = token.secret.as_bytes();
+        if let Some(next) = otp::hotp_resync(secret, token.algorithm, token.digits, from, search, code1, code2) {
+            journal.set_hotp_counter(user, &token.serial, next)?;
+            println!("resynchronised {}: next counter is now {next}", token.serial);
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    println!("no HOTP token of {user:?} produced those two codes within {search} counters");
+    Ok(ExitCode::from(1))
+}
+
+fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
+    let db = TokenDb::load(&paths.tokens)?;
+    let user = find_user(&db, &args.user)?;
+    let mut journal = if args.consume { Some(open_journal(&paths.state)?) } else { existing_journal(&paths.state)? };
+    let now = SystemClock.now();
+    let code = args.code.trim();
+    let lock = journal.as_ref().map(|j| j.lock(&args.user)).unwrap_or_default();
+    if lock.is_locked(now) {
+        println!(
+            "note: {:?} is locked for {} more seconds; the module rejects every code until then",
+            args.user,
+            lock.locked_until - now
+        );
+    }
+
+    for token in &user.tokens {
+        let state = token_state(journal.as_ref(), &args.user, &token.serial);
+        let Some(found) = verify::find(token, &state, code, now, windows(args)) else {
+            continue;
+        };
+        let what = match token.kind {
+            TokenKind::Totp { .. } => format!("step {found}"),
+            TokenKind::Hotp => format!("counter {found}"),
+        };
+        match journal.as_mut().filter(|_| args.consume) {
+            Some(journal) => {
+                // Claimed under the journal's lock: the module may have taken this
+                // code in the meantime, and a code is good only once.
+                let claimed = match token.kind {
+                    TokenKind::Totp { .. } => journal.claim_totp_step(&args.user, &token.serial, found)?,
+                    TokenKind::Hotp => journal.claim_hotp_counter(&args.user, &token.serial, found + 1)?,
+                };
+                if !claimed {
+                    println!("no match: {} ({what}) was used by someone else just now", token.serial);
+                    return Ok(ExitCode::from(1));
+                }
+                println!("match: {} ({what}), recorded as used", token.serial);
+            }
+            None => println!("match: {} ({what}), not recorded (use --consume to)", token.serial),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    match replayed_token(user, code, now, windows(args)) {
+        Some(serial) => println!("no match: that code of {serial} was already used"),
+        None => println!("no match"),
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn print_code(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
+    let db = TokenDb::load(&paths.tokens)?;
+    let token =
+        *chosen_tokens(find_user(&db, user)?, user, serial)?.first().ok_or_else(|| format!("{user:?} has no token"))?;
+    let secret = token.secret.as_bytes();
+    let code = match token.kind {
+        TokenKind::Totp { period } => {
+            let step = otp::totp_step(SystemClock.now(), period);
+            otp::hotp_code(secret, step, token.digits, token.algorithm)
+        }
+        TokenKind::Hotp => {
+            let journal = existing_journal(&paths.state)?;
+            let counter = token_state(journal.as_ref(), user, &token.serial).next_counter;
+            otp::hotp_code(secret, counter, token.digits, token.algorithm)
+        }
+    };
+    println!("{code}");
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn no_such_user(user: &str) -> String {
+    format!("no user {user:?} in the token file")
+}
+
+fn find_user<'a>(db: &'a TokenDb, user: &str) -> Result<&'a User> {
+    db.user(user).ok_or_else(|| no_such_user(user).into())
+}
+
+/// The user's tokens, or just the one with `serial`.
+fn chosen_tokens<'a>(user: &'a User, name: &str, serial: Option<&str>) -> Result<Vec<&'a Token>> {
+    match serial {
+        None => Ok(user.tokens.iter().collect()),
+        Some(serial) => match user.token(serial) {
+            Some(token) => Ok(vec![token]),
+            None => Err(format!("user {name:?} has no token {serial:?}").into()),
+        },
+    }
+}
+
+/// The token file, or an empty one when it does not exist yet.
+fn load_or_create(path: &Path) -> Result<TokenDb> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(TokenDb::new()),
+        _ => Ok(TokenDb::load(path)?),
+    }
+}
+
+fn create_parent_dir(path: &Path, mode: u32) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A serial this user does not have yet (collisions are unlikely, not impossible).
+fn unused_serial(user: Option<&User>, kind: &TokenKind) -> Result<String> {
+    loop {
+        let serial = Token::new_serial(kind)?;
+        if user.is_none_or(|u| u.token(&serial).is_none()) {
+            return Ok(serial);
+        }
+    }
+}
+
+fn open_journal(path: &Path) -> Result<StateJournal> {
+    Ok(StateJournal::open(path, JournalOptions::default())?)
+}
+
+/// The journal if it exists. Read-only commands must not create it: a file
+/// created by root here could be one the module cannot open later.
+fn existing_journal(path: &Path) -> Result<Option<StateJournal>> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        _ => Ok(Some(open_journal(path)?)),
+    }
+}
+
+fn token_state(journal: Option<&StateJournal>, user: &str, serial: &str) -> TokenState {
+    journal.map(|j| j.token(user, serial)).unwrap_or_default()
+}
+
+fn windows(args: &CheckArgs) -> Windows {
+    Windows { totp_window: args.window, hotp_look_ahead: args.look_ahead }
+}
+
+/// A TOTP token for which `code` is right but was already used (to explain a "no match").
+fn replayed_token<'a>(user: &'a User, code: &str, now: u64, windows: Windows) -> Option<&'a str> {
+    user.tokens.iter().find(|t| verify::is_replay(t, code, now, windows)).map(|t| t.serial.as_str())
+}
+
+fn print_user(name: &str, user: &User, journal: Option<&StateJournal>, now: u64) {
+    println!("{name}");
+    for token in &user.tokens {
+        let state = token_state(journal, name, &token.serial);
+        let (shape, progress) = match token.kind {
+            TokenKind::Totp { period } => (
+                format!("period {period}s"),
+                match state.last_step {
+                    Some(step) => format!("last step {step}"),
+                    None => "no code used yet".to_string(),
+                },
+            ),
+            TokenKind::Hotp => (String::new(), format!("next counter {}", state.next_counter)),
+        };
+        let description = token.description.as_deref().map(|d| format!("  {d:?}")).unwrap_or_default();
+        println!(
+            "  {:<14} {}  {:<6} {} digits  {:<11} {progress}{description}",
+            token.serial,
+            token.kind.name(),
+            token.algorithm.name(),
+            token.digits,
+            shape,
+        );
+    }
+    if let Some(number) = &user.sms {
+        println!("  sms    {number}");
+    }
+    if let Some(address) = &user.email {
+        println!("  email  {address}");
+    }
+    let lock = journal.map(|j| j.lock(name)).unwrap_or_default();
+    if lock.is_locked(now) {
+        println!("  LOCKED for {} more seconds, {} failure(s)", lock.locked_until - now, lock.failures);
+    } else {
+        println!("  not locked, {} failure(s)", lock.failures);
+    }
+}
+
+/// The QR code as text, two modules per character cell. Drawn for a dark
+/// terminal: light modules are printed as blocks, dark ones as blank cells.
+fn render_qr(uri: &str) -> Result<String> {
+    let code = QrCode::new(uri.as_bytes()).map_err(|e| format!("cannot make a QR code: {e}"))?;
+    Ok(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build())
+}

@@ -1,0 +1,163 @@
+//! The `privacyidea { }` section (backend = privacyidea), checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{choice, invalid, ConfigError};
+use crate::backend::privacyidea::{ClientConfig, PiConfig, PollMode};
+
+/// The items of the `privacyidea { }` section, before checking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawPrivacyIdea {
+    /// One or more base URLs separated by spaces, tried in order.
+    pub url: Option<String>,
+    pub realm: Option<String>,
+    /// The pairs of the `realms { }` subsection: RADIUS realm = privacyIDEA realm.
+    pub realms: Vec<(String, String)>,
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_header: Option<String>,
+    pub timeout: u32,
+    pub skip_failing: u32,
+    pub reuse_connections: bool,
+    pub poll: Option<String>,
+    pub poll_wait: u32,
+    pub poll_interval: u32,
+    pub max_waiting: u32,
+    pub split_null_byte: bool,
+    pub send_client: bool,
+}
+
+fn path(value: &Option<String>) -> Option<PathBuf> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// Checks the section. `max_request_time` is the server's (0 when unknown):
+/// a poll wait and the calls around it must end before it.
+pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig, ConfigError> {
+    let urls: Vec<String> =
+        raw.url.as_deref().unwrap_or("").split_whitespace().map(|u| u.trim_end_matches('/').to_string()).collect();
+    if urls.is_empty() {
+        return Err(invalid("privacyidea.url", "backend privacyidea needs privacyIDEA's URL"));
+    }
+    if let Some(bad) = urls.iter().find(|u| !crate::channel::http::has_http_scheme(u)) {
+        return Err(invalid(
+            "privacyidea.url",
+            format!("\"{}\" is not an http:// or https:// URL", crate::channel::http::redact(bad)),
+        ));
+    }
+    if !(1..=60).contains(&raw.timeout) {
+        return Err(invalid("privacyidea.timeout", "must be 1 to 60 seconds"));
+    }
+    if !(1..=60).contains(&raw.poll_interval) {
+        return Err(invalid("privacyidea.poll_interval", "must be 1 to 60 seconds"));
+    }
+    if !(5..=600).contains(&raw.poll_wait) {
+        return Err(invalid("privacyidea.poll_wait", "must be 5 to 600 seconds"));
+    }
+    if !(1..=10_000).contains(&raw.max_waiting) {
+        return Err(invalid("privacyidea.max_waiting", "must be 1 to 10000"));
+    }
+    let poll = choice(
+        "privacyidea.poll",
+        raw.poll.as_deref(),
+        PollMode::Wait,
+        &[("wait", PollMode::Wait), ("challenge", PollMode::Challenge)],
+    )?;
+    // A login may make a check, a wait with polls, and a final check: all within
+    // the server's max_request_time, or it abandons the request mid-way.
+    let longest = if poll == PollMode::Wait { raw.poll_wait + 3 * raw.timeout } else { 2 * raw.timeout };
+    if max_request_time > 0 && longest >= max_request_time {
+        return Err(invalid(
+            if poll == PollMode::Wait { "privacyidea.poll_wait" } else { "privacyidea.timeout" },
+            format!(
+                "a login may take {longest} s, not less than the server's max_request_time of \
+                 {max_request_time} s: lower it, or raise max_request_time in radiusd.conf"
+            ),
+        ));
+    }
+    let api_key = raw.api_key.as_deref().filter(|k| !k.is_empty()).map(|key| {
+        let header = raw.api_key_header.as_deref().map(str::trim).filter(|h| !h.is_empty()).unwrap_or("Authorization");
+        (header.to_string(), key.to_string())
+    });
+    let mut realms = Vec::new();
+    for (from, to) in &raw.realms {
+        if from.is_empty() || to.is_empty() {
+            return Err(invalid("privacyidea.realms", "each line is: RADIUS realm = privacyIDEA realm"));
+        }
+        realms.push((from.clone(), to.clone()));
+    }
+    Ok(PiConfig {
+        client: ClientConfig {
+            urls,
+            timeout: Duration::from_secs(u64::from(raw.timeout)),
+            skip_failing: Duration::from_secs(u64::from(raw.skip_failing)),
+            api_key,
+            ca_file: path(&raw.ca_file),
+            ca_path: path(&raw.ca_path),
+            reuse_connections: raw.reuse_connections,
+        },
+        realm: raw.realm.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),
+        realms,
+        poll,
+        poll_wait: Duration::from_secs(u64::from(raw.poll_wait)),
+        poll_interval: Duration::from_secs(u64::from(raw.poll_interval)),
+        max_waiting: raw.max_waiting as usize,
+        split_null_byte: raw.split_null_byte,
+        send_client: raw.send_client,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> RawPrivacyIdea {
+        RawPrivacyIdea {
+            url: Some("https://pi1.example.com/ https://pi2.example.com".into()),
+            timeout: 2,
+            skip_failing: 30,
+            reuse_connections: true,
+            poll_wait: 15,
+            poll_interval: 1,
+            max_waiting: 8,
+            ..RawPrivacyIdea::default()
+        }
+    }
+
+    #[test]
+    fn urls_in_order_and_defaults() {
+        let cfg = settings(&good(), 30).unwrap();
+        assert_eq!(cfg.client.urls, ["https://pi1.example.com", "https://pi2.example.com"]);
+        assert_eq!(cfg.poll, PollMode::Wait);
+        assert_eq!(cfg.client.api_key, None);
+    }
+
+    #[test]
+    fn errors_name_the_item() {
+        let mut raw = good();
+        raw.url = None;
+        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.url");
+        raw.url = Some("ftp://x".into());
+        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.url");
+        let mut raw = good();
+        raw.poll_wait = 25;
+        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.poll_wait");
+        let mut raw = good();
+        raw.realms = vec![("".into(), "corp".into())];
+        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.realms");
+    }
+
+    #[test]
+    fn realm_mapping() {
+        let mut raw = good();
+        raw.realms = vec![("Example.COM".into(), "corp".into())];
+        let cfg = settings(&raw, 0).unwrap();
+        assert_eq!(cfg.realm_for(Some("example.com")), Some("corp"));
+        assert_eq!(cfg.realm_for(Some("other")), Some("other"));
+        assert_eq!(cfg.realm_for(None), None);
+        raw.realm = Some("fixed".into());
+        assert_eq!(settings(&raw, 0).unwrap().realm_for(Some("example.com")), Some("fixed"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Checking a one-time code (or a CHAP answer) against a user's tokens, with
+//! replay protection and lockout.
+
+use super::{Chap, Decision, Engine, Outcome, Trail};
+use crate::factor::otp;
+use crate::factor::verify;
+use crate::store::journal::{LockState, StateJournal};
+use crate::store::tokens::{Token, TokenKind};
+
+/// What the user gave.
+pub(super) enum Given {
+    Code(String),
+    Chap(Chap),
+}
+
+impl Engine {
+    /// Accepts `given` if it answers one of `tokens` and was not used before, recording
+    /// the use; otherwise counts a failure toward the lockout.
+    pub(super) fn check_code(&self, user: &str, tokens: &[&Token], given: &Given, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let now = self.clock.now();
+        let mut state = self.state();
+        if let Some(decision) = self.refuse_if_locked(user, &mut state, trail) {
+            return decision;
+        }
+
+        let well_formed = match given {
+            Given::Code(code) => tokens.iter().any(|t| otp::is_well_formed(code, t.digits)),
+            Given::Chap(_) => true,
+        };
+        if well_formed {
+            for token in tokens {
+                let token_state = state.token(user, &token.serial);
+                let found = match given {
+                    Given::Code(code) => verify::find(token, &token_state, code, now, self.windows()),
+                    Given::Chap(chap) => verify::find_chap(
+                        token,
+                        &token_state,
+                        chap.ident,
+                        &chap.challenge,
+                        &chap.response,
+                        now,
+                        self.windows(),
+                    ),
+                };
+                if let Some(found) = found {
+                    return self.claim(user, token, found, &mut state, trail);
+                }
+            }
+            let replayed = match given {
+                Given::Code(code) => tokens.iter().any(|t| verify::is_replay(t, code, now, self.windows())),
+                Given::Chap(_) => false,
+            };
+            trail.info(format!(
+                "rejected: \"{user}\" sent a {} {}",
+                if replayed { "used (replayed)" } else { "wrong" },
+                if matches!(given, Given::Chap(_)) { "CHAP answer" } else { "code" },
+            ));
+        } else {
+            trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(tokens)));
+        }
+
+        let locked = self.record_failure(user, now, &mut state, trail);
+        let message = match locked {
+            Some(seconds) => self.locked_message(seconds),
+            None if well_formed => messages.wrong_code.clone(),
+            None => self.bad_format_message(tokens),
+        };
+        Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
+    }
+
+    /// Records the accepted step or counter, under the journal's file lock so that
+    /// another process sharing the journal (a second instance after a HUP,
+    /// mfa-admin) cannot take it too.
+    fn claim(&self, user: &str, token: &Token, found: u64, state: &mut StateJournal, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let claimed = match token.kind {
+            TokenKind::Totp { .. } => state.claim_totp_step(user, &token.serial, found),
+            TokenKind::Hotp => state.claim_hotp_counter(user, &token.serial, found.saturating_add(1)),
+        };
+        match claimed {
+            Ok(true) => note_compaction_error(state, trail),
+            Ok(false) => {
+                trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
+                return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+            }
+            Err(e) => {
+                // Accepting without a durable record would let the code be used again.
+                trail.error(format!("cannot record the accepted code in the state journal: {e}"));
+                return Decision::refuse(Outcome::Fail, messages.internal.clone());
+            }
+        }
+        self.reset_failures(user, state, trail);
+        // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with auth = yes),
+        // and a log line per accept is the costliest part of an accept.
+        trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+        Decision::accept()
+    }
+
+    /// Refuses a locked user, after catching up with the journal: another module
+    /// instance or server sharing it may have locked the user, or mfa-admin
+    /// unlocked them.
+    pub(super) fn refuse_if_locked(&self, user: &str, state: &mut StateJournal, trail: &mut Trail) -> Option<Decision> {
+        if let Err(e) = state.refresh() {
+            trail.error(format!("cannot read the state journal: {e}"));
+            return Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()));
+        }
+        let seconds = self.locked_for(&state.lock(user))?;
+        trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
+        Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
+    }
+
+    pub(super) fn reset_failures(&self, user: &str, state: &mut StateJournal, trail: &mut Trail) {
+        if state.lock(user).failures > 0 {
+            if let Err(e) = state.unlock(user) {
+                trail.error(format!("cannot reset the failure count: {e}"));
+            }
+        }
+    }
+
+    /// Counts a failure; returns the seconds of lockout when this failure locks the user.
+    /// The count is read and written under the journal's file lock, so that module
+    /// instances (or servers) sharing the journal add up their failures.
+    pub(super) fn record_failure(
+        &self,
+        user: &str,
+        now: u64,
+        state: &mut StateJournal,
+        trail: &mut Trail,
+    ) -> Option<u64> {
+        let max = self.cfg.lockout.max_failures;
+        let duration = self.cfg.lockout.duration;
+        let updated = state.update_lock(user, |mut lock| {
+            if lock.locked_until != 0 && lock.locked_until <= now {
+                // A lock that has run out starts a fresh count.
+                lock = LockState::default();
+            }
+            lock.failures = lock.failures.saturating_add(1);
+            if max > 0 && lock.failures >= max && lock.locked_until <= now {
+                lock.locked_until = now + duration;
+            }
+            lock
+        });
+        note_compaction_error(state, trail);
+        match updated {
+            Ok(lock) if lock.locked_until > now => {
+                trail.warn(format!(
+                    "\"{user}\" locked for {} seconds after {} consecutive failures",
+                    lock.locked_until - now,
+                    lock.failures
+                ));
+                Some(lock.locked_until - now)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                trail.error(format!("cannot record the failure in the state journal: {e}"));
+                None
+            }
+        }
+    }
+
+    /// "6 digits", "6 or 8 digits": the code lengths of these tokens.
+    fn digit_words(&self, tokens: &[&Token]) -> String {
+        let mut digits: Vec<u32> = tokens.iter().map(|t| t.digits).collect();
+        if digits.is_empty() {
+            digits.push(otp::MIN_DIGITS);
+        }
+        digits.sort_unstable();
+        digits.dedup();
+        let words: Vec<String> = digits.iter().map(u32::to_string).collect();
+        format!("{} digits", words.join(" or "))
+    }
+
+    pub(super) fn bad_format_message(&self, tokens: &[&Token]) -> String {
+        let words = self.digit_words(tokens);
+        self.cfg.messages.bad_format.replace("{digits}", words.trim_end_matches(" digits"))
+    }
+}
+
+/// A compaction that failed after a write (the write itself stood) is worth a log line.
+fn note_compaction_error(state: &mut StateJournal, trail: &mut Trail) {
+    if let Some(e) = state.take_compaction_error() {
+        trail.error(format!("the state journal could not be compacted (it keeps growing): {e}"));
+    }
+}

@@ -1,0 +1,705 @@
+//! The decisions of the module: what authorize and authenticate do with a
+//! request, as plain data in and out. The FFI layer reads the attributes,
+//! calls these, and writes back what they return.
+//!
+//! Secrets (the password, the code, token seeds) never enter a log line.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::challenge::{StateKey, UsedStates};
+use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Mode};
+use crate::factor::password;
+use crate::factor::verify::Windows;
+use crate::identity::realm;
+use crate::identity::usermap::UserMap;
+use crate::store::journal::{JournalOptions, LockState, StateJournal};
+use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
+use crate::store::tokens::{Token, TokenDb};
+
+mod codes;
+mod dialogue;
+mod privacyidea;
+mod push;
+
+pub use privacyidea::PiEngine;
+
+use codes::Given;
+use push::Pusher;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: Level,
+    pub text: String,
+}
+
+/// The module's return code, as FreeRADIUS's rlm_rcode_t names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Updated,
+    Noop,
+    Reject,
+    Userlock,
+    Invalid,
+    Fail,
+    /// Answer with Access-Challenge (FreeRADIUS: HANDLED with the reply code set).
+    Challenge,
+}
+
+/// What authorize reads from the request.
+pub struct AuthorizeInput<'a> {
+    pub user_name: Option<&'a [u8]>,
+    pub password: Option<&'a [u8]>,
+    /// The name of `control:Auth-Type`, if policy already set one.
+    pub auth_type: Option<&'a str>,
+    /// Whether the request carries a State (the answer to a challenge).
+    pub has_state: bool,
+}
+
+/// What authorize asks the FFI layer to do. Holds the code: no Debug.
+#[derive(Default)]
+pub struct AuthorizeOutput {
+    pub outcome: Option<Outcome>,
+    pub stripped_user_name: Option<String>,
+    pub realm: Option<String>,
+    pub set_auth_type: bool,
+    /// The password part, to replace User-Password for the first factor.
+    pub password: Option<String>,
+    /// The code part, kept with the request for authenticate.
+    pub stashed_code: Option<String>,
+    pub reply_message: Option<String>,
+    pub log: Vec<LogLine>,
+}
+
+/// A CHAP answer (RFC 1994): MD5(ident, code, challenge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chap {
+    pub ident: u8,
+    pub response: [u8; 16],
+    /// CHAP-Challenge, or the request authenticator when the NAS sent none.
+    pub challenge: Vec<u8>,
+}
+
+impl Chap {
+    /// From CHAP-Password's 17 bytes; None when it has another length.
+    pub fn from_attribute(chap_password: &[u8], challenge: &[u8]) -> Option<Chap> {
+        let (&ident, response) = chap_password.split_first()?;
+        Some(Chap { ident, response: response.try_into().ok()?, challenge: challenge.to_vec() })
+    }
+}
+
+#[derive(Default)]
+pub struct AuthenticateInput<'a> {
+    pub user_name: Option<&'a [u8]>,
+    pub password: Option<&'a [u8]>,
+    pub chap: Option<Chap>,
+    /// The State attribute, in the answer to a challenge.
+    pub state: Option<&'a [u8]>,
+    /// Who asks: the client's address, NAS-Identifier and NAS-IP-Address.
+    pub nas: String,
+    /// For the push message: the client's shortname and the NAS's name.
+    pub client: String,
+    pub nas_name: String,
+    /// What tells one login from another at the same NAS: Calling-Station-Id and NAS-Port.
+    pub session: String,
+    /// The NAS's address (privacyIDEA's `client`).
+    pub nas_address: String,
+    pub stashed_code: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct AuthenticateOutput {
+    pub outcome: Option<Outcome>,
+    /// One Reply-Message each, at most 253 bytes.
+    pub reply_messages: Vec<String>,
+    /// With `Outcome::Challenge`: the State to send.
+    pub challenge_state: Option<Vec<u8>>,
+    /// With `Outcome::Ok`: the `reply` rules' attributes (name, value).
+    pub reply_attributes: Vec<(String, String)>,
+    pub log: Vec<LogLine>,
+}
+
+/// Where a request comes from: what a challenge is bound to and a push message names.
+pub(crate) struct Origin<'a> {
+    /// The client's address, NAS-IP-Address and NAS-Identifier.
+    pub nas: &'a str,
+    /// The client's shortname.
+    pub client: &'a str,
+    /// NAS-Identifier, else NAS-IP-Address, else the address.
+    pub nas_name: &'a str,
+    /// Calling-Station-Id and NAS-Port.
+    pub session: &'a str,
+}
+
+/// How authenticate ends.
+#[derive(Clone)]
+struct Decision {
+    outcome: Outcome,
+    messages: Vec<String>,
+    state: Option<Vec<u8>>,
+}
+
+impl Decision {
+    fn accept() -> Decision {
+        Decision { outcome: Outcome::Ok, messages: vec![], state: None }
+    }
+    fn refuse(outcome: Outcome, message: String) -> Decision {
+        Decision { outcome, messages: vec![message], state: None }
+    }
+    fn challenge(state: Vec<u8>, messages: Vec<String>) -> Decision {
+        Decision { outcome: Outcome::Challenge, messages, state: Some(state) }
+    }
+}
+
+/// Collects log lines and the Reply-Message while a decision is made.
+#[derive(Default)]
+struct Trail {
+    log: Vec<LogLine>,
+}
+
+impl Trail {
+    fn debug(&mut self, text: impl Into<String>) {
+        self.log.push(LogLine { level: Level::Debug, text: text.into() });
+    }
+    fn info(&mut self, text: impl Into<String>) {
+        self.log.push(LogLine { level: Level::Info, text: text.into() });
+    }
+    fn warn(&mut self, text: impl Into<String>) {
+        self.log.push(LogLine { level: Level::Warn, text: text.into() });
+    }
+    fn error(&mut self, text: impl Into<String>) {
+        self.log.push(LogLine { level: Level::Error, text: text.into() });
+    }
+}
+
+/// The names a request resolves to.
+struct Names {
+    /// After realm handling: what Stripped-User-Name gets.
+    stripped: String,
+    realm: Option<String>,
+    /// After the user map and suffix: the token-store name.
+    lookup: String,
+}
+
+/// The parts of the challenge modes.
+struct Dialogues {
+    key: StateKey,
+    used: Arc<UsedStates>,
+    sms: Option<Box<dyn Sender>>,
+    email: Option<Box<dyn Sender>>,
+}
+
+pub struct Engine {
+    name: String,
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+    tokens: Reloading<TokenDb>,
+    user_map: Option<Reloading<UserMap>>,
+    state: Mutex<StateJournal>,
+    dialogues: Option<Dialogues>,
+    pusher: Option<Pusher>,
+    /// auto mode: what counts as a code.
+    auto_code: regex::Regex,
+    /// Reply attributes for an accepted login.
+    rules: Vec<crate::backend::mapping::Rule>,
+}
+
+fn load_tokens(path: &Path) -> Result<TokenDb, String> {
+    TokenDb::load(path).map_err(|e| e.to_string())
+}
+
+fn load_tokens_ignoring_case(path: &Path) -> Result<TokenDb, String> {
+    TokenDb::load(path).and_then(TokenDb::folded).map_err(|e| e.to_string())
+}
+
+/// How many live challenges one node remembers as answered.
+const USED_STATES: usize = 100_000;
+
+impl Engine {
+    /// Opens the token file, the user map, the state journal and, in the modes
+    /// that challenge, the State key and the gateways. A failure names the
+    /// configuration item, and FreeRADIUS refuses to start.
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, ConfigError> {
+        let (sms, email) = match &cfg.challenge {
+            Some(c) => (http_sender("sms", &c.sms)?, http_sender("email", &c.email)?),
+            None => (None, None),
+        };
+        Self::with_senders(name, cfg, clock, sms, email)
+    }
+
+    /// As [`Engine::new`], with the SMS and e-mail senders given (tests use fakes).
+    pub fn with_senders(
+        name: &str,
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        sms: Option<Box<dyn Sender>>,
+        email: Option<Box<dyn Sender>>,
+    ) -> Result<Engine, ConfigError> {
+        let load = if cfg.ignore_case { load_tokens_ignoring_case } else { load_tokens };
+        let tokens = Reloading::open(&cfg.tokens, load, CHECK_INTERVAL)
+            .map_err(|message| ConfigError { item: "tokens", message })?;
+        let user_map = match &cfg.user_map {
+            Some(path) => Some(
+                Reloading::open(path, UserMap::load, CHECK_INTERVAL)
+                    .map_err(|message| ConfigError { item: "user_map", message })?,
+            ),
+            None => None,
+        };
+        let journal = StateJournal::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
+            .map_err(|e| ConfigError { item: "state", message: e.to_string() })?;
+        let dialogues = match &cfg.challenge {
+            Some(c) => Some(Dialogues {
+                key: StateKey::load_or_create(&c.state_key)
+                    .map_err(|message| ConfigError { item: "state_key", message })?,
+                used: UsedStates::shared(name, &c.state_key, USED_STATES),
+                sms,
+                email,
+            }),
+            None => None,
+        };
+        let pusher = match &cfg.push {
+            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError { item, message })?),
+            None => None,
+        };
+        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
+            .map_err(|e| ConfigError { item: "auto_code_pattern", message: e.to_string() })?;
+        let rules = cfg
+            .reply
+            .iter()
+            .map(crate::backend::mapping::Rule::from_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError { item: "reply", message })?;
+        Ok(Engine {
+            rules,
+            auto_code,
+            name: name.to_string(),
+            cfg,
+            clock,
+            tokens,
+            user_map,
+            state: Mutex::new(journal),
+            dialogues,
+            pusher,
+        })
+    }
+
+    /// Replaces the push provider (tests use a fake one).
+    pub fn set_push_provider(&mut self, provider: Box<dyn crate::channel::push::PushProvider>) {
+        self.pusher = Some(Pusher::with_provider(provider));
+    }
+
+    /// The module instance's name, which is also its Auth-Type.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn state(&self) -> MutexGuard<'_, StateJournal> {
+        // A panic while holding the lock leaves the journal consistent (each record
+        // is one write), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tokens(&self, trail: &mut Trail) -> Arc<TokenDb> {
+        let (db, event) = self.tokens.get();
+        match event {
+            Some(ReloadEvent::Reloaded) => {
+                trail.info(format!("reloaded {} ({} users)", self.tokens.path().display(), db.len()))
+            }
+            Some(ReloadEvent::Refused(why)) => {
+                trail.error(format!("token file not reloaded, keeping the last good copy: {why}"))
+            }
+            None => {}
+        }
+        db
+    }
+
+    /// Realm handling, user map and suffix. An error says why the name is unusable.
+    fn resolve(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Result<Names, &'static str> {
+        let parsed = parse_user_name(user_name, &self.cfg.realm)?;
+        let mapped = match &self.user_map {
+            Some(map) => {
+                let (map, event) = map.get();
+                if let Some(ReloadEvent::Refused(why)) = event {
+                    trail.error(format!("user map not reloaded, keeping the last good copy: {why}"));
+                }
+                map.get(&parsed.user).map(str::to_string)
+            }
+            None => None,
+        };
+        if let Some(to) = &mapped {
+            trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
+        }
+        let mut lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
+        if self.cfg.ignore_case {
+            lookup = lookup.to_lowercase();
+        }
+        Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
+    }
+
+    fn locked_for(&self, lock: &LockState) -> Option<u64> {
+        let now = self.clock.now();
+        (lock.locked_until > now).then(|| lock.locked_until - now)
+    }
+
+    fn locked_message(&self, seconds: u64) -> String {
+        self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        let mut trail = Trail::default();
+        let mut out = self.authorize_inner(&input, &mut trail);
+        out.log = trail.log;
+        out
+    }
+
+    fn authorize_inner(&self, input: &AuthorizeInput<'_>, trail: &mut Trail) -> AuthorizeOutput {
+        let mut out = AuthorizeOutput::default();
+        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
+            trail.debug(format!("control:Auth-Type is already \"{other}\", leaving the request alone"));
+            out.outcome = Some(Outcome::Noop);
+            return out;
+        }
+        let names = match self.resolve(input.user_name, trail) {
+            Ok(n) => n,
+            Err(why) if input.user_name.is_none() => {
+                trail.debug(why);
+                out.outcome = Some(Outcome::Noop);
+                return out;
+            }
+            Err(why) => {
+                trail.info(format!("rejected: {why}"));
+                out.reply_message = Some(self.cfg.messages.bad_user.clone());
+                out.outcome = Some(Outcome::Invalid);
+                return out;
+            }
+        };
+        // Like rlm_realm: Stripped-User-Name only when a realm was actually stripped.
+        if self.cfg.realm.strip && names.realm.is_some() {
+            out.stripped_user_name = Some(names.stripped.clone());
+        }
+        out.realm = names.realm.clone();
+        if let Some(realm) = &names.realm {
+            trail.debug(format!("user \"{}\" in realm \"{realm}\"", names.stripped));
+        }
+
+        let db = self.tokens(trail);
+        if db.user(&names.lookup).is_none() {
+            if !self.cfg.require_token {
+                trail.debug(format!("\"{}\" has no token and require_token is off: not ours", names.lookup));
+                out.outcome = Some(if out.stripped_user_name.is_some() { Outcome::Updated } else { Outcome::Noop });
+                return out;
+            }
+            trail.debug(format!("\"{}\" has no token: authenticate will reject", names.lookup));
+        } else {
+            // The journal as last read; read it again only for a user it shows locked,
+            // who may have been unlocked by mfa-admin since (authenticate always reads it).
+            // authorize only looks at the journal in memory (authenticate reads it again):
+            // a user it shows locked is refused before the first factor runs.
+            let refused = {
+                let mut state = self.state();
+                let lock = state.lock(&names.lookup);
+                self.locked_for(&lock).and_then(|_| self.refuse_if_locked(&names.lookup, &mut state, trail))
+            };
+            if let Some(decision) = refused {
+                out.reply_message = decision.messages.into_iter().next();
+                out.outcome = Some(decision.outcome);
+                return out;
+            }
+        }
+
+        if input.has_state && self.cfg.mode.challenges() {
+            // The answer to our challenge: the field holds the answer, not a password.
+            trail.debug("answer to a challenge: Auth-Type goes straight to this module");
+        } else if !self.split_password(input, &mut out, trail) {
+            return out;
+        }
+        out.set_auth_type = input.auth_type.is_none();
+        out.outcome = Some(Outcome::Updated);
+        out
+    }
+
+    /// password+otp (and auto, when the field holds both): the password part for the
+    /// first factor, the code part kept for authenticate. False when the request is
+    /// refused (`out` then says why).
+    fn split_password(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        // Not lossy: the password part goes back to the first factor, and U+FFFD in its
+        // place would let any invalid byte match a stored password holding U+FFFD.
+        let field = match input.password.map(std::str::from_utf8) {
+            Some(Err(_)) if self.cfg.mode == Mode::PasswordOtp => {
+                trail.info("rejected: User-Password is not valid UTF-8, so it is not split into password and code");
+                *out = AuthorizeOutput {
+                    outcome: Some(Outcome::Reject),
+                    reply_message: Some(self.cfg.messages.no_code.clone()),
+                    ..AuthorizeOutput::default()
+                };
+                return false;
+            }
+            // auto: not split; the first factor checks the field as it came, then a challenge.
+            other => other.and_then(Result::ok),
+        };
+        let split = field.map(|f| password::split(f, &self.cfg.split));
+        match (self.cfg.mode, split) {
+            (Mode::PasswordOtp, Some(Ok(parts))) => {
+                trail.debug("split User-Password into password and code");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(parts.otp.to_string());
+            }
+            // auto: only a field that ends in something shaped like a code holds one.
+            (Mode::Auto, Some(Ok(parts))) if self.auto_code.is_match(parts.otp) => {
+                trail.debug("User-Password holds password and code: checking both at once");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(parts.otp.to_string());
+            }
+            // auto with push: "password,push" or "password," asks for a push.
+            (Mode::Auto, Some(Ok(parts))) if self.pusher.is_some() && parts.otp.eq_ignore_ascii_case(PUSH_WORD) => {
+                trail.debug("User-Password asks for a push");
+                out.password = Some(parts.password.to_string());
+                out.stashed_code = Some(PUSH_WORD.to_string());
+            }
+            (Mode::Auto, Some(Err(password::SplitError::EmptyOtp))) if self.pusher.is_some() => {
+                let field = field.unwrap_or_default();
+                let sep = self.cfg.split.separator.as_str();
+                let bare = match self.cfg.split.otp_position {
+                    password::OtpPosition::Last => field.strip_suffix(sep),
+                    password::OtpPosition::First => field.strip_prefix(sep),
+                };
+                trail.debug("User-Password ends with the separator alone: a push is asked for");
+                out.password = bare.map(str::to_string);
+                out.stashed_code = Some(PUSH_WORD.to_string());
+            }
+            (Mode::Auto, _) => trail.debug("User-Password holds the password alone: the code is asked for next"),
+            (Mode::PasswordOtp, split) => {
+                let why = match split {
+                    Some(Err(why)) => format!("User-Password: {why}"),
+                    _ => "the request has no User-Password".to_string(),
+                };
+                trail.info(format!("rejected: {why}"));
+                *out = AuthorizeOutput {
+                    outcome: Some(Outcome::Reject),
+                    reply_message: Some(self.cfg.messages.no_code.clone()),
+                    ..AuthorizeOutput::default()
+                };
+                return false;
+            }
+            (Mode::Otp | Mode::PasswordThenOtp | Mode::Push, _) => {}
+        }
+        true
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let mut trail = Trail::default();
+        let user_name = input.user_name;
+        let decision = self.authenticate_inner(input, &mut trail);
+        let reply_attributes = match decision.outcome {
+            Outcome::Ok if !self.rules.is_empty() => self.local_reply(user_name, &mut trail),
+            _ => vec![],
+        };
+        AuthenticateOutput {
+            outcome: Some(decision.outcome),
+            reply_messages: decision.messages,
+            challenge_state: decision.state,
+            reply_attributes,
+            log: trail.log,
+        }
+    }
+
+    fn authenticate_inner(&self, input: AuthenticateInput, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let names = match self.resolve(input.user_name, trail) {
+            Ok(n) => n,
+            Err(why) => {
+                trail.info(format!("rejected: {why}"));
+                return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
+            }
+        };
+        let user = names.lookup;
+        let db = self.tokens(trail);
+        let entry = db.user(&user);
+        let origin =
+            Origin { nas: &input.nas, client: &input.client, nas_name: &input.nas_name, session: &input.session };
+
+        // A State on this path is the answer to one of our challenges, or it is refused:
+        // the site skips the first factor for such requests.
+        if self.cfg.mode != Mode::Otp {
+            if let Some(state) = input.state {
+                let Some(entry) = entry else {
+                    trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                let answer = input.password.map(String::from_utf8_lossy).unwrap_or_default();
+                return self.answer(&user, entry, state, &answer, &origin, trail);
+            }
+        }
+
+        let given = match (self.cfg.mode, &input.stashed_code) {
+            (Mode::Auto, Some(word)) if word == PUSH_WORD => {
+                let Some(entry) = entry else {
+                    trail.info(format!("rejected: \"{user}\" is not in the token file"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
+            }
+            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.clone()),
+            (Mode::PasswordOtp, None) => {
+                trail.error(
+                    "no code was split off in authorize: list this module in the authorize section \
+                     before the first factor (see sites-available/mfa)",
+                );
+                return Decision::refuse(Outcome::Fail, messages.internal.clone());
+            }
+            (Mode::PasswordThenOtp | Mode::Auto, _) => {
+                // The first factor has accepted the password: ask for the second.
+                let Some(entry) = entry.filter(|e| e.has_factor()) else {
+                    trail.info(format!("rejected: \"{user}\" has no second factor enrolled"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                return self.start_dialogue(&user, entry, &origin, trail);
+            }
+            (Mode::Push, _) => {
+                // The first factor has accepted the password: ask the user's device.
+                let Some(entry) = entry else {
+                    trail.info(format!("rejected: \"{user}\" is not in the token file"));
+                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                };
+                return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
+            }
+            (Mode::Otp, _) => match (input.password, &input.chap) {
+                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),
+                (None, Some(chap)) => Given::Chap(chap.clone()),
+                _ => {
+                    trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
+                    return Decision::refuse(Outcome::Invalid, self.bad_format_message(&[]));
+                }
+            },
+        };
+
+        let Some(entry) = entry.filter(|e| !e.tokens.is_empty()) else {
+            trail.info(format!("rejected: \"{user}\" has no token enrolled"));
+            return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+        };
+        let tokens: Vec<&Token> = entry.tokens.iter().collect();
+        self.check_code(&user, &tokens, &given, trail)
+    }
+
+    /// The `reply` rules over what the token file knows of the user:
+    /// `user.username`, `user.groups` and `realm`.
+    fn local_reply(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Vec<(String, String)> {
+        let Ok(names) = self.resolve(user_name, trail) else { return vec![] };
+        let db = self.tokens(trail);
+        let groups = db.user(&names.lookup).map(|u| u.groups.clone()).unwrap_or_default();
+        let detail = serde_json::json!({
+            "user": {"username": names.stripped, "groups": groups},
+            "realm": names.realm,
+        });
+        crate::backend::mapping::reply_attributes(&self.rules, &detail)
+    }
+
+    fn windows(&self) -> Windows {
+        Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
+    }
+}
+
+/// A User-Name split by the realm settings; an error says why it is unusable.
+fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result<realm::ParsedName, &'static str> {
+    let raw = user_name.ok_or("the request has no User-Name")?;
+    let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err("the User-Name is empty or holds control characters");
+    }
+    realm::parse(name, cfg).map_err(|e| match e {
+        realm::RealmError::EmptyUser => "the User-Name has an empty user part",
+        realm::RealmError::EmptyRealm => "the User-Name has an empty realm part",
+    })
+}
+
+/// One module instance: the local token file, or privacyIDEA.
+pub enum Backend {
+    Local(Box<Engine>),
+    PrivacyIdea(Box<PiEngine>),
+}
+
+impl Backend {
+    /// The backend the configuration names; errors name the item.
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Backend, ConfigError> {
+        Ok(if cfg.privacyidea.is_some() {
+            Backend::PrivacyIdea(Box::new(PiEngine::new(name, cfg, clock)?))
+        } else {
+            Backend::Local(Box::new(Engine::new(name, cfg, clock)?))
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Local(e) => e.name(),
+            Backend::PrivacyIdea(e) => e.name(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        match self {
+            Backend::Local(e) => e.config(),
+            Backend::PrivacyIdea(e) => e.config(),
+        }
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        match self {
+            Backend::Local(e) => e.authorize(input),
+            Backend::PrivacyIdea(e) => e.authorize(input),
+        }
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        match self {
+            Backend::Local(e) => e.authenticate(input),
+            Backend::PrivacyIdea(e) => e.authenticate(input),
+        }
+    }
+}
+
+/// In auto mode, what stands in place of the code to ask for a push.
+const PUSH_WORD: &str = "push";
+
+fn http_sender(
+    section: &'static str,
+    gateway: &Option<crate::config::Gateway>,
+) -> Result<Option<Box<dyn Sender>>, ConfigError> {
+    let Some(g) = gateway else { return Ok(None) };
+    let cfg = GatewayConfig {
+        url: g.url.clone(),
+        authorization: g.authorization.clone(),
+        body_template: g.body.clone(),
+        timeout: g.timeout,
+    };
+    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
+        // The client's errors begin with the item they are about.
+        let item = crate::config::gateway_item(section, message.split_whitespace().next().unwrap_or(""));
+        ConfigError { item, message }
+    })
+}
+
+#[cfg(test)]
+mod dialogue_tests;
+#[cfg(test)]
+mod privacyidea_tests;
+#[cfg(test)]
+mod push_tests;
+#[cfg(test)]
+mod test_config;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,476 @@
+//! The decisions of the privacyIDEA backend: the request's credential goes to
+//! privacyIDEA, whose answer becomes Access-Accept (with mapped reply
+//! attributes), Access-Reject, or Access-Challenge with rlm_mfa's own sealed
+//! State; push tokens are polled within `poll_wait`.
+//!
+//! privacyIDEA's reasons ("wrong otp pin", error 904) go to the log; the user
+//! sees the configured messages. The password never enters a log line.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
+use crate::backend::mapping::{reply_attributes, Rule};
+use crate::backend::privacyidea::answer::USER_NOT_FOUND;
+use crate::backend::privacyidea::{
+    AnswerError, CallError, Called, Challenge, CheckAnswer, HttpClient, PiConfig, PollMode, PollStatus, Validate,
+    Verdict,
+};
+use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction, UsedStates};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::text::{cut, printable};
+
+/// How many live challenges one node remembers as answered.
+const USED_STATES: usize = 100_000;
+
+pub struct PiEngine {
+    name: String,
+    cfg: Config,
+    pi: PiConfig,
+    clock: Arc<dyn Clock>,
+    client: Box<dyn Validate>,
+    key: StateKey,
+    used: Arc<UsedStates>,
+    rules: Vec<Rule>,
+    /// Logins polling a push at once.
+    waiting: AtomicUsize,
+    /// Logins being decided now, by a hash of everything that makes them the same
+    /// login: a NAS's re-send with a new RADIUS ID joins the one in progress
+    /// instead of sending the code (used up by then) or the push trigger again.
+    in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
+}
+
+/// How a login in progress ended, for the re-sends that joined it.
+#[derive(Default)]
+struct Joined {
+    ending: Mutex<Option<Ending>>,
+    done: Condvar,
+}
+
+/// Keeps the count of polling logins right however the wait ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How a finished decision is written back.
+#[derive(Clone)]
+struct Ending {
+    decision: Decision,
+    attributes: Vec<(String, String)>,
+}
+
+impl From<Decision> for Ending {
+    fn from(decision: Decision) -> Self {
+        Ending { decision, attributes: vec![] }
+    }
+}
+
+impl PiEngine {
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<PiEngine, ConfigError> {
+        let pi = cfg.privacyidea.clone().ok_or(ConfigError { item: "backend", message: "not privacyidea".into() })?;
+        let client = HttpClient::new(&pi.client).map_err(|message| {
+            let item = match message.split_whitespace().next().unwrap_or("") {
+                "ca_file" => "privacyidea.ca_file",
+                "ca_path" => "privacyidea.ca_path",
+                "api_key" => "privacyidea.api_key",
+                "api_key_header" => "privacyidea.api_key_header",
+                _ => "privacyidea.url",
+            };
+            ConfigError { item, message }
+        })?;
+        Self::with_client(name, cfg, clock, Box::new(client))
+    }
+
+    /// As [`PiEngine::new`], with the privacyIDEA calls given (tests use a fake).
+    pub fn with_client(
+        name: &str,
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        client: Box<dyn Validate>,
+    ) -> Result<PiEngine, ConfigError> {
+        let pi = cfg.privacyidea.clone().ok_or(ConfigError { item: "backend", message: "not privacyidea".into() })?;
+        let challenge = cfg.challenge.as_ref().ok_or(ConfigError { item: "state_key", message: "required".into() })?;
+        let key = StateKey::load_or_create(&challenge.state_key)
+            .map_err(|message| ConfigError { item: "state_key", message })?;
+        let rules = cfg
+            .reply
+            .iter()
+            .map(Rule::from_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError { item: "reply", message })?;
+        Ok(PiEngine {
+            name: name.to_string(),
+            pi,
+            clock,
+            client,
+            key,
+            used: UsedStates::shared(name, &challenge.state_key, USED_STATES),
+            rules,
+            waiting: AtomicUsize::new(0),
+            in_progress: Mutex::new(HashMap::new()),
+            cfg,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The user and RADIUS realm of a User-Name; an error says why it is unusable.
+    fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
+        let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
+        Ok((parsed.user, parsed.realm))
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        let mut trail = Trail::default();
+        let mut out = AuthorizeOutput::default();
+        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
+            trail.debug(format!("control:Auth-Type is already \"{other}\", leaving the request alone"));
+            out.outcome = Some(Outcome::Noop);
+        } else {
+            match self.names(input.user_name) {
+                Err(why) if input.user_name.is_none() => {
+                    trail.debug(why);
+                    out.outcome = Some(Outcome::Noop);
+                }
+                Err(why) => {
+                    trail.info(format!("rejected: {why}"));
+                    out.reply_message = Some(self.cfg.messages.bad_user.clone());
+                    out.outcome = Some(Outcome::Invalid);
+                }
+                Ok((user, realm)) => {
+                    if self.cfg.realm.strip && realm.is_some() {
+                        out.stripped_user_name = Some(user);
+                    }
+                    out.realm = realm;
+                    // privacyIDEA checks the whole credential (PIN or password and code).
+                    out.set_auth_type = input.auth_type.is_none();
+                    out.outcome = Some(Outcome::Updated);
+                }
+            }
+        }
+        out.log = trail.log;
+        out
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let mut trail = Trail::default();
+        let ending = self.authenticate_inner(&input, &mut trail);
+        AuthenticateOutput {
+            outcome: Some(ending.decision.outcome),
+            reply_messages: ending.decision.messages,
+            challenge_state: ending.decision.state,
+            reply_attributes: ending.attributes,
+            log: trail.log,
+        }
+    }
+
+    fn authenticate_inner(&self, input: &AuthenticateInput, trail: &mut Trail) -> Ending {
+        let messages = &self.cfg.messages;
+        let (user, radius_realm) = match self.names(input.user_name) {
+            Ok(n) => n,
+            Err(why) => {
+                trail.info(format!("rejected: {why}"));
+                return Decision::refuse(Outcome::Invalid, messages.bad_user.clone()).into();
+            }
+        };
+        let realm = self.pi.realm_for(radius_realm.as_deref()).map(str::to_string);
+        let mut pass = input.password.unwrap_or_default();
+        if self.pi.split_null_byte {
+            pass = pass.split(|&b| b == 0).next().unwrap_or_default();
+        }
+        let Ok(pass) = std::str::from_utf8(pass) else {
+            trail.info(format!("rejected: the User-Password of \"{user}\" is not valid UTF-8"));
+            return Decision::refuse(Outcome::Reject, messages.rejected.clone()).into();
+        };
+        let bound_user = format!("{user}\0{}", realm.as_deref().unwrap_or(""));
+        let binding = Binding { instance: &self.name, user: &bound_user, nas: &input.nas };
+        let call = Call { user: &user, realm: realm.as_deref(), client: &input.nas_address, binding };
+
+        let Some(state) = input.state else {
+            return self.first_round(&call, pass, &input.session, trail);
+        };
+        let now = self.clock.now();
+        let tx = match unseal_transaction(&self.key, &call.binding, now, state) {
+            Ok((tx, id)) if self.used.use_once(id, tx.expires, now) => tx,
+            Ok(_) => {
+                trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
+                return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+            }
+            Err(why) => {
+                // Never forwarded: privacyIDEA only ever sees transaction ids it issued to us.
+                trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
+                return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+            }
+        };
+        if tx.poll && pass.is_empty() {
+            // "Approve, then press OK": has the push been answered?
+            return match Self::noted(self.client.poll(&tx.id), trail) {
+                Ok(PollStatus::Accepted) => {
+                    let answer = self.check(&call, "", Some(&tx.id), trail);
+                    self.finish(&call, answer, trail)
+                }
+                Ok(PollStatus::Declined) => {
+                    trail.info(format!("rejected: \"{user}\" declined the push"));
+                    Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+                }
+                Ok(PollStatus::Pending) => {
+                    trail.debug(format!("the push to \"{user}\" is not answered yet: asking again"));
+                    let again = Challenge {
+                        transaction_id: tx.id.clone(),
+                        message: messages.push_pending.clone(),
+                        poll: true,
+                        interactive: tx.interactive,
+                    };
+                    self.challenge(&call, &again, trail).into()
+                }
+                Err(e) => self.call_failed(&user, e, trail).into(),
+            };
+        }
+        let answer = self.check(&call, pass, Some(&tx.id), trail);
+        self.finish(&call, answer, trail)
+    }
+
+    /// A login without a State: privacyIDEA checks the credential, unless the same
+    /// login is being decided already (a NAS's re-send), which this one then joins.
+    fn first_round(&self, call: &Call, pass: &str, session: &str, trail: &mut Trail) -> Ending {
+        let key = login_key(&[
+            call.binding.user.as_bytes(),
+            call.binding.nas.as_bytes(),
+            session.as_bytes(),
+            pass.as_bytes(),
+        ]);
+        let joined = {
+            let mut map = lock(&self.in_progress);
+            match map.get(&key) {
+                Some(other) => Err(other.clone()),
+                None => {
+                    let mine = Arc::new(Joined::default());
+                    map.insert(key, mine.clone());
+                    Ok(mine)
+                }
+            }
+        };
+        match joined {
+            Err(other) => {
+                trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
+                let bound = self.pi.poll_wait + 4 * self.pi.client.timeout;
+                let ending = lock(&other.ending);
+                let (ending, _) =
+                    other.done.wait_timeout_while(ending, bound, |e| e.is_none()).unwrap_or_else(|p| p.into_inner());
+                ending.clone().unwrap_or_else(|| {
+                    trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
+                    Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
+                })
+            }
+            Ok(mine) => {
+                // Whatever happens below (a panic included), the joined requests are told and the entry goes.
+                struct Leave<'a>(&'a PiEngine, [u8; 32], Arc<Joined>, Option<Ending>);
+                impl Drop for Leave<'_> {
+                    fn drop(&mut self) {
+                        let fallback = || Decision::refuse(Outcome::Fail, self.0.cfg.messages.internal.clone()).into();
+                        *lock(&self.2.ending) = Some(self.3.take().unwrap_or_else(fallback));
+                        self.2.done.notify_all();
+                        lock(&self.0.in_progress).remove(&self.1);
+                    }
+                }
+                let mut leave = Leave(self, key, mine, None);
+                trail.debug(format!(
+                    "asking privacyIDEA about \"{}\"{}",
+                    call.user,
+                    call.realm.map(|r| format!(" in realm \"{r}\"")).unwrap_or_default()
+                ));
+                let answer = self.check(call, pass, None, trail);
+                let ending = self.finish(call, answer, trail);
+                leave.3 = Some(ending.clone());
+                ending
+            }
+        }
+    }
+
+    /// A call's result; the servers that failed on the way are logged.
+    fn noted<T>(called: Called<T>, trail: &mut Trail) -> Result<T, CallError> {
+        for why in called.failed {
+            trail.warn(format!("privacyIDEA server failed, the next one answered: {why}"));
+        }
+        called.result
+    }
+
+    fn check(
+        &self,
+        call: &Call,
+        pass: &str,
+        transaction_id: Option<&str>,
+        trail: &mut Trail,
+    ) -> Result<CheckAnswer, CallError> {
+        let mut form: Vec<(&str, &str)> = vec![("user", call.user), ("pass", pass)];
+        if let Some(realm) = call.realm {
+            form.push(("realm", realm));
+        }
+        if let Some(id) = transaction_id {
+            form.push(("transaction_id", id));
+        }
+        if self.pi.send_client && !call.client.is_empty() {
+            form.push(("client", call.client));
+        }
+        Self::noted(self.client.check(&form), trail)
+    }
+
+    fn finish(&self, call: &Call, answer: Result<CheckAnswer, CallError>, trail: &mut Trail) -> Ending {
+        let messages = &self.cfg.messages;
+        let user = call.user;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return self.call_failed(user, e, trail).into(),
+        };
+        match answer.verdict {
+            Verdict::Accept => self.accept(user, &answer, trail),
+            Verdict::Reject => {
+                let why = answer.detail.get("message").and_then(|m| m.as_str()).unwrap_or("no reason given");
+                trail.info(format!("rejected: privacyIDEA says no to \"{user}\": {}", printable(why, 200)));
+                Decision::refuse(Outcome::Reject, messages.rejected.clone()).into()
+            }
+            Verdict::Declined => {
+                trail.info(format!("rejected: \"{user}\" declined the push"));
+                Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+            }
+            Verdict::Challenge(c) if c.poll && self.pi.poll == PollMode::Wait => self.wait_for_push(call, &c, trail),
+            Verdict::Challenge(c) => self.challenge(call, &c, trail).into(),
+        }
+    }
+
+    fn accept(&self, user: &str, answer: &CheckAnswer, trail: &mut Trail) -> Ending {
+        trail.debug(format!("privacyIDEA accepts \"{user}\""));
+        let attributes = reply_attributes(&self.rules, &answer.detail);
+        for (attribute, value) in &attributes {
+            trail.debug(format!("reply: {attribute} = \"{}\"", printable(value, 253)));
+        }
+        Ending { decision: Decision::accept(), attributes }
+    }
+
+    /// An Access-Challenge with privacyIDEA's text and our sealed State.
+    fn challenge(&self, call: &Call, c: &Challenge, trail: &mut Trail) -> Decision {
+        let Some(limits) = &self.cfg.challenge else {
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        let tx = Transaction {
+            id: c.transaction_id.clone(),
+            poll: c.poll,
+            interactive: c.interactive,
+            expires: self.clock.now() + limits.timeout,
+        };
+        let state = seal_transaction(&self.key, &call.binding, &tx);
+        let text = if c.message.trim().is_empty() { &self.cfg.messages.prompt_code } else { &c.message };
+        trail.debug(format!("privacyIDEA challenges \"{}\"{}", call.user, if c.poll { " (push)" } else { "" }));
+        Decision::challenge(state, vec![cut(&printable(text, 253), 253).to_string()])
+    }
+
+    /// Polls a push until it is answered or `poll_wait` has passed; then
+    /// privacyIDEA's final check decides (its policies apply to that step).
+    fn wait_for_push(&self, call: &Call, c: &Challenge, trail: &mut Trail) -> Ending {
+        let messages = &self.cfg.messages;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.pi.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            trail.warn(format!(
+                "{} logins already wait for a push: \"{}\" gets the challenge instead",
+                self.pi.max_waiting, call.user
+            ));
+            let prompt = Challenge {
+                message: messages.push_prompt.replace(" ({correlation})", "").replace("{correlation}", ""),
+                ..c.clone()
+            };
+            return self.challenge(call, &prompt, trail).into();
+        }
+        let _slot = Slot(&self.waiting);
+        let deadline = Instant::now() + self.pi.poll_wait;
+        trail.debug(format!(
+            "waiting up to {} s for \"{}\" to approve the push",
+            self.pi.poll_wait.as_secs(),
+            call.user
+        ));
+        loop {
+            match Self::noted(self.client.poll(&c.transaction_id), trail) {
+                Ok(PollStatus::Accepted) => {
+                    let answer = self.check(call, "", Some(&c.transaction_id), trail);
+                    return self.finish(call, answer, trail);
+                }
+                Ok(PollStatus::Declined) => {
+                    trail.info(format!("rejected: \"{}\" declined the push", call.user));
+                    return Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into();
+                }
+                Ok(PollStatus::Pending) => {}
+                Err(e) => return self.call_failed(call.user, e, trail).into(),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(self.pi.poll_interval).max(Duration::from_millis(10)));
+        }
+        if c.interactive {
+            trail.info(format!("\"{}\" did not approve the push in time: asking for a code", call.user));
+            return self.challenge(call, c, trail).into();
+        }
+        trail.info(format!("rejected: \"{}\" did not approve the push in time", call.user));
+        Decision::refuse(Outcome::Reject, messages.push_timeout.clone()).into()
+    }
+
+    fn call_failed(&self, user: &str, e: CallError, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        match e {
+            CallError::Unavailable(why) => {
+                trail.error(format!("privacyIDEA is unavailable for \"{user}\": {why}"));
+                Decision::refuse(Outcome::Fail, messages.internal.clone())
+            }
+            CallError::Answer(AnswerError::Refused { code, message }) => {
+                let what = if code == USER_NOT_FOUND { " (user not found)" } else { "" };
+                trail.info(format!(
+                    "rejected: privacyIDEA refused \"{user}\"{what}: {}",
+                    AnswerError::Refused { code, message }
+                ));
+                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+            }
+            CallError::Answer(other) => {
+                trail.error(format!("rejected \"{user}\": privacyIDEA's answer cannot be used: {other}"));
+                Decision::refuse(Outcome::Reject, messages.internal.clone())
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A hash of length-prefixed parts (so that no two part lists collide).
+fn login_key(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// Who a call is about.
+struct Call<'a> {
+    user: &'a str,
+    realm: Option<&'a str>,
+    /// The NAS's address, sent as `client`.
+    client: &'a str,
+    binding: Binding<'a>,
+}

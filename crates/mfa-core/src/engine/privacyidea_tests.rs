@@ -1,0 +1,313 @@
+//! The privacyIDEA backend's decisions against a scripted privacyIDEA: what is
+//! sent, how each answer ends, and that a State is never forwarded unsealed.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::backend::mapping::RawRule;
+use crate::backend::privacyidea::{AnswerError, CallError, Called, CheckAnswer, PollStatus, Validate};
+use crate::clock::FixedClock;
+use crate::testutil::TempDir;
+
+use super::test_config::{raw_config, T};
+
+/// Every call's fields, in order.
+type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// Answers in the order given and records every call.
+#[derive(Default)]
+struct Scripted {
+    checks: Mutex<Vec<Result<CheckAnswer, CallError>>>,
+    polls: Mutex<Vec<Result<PollStatus, CallError>>>,
+    sent: Sent,
+}
+
+impl Validate for Scripted {
+    fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.sent.lock().unwrap().push(form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        self.checks.lock().unwrap().remove(0).into()
+    }
+    fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
+        self.sent.lock().unwrap().push(vec![("poll".into(), transaction_id.into())]);
+        self.polls.lock().unwrap().remove(0).into()
+    }
+}
+
+fn answer(json: &str) -> Result<CheckAnswer, CallError> {
+    crate::backend::privacyidea::answer::parse_check(json.as_bytes()).map_err(CallError::Answer)
+}
+
+const ACCEPT: &str = r#"{"result":{"status":true,"value":true,"authentication":"ACCEPT"},
+    "detail":{"serial":"HOTP1","user":{"groups":["vpn-admins","staff"]}}}"#;
+const REJECT: &str =
+    r#"{"result":{"status":true,"value":false,"authentication":"REJECT"},"detail":{"message":"wrong otp pin"}}"#;
+const CHALLENGE: &str = r#"{"result":{"status":true,"value":false,"authentication":"CHALLENGE"},
+    "detail":{"transaction_id":"11112222333344445555","message":"please enter otp: ",
+    "multi_challenge":[{"transaction_id":"11112222333344445555","type":"email","client_mode":"interactive"}]}}"#;
+const PUSH: &str = r#"{"result":{"status":true,"value":false,"authentication":"CHALLENGE"},
+    "detail":{"transaction_id":"99998888777766665555","message":"please confirm on your phone",
+    "multi_challenge":[{"transaction_id":"99998888777766665555","type":"push","client_mode":"poll"}]}}"#;
+
+/// The backend set to privacyidea at an address nothing answers (the calls are scripted).
+fn pi_raw_config(dir: &TempDir) -> crate::config::RawConfig {
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.backend = Some("privacyidea".into());
+    raw.privacyidea = crate::config::RawPrivacyIdea {
+        url: Some("http://127.0.0.1:1".into()),
+        timeout: 2,
+        poll_wait: 5,
+        poll_interval: 1,
+        max_waiting: 2,
+        send_client: true,
+        realms: vec![("example.com".into(), "corp".into())],
+        ..Default::default()
+    };
+    raw
+}
+
+struct Setup {
+    _dir: TempDir,
+    engine: PiEngine,
+    sent: Sent,
+}
+
+fn setup(
+    checks: Vec<Result<CheckAnswer, CallError>>,
+    polls: Vec<Result<PollStatus, CallError>>,
+    change: impl Fn(&mut crate::config::RawConfig),
+) -> Setup {
+    let dir = TempDir::new("pi");
+    let mut raw = pi_raw_config(&dir);
+    change(&mut raw);
+    let cfg = Config::from_raw(&raw).unwrap();
+    let fake = Scripted { checks: Mutex::new(checks), polls: Mutex::new(polls), ..Scripted::default() };
+    let sent = fake.sent.clone();
+    let engine = PiEngine::with_client("mfa", cfg, Arc::new(FixedClock::new(T)), Box::new(fake)).unwrap();
+    Setup { _dir: dir, engine, sent }
+}
+
+fn login<'a>(user: &'a [u8], pass: &'a [u8], state: Option<&'a [u8]>) -> AuthenticateInput<'a> {
+    AuthenticateInput {
+        user_name: Some(user),
+        password: Some(pass),
+        state,
+        nas: "192.0.2.1||vpn".into(),
+        nas_address: "192.0.2.1".into(),
+        ..AuthenticateInput::default()
+    }
+}
+
+fn field<'a>(call: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    call.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_whole_credential_goes_to_privacyidea_with_the_mapped_realm() {
+    let s = setup(vec![answer(ACCEPT)], vec![], |r| {
+        r.reply = vec![RawRule {
+            attribute: "Class".into(),
+            from: Some("user.groups".into()),
+            pattern: Some("^vpn-(.*)$".into()),
+            ..RawRule::default()
+        }]
+    });
+    let out = s.engine.authenticate(login(b"alice@example.com", b"pin123456", None));
+    assert_eq!(out.outcome, Some(Outcome::Ok));
+    assert_eq!(out.reply_attributes, [("Class".to_string(), "admins".to_string())]);
+    let sent = s.sent.lock().unwrap();
+    assert_eq!(field(&sent[0], "user"), Some("alice"));
+    assert_eq!(field(&sent[0], "realm"), Some("corp"));
+    assert_eq!(field(&sent[0], "pass"), Some("pin123456"));
+    assert_eq!(field(&sent[0], "client"), Some("192.0.2.1"));
+    assert!(out.log.iter().all(|l| !l.text.contains("pin123456")), "the password is never logged");
+}
+
+#[test]
+fn privacyidea_reasons_go_to_the_log_not_the_user() {
+    let s = setup(
+        vec![
+            answer(REJECT),
+            answer(r#"{"result":{"status":false,"error":{"code":904,"message":"ERR904: The user can not be found"}}}"#),
+        ],
+        vec![],
+        |_| {},
+    );
+    for _ in 0..2 {
+        let out = s.engine.authenticate(login(b"alice", b"x", None));
+        assert_eq!(out.outcome, Some(Outcome::Reject));
+        assert_eq!(out.reply_messages, ["Wrong user name, PIN or code"]);
+        assert!(out.log.iter().any(|l| l.text.contains("wrong otp pin") || l.text.contains("ERR904")));
+    }
+}
+
+#[test]
+fn unavailable_fails_and_garbage_rejects() {
+    let s = setup(
+        vec![
+            Err(CallError::Unavailable("http://127.0.0.1:1: connection refused".into())),
+            Err(CallError::Answer(AnswerError::Malformed("a challenge without a transaction id"))),
+        ],
+        vec![],
+        |_| {},
+    );
+    let out = s.engine.authenticate(login(b"alice", b"x", None));
+    assert_eq!(out.outcome, Some(Outcome::Fail));
+    assert_eq!(out.reply_messages, ["Authentication is unavailable, try again later"]);
+    let out = s.engine.authenticate(login(b"alice", b"x", None));
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+}
+
+#[test]
+fn a_challenge_travels_sealed_and_comes_back_once() {
+    let s = setup(vec![answer(CHALLENGE), answer(ACCEPT)], vec![], |_| {});
+    let first = s.engine.authenticate(login(b"alice", b"pin", None));
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    assert_eq!(first.reply_messages, ["please enter otp: "]);
+    let state = first.challenge_state.unwrap();
+    assert!(!state.windows(20).any(|w| w == b"11112222333344445555"), "the transaction id is not in the clear");
+
+    let second = s.engine.authenticate(login(b"alice", b"123456", Some(&state)));
+    assert_eq!(second.outcome, Some(Outcome::Ok));
+    assert_eq!(field(&s.sent.lock().unwrap()[1], "transaction_id"), Some("11112222333344445555"));
+
+    // The same State again, another user's, or one we never issued: refused, never forwarded.
+    let again = s.engine.authenticate(login(b"alice", b"123456", Some(&state)));
+    assert_eq!(again.outcome, Some(Outcome::Reject));
+    let other = s.engine.authenticate(login(b"bob", b"123456", Some(&state)));
+    assert_eq!(other.outcome, Some(Outcome::Reject));
+    let foreign = s.engine.authenticate(login(b"alice", b"123456", Some(b"11112222333344445555")));
+    assert_eq!(foreign.outcome, Some(Outcome::Reject));
+    assert_eq!(s.sent.lock().unwrap().len(), 2, "no refused State reached privacyIDEA");
+}
+
+#[test]
+fn a_push_is_polled_then_finalised_with_an_empty_pass() {
+    let s = setup(vec![answer(PUSH), answer(ACCEPT)], vec![Ok(PollStatus::Pending), Ok(PollStatus::Accepted)], |_| {});
+    let out = s.engine.authenticate(login(b"alice", b"pin", None));
+    assert_eq!(out.outcome, Some(Outcome::Ok));
+    let sent = s.sent.lock().unwrap();
+    assert_eq!(field(&sent[1], "poll"), Some("99998888777766665555"));
+    assert_eq!(field(&sent[3], "pass"), Some(""));
+    assert_eq!(field(&sent[3], "transaction_id"), Some("99998888777766665555"));
+}
+
+#[test]
+fn a_declined_push_rejects() {
+    let s = setup(vec![answer(PUSH)], vec![Ok(PollStatus::Declined)], |_| {});
+    let out = s.engine.authenticate(login(b"alice", b"pin", None));
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    assert_eq!(out.reply_messages, ["The login was denied on your device"]);
+}
+
+#[test]
+fn challenge_mode_holds_no_thread_and_an_empty_answer_polls() {
+    let s = setup(vec![answer(PUSH), answer(ACCEPT)], vec![Ok(PollStatus::Pending), Ok(PollStatus::Accepted)], |r| {
+        r.privacyidea.poll = Some("challenge".into())
+    });
+    let first = s.engine.authenticate(login(b"alice", b"pin", None));
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    let pending = s.engine.authenticate(login(b"alice", b"", first.challenge_state.as_deref()));
+    assert_eq!(pending.outcome, Some(Outcome::Challenge), "not approved yet: asked again");
+    let done = s.engine.authenticate(login(b"alice", b"", pending.challenge_state.as_deref()));
+    assert_eq!(done.outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn an_otp_typed_instead_of_approving_is_checked() {
+    let s = setup(vec![answer(PUSH), answer(ACCEPT)], vec![], |r| r.privacyidea.poll = Some("challenge".into()));
+    let first = s.engine.authenticate(login(b"alice", b"pin", None));
+    let done = s.engine.authenticate(login(b"alice", b"287082", first.challenge_state.as_deref()));
+    assert_eq!(done.outcome, Some(Outcome::Ok));
+    assert_eq!(field(&s.sent.lock().unwrap()[1], "pass"), Some("287082"));
+}
+
+#[test]
+fn authorize_sets_auth_type_and_strips_the_realm() {
+    let s = setup(vec![], vec![], |_| {});
+    let out = s.engine.authorize(AuthorizeInput {
+        user_name: Some(b"alice@example.com"),
+        password: Some(b"x"),
+        auth_type: None,
+        has_state: false,
+    });
+    assert_eq!(out.outcome, Some(Outcome::Updated));
+    assert!(out.set_auth_type);
+    assert_eq!(out.stripped_user_name.as_deref(), Some("alice"));
+    assert!(out.password.is_none(), "the password is left whole for privacyIDEA");
+}
+
+#[test]
+fn the_local_store_maps_groups_too() {
+    let dir = TempDir::new("localmap");
+    dir.file(
+        "tokens.json",
+        &format!(
+            r#"{{"users": {{"alice": {{"groups": ["vpn-sales"], "tokens": [{{"serial": "T1", "type": "totp", "secret": "{}"}}]}}}}}}"#,
+            super::test_config::SEED_B32
+        ),
+        0o640,
+    );
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.reply = vec![RawRule {
+        attribute: "Filter-Id".into(),
+        from: Some("user.groups".into()),
+        prefix: Some("acl-".into()),
+        ..RawRule::default()
+    }];
+    let engine = Engine::new("mfa", Config::from_raw(&raw).unwrap(), Arc::new(FixedClock::new(T))).unwrap();
+    let code = crate::factor::otp::hotp_code(super::test_config::SEED, T / 30, 6, crate::factor::otp::Algorithm::Sha1);
+    let out = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(code.as_bytes()),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(out.outcome, Some(Outcome::Ok));
+    assert_eq!(out.reply_attributes, [("Filter-Id".to_string(), "acl-vpn-sales".to_string())]);
+}
+
+/// Answers every check with an accept, slowly, and counts the checks.
+struct SlowAccept(std::sync::atomic::AtomicUsize);
+
+impl Validate for SlowAccept {
+    fn check(&self, _form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        answer(ACCEPT).into()
+    }
+    fn poll(&self, _transaction_id: &str) -> Called<PollStatus> {
+        Ok(PollStatus::Pending).into()
+    }
+}
+
+#[test]
+fn a_resent_login_joins_the_one_in_progress() {
+    let dir = TempDir::new("pi-join");
+    let raw = pi_raw_config(&dir);
+    let counter = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
+    struct Shared(Arc<SlowAccept>);
+    impl Validate for Shared {
+        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+            self.0.check(form)
+        }
+        fn poll(&self, id: &str) -> Called<PollStatus> {
+            self.0.poll(id)
+        }
+    }
+    let engine = PiEngine::with_client(
+        "mfa",
+        Config::from_raw(&raw).unwrap(),
+        Arc::new(FixedClock::new(T)),
+        Box::new(Shared(counter.clone())),
+    )
+    .unwrap();
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..3).map(|_| s.spawn(|| engine.authenticate(login(b"alice", b"pin123456", None)).outcome)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes, [Some(Outcome::Ok); 3]);
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1, "one check for the three copies");
+    // Once it has ended, the same login is a new one (privacyIDEA decides about it afresh).
+    engine.authenticate(login(b"alice", b"pin123456", None));
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -1,0 +1,405 @@
+//! Push approval: after the first factor, a push to the user's device, and a
+//! wait for the answer that always ends within `push.wait` (plus the bound of
+//! the HTTP calls), with a cap on how many logins wait at once so that push can
+//! never take all of FreeRADIUS's worker threads.
+//!
+//! A request that repeats a login already waiting (a retransmission with a new
+//! RADIUS ID: same user, NAS and password) joins the waiting push instead of
+//! sending a second one; the provider's idempotency key (`request_id`) does the
+//! same for the other server of a pair.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::{Decision, Engine, Origin, Outcome, Trail};
+use crate::channel::push::{
+    Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
+};
+use crate::config::{Approval, Failmode, Push};
+use crate::store::tokens::User;
+use crate::text::template::render;
+
+/// How a push ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ending {
+    Approved,
+    Denied,
+    /// No answer from the user in time (or the provider says the push expired).
+    TimedOut,
+    /// The provider could not be used (unreachable, slow, 5xx, garbage): failmode decides.
+    Unavailable(String),
+    /// The provider refused the push (a 4xx), or failed after it was sent: never an accept.
+    Refused(String),
+    /// Not sent: too many logins were waiting (what the joined requests are told).
+    Busy,
+}
+
+/// One push being waited for, shared by the requests that repeat its login.
+#[derive(Default)]
+struct Waiter {
+    ending: Mutex<Option<Ending>>,
+    done: Condvar,
+}
+
+/// The push side of an engine.
+pub(super) struct Pusher {
+    provider: Box<dyn PushProvider>,
+    waiting: AtomicUsize,
+    logins: Mutex<HashMap<[u8; 32], Arc<Waiter>>>,
+}
+
+/// The request that sent a push: tells the joined requests how it ended.
+struct Owner<'a> {
+    pusher: &'a Pusher,
+    key: [u8; 32],
+    waiter: Arc<Waiter>,
+    ending: Option<Ending>,
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        let ending = self.ending.take().unwrap_or(Ending::Refused("the login ended without an answer".into()));
+        *self.waiter.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(ending);
+        self.waiter.done.notify_all();
+        self.pusher.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
+
+/// Keeps the count of blocking waits right however the wait ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Pusher {
+    /// The error names the configuration item it is about.
+    pub(super) fn new(cfg: &Push) -> Result<Pusher, (&'static str, String)> {
+        let mut providers: Vec<Box<dyn PushProvider>> = Vec::new();
+        for (index, url) in cfg.urls.iter().enumerate() {
+            let provider = HttpPushProvider::new(ProviderConfig {
+                base_url: url.clone(),
+                authorization: cfg.authorization.clone(),
+                timeout: cfg.timeout,
+            })
+            .map_err(|message| {
+                let item = match message.split_whitespace().next().unwrap_or("") {
+                    "authorization" => "push.authorization",
+                    "timeout" => "push.timeout",
+                    _ if index == 0 => "push.url",
+                    _ => "push.secondary_url",
+                };
+                (item, message)
+            })?;
+            providers.push(Box::new(provider));
+        }
+        Ok(Self::with_provider(Box::new(Failover::new(providers, cfg.skip_failing))))
+    }
+
+    pub(super) fn with_provider(provider: Box<dyn PushProvider>) -> Pusher {
+        Pusher { provider, waiting: AtomicUsize::new(0), logins: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// What identifies one login attempt: user, NAS, the calling station and port, and
+/// the password it came with. A NAS's re-send of the login has them all alike;
+/// another person's login (another station) does not.
+fn login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [user.as_bytes(), origin.nas.as_bytes(), origin.session.as_bytes(), password] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// The provider's idempotency key for one push: the same inputs give the same
+/// key on either server of a pair.
+fn request_id(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Engine {
+    fn push_parts(&self) -> Option<(&Push, &Pusher)> {
+        Some((self.cfg.push.as_ref()?, self.pusher.as_ref()?))
+    }
+
+    /// Creates (or, with the same nonce, finds again on provider `on`) the push of a
+    /// challenge dialogue, with its status: the nonce is random per dialogue, so what it
+    /// finds is its own.
+    pub(super) fn create_push(
+        &self,
+        user: &str,
+        origin: &Origin<'_>,
+        nonce: &str,
+        on: Option<usize>,
+    ) -> Result<(String, PushStatus), PushError> {
+        let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
+        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
+        let id = request_id(&[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()]);
+        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
+        match on {
+            Some(index) => pusher.provider.open_on(index, &request),
+            None => pusher.provider.open(&request),
+        }
+    }
+
+    /// How the push of a challenge dialogue stands now. `held` is the dialogue's nonce
+    /// and, in its last digit, the provider that holds the push: asking the first
+    /// working one instead would send a second push when the primary is back.
+    pub(super) fn push_status(&self, user: &str, origin: &Origin<'_>, held: &str) -> Result<PushStatus, PushError> {
+        let (_, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
+        let (nonce, index) = held.split_at(held.len().saturating_sub(1));
+        let (id, status) = self.create_push(user, origin, nonce, index.parse().ok())?;
+        if status != PushStatus::Pending {
+            return Ok(status);
+        }
+        pusher.provider.status(&id)
+    }
+
+    pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
+        let mut state = self.state();
+        self.reset_failures(user, &mut state, trail);
+        trail.debug(format!("accepted: \"{user}\" approved the push"));
+        Decision::accept()
+    }
+
+    /// A push that could not be sent. push.failmode decides only when the provider
+    /// failed (unreachable, slow, 5xx, garbage); a refusal (4xx) always rejects.
+    pub(super) fn push_not_sent(&self, user: &str, error: &PushError, trail: &mut Trail) -> Decision {
+        let why = format!("creating the push: {error}");
+        if crate::channel::push::is_failure(error) {
+            self.push_unavailable(user, &why, trail)
+        } else {
+            self.push_refused(user, &why, trail)
+        }
+    }
+
+    /// A push whose answer cannot be known (refused, or the provider failed after it
+    /// was sent: the user may have seen it and ignored it): always a reject.
+    pub(super) fn push_refused(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
+        trail.error(format!("rejected: \"{user}\": push failed ({why})"));
+        Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+    }
+
+    /// A provider that cannot be used: push.failmode decides.
+    fn push_unavailable(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
+        let failmode = self.cfg.push.as_ref().map_or(Failmode::Secure, |p| p.failmode);
+        match failmode {
+            Failmode::Secure => {
+                trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+            }
+            Failmode::Safe => {
+                trail.warn(format!(
+                    "accepted \"{user}\" on the first factor alone: push unavailable ({why}); push.failmode = safe"
+                ));
+                Decision::accept()
+            }
+        }
+    }
+
+    /// A push after the first factor: waited for here, or answered in a challenge round
+    /// (push.approval = challenge, or when too many logins already wait).
+    pub(super) fn push_login(
+        &self,
+        user: &str,
+        entry: &User,
+        origin: &Origin<'_>,
+        password: &[u8],
+        trail: &mut Trail,
+    ) -> Decision {
+        let Some((cfg, pusher)) = self.push_parts() else {
+            trail.error("push without push settings");
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        if cfg.approval == Approval::Challenge {
+            return self.push_challenge(user, entry, origin, trail);
+        }
+        let key = login_key(user, origin, password);
+        let deadline = Instant::now() + cfg.wait;
+
+        // A repeat of a login already waiting joins it.
+        let (waiter, owner) = {
+            let mut logins = pusher.logins.lock().unwrap_or_else(|p| p.into_inner());
+            match logins.get(&key) {
+                Some(w) => (Arc::clone(w), false),
+                None => {
+                    let w = Arc::new(Waiter::default());
+                    logins.insert(key, Arc::clone(&w));
+                    (w, true)
+                }
+            }
+        };
+        if !owner {
+            // A joiner holds a thread too: it counts toward max_waiting.
+            if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
+                pusher.waiting.fetch_sub(1, Ordering::SeqCst);
+                trail.warn(format!("rejected: \"{user}\": too many logins waiting for a push (push.max_waiting)"));
+                return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
+            }
+            let _slot = Slot(&pusher.waiting);
+            trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
+            let ending = wait_for(&waiter, deadline + cfg.timeout * 2);
+            return self.push_decision(user, ending, trail);
+        }
+
+        // Publishes the ending and forgets the login however this function ends, a
+        // panic included: a login left behind would make every repeat of it wait.
+        let mut owner = Owner { pusher, key, waiter, ending: None };
+        let ending = if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
+            pusher.waiting.fetch_sub(1, Ordering::SeqCst);
+            None
+        } else {
+            let _slot = Slot(&pusher.waiting);
+            Some(self.push_and_wait(pusher, cfg, user, origin, &key, deadline, trail))
+        };
+        // The requests that joined get the same ending.
+        owner.ending = Some(ending.clone().unwrap_or(Ending::Busy));
+        drop(owner);
+
+        match ending {
+            Some(ending) => self.push_decision(user, Some(ending), trail),
+            None if cfg.busy_challenges => {
+                trail.info(format!(
+                    "\"{user}\": {} logins already wait for a push (push.max_waiting): approval by challenge instead",
+                    cfg.max_waiting
+                ));
+                self.push_challenge(user, entry, origin, trail)
+            }
+            None => {
+                trail.warn(format!(
+                    "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
+                    cfg.max_waiting
+                ));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_and_wait(
+        &self,
+        pusher: &Pusher,
+        cfg: &Push,
+        user: &str,
+        origin: &Origin<'_>,
+        key: &[u8; 32],
+        deadline: Instant,
+        trail: &mut Trail,
+    ) -> Ending {
+        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
+        // The same login within one wait gets the same id at the provider, from either server.
+        let window = self.clock.now() / cfg.wait.as_secs().max(1);
+        let id = request_id(&[self.name.as_bytes(), key, &window.to_be_bytes()]);
+        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
+        let id = match pusher.provider.open(&request) {
+            Ok((id, PushStatus::Pending)) => id,
+            // Already answered: the push of an earlier login in this window. Never
+            // reuse an answer; send this login a push of its own.
+            Ok((_, _)) => {
+                let fresh = request_id(&[self.name.as_bytes(), key, &random_bytes()]);
+                let request = PushRequest { request_id: &fresh, ..request };
+                match pusher.provider.open(&request) {
+                    Ok((id, _)) => id,
+                    Err(e) => return not_sent(e),
+                }
+            }
+            Err(e) => return not_sent(e),
+        };
+        trail.info(format!("push sent to \"{user}\", waiting up to {} s", cfg.wait.as_secs()));
+        let mut last_error: Option<PushError> = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = pusher.provider.cancel(&id);
+                // The push was sent: the user may have ignored it. A provider that
+                // failed since then is no reason to let the login in.
+                return match last_error {
+                    Some(e) => Ending::Refused(format!("reading the push's status: {e}")),
+                    None => Ending::TimedOut,
+                };
+            }
+            std::thread::sleep(cfg.poll_interval.min(deadline - now));
+            match pusher.provider.status(&id) {
+                Ok(PushStatus::Approved) => return Ending::Approved,
+                Ok(PushStatus::Denied) => return Ending::Denied,
+                Ok(PushStatus::Expired) => return Ending::TimedOut,
+                Ok(PushStatus::Pending) => last_error = None,
+                Err(e) => last_error = Some(e),
+            }
+        }
+    }
+
+    fn push_decision(&self, user: &str, ending: Option<Ending>, trail: &mut Trail) -> Decision {
+        let m = &self.cfg.messages;
+        match ending {
+            Some(Ending::Approved) => self.push_approved(user, trail),
+            Some(Ending::Denied) => {
+                trail.info(format!("rejected: \"{user}\" denied the push"));
+                Decision::refuse(Outcome::Reject, m.push_denied.clone())
+            }
+            Some(Ending::TimedOut) | None => {
+                trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
+                Decision::refuse(Outcome::Reject, m.push_timeout.clone())
+            }
+            Some(Ending::Busy) => {
+                trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
+                Decision::refuse(Outcome::Reject, m.push_busy.clone())
+            }
+            Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
+            Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),
+        }
+    }
+}
+
+/// How a push that could not be sent ends: failmode for a failure, reject for a refusal.
+fn not_sent(e: PushError) -> Ending {
+    let why = format!("creating the push: {e}");
+    if crate::channel::push::is_failure(&e) {
+        Ending::Unavailable(why)
+    } else {
+        Ending::Refused(why)
+    }
+}
+
+/// 16 random bytes (a fresh idempotency key).
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    // Without randomness the key is still unique enough for one login: the time.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes[..16].copy_from_slice(
+            &std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+    }
+    bytes
+}
+
+/// Waits for the owner of a login to publish how its push ended, until `deadline`.
+fn wait_for(waiter: &Waiter, deadline: Instant) -> Option<Ending> {
+    let mut ending = waiter.ending.lock().unwrap_or_else(|p| p.into_inner());
+    while ending.is_none() {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let (guard, _) = waiter.done.wait_timeout(ending, deadline - now).unwrap_or_else(|p| p.into_inner());
+        ending = guard;
+    }
+    ending.clone()
+}

@@ -1,0 +1,184 @@
+//! Push and shared-journal cases found in review, kept as regression tests:
+//! an approval is never reused by another login, a push that was sent is never
+//! accepted because its status cannot be read, and module instances sharing a
+//! journal add up failures and honour each other's locks.
+
+use super::*;
+use crate::channel::push::{PushError, PushProvider, PushRequest, PushStatus};
+use crate::clock::FixedClock;
+use crate::config::RawConfig;
+use crate::factor::otp;
+use crate::testutil::TempDir;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::test_config::{raw_config, SEED, SEED_B32, T};
+
+/// Two instances ("mfa", "mfa_vpn") of one configuration, sharing token file and journal.
+fn two_instances(mode: &str, change: impl Fn(&mut RawConfig)) -> (TempDir, Engine, Engine) {
+    let dir = TempDir::new("shared");
+    dir.file(
+        "tokens.json",
+        &format!(
+            r#"{{"users": {{"alice": {{"tokens": [{{"serial": "T1", "type": "totp", "secret": "{SEED_B32}"}}]}}}}}}"#
+        ),
+        0o640,
+    );
+    let clock = Arc::new(FixedClock::new(T));
+    let mut r = raw_config(dir.path(), mode);
+    change(&mut r);
+    let a = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).unwrap();
+    let b = Engine::new("mfa_vpn", Config::from_raw(&r).unwrap(), clock).unwrap();
+    (dir, a, b)
+}
+
+fn auth(e: &Engine, code: &str) -> AuthenticateOutput {
+    e.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(code.as_bytes()),
+        ..AuthenticateInput::default()
+    })
+}
+
+/// A code that is wrong in the whole window.
+fn wrong() -> String {
+    ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| (T / 30 - 1..=T / 30 + 1).all(|s| otp::hotp_code(SEED, s, 6, otp::Algorithm::Sha1) != *c))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_lock_set_by_one_instance_holds_in_the_other() {
+    let (_d, a, b) = two_instances("otp", |_| {});
+    let w = wrong();
+    for _ in 0..3 {
+        auth(&a, &w);
+    }
+    let right = otp::hotp_code(SEED, T / 30, 6, otp::Algorithm::Sha1);
+    assert_eq!(auth(&b, &right).outcome, Some(Outcome::Userlock));
+}
+
+#[test]
+fn instances_add_up_failures_and_never_undo_a_lock() {
+    let (_d, a, b) = two_instances("otp", |_| {});
+    let w = wrong();
+    // Alternating instances: the third failure, wherever it lands, locks.
+    assert_eq!(auth(&a, &w).outcome, Some(Outcome::Reject));
+    assert_eq!(auth(&b, &w).outcome, Some(Outcome::Reject));
+    assert_eq!(auth(&a, &w).outcome, Some(Outcome::Userlock));
+    for e in [&b, &a, &b] {
+        let out = auth(e, &w);
+        assert_eq!(out.outcome, Some(Outcome::Userlock));
+        assert!(!out.log.iter().any(|l| l.text.contains("sent a wrong")), "a locked user's code is not checked");
+    }
+}
+
+/// A provider with request_id idempotency that approves when told.
+#[derive(Default)]
+struct Provider {
+    by_request: Mutex<HashMap<String, String>>,
+    approved: AtomicBool,
+    created: AtomicUsize,
+}
+
+struct Shared(Arc<Provider>);
+
+impl PushProvider for Shared {
+    fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        let mut known = self.0.by_request.lock().unwrap();
+        let status = if self.0.approved.load(Ordering::SeqCst) { PushStatus::Approved } else { PushStatus::Pending };
+        if let Some(id) = known.get(req.request_id) {
+            return Ok((id.clone(), status));
+        }
+        let id = format!("p{}", self.0.created.fetch_add(1, Ordering::SeqCst));
+        known.insert(req.request_id.to_string(), id.clone());
+        Ok((id, PushStatus::Pending))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Ok(if self.0.approved.load(Ordering::SeqCst) { PushStatus::Approved } else { PushStatus::Pending })
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+fn push_config(r: &mut RawConfig) {
+    r.push.url = Some("http://127.0.0.1:9".into());
+    r.push.timeout = 1;
+    r.push.poll_interval = 1;
+    r.push.wait = 5;
+    r.push.max_waiting = 8;
+    r.push.skip_failing = 30;
+}
+
+fn push_login(e: &Engine) -> AuthenticateOutput {
+    e.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "10.0.0.1||vpn".into(),
+        client: "vpn".into(),
+        nas_name: "vpn".into(),
+        session: "198.51.100.7|0".into(),
+        ..AuthenticateInput::default()
+    })
+}
+
+#[test]
+fn an_approved_push_is_never_reused_by_a_later_login() {
+    let (_d, mut a, _b) = two_instances("push", push_config);
+    let provider = Arc::new(Provider::default());
+    a.set_push_provider(Box::new(Shared(provider.clone())));
+    provider.approved.store(true, Ordering::SeqCst);
+    assert_eq!(push_login(&a).outcome, Some(Outcome::Ok));
+    assert_eq!(provider.created.load(Ordering::SeqCst), 1);
+    // The same login again, in the same window, after the first ended: a push of its own.
+    push_login(&a);
+    assert_eq!(provider.created.load(Ordering::SeqCst), 2);
+}
+
+/// A push that reaches the device, whose status can then never be read.
+struct Unreadable;
+
+impl PushProvider for Unreadable {
+    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        Ok(("x".into(), PushStatus::Pending))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Err(PushError::Status(502))
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+/// A provider that refuses every push (a 4xx).
+struct Refusing;
+
+impl PushProvider for Refusing {
+    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        Err(PushError::Status(404))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Err(PushError::Status(404))
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn failmode_safe_never_accepts_a_sent_push_or_a_refused_one() {
+    let safe = |r: &mut RawConfig| {
+        push_config(r);
+        r.push.failmode = Some("safe".into());
+    };
+    let (_d, mut a, mut b) = two_instances("push", safe);
+    a.set_push_provider(Box::new(Unreadable));
+    let out = push_login(&a);
+    assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
+    b.set_push_provider(Box::new(Refusing));
+    let out = push_login(&b);
+    assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
+}

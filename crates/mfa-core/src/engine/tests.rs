@@ -1,0 +1,361 @@
+//! Engine decisions with an injected clock and real files in a temp directory.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::config::RawConfig;
+use crate::factor::otp;
+use crate::testutil::TempDir;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use super::test_config::{raw_config, SEED, SEED_B32, T};
+
+fn tokens_json() -> String {
+    format!(
+        r#"{{"users": {{
+            "alice": {{"tokens": [{{"serial": "T1", "type": "totp", "secret": "{SEED_B32}"}}]}},
+            "bob": {{"tokens": [{{"serial": "H1", "type": "hotp", "secret": "{SEED_B32}"}}]}},
+            "carol": {{"tokens": [
+                {{"serial": "T8", "type": "totp", "secret": "{SEED_B32}", "digits": 8, "algorithm": "SHA256"}},
+                {{"serial": "H2", "type": "hotp", "secret": "{SEED_B32}"}}
+            ]}}
+        }}}}"#
+    )
+}
+
+struct Fixture {
+    dir: TempDir,
+    clock: Arc<FixedClock>,
+    engine: Engine,
+}
+
+fn raw(dir: &Path) -> RawConfig {
+    raw_config(dir, "otp")
+}
+
+fn fixture_with(change: impl FnOnce(&mut RawConfig)) -> Fixture {
+    let dir = TempDir::new("engine");
+    dir.file("tokens.json", &tokens_json(), 0o640);
+    let mut r = raw(dir.path());
+    change(&mut r);
+    let clock = Arc::new(FixedClock::new(T));
+    let engine = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).unwrap();
+    Fixture { dir, clock, engine }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn totp(time: u64) -> String {
+    otp::hotp_code(SEED, time / 30, 6, otp::Algorithm::Sha1)
+}
+
+fn hotp(counter: u64) -> String {
+    otp::hotp_code(SEED, counter, 6, otp::Algorithm::Sha1)
+}
+
+impl Fixture {
+    fn auth(&self, user: &str, code: &str) -> AuthenticateOutput {
+        self.engine.authenticate(AuthenticateInput {
+            user_name: Some(user.as_bytes()),
+            password: Some(code.as_bytes()),
+            ..AuthenticateInput::default()
+        })
+    }
+
+    fn authorize(&self, user: &[u8], password: &str) -> AuthorizeOutput {
+        self.engine.authorize(AuthorizeInput {
+            user_name: Some(user),
+            password: Some(password.as_bytes()),
+            auth_type: None,
+            has_state: false,
+        })
+    }
+
+    fn reopen(&self) -> Engine {
+        Engine::new("mfa", Config::from_raw(&raw(self.dir.path())).unwrap(), self.clock.clone()).unwrap()
+    }
+}
+
+impl AuthenticateOutput {
+    fn message(&self) -> Option<&str> {
+        self.reply_messages.first().map(String::as_str)
+    }
+}
+
+fn logged(out: &[LogLine], needle: &str) -> bool {
+    out.iter().any(|l| l.text.contains(needle))
+}
+
+#[test]
+fn totp_accepts_once_then_refuses_replay() {
+    let f = fixture();
+    let code = totp(T);
+    assert_eq!(f.auth("alice", &code).outcome, Some(Outcome::Ok));
+    let again = f.auth("alice", &code);
+    assert_eq!(again.outcome, Some(Outcome::Reject));
+    assert_eq!(again.message(), Some("Wrong or already used code"));
+    assert!(logged(&again.log, "replayed"));
+    // An older step than the accepted one is refused too.
+    assert_eq!(f.auth("alice", &totp(T - 30)).outcome, Some(Outcome::Reject));
+    // The next step is fine.
+    f.clock.advance(30);
+    assert_eq!(f.auth("alice", &totp(T + 30)).outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn totp_window_is_honoured() {
+    let f = fixture();
+    assert_eq!(f.auth("alice", &totp(T - 60)).outcome, Some(Outcome::Reject), "two steps back");
+    assert_eq!(f.auth("alice", &totp(T + 30)).outcome, Some(Outcome::Ok), "one step ahead");
+    let g = fixture_with(|r| r.totp_window = 0);
+    assert_eq!(g.auth("alice", &totp(T - 30)).outcome, Some(Outcome::Reject));
+    assert_eq!(g.auth("alice", &totp(T)).outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn hotp_moves_the_counter_past_the_accepted_code() {
+    let f = fixture();
+    assert_eq!(f.auth("bob", &hotp(0)).outcome, Some(Outcome::Ok));
+    assert_eq!(f.auth("bob", &hotp(0)).outcome, Some(Outcome::Reject));
+    assert_eq!(f.auth("bob", &hotp(5)).outcome, Some(Outcome::Ok));
+    assert_eq!(f.auth("bob", &hotp(3)).outcome, Some(Outcome::Reject));
+    // Beyond the look-ahead of 10 from counter 6.
+    assert_eq!(f.auth("bob", &hotp(17)).outcome, Some(Outcome::Reject));
+}
+
+#[test]
+fn any_of_several_tokens_may_answer() {
+    let f = fixture();
+    let eight = otp::hotp_code(SEED, T / 30, 8, otp::Algorithm::Sha256);
+    assert_eq!(f.auth("carol", &eight).outcome, Some(Outcome::Ok));
+    assert_eq!(f.auth("carol", &hotp(0)).outcome, Some(Outcome::Ok));
+    let bad = f.auth("carol", "12345");
+    assert_eq!(bad.message(), Some("The code must be 6 or 8 digits"));
+}
+
+#[test]
+fn lockout_after_max_failures_then_expiry() {
+    let f = fixture();
+    for _ in 0..2 {
+        let out = f.auth("alice", "000000");
+        assert_eq!(out.outcome, Some(Outcome::Reject));
+    }
+    let third = f.auth("alice", "000000");
+    assert_eq!(third.outcome, Some(Outcome::Userlock));
+    assert_eq!(third.message(), Some("Too many failed attempts: try again in 300 seconds"));
+    // The right code is refused while locked, and not used up.
+    f.clock.advance(100);
+    let locked = f.auth("alice", &totp(T + 100));
+    assert_eq!(locked.outcome, Some(Outcome::Userlock));
+    assert_eq!(locked.message(), Some("Too many failed attempts: try again in 200 seconds"));
+    // authorize refuses too, before any first factor runs.
+    let early = f.authorize(b"alice", "x");
+    assert_eq!(early.outcome, Some(Outcome::Userlock));
+    // After the lock: a fresh count.
+    f.clock.advance(200);
+    assert_eq!(f.auth("alice", "000000").outcome, Some(Outcome::Reject));
+    assert_eq!(f.auth("alice", &totp(T + 300)).outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn success_resets_the_failure_count() {
+    let f = fixture();
+    f.auth("alice", "000000");
+    f.auth("alice", "000000");
+    assert_eq!(f.auth("alice", &totp(T)).outcome, Some(Outcome::Ok));
+    f.auth("alice", "000000");
+    f.auth("alice", "000000");
+    assert_eq!(f.auth("alice", "000000").outcome, Some(Outcome::Userlock));
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let f = fixture();
+    let code = totp(T);
+    assert_eq!(f.auth("alice", &code).outcome, Some(Outcome::Ok));
+    assert_eq!(f.auth("bob", &hotp(0)).outcome, Some(Outcome::Ok));
+    let again = f.reopen();
+    let out = again.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(code.as_bytes()),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    let out = again.authenticate(AuthenticateInput {
+        user_name: Some(b"bob"),
+        password: Some(hotp(0).as_bytes()),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+}
+
+#[test]
+fn bad_input_is_rejected_with_a_reason() {
+    let f = fixture();
+    let none = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), ..AuthenticateInput::default() });
+    assert_eq!(none.outcome, Some(Outcome::Invalid));
+    assert_eq!(f.auth("alice", "").outcome, Some(Outcome::Invalid));
+    let long = f.auth("alice", &"1".repeat(253));
+    assert_eq!(long.message(), Some("The code must be 6 digits"));
+    assert_eq!(f.auth("alice", "abcdef").message(), Some("The code must be 6 digits"));
+    let unknown = f.auth("mallory", "123456");
+    assert_eq!(unknown.message(), Some("No second factor is enrolled for this user"));
+
+    let not_utf8 = f.authorize(b"al\xffice", "123456");
+    assert_eq!(not_utf8.outcome, Some(Outcome::Invalid));
+    assert_eq!(not_utf8.reply_message.as_deref(), Some("Malformed user name"));
+    assert!(logged(&not_utf8.log, "not valid UTF-8"));
+    assert_eq!(f.authorize(b"@realm", "1").outcome, Some(Outcome::Invalid));
+    assert_eq!(f.authorize(b"alice@", "1").outcome, Some(Outcome::Invalid));
+    assert_eq!(f.authorize(b"al\nice", "1").outcome, Some(Outcome::Invalid));
+}
+
+#[test]
+fn authorize_sets_names_and_auth_type() {
+    let f = fixture();
+    let out = f.authorize(b"alice@example.com", "123456");
+    assert_eq!(out.outcome, Some(Outcome::Updated));
+    assert_eq!(out.stripped_user_name.as_deref(), Some("alice"));
+    assert_eq!(out.realm.as_deref(), Some("example.com"));
+    assert!(out.set_auth_type);
+
+    // Policy already chose another Auth-Type: leave the request alone.
+    let other = f.engine.authorize(AuthorizeInput {
+        user_name: Some(b"alice"),
+        password: Some(b"1"),
+        auth_type: Some("Accept"),
+        has_state: false,
+    });
+    assert_eq!(other.outcome, Some(Outcome::Noop));
+    assert!(!other.set_auth_type);
+    // Our own name set by policy: go on, without setting it again.
+    let ours = f.engine.authorize(AuthorizeInput {
+        user_name: Some(b"alice"),
+        password: Some(b"1"),
+        auth_type: Some("mfa"),
+        has_state: false,
+    });
+    assert_eq!(ours.outcome, Some(Outcome::Updated));
+    assert!(!ours.set_auth_type);
+}
+
+#[test]
+fn users_without_a_token_are_left_alone_when_not_required() {
+    let f = fixture_with(|r| r.require_token = false);
+    let out = f.authorize(b"mallory", "x");
+    assert_eq!(out.outcome, Some(Outcome::Noop));
+    assert!(!out.set_auth_type);
+    let required = fixture();
+    assert!(required.authorize(b"mallory", "x").set_auth_type);
+}
+
+#[test]
+fn password_otp_mode_splits_and_authenticate_uses_the_stash() {
+    let f = fixture_with(|r| {
+        r.mode = Some("password+otp".into());
+        r.separator = Some(",".into());
+    });
+    let code = totp(T);
+    let out = f.authorize(b"alice", &format!("pass,word,{code}"));
+    assert_eq!(out.outcome, Some(Outcome::Updated));
+    assert_eq!(out.password.as_deref(), Some("pass,word"));
+    assert_eq!(out.stashed_code.as_deref(), Some(code.as_str()));
+    // No secret in the log.
+    assert!(!out.log.iter().any(|l| l.text.contains(&code) || l.text.contains("pass,word")));
+
+    let auth = f.engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pass,word"),
+        stashed_code: out.stashed_code,
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(auth.outcome, Some(Outcome::Ok));
+
+    let missing = f.authorize(b"alice", "just-a-password");
+    assert_eq!(missing.outcome, Some(Outcome::Reject));
+    assert!(missing.reply_message.unwrap().starts_with("Enter your password"));
+
+    let no_stash =
+        f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), ..AuthenticateInput::default() });
+    assert_eq!(no_stash.outcome, Some(Outcome::Fail));
+}
+
+/// Regression: the field was converted lossily, so any invalid byte reached the first
+/// factor as U+FFFD and matched a stored password holding U+FFFD.
+#[test]
+fn password_otp_mode_refuses_a_field_that_is_not_utf8() {
+    let f = fixture_with(|r| r.mode = Some("password+otp".into()));
+    let field = [b"caf\xfe,".as_slice(), totp(T).as_bytes()].concat();
+    let out = f.engine.authorize(AuthorizeInput {
+        user_name: Some(b"alice"),
+        password: Some(&field),
+        auth_type: None,
+        has_state: false,
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    assert_eq!(out.password, None, "nothing is handed to the first factor");
+    assert_eq!(out.stashed_code, None);
+    assert!(logged(&out.log, "not valid UTF-8"));
+}
+
+#[test]
+fn messages_are_configurable() {
+    let f = fixture_with(|r| {
+        r.msg_wrong_code = Some("Nope".into());
+        r.msg_locked = Some("Locked {seconds}s".into());
+    });
+    assert_eq!(f.auth("alice", "000000").message(), Some("Nope"));
+    f.auth("alice", "000000");
+    assert_eq!(f.auth("alice", "000000").message(), Some("Locked 300s"));
+}
+
+#[test]
+fn no_log_line_holds_a_code_or_seed() {
+    let f = fixture();
+    let code = totp(T);
+    let mut lines = Vec::new();
+    lines.extend(f.auth("alice", &code).log);
+    lines.extend(f.auth("alice", &code).log);
+    lines.extend(f.auth("alice", "999999").log);
+    lines.extend(f.auth("bob", &hotp(0)).log);
+    for line in &lines {
+        for secret in [code.as_str(), "999999", SEED_B32, hotp(0).as_str()] {
+            assert!(!line.text.contains(secret), "log line holds a secret: {}", line.text);
+        }
+    }
+}
+
+#[test]
+fn unusable_files_name_the_item() {
+    let tmp = TempDir::new("engine");
+    let dir = tmp.path();
+    let mut r = raw(dir);
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(T));
+    let err = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).err().unwrap();
+    assert_eq!(err.item, "tokens");
+
+    fs::write(dir.join("tokens.json"), tokens_json()).unwrap();
+    fs::set_permissions(dir.join("tokens.json"), fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock.clone()).err().unwrap();
+    assert_eq!(err.item, "tokens");
+
+    fs::set_permissions(dir.join("tokens.json"), fs::Permissions::from_mode(0o640)).unwrap();
+    r.user_map = Some(dir.join("missing-map").display().to_string());
+    let err = Engine::new("mfa", Config::from_raw(&r).unwrap(), clock).err().unwrap();
+    assert_eq!(err.item, "user_map");
+}
+
+#[test]
+fn ignore_case_finds_the_user_whatever_the_case() {
+    let f = fixture_with(|r| {
+        r.ignore_case = true;
+        r.require_token = false;
+    });
+    let out = f.authorize(b"ALICE", "x");
+    assert!(out.set_auth_type, "ALICE is alice: not left to the first factor alone");
+    assert_eq!(f.auth("Alice", &totp(T)).outcome, Some(Outcome::Ok));
+    let exact = fixture_with(|r| r.require_token = false);
+    assert!(!exact.authorize(b"ALICE", "x").set_auth_type);
+}

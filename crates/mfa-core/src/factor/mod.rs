@@ -1,0 +1,6 @@
+//! The second factor: one-time codes (RFC 4226/6238), the rule that checks one
+//! against a token (and CHAP), and the password field split into password and code.
+
+pub mod otp;
+pub mod password;
+pub mod verify;

@@ -1,0 +1,4 @@
+//! Who the user is: user names and realms, and the user map.
+
+pub mod realm;
+pub mod usermap;
