@@ -36,6 +36,11 @@ DEMO_PORT=${DEMO_PORT:-18120} scripts/demo.sh --once > target/demo.out 2>&1 || {
 }
 grep -q "Received Access-Accept" target/demo.out
 
+if cargo fmt --version >/dev/null 2>&1; then
+    echo "== cargo fmt --check (rustfmt.toml)"
+    cargo fmt --all -- --check
+    (cd fuzz && cargo fmt -- --check)
+fi
 if cargo clippy --version >/dev/null 2>&1; then
     echo "== clippy"
     cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -6,14 +6,14 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::bindings::{
-    cf_log_err_cs, cf_section_name1, cf_section_name2, cf_section_parse, module_t, packetmethod,
-    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT,
-    rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED,
-    rlm_rcodes_RLM_MODULE_INVALID, rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT,
-    rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD,
-    PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    cf_log_err_cs, cf_section_name1, cf_section_name2, module_t, packetmethod, rlm_components_MOD_AUTHENTICATE,
+    rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t,
+    rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID,
+    rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED,
+    rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD, PW_STATE, PW_USER_NAME,
+    PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
-use super::conf::{Instance, CONFIG};
+use super::conf::{self, Instance};
 use super::request::{log_raw, List, NasIdentity, Request};
 use mfa_core::clock::SystemClock;
 use mfa_core::config::Config;
@@ -47,7 +47,9 @@ pub static rlm_mfa: ModuleExport = ModuleExport(module_t {
     // engine (a push wait) hold their own reference to it (see with_engine).
     type_: (RLM_TYPE_THREAD_SAFE | RLM_TYPE_HUP_SAFE) as i32,
     inst_size: size_of::<Instance>(),
-    config: CONFIG.0.as_ptr(),
+    // No table here: instantiate parses the section itself (conf.rs), from the
+    // core's declarations, so that a HUP reads the new section.
+    config: ptr::null(),
     bootstrap: None,
     instantiate: Some(mod_instantiate),
     detach: Some(mod_detach),
@@ -77,14 +79,12 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
     guarded(-1, report, || {
         let Some(inst) = (instance as *mut Instance).as_mut() else { return -1 };
         let name = instance_name(conf);
-        // On a HUP, FreeRADIUS 3.2 fills the new instance from the module's old section
-        // and passes the new one here: parse the new one, so a HUP applies every change.
-        // (At start-up both are the same section, and this parse finds the same values.)
-        if cf_section_parse(conf, instance, CONFIG.0.as_ptr()) < 0 {
+        // On a HUP, FreeRADIUS 3.2 passes the new section here: parsing it (rather
+        // than letting the server fill the instance from the old one) applies every change.
+        let Some(mut raw) = conf::parse(conf) else {
             config_error(conf, &format!("rlm_mfa ({name}): the configuration cannot be parsed"));
             return -1;
-        }
-        let mut raw = inst.raw_config();
+        };
         match super::sections::reply_rules(conf) {
             Ok(rules) => raw.reply = rules,
             Err(e) => {

@@ -60,13 +60,16 @@ impl<'a> Request<'a> {
     }
 
     /// The bytes of a string or octets attribute (User-Password arrives decoded).
-    pub fn bytes(&self, list: List, attr: u32) -> Option<&'a [u8]> {
+    /// They borrow the request: a `&mut self` method that replaces or frees the
+    /// attribute cannot run while they are held.
+    pub fn bytes(&self, list: List, attr: u32) -> Option<&[u8]> {
         let vp = self.find(list, attr);
         if vp.is_null() {
             return None;
         }
-        // SAFETY: a string/octets pair keeps `length` bytes at `data.strvalue` while the
-        // request lives; the server owns them and this callback does not free them.
+        // SAFETY: a string/octets pair keeps `length` bytes at `data.strvalue` until the
+        // pair is changed or freed, which only `&mut self` methods do here: the slice
+        // borrows `self`, so none of them can run while it lives.
         unsafe {
             let data = (*vp).data.strvalue as *const u8;
             let len = (*vp).length;

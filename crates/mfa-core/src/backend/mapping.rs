@@ -26,16 +26,8 @@ pub struct Rule {
     pub suffix: String,
 }
 
-/// The items of one `reply <attribute> { }` section, as written.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawRule {
-    pub attribute: String,
-    pub from: Option<String>,
-    pub pattern: Option<String>,
-    pub value: Option<String>,
-    pub prefix: Option<String>,
-    pub suffix: Option<String>,
-}
+pub use crate::config::reply::RawRule;
+use crate::config::ConfigError;
 
 impl Rule {
     /// Checks one section; the error names what is wrong (the caller names the section).
@@ -95,6 +87,16 @@ impl Rule {
         }
         out
     }
+}
+
+/// The `reply` sections compiled, in order; the error names the section.
+pub fn compile(raw: &[RawRule]) -> Result<Vec<Rule>, ConfigError> {
+    raw.iter()
+        .map(|rule| {
+            Rule::from_raw(rule)
+                .map_err(|message| ConfigError::new("reply", format!("reply {}: {message}", rule.attribute)))
+        })
+        .collect()
 }
 
 /// Every (attribute, value) the rules give, in rule order.

@@ -1,19 +1,31 @@
-//! The module's configuration: the raw items of the `mfa { }` section, as
-//! FreeRADIUS's CONF_PARSER hands them over, checked into a [`Config`].
+//! The module's configuration: every item of the `mfa { }` section declared
+//! once ([`declare`], with the declarations in raw.rs and beside each
+//! subsection's checks), read as a [`RawConfig`] and checked into a [`Config`].
 //!
-//! Every error names the item, so that FreeRADIUS refuses to start with a
-//! message an administrator can act on.
+//! Every error names the item by its path (`push.wait`), so that FreeRADIUS
+//! refuses to start with a message an administrator can act on.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::backend::mapping::{RawRule, Rule};
-use crate::backend::privacyidea::PiConfig;
 use crate::factor::password::{OtpPosition, SplitConfig};
 use crate::identity::realm::{RealmConfig, RealmPosition, Split};
 
-mod privacyidea;
-pub use privacyidea::RawPrivacyIdea;
+pub mod declare;
+mod gateway;
+pub mod messages;
+pub mod privacyidea;
+mod push;
+mod raw;
+pub mod reply;
+
+pub use declare::{Item, Kind, Section, Value};
+pub use gateway::{gateway, Gateway, RawGateway};
+pub use messages::Messages;
+pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};
+pub use push::{push_settings, Approval, Failmode, Push, RawPush};
+pub use raw::{RawConfig, RawLockout, RawRealm};
+pub use reply::RawRule;
 
 /// auto mode's default code pattern: 6 to 8 digits.
 pub const DEFAULT_AUTO_CODE: &str = "[0-9]{6,8}";
@@ -59,240 +71,6 @@ impl Mode {
     /// Whether the module answers with Access-Challenge in this mode.
     pub fn challenges(self) -> bool {
         matches!(self, Mode::PasswordThenOtp | Mode::Auto)
-    }
-}
-
-/// The items of the `mfa { }` section as strings, numbers and booleans, before checking.
-/// Field names follow the configuration items (`realm.delimiter` is `realm_delimiter`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawConfig {
-    pub mode: Option<String>,
-    pub tokens: Option<String>,
-    pub state: Option<String>,
-    pub fsync: bool,
-    pub require_token: bool,
-    pub totp_window: u32,
-    pub hotp_look_ahead: u32,
-    pub separator: Option<String>,
-    pub otp_position: Option<String>,
-    pub otp_length: u32,
-    pub user_suffix: Option<String>,
-    pub user_map: Option<String>,
-    pub realm_delimiter: Option<String>,
-    pub realm_split: Option<String>,
-    pub realm_position: Option<String>,
-    pub realm_strip: bool,
-    pub lockout_max_failures: u32,
-    pub lockout_duration: u32,
-    pub msg_wrong_code: Option<String>,
-    pub msg_locked: Option<String>,
-    pub msg_no_token: Option<String>,
-    pub msg_bad_format: Option<String>,
-    pub msg_no_code: Option<String>,
-    pub msg_bad_user: Option<String>,
-    pub msg_internal: Option<String>,
-    pub state_key: Option<String>,
-    pub challenge_timeout: u32,
-    pub max_rounds: u32,
-    pub code_length: u32,
-    pub code_lifetime: u32,
-    pub sms: RawGateway,
-    pub email: RawGateway,
-    pub msg_prompt_code: Option<String>,
-    pub msg_prompt_sent: Option<String>,
-    pub msg_menu_header: Option<String>,
-    pub msg_menu_item: Option<String>,
-    pub msg_menu_footer: Option<String>,
-    pub msg_bad_choice: Option<String>,
-    pub msg_wrong_answer: Option<String>,
-    pub msg_bad_state: Option<String>,
-    pub msg_send_failed: Option<String>,
-    pub push: RawPush,
-    pub msg_push_denied: Option<String>,
-    pub msg_push_timeout: Option<String>,
-    pub msg_push_unavailable: Option<String>,
-    pub msg_push_busy: Option<String>,
-    pub msg_push_prompt: Option<String>,
-    pub msg_push_pending: Option<String>,
-    pub msg_push_menu: Option<String>,
-    /// The server's max_request_time (radiusd.conf), 0 when unknown.
-    pub server_max_request_time: u32,
-    pub auto_code_pattern: Option<String>,
-    pub ignore_case: bool,
-    /// `local` (the token file) or `privacyidea`.
-    pub backend: Option<String>,
-    pub privacyidea: RawPrivacyIdea,
-    /// The `reply <attribute> { }` sections.
-    pub reply: Vec<RawRule>,
-    pub msg_rejected: Option<String>,
-}
-
-/// The items of the `push { }` section, before checking.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawPush {
-    pub url: Option<String>,
-    pub secondary_url: Option<String>,
-    pub authorization: Option<String>,
-    pub timeout: u32,
-    pub skip_failing: u32,
-    pub poll_interval: u32,
-    pub wait: u32,
-    pub max_waiting: u32,
-    pub failmode: Option<String>,
-    pub message: Option<String>,
-    pub approval: Option<String>,
-    pub when_busy: Option<String>,
-}
-
-/// The items of an `sms { }` or `email { }` section, before checking.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawGateway {
-    pub url: Option<String>,
-    pub authorization: Option<String>,
-    pub body: Option<String>,
-    pub message: Option<String>,
-    pub timeout: u32,
-}
-
-/// What a user is told on each kind of reject, and the prompts of a challenge.
-/// `{seconds}`, `{digits}`, `{index}`, `{description}`, `{total}`, `{destination}`
-/// and `{correlation}` are replaced where they apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Messages {
-    pub wrong_code: String,
-    pub locked: String,
-    pub no_token: String,
-    pub bad_format: String,
-    pub no_code: String,
-    pub bad_user: String,
-    pub internal: String,
-    pub prompt_code: String,
-    pub prompt_sent: String,
-    pub menu_header: String,
-    pub menu_item: String,
-    pub menu_footer: String,
-    pub bad_choice: String,
-    pub wrong_answer: String,
-    pub bad_state: String,
-    pub send_failed: String,
-    pub push_denied: String,
-    pub push_timeout: String,
-    pub push_unavailable: String,
-    pub push_busy: String,
-    pub push_prompt: String,
-    pub push_pending: String,
-    pub push_menu: String,
-    /// privacyIDEA said no (its own reason goes to the log only).
-    pub rejected: String,
-}
-
-impl Default for Messages {
-    fn default() -> Self {
-        Self {
-            wrong_code: "Wrong or already used code".into(),
-            locked: "Too many failed attempts: try again in {seconds} seconds".into(),
-            no_token: "No second factor is enrolled for this user".into(),
-            bad_format: "The code must be {digits} digits".into(),
-            no_code: "Enter your password, then a comma, then the code from your authenticator".into(),
-            bad_user: "Malformed user name".into(),
-            internal: "Authentication is unavailable, try again later".into(),
-            prompt_code: "Enter OTP:".into(),
-            prompt_sent: "Enter the code sent to {destination} ({correlation}):".into(),
-            menu_header: "Choose how to confirm this login:".into(),
-            menu_item: "{index}. {description}".into(),
-            menu_footer: "Enter 1 to {total}:".into(),
-            bad_choice: "Enter a number from 1 to {total}:".into(),
-            wrong_answer: "Wrong code, try again:".into(),
-            bad_state: "This login has expired or is not valid, please start again".into(),
-            send_failed: "The code could not be sent, try again later".into(),
-            push_denied: "The login was denied on your device".into(),
-            push_timeout: "No answer from your device in time".into(),
-            push_unavailable: "Approval by push is unavailable, try again later".into(),
-            push_busy: "Too many logins are waiting for approval, try again shortly".into(),
-            push_prompt: "Approve on your device, then press OK ({correlation})".into(),
-            push_pending: "Not approved yet: approve on your device, then press OK".into(),
-            push_menu: "Approve on your device (push)".into(),
-            rejected: "Wrong user name, PIN or code".into(),
-        }
-    }
-}
-
-/// An HTTP gateway that sends codes by SMS or e-mail.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Gateway {
-    pub url: String,
-    /// The Authorization header's value: a secret.
-    pub authorization: Option<String>,
-    /// JSON body with {destination}, {message} and {user}.
-    pub body: String,
-    /// The text sent, with {code} and {correlation}.
-    pub message: String,
-    pub timeout: std::time::Duration,
-}
-
-impl fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gateway")
-            .field("url", &self.url)
-            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
-            .field("body", &self.body)
-            .field("message", &self.message)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-/// What a push that cannot be done (provider unreachable, failing, answering garbage) leads to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failmode {
-    /// Reject.
-    Secure,
-    /// Accept on the first factor alone, logged as such.
-    Safe,
-}
-
-/// How a login waits for the answer to a push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Approval {
-    /// The request waits (holding a server thread) until the answer or `wait`.
-    Wait,
-    /// Access-Challenge at once ("approve, then press OK"); the answer round checks.
-    Challenge,
-}
-
-/// Push approval settings (mode push, and push as a menu entry or in auto mode).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Push {
-    pub approval: Approval,
-    /// With `Approval::Wait`, past `max_waiting`: challenge (true) or refuse (false).
-    pub busy_challenges: bool,
-    pub urls: Vec<String>,
-    /// The Authorization header's value: a secret.
-    pub authorization: Option<String>,
-    /// Bound on one HTTP call.
-    pub timeout: std::time::Duration,
-    /// How long a failing provider is skipped.
-    pub skip_failing: std::time::Duration,
-    pub poll_interval: std::time::Duration,
-    /// How long a login waits for the answer.
-    pub wait: std::time::Duration,
-    /// Logins waiting at once, at most; more are refused (the server keeps threads for others).
-    pub max_waiting: usize,
-    pub failmode: Failmode,
-    /// What the device shows: {user}, {client}, {nas}.
-    pub message: String,
-}
-
-impl fmt::Debug for Push {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Push")
-            .field("urls", &self.urls.len())
-            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("wait", &self.wait)
-            .field("max_waiting", &self.max_waiting)
-            .field("failmode", &self.failmode)
-            .finish()
     }
 }
 
@@ -346,15 +124,22 @@ pub struct Config {
     pub auto_code_pattern: String,
     /// Set with backend = privacyidea: privacyIDEA decides, the token file is not used.
     pub privacyidea: Option<PiConfig>,
-    /// Reply attributes for an accepted login (checked: each compiles).
+    /// Reply attributes for an accepted login (the engine compiles them).
     pub reply: Vec<RawRule>,
 }
 
 /// A configuration item that cannot be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
-    pub item: &'static str,
+    /// The item's path: `mode`, `push.wait`, `messages.locked`.
+    pub item: String,
     pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(item: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { item: item.into(), message: message.into() }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -365,17 +150,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn invalid(item: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { item, message: message.into() }
+fn invalid(item: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(item, message)
 }
 
 /// One of a fixed set of words, or an error listing them.
-fn choice<T: Copy>(
-    item: &'static str,
-    value: Option<&str>,
-    default: T,
-    options: &[(&str, T)],
-) -> Result<T, ConfigError> {
+fn choice<T: Copy>(item: &str, value: Option<&str>, default: T, options: &[(&str, T)]) -> Result<T, ConfigError> {
     let Some(value) = value else { return Ok(default) };
     options.iter().find(|(name, _)| name.eq_ignore_ascii_case(value.trim())).map(|(_, v)| *v).ok_or_else(|| {
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
@@ -383,21 +163,19 @@ fn choice<T: Copy>(
     })
 }
 
-fn required_path(item: &'static str, value: Option<&str>) -> Result<PathBuf, ConfigError> {
+fn required_path(item: &str, value: Option<&str>) -> Result<PathBuf, ConfigError> {
     match value.map(str::trim) {
         Some(v) if !v.is_empty() => Ok(PathBuf::from(v)),
         _ => Err(invalid(item, "a file name is required")),
     }
 }
 
-fn message(value: &Option<String>, default: &str) -> String {
-    value.clone().unwrap_or_else(|| default.to_string())
-}
-
 impl Config {
-    /// Checks every item. The files themselves are opened by the engine, which
+    /// Checks every item: first what each declares (ranges, lengths), then how
+    /// they go together. The files themselves are opened by the engine, which
     /// reports unreadable ones under the same item names.
     pub fn from_raw(raw: &RawConfig) -> Result<Config, ConfigError> {
+        declare::check_declared(raw)?;
         let mode = choice(
             "mode",
             raw.mode.as_deref(),
@@ -412,19 +190,6 @@ impl Config {
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
         let state = required_path("state", raw.state.as_deref())?;
-
-        if raw.totp_window > MAX_TOTP_WINDOW {
-            return Err(invalid(
-                "totp_window",
-                format!("{} steps is more than the maximum of {MAX_TOTP_WINDOW}", raw.totp_window),
-            ));
-        }
-        if raw.hotp_look_ahead > MAX_HOTP_LOOK_AHEAD {
-            return Err(invalid(
-                "hotp_look_ahead",
-                format!("{} is more than the maximum of {MAX_HOTP_LOOK_AHEAD}", raw.hotp_look_ahead),
-            ));
-        }
 
         let separator = raw.separator.clone().unwrap_or_else(|| ",".to_string());
         if separator.chars().any(|c| c.is_ascii_digit()) {
@@ -441,93 +206,9 @@ impl Config {
             return Err(invalid("otp_length", "must be 6, 7 or 8 when separator is empty"));
         }
 
-        let delimiter = match raw.realm_delimiter.as_deref() {
-            None => '@',
-            // FreeRADIUS keeps backslashes of double-quoted strings as written, so
-            // `delimiter = "\\"` arrives as two characters; accept it and a single one.
-            Some("@") => '@',
-            Some("\\") | Some("\\\\") => '\\',
-            Some(d) => return Err(invalid("realm.delimiter", format!("\"{d}\" is not \"@\" or \"\\\\\""))),
-        };
-        let default_position = if delimiter == '\\' { RealmPosition::Prefix } else { RealmPosition::Suffix };
-        let realm = RealmConfig {
-            delimiter,
-            split: choice(
-                "realm.split",
-                raw.realm_split.as_deref(),
-                Split::Last,
-                &[("first", Split::First), ("last", Split::Last)],
-            )?,
-            position: choice(
-                "realm.position",
-                raw.realm_position.as_deref(),
-                default_position,
-                &[("suffix", RealmPosition::Suffix), ("prefix", RealmPosition::Prefix)],
-            )?,
-            strip: raw.realm_strip,
-        };
-
-        if raw.lockout_max_failures > 0 && raw.lockout_duration == 0 {
+        let realm = realm_settings(&raw.realm)?;
+        if raw.lockout.max_failures > 0 && raw.lockout.duration == 0 {
             return Err(invalid("lockout.duration", "must be at least 1 second when max_failures is set"));
-        }
-
-        let defaults = Messages::default();
-        let messages = Messages {
-            wrong_code: message(&raw.msg_wrong_code, &defaults.wrong_code),
-            locked: message(&raw.msg_locked, &defaults.locked),
-            no_token: message(&raw.msg_no_token, &defaults.no_token),
-            bad_format: message(&raw.msg_bad_format, &defaults.bad_format),
-            no_code: message(&raw.msg_no_code, &defaults.no_code),
-            bad_user: message(&raw.msg_bad_user, &defaults.bad_user),
-            internal: message(&raw.msg_internal, &defaults.internal),
-            prompt_code: message(&raw.msg_prompt_code, &defaults.prompt_code),
-            prompt_sent: message(&raw.msg_prompt_sent, &defaults.prompt_sent),
-            menu_header: message(&raw.msg_menu_header, &defaults.menu_header),
-            menu_item: message(&raw.msg_menu_item, &defaults.menu_item),
-            menu_footer: message(&raw.msg_menu_footer, &defaults.menu_footer),
-            bad_choice: message(&raw.msg_bad_choice, &defaults.bad_choice),
-            wrong_answer: message(&raw.msg_wrong_answer, &defaults.wrong_answer),
-            bad_state: message(&raw.msg_bad_state, &defaults.bad_state),
-            send_failed: message(&raw.msg_send_failed, &defaults.send_failed),
-            push_denied: message(&raw.msg_push_denied, &defaults.push_denied),
-            push_timeout: message(&raw.msg_push_timeout, &defaults.push_timeout),
-            push_unavailable: message(&raw.msg_push_unavailable, &defaults.push_unavailable),
-            push_busy: message(&raw.msg_push_busy, &defaults.push_busy),
-            push_prompt: message(&raw.msg_push_prompt, &defaults.push_prompt),
-            push_pending: message(&raw.msg_push_pending, &defaults.push_pending),
-            push_menu: message(&raw.msg_push_menu, &defaults.push_menu),
-            rejected: message(&raw.msg_rejected, &defaults.rejected),
-        };
-        for (item, text) in [
-            ("messages.wrong_code", &messages.wrong_code),
-            ("messages.locked", &messages.locked),
-            ("messages.no_token", &messages.no_token),
-            ("messages.bad_format", &messages.bad_format),
-            ("messages.no_code", &messages.no_code),
-            ("messages.bad_user", &messages.bad_user),
-            ("messages.internal", &messages.internal),
-            ("messages.prompt_code", &messages.prompt_code),
-            ("messages.prompt_sent", &messages.prompt_sent),
-            ("messages.menu_header", &messages.menu_header),
-            ("messages.menu_item", &messages.menu_item),
-            ("messages.menu_footer", &messages.menu_footer),
-            ("messages.bad_choice", &messages.bad_choice),
-            ("messages.wrong_answer", &messages.wrong_answer),
-            ("messages.bad_state", &messages.bad_state),
-            ("messages.send_failed", &messages.send_failed),
-            ("messages.push_denied", &messages.push_denied),
-            ("messages.push_timeout", &messages.push_timeout),
-            ("messages.push_unavailable", &messages.push_unavailable),
-            ("messages.push_busy", &messages.push_busy),
-            ("messages.push_prompt", &messages.push_prompt),
-            ("messages.push_pending", &messages.push_pending),
-            ("messages.push_menu", &messages.push_menu),
-            ("messages.rejected", &messages.rejected),
-        ] {
-            // A Reply-Message holds at most 253 bytes; leave room for substitutions.
-            if text.len() > 200 {
-                return Err(invalid(item, "longer than 200 bytes (a Reply-Message holds 253)"));
-            }
         }
 
         let privacyidea =
@@ -535,12 +216,13 @@ impl Config {
                 true => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
                 false => None,
             };
-        for rule in &raw.reply {
-            Rule::from_raw(rule).map_err(|message| invalid("reply", format!("reply {}: {message}", rule.attribute)))?;
-        }
 
         let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
-        let push = if mode == Mode::Push || push_configured { Some(push_settings(raw)?) } else { None };
+        let push = if mode == Mode::Push || push_configured {
+            Some(push_settings(&raw.push, raw.server_max_request_time)?)
+        } else {
+            None
+        };
         // Push answers may come back as a challenge round too: the State key is needed.
         let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() {
             Some(challenge_settings(raw)?)
@@ -571,26 +253,42 @@ impl Config {
             ignore_case: raw.ignore_case,
             user_map: raw.user_map.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
             realm,
-            lockout: Lockout { max_failures: raw.lockout_max_failures, duration: u64::from(raw.lockout_duration) },
-            messages,
+            lockout: Lockout { max_failures: raw.lockout.max_failures, duration: u64::from(raw.lockout.duration) },
+            messages: raw.messages.clone(),
         })
     }
 }
 
+fn realm_settings(raw: &RawRealm) -> Result<RealmConfig, ConfigError> {
+    let delimiter = match raw.delimiter.as_deref() {
+        None => '@',
+        // FreeRADIUS keeps backslashes of double-quoted strings as written, so
+        // `delimiter = "\\"` arrives as two characters; accept it and a single one.
+        Some("@") => '@',
+        Some("\\") | Some("\\\\") => '\\',
+        Some(d) => return Err(invalid("realm.delimiter", format!("\"{d}\" is not \"@\" or \"\\\\\""))),
+    };
+    let default_position = if delimiter == '\\' { RealmPosition::Prefix } else { RealmPosition::Suffix };
+    Ok(RealmConfig {
+        delimiter,
+        split: choice(
+            "realm.split",
+            raw.split.as_deref(),
+            Split::Last,
+            &[("first", Split::First), ("last", Split::Last)],
+        )?,
+        position: choice(
+            "realm.position",
+            raw.position.as_deref(),
+            default_position,
+            &[("suffix", RealmPosition::Suffix), ("prefix", RealmPosition::Prefix)],
+        )?,
+        strip: raw.strip,
+    })
+}
+
 fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
     let state_key = required_path("state_key", raw.state_key.as_deref())?;
-    if !(10..=3600).contains(&raw.challenge_timeout) {
-        return Err(invalid("challenge_timeout", "must be 10 to 3600 seconds"));
-    }
-    if !(1..=10).contains(&raw.max_rounds) {
-        return Err(invalid("max_rounds", "must be 1 to 10"));
-    }
-    if !(4..=10).contains(&raw.code_length) {
-        return Err(invalid("code_length", "must be 4 to 10 digits"));
-    }
-    if !(30..=3600).contains(&raw.code_lifetime) {
-        return Err(invalid("code_lifetime", "must be 30 to 3600 seconds"));
-    }
     Ok(Challenge {
         state_key,
         timeout: u64::from(raw.challenge_timeout),
@@ -600,136 +298,6 @@ fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
         sms: gateway("sms", &raw.sms)?,
         email: gateway("email", &raw.email)?,
     })
-}
-
-fn push_settings(raw: &RawConfig) -> Result<Push, ConfigError> {
-    let p = &raw.push;
-    let mut urls = Vec::new();
-    for (item, url) in [("push.url", &p.url), ("push.secondary_url", &p.secondary_url)] {
-        let url = url.as_deref().map(str::trim).unwrap_or("");
-        if url.is_empty() {
-            continue;
-        }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid(
-                item,
-                format!("\"{}\" is not an http:// or https:// URL", crate::channel::http::redact(url)),
-            ));
-        }
-        urls.push(url.trim_end_matches('/').to_string());
-    }
-    if p.url.as_deref().map(str::trim).unwrap_or("").is_empty() {
-        return Err(invalid("push.url", "mode push needs the push provider's URL"));
-    }
-    if !(1..=30).contains(&p.timeout) {
-        return Err(invalid("push.timeout", "must be 1 to 30 seconds"));
-    }
-    if !(1..=60).contains(&p.poll_interval) {
-        return Err(invalid("push.poll_interval", "must be 1 to 60 seconds"));
-    }
-    if !(5..=600).contains(&p.wait) {
-        return Err(invalid("push.wait", "must be 5 to 600 seconds"));
-    }
-    // The server abandons a request after max_request_time: a wait (plus the calls that
-    // create the push and ask for its status) must end before it. Creating the push may
-    // try every provider, a timeout each; when that outlasts the wait, the cancel follows.
-    let create = urls.len() as u32 * p.timeout;
-    let longest = create.max(p.wait + p.timeout) + p.timeout;
-    if raw.server_max_request_time > 0 && longest >= raw.server_max_request_time {
-        let how = if create > p.wait + p.timeout {
-            format!("{} providers x timeout {} to create it, then a cancel", urls.len(), p.timeout)
-        } else {
-            format!("wait {} + 2 x timeout {}", p.wait, p.timeout)
-        };
-        return Err(invalid(
-            "push.wait",
-            format!(
-                "a push may take {longest} s ({how}), not less than the server's \
-                 max_request_time of {} s: lower it, or raise max_request_time in radiusd.conf",
-                raw.server_max_request_time
-            ),
-        ));
-    }
-    if !(1..=10_000).contains(&p.max_waiting) {
-        return Err(invalid("push.max_waiting", "must be 1 to 10000"));
-    }
-    let failmode = choice(
-        "push.failmode",
-        p.failmode.as_deref(),
-        Failmode::Secure,
-        &[("secure", Failmode::Secure), ("safe", Failmode::Safe)],
-    )?;
-    let approval = choice(
-        "push.approval",
-        p.approval.as_deref(),
-        Approval::Wait,
-        &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
-    )?;
-    let busy_challenges =
-        choice("push.when_busy", p.when_busy.as_deref(), true, &[("challenge", true), ("reject", false)])?;
-    Ok(Push {
-        approval,
-        busy_challenges,
-        urls,
-        authorization: p.authorization.clone().filter(|a| !a.is_empty()),
-        timeout: std::time::Duration::from_secs(u64::from(p.timeout)),
-        skip_failing: std::time::Duration::from_secs(u64::from(p.skip_failing)),
-        poll_interval: std::time::Duration::from_secs(u64::from(p.poll_interval)),
-        wait: std::time::Duration::from_secs(u64::from(p.wait)),
-        max_waiting: p.max_waiting as usize,
-        failmode,
-        message: p.message.clone().unwrap_or_else(|| "Approve login to {client} for {user}?".into()),
-    })
-}
-
-/// The name of an item of the `sms { }` or `email { }` section, for error messages;
-/// anything but url, authorization, timeout and message is about the body.
-pub fn gateway_item(section: &str, name: &str) -> &'static str {
-    match (section == "sms", name) {
-        (true, "url") => "sms.url",
-        (true, "authorization") => "sms.authorization",
-        (true, "timeout") => "sms.timeout",
-        (true, "message") => "sms.message",
-        (true, _) => "sms.body",
-        (false, "url") => "email.url",
-        (false, "authorization") => "email.authorization",
-        (false, "timeout") => "email.timeout",
-        (false, "message") => "email.message",
-        (false, _) => "email.body",
-    }
-}
-
-/// A gateway section; None when its url is empty (the method is then not offered).
-fn gateway(section: &'static str, raw: &RawGateway) -> Result<Option<Gateway>, ConfigError> {
-    let item = |name: &str| gateway_item(section, name);
-    let url = raw.url.as_deref().map(str::trim).unwrap_or("");
-    if url.is_empty() {
-        return Ok(None);
-    }
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid(
-            item("url"),
-            format!("\"{}\" is not an http:// or https:// URL", crate::channel::http::redact(url)),
-        ));
-    }
-    if !(1..=30).contains(&raw.timeout) {
-        return Err(invalid(item("timeout"), "must be 1 to 30 seconds"));
-    }
-    let body = raw.body.clone().unwrap_or_default();
-    if body.trim().is_empty() {
-        return Err(invalid(item("body"), "a JSON body template is required"));
-    }
-    let message = raw.message.clone().unwrap_or_default();
-    if !message.contains("{code}") {
-        return Err(invalid(item("message"), "must contain {code}"));
-    }
-    Ok(Some(Gateway {
-        url: url.to_string(),
-        authorization: raw.authorization.clone().filter(|a| !a.is_empty()),
-        body,
-        message,
-        timeout: std::time::Duration::from_secs(u64::from(raw.timeout)),
-    }))
 }
 
 #[cfg(test)]
@@ -748,14 +316,27 @@ mod tests {
             separator: Some(",".into()),
             otp_position: Some("last".into()),
             otp_length: 6,
-            realm_delimiter: Some("@".into()),
-            realm_split: Some("last".into()),
-            realm_position: Some("suffix".into()),
-            realm_strip: true,
-            lockout_max_failures: 5,
-            lockout_duration: 300,
+            realm: RawRealm {
+                delimiter: Some("@".into()),
+                split: Some("last".into()),
+                position: Some("suffix".into()),
+                strip: true,
+            },
+            lockout: RawLockout { max_failures: 5, duration: 300 },
             ..RawConfig::default()
         }
+    }
+
+    #[test]
+    fn every_declaration_fits_a_freeradius_table() {
+        let paths = declare::paths(RawConfig::ITEMS);
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in &paths {
+            assert!(seen.insert(path.clone()), "{path} is declared twice");
+            assert!(!item.name.contains('\0') && !item.default.unwrap_or("").contains('\0'), "{path}");
+        }
+        // An empty section is valid: the declared defaults check.
+        assert!(Config::from_raw(&RawConfig::default()).is_ok());
     }
 
     #[test]
@@ -785,12 +366,12 @@ mod tests {
                     r.otp_length = 4;
                 }),
             ),
-            ("realm.delimiter", Box::new(|r| r.realm_delimiter = Some("#".into()))),
-            ("realm.split", Box::new(|r| r.realm_split = Some("both".into()))),
-            ("realm.position", Box::new(|r| r.realm_position = Some("left".into()))),
-            ("lockout.duration", Box::new(|r| r.lockout_duration = 0)),
+            ("realm.delimiter", Box::new(|r| r.realm.delimiter = Some("#".into()))),
+            ("realm.split", Box::new(|r| r.realm.split = Some("both".into()))),
+            ("realm.position", Box::new(|r| r.realm.position = Some("left".into()))),
+            ("lockout.duration", Box::new(|r| r.lockout.duration = 0)),
             ("auto_code_pattern", Box::new(|r| r.auto_code_pattern = Some("[0-9".into()))),
-            ("messages.locked", Box::new(|r| r.msg_locked = Some("x".repeat(201)))),
+            ("messages.locked", Box::new(|r| r.messages.locked = "x".repeat(201))),
         ];
         for (item, change) in cases {
             let mut raw = shipped();
@@ -804,8 +385,8 @@ mod tests {
     #[test]
     fn backslash_delimiter_defaults_to_prefix_realm() {
         let mut raw = shipped();
-        raw.realm_delimiter = Some("\\".into());
-        raw.realm_position = None;
+        raw.realm.delimiter = Some("\\".into());
+        raw.realm.position = None;
         let cfg = Config::from_raw(&raw).unwrap();
         assert_eq!(cfg.realm.position, RealmPosition::Prefix);
     }
@@ -814,7 +395,7 @@ mod tests {
     fn backslash_may_be_written_escaped() {
         for written in ["\\", "\\\\"] {
             let mut raw = shipped();
-            raw.realm_delimiter = Some(written.into());
+            raw.realm.delimiter = Some(written.into());
             assert_eq!(Config::from_raw(&raw).unwrap().realm.delimiter, '\\');
         }
     }

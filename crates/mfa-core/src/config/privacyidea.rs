@@ -4,29 +4,72 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{choice, invalid, ConfigError};
-use crate::backend::privacyidea::{ClientConfig, PiConfig, PollMode};
+use crate::backend::privacyidea::ClientConfig;
 
-/// The items of the `privacyidea { }` section, before checking.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RawPrivacyIdea {
-    /// One or more base URLs separated by spaces, tried in order.
-    pub url: Option<String>,
+crate::section! {
+    /// The items of the `privacyidea { }` section, before checking.
+    pub struct RawPrivacyIdea {
+        /// One or more base URLs separated by spaces, tried in order. May carry credentials.
+        url: Option<String> [secret()],
+        /// Sent as `realm` for every user.
+        realm: Option<String>,
+        ca_file: Option<String>,
+        ca_path: Option<String>,
+        api_key: Option<String> [secret()],
+        api_key_header: Option<String> = "Authorization",
+        timeout: u32 = "4" [range(1, 60, "seconds")],
+        skip_failing: u32 = "30",
+        reuse_connections: bool = "yes",
+        poll: Option<String> = "wait",
+        poll_wait: u32 = "15" [range(5, 600, "seconds")],
+        poll_interval: u32 = "1" [range(1, 60, "seconds")],
+        max_waiting: u32 = "8" [range(1, 10_000, "logins")],
+        split_null_byte: bool = "no",
+        send_client: bool = "yes",
+    }
+    other {
+        /// The pairs of the `realms { }` subsection: RADIUS realm = privacyIDEA realm.
+        realms: Vec<(String, String)>,
+    }
+}
+
+/// How a login with a push token in its challenge waits for the approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// The request polls until approved, declined or `poll_wait` (a thread waits).
+    Wait,
+    /// Access-Challenge at once; the answer round (empty, or an OTP) checks.
+    Challenge,
+}
+
+/// The checked `privacyidea { }` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PiConfig {
+    pub client: ClientConfig,
+    /// Sent as `realm` for every user, whatever the request's realm (the Perl plugin's REALM).
     pub realm: Option<String>,
-    /// The pairs of the `realms { }` subsection: RADIUS realm = privacyIDEA realm.
+    /// RADIUS realm (compared without case) to privacyIDEA realm.
     pub realms: Vec<(String, String)>,
-    pub ca_file: Option<String>,
-    pub ca_path: Option<String>,
-    pub api_key: Option<String>,
-    pub api_key_header: Option<String>,
-    pub timeout: u32,
-    pub skip_failing: u32,
-    pub reuse_connections: bool,
-    pub poll: Option<String>,
-    pub poll_wait: u32,
-    pub poll_interval: u32,
-    pub max_waiting: u32,
+    pub poll: PollMode,
+    pub poll_wait: Duration,
+    pub poll_interval: Duration,
+    /// Logins polling at once, at most; more get the challenge instead.
+    pub max_waiting: usize,
+    /// Cut User-Password at its first NUL (for NAS that pad it).
     pub split_null_byte: bool,
+    /// Send the NAS's address as `client` (privacyIDEA honours it for trusted proxies).
     pub send_client: bool,
+}
+
+impl PiConfig {
+    /// The privacyIDEA realm for a request's realm.
+    pub fn realm_for<'a>(&'a self, radius_realm: Option<&'a str>) -> Option<&'a str> {
+        if let Some(fixed) = &self.realm {
+            return Some(fixed);
+        }
+        let realm = radius_realm?;
+        Some(self.realms.iter().find(|(from, _)| from.eq_ignore_ascii_case(realm)).map_or(realm, |(_, to)| to.as_str()))
+    }
 }
 
 fn path(value: &Option<String>) -> Option<PathBuf> {
@@ -41,23 +84,11 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
     if urls.is_empty() {
         return Err(invalid("privacyidea.url", "backend privacyidea needs privacyIDEA's URL"));
     }
-    if let Some(bad) = urls.iter().find(|u| !crate::channel::http::has_http_scheme(u)) {
+    if let Some(bad) = urls.iter().find(|u| !crate::text::url::has_http_scheme(u)) {
         return Err(invalid(
             "privacyidea.url",
-            format!("\"{}\" is not an http:// or https:// URL", crate::channel::http::redact(bad)),
+            format!("\"{}\" is not an http:// or https:// URL", crate::text::url::redact(bad)),
         ));
-    }
-    if !(1..=60).contains(&raw.timeout) {
-        return Err(invalid("privacyidea.timeout", "must be 1 to 60 seconds"));
-    }
-    if !(1..=60).contains(&raw.poll_interval) {
-        return Err(invalid("privacyidea.poll_interval", "must be 1 to 60 seconds"));
-    }
-    if !(5..=600).contains(&raw.poll_wait) {
-        return Err(invalid("privacyidea.poll_wait", "must be 5 to 600 seconds"));
-    }
-    if !(1..=10_000).contains(&raw.max_waiting) {
-        return Err(invalid("privacyidea.max_waiting", "must be 1 to 10000"));
     }
     let poll = choice(
         "privacyidea.poll",

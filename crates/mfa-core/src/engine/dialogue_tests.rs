@@ -57,7 +57,8 @@ fn fixture(mode: &str, change: impl FnOnce(&mut RawConfig)) -> Fixture {
         }}}}"#
     );
     dir.file("tokens.json", &tokens, 0o640);
-    let mut raw = RawConfig { lockout_max_failures: 5, sms: gateway_items(), ..raw_config(dir.path(), mode) };
+    let mut raw = RawConfig { sms: gateway_items(), ..raw_config(dir.path(), mode) };
+    raw.lockout.max_failures = 5;
     change(&mut raw);
     let clock = Arc::new(FixedClock::new(T));
     let sms = Arc::new(Outbox::default());

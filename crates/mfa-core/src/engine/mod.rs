@@ -248,20 +248,20 @@ impl Engine {
     ) -> Result<Engine, ConfigError> {
         let load = if cfg.ignore_case { load_tokens_ignoring_case } else { load_tokens };
         let tokens = Reloading::open(&cfg.tokens, load, CHECK_INTERVAL)
-            .map_err(|message| ConfigError { item: "tokens", message })?;
+            .map_err(|message| ConfigError::new("tokens", message))?;
         let user_map = match &cfg.user_map {
             Some(path) => Some(
                 Reloading::open(path, UserMap::load, CHECK_INTERVAL)
-                    .map_err(|message| ConfigError { item: "user_map", message })?,
+                    .map_err(|message| ConfigError::new("user_map", message))?,
             ),
             None => None,
         };
         let journal = StateJournal::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
-            .map_err(|e| ConfigError { item: "state", message: e.to_string() })?;
+            .map_err(|e| ConfigError::new("state", e.to_string()))?;
         let dialogues = match &cfg.challenge {
             Some(c) => Some(Dialogues {
                 key: StateKey::load_or_create(&c.state_key)
-                    .map_err(|message| ConfigError { item: "state_key", message })?,
+                    .map_err(|message| ConfigError::new("state_key", message))?,
                 used: UsedStates::shared(name, &c.state_key, USED_STATES),
                 sms,
                 email,
@@ -269,17 +269,12 @@ impl Engine {
             None => None,
         };
         let pusher = match &cfg.push {
-            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError { item, message })?),
+            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?),
             None => None,
         };
         let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
-            .map_err(|e| ConfigError { item: "auto_code_pattern", message: e.to_string() })?;
-        let rules = cfg
-            .reply
-            .iter()
-            .map(crate::backend::mapping::Rule::from_raw)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| ConfigError { item: "reply", message })?;
+            .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
+        let rules = crate::backend::mapping::compile(&cfg.reply)?;
         Ok(Engine {
             rules,
             auto_code,
@@ -688,8 +683,11 @@ fn http_sender(
     };
     HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
         // The client's errors begin with the item they are about.
-        let item = crate::config::gateway_item(section, message.split_whitespace().next().unwrap_or(""));
-        ConfigError { item, message }
+        let field = match message.split_whitespace().next().unwrap_or("") {
+            word @ ("url" | "authorization" | "timeout" | "message") => word,
+            _ => "body",
+        };
+        ConfigError::new(format!("{section}.{field}"), message)
     })
 }
 

@@ -76,7 +76,7 @@ impl From<Decision> for Ending {
 
 impl PiEngine {
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<PiEngine, ConfigError> {
-        let pi = cfg.privacyidea.clone().ok_or(ConfigError { item: "backend", message: "not privacyidea".into() })?;
+        let pi = cfg.privacyidea.clone().ok_or(ConfigError::new("backend", "not privacyidea"))?;
         let client = HttpClient::new(&pi.client).map_err(|message| {
             let item = match message.split_whitespace().next().unwrap_or("") {
                 "ca_file" => "privacyidea.ca_file",
@@ -85,7 +85,7 @@ impl PiEngine {
                 "api_key_header" => "privacyidea.api_key_header",
                 _ => "privacyidea.url",
             };
-            ConfigError { item, message }
+            ConfigError::new(item, message)
         })?;
         Self::with_client(name, cfg, clock, Box::new(client))
     }
@@ -97,16 +97,11 @@ impl PiEngine {
         clock: Arc<dyn Clock>,
         client: Box<dyn Validate>,
     ) -> Result<PiEngine, ConfigError> {
-        let pi = cfg.privacyidea.clone().ok_or(ConfigError { item: "backend", message: "not privacyidea".into() })?;
-        let challenge = cfg.challenge.as_ref().ok_or(ConfigError { item: "state_key", message: "required".into() })?;
-        let key = StateKey::load_or_create(&challenge.state_key)
-            .map_err(|message| ConfigError { item: "state_key", message })?;
-        let rules = cfg
-            .reply
-            .iter()
-            .map(Rule::from_raw)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| ConfigError { item: "reply", message })?;
+        let pi = cfg.privacyidea.clone().ok_or(ConfigError::new("backend", "not privacyidea"))?;
+        let challenge = cfg.challenge.as_ref().ok_or(ConfigError::new("state_key", "required"))?;
+        let key =
+            StateKey::load_or_create(&challenge.state_key).map_err(|message| ConfigError::new("state_key", message))?;
+        let rules = crate::backend::mapping::compile(&cfg.reply)?;
         Ok(PiEngine {
             name: name.to_string(),
             pi,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::config::RawConfig;
+use crate::config::{RawConfig, RawLockout};
 
 /// The RFC 4226/6238 SHA1 seed, raw and in base32.
 pub const SEED: &[u8] = b"12345678901234567890";
@@ -21,9 +21,7 @@ pub fn raw_config(dir: &Path, mode: &str) -> RawConfig {
         totp_window: 1,
         hotp_look_ahead: 10,
         otp_length: 6,
-        realm_strip: true,
-        lockout_max_failures: 3,
-        lockout_duration: 300,
+        lockout: RawLockout { max_failures: 3, duration: 300 },
         challenge_timeout: 120,
         max_rounds: 3,
         code_length: 6,

@@ -303,8 +303,8 @@ fn password_otp_mode_refuses_a_field_that_is_not_utf8() {
 #[test]
 fn messages_are_configurable() {
     let f = fixture_with(|r| {
-        r.msg_wrong_code = Some("Nope".into());
-        r.msg_locked = Some("Locked {seconds}s".into());
+        r.messages.wrong_code = "Nope".into();
+        r.messages.locked = "Locked {seconds}s".into();
     });
     assert_eq!(f.auth("alice", "000000").message(), Some("Nope"));
     f.auth("alice", "000000");

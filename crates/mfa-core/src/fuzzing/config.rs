@@ -7,7 +7,10 @@ use super::input::Input;
 use super::one_log_line;
 use crate::channel::gateway::{GatewayConfig, HttpGateway};
 use crate::channel::push::{HttpPushProvider, ProviderConfig};
-use crate::config::{anchored, Config, Mode, RawConfig, RawGateway, RawPush, MAX_HOTP_LOOK_AHEAD, MAX_TOTP_WINDOW};
+use crate::config::{
+    anchored, Config, Messages, Mode, RawConfig, RawGateway, RawLockout, RawPush, RawRealm, Section, Value,
+    MAX_HOTP_LOOK_AHEAD, MAX_TOTP_WINDOW,
+};
 use crate::identity::realm::RealmPosition;
 use crate::text::template::{render, render_json};
 
@@ -66,7 +69,7 @@ fn check_config(cfg: &Config, raw: &RawConfig) {
         assert!((6..=8).contains(&cfg.split.otp_length));
     }
     assert!(matches!(cfg.realm.delimiter, '@' | '\\'));
-    if raw.realm_position.is_none() {
+    if raw.realm.position.is_none() {
         let prefix = cfg.realm.delimiter == '\\';
         assert_eq!(cfg.realm.position == RealmPosition::Prefix, prefix);
     }
@@ -115,12 +118,13 @@ fn raw_config(input: &mut Input<'_>) -> RawConfig {
         otp_length: input.number(),
         user_suffix: input.option_text(),
         user_map: input.option_text(),
-        realm_delimiter: word(input, &["@", "\\", "\\\\"]),
-        realm_split: word(input, &["first", "last"]),
-        realm_position: word(input, &["suffix", "prefix"]),
-        realm_strip: input.flag(),
-        lockout_max_failures: input.number(),
-        lockout_duration: input.number(),
+        realm: RawRealm {
+            delimiter: word(input, &["@", "\\", "\\\\"]),
+            split: word(input, &["first", "last"]),
+            position: word(input, &["suffix", "prefix"]),
+            strip: input.flag(),
+        },
+        lockout: RawLockout { max_failures: input.number(), duration: input.number() },
         state_key: input.option_text(),
         challenge_timeout: input.number(),
         max_rounds: input.number(),
@@ -135,35 +139,12 @@ fn raw_config(input: &mut Input<'_>) -> RawConfig {
         ..RawConfig::default()
     };
     // One of the messages, chosen by the input (they are all checked alike).
-    let text = input.option_text();
-    let messages = [
-        &mut raw.msg_wrong_code,
-        &mut raw.msg_locked,
-        &mut raw.msg_no_token,
-        &mut raw.msg_bad_format,
-        &mut raw.msg_no_code,
-        &mut raw.msg_bad_user,
-        &mut raw.msg_internal,
-        &mut raw.msg_prompt_code,
-        &mut raw.msg_prompt_sent,
-        &mut raw.msg_menu_header,
-        &mut raw.msg_menu_item,
-        &mut raw.msg_menu_footer,
-        &mut raw.msg_bad_choice,
-        &mut raw.msg_wrong_answer,
-        &mut raw.msg_bad_state,
-        &mut raw.msg_send_failed,
-        &mut raw.msg_push_denied,
-        &mut raw.msg_push_timeout,
-        &mut raw.msg_push_unavailable,
-        &mut raw.msg_push_busy,
-        &mut raw.msg_push_prompt,
-        &mut raw.msg_push_pending,
-        &mut raw.msg_push_menu,
-    ];
-    let which = usize::from(input.byte()) % messages.len();
-    if let Some(slot) = messages.into_iter().nth(which) {
-        *slot = text;
+    if let Some(text) = input.option_text() {
+        let mut values = Vec::new();
+        raw.messages.to_values(&mut values);
+        let which = usize::from(input.byte()) % values.len();
+        values[which] = Value::Text(Some(text));
+        raw.messages = Messages::from_values(&mut values.into_iter());
     }
     raw
 }
@@ -201,7 +182,7 @@ fn raw_push(input: &mut Input<'_>) -> RawPush {
         wait: input.number(),
         max_waiting: input.number(),
         failmode: word(input, &["secure", "safe"]),
-        message: input.option_text(),
+        message: input.option_text().unwrap_or_default(),
         approval: word(input, &["wait", "challenge"]),
         when_busy: word(input, &["challenge", "reject"]),
     }

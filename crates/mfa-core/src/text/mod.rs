@@ -3,6 +3,7 @@
 
 pub mod mask;
 pub mod template;
+pub mod url;
 
 /// At most `max` bytes of `text`, cut at a character boundary.
 pub fn cut(text: &str, max: usize) -> &str {
