@@ -2,10 +2,10 @@
 //! that never sees a pointer and is unit-tested without FreeRADIUS. The module
 //! crate (`rlm_mfa`, `src/ffi/`) adapts FreeRADIUS's ABI to [`engine`].
 //!
-//! Layers, lowest first (a module uses only those before it):
+//! Layers, lowest first (a module uses only those before it; tests/layers.rs checks):
 //! - `clock`, `text`, `guard`: time, text that fits, panics contained;
-//! - `config`: every configuration item, declared once, and the checked settings;
 //! - `identity`, `factor`: who the user is; codes and how they are checked;
+//! - `config`: every configuration item, declared once, and the checked settings;
 //! - `store`: the token file, the state journal, files reloaded when they change;
 //! - `challenge`: the sealed State of a dialogue;
 //! - `channel`: HTTP, the SMS/e-mail gateways, push providers;
