@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::atomic::{self, parent_dir, AtomicError, NewFile, Owner, Step};
+
 /// The journal is module-owned; nobody else needs to read it.
 const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
@@ -586,55 +588,40 @@ impl StateJournal {
         (self.lines as usize).saturating_sub(live)
     }
 
-    /// Writes the snapshot to a temporary file and renames it over the journal.
+    /// Writes the snapshot to a temporary file and renames it over the journal,
+    /// keeping the journal's owner (mfa-admin running as root must not leave a
+    /// journal that the FreeRADIUS user can no longer open) and mode.
     /// The caller holds the lock on the current file and has caught up.
     fn compact_locked(&mut self) -> Result<(), JournalError> {
-        let tmp = {
-            let mut name = self.path.as_os_str().to_owned();
-            name.push(format!(".compact-{}", std::process::id()));
-            PathBuf::from(name)
-        };
-        let result = self.write_compacted(&tmp);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    fn write_compacted(&mut self, tmp: &Path) -> Result<(), JournalError> {
         let old = self.file.metadata().map_err(io_error("inspect", &self.path))?;
-        // A leftover from a crashed compaction with our pid is ours to replace.
-        let _ = fs::remove_file(tmp);
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(tmp)
-            .map_err(io_error("create a compacted copy of", &self.path))?;
-        let new = file.metadata().map_err(io_error("inspect a compacted copy of", &self.path))?;
-        if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
-            // mfa-admin running as root must not leave a journal that the
-            // FreeRADIUS user can no longer open.
-            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))
-                .map_err(io_error("keep the owner of", &self.path))?;
-        }
-        file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
-            .map_err(io_error("keep the mode of", &self.path))?;
+        let owner = Owner::Exactly { uid: old.uid(), gid: old.gid() };
+        let failed = |e: AtomicError| compaction_error(&self.path, e);
+        let mut copy = NewFile::create(&self.path, old.mode() & 0o7777, owner).map_err(failed)?;
         let (bytes, count) = self.snapshot();
-        (&file)
-            .write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error("write a compacted copy of", &self.path))?;
-        fs::rename(tmp, &self.path).map_err(io_error("replace", &self.path))?;
+        copy.write_all(&bytes).map_err(failed)?;
+        let file_id = copy.id();
+        let file = copy.rename_over().map_err(failed)?;
         // From here on the path is the new file, whatever else fails.
-        self.file_id = (new.dev(), new.ino());
+        self.file_id = file_id;
         self.file = file;
         self.offset = bytes.len() as u64;
         self.lines = count;
         self.since_compaction = 0;
-        sync_parent(&self.path)
+        atomic::sync_directory(&self.path).map_err(failed)
     }
+}
+
+/// A failed step of a compaction, in the journal's words.
+fn compaction_error(path: &Path, e: AtomicError) -> JournalError {
+    let action = match e.step {
+        Step::Name | Step::Create | Step::Inspect => "create a compacted copy of",
+        Step::Own => "keep the owner of",
+        Step::Mode => "keep the mode of",
+        Step::Write | Step::Sync => "write a compacted copy of",
+        Step::Rename | Step::Link => "replace",
+        Step::SyncDirectory => "sync the directory of",
+    };
+    io_error(action, path)(e.source)
 }
 
 /// Opens the journal for reading and appending, creating it (and its directory)
@@ -673,19 +660,6 @@ fn adopt_directory_owner(file: &File, dir: &Path) {
             let _ = std::os::unix::fs::fchown(file, Some(dir_meta.uid()), Some(dir_meta.gid()));
         }
     }
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Makes a rename durable: the new directory entry must reach the disk too.
-fn sync_parent(path: &Path) -> Result<(), JournalError> {
-    let dir = parent_dir(path);
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync the directory of", path))
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -19,6 +19,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::factor::otp::{self, Algorithm};
+use crate::store::atomic::{self, AtomicError, Owner};
 
 /// RFC 4226 asks for at least 128 bits and requires 160 for new secrets; we accept
 /// 80 bits because many deployed tokens (and the DESIGN example) use them.
@@ -110,6 +111,12 @@ impl fmt::Display for TokenError {
                 write!(f, "the system random number generator failed: {reason}")
             }
         }
+    }
+}
+
+impl From<AtomicError> for TokenError {
+    fn from(e: AtomicError) -> Self {
+        TokenError::Io { path: e.path, action: e.step.action(), source: e.source }
     }
 }
 
@@ -860,78 +867,15 @@ fn duplicate_serial(user: &str, serial: &str) -> TokenError {
     TokenError::invalid(user, Some(serial), "serial", "another token of this user has the same serial".into())
 }
 
-/// `path` with `suffix` appended to its file name (same directory, so rename is atomic).
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
+/// An existing file keeps its owner and group (without them FreeRADIUS might no
+/// longer read it) and its mode.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TokenError> {
     let (mode, owner) = match fs::metadata(path) {
-        Ok(meta) => (meta.mode() & 0o7777, Some((meta.uid(), meta.gid()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (NEW_FILE_MODE, None),
+        Ok(meta) => (meta.mode() & 0o7777, Owner::Exactly { uid: meta.uid(), gid: meta.gid() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (NEW_FILE_MODE, Owner::DirectoryGroup),
         Err(e) => return Err(io_error("inspect the token file", path, e)),
     };
-    let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
-    let result = write_replacement(path, &tmp, bytes, mode, owner);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_replacement(
-    path: &Path,
-    tmp: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<(), TokenError> {
-    // A leftover from a crashed run with our pid is ours to replace.
-    let _ = fs::remove_file(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode & 0o777)
-        .open(tmp)
-        .map_err(|e| io_error("create the temporary token file", tmp, e))?;
-    // The umask may have removed bits that the old file had.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| io_error("set the mode of the temporary token file", tmp, e))?;
-    let created = file.metadata().map_err(|e| io_error("inspect the temporary token file", tmp, e))?;
-    match owner {
-        Some((uid, gid)) if (uid, gid) != (created.uid(), created.gid()) => {
-            // Without the old owner and group FreeRADIUS might no longer read it.
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(|e| io_error("keep the owner and group of the token file", path, e))?;
-            // chown can clear set-id bits; restore the exact mode.
-            file.set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(|e| io_error("set the mode of the temporary token file", tmp, e))?;
-        }
-        Some(_) => {}
-        None => {
-            if let Ok(dir) = fs::metadata(parent_dir(path)) {
-                if dir.gid() != created.gid() {
-                    // Best effort: an admin outside that group keeps their own.
-                    let _ = std::os::unix::fs::fchown(&file, None, Some(dir.gid()));
-                }
-            }
-        }
-    }
-    file.write_all(bytes).map_err(|e| io_error("write the temporary token file", tmp, e))?;
-    file.sync_all().map_err(|e| io_error("sync the temporary token file", tmp, e))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(|e| io_error("replace the token file", path, e))?;
-    let dir = parent_dir(path);
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error("sync the token file's directory", dir, e))
+    atomic::replace(path, bytes, mode, owner).map_err(TokenError::from)
 }
 
 // ---------------------------------------------------------------------------
