@@ -23,14 +23,7 @@ use crate::store::atomic::{self, parent_dir, AtomicError, NewFile, Owner, Step};
 const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
 
-/// Replay protection state of one token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenState {
-    /// Last accepted TOTP time step; a code must come from a later step.
-    pub last_step: Option<u64>,
-    /// First HOTP counter that may still be accepted.
-    pub next_counter: u64,
-}
+pub use crate::factor::state::TokenState;
 
 /// Failed attempts and lockout of one user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
