@@ -1,5 +1,7 @@
 //! Enrolling a token in an authenticator app: the otpauth:// URI its QR code holds.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::factor::token::{Token, TokenKind};
 
 impl Token {
@@ -29,16 +31,12 @@ impl Token {
     }
 }
 
-/// Hex-escapes everything but RFC 3986 unreserved characters, so that spaces,
+/// Everything but RFC 3986's unreserved characters is escaped, so that spaces,
 /// `:` or `@` in names cannot change the URI's structure.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn percent_encode_into(out: &mut String, text: &str) {
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    out.extend(utf8_percent_encode(text, ESCAPED));
 }
 
 #[cfg(test)]
