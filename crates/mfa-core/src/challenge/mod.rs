@@ -16,11 +16,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use chacha20poly1305::aead::AeadInPlace;
@@ -28,6 +27,8 @@ use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use data_encoding::{HEXLOWER, HEXLOWER_PERMISSIVE};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::store::atomic::{self, Step};
 
 mod transaction;
 pub use transaction::{seal_transaction, unseal_transaction, Transaction, TX_STATE_LEN};
@@ -205,52 +206,22 @@ fn create_key(path: &Path) -> Result<StateKey, KeyFileError> {
     let mut key = [0u8; KEY_LEN];
     getrandom::getrandom(&mut key).map_err(|e| KeyFileError::Random(e.to_string()))?;
     let key = StateKey(key);
-    let mut suffix = [0u8; 8];
-    getrandom::getrandom(&mut suffix).map_err(|e| KeyFileError::Random(e.to_string()))?;
-    // Unique per process, thread and attempt, so that racing creators never share one.
-    static ATTEMPT: AtomicU64 = AtomicU64::new(0);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(
-        ".tmp-{}-{}-{}",
-        std::process::id(),
-        ATTEMPT.fetch_add(1, Ordering::Relaxed),
-        HEXLOWER.encode(&suffix)
-    ));
-    let tmp = PathBuf::from(tmp);
-    let result = write_and_link(path, &tmp, &key);
-    let _ = fs::remove_file(&tmp);
-    result.map(|()| key)
+    write_and_link(path, &key).map(|()| key)
 }
 
-fn write_and_link(path: &Path, tmp: &Path, key: &StateKey) -> Result<(), KeyFileError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(KEY_FILE_MODE)
-        .open(tmp)
-        .map_err(|e| KeyFileError::Temp("create temporary file", tmp.into(), e))?;
-    // The umask can only remove bits; make it exactly 0600 anyway.
-    file.set_permissions(fs::Permissions::from_mode(KEY_FILE_MODE))
-        .map_err(|e| KeyFileError::Temp("set the mode of temporary file", tmp.into(), e))?;
+fn write_and_link(path: &Path, key: &StateKey) -> Result<(), KeyFileError> {
     let mut text = HEXLOWER.encode(&key.0).into_bytes();
     text.push(b'\n');
-    let written = file.write_all(&text).and_then(|()| file.sync_all());
+    // A hard link never replaces an existing name: the first creator wins.
+    let written = atomic::create(path, &text, KEY_FILE_MODE);
     text.fill(0);
     std::hint::black_box(&text);
-    written.map_err(|e| KeyFileError::Temp("write temporary file", tmp.into(), e))?;
-    drop(file);
-    // link(2) never replaces an existing name: the first creator wins.
-    match fs::hard_link(tmp, path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(KeyFileError::Exists),
-        Err(e) => return Err(KeyFileError::Link(e)),
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // The new name must reach the disk too, or a crash could lose a key already in use.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| KeyFileError::Io("sync the directory of state key file", e))
+    written.map_err(|e| match e.step {
+        _ if e.target_exists() => KeyFileError::Exists,
+        Step::Link => KeyFileError::Link(e.source),
+        Step::SyncDirectory => KeyFileError::Io("sync the directory of state key file", e.source),
+        step => KeyFileError::Temp(step.action(), e.path, e.source),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -573,6 +544,7 @@ impl UsedStates {
 mod tests {
     use super::*;
 
+    use std::fs;
     use std::os::unix::fs::MetadataExt;
     use std::sync::{Arc, Barrier};
 

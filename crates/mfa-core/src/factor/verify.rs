@@ -5,8 +5,8 @@ use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
 use crate::factor::otp;
-use crate::store::journal::TokenState;
-use crate::store::tokens::{Token, TokenKind};
+use crate::factor::state::TokenState;
+use crate::factor::token::{Token, TokenKind};
 
 /// How far from the expected value a code may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn find_chap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tokens::{Secret, Token};
+    use crate::factor::secret::Secret;
 
     fn token(kind: TokenKind) -> Token {
         Token {

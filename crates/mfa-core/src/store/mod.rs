@@ -1,6 +1,7 @@
 //! What the module keeps on disk: the token file, the state journal, and files
-//! reloaded when they change.
+//! reloaded when they change; and the one way all of them are rewritten.
 
+pub mod atomic;
 pub mod journal;
 pub mod reload;
 pub mod tokens;

@@ -1,0 +1,272 @@
+//! Writing: every change is one record appended under the file lock, after
+//! catching up with what other writers appended, so that a claim (a code used)
+//! is decided on the latest state and can succeed only once.
+
+use std::io::{self, Write};
+
+use super::error::{io_error, JournalError};
+use super::record::Record;
+use super::{LockState, StateJournal};
+
+impl StateJournal {
+    /// Records an accepted TOTP step (the stored step never goes down).
+    pub fn set_totp_step(&mut self, user: &str, serial: &str, step: u64) -> Result<(), JournalError> {
+        self.append(&Record::Totp { u: user, s: serial, v: step })
+    }
+
+    /// Records the next acceptable HOTP counter (it never goes down).
+    pub fn set_hotp_counter(&mut self, user: &str, serial: &str, next_counter: u64) -> Result<(), JournalError> {
+        self.append(&Record::Hotp { u: user, s: serial, v: next_counter })
+    }
+
+    /// Like `set_totp_step`, but only if `step` is later than the last accepted
+    /// step as seen under the file lock; returns whether it was. This closes the
+    /// window in which two processes could both accept the same code.
+    pub fn claim_totp_step(&mut self, user: &str, serial: &str, step: u64) -> Result<bool, JournalError> {
+        self.append_if(&Record::Totp { u: user, s: serial, v: step }, |j| {
+            j.token(user, serial).last_step.is_none_or(|last| step > last)
+        })
+    }
+
+    /// Like `set_hotp_counter`, but only if it moves the counter forward.
+    pub fn claim_hotp_counter(&mut self, user: &str, serial: &str, next_counter: u64) -> Result<bool, JournalError> {
+        let record = Record::Hotp { u: user, s: serial, v: next_counter };
+        self.append_if(&record, |j| next_counter > j.token(user, serial).next_counter)
+    }
+
+    pub fn set_lock(&mut self, user: &str, lock: LockState) -> Result<(), JournalError> {
+        self.append(&Record::Lock { u: user, f: lock.failures, until: lock.locked_until })
+    }
+
+    /// Read-modify-write of a user's failures and lock, under the file lock and
+    /// after catching up with every other writer, so that two processes (or two
+    /// module instances) counting failures of one user neither lose a count nor
+    /// undo each other's lock. Returns the state written.
+    pub fn update_lock(
+        &mut self,
+        user: &str,
+        change: impl FnOnce(LockState) -> LockState,
+    ) -> Result<LockState, JournalError> {
+        self.lock_current()?;
+        let result = self.update_lock_locked(user, change);
+        if result.is_ok() {
+            self.compact_if_due();
+        }
+        let _ = self.file.unlock();
+        result
+    }
+
+    fn update_lock_locked(
+        &mut self,
+        user: &str,
+        change: impl FnOnce(LockState) -> LockState,
+    ) -> Result<LockState, JournalError> {
+        self.read_new(true)?;
+        let next = change(self.lock(user));
+        let record = Record::Lock { u: user, f: next.failures, until: next.locked_until };
+        self.append_locked(&record.line(), &record, |_| true)?;
+        Ok(next)
+    }
+
+    /// Clears failures and lockout.
+    pub fn unlock(&mut self, user: &str) -> Result<(), JournalError> {
+        self.append(&Record::Unlock { u: user })
+    }
+
+    /// Drops all state of a user (after the user was removed from the token file).
+    pub fn forget(&mut self, user: &str) -> Result<(), JournalError> {
+        self.append(&Record::Forget { u: user })
+    }
+
+    fn append(&mut self, record: &Record<'_>) -> Result<(), JournalError> {
+        self.append_if(record, |_| true).map(|_| ())
+    }
+
+    /// Under the file lock: catch up, and if `wanted` still holds, append.
+    fn append_if(&mut self, record: &Record<'_>, wanted: impl FnOnce(&Self) -> bool) -> Result<bool, JournalError> {
+        let line = record.line();
+        self.lock_current()?;
+        let result = self.append_locked(&line, record, wanted);
+        if matches!(result, Ok(true)) {
+            self.compact_if_due();
+        }
+        // After a compaction `file` is the new, unlocked file; the old one's lock
+        // went with its descriptor. Unlocking an unlocked file is harmless.
+        let _ = self.file.unlock();
+        result
+    }
+
+    fn append_locked(
+        &mut self,
+        line: &[u8],
+        record: &Record<'_>,
+        wanted: impl FnOnce(&Self) -> bool,
+    ) -> Result<bool, JournalError> {
+        self.read_new(true)?;
+        if !wanted(self) {
+            return Ok(false);
+        }
+        // One write() on an O_APPEND descriptor: other readers see the whole
+        // line or (briefly) a prefix of it without a newline, which they skip.
+        let written = (&self.file).write(line).map_err(io_error("append to", &self.path))?;
+        if written != line.len() {
+            // A half line would make the journal unreadable for everyone.
+            let _ = self.file.set_len(self.offset);
+            return Err(io_error("append to", &self.path)(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write (disk full?)",
+            )));
+        }
+        self.offset += line.len() as u64;
+        self.lines += 1;
+        self.since_compaction += 1;
+        self.state.apply(record);
+        if self.opts.fsync {
+            self.file.sync_data().map_err(io_error("sync", &self.path))?;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::super::fixtures::{new_dir, open, totp};
+    use super::super::{JournalOptions, LockState, StateJournal, TokenState};
+
+    #[test]
+    fn steps_and_counters_only_go_up() {
+        let dir = new_dir();
+        let mut j = open(&dir.journal_path());
+        j.set_totp_step("alice", "T1", 100).unwrap();
+        j.set_totp_step("alice", "T1", 99).unwrap();
+        assert_eq!(j.token("alice", "T1"), totp(100));
+        j.set_hotp_counter("alice", "H1", 7).unwrap();
+        j.set_hotp_counter("alice", "H1", 3).unwrap();
+        assert_eq!(j.token("alice", "H1").next_counter, 7);
+        assert_eq!(j.token("alice", "H1").last_step, None);
+        assert_eq!(j.token("bob", "T1"), TokenState::default());
+
+        assert!(!j.claim_totp_step("alice", "T1", 100).unwrap());
+        assert!(j.claim_totp_step("alice", "T1", 101).unwrap());
+        assert!(j.claim_totp_step("alice", "T2", 0).unwrap());
+        assert!(!j.claim_hotp_counter("alice", "H1", 7).unwrap());
+        assert!(j.claim_hotp_counter("alice", "H1", 8).unwrap());
+
+        let again = open(&dir.journal_path());
+        assert_eq!(again.token("alice", "T1"), totp(101));
+        assert_eq!(again.token("alice", "T2"), totp(0));
+        assert_eq!(again.token("alice", "H1").next_counter, 8);
+    }
+
+    #[test]
+    fn lock_unlock_and_forget() {
+        let dir = new_dir();
+        let mut j = open(&dir.journal_path());
+        let locked = LockState { failures: 5, locked_until: 1_700_000_000 };
+        j.set_lock("alice", locked).unwrap();
+        j.set_totp_step("alice", "T1", 5).unwrap();
+        j.set_lock("bob", LockState { failures: 2, locked_until: 0 }).unwrap();
+        assert_eq!(j.lock("alice"), locked);
+        assert!(locked.is_locked(1_699_999_999) && !locked.is_locked(1_700_000_000));
+
+        j.unlock("alice").unwrap();
+        assert_eq!(j.lock("alice"), LockState::default());
+        assert_eq!(j.token("alice", "T1"), totp(5), "unlock keeps replay state");
+        j.unlock("nobody").unwrap();
+
+        j.forget("alice").unwrap();
+        assert_eq!(j.token("alice", "T1"), TokenState::default());
+        assert_eq!(j.lock("bob").failures, 2);
+        assert_eq!(j.users(), ["bob"]);
+
+        let again = open(&dir.journal_path());
+        assert_eq!(again.token("alice", "T1"), TokenState::default());
+        assert_eq!(again.lock("alice"), LockState::default());
+        assert_eq!(again.lock("bob").failures, 2);
+    }
+
+    #[test]
+    fn records_reach_the_file_before_returning() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let mut j = open(&path);
+        j.set_totp_step("alice", "T1", 42).unwrap();
+        j.set_lock("alice", LockState { failures: 1, locked_until: 9 }).unwrap();
+        j.unlock("alice").unwrap();
+        j.set_hotp_counter("alice", "H\"1", 3).unwrap();
+        j.forget("x").unwrap();
+        // Read behind the journal's back, while it is still open (as after kill -9).
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":42}\n\
+             {\"k\":\"lock\",\"u\":\"alice\",\"f\":1,\"until\":9}\n\
+             {\"k\":\"unlock\",\"u\":\"alice\"}\n\
+             {\"k\":\"hotp\",\"u\":\"alice\",\"s\":\"H\\\"1\",\"v\":3}\n\
+             {\"k\":\"forget\",\"u\":\"x\"}\n"
+        );
+        drop(j);
+    }
+
+    #[test]
+    fn two_journals_see_each_other() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let mut module = open(&path);
+        let mut admin = open(&path);
+
+        module.set_totp_step("alice", "T1", 100).unwrap();
+        module.set_lock("alice", LockState { failures: 3, locked_until: 500 }).unwrap();
+        assert_eq!(admin.token("alice", "T1"), TokenState::default());
+        admin.refresh().unwrap();
+        assert_eq!(admin.token("alice", "T1"), totp(100));
+        assert_eq!(admin.lock("alice").failures, 3);
+
+        admin.unlock("alice").unwrap();
+        admin.set_hotp_counter("alice", "H1", 20).unwrap();
+        module.refresh().unwrap();
+        assert_eq!(module.lock("alice"), LockState::default());
+        assert_eq!(module.token("alice", "H1").next_counter, 20);
+
+        // A writer catches up before appending, so a claim sees the other's step.
+        admin.set_totp_step("alice", "T1", 105).unwrap();
+        assert!(!module.claim_totp_step("alice", "T1", 105).unwrap());
+        assert_eq!(module.token("alice", "T1"), totp(105));
+
+        // Refresh with nothing new is a no-op.
+        module.refresh().unwrap();
+        assert_eq!(module.token("alice", "T1"), totp(105));
+    }
+
+    #[test]
+    fn concurrent_claims_never_succeed_twice_across_compactions() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        open(&path);
+        let opts = JournalOptions { fsync: false, compact_after: 25 };
+        let won: u64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut j = StateJournal::open(&path, opts).unwrap();
+                        let mut won = 0;
+                        for _ in 0..150 {
+                            j.refresh().unwrap();
+                            let next = j.token("alice", "H1").next_counter + 1;
+                            // Exactly one writer can move the counter from n to n + 1.
+                            if j.claim_hotp_counter("alice", "H1", next).unwrap() {
+                                won += 1;
+                            }
+                        }
+                        won
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert!(won > 0);
+        assert_eq!(open(&path).token("alice", "H1").next_counter, won);
+    }
+}

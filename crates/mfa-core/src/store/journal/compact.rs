@@ -1,0 +1,168 @@
+//! Compaction: the journal rewritten as the few records of the current state,
+//! atomically (temporary file, fsync, rename), when enough records piled up or
+//! when asked; writers holding the old file notice and follow.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::error::{io_error, JournalError};
+use super::StateJournal;
+use crate::store::atomic::{self, AtomicError, NewFile, Owner, Step};
+
+impl StateJournal {
+    /// Rewrites the journal as the minimal records for the current state.
+    pub fn compact(&mut self) -> Result<(), JournalError> {
+        self.lock_current()?;
+        let result = self.read_new(true).and_then(|()| self.compact_locked());
+        let _ = self.file.unlock();
+        result
+    }
+
+    /// The error of the last failed automatic compaction, if any. Such a failure
+    /// does not fail the mutation that triggered it (that record is safely
+    /// appended); the caller may log it.
+    pub fn take_compaction_error(&mut self) -> Option<JournalError> {
+        self.compaction_error.take()
+    }
+
+    /// Under the file lock, after a write: compacts when enough records piled up. A
+    /// failure is kept for `take_compaction_error` and not retried on every write.
+    pub(super) fn compact_if_due(&mut self) {
+        if self.compaction_due() {
+            if let Err(e) = self.compact_locked() {
+                self.since_compaction = 0;
+                self.compaction_error = Some(e);
+            }
+        }
+    }
+
+    fn compaction_due(&self) -> bool {
+        self.opts.compact_after > 0 && self.since_compaction >= self.opts.compact_after
+    }
+
+    /// Writes the snapshot to a temporary file and renames it over the journal,
+    /// keeping the journal's owner (mfa-admin running as root must not leave a
+    /// journal that the FreeRADIUS user can no longer open) and mode.
+    /// The caller holds the lock on the current file and has caught up.
+    pub(super) fn compact_locked(&mut self) -> Result<(), JournalError> {
+        let old = self.file.metadata().map_err(io_error("inspect", &self.path))?;
+        let owner = Owner::Exactly { uid: old.uid(), gid: old.gid() };
+        let failed = |e: AtomicError| compaction_error(&self.path, e);
+        let mut copy = NewFile::create(&self.path, old.mode() & 0o7777, owner).map_err(failed)?;
+        let (bytes, count) = self.snapshot();
+        copy.write_all(&bytes).map_err(failed)?;
+        let file_id = copy.id();
+        let file = copy.rename_over().map_err(failed)?;
+        // From here on the path is the new file, whatever else fails.
+        self.file_id = file_id;
+        self.file = file;
+        self.offset = bytes.len() as u64;
+        self.lines = count;
+        self.since_compaction = 0;
+        atomic::sync_directory(&self.path).map_err(failed)
+    }
+}
+
+/// A failed step of a compaction, in the journal's words.
+fn compaction_error(path: &Path, e: AtomicError) -> JournalError {
+    let action = match e.step {
+        Step::Name | Step::Create | Step::Inspect => "create a compacted copy of",
+        Step::Own => "keep the owner of",
+        Step::Mode => "keep the mode of",
+        Step::Write | Step::Sync => "write a compacted copy of",
+        Step::Rename | Step::Link => "replace",
+        Step::SyncDirectory => "sync the directory of",
+    };
+    io_error(action, path)(e.source)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::super::fixtures::{new_dir, open, totp};
+    use super::super::{JournalOptions, LockState, StateJournal};
+
+    #[test]
+    fn writers_follow_a_compaction_by_the_other() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let mut module = open(&path);
+        let mut admin = open(&path);
+        for step in 0..100 {
+            module.set_totp_step("alice", "T1", step).unwrap();
+        }
+        module.set_lock("bob", LockState { failures: 1, locked_until: 77 }).unwrap();
+        admin.refresh().unwrap();
+        let old_inode = fs::metadata(&path).unwrap().ino();
+
+        admin.compact().unwrap();
+        assert_ne!(fs::metadata(&path).unwrap().ino(), old_inode);
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
+
+        // The module's descriptor is on the old inode: refresh follows the path.
+        module.refresh().unwrap();
+        assert_eq!(module.token("alice", "T1"), totp(99));
+        assert_eq!(module.lock("bob").locked_until, 77);
+
+        admin.compact().unwrap();
+        // A write (without refresh first) must land in the new file, not the old one.
+        module.set_totp_step("alice", "T1", 100).unwrap();
+        admin.refresh().unwrap();
+        assert_eq!(admin.token("alice", "T1"), totp(100));
+        assert_eq!(open(&path).token("alice", "T1"), totp(100));
+
+        // And the compactor keeps appending to its new file that others read.
+        admin.set_totp_step("alice", "T1", 101).unwrap();
+        module.refresh().unwrap();
+        assert_eq!(module.token("alice", "T1"), totp(101));
+    }
+
+    #[test]
+    fn compaction_preserves_state_and_shrinks_the_file() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let mut j = open(&path);
+        for i in 0..200u64 {
+            j.set_totp_step("alice", "T1", i).unwrap();
+            j.set_hotp_counter("bob", "H1", i).unwrap();
+            j.set_lock("carol", LockState { failures: i as u32, locked_until: 0 }).unwrap();
+        }
+        j.set_lock("dave", LockState { failures: 1, locked_until: 2 }).unwrap();
+        j.forget("dave").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let before_size = fs::metadata(&path).unwrap().len();
+        let before = j.snapshot().0;
+
+        j.compact().unwrap();
+        assert!(fs::metadata(&path).unwrap().len() < before_size / 100);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640, "mode kept");
+        assert_eq!(j.snapshot().0, before);
+        let again = open(&path);
+        assert_eq!(again.snapshot().0, before);
+        assert_eq!(again.token("alice", "T1"), totp(199));
+        assert_eq!(again.token("bob", "H1").next_counter, 199);
+        assert_eq!(again.lock("carol").failures, 199);
+        assert_eq!(again.lock("dave"), LockState::default());
+        // No temporary file left behind.
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn compacts_automatically() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let opts = JournalOptions { fsync: false, compact_after: 10 };
+        let mut j = StateJournal::open(&path, opts).unwrap();
+        let mut other = StateJournal::open(&path, opts).unwrap();
+        for step in 0..25 {
+            j.set_totp_step("alice", "T1", step).unwrap();
+        }
+        let lines = fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 10, "{lines}");
+        assert!(j.take_compaction_error().is_none());
+        other.refresh().unwrap();
+        assert_eq!(other.token("alice", "T1"), totp(24));
+    }
+}

@@ -1,0 +1,43 @@
+//! Why the journal could not be read or written; a state we cannot read is an
+//! error, never "empty".
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub enum JournalError {
+    /// A file operation failed; `action` is a verb phrase such as "append to".
+    Io { path: PathBuf, action: &'static str, source: io::Error },
+    /// A complete line that is not a valid record.
+    Corrupt { path: PathBuf, line: u64, reason: String },
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalError::Io { path, action, source } => {
+                write!(f, "cannot {action} state journal {}: {source}", path.display())
+            }
+            JournalError::Corrupt { path, line, reason } => write!(
+                f,
+                "state journal {} line {line} is not a valid record ({reason}); refusing to \
+                 guess the state, since a lost step or counter would let a code be used twice",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JournalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JournalError::Io { source, .. } => Some(source),
+            JournalError::Corrupt { .. } => None,
+        }
+    }
+}
+
+pub(super) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io { path: path.to_path_buf(), action, source }
+}

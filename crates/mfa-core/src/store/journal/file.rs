@@ -1,0 +1,72 @@
+//! Opening the journal file, creating it (and its directory) private when missing.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use super::error::{io_error, JournalError};
+use crate::store::atomic::parent_dir;
+
+/// The journal is module-owned; nobody else needs to read it.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+/// Opens the journal for reading and appending, creating it (and its directory)
+/// when missing. Returns the file and its (device, inode).
+pub(super) fn open_file(path: &Path) -> Result<(File, (u64, u64)), JournalError> {
+    let dir = parent_dir(path);
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(io_error("create the directory of", path))?;
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    let file = match options.clone().create_new(true).mode(FILE_MODE).open(path) {
+        Ok(file) => {
+            adopt_directory_owner(&file, dir);
+            // The umask may have narrowed the mode; 0600 is what we mean.
+            file.set_permissions(fs::Permissions::from_mode(FILE_MODE)).map_err(io_error("set the mode of", path))?;
+            file
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path).map_err(io_error("open", path))?,
+        Err(e) => return Err(io_error("create", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_error("inspect", path))?;
+    Ok((file, (meta.dev(), meta.ino())))
+}
+
+/// A journal created by root (mfa-admin) in the module's directory is given the
+/// directory's owner, so that the module can still append to it. Best effort:
+/// without the privilege to do so, we are already the right user.
+fn adopt_directory_owner(file: &File, dir: &Path) {
+    if let (Ok(dir_meta), Ok(meta)) = (fs::metadata(dir), file.metadata()) {
+        if (dir_meta.uid(), dir_meta.gid()) != (meta.uid(), meta.gid()) {
+            let _ = std::os::unix::fs::fchown(file, Some(dir_meta.uid()), Some(dir_meta.gid()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::super::fixtures::{new_dir, open};
+    use super::super::{LockState, TokenState};
+
+    #[test]
+    fn creates_a_private_file_and_its_directory() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let j = open(&path);
+        assert_eq!(j.token("alice", "T1"), TokenState::default());
+        assert_eq!(j.lock("alice"), LockState::default());
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    }
+}

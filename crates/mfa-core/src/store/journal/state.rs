@@ -1,0 +1,185 @@
+//! What the journal describes, in memory: each token's replay state and each
+//! user's failures and lockout, built by applying records in order.
+
+use std::collections::HashMap;
+
+use super::record::Record;
+use crate::factor::state::TokenState;
+
+/// Failed attempts and lockout of one user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockState {
+    pub failures: u32,
+    /// Unix time until which the user is locked; 0 (or any past time) means not locked.
+    pub locked_until: u64,
+}
+
+impl LockState {
+    pub fn is_locked(&self, now: u64) -> bool {
+        self.locked_until > now
+    }
+}
+
+#[derive(Debug, Default)]
+struct UserState {
+    tokens: HashMap<String, TokenState>,
+    lock: LockState,
+}
+
+/// Every user with any state.
+#[derive(Debug, Default)]
+pub(super) struct States {
+    users: HashMap<String, UserState>,
+}
+
+impl States {
+    pub(super) fn token(&self, user: &str, serial: &str) -> TokenState {
+        self.users.get(user).and_then(|u| u.tokens.get(serial)).copied().unwrap_or_default()
+    }
+
+    pub(super) fn lock(&self, user: &str) -> LockState {
+        self.users.get(user).map(|u| u.lock).unwrap_or_default()
+    }
+
+    /// Users that have any state, sorted.
+    pub(super) fn users(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.users.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.users.clear();
+    }
+
+    pub(super) fn apply(&mut self, record: &Record<'_>) {
+        match *record {
+            Record::Totp { u, s, v } => {
+                let token = self.token_mut(u, s);
+                token.last_step = Some(token.last_step.map_or(v, |last| last.max(v)));
+            }
+            Record::Hotp { u, s, v } => {
+                let token = self.token_mut(u, s);
+                token.next_counter = token.next_counter.max(v);
+            }
+            Record::Lock { u, f, until } => {
+                self.user_mut(u).lock = LockState { failures: f, locked_until: until };
+                self.drop_if_empty(u);
+            }
+            Record::Unlock { u } => {
+                if let Some(state) = self.users.get_mut(u) {
+                    state.lock = LockState::default();
+                    self.drop_if_empty(u);
+                }
+            }
+            Record::Forget { u } => {
+                self.users.remove(u);
+            }
+        }
+    }
+
+    fn user_mut(&mut self, user: &str) -> &mut UserState {
+        // Look up first: allocating the key for every record would dominate loading.
+        if !self.users.contains_key(user) {
+            self.users.insert(user.to_owned(), UserState::default());
+        }
+        self.users.get_mut(user).expect("just inserted")
+    }
+
+    fn token_mut(&mut self, user: &str, serial: &str) -> &mut TokenState {
+        let tokens = &mut self.user_mut(user).tokens;
+        if !tokens.contains_key(serial) {
+            tokens.insert(serial.to_owned(), TokenState::default());
+        }
+        tokens.get_mut(serial).expect("just inserted")
+    }
+
+    fn drop_if_empty(&mut self, user: &str) {
+        if let Some(state) = self.users.get(user) {
+            if state.tokens.is_empty() && state.lock == LockState::default() {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    /// The records that reproduce the current state, sorted for stable output.
+    pub(super) fn snapshot(&self) -> (Vec<u8>, u64) {
+        let mut out = Vec::new();
+        let mut count = 0;
+        let mut push = |record: Record<'_>| {
+            record.write_line(&mut out);
+            count += 1;
+        };
+        let mut users: Vec<(&String, &UserState)> = self.users.iter().collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (user, state) in users {
+            let mut tokens: Vec<(&String, &TokenState)> = state.tokens.iter().collect();
+            tokens.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (serial, token) in tokens {
+                if let Some(step) = token.last_step {
+                    push(Record::Totp { u: user, s: serial, v: step });
+                }
+                if token.next_counter > 0 {
+                    push(Record::Hotp { u: user, s: serial, v: token.next_counter });
+                }
+            }
+            if state.lock != LockState::default() {
+                push(Record::Lock { u: user, f: state.lock.failures, until: state.lock.locked_until });
+            }
+        }
+        (out, count)
+    }
+
+    /// How many records a compaction writes: the live ones.
+    pub(super) fn live_records(&self) -> usize {
+        self.users
+            .values()
+            .map(|u| {
+                let tokens: usize = u
+                    .tokens
+                    .values()
+                    .map(|t| usize::from(t.last_step.is_some()) + usize::from(t.next_counter > 0))
+                    .sum();
+                tokens + usize::from(u.lock != LockState::default())
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_set_state_and_the_snapshot_reproduces_it() {
+        let mut states = States::default();
+        for record in [
+            Record::Totp { u: "alice", s: "T1", v: 7 },
+            Record::Totp { u: "alice", s: "T1", v: 5 },
+            Record::Hotp { u: "alice", s: "H1", v: 3 },
+            Record::Lock { u: "bob", f: 2, until: 9 },
+            Record::Lock { u: "carol", f: 1, until: 0 },
+            Record::Unlock { u: "carol" },
+            Record::Forget { u: "dave" },
+        ] {
+            states.apply(&record);
+        }
+        assert_eq!(states.token("alice", "T1"), TokenState { last_step: Some(7), next_counter: 0 });
+        assert_eq!(states.token("alice", "H1").next_counter, 3);
+        assert_eq!(states.lock("bob"), LockState { failures: 2, locked_until: 9 });
+        assert_eq!(states.users(), ["alice", "bob"], "an unlocked user without tokens has no state");
+
+        let (snapshot, count) = states.snapshot();
+        assert_eq!(count as usize, states.live_records());
+        assert_eq!(
+            String::from_utf8(snapshot).unwrap(),
+            "{\"k\":\"hotp\",\"u\":\"alice\",\"s\":\"H1\",\"v\":3}\n\
+             {\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":7}\n\
+             {\"k\":\"lock\",\"u\":\"bob\",\"f\":2,\"until\":9}\n"
+        );
+        states.apply(&Record::Forget { u: "alice" });
+        assert_eq!(states.token("alice", "T1"), TokenState::default());
+        states.clear();
+        assert!(states.users().is_empty());
+    }
+}

@@ -1,0 +1,196 @@
+//! All users and their tokens, in memory: lookups and the edits mfa-admin makes,
+//! each checked by the file's rules.
+
+use std::collections::HashMap;
+
+use super::validate::{duplicate_serial, validate_email, validate_groups, validate_sms, validate_user_name};
+use super::{TokenError, User};
+use crate::factor::token::Token;
+
+/// All users and their tokens, as read from the token file.
+#[derive(Debug, Clone, Default)]
+pub struct TokenDb {
+    pub(super) users: HashMap<String, User>,
+}
+
+impl TokenDb {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same users under lower-case names, for lookups that ignore case; an
+    /// error names two users whose names differ only by case.
+    pub fn folded(self) -> Result<TokenDb, TokenError> {
+        let mut users = HashMap::with_capacity(self.users.len());
+        for (name, user) in self.users {
+            let folded = name.to_lowercase();
+            if users.insert(folded.clone(), user).is_some() {
+                return Err(TokenError::invalid(
+                    &name,
+                    None,
+                    "users",
+                    format!("the user appears twice when case is ignored (as {folded:?})"),
+                ));
+            }
+        }
+        Ok(TokenDb { users })
+    }
+
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// All users, sorted by name.
+    pub fn users(&self) -> impl Iterator<Item = (&str, &User)> {
+        let mut all: Vec<(&str, &User)> = self.users.iter().map(|(n, u)| (n.as_str(), u)).collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Adds a token to a user (creating the user), after the file's validation rules.
+    pub fn add_token(&mut self, user: &str, token: Token) -> Result<(), TokenError> {
+        validate_user_name(user)?;
+        token.validate(user)?;
+        let entry = self.users.entry(user.to_owned()).or_default();
+        if entry.token(&token.serial).is_some() {
+            return Err(duplicate_serial(user, &token.serial));
+        }
+        entry.tokens.push(token);
+        Ok(())
+    }
+
+    /// Sets (or, with None, clears) a user's SMS number and e-mail address, creating the user.
+    pub fn set_contacts(
+        &mut self,
+        user: &str,
+        sms: Option<Option<String>>,
+        email: Option<Option<String>>,
+    ) -> Result<(), TokenError> {
+        validate_user_name(user)?;
+        if let Some(Some(number)) = &sms {
+            validate_sms(user, number)?;
+        }
+        if let Some(Some(address)) = &email {
+            validate_email(user, address)?;
+        }
+        let entry = self.users.entry(user.to_owned()).or_default();
+        if let Some(sms) = sms {
+            entry.sms = sms;
+        }
+        if let Some(email) = email {
+            entry.email = email;
+        }
+        if !entry.has_factor() {
+            self.users.remove(user);
+        }
+        Ok(())
+    }
+
+    /// Sets the groups of a user who has a second factor; each is one line of text.
+    pub fn set_groups(&mut self, user: &str, groups: Vec<String>) -> Result<(), TokenError> {
+        validate_user_name(user)?;
+        validate_groups(user, &groups)?;
+        let Some(entry) = self.users.get_mut(user) else {
+            return Err(TokenError::invalid(
+                user,
+                None,
+                "groups",
+                "the user has no second factor: enroll one first".into(),
+            ));
+        };
+        entry.groups = groups;
+        Ok(())
+    }
+
+    pub fn remove_user(&mut self, user: &str) -> Option<User> {
+        self.users.remove(user)
+    }
+
+    /// Removes one token; a user left without tokens is removed as well, so that
+    /// the file never lists users who cannot log in.
+    pub fn remove_token(&mut self, user: &str, serial: &str) -> Option<Token> {
+        let entry = self.users.get_mut(user)?;
+        let index = entry.tokens.iter().position(|t| t.serial == serial)?;
+        let token = entry.tokens.remove(index);
+        if !entry.has_factor() {
+            self.users.remove(user);
+        }
+        Some(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::ALICE;
+    use super::*;
+    use crate::factor::secret::Secret;
+
+    #[test]
+    fn folding_case_merges_nothing_silently() {
+        let db = TokenDb::parse(r#"{"users": {"Alice": {"sms": "+4512345612"}, "bob": {}}}"#).unwrap();
+        let folded = db.folded().unwrap();
+        assert!(folded.user("alice").is_some() && folded.user("Alice").is_none());
+        let twice = TokenDb::parse(r#"{"users": {"Alice": {}, "alice": {}}}"#).unwrap();
+        assert!(twice.folded().unwrap_err().to_string().contains("when case is ignored"));
+    }
+
+    #[test]
+    fn contacts_set_and_cleared() {
+        let mut db = TokenDb::new();
+        db.set_contacts("cy", Some(Some("+4512345612".into())), None).unwrap();
+        assert!(db.user("cy").unwrap().sms.is_some());
+        assert!(db.set_contacts("cy", None, Some(Some("bad".into()))).is_err());
+        db.set_contacts("cy", Some(None), None).unwrap();
+        assert!(db.user("cy").is_none(), "a user with no factor left is removed");
+    }
+
+    #[test]
+    fn add_and_remove() {
+        let mut db = TokenDb::parse(ALICE).unwrap();
+        let dup = db.user("alice").unwrap().tokens[0].clone();
+        assert!(db.add_token("alice", dup.clone()).is_err());
+        let mut bad = dup.clone();
+        bad.serial = "NEW".into();
+        bad.digits = 4;
+        assert!(db.add_token("alice", bad).is_err());
+        assert!(db.add_token("", dup.clone()).is_err());
+        db.add_token("bob", dup).unwrap();
+        assert_eq!(db.len(), 2);
+
+        assert!(db.remove_token("alice", "nope").is_none());
+        assert_eq!(db.remove_token("alice", "HOTP-0001").unwrap().serial, "HOTP-0001");
+        assert_eq!(db.user("alice").unwrap().tokens.len(), 1);
+        // The last token takes the user with it.
+        db.remove_token("alice", "TOTP-3F9A2C10").unwrap();
+        assert!(db.user("alice").is_none());
+        assert!(db.remove_user("bob").is_some());
+        assert!(db.remove_user("bob").is_none());
+        assert!(db.is_empty());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let db = TokenDb::parse(ALICE).unwrap();
+        let token = &db.user("alice").unwrap().tokens[0];
+        for text in
+            [format!("{token:?}"), format!("{:?}", token.secret), format!("{}", token.secret), format!("{db:?}")]
+        {
+            assert!(!text.contains("JBSWY3DPEHPK3PXP"), "{text}");
+            assert!(!text.contains("72, 101, 108"), "{text}"); // the bytes of "Hel"
+            assert!(!text.contains("Hello"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        assert_eq!(serde_json::to_string(&token.secret).unwrap(), "\"JBSWY3DPEHPK3PXP\"");
+        let back: Secret = serde_json::from_str("\"JBSWY3DPEHPK3PXP\"").unwrap();
+        assert_eq!(back.as_bytes(), token.secret.as_bytes());
+    }
+}
