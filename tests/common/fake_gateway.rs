@@ -1,7 +1,7 @@
 //! A fake SMS / e-mail gateway: a real HTTP/1.1 server on 127.0.0.1 that
 //! records what it is sent and answers as told (accept, fail, hang, close).
 //!
-//! Shared by the unit tests of src/gateway.rs (included with #[path]) and the
+//! Shared by the unit tests of channel/gateway.rs (included with #[path]) and the
 //! integration tests, so it uses nothing but std. Each connection gets its own
 //! thread and one request, answered with `Connection: close`. A request is
 //! recorded before it is answered, so once a client has its answer (or has given

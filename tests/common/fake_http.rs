@@ -14,13 +14,36 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-// Every fake includes this file, so that each stays usable alone (unit tests include one).
+// Loaded once for each fake, since each includes this file to stay usable alone.
 #[allow(clippy::duplicate_mod)]
 #[path = "fault_answers.rs"]
 mod fault_answers;
 
-/// What a fake answers to one request.
+/// One request as a fake server received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// In the order sent, names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Recorded {
+    /// The first header of that name (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Bounds a connection whose client neither sends nor closes, so that no
+/// thread waits forever.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What a fake answers to one request.
+#[derive(Debug)]
 pub enum Reply {
     /// A JSON answer: status line (such as "200 OK") and body.
     Json { status: String, body: String },
@@ -228,29 +251,6 @@ fn answer(stream: &mut TcpStream, status: &str, body: &str, close: bool) -> bool
     message.extend_from_slice(body.as_bytes());
     stream.write_all(&message).and_then(|()| stream.flush()).is_ok()
 }
-
-/// One request as a fake server received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    /// In the order sent, names as sent.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Recorded {
-    /// The first header of that name (compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Bounds a connection whose client neither sends nor closes, so that no
-/// thread waits forever.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: usize = 1024 * 1024;
 
 /// Reads one request: request line, headers, then a body of Content-Length
 /// bytes. None when the client closed early or sent something that is not HTTP.

@@ -1,8 +1,8 @@
 //! A fake push provider: a real HTTP/1.1 server on 127.0.0.1 that speaks the
-//! generic provider's JSON contract (see src/push.rs), records what it is sent
+//! generic provider's JSON contract (see channel/push.rs), records what it is sent
 //! and answers as told.
 //!
-//! Shared by the unit tests of src/push.rs (included with #[path]) and the
+//! Shared by the unit tests of channel/push.rs (included with #[path]) and the
 //! integration tests. Each connection gets its own thread and one request,
 //! answered with `Connection: close`. A request is counted and recorded before
 //! it is answered, so once a client has its answer (or has given up) the
