@@ -12,18 +12,17 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+// Every fake includes it, so that each stays usable alone (the example includes this one).
 #[allow(clippy::duplicate_mod)]
 #[path = "fake_http.rs"]
 mod fake_http;
 pub use fake_http::Recorded as PiRecorded;
-use fake_http::{read_request, IDLE_LIMIT};
+use fake_http::{Connections, Reply, Server};
 
 /// How the fake answers the requests that come after it is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,14 +60,12 @@ struct Shared {
     requests: Mutex<Vec<PiRecorded>>,
     transactions: Mutex<HashMap<String, Transaction>>,
     next_id: AtomicUsize,
-    connections: AtomicUsize,
-    stop: AtomicBool,
     /// Keep each request for [`FakePrivacyIdea::requests`] (off for benchmarks).
     record: bool,
 }
 
 pub struct FakePrivacyIdea {
-    port: u16,
+    server: Server,
     shared: Arc<Shared>,
 }
 
@@ -82,34 +79,21 @@ impl FakePrivacyIdea {
 
     /// On `port` (0: any free one); `record` keeps every request for inspection.
     pub fn start_on(port: u16, record: bool) -> FakePrivacyIdea {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the fake privacyIDEA");
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(PiBehaviour::Normal),
             requests: Mutex::new(Vec::new()),
             transactions: Mutex::new(HashMap::new()),
             next_id: AtomicUsize::new(1),
-            connections: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
             record,
         });
-        let accept_shared = shared.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_shared.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                accept_shared.connections.fetch_add(1, Ordering::SeqCst);
-                let shared = accept_shared.clone();
-                thread::spawn(move || serve(stream, &shared));
-            }
-        });
-        FakePrivacyIdea { port, shared }
+        let handling = shared.clone();
+        let server =
+            Server::start("fake privacyIDEA", port, Connections::KeepAlive, move |request| handle(request, &handling));
+        FakePrivacyIdea { server, shared }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.addr().port())
     }
 
     pub fn set(&self, behaviour: PiBehaviour) {
@@ -122,7 +106,7 @@ impl FakePrivacyIdea {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.server.accepted()
     }
 
     /// Approves (true) or declines the pending push of `user`; false when there is none.
@@ -137,52 +121,29 @@ impl FakePrivacyIdea {
     }
 }
 
-impl Drop for FakePrivacyIdea {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+/// One request of a connection that stays open for the next.
+fn handle(request: PiRecorded, shared: &Shared) -> Reply {
+    if shared.record {
+        shared.requests.lock().unwrap().push(request.clone());
     }
-}
-
-/// Serves requests on one connection until the client closes it.
-fn serve(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
+    let behaviour = *shared.behaviour.lock().unwrap();
+    let (status, body) = match behaviour {
+        PiBehaviour::Close => return Reply::Close,
+        PiBehaviour::Error500 => ("500 INTERNAL SERVER ERROR", error(500, "ERR500: internal error")),
+        PiBehaviour::NotJson => ("200 OK", "<html><body>Bad gateway</body></html>".to_string()),
+        PiBehaviour::Huge => ("200 OK", format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20))),
+        PiBehaviour::ChallengeWithoutId => (
+            "200 OK",
+            r#"{"result":{"status":true,"value":false,"authentication":"CHALLENGE"},"detail":{"message":"enter otp"}}"#
+                .to_string(),
+        ),
+        PiBehaviour::Slow(d) => {
+            thread::sleep(d);
+            route(&request, shared)
+        }
+        PiBehaviour::Normal => route(&request, shared),
     };
-    let _ = writer.set_nodelay(true);
-    let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader) {
-        if shared.record {
-            shared.requests.lock().unwrap().push(request.clone());
-        }
-        let behaviour = *shared.behaviour.lock().unwrap();
-        let (status, body) = match behaviour {
-            PiBehaviour::Close => {
-                let _ = writer.shutdown(Shutdown::Both);
-                return;
-            }
-            PiBehaviour::Error500 => ("500 INTERNAL SERVER ERROR", error(500, "ERR500: internal error")),
-            PiBehaviour::NotJson => ("200 OK", "<html><body>Bad gateway</body></html>".to_string()),
-            PiBehaviour::Huge => ("200 OK", format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20))),
-            PiBehaviour::ChallengeWithoutId => (
-                "200 OK",
-                r#"{"result":{"status":true,"value":false,"authentication":"CHALLENGE"},"detail":{"message":"enter otp"}}"#
-                    .to_string(),
-            ),
-            PiBehaviour::Slow(d) => {
-                thread::sleep(d);
-                route(&request, shared)
-            }
-            PiBehaviour::Normal => route(&request, shared),
-        };
-        let head =
-            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
-        if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(body.as_bytes())).is_err() {
-            return;
-        }
-    }
+    Reply::json(status, body)
 }
 
 fn error(code: u32, message: &str) -> String {

@@ -1,8 +1,8 @@
 //! A fake push provider: a real HTTP/1.1 server on 127.0.0.1 that speaks the
-//! generic provider's JSON contract (see src/push.rs), records what it is sent
+//! generic provider's JSON contract (see channel/push.rs), records what it is sent
 //! and answers as told.
 //!
-//! Shared by the unit tests of src/push.rs (included with #[path]) and the
+//! Shared by the unit tests of channel/push.rs (included with #[path]) and the
 //! integration tests. Each connection gets its own thread and one request,
 //! answered with `Connection: close`. A request is counted and recorded before
 //! it is answered, so once a client has its answer (or has given up) the
@@ -23,10 +23,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -71,16 +69,13 @@ pub enum PushBehaviour {
     EndlessHeader,
 }
 
-// Both fakes include it, so that each stays usable alone (unit tests include one).
+// Every fake includes it, so that each stays usable alone (unit tests include one).
 #[allow(clippy::duplicate_mod)]
 #[path = "fake_http.rs"]
 mod fake_http;
 /// One request as the provider received it.
 pub use fake_http::Recorded as PushRecorded;
-use fake_http::{answer, read_request, IDLE_LIMIT};
-#[allow(clippy::duplicate_mod)]
-#[path = "fault_answers.rs"]
-mod fault_answers;
+use fake_http::{lock, Connections, Reply, Server};
 
 struct Push {
     id: String,
@@ -105,55 +100,34 @@ struct Shared {
     delay: Mutex<Duration>,
     requests: Mutex<Vec<PushRecorded>>,
     pushes: Mutex<Pushes>,
-    /// Connections left hanging, shut down when the provider is dropped.
-    hanging: Mutex<Vec<TcpStream>>,
-    stopped: AtomicBool,
-}
-
-/// A lock that a panicking test thread elsewhere does not poison for the rest.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub struct FakePush {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
 }
 
 impl FakePush {
     pub fn start(behaviour: PushBehaviour) -> FakePush {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the fake push provider");
-        let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
             delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
             pushes: Mutex::new(Pushes::default()),
-            hanging: Mutex::new(Vec::new()),
-            stopped: AtomicBool::new(false),
         });
-        let accepting = Arc::clone(&shared);
-        // Detached: the test process does not wait for it.
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accepting.stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let shared = Arc::clone(&accepting);
-                thread::spawn(move || serve(stream, &shared));
-            }
-        });
-        FakePush { addr, shared }
+        let handling = Arc::clone(&shared);
+        let server =
+            Server::start("fake push provider", 0, Connections::OneRequest, move |request| handle(request, &handling));
+        FakePush { server, shared }
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     pub fn set_behaviour(&self, b: PushBehaviour) {
@@ -192,74 +166,33 @@ impl FakePush {
     }
 }
 
-impl Drop for FakePush {
-    fn drop(&mut self) {
-        self.shared.stopped.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag and closes the listener.
-        let _ = TcpStream::connect(self.addr);
-        for stream in lock(&self.shared.hanging).drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-fn serve(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
-    let _ = stream.set_write_timeout(Some(IDLE_LIMIT));
-    let Ok(reader) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(reader);
-    let Some(request) = read_request(&mut reader) else {
-        return;
-    };
+fn handle(request: PushRecorded, shared: &Shared) -> Reply {
     let behaviour = *lock(&shared.behaviour);
     lock(&shared.requests).push(request.clone());
     let delay = *lock(&shared.delay);
     if !delay.is_zero() {
         thread::sleep(delay);
     }
-    let mut stream = stream;
     // What a working provider would say, for the answers that break off half-way.
     let pending = r#"{"id":"push-cut","status":"pending"}"#;
     match behaviour {
-        PushBehaviour::Status(code) => answer(&mut stream, &format!("{code} Failure"), r#"{"error":"refused"}"#),
-        PushBehaviour::WrongJson => answer(&mut stream, "200 OK", r#"{"push":{"ref":7},"status":1}"#),
-        PushBehaviour::Huge => fault_answers::huge(&mut stream),
-        PushBehaviour::CutBody => fault_answers::cut(&mut stream, "200 OK", pending),
-        PushBehaviour::Trickle => fault_answers::trickle(&mut stream, "200 OK"),
-        PushBehaviour::NotHttp => fault_answers::not_http(&mut stream),
-        PushBehaviour::EndlessHeader => fault_answers::endless_header(&mut stream),
-        PushBehaviour::StallBody => {
-            if let Ok(copy) = stream.try_clone() {
-                lock(&shared.hanging).push(copy);
-            }
-            if !shared.stopped.load(Ordering::SeqCst) {
-                fault_answers::stall(&mut stream, &mut reader, "200 OK", pending);
-            }
-        }
-        PushBehaviour::Error500 => answer(&mut stream, "500 Internal Server Error", r#"{"error":"failed"}"#),
-        PushBehaviour::Malformed => answer(&mut stream, "200 OK", "<html>not json</html>"),
-        PushBehaviour::Close => {}
-        PushBehaviour::Hang => {
-            if let Ok(copy) = stream.try_clone() {
-                lock(&shared.hanging).push(copy);
-            }
-            if shared.stopped.load(Ordering::SeqCst) {
-                // Dropped meanwhile, after it shut the hanging connections down.
-                return;
-            }
-            // Waits for the client to give up and close (read gives 0 or fails).
-            let mut sink = [0u8; 1024];
-            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-        }
+        PushBehaviour::Status(code) => Reply::json(&format!("{code} Failure"), r#"{"error":"refused"}"#),
+        PushBehaviour::WrongJson => Reply::json("200 OK", r#"{"push":{"ref":7},"status":1}"#),
+        PushBehaviour::Huge => Reply::Huge,
+        PushBehaviour::CutBody => Reply::CutBody { status: "200 OK".into(), body: pending.into() },
+        PushBehaviour::Trickle => Reply::Trickle { status: "200 OK".into() },
+        PushBehaviour::NotHttp => Reply::NotHttp,
+        PushBehaviour::EndlessHeader => Reply::EndlessHeader,
+        PushBehaviour::StallBody => Reply::StallBody { status: "200 OK".into(), body: pending.into() },
+        PushBehaviour::Error500 => Reply::json("500 Internal Server Error", r#"{"error":"failed"}"#),
+        PushBehaviour::Malformed => Reply::json("200 OK", "<html>not json</html>"),
+        PushBehaviour::Close => Reply::Close,
+        PushBehaviour::Hang => Reply::Hang,
         PushBehaviour::ApproveAfter(_) | PushBehaviour::DenyAfter(_) | PushBehaviour::NeverAnswer => {
             let (status, body) = route(&request, behaviour, shared);
-            answer(&mut stream, status, &body);
+            Reply::json(status, body)
         }
     }
-    // Dropping the stream closes it: all of the request was read, so the client
-    // sees an orderly end of the connection.
 }
 
 /// The answer of a provider that works: status line and body.

@@ -1,6 +1,7 @@
-//! Answers that break HTTP half-way, for the fakes (push provider, gateway) to
-//! play a peer that fails after it started to answer: a body far too long, a
-//! body cut off by a closed connection, a body that stops coming.
+//! Answers that break HTTP half-way, which fake_http.rs writes for a fake (push
+//! provider, gateway) that plays a peer failing after it started to answer: a
+//! body far too long, a body cut off by a closed connection, a body that stops
+//! coming.
 //!
 //! Each writes the status line and headers at once, so the client has a
 //! response in hand when the body goes wrong.

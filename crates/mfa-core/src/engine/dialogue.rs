@@ -10,6 +10,7 @@ use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
 use crate::store::tokens::{Token, TokenKind, User};
+use crate::text::cut;
 use crate::text::mask::{mask_email, mask_phone};
 use crate::text::template::render;
 
@@ -88,18 +89,6 @@ fn random_code(length: usize) -> Result<String, getrandom::Error> {
     Ok(code)
 }
 
-/// Cuts a message to one Reply-Message without splitting a character.
-fn fit(mut text: String) -> String {
-    if text.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
 impl Engine {
     fn dialogues(&self) -> &Dialogues {
         // Present in every mode that reaches this file (Config::challenge is set for them).
@@ -171,7 +160,7 @@ impl Engine {
             ));
         }
         lines.push(render(&m.menu_footer, &[("total", &total), ("correlation", &corr)]));
-        Decision::challenge(state, lines.into_iter().map(fit).collect())
+        Decision::challenge(state, lines.iter().map(|line| cut(line, MAX_MESSAGE).to_owned()).collect())
     }
 
     /// The prompt for method `index`; for SMS and e-mail, the code is made and sent first.
@@ -261,7 +250,8 @@ impl Engine {
                 )
             }
         };
-        let lines: Vec<String> = first.into_iter().chain(std::iter::once(prompt)).map(fit).collect();
+        let lines: Vec<String> =
+            first.into_iter().chain(std::iter::once(prompt)).map(|line| cut(&line, MAX_MESSAGE).to_owned()).collect();
         Decision::challenge(state, lines)
     }
 
@@ -522,8 +512,8 @@ mod tests {
 
     #[test]
     fn messages_fit_one_attribute() {
-        assert_eq!(fit("é".repeat(200)).len(), 252);
-        assert_eq!(fit("short".into()), "short");
+        assert_eq!(cut(&"é".repeat(200), MAX_MESSAGE).len(), 252);
+        assert_eq!(cut("short", MAX_MESSAGE), "short");
     }
 
     #[test]

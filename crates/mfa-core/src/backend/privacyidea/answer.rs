@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-/// The longest transaction id taken: privacyIDEA's are 20 digits; it travels
-/// inside the sealed State, which has room for this many.
-pub const MAX_TRANSACTION_ID: usize = 64;
+use crate::challenge::Transaction;
+/// The longest transaction id taken: the most the sealed State has room for.
+pub use crate::challenge::MAX_TRANSACTION_ID;
 
 /// What `/validate/check` decided.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,10 +126,8 @@ fn challenge(detail: &Value) -> Result<Challenge, AnswerError> {
         .and_then(Value::as_str)
         .or_else(|| multi.iter().find_map(|c| c.get("transaction_id").and_then(Value::as_str)))
         .ok_or(AnswerError::Malformed("a challenge without a transaction id"))?;
-    if transaction_id.is_empty()
-        || transaction_id.len() > MAX_TRANSACTION_ID
-        || !transaction_id.bytes().all(|b| b.is_ascii_graphic())
-    {
+    // It travels back in the sealed State: only an id the State can carry is taken.
+    if !Transaction::is_valid_id(transaction_id.as_bytes()) {
         return Err(AnswerError::Malformed("a transaction id that is empty, too long or not printable"));
     }
     // All challenges of one request share one transaction; another id is not ours to answer.
