@@ -686,10 +686,10 @@ fn http_sender(
         body_template: g.body.clone(),
         timeout: g.timeout,
     };
-    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
-        // The client's errors begin with the item they are about.
-        let item = crate::config::gateway_item(section, message.split_whitespace().next().unwrap_or(""));
-        ConfigError { item, message }
+    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|e| {
+        // The client names the item inside its section ("url", "body_template").
+        let item = crate::config::gateway_item(section, e.field);
+        ConfigError { item, message: e.message }
     })
 }
 

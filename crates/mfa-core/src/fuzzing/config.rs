@@ -7,6 +7,7 @@ use super::input::Input;
 use super::one_log_line;
 use crate::channel::gateway::{GatewayConfig, HttpGateway};
 use crate::channel::push::{HttpPushProvider, ProviderConfig};
+use crate::channel::setup::SetupError;
 use crate::config::{anchored, Config, Mode, RawConfig, RawGateway, RawPush, MAX_HOTP_LOOK_AHEAD, MAX_TOTP_WINDOW};
 use crate::identity::realm::RealmPosition;
 use crate::text::template::{render, render_json};
@@ -39,7 +40,7 @@ pub fn config(data: &[u8]) {
             body_template: g.body.clone(),
             timeout: g.timeout,
         });
-        if let Err(text) = built {
+        if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
         }
     }
@@ -50,7 +51,7 @@ pub fn config(data: &[u8]) {
             authorization: push.authorization.clone(),
             timeout: push.timeout,
         });
-        if let Err(text) = built {
+        if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
         }
     }
