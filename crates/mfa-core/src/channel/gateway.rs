@@ -500,6 +500,20 @@ mod tests {
     }
 
     #[test]
+    fn refusals_name_their_item_as_data() {
+        let field = |cfg: GatewayConfig| HttpGateway::new(cfg).unwrap_err().field;
+        assert_eq!(field(config("ftp://h/x", 1000)), "url");
+        assert_eq!(field(config("http://h:99999/x", 1000)), "url");
+        assert_eq!(field(config("http://h/x", 0)), "timeout");
+        let mut cfg = config("http://h/x", 1000);
+        cfg.authorization = Some(" ".to_owned());
+        assert_eq!(field(cfg), "authorization");
+        let mut cfg = config("http://h/x", 1000);
+        cfg.body_template = r#"{"to": "{destination}"}"#.to_owned();
+        assert_eq!(field(cfg), "body_template");
+    }
+
+    #[test]
     fn templates_that_depend_on_the_value_are_refused() {
         // Valid or not depending on the first letter of the value: refused up front.
         let fake = FakeGateway::start(Behaviour::Accept);

@@ -120,6 +120,61 @@ mod tests {
         assert!(e.ends_with("could not load certs from file /x: not found"), "{e}");
     }
 
+    /// Where the test below points the system store: nowhere.
+    const NO_STORE: &str = "/nonexistent/rlm_mfa-ca.pem";
+
+    #[test]
+    fn without_a_system_store_https_is_refused_at_start_up() {
+        // The store is found through the environment: a process of its own runs the check.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "channel::tls::tests::in_a_process_without_store", "--ignored", "--test-threads=1"])
+            .env("SSL_CERT_FILE", NO_STORE)
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    #[test]
+    #[ignore = "run by without_a_system_store_https_is_refused_at_start_up, in a process with no trust store"]
+    fn in_a_process_without_store() {
+        use crate::channel::gateway::{GatewayConfig, HttpGateway};
+        use crate::channel::push::{HttpPushProvider, ProviderConfig};
+        if std::env::var("SSL_CERT_FILE").as_deref() != Ok(NO_STORE) {
+            return; // run by the test above, in a process of its own
+        }
+        let e = system().unwrap_err();
+        assert!(e.starts_with("the system's trust store cannot be loaded: ") && e.contains(NO_STORE), "{e}");
+        assert!(system_if_needed(["http://h"]).is_ok(), "plain HTTP needs none");
+
+        let gateway = |url: &str| {
+            HttpGateway::new(GatewayConfig {
+                url: url.into(),
+                authorization: None,
+                body_template: r#"{"to": "{destination}", "text": "{message}"}"#.into(),
+                timeout: std::time::Duration::from_secs(1),
+            })
+        };
+        let e = gateway("https://sms.example.com/send?key=K3Y").unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.starts_with("url: the system's trust store cannot be loaded"), "{e}");
+        assert!(!e.message.contains("K3Y"));
+        assert!(gateway("http://sms.example.com/send").is_ok());
+
+        let push = |url: &str| {
+            HttpPushProvider::new(ProviderConfig {
+                base_url: url.into(),
+                authorization: None,
+                timeout: std::time::Duration::from_secs(1),
+            })
+        };
+        let e = push("https://push.example.com/api").unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.starts_with("base_url: the system's trust store cannot be loaded"), "{e}");
+        assert!(push("http://push.example.com/api").is_ok());
+    }
+
     #[test]
     fn plain_http_needs_no_store() {
         assert!(matches!(system_if_needed(["http://h", "http://g"]), Ok(RootCerts::Specific(r)) if r.is_empty()));

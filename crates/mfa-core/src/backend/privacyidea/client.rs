@@ -22,7 +22,7 @@ const MAX_ANSWER: usize = 256 * 1024;
 pub struct ClientConfig {
     /// Base URLs (`https://pi.example.com`), tried in order.
     pub urls: Vec<String>,
-    /// Bound on one HTTP call, from connect to the last byte.
+    /// Bound on one HTTP call, from the name lookup to the answer's last byte.
     pub timeout: Duration,
     /// How long a server that failed is passed over.
     pub skip_failing: Duration,
@@ -105,14 +105,13 @@ impl HttpClient {
         let configured_cas = tls::configured(cfg.ca_file.as_deref(), cfg.ca_path.as_deref())?;
         let mut servers = Vec::new();
         for url in &cfg.urls {
-            let shown = http::redact(url);
+            let refused = |why: String| SetupError::new("url", format!("url \"{}\"{why}", http::redact(url)));
             if !http::has_http_scheme(url) {
-                return Err(SetupError::new("url", format!("url \"{shown}\" does not start with http:// or https://")));
+                return Err(refused(" does not start with http:// or https://".into()));
             }
-            let base = http::normalize(url.trim_end_matches('/'))
-                .map_err(|why| SetupError::new("url", format!("url \"{shown}\": {why}")))?;
-            let shown = http::redact(url.trim_end_matches('/'));
-            servers.push(Server { base: base.trim_end_matches('/').to_owned(), shown });
+            let configured = url.trim_end_matches('/');
+            let base = http::normalize(configured).map_err(|why| refused(format!(": {why}")))?;
+            servers.push(Server { base: base.trim_end_matches('/').to_owned(), shown: http::redact(configured) });
         }
         if let Some((header, value)) = &cfg.api_key {
             if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
@@ -246,6 +245,85 @@ mod tests {
             reuse_connections: false,
         })
         .unwrap()
+    }
+
+    fn settings(urls: &[&str]) -> ClientConfig {
+        ClientConfig {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            timeout: Duration::from_secs(2),
+            skip_failing: Duration::from_secs(30),
+            api_key: None,
+            ca_file: None,
+            ca_path: None,
+            reuse_connections: true,
+        }
+    }
+
+    /// The field and the message of the error `cfg` is refused with.
+    fn refused(cfg: &ClientConfig) -> (&'static str, String) {
+        let e = HttpClient::new(cfg).err().expect("refused");
+        (e.field, e.message)
+    }
+
+    #[test]
+    fn refusals_name_their_item_as_data() {
+        assert_eq!(refused(&settings(&[])), ("url", "url is required with backend = privacyidea".into()));
+        let (field, message) = refused(&settings(&["http://pi", "ftp://u:pw@pi/x"]));
+        assert_eq!(
+            (field, message.as_str()),
+            ("url", "url \"ftp://pi/x (credentials and query left out)\" does not start with http:// or https://")
+        );
+        assert_eq!(refused(&settings(&["http://pi:99999/"])).1, "url \"http://pi:99999/\": invalid port number");
+
+        let mut cfg = settings(&["https://pi"]);
+        cfg.api_key = Some(("X Key".into(), "s3cr3t".into()));
+        assert_eq!(refused(&cfg), ("api_key_header", "api_key_header is not a header name".into()));
+        cfg.api_key = Some(("X-Key".into(), "s3cr3t\r\nX: 1".into()));
+        let (field, message) = refused(&cfg);
+        assert_eq!(field, "api_key");
+        assert!(message.starts_with("api_key holds") && !message.contains("s3cr3t"), "{message}");
+
+        let dir = std::env::temp_dir().join(format!("rlm_mfa-pi-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = settings(&["https://pi"]);
+        cfg.ca_file = Some(dir.join("missing.pem"));
+        assert_eq!(refused(&cfg).0, "ca_file");
+        // A CA directory without a certificate is refused, not replaced by the system's.
+        cfg.ca_file = None;
+        cfg.ca_path = Some(dir.clone());
+        assert_eq!(refused(&cfg), ("ca_path", "ca_file/ca_path holds no certificate".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The system's store, here.
+        HttpClient::new(&settings(&["https://pi", "HTTP://pi2/"])).unwrap();
+    }
+
+    #[test]
+    fn without_a_system_store_https_needs_ca_file() {
+        // The store is found through the environment: a process of its own runs the check.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "backend::privacyidea::client::tests::in_a_process_without_store", "--ignored"])
+            .env("SSL_CERT_FILE", "/nonexistent/rlm_mfa-ca.pem")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    #[test]
+    #[ignore = "run by without_a_system_store_https_needs_ca_file, in a process with no trust store"]
+    fn in_a_process_without_store() {
+        if std::env::var("SSL_CERT_FILE").as_deref() != Ok("/nonexistent/rlm_mfa-ca.pem") {
+            return; // run by the test above, in a process of its own
+        }
+        let (field, message) = refused(&settings(&["http://pi", "https://pi2"]));
+        assert_eq!(field, "ca_file");
+        assert!(
+            message.starts_with("ca_file is not set, and the system's trust store cannot be loaded: "),
+            "{message}"
+        );
+        // Plain HTTP needs no store.
+        HttpClient::new(&settings(&["http://pi", "http://pi2"])).unwrap();
     }
 
     #[test]

@@ -390,6 +390,29 @@ fn new_refuses_bad_configurations() {
 }
 
 #[test]
+fn refusals_name_their_item_as_data() {
+    let field = |cfg: ProviderConfig| HttpPushProvider::new(cfg).unwrap_err().field;
+    assert_eq!(field(config("ftp://h", 1000)), "url");
+    assert_eq!(field(config("https://h/api?key=K3Y", 1000)), "url");
+    assert_eq!(field(config("http://h:99999/x", 1000)), "url");
+    assert_eq!(field(config("http://h", 0)), "timeout");
+    let mut cfg = config("http://h", 1000);
+    cfg.authorization = Some(" ".to_owned());
+    assert_eq!(field(cfg), "authorization");
+}
+
+#[test]
+fn the_base_url_is_sent_normalised() {
+    let fake = FakePush::start(PushBehaviour::NeverAnswer);
+    let url = fake.url().replace("http://", "HTTP://");
+    let p = provider(&format!("{url}/a%20b/"), 5000);
+    let id = p.create(&request("r1")).unwrap();
+    p.status(&id).unwrap();
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/a%20b/push", "/a%20b/push/push-1"]);
+}
+
+#[test]
 fn error_display() {
     assert_eq!(PushError::Status(404).to_string(), "the push provider answered HTTP 404");
     assert_eq!(PushError::Unreachable("x".into()).to_string(), "cannot reach the push provider: x");
