@@ -56,11 +56,11 @@ pub use http::{encode_segment, read_answer, HttpPushProvider, ProviderConfig};
 pub use id::provider_of;
 pub use provider::{is_failure, PushError, PushProvider, PushRequest, PushStatus};
 
+#[cfg(test)]
+mod failover_tests;
 // The fake provider of the integration tests, so that both test the same
 // server. Here rather than inside a test module: there #[path] would be
 // resolved from a directory named after that module, which does not exist.
-#[cfg(test)]
-mod failover_tests;
 #[cfg(test)]
 #[path = "../../../../../tests/common/fake_push.rs"]
 mod fake_push;
