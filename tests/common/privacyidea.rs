@@ -253,13 +253,16 @@ impl PrivacyIdea {
 
     /// POST /validate/check with these form fields.
     pub fn validate_check(&self, form: &[(&str, &str)]) -> Answer {
-        exchange(ureq::post(&format!("{}/validate/check", self.url)).send_form(form))
+        exchange(agent().post(format!("{}/validate/check", self.url)).send_form(form.iter().copied()))
     }
 
     /// GET /validate/polltransaction?transaction_id=...
     pub fn poll_transaction(&self, transaction_id: &str) -> Answer {
         exchange(
-            ureq::get(&format!("{}/validate/polltransaction", self.url)).query("transaction_id", transaction_id).call(),
+            agent()
+                .get(format!("{}/validate/polltransaction", self.url))
+                .query("transaction_id", transaction_id)
+                .call(),
         )
     }
 
@@ -289,15 +292,16 @@ impl Drop for PrivacyIdea {
     }
 }
 
-/// Status and JSON body of a response, whatever its status (privacyIDEA answers errors with JSON).
-fn exchange(result: Result<ureq::Response, ureq::Error>) -> Answer {
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("no HTTP answer from privacyIDEA: {e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap();
+/// An agent that gives every status as an answer (privacyIDEA answers errors with JSON).
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build())
+}
+
+/// Status and JSON body of a response, whatever its status.
+fn exchange(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    let mut response = result.unwrap_or_else(|e| panic!("no HTTP answer from privacyIDEA: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
     Answer { status, body: serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON (HTTP {status}): {text}")) }
 }
 

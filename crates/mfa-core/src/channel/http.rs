@@ -1,37 +1,88 @@
-//! What the HTTP clients (SMS/e-mail gateway, push provider) share: one way to
-//! build an agent with bounded calls, to check a configuration, to name a
-//! transport failure in plain words, and to show a URL without credentials.
+//! What the HTTP clients (SMS/e-mail gateway, push provider, privacyIDEA)
+//! share: one way to build an agent with bounded calls, to check and normalise
+//! a configured URL, to read an answer within a bound, to name a transport
+//! failure in plain words, and to show a URL without credentials.
 
-use std::error::Error;
 use std::io;
 use std::time::Duration;
 
-/// An agent whose every call ends within `timeout`, connecting included, that
-/// does not follow redirects (a redirected POST becomes a GET without its body).
-pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        // ureq bounds the connect separately (30 s by default) unless told.
-        .timeout_connect(timeout)
-        .timeout(timeout)
-        .redirects(0)
+use ureq::tls::RootCerts;
+
+use super::tls;
+
+/// An answer as ureq gives it.
+pub type Response = ureq::http::Response<ureq::Body>;
+
+/// Idle connections kept per server: enough for every FreeRADIUS thread of a
+/// large thread pool to find one.
+pub const IDLE_PER_SERVER: usize = 64;
+
+/// The connections an agent keeps open between calls: `per_server` idle ones
+/// for each of `servers`, no more. Busy connections are those of the calling
+/// threads, which FreeRADIUS bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    pub per_server: usize,
+    pub servers: usize,
+}
+
+impl Pool {
+    /// `IDLE_PER_SERVER` for each server, or nothing kept at all.
+    pub fn new(servers: usize, reuse: bool) -> Pool {
+        Pool { per_server: if reuse { IDLE_PER_SERVER } else { 0 }, servers }
+    }
+}
+
+/// An agent whose every call ends within `timeout`, from the name lookup to
+/// the answer's last byte; TLS verified against `roots`; no redirect followed
+/// (a redirected POST becomes a GET without its body); every status an answer.
+pub fn agent(timeout: Duration, roots: RootCerts, pool: Pool) -> ureq::Agent {
+    ureq::Agent::new_with_config(config(timeout, roots, pool))
+}
+
+/// The settings of [`agent`]; public so that the fuzz targets parse answers
+/// with the very same ones.
+pub fn config(timeout: Duration, roots: RootCerts, pool: Pool) -> ureq::config::Config {
+    // The configuration gives one bound. It is the deadline of the whole call, and the
+    // bound of each phase too, so that no phase is ever without one (ureq's are none).
+    let bound = Some(timeout);
+    ureq::Agent::config_builder()
+        .timeout_global(bound)
+        .timeout_resolve(bound)
+        .timeout_connect(bound)
+        .timeout_send_request(bound)
+        .timeout_send_body(bound)
+        .timeout_recv_response(bound)
+        .timeout_recv_body(bound)
+        .max_redirects(0)
+        // Statuses are judged by each client: a 4xx from privacyIDEA carries its error.
+        .http_status_as_error(false)
+        // ureq 3 takes a proxy from the environment by default; the module never did,
+        // and FreeRADIUS's environment is not where an administrator configures it.
+        .proxy(None)
         .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(pool.per_server.saturating_mul(pool.servers))
+        .max_idle_connections_per_host(pool.per_server)
+        .tls_config(tls::config(roots))
         .build()
 }
 
-/// Whether `url` starts with http:// or https:// (in any case).
-pub fn has_http_scheme(url: &str) -> bool {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
-}
+// URLs as text (scheme check, redaction) belong to the text layer; here for the clients.
+pub use crate::text::url::{has_http_scheme, redact};
 
-/// Why `url` cannot be used, in the parser's words ("invalid port number"),
-/// never the URL itself; None when it parses.
-pub fn url_problem(agent: &ureq::Agent, url: &str) -> Option<String> {
-    agent
-        .get(url)
-        .request_url()
-        .err()
-        .map(|e| e.source().map(|s| s.to_string()).unwrap_or_else(|| "cannot parse it".to_owned()))
+/// `url` in the form requests are sent to (scheme and host in lower case,
+/// international names in ASCII, spaces escaped, no fragment), or why it
+/// cannot be used in the parser's words ("invalid port number"), never
+/// quoting the URL itself.
+pub fn normalize(url: &str) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    parsed.set_fragment(None);
+    let normal = String::from(parsed);
+    // What ureq parses it with, in turn: both must agree that it is a URL.
+    match ureq::http::Uri::try_from(normal.as_str()) {
+        Ok(_) => Ok(normal),
+        Err(_) => Err("cannot parse it".to_owned()),
+    }
 }
 
 /// An Authorization value must be non-empty and on one line.
@@ -45,39 +96,14 @@ pub fn check_authorization(authorization: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// `url` with the user information (before an `@` of the authority), the query
-/// and the fragment left out, and a note when something was: fit for a log line.
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_len);
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let path_len = tail.find(['?', '#']).unwrap_or(tail.len());
-    let mut out = format!("{scheme}{host}{}", &tail[..path_len]);
-    if host.len() != authority.len() || path_len != tail.len() {
-        out.push_str(" (credentials and query left out)");
-    }
-    out
-}
-
-/// Runs one ureq call, turning a panic inside ureq into "not valid HTTP": ureq
-/// 2.12.1 slices past the end of a header line that has no colon when it looks
-/// that header up (a bare `Transfer-Encoding` line), and any server can send one.
-pub fn contain_panic<T>(call: impl FnOnce() -> T) -> Result<T, Failure> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
-        .map_err(|_| Failure::Unreachable("its answer is not valid HTTP".to_owned()))
-}
-
 /// The body of `response`, or None when it is longer than `max` bytes (the rest
 /// is not read); an error when reading fails, timeouts included.
-pub fn read_body(response: ureq::Response, max: usize) -> Result<Option<Vec<u8>>, Failure> {
-    use std::io::Read;
-    let mut body = Vec::new();
-    response.into_reader().take(max as u64 + 1).read_to_end(&mut body).map_err(|e| io_failure(&e))?;
-    Ok((body.len() <= max).then_some(body))
+pub fn read_body(response: Response, max: usize) -> Result<Option<Vec<u8>>, Failure> {
+    match response.into_body().into_with_config().limit(max as u64).read_to_vec() {
+        Ok(body) => Ok(Some(body)),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Ok(None),
+        Err(e) => Err(failure(&e)),
+    }
 }
 
 /// A call that got no usable answer.
@@ -88,59 +114,51 @@ pub enum Failure {
     Unreachable(String),
 }
 
-/// A transport error in plain words, from its kind only: an error's own text
-/// could quote what was received.
-pub fn transport_failure(t: &ureq::Transport) -> Failure {
-    let io = first_io_error(t);
-    if io.is_some_and(is_timeout) {
-        return Failure::Timeout;
-    }
-    use ureq::ErrorKind as K;
-    let reason = match (t.kind(), io) {
-        (K::Dns, _) => "cannot resolve its host name".to_owned(),
-        // rustls reports handshake and certificate failures as InvalidData; its
-        // words ("invalid peer certificate: UnknownIssuer") are what the admin needs.
-        (K::ConnectionFailed, Some(e)) if e.kind() == io::ErrorKind::InvalidData => {
-            format!("TLS failed: {e}")
-        }
-        (K::ConnectionFailed | K::Io, Some(e)) => io_reason(e.kind()),
-        (K::ConnectionFailed, None) => "the connection failed".to_owned(),
-        (K::Io, None) => "input/output error".to_owned(),
-        (K::BadStatus | K::BadHeader, _) => "its answer is not valid HTTP".to_owned(),
-        (K::InvalidUrl | K::UnknownScheme, _) => "the url is not valid".to_owned(),
-        (K::InvalidProxyUrl | K::ProxyConnect | K::ProxyUnauthorized, _) => "the proxy failed".to_owned(),
-        (K::TooManyRedirects, _) => "too many redirects".to_owned(),
-        (K::InsecureRequestHttpsOnly, _) => "https is required".to_owned(),
-        // Only an Error::Status has this kind, and callers handle those first.
-        (K::HTTP, _) => "unexpected HTTP error".to_owned(),
+/// A ureq error in plain words, from its kind only: an error's own text could
+/// quote what was received.
+pub fn failure(e: &ureq::Error) -> Failure {
+    use ureq::Error as E;
+    let reason = match e {
+        E::Timeout(_) => return Failure::Timeout,
+        E::Io(io) => return io_failure(io),
+        E::HostNotFound => "cannot resolve its host name".to_owned(),
+        // rustls's words ("invalid peer certificate: UnknownIssuer") are what the admin needs.
+        E::Rustls(tls) => format!("TLS failed: {tls}"),
+        E::Tls(why) => format!("TLS failed: {why}"),
+        E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => "its answer is not valid HTTP".to_owned(),
+        E::ConnectionFailed => "the connection failed".to_owned(),
+        E::BadUri(_) | E::Http(_) => "the request cannot be built from the configuration".to_owned(),
+        E::InvalidProxyUrl | E::ConnectProxyFailed(_) => "the proxy failed".to_owned(),
+        E::TooManyRedirects | E::RedirectFailed => "it redirects".to_owned(),
+        E::RequireHttpsOnly(_) | E::TlsRequired => "https is required".to_owned(),
+        E::BodyExceedsLimit(_) => "its answer is too long".to_owned(),
+        // Not produced with http_status_as_error off; callers judge statuses themselves.
+        E::StatusCode(code) => format!("HTTP status {code}"),
+        _ => "the call failed".to_owned(),
     };
     Failure::Unreachable(reason)
 }
 
-/// An I/O error while reading an answer.
+/// An I/O error of a call or of reading its answer.
 pub fn io_failure(e: &io::Error) -> Failure {
     if is_timeout(e) {
-        Failure::Timeout
-    } else {
-        Failure::Unreachable(io_reason(e.kind()))
+        return Failure::Timeout;
     }
+    let inner = e.get_ref();
+    // ureq's body reader carries its own errors inside io::Error::other.
+    if let Some(ureq_error) = inner.and_then(|i| i.downcast_ref::<ureq::Error>()) {
+        return failure(ureq_error);
+    }
+    // rustls reports handshake and certificate failures inside an InvalidData.
+    if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Failure::Unreachable(format!("TLS failed: {tls}"));
+    }
+    Failure::Unreachable(io_reason(e.kind()))
 }
 
-/// ureq turns the socket's WouldBlock into TimedOut in most places, not all.
+/// A socket's WouldBlock is its read timeout on some platforms.
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
-}
-
-/// The first I/O error in the chain: ureq keeps its kind when it wraps one.
-fn first_io_error(t: &ureq::Transport) -> Option<&io::Error> {
-    let mut cause = t.source();
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        cause = e.source();
-    }
-    None
 }
 
 /// Plain words from the error's kind only: an OS error's text adds "(os error 111)".
@@ -160,15 +178,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redact_leaves_out_credentials_and_query() {
-        assert_eq!(redact("https://h.example/api"), "https://h.example/api");
-        assert_eq!(
-            redact("https://u:p@h.example/api?key=s#x"),
-            "https://h.example/api (credentials and query left out)"
-        );
-    }
-
-    #[test]
     fn authorization_must_be_one_non_empty_line() {
         assert!(check_authorization(None).is_ok());
         assert!(check_authorization(Some("Bearer x")).is_ok());
@@ -177,9 +186,12 @@ mod tests {
     }
 
     #[test]
-    fn schemes() {
-        assert!(has_http_scheme("HTTPS://x"));
-        assert!(has_http_scheme("http://x"));
-        assert!(!has_http_scheme("ftp://x"));
+    fn urls_are_normalized_or_refused_in_plain_words() {
+        assert_eq!(normalize("HTTPS://H.example/a b#frag").unwrap(), "https://h.example/a%20b");
+        assert_eq!(normalize("http://h:8080").unwrap(), "http://h:8080/");
+        assert_eq!(normalize("http://h/x?key=K").unwrap(), "http://h/x?key=K");
+        assert_eq!(normalize("http://h:99999/x?key=K3Y").unwrap_err(), "invalid port number");
+        assert_eq!(normalize("http://[::1/x").unwrap_err(), "invalid IPv6 address");
+        assert_eq!(normalize("http://:80/x").unwrap_err(), "empty host");
     }
 }

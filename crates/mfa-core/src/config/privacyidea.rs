@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{choice, invalid, ConfigError};
-use crate::backend::privacyidea::ClientConfig;
+use crate::text::url::redact;
 
 crate::section! {
     /// The items of the `privacyidea { }` section, before checking.
@@ -69,6 +69,36 @@ impl PiConfig {
         }
         let realm = radius_realm?;
         Some(self.realms.iter().find(|(from, _)| from.eq_ignore_ascii_case(realm)).map_or(realm, |(_, to)| to.as_str()))
+    }
+}
+
+/// How to reach privacyIDEA.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Base URLs (`https://pi.example.com`), tried in order.
+    pub urls: Vec<String>,
+    /// Bound on one HTTP call, from the name lookup to the answer's last byte.
+    pub timeout: Duration,
+    /// How long a server that failed is passed over.
+    pub skip_failing: Duration,
+    /// The header and the value that carry an API key; a secret.
+    pub api_key: Option<(String, String)>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    /// Keep connections open for the next request.
+    pub reuse_connections: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("urls", &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("api_key", &self.api_key.as_ref().map(|(h, _)| (h, "<redacted>")))
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
+            .field("reuse_connections", &self.reuse_connections)
+            .finish()
     }
 }
 

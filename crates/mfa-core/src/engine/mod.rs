@@ -681,13 +681,13 @@ fn http_sender(
         body_template: g.body.clone(),
         timeout: g.timeout,
     };
-    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|message| {
-        // The client's errors begin with the item they are about.
-        let field = match message.split_whitespace().next().unwrap_or("") {
-            word @ ("url" | "authorization" | "timeout" | "message") => word,
+    HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|e| {
+        // The client names the item inside its section ("url", "body_template").
+        let field = match e.field {
+            "url" | "authorization" | "timeout" | "message" => e.field,
             _ => "body",
         };
-        ConfigError::new(format!("{section}.{field}"), message)
+        ConfigError::new(format!("{section}.{field}"), e.message)
     })
 }
 

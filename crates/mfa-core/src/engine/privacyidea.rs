@@ -77,15 +77,15 @@ impl From<Decision> for Ending {
 impl PiEngine {
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<PiEngine, ConfigError> {
         let pi = cfg.privacyidea.clone().ok_or(ConfigError::new("backend", "not privacyidea"))?;
-        let client = HttpClient::new(&pi.client).map_err(|message| {
-            let item = match message.split_whitespace().next().unwrap_or("") {
+        let client = HttpClient::new(&pi.client).map_err(|e| {
+            let item = match e.field {
                 "ca_file" => "privacyidea.ca_file",
                 "ca_path" => "privacyidea.ca_path",
                 "api_key" => "privacyidea.api_key",
                 "api_key_header" => "privacyidea.api_key_header",
                 _ => "privacyidea.url",
             };
-            ConfigError::new(item, message)
+            ConfigError::new(item, e.message)
         })?;
         Self::with_client(name, cfg, clock, Box::new(client))
     }

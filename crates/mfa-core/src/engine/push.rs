@@ -88,14 +88,14 @@ impl Pusher {
                 authorization: cfg.authorization.clone(),
                 timeout: cfg.timeout,
             })
-            .map_err(|message| {
-                let item = match message.split_whitespace().next().unwrap_or("") {
+            .map_err(|e| {
+                let item = match e.field {
                     "authorization" => "push.authorization",
                     "timeout" => "push.timeout",
                     _ if index == 0 => "push.url",
                     _ => "push.secondary_url",
                 };
-                (item, message)
+                (item, e.message)
             })?;
             providers.push(Box::new(provider));
         }

@@ -7,6 +7,7 @@ use super::input::Input;
 use super::one_log_line;
 use crate::channel::gateway::{GatewayConfig, HttpGateway};
 use crate::channel::push::{HttpPushProvider, ProviderConfig};
+use crate::channel::setup::SetupError;
 use crate::config::{
     anchored, Config, Messages, Mode, RawConfig, RawGateway, RawLockout, RawPush, RawRealm, Section, Value,
     MAX_HOTP_LOOK_AHEAD, MAX_TOTP_WINDOW,
@@ -42,7 +43,7 @@ pub fn config(data: &[u8]) {
             body_template: g.body.clone(),
             timeout: g.timeout,
         });
-        if let Err(text) = built {
+        if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
         }
     }
@@ -53,7 +54,7 @@ pub fn config(data: &[u8]) {
             authorization: push.authorization.clone(),
             timeout: push.timeout,
         });
-        if let Err(text) = built {
+        if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
         }
     }

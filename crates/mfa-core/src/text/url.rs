@@ -25,3 +25,24 @@ pub fn redact(url: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_leaves_out_credentials_and_query() {
+        assert_eq!(redact("https://h.example/api"), "https://h.example/api");
+        assert_eq!(
+            redact("https://u:p@h.example/api?key=s#x"),
+            "https://h.example/api (credentials and query left out)"
+        );
+    }
+
+    #[test]
+    fn schemes() {
+        assert!(has_http_scheme("HTTPS://x"));
+        assert!(has_http_scheme("http://x"));
+        assert!(!has_http_scheme("ftp://x"));
+    }
+}

@@ -1,53 +1,21 @@
 //! The HTTP side of the privacyIDEA backend: `/validate/check` and
 //! `/validate/polltransaction` on a list of servers tried in order, a failing
-//! one skipped for a while, each call bounded by one deadline (connect, send and
-//! read together), TLS verified against the system's or a given CA, and
-//! connections kept for the next request unless told otherwise.
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+//! one skipped for a while (`channel::failover`), each call bounded by one
+//! deadline (name lookup, connect, send and read together), TLS verified
+//! against the given CAs or else the system's, and connections kept for the
+//! next request unless told otherwise.
 
 use super::answer::{self, AnswerError, CheckAnswer, PollStatus};
-use crate::channel::http::{self, Failure};
+use crate::channel::failover::{Health, WhenAllSkipped};
+use crate::channel::http::{self, Failure, Pool, Response};
+use crate::channel::setup::SetupError;
+use crate::channel::tls;
 
 /// Answers longer than this are not read: privacyIDEA's are a few KiB.
 const MAX_ANSWER: usize = 256 * 1024;
-/// Idle connections kept per server: enough for every FreeRADIUS thread of a
-/// large thread pool to find one.
-const IDLE_PER_SERVER: usize = 64;
-/// Debian's bundle of the system's trusted CAs, used when no CA is configured.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// How to reach privacyIDEA.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// Base URLs (`https://pi.example.com`), tried in order.
-    pub urls: Vec<String>,
-    /// Bound on one HTTP call, from connect to the last byte.
-    pub timeout: Duration,
-    /// How long a server that failed is passed over.
-    pub skip_failing: Duration,
-    /// The header and the value that carry an API key; a secret.
-    pub api_key: Option<(String, String)>,
-    pub ca_file: Option<PathBuf>,
-    pub ca_path: Option<PathBuf>,
-    /// Keep connections open for the next request.
-    pub reuse_connections: bool,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("urls", &self.urls.iter().map(|u| http::redact(u)).collect::<Vec<_>>())
-            .field("timeout", &self.timeout)
-            .field("api_key", &self.api_key.as_ref().map(|(h, _)| (h, "<redacted>")))
-            .field("ca_file", &self.ca_file)
-            .field("ca_path", &self.ca_path)
-            .field("reuse_connections", &self.reuse_connections)
-            .finish()
-    }
-}
+// What the client is built from is the configuration layer's.
+pub use crate::config::privacyidea::ClientConfig;
 
 /// Why a call got no answer to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,107 +48,89 @@ pub trait Validate: Send + Sync {
 }
 
 struct Server {
+    /// The base URL as requests are sent to it, without trailing slashes.
     base: String,
-    failing_until: Mutex<Option<Instant>>,
+    /// The base URL as configured, fit for a log line.
+    shown: String,
 }
 
 pub struct HttpClient {
     servers: Vec<Server>,
+    /// Which servers are passed over; when all are, all are asked again.
+    health: Health,
     agent: ureq::Agent,
     api_key: Option<(String, String)>,
-    skip_failing: Duration,
 }
 
 /// One server's failure: worth trying the next one.
 struct ServerFailure(String);
 
 impl HttpClient {
-    /// The error starts with the item it is about (`url`, `ca_file`, ...).
-    pub fn new(cfg: &ClientConfig) -> Result<HttpClient, String> {
+    /// Checks the configuration; the error's field is the item it is about
+    /// (`url`, `ca_file`, `ca_path`, `api_key`, `api_key_header`).
+    pub fn new(cfg: &ClientConfig) -> Result<HttpClient, SetupError> {
         if cfg.urls.is_empty() {
-            return Err("url is required with backend = privacyidea".into());
+            return Err(SetupError::new("url", "url is required with backend = privacyidea"));
         }
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(cfg.timeout)
-            .timeout(cfg.timeout)
-            .redirects(0)
-            // privacyIDEA reads name/version for its statistics; say who asks.
-            .user_agent(concat!("rlm_mfa/", env!("CARGO_PKG_VERSION")));
-        // ureq keeps one idle connection per host unless told otherwise: with several
-        // FreeRADIUS threads calling at once, all but one would connect anew each time.
-        let idle = if cfg.reuse_connections { IDLE_PER_SERVER } else { 0 };
-        builder = builder.max_idle_connections(idle * cfg.urls.len()).max_idle_connections_per_host(idle);
-        if let Some(tls) = tls_config(cfg)? {
-            builder = builder.tls_config(tls);
-        }
-        let agent = builder.build();
+        let configured_cas = tls::configured(cfg.ca_file.as_deref(), cfg.ca_path.as_deref())?;
         let mut servers = Vec::new();
         for url in &cfg.urls {
+            let refused = |why: String| SetupError::new("url", format!("url \"{}\"{why}", http::redact(url)));
             if !http::has_http_scheme(url) {
-                return Err(format!("url \"{}\" does not start with http:// or https://", http::redact(url)));
+                return Err(refused(" does not start with http:// or https://".into()));
             }
-            if let Some(why) = http::url_problem(&agent, url) {
-                return Err(format!("url \"{}\": {why}", http::redact(url)));
-            }
-            servers.push(Server { base: url.trim_end_matches('/').to_string(), failing_until: Mutex::new(None) });
+            let configured = url.trim_end_matches('/');
+            let base = http::normalize(configured).map_err(|why| refused(format!(": {why}")))?;
+            servers.push(Server { base: base.trim_end_matches('/').to_owned(), shown: http::redact(configured) });
         }
         if let Some((header, value)) = &cfg.api_key {
             if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err("api_key_header is not a header name".into());
+                return Err(SetupError::new("api_key_header", "api_key_header is not a header name"));
             }
-            http::check_authorization(Some(value)).map_err(|e| e.replace("authorization", "api_key"))?;
+            http::check_authorization(Some(value))
+                .map_err(|e| SetupError::new("api_key", e.replace("authorization", "api_key")))?;
         }
-        Ok(HttpClient { servers, agent, api_key: cfg.api_key.clone(), skip_failing: cfg.skip_failing })
+        let roots = match configured_cas {
+            Some(roots) => roots,
+            None => tls::system_if_needed(servers.iter().map(|s| s.base.as_str()))
+                .map_err(|e| SetupError::new("ca_file", format!("ca_file is not set, and {e}")))?,
+        };
+        let agent = http::agent(cfg.timeout, roots, Pool::new(servers.len(), cfg.reuse_connections));
+        let health = Health::new(servers.len(), cfg.skip_failing, WhenAllSkipped::All);
+        Ok(HttpClient { servers, health, agent, api_key: cfg.api_key.clone() })
     }
 
     /// Runs `call` on each server in order, skipping those that failed lately
     /// (unless all did); the first answer ends it.
     fn on_servers<T>(&self, call: impl Fn(&str) -> Result<Result<T, AnswerError>, ServerFailure>) -> Called<T> {
-        let now = Instant::now();
-        let healthy = |s: &&Server| lock(&s.failing_until).is_none_or(|until| until <= now);
-        let mut order: Vec<&Server> = self.servers.iter().filter(healthy).collect();
-        if order.is_empty() {
-            order = self.servers.iter().collect();
+        let asked = self.health.first_answer(|i| call(&self.servers[i].base));
+        let reasons: Vec<String> = asked
+            .failures
+            .into_iter()
+            .map(|(i, ServerFailure(why))| format!("{}: {why}", self.servers[i].shown))
+            .collect();
+        match asked.answer {
+            Some((_, answer)) => Called { result: answer.map_err(CallError::Answer), failed: reasons },
+            None => Called { result: Err(CallError::Unavailable(reasons.join("; "))), failed: vec![] },
         }
-        let mut reasons = Vec::new();
-        for server in order {
-            match call(&server.base) {
-                Ok(answer) => {
-                    *lock(&server.failing_until) = None;
-                    return Called { result: answer.map_err(CallError::Answer), failed: reasons };
-                }
-                Err(ServerFailure(why)) => {
-                    *lock(&server.failing_until) = Some(Instant::now() + self.skip_failing);
-                    reasons.push(format!("{}: {why}", http::redact(&server.base)));
-                }
-            }
-        }
-        Called { result: Err(CallError::Unavailable(reasons.join("; "))), failed: vec![] }
     }
 
-    fn with_key(&self, request: ureq::Request) -> ureq::Request {
+    fn with_key<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.api_key {
-            Some((header, value)) => request.set(header, value),
+            Some((header, value)) => request.header(header, value),
             None => request,
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The answer's body, or why the server counts as failing. Error statuses
 /// (4xx) carry privacyIDEA's JSON error and are answers; 5xx are failures.
-fn body_of(result: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, _)) if code >= 500 => {
-            return Err(ServerFailure(format!("HTTP status {code}")));
-        }
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(ServerFailure(failure_words(http::transport_failure(&t)))),
-    };
+fn body_of(sent: Result<Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
+    let response = sent.map_err(|e| ServerFailure(failure_words(http::failure(&e))))?;
+    let code = response.status().as_u16();
+    if code >= 500 {
+        return Err(ServerFailure(format!("HTTP status {code}")));
+    }
     match http::read_body(response, MAX_ANSWER) {
         Ok(Some(body)) => Ok(body),
         Ok(None) => Err(ServerFailure(format!("the answer is longer than {MAX_ANSWER} bytes"))),
@@ -204,80 +154,22 @@ fn parsed<T>(body: &[u8], parse: fn(&[u8]) -> Result<T, AnswerError>) -> Result<
     }
 }
 
-/// The whole exchange under `http::contain_panic`: ureq 2.12 panics on some
-/// malformed answers (a header line without a colon); that is the server failing.
-fn exchange(call: impl FnOnce() -> Result<Vec<u8>, ServerFailure>) -> Result<Vec<u8>, ServerFailure> {
-    http::contain_panic(call).unwrap_or_else(|f| Err(ServerFailure(failure_words(f))))
-}
-
 impl Validate for HttpClient {
     fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
         self.on_servers(|base| {
-            let request = self.with_key(self.agent.post(&format!("{base}/validate/check")));
-            parsed(&exchange(|| body_of(request.send_form(form)))?, answer::parse_check)
+            let request = self.with_key(self.agent.post(format!("{base}/validate/check")));
+            parsed(&body_of(request.send_form(form.iter().copied()))?, answer::parse_check)
         })
     }
 
     fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
         self.on_servers(|base| {
             let request = self
-                .with_key(self.agent.get(&format!("{base}/validate/polltransaction")))
+                .with_key(self.agent.get(format!("{base}/validate/polltransaction")))
                 .query("transaction_id", transaction_id);
-            parsed(&exchange(|| body_of(request.call()))?, answer::parse_poll)
+            parsed(&body_of(request.call())?, answer::parse_poll)
         })
     }
-}
-
-/// The TLS settings: the CA file or directory if given, else the system's
-/// bundle if there is one, else the client's built-in roots. Verification is
-/// always on: a self-signed server is trusted by naming its certificate in ca_file.
-fn tls_config(cfg: &ClientConfig) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut files: Vec<(PathBuf, &str)> = Vec::new();
-    if let Some(file) = &cfg.ca_file {
-        files.push((file.clone(), "ca_file"));
-    }
-    if let Some(dir) = &cfg.ca_path {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("ca_path {}: {e}", dir.display()))?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
-            .collect();
-        found.sort();
-        files.extend(found.into_iter().map(|p| (p, "ca_path")));
-    }
-    let configured = !files.is_empty();
-    if !configured {
-        if !std::path::Path::new(SYSTEM_CA_BUNDLE).exists() {
-            return Ok(None);
-        }
-        files.push((PathBuf::from(SYSTEM_CA_BUNDLE), "ca_file"));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for (path, item) in &files {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("{item} {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("{item} {}: {e}", path.display()))?;
-            // The system bundle may hold a certificate rustls cannot use; skip it there only.
-            if let Err(e) = roots.add(cert) {
-                if configured {
-                    return Err(format!("{item} {}: {e}", path.display()));
-                }
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(format!("{} holds no certificate", if configured { "ca_file/ca_path" } else { SYSTEM_CA_BUNDLE }));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("ca_file: TLS set-up failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Some(Arc::new(config)))
 }
 
 #[cfg(test)]
@@ -285,6 +177,7 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
+    use std::time::Duration;
 
     /// An HTTP answer with the right Content-Length.
     fn http(status: &str, body: &str) -> Vec<u8> {
@@ -325,9 +218,88 @@ mod tests {
         .unwrap()
     }
 
+    fn settings(urls: &[&str]) -> ClientConfig {
+        ClientConfig {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            timeout: Duration::from_secs(2),
+            skip_failing: Duration::from_secs(30),
+            api_key: None,
+            ca_file: None,
+            ca_path: None,
+            reuse_connections: true,
+        }
+    }
+
+    /// The field and the message of the error `cfg` is refused with.
+    fn refused(cfg: &ClientConfig) -> (&'static str, String) {
+        let e = HttpClient::new(cfg).err().expect("refused");
+        (e.field, e.message)
+    }
+
+    #[test]
+    fn refusals_name_their_item_as_data() {
+        assert_eq!(refused(&settings(&[])), ("url", "url is required with backend = privacyidea".into()));
+        let (field, message) = refused(&settings(&["http://pi", "ftp://u:pw@pi/x"]));
+        assert_eq!(
+            (field, message.as_str()),
+            ("url", "url \"ftp://pi/x (credentials and query left out)\" does not start with http:// or https://")
+        );
+        assert_eq!(refused(&settings(&["http://pi:99999/"])).1, "url \"http://pi:99999/\": invalid port number");
+
+        let mut cfg = settings(&["https://pi"]);
+        cfg.api_key = Some(("X Key".into(), "s3cr3t".into()));
+        assert_eq!(refused(&cfg), ("api_key_header", "api_key_header is not a header name".into()));
+        cfg.api_key = Some(("X-Key".into(), "s3cr3t\r\nX: 1".into()));
+        let (field, message) = refused(&cfg);
+        assert_eq!(field, "api_key");
+        assert!(message.starts_with("api_key holds") && !message.contains("s3cr3t"), "{message}");
+
+        let dir = std::env::temp_dir().join(format!("rlm_mfa-pi-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = settings(&["https://pi"]);
+        cfg.ca_file = Some(dir.join("missing.pem"));
+        assert_eq!(refused(&cfg).0, "ca_file");
+        // A CA directory without a certificate is refused, not replaced by the system's.
+        cfg.ca_file = None;
+        cfg.ca_path = Some(dir.clone());
+        assert_eq!(refused(&cfg), ("ca_path", "ca_file/ca_path holds no certificate".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The system's store, here.
+        HttpClient::new(&settings(&["https://pi", "HTTP://pi2/"])).unwrap();
+    }
+
+    #[test]
+    fn without_a_system_store_https_needs_ca_file() {
+        // The store is found through the environment: a process of its own runs the check.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "backend::privacyidea::client::tests::in_a_process_without_store", "--ignored"])
+            .env("SSL_CERT_FILE", "/nonexistent/rlm_mfa-ca.pem")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    #[test]
+    #[ignore = "run by without_a_system_store_https_needs_ca_file, in a process with no trust store"]
+    fn in_a_process_without_store() {
+        if std::env::var("SSL_CERT_FILE").as_deref() != Ok("/nonexistent/rlm_mfa-ca.pem") {
+            return; // run by the test above, in a process of its own
+        }
+        let (field, message) = refused(&settings(&["http://pi", "https://pi2"]));
+        assert_eq!(field, "ca_file");
+        assert!(
+            message.starts_with("ca_file is not set, and the system's trust store cannot be loaded: "),
+            "{message}"
+        );
+        // Plain HTTP needs no store.
+        HttpClient::new(&settings(&["http://pi", "http://pi2"])).unwrap();
+    }
+
     #[test]
     fn a_header_line_without_colon_is_the_server_failing() {
-        // ureq 2.12 panics on this answer; it must be a failure, not a panic.
+        // ureq 2.12 panicked on this answer; it must be a failure, not a panic.
         let url = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length\r\n\r\n{}".as_slice());
         let called = client(vec![url]).check(&[("user", "alice"), ("pass", "x")]);
         match called.result {
