@@ -120,20 +120,9 @@ mod tests {
         assert!(e.ends_with("could not load certs from file /x: not found"), "{e}");
     }
 
-    /// Where the test below points the system store: nowhere.
-    const NO_STORE: &str = "/nonexistent/rlm_mfa-ca.pem";
-
     #[test]
     fn without_a_system_store_https_is_refused_at_start_up() {
-        // The store is found through the environment: a process of its own runs the check.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "channel::tls::tests::in_a_process_without_store", "--ignored", "--test-threads=1"])
-            .env("SSL_CERT_FILE", NO_STORE)
-            .env("SSL_CERT_DIR", "/nonexistent")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        crate::testutil::run_without_trust_store("channel::tls::tests::in_a_process_without_store");
     }
 
     #[test]
@@ -141,11 +130,14 @@ mod tests {
     fn in_a_process_without_store() {
         use crate::channel::gateway::{GatewayConfig, HttpGateway};
         use crate::channel::push::{HttpPushProvider, ProviderConfig};
-        if std::env::var("SSL_CERT_FILE").as_deref() != Ok(NO_STORE) {
+        if !crate::testutil::without_trust_store() {
             return; // run by the test above, in a process of its own
         }
         let e = system().unwrap_err();
-        assert!(e.starts_with("the system's trust store cannot be loaded: ") && e.contains(NO_STORE), "{e}");
+        assert!(
+            e.starts_with("the system's trust store cannot be loaded: ") && e.contains(crate::testutil::NO_TRUST_STORE),
+            "{e}"
+        );
         assert!(system_if_needed(["http://h"]).is_ok(), "plain HTTP needs none");
 
         let gateway = |url: &str| {

@@ -270,21 +270,13 @@ mod tests {
 
     #[test]
     fn without_a_system_store_https_needs_ca_file() {
-        // The store is found through the environment: a process of its own runs the check.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "backend::privacyidea::client::tests::in_a_process_without_store", "--ignored"])
-            .env("SSL_CERT_FILE", "/nonexistent/rlm_mfa-ca.pem")
-            .env("SSL_CERT_DIR", "/nonexistent")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        crate::testutil::run_without_trust_store("backend::privacyidea::client::tests::in_a_process_without_store");
     }
 
     #[test]
     #[ignore = "run by without_a_system_store_https_needs_ca_file, in a process with no trust store"]
     fn in_a_process_without_store() {
-        if std::env::var("SSL_CERT_FILE").as_deref() != Ok("/nonexistent/rlm_mfa-ca.pem") {
+        if !crate::testutil::without_trust_store() {
             return; // run by the test above, in a process of its own
         }
         let (field, message) = refused(&settings(&["http://pi", "https://pi2"]));
