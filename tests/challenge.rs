@@ -165,6 +165,23 @@ fn forged_reused_and_swapped_states_are_refused() {
 }
 
 #[test]
+fn an_answered_state_stays_answered_after_kill_9_and_a_restart() {
+    let module = require_module!();
+    let mut server = Server::start(&module, &setup("password-then-otp", &app_tokens()));
+    settle_in_step(12);
+    let alice = server.auth("alice", "pw-alice");
+    assert!(server.answer("alice", &totp_at(now()), alice.state()).is_accept());
+    server.restart(); // kill -9, then a new process with the same files
+    // The next code is valid, the password is not asked again: only the record of the
+    // answer, read back from the journal, refuses it.
+    let replayed = server.answer("alice", &totp_at(now() + 30), alice.state());
+    assert_eq!(replayed.message(), Some("This login has expired or is not valid, please start again"), "{replayed:?}");
+    assert!(server.debug_log().contains("already used"));
+    let journal = std::fs::read_to_string(server.state_path()).unwrap();
+    assert!(journal.contains("\"k\":\"used\""), "{journal}");
+}
+
+#[test]
 fn an_expired_state_is_refused() {
     let module = require_module!();
     let server = Server::start(&module, &setup("password-then-otp", &app_tokens()).with("challenge_timeout = 10"));

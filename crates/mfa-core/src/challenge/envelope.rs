@@ -88,7 +88,7 @@ pub(super) fn seal<P: Payload>(key: &StateKey, binding: &Binding, payload: &P) -
 ///
 /// Binding mismatches are reported before expiry: a State presented by another
 /// user or NAS is worth knowing about even when it is old. Does not check single
-/// use (see [`super::UsedStates`]), so that the caller decides when the State is spent.
+/// use (see `crate::store::state_store`), so that the caller decides when the State is spent.
 pub(super) fn open<P: Payload>(
     key: &StateKey,
     binding: &Binding,

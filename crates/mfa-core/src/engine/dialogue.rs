@@ -278,9 +278,17 @@ impl Engine {
                 return Decision::refuse(Outcome::Reject, m.bad_state.clone());
             }
         };
-        if !dialogues.used.use_once(id, dialogue.expires, now) {
-            trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
-            return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+        match self.used_states().use_state_once(user, &id, dialogue.expires, now) {
+            Ok(true) => {}
+            Ok(false) => {
+                trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
+                return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+            }
+            Err(e) => {
+                // Without the record the State could be answered again: fail closed.
+                trail.error(format!("cannot record the answered State in the {}: {e}", self.used_states().describe()));
+                return Decision::refuse(Outcome::Fail, m.internal.clone());
+            }
         }
         let methods = self.methods(entry, dialogues);
         match dialogue.stage {

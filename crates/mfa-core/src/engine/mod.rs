@@ -5,9 +5,9 @@
 //! Secrets (the password, the code, token seeds) never enter a log line.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
-use crate::challenge::{StateKey, UsedStates};
+use crate::challenge::StateKey;
 use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Mode};
@@ -17,6 +17,7 @@ use crate::identity::realm;
 use crate::identity::usermap::UserMap;
 use crate::store::journal::{JournalOptions, LockState, StateJournal};
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
+use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::{Token, TokenDb};
 
 mod codes;
@@ -195,7 +196,6 @@ struct Names {
 /// The parts of the challenge modes.
 struct Dialogues {
     key: StateKey,
-    used: Arc<UsedStates>,
     sms: Option<Box<dyn Sender>>,
     email: Option<Box<dyn Sender>>,
 }
@@ -206,7 +206,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     tokens: Reloading<TokenDb>,
     user_map: Option<Reloading<UserMap>>,
-    state: Mutex<StateJournal>,
+    /// The journal, and the answered States in it.
+    store: LocalStore,
     dialogues: Option<Dialogues>,
     pusher: Option<Pusher>,
     /// auto mode: what counts as a code.
@@ -222,9 +223,6 @@ fn load_tokens(path: &Path) -> Result<TokenDb, String> {
 fn load_tokens_ignoring_case(path: &Path) -> Result<TokenDb, String> {
     TokenDb::load(path).and_then(TokenDb::folded).map_err(|e| e.to_string())
 }
-
-/// How many live challenges one node remembers as answered.
-const USED_STATES: usize = 100_000;
 
 impl Engine {
     /// Opens the token file, the user map, the state journal and, in the modes
@@ -256,13 +254,11 @@ impl Engine {
             ),
             None => None,
         };
-        let journal = StateJournal::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
-            .map_err(|e| ConfigError::new("state", e.to_string()))?;
+        let store = open_store(&cfg)?;
         let dialogues = match &cfg.challenge {
             Some(c) => Some(Dialogues {
                 key: StateKey::load_or_create(&c.state_key)
                     .map_err(|message| ConfigError::new("state_key", message))?,
-                used: UsedStates::shared(name, &c.state_key, USED_STATES),
                 sms,
                 email,
             }),
@@ -275,18 +271,7 @@ impl Engine {
         let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
             .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
         let rules = crate::backend::mapping::compile(&cfg.reply)?;
-        Ok(Engine {
-            rules,
-            auto_code,
-            name: name.to_string(),
-            cfg,
-            clock,
-            tokens,
-            user_map,
-            state: Mutex::new(journal),
-            dialogues,
-            pusher,
-        })
+        Ok(Engine { rules, auto_code, name: name.to_string(), cfg, clock, tokens, user_map, store, dialogues, pusher })
     }
 
     /// Replaces the push provider (tests use a fake one).
@@ -304,9 +289,12 @@ impl Engine {
     }
 
     fn state(&self) -> MutexGuard<'_, StateJournal> {
-        // A panic while holding the lock leaves the journal consistent (each record
-        // is one write), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.store.journal()
+    }
+
+    /// Where answered States are recorded.
+    fn used_states(&self) -> &dyn StateStore {
+        &self.store
     }
 
     fn tokens(&self, trail: &mut Trail) -> Arc<TokenDb> {
@@ -689,6 +677,12 @@ fn http_sender(
         };
         ConfigError::new(format!("{section}.{field}"), e.message)
     })
+}
+
+/// The state journal `cfg.state`, opened for this instance.
+fn open_store(cfg: &Config) -> Result<LocalStore, ConfigError> {
+    LocalStore::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
+        .map_err(|e| ConfigError::new("state", e.to_string()))
 }
 
 #[cfg(test)]

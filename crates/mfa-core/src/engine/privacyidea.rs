@@ -20,13 +20,11 @@ use crate::backend::privacyidea::{
     AnswerError, CallError, Called, Challenge, CheckAnswer, HttpClient, PiConfig, PollMode, PollStatus, Validate,
     Verdict,
 };
-use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction, UsedStates};
+use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::store::state_store::StateStore;
 use crate::text::{cut, printable};
-
-/// How many live challenges one node remembers as answered.
-const USED_STATES: usize = 100_000;
 
 pub struct PiEngine {
     name: String,
@@ -35,7 +33,8 @@ pub struct PiEngine {
     clock: Arc<dyn Clock>,
     client: Box<dyn Validate>,
     key: StateKey,
-    used: Arc<UsedStates>,
+    /// The answered States (the journal at `state`: privacyIDEA keeps the rest).
+    used: Box<dyn StateStore>,
     rules: Vec<Rule>,
     /// Logins polling a push at once.
     waiting: AtomicUsize,
@@ -108,7 +107,7 @@ impl PiEngine {
             clock,
             client,
             key,
-            used: UsedStates::shared(name, &challenge.state_key, USED_STATES),
+            used: Box::new(super::open_store(&cfg)?),
             rules,
             waiting: AtomicUsize::new(0),
             in_progress: Mutex::new(HashMap::new()),
@@ -201,11 +200,18 @@ impl PiEngine {
         };
         let now = self.clock.now();
         let tx = match unseal_transaction(&self.key, &call.binding, now, state) {
-            Ok((tx, id)) if self.used.use_once(id, tx.expires, now) => tx,
-            Ok(_) => {
-                trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
-                return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
-            }
+            Ok((tx, id)) => match self.used.use_state_once(&user, &id, tx.expires, now) {
+                Ok(true) => tx,
+                Ok(false) => {
+                    trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
+                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+                }
+                Err(e) => {
+                    // Without the record the State could be answered again: fail closed.
+                    trail.error(format!("cannot record the answered State in the {}: {e}", self.used.describe()));
+                    return Decision::refuse(Outcome::Fail, messages.internal.clone()).into();
+                }
+            },
             Err(why) => {
                 // Never forwarded: privacyIDEA only ever sees transaction ids it issued to us.
                 trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));

@@ -10,6 +10,7 @@ use crate::config::RawConfig;
 use crate::factor::otp;
 use crate::testutil::TempDir;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::test_config::{raw_config, SEED, SEED_B32, T};

@@ -4,4 +4,5 @@
 pub mod atomic;
 pub mod journal;
 pub mod reload;
+pub mod state_store;
 pub mod tokens;

@@ -34,6 +34,17 @@ impl StateJournal {
         self.append_if(&record, |j| next_counter > j.token(user, serial).next_counter)
     }
 
+    /// Records that `user` answered the challenge State `id` (valid until
+    /// `expires`), unless it was answered before, as seen under the file lock
+    /// after catching up with every other writer; returns whether this was the
+    /// first answer. The record outlives a restart, so an answered State stays
+    /// answered until it expires.
+    pub fn use_state_once(&mut self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, JournalError> {
+        self.state.forget_used_before(now);
+        let hex = data_encoding::HEXLOWER.encode(id);
+        self.append_if(&Record::Used { u: user, s: &hex, v: expires }, |j| !j.state.is_used(id, now))
+    }
+
     pub fn set_lock(&mut self, user: &str, lock: LockState) -> Result<(), JournalError> {
         self.append(&Record::Lock { u: user, f: lock.failures, until: lock.locked_until })
     }
@@ -268,5 +279,28 @@ mod tests {
         });
         assert!(won > 0);
         assert_eq!(open(&path).token("alice", "H1").next_counter, won);
+    }
+
+    #[test]
+    fn an_answered_state_stays_answered_across_writers_reopening_and_compaction() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let (id, other) = ([7u8; 16], [8u8; 16]);
+        let mut module = open(&path);
+        let mut partner = open(&path);
+        assert!(module.use_state_once("alice", &id, 1_000, 900).unwrap());
+        assert!(!module.use_state_once("alice", &id, 1_000, 901).unwrap(), "twice in one process");
+        assert!(!partner.use_state_once("alice", &id, 1_000, 902).unwrap(), "a second writer catches up first");
+        assert!(partner.use_state_once("alice", &other, 2_000, 902).unwrap());
+        // A restart reads them back; a compaction keeps the live ones and drops the expired.
+        assert!(!open(&path).use_state_once("alice", &id, 1_000, 950).unwrap());
+        let mut later = open(&path);
+        assert!(later.use_state_once("bob", &[9u8; 16], 3_000, 1_500).unwrap());
+        later.compact().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&"07".repeat(16)) && text.contains(&"08".repeat(16)), "{text}");
+        let mut reopened = open(&path);
+        assert!(!reopened.use_state_once("alice", &other, 2_000, 1_600).unwrap());
+        assert!(reopened.use_state_once("alice", &id, 1_000, 1_600).is_ok(), "an expired id is no longer kept");
     }
 }

@@ -9,11 +9,33 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub(super) enum Record<'a> {
-    Totp { u: &'a str, s: &'a str, v: u64 },
-    Hotp { u: &'a str, s: &'a str, v: u64 },
-    Lock { u: &'a str, f: u32, until: u64 },
-    Unlock { u: &'a str },
-    Forget { u: &'a str },
+    Totp {
+        u: &'a str,
+        s: &'a str,
+        v: u64,
+    },
+    Hotp {
+        u: &'a str,
+        s: &'a str,
+        v: u64,
+    },
+    Lock {
+        u: &'a str,
+        f: u32,
+        until: u64,
+    },
+    Unlock {
+        u: &'a str,
+    },
+    Forget {
+        u: &'a str,
+    },
+    /// A challenge's State answered by `u`: `s` its id (32 hex digits), `v` when it expires.
+    Used {
+        u: &'a str,
+        s: &'a str,
+        v: u64,
+    },
 }
 
 impl Record<'_> {
@@ -65,9 +87,22 @@ impl<'a> RawRecord<'a> {
             },
             "unlock" => Record::Unlock { u },
             "forget" => Record::Forget { u },
+            "used" => {
+                let s = s()?;
+                if state_id(s).is_none() {
+                    return Err("field \"s\" is not a State id".into());
+                }
+                Record::Used { u, s, v: v()? }
+            }
             other => return Err(format!("unknown record kind {other:?}")),
         })
     }
+}
+
+/// A State id as the journal writes it (32 lower-case hex digits), or None.
+pub(super) fn state_id(hex: &str) -> Option<[u8; 16]> {
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]
@@ -87,6 +122,7 @@ mod tests {
             Record::Lock { u: "bob", f: 2, until: 9 },
             Record::Unlock { u: "bob" },
             Record::Forget { u: "x" },
+            Record::Used { u: "carol", s: "00112233445566778899aabbccddeeff", v: 1_700_000_180 },
         ] {
             let line = String::from_utf8(record.line()).unwrap();
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "{line:?}");
@@ -100,5 +136,6 @@ mod tests {
         assert_eq!(read(r#"{"k":"lock","u":"a","f":1}"#).unwrap_err(), "field \"until\" is missing");
         assert_eq!(read(r#"{"k":"teleport","u":"a"}"#).unwrap_err(), "unknown record kind \"teleport\"");
         assert!(read(r#"{"k":"unlock"}"#).unwrap_err().contains("missing field `u`"));
+        assert_eq!(read(r#"{"k":"used","u":"a","s":"0011","v":1}"#).unwrap_err(), "field \"s\" is not a State id");
     }
 }

@@ -1,9 +1,10 @@
 //! What the journal describes, in memory: each token's replay state and each
 //! user's failures and lockout, built by applying records in order.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
-use super::record::Record;
+use super::record::{state_id, Record};
 use crate::factor::state::TokenState;
 
 /// Failed attempts and lockout of one user.
@@ -26,10 +27,18 @@ struct UserState {
     lock: LockState,
 }
 
-/// Every user with any state.
+/// Every user with any state, and the States answered and not yet expired.
 #[derive(Debug, Default)]
 pub(super) struct States {
     users: HashMap<String, UserState>,
+    /// Answered State ids, with when each expires and who answered it.
+    used: HashMap<[u8; 16], (u64, String)>,
+    /// The same, soonest expiry first, so that forgetting the expired ones pops
+    /// only what expired and never scans the table.
+    used_by_expiry: BinaryHeap<Reverse<(u64, [u8; 16])>>,
+    /// The latest time a caller gave: answered States that expired by then are
+    /// left out of a compaction.
+    now: u64,
 }
 
 impl States {
@@ -48,8 +57,30 @@ impl States {
         names
     }
 
+    /// Whether the State `id` was answered (and has not expired by `now`).
+    pub(super) fn is_used(&self, id: &[u8; 16], now: u64) -> bool {
+        self.used.get(id).is_some_and(|(expires, _)| *expires > now)
+    }
+
+    /// Forgets the answered States that expired by `now` (a State past its
+    /// expiry is refused by its seal anyway).
+    pub(super) fn forget_used_before(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        while let Some(Reverse((expires, id))) = self.used_by_expiry.peek().copied() {
+            if expires > now {
+                break;
+            }
+            self.used_by_expiry.pop();
+            if self.used.get(&id).is_some_and(|(e, _)| *e == expires) {
+                self.used.remove(&id);
+            }
+        }
+    }
+
     pub(super) fn clear(&mut self) {
         self.users.clear();
+        self.used.clear();
+        self.used_by_expiry.clear();
     }
 
     pub(super) fn apply(&mut self, record: &Record<'_>) {
@@ -74,6 +105,14 @@ impl States {
             }
             Record::Forget { u } => {
                 self.users.remove(u);
+            }
+            Record::Used { u, s, v } => {
+                // record() checked the id.
+                if let Some(id) = state_id(s) {
+                    if v > self.now && self.used.insert(id, (v, u.to_owned())).is_none() {
+                        self.used_by_expiry.push(Reverse((v, id)));
+                    }
+                }
             }
         }
     }
@@ -127,6 +166,13 @@ impl States {
                 push(Record::Lock { u: user, f: state.lock.failures, until: state.lock.locked_until });
             }
         }
+        let mut used: Vec<(&[u8; 16], &(u64, String))> =
+            self.used.iter().filter(|(_, (expires, _))| *expires > self.now).collect();
+        used.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (id, (expires, user)) in used {
+            let hex = data_encoding::HEXLOWER.encode(id);
+            push(Record::Used { u: user, s: &hex, v: *expires });
+        }
         (out, count)
     }
 
@@ -142,7 +188,8 @@ impl States {
                     .sum();
                 tokens + usize::from(u.lock != LockState::default())
             })
-            .sum()
+            .sum::<usize>()
+            + self.used.len()
     }
 }
 
