@@ -172,8 +172,8 @@ fn an_answered_state_stays_answered_after_kill_9_and_a_restart() {
     let alice = server.auth("alice", "pw-alice");
     assert!(server.answer("alice", &totp_at(now()), alice.state()).is_accept());
     server.restart(); // kill -9, then a new process with the same files
-    // The next code is valid, the password is not asked again: only the record of the
-    // answer, read back from the journal, refuses it.
+                      // The next code is valid, the password is not asked again: only the record of the
+                      // answer, read back from the journal, refuses it.
     let replayed = server.answer("alice", &totp_at(now() + 30), alice.state());
     assert_eq!(replayed.message(), Some("This login has expired or is not valid, please start again"), "{replayed:?}");
     assert!(server.debug_log().contains("already used"));

@@ -10,8 +10,8 @@ use crate::config::RawConfig;
 use crate::factor::otp;
 use crate::testutil::TempDir;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::test_config::{raw_config, SEED, SEED_B32, T};
 
