@@ -59,7 +59,10 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(tokens)));
         }
 
-        let locked = self.record_failure(user, now, trail);
+        let Ok(locked) = self.record_failure(user, now, trail) else {
+            // Answered as when the store is unavailable, so the reply tells nothing of the code.
+            return Decision::refuse(Outcome::Fail, messages.internal.clone());
+        };
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
             None if well_formed => messages.wrong_code.clone(),
@@ -120,8 +123,9 @@ impl Engine {
 
     /// Counts a failure; returns the seconds of lockout when this failure locks the user.
     /// The store counts it whole, so that module instances (or servers) sharing
-    /// it add up their failures.
-    pub(super) fn record_failure(&self, user: &str, now: u64, trail: &mut Trail) -> Option<u64> {
+    /// it add up their failures. Err when it cannot be counted: the caller fails
+    /// closed, since a failure not counted is a guess the lockout never sees.
+    pub(super) fn record_failure(&self, user: &str, now: u64, trail: &mut Trail) -> Result<Option<u64>, ()> {
         let lockout = &self.cfg.lockout;
         let updated = self.store().record_failure(user, now, lockout.max_failures, lockout.duration);
         self.note_upkeep_error(trail);
@@ -132,12 +136,12 @@ impl Engine {
                     lock.locked_until - now,
                     lock.failures
                 ));
-                Some(lock.locked_until - now)
+                Ok(Some(lock.locked_until - now))
             }
-            Ok(_) => None,
+            Ok(_) => Ok(None),
             Err(e) => {
                 trail.error(format!("cannot record the failure in the {}: {e}", self.store().describe()));
-                None
+                Err(())
             }
         }
     }

@@ -382,8 +382,10 @@ impl Engine {
         }
         trail.info(format!("rejected: \"{user}\" sent a wrong code"));
         match self.record_failure(user, now, trail) {
-            Some(seconds) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
-            None => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+            Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
+            Ok(None) => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+            // As when the store is unavailable: the reply tells nothing of the code.
+            Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }
 }
