@@ -4,7 +4,6 @@
 use super::{Chap, Decision, Engine, Outcome, Trail};
 use crate::factor::otp;
 use crate::factor::verify;
-use crate::store::journal::{LockState, StateJournal};
 use crate::store::tokens::{Token, TokenKind};
 
 /// What the user gave.
@@ -19,8 +18,8 @@ impl Engine {
     pub(super) fn check_code(&self, user: &str, tokens: &[&Token], given: &Given, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let now = self.clock.now();
-        let mut state = self.state();
-        if let Some(decision) = self.refuse_if_locked(user, &mut state, trail) {
+        // Catches up with the store, so the replay state read below is current.
+        if let Some(decision) = self.refuse_if_locked(user, trail) {
             return decision;
         }
 
@@ -30,7 +29,7 @@ impl Engine {
         };
         if well_formed {
             for token in tokens {
-                let token_state = state.token(user, &token.serial);
+                let token_state = self.store().token(user, &token.serial);
                 let found = match given {
                     Given::Code(code) => verify::find(token, &token_state, code, now, self.windows()),
                     Given::Chap(chap) => verify::find_chap(
@@ -44,7 +43,7 @@ impl Engine {
                     ),
                 };
                 if let Some(found) = found {
-                    return self.claim(user, token, found, &mut state, trail);
+                    return self.claim(user, token, found, trail);
                 }
             }
             let replayed = match given {
@@ -60,7 +59,10 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(tokens)));
         }
 
-        let locked = self.record_failure(user, now, &mut state, trail);
+        let Ok(locked) = self.record_failure(user, now, trail) else {
+            // Answered as when the store is unavailable, so the reply tells nothing of the code.
+            return Decision::refuse(Outcome::Fail, messages.internal.clone());
+        };
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
             None if well_formed => messages.wrong_code.clone(),
@@ -69,79 +71,64 @@ impl Engine {
         Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
     }
 
-    /// Records the accepted step or counter, under the journal's file lock so that
-    /// another process sharing the journal (a second instance after a HUP,
-    /// mfa-admin) cannot take it too.
-    fn claim(&self, user: &str, token: &Token, found: u64, state: &mut StateJournal, trail: &mut Trail) -> Decision {
+    /// Records the accepted step or counter as a claim of the store, so that
+    /// another process sharing it (a second instance after a HUP, mfa-admin,
+    /// another server) cannot take it too.
+    fn claim(&self, user: &str, token: &Token, found: u64, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let claimed = match token.kind {
-            TokenKind::Totp { .. } => state.claim_totp_step(user, &token.serial, found),
-            TokenKind::Hotp => state.claim_hotp_counter(user, &token.serial, found.saturating_add(1)),
+            TokenKind::Totp { .. } => self.store().claim_totp_step(user, &token.serial, found),
+            TokenKind::Hotp => self.store().claim_hotp_counter(user, &token.serial, found.saturating_add(1)),
         };
         match claimed {
-            Ok(true) => note_compaction_error(state, trail),
+            Ok(true) => self.note_upkeep_error(trail),
             Ok(false) => {
                 trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
                 return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
             }
             Err(e) => {
                 // Accepting without a durable record would let the code be used again.
-                trail.error(format!("cannot record the accepted code in the state journal: {e}"));
+                trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
                 return Decision::refuse(Outcome::Fail, messages.internal.clone());
             }
         }
-        self.reset_failures(user, state, trail);
+        self.reset_failures(user, trail);
         // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with auth = yes),
         // and a log line per accept is the costliest part of an accept.
         trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
         Decision::accept()
     }
 
-    /// Refuses a locked user, after catching up with the journal: another module
+    /// Refuses a locked user, after catching up with the store: another module
     /// instance or server sharing it may have locked the user, or mfa-admin
     /// unlocked them.
-    pub(super) fn refuse_if_locked(&self, user: &str, state: &mut StateJournal, trail: &mut Trail) -> Option<Decision> {
-        if let Err(e) = state.refresh() {
-            trail.error(format!("cannot read the state journal: {e}"));
-            return Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()));
-        }
-        let seconds = self.locked_for(&state.lock(user))?;
+    pub(super) fn refuse_if_locked(&self, user: &str, trail: &mut Trail) -> Option<Decision> {
+        let lock = match self.store().current_lock(user) {
+            Ok(lock) => lock,
+            Err(e) => {
+                trail.error(format!("cannot read the {}: {e}", self.store().describe()));
+                return Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()));
+            }
+        };
+        let seconds = self.locked_for(&lock)?;
         trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
         Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
     }
 
-    pub(super) fn reset_failures(&self, user: &str, state: &mut StateJournal, trail: &mut Trail) {
-        if state.lock(user).failures > 0 {
-            if let Err(e) = state.unlock(user) {
-                trail.error(format!("cannot reset the failure count: {e}"));
-            }
+    pub(super) fn reset_failures(&self, user: &str, trail: &mut Trail) {
+        if let Err(e) = self.store().reset_failures(user) {
+            trail.error(format!("cannot reset the failure count: {e}"));
         }
     }
 
     /// Counts a failure; returns the seconds of lockout when this failure locks the user.
-    /// The count is read and written under the journal's file lock, so that module
-    /// instances (or servers) sharing the journal add up their failures.
-    pub(super) fn record_failure(
-        &self,
-        user: &str,
-        now: u64,
-        state: &mut StateJournal,
-        trail: &mut Trail,
-    ) -> Option<u64> {
-        let max = self.cfg.lockout.max_failures;
-        let duration = self.cfg.lockout.duration;
-        let updated = state.update_lock(user, |mut lock| {
-            if lock.locked_until != 0 && lock.locked_until <= now {
-                // A lock that has run out starts a fresh count.
-                lock = LockState::default();
-            }
-            lock.failures = lock.failures.saturating_add(1);
-            if max > 0 && lock.failures >= max && lock.locked_until <= now {
-                lock.locked_until = now + duration;
-            }
-            lock
-        });
-        note_compaction_error(state, trail);
+    /// The store counts it whole, so that module instances (or servers) sharing
+    /// it add up their failures. Err when it cannot be counted: the caller fails
+    /// closed, since a failure not counted is a guess the lockout never sees.
+    pub(super) fn record_failure(&self, user: &str, now: u64, trail: &mut Trail) -> Result<Option<u64>, ()> {
+        let lockout = &self.cfg.lockout;
+        let updated = self.store().record_failure(user, now, lockout.max_failures, lockout.duration);
+        self.note_upkeep_error(trail);
         match updated {
             Ok(lock) if lock.locked_until > now => {
                 trail.warn(format!(
@@ -149,12 +136,12 @@ impl Engine {
                     lock.locked_until - now,
                     lock.failures
                 ));
-                Some(lock.locked_until - now)
+                Ok(Some(lock.locked_until - now))
             }
-            Ok(_) => None,
+            Ok(_) => Ok(None),
             Err(e) => {
-                trail.error(format!("cannot record the failure in the state journal: {e}"));
-                None
+                trail.error(format!("cannot record the failure in the {}: {e}", self.store().describe()));
+                Err(())
             }
         }
     }
@@ -177,9 +164,11 @@ impl Engine {
     }
 }
 
-/// A compaction that failed after a write (the write itself stood) is worth a log line.
-fn note_compaction_error(state: &mut StateJournal, trail: &mut Trail) {
-    if let Some(e) = state.take_compaction_error() {
-        trail.error(format!("the state journal could not be compacted (it keeps growing): {e}"));
+impl Engine {
+    /// Upkeep that failed after a write (the write itself stood) is worth a log line.
+    fn note_upkeep_error(&self, trail: &mut Trail) {
+        if let Some(e) = self.store().take_upkeep_error() {
+            trail.error(format!("the state journal could not be compacted (it keeps growing): {e}"));
+        }
     }
 }

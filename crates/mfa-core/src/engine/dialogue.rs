@@ -278,7 +278,7 @@ impl Engine {
                 return Decision::refuse(Outcome::Reject, m.bad_state.clone());
             }
         };
-        match self.used_states().use_state_once(user, &id, dialogue.expires, now) {
+        match self.store().use_state_once(user, &id, dialogue.expires, now) {
             Ok(true) => {}
             Ok(false) => {
                 trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
@@ -286,7 +286,7 @@ impl Engine {
             }
             Err(e) => {
                 // Without the record the State could be answered again: fail closed.
-                trail.error(format!("cannot record the answered State in the {}: {e}", self.used_states().describe()));
+                trail.error(format!("cannot record the answered State in the {}: {e}", self.store().describe()));
                 return Decision::refuse(Outcome::Fail, m.internal.clone());
             }
         }
@@ -372,19 +372,20 @@ impl Engine {
     /// and a wrong one counts toward the lockout like a wrong OTP.
     fn check_sent_code(&self, user: &str, sent: &str, answer: &str, trail: &mut Trail) -> Decision {
         let now = self.clock.now();
-        let mut state = self.state();
-        if let Some(decision) = self.refuse_if_locked(user, &mut state, trail) {
+        if let Some(decision) = self.refuse_if_locked(user, trail) {
             return decision;
         }
         if bool::from(answer.trim().as_bytes().ct_eq(sent.as_bytes())) {
-            self.reset_failures(user, &mut state, trail);
+            self.reset_failures(user, trail);
             trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
             return Decision::accept();
         }
         trail.info(format!("rejected: \"{user}\" sent a wrong code"));
-        match self.record_failure(user, now, &mut state, trail) {
-            Some(seconds) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
-            None => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+        match self.record_failure(user, now, trail) {
+            Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
+            Ok(None) => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+            // As when the store is unavailable: the reply tells nothing of the code.
+            Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }
 }

@@ -199,7 +199,7 @@ fn wrong_answers_are_bounded_and_counted() {
     assert_eq!(again.reply_messages, vec!["Wrong code, try again:", "Enter OTP:"]);
     let end = f.answer("bob", "000000", &state_of(&again));
     assert_eq!(end.outcome, Some(Outcome::Reject));
-    assert_eq!(f.engine.state().lock("bob").failures, 2);
+    assert_eq!(f.engine.store().cached_lock("bob").failures, 2);
 }
 
 #[test]

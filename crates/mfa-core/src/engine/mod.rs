@@ -5,7 +5,7 @@
 //! Secrets (the password, the code, token seeds) never enter a log line.
 
 use std::path::Path;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use crate::challenge::StateKey;
 use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
@@ -15,7 +15,7 @@ use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
-use crate::store::journal::{JournalOptions, LockState, StateJournal};
+use crate::store::journal::{JournalOptions, LockState};
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::{Token, TokenDb};
@@ -206,8 +206,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     tokens: Reloading<TokenDb>,
     user_map: Option<Reloading<UserMap>>,
-    /// The journal, and the answered States in it.
-    store: LocalStore,
+    /// Replay state, lockout and answered States: the engine does not know where.
+    store: Box<dyn StateStore>,
     dialogues: Option<Dialogues>,
     pusher: Option<Pusher>,
     /// auto mode: what counts as a code.
@@ -288,13 +288,8 @@ impl Engine {
         &self.cfg
     }
 
-    fn state(&self) -> MutexGuard<'_, StateJournal> {
-        self.store.journal()
-    }
-
-    /// Where answered States are recorded.
-    fn used_states(&self) -> &dyn StateStore {
-        &self.store
+    fn store(&self) -> &dyn StateStore {
+        &*self.store
     }
 
     fn tokens(&self, trail: &mut Trail) -> Arc<TokenDb> {
@@ -393,11 +388,9 @@ impl Engine {
             // who may have been unlocked by mfa-admin since (authenticate always reads it).
             // authorize only looks at the journal in memory (authenticate reads it again):
             // a user it shows locked is refused before the first factor runs.
-            let refused = {
-                let mut state = self.state();
-                let lock = state.lock(&names.lookup);
-                self.locked_for(&lock).and_then(|_| self.refuse_if_locked(&names.lookup, &mut state, trail))
-            };
+            let refused = self
+                .locked_for(&self.store().cached_lock(&names.lookup))
+                .and_then(|_| self.refuse_if_locked(&names.lookup, trail));
             if let Some(decision) = refused {
                 out.reply_message = decision.messages.into_iter().next();
                 out.outcome = Some(decision.outcome);
@@ -680,9 +673,10 @@ fn http_sender(
 }
 
 /// The state journal `cfg.state`, opened for this instance.
-fn open_store(cfg: &Config) -> Result<LocalStore, ConfigError> {
-    LocalStore::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
-        .map_err(|e| ConfigError::new("state", e.to_string()))
+fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
+    let store = LocalStore::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
+        .map_err(|e| ConfigError::new("state", e.to_string()))?;
+    Ok(Box::new(store))
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ impl PiEngine {
             clock,
             client,
             key,
-            used: Box::new(super::open_store(&cfg)?),
+            used: super::open_store(&cfg)?,
             rules,
             waiting: AtomicUsize::new(0),
             in_progress: Mutex::new(HashMap::new()),

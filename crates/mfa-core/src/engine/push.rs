@@ -169,8 +169,7 @@ impl Engine {
     }
 
     pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
-        let mut state = self.state();
-        self.reset_failures(user, &mut state, trail);
+        self.reset_failures(user, trail);
         trail.debug(format!("accepted: \"{user}\" approved the push"));
         Decision::accept()
     }

@@ -192,6 +192,24 @@ fn state_survives_a_restart() {
 }
 
 #[test]
+fn a_journal_that_cannot_be_written_answers_right_and_wrong_codes_alike() {
+    let f = fixture();
+    // The journal replaced by a directory after start: every append fails.
+    let journal = f.dir.path().join("state/state.jsonl");
+    fs::remove_file(&journal).unwrap();
+    fs::create_dir(&journal).unwrap();
+    let internal = "Authentication is unavailable, try again later";
+    for code in [totp(T), "000000".to_string()] {
+        let out = f.auth("alice", &code);
+        assert_eq!(out.outcome, Some(Outcome::Fail), "{code}: {:?}", out.reply_messages);
+        assert_eq!(out.message(), Some(internal));
+    }
+    for _ in 0..5 {
+        assert_eq!(f.auth("alice", "000000").message(), Some(internal), "never a lockout that lets guesses through");
+    }
+}
+
+#[test]
 fn bad_input_is_rejected_with_a_reason() {
     let f = fixture();
     let none = f.engine.authenticate(AuthenticateInput { user_name: Some(b"alice"), ..AuthenticateInput::default() });

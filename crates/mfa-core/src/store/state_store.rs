@@ -2,16 +2,17 @@
 //! engine does not know where it is kept: the local journal of one server (the
 //! default, [`LocalStore`]), or a store that a farm of servers shares.
 //!
-//! Today the answered States go through the interface; the replay state of
-//! tokens and the lockout are read and claimed on the journal directly
-//! ([`LocalStore::journal`]) until they move behind it too.
+//! Every change that decides a login is a claim the store makes atomically (a
+//! code's step or counter, an answered State) or a read-modify-write it makes
+//! whole (a failure counted toward the lockout), so that two requests, or two
+//! servers, at the same instant cannot both win.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use super::journal::{JournalError, JournalOptions, StateJournal};
+use super::journal::{JournalError, JournalOptions, LockState, StateJournal, TokenState};
 
-/// A store that cannot answer: the caller fails closed (never "not used").
+/// A store that cannot answer: the caller fails closed (never "not used", never "not locked").
 pub type StoreError = String;
 
 /// The state a login's decisions depend on, wherever it is kept.
@@ -19,10 +20,36 @@ pub trait StateStore: Send + Sync {
     /// Where the state is, for log lines: "state journal /var/lib/…".
     fn describe(&self) -> String;
 
+    /// A user's failures and lockout as last read (no round trip): a cheap first look.
+    fn cached_lock(&self, user: &str) -> LockState;
+
+    /// A user's failures and lockout after catching up with every other writer.
+    fn current_lock(&self, user: &str) -> Result<LockState, StoreError>;
+
+    /// A token's replay state as of the last catching up (`current_lock` does it).
+    fn token(&self, user: &str, serial: &str) -> TokenState;
+
+    /// Takes TOTP `step` for the token: true only when it is later than every step
+    /// taken before, here or by any writer sharing the store.
+    fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError>;
+
+    /// Moves the token's next HOTP counter to `next_counter`: true only when that moves it forward.
+    fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError>;
+
+    /// Counts one failure at `now` (see [`LockState::after_failure`]) and returns the
+    /// user's state after it; no failure counted by another writer is lost.
+    fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError>;
+
+    /// Clears the user's failures (after a success).
+    fn reset_failures(&self, user: &str) -> Result<(), StoreError>;
+
     /// Records that `user` answered the challenge State `id`, which is valid
     /// until `expires`: true the first time, false when it was answered before,
     /// here or on any server sharing the store, before or after a restart.
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError>;
+
+    /// Upkeep that failed after a change that stood (a compaction), once, for the log.
+    fn take_upkeep_error(&self) -> Option<StoreError>;
 }
 
 /// The state journal of one server (shared by its module instances and mfa-admin).
@@ -36,12 +63,15 @@ impl LocalStore {
         Ok(LocalStore { journal: Mutex::new(StateJournal::open(path, opts)?) })
     }
 
-    /// The journal, for what is not behind [`StateStore`] yet.
-    pub fn journal(&self) -> MutexGuard<'_, StateJournal> {
+    fn journal(&self) -> MutexGuard<'_, StateJournal> {
         // A panic while holding the lock leaves the journal consistent (each record
         // is one write), so a poisoned lock is still usable.
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn text(e: JournalError) -> StoreError {
+    e.to_string()
 }
 
 impl StateStore for LocalStore {
@@ -49,8 +79,46 @@ impl StateStore for LocalStore {
         format!("state journal {}", self.journal().path().display())
     }
 
+    fn cached_lock(&self, user: &str) -> LockState {
+        self.journal().lock(user)
+    }
+
+    fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
+        let mut journal = self.journal();
+        journal.refresh().map_err(text)?;
+        Ok(journal.lock(user))
+    }
+
+    fn token(&self, user: &str, serial: &str) -> TokenState {
+        self.journal().token(user, serial)
+    }
+
+    fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
+        self.journal().claim_totp_step(user, serial, step).map_err(text)
+    }
+
+    fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
+        self.journal().claim_hotp_counter(user, serial, next_counter).map_err(text)
+    }
+
+    fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
+        self.journal().update_lock(user, |lock| lock.after_failure(now, max_failures, duration)).map_err(text)
+    }
+
+    fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
+        let mut journal = self.journal();
+        if journal.lock(user).failures > 0 {
+            journal.unlock(user).map_err(text)?;
+        }
+        Ok(())
+    }
+
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
-        self.journal().use_state_once(user, id, expires, now).map_err(|e| e.to_string())
+        self.journal().use_state_once(user, id, expires, now).map_err(text)
+    }
+
+    fn take_upkeep_error(&self) -> Option<StoreError> {
+        self.journal().take_compaction_error().map(text)
     }
 }
 
@@ -59,27 +127,69 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
+    fn open(path: &Path) -> Box<dyn StateStore> {
+        Box::new(LocalStore::open(path, JournalOptions::default()).unwrap())
+    }
+
     #[test]
     fn a_state_is_used_once_through_the_interface_and_after_reopening() {
         let dir = TempDir::new("state-store");
         let path = dir.path().join("state.jsonl");
-        let store: Box<dyn StateStore> = Box::new(LocalStore::open(&path, JournalOptions::default()).unwrap());
+        let store = open(&path);
         assert!(store.describe().starts_with("state journal ") && store.describe().ends_with("state.jsonl"));
         assert_eq!(store.use_state_once("alice", &[1; 16], 200, 100), Ok(true));
         assert_eq!(store.use_state_once("alice", &[1; 16], 200, 101), Ok(false));
         drop(store);
-        let reopened = LocalStore::open(&path, JournalOptions::default()).unwrap();
-        assert_eq!(reopened.use_state_once("alice", &[1; 16], 200, 150), Ok(false));
+        assert_eq!(open(&path).use_state_once("alice", &[1; 16], 200, 150), Ok(false));
+    }
+
+    #[test]
+    fn claims_and_the_lockout_through_the_interface() {
+        let dir = TempDir::new("state-store-claims");
+        let path = dir.path().join("state.jsonl");
+        let (one, two) = (open(&path), open(&path));
+        assert_eq!(one.claim_totp_step("alice", "T1", 10), Ok(true));
+        assert_eq!(two.claim_totp_step("alice", "T1", 10), Ok(false), "the other writer catches up first");
+        assert_eq!(two.claim_hotp_counter("alice", "H1", 3), Ok(true));
+        assert_eq!(one.current_lock("alice"), Ok(LockState::default()));
+        assert_eq!(one.token("alice", "H1").next_counter, 3);
+        // Failures from both add up; the third locks.
+        assert_eq!(one.record_failure("bob", 100, 3, 60).unwrap().failures, 1);
+        assert_eq!(two.record_failure("bob", 100, 3, 60).unwrap().failures, 2);
+        let locked = one.record_failure("bob", 101, 3, 60).unwrap();
+        assert_eq!(locked, LockState { failures: 3, locked_until: 161 });
+        assert!(two.current_lock("bob").unwrap().is_locked(150));
+        assert_eq!(two.cached_lock("bob").failures, 3);
+        two.reset_failures("bob").unwrap();
+        assert_eq!(one.current_lock("bob"), Ok(LockState::default()));
+        assert_eq!(one.take_upkeep_error(), None);
+    }
+
+    #[test]
+    fn the_lockout_rule() {
+        let fresh = LockState::default();
+        assert_eq!(fresh.after_failure(10, 2, 30), LockState { failures: 1, locked_until: 0 });
+        let locked = fresh.after_failure(10, 1, 30);
+        assert_eq!(locked, LockState { failures: 1, locked_until: 40 });
+        assert_eq!(locked.after_failure(20, 1, 30), LockState { failures: 2, locked_until: 40 }, "no extension");
+        assert_eq!(
+            locked.after_failure(40, 1, 30),
+            LockState { failures: 1, locked_until: 70 },
+            "ran out: fresh count"
+        );
+        assert_eq!(fresh.after_failure(10, 0, 30).locked_until, 0, "0 never locks");
     }
 
     #[test]
     fn a_journal_that_cannot_be_written_is_an_error_never_a_first_use() {
         let dir = TempDir::new("state-store-full");
         let path = dir.path().join("state.jsonl");
-        let store = LocalStore::open(&path, JournalOptions::default()).unwrap();
+        let store = open(&path);
         // The journal replaced by a directory: appending fails.
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         assert!(store.use_state_once("alice", &[2; 16], 200, 100).is_err());
+        assert!(store.claim_totp_step("alice", "T1", 5).is_err());
+        assert!(store.record_failure("alice", 100, 3, 60).is_err());
     }
 }

@@ -19,6 +19,18 @@ impl LockState {
     pub fn is_locked(&self, now: u64) -> bool {
         self.locked_until > now
     }
+
+    /// The lockout rule, the same wherever the state is kept: one more failure at
+    /// `now`; the `max_failures`-th locks for `duration` seconds (0 never locks),
+    /// and a lock that has run out starts a fresh count.
+    pub fn after_failure(self, now: u64, max_failures: u32, duration: u64) -> LockState {
+        let mut lock = if self.locked_until != 0 && self.locked_until <= now { LockState::default() } else { self };
+        lock.failures = lock.failures.saturating_add(1);
+        if max_failures > 0 && lock.failures >= max_failures && lock.locked_until <= now {
+            lock.locked_until = now + duration;
+        }
+        lock
+    }
 }
 
 #[derive(Debug, Default)]
