@@ -206,14 +206,18 @@ impl NewFile {
 struct TempName(PathBuf);
 
 impl TempName {
-    fn forget(self) {
-        std::mem::forget(self);
+    /// The file is in place under its final name: nothing to remove. (The name
+    /// is dropped, not leaked: std::mem::forget would leak it at every save.)
+    fn forget(mut self) {
+        self.0 = PathBuf::new();
     }
 }
 
 impl Drop for TempName {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.0);
+        }
     }
 }
 
