@@ -210,6 +210,8 @@ pub struct Engine {
     store: Box<dyn StateStore>,
     dialogues: Option<Dialogues>,
     pusher: Option<Pusher>,
+    /// Keys the push provider's request ids (derived from the State key).
+    push_id_key: [u8; 32],
     /// auto mode: what counts as a code.
     auto_code: regex::Regex,
     /// Reply attributes for an accepted login.
@@ -271,7 +273,25 @@ impl Engine {
         let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
             .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
         let rules = crate::backend::mapping::compile(&cfg.reply)?;
-        Ok(Engine { rules, auto_code, name: name.to_string(), cfg, clock, tokens, user_map, store, dialogues, pusher })
+        // Push always comes with the State key (Config::from_raw); without one, ids
+        // need not match another server's, and a key of this process's own does.
+        let push_id_key = match &dialogues {
+            Some(d) => d.key.derive("push request id"),
+            None => push::random_key(),
+        };
+        Ok(Engine {
+            rules,
+            auto_code,
+            name: name.to_string(),
+            cfg,
+            clock,
+            tokens,
+            user_map,
+            store,
+            dialogues,
+            pusher,
+            push_id_key,
+        })
     }
 
     /// Replaces the push provider (tests use a fake one).

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{Decision, Engine, Origin, Outcome, Trail};
@@ -119,15 +120,17 @@ fn login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The provider's idempotency key for one push: the same inputs give the same
-/// key on either server of a pair.
-fn request_id(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
+/// The provider's idempotency key for one push: an HMAC under `key` (derived
+/// from the State key, which both servers of a pair hold), so the same inputs
+/// give the same id on either server, while whoever reads the provider's logs
+/// cannot test guesses of what went in (the login's password among them).
+fn request_id(key: &[u8; 32], parts: &[&[u8]]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     for part in parts {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Engine {
@@ -147,7 +150,10 @@ impl Engine {
     ) -> Result<(String, PushStatus), PushError> {
         let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
         let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
-        let id = request_id(&[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()]);
+        let id = request_id(
+            &self.push_id_key,
+            &[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()],
+        );
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
         match on {
             Some(index) => pusher.provider.open_on(index, &request),
@@ -301,14 +307,14 @@ impl Engine {
         let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
         // The same login within one wait gets the same id at the provider, from either server.
         let window = self.clock.now() / cfg.wait.as_secs().max(1);
-        let id = request_id(&[self.name.as_bytes(), key, &window.to_be_bytes()]);
+        let id = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &window.to_be_bytes()]);
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
         let id = match pusher.provider.open(&request) {
             Ok((id, PushStatus::Pending)) => id,
             // Already answered: the push of an earlier login in this window. Never
             // reuse an answer; send this login a push of its own.
             Ok((_, _)) => {
-                let fresh = request_id(&[self.name.as_bytes(), key, &random_bytes()]);
+                let fresh = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &random_bytes()]);
                 let request = PushRequest { request_id: &fresh, ..request };
                 match pusher.provider.open(&request) {
                     Ok((id, _)) => id,
@@ -374,6 +380,14 @@ fn not_sent(e: PushError) -> Ending {
 }
 
 /// 16 random bytes (a fresh idempotency key).
+/// A key for request ids when there is no State key to derive one from.
+pub(super) fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(&random_bytes());
+    key[16..].copy_from_slice(&random_bytes());
+    key
+}
+
 fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     // Without randomness the key is still unique enough for one login: the time.
@@ -401,4 +415,26 @@ fn wait_for(waiter: &Waiter, deadline: Instant) -> Option<Ending> {
         ending = guard;
     }
     ending.clone()
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::*;
+
+    #[test]
+    fn the_request_id_is_keyed() {
+        let parts: [&[u8]; 2] = [b"mfa", b"alice's login, password included"];
+        let id = request_id(&[1; 32], &parts);
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, request_id(&[1; 32], &parts), "the same on either server of a pair");
+        assert_ne!(id, request_id(&[2; 32], &parts), "unknown without the key");
+        // Not the unkeyed hash of the parts, which anyone could compute from a guess.
+        let mut h = Sha256::new();
+        for part in parts {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let unkeyed: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_ne!(id, unkeyed);
+    }
 }
