@@ -85,7 +85,7 @@ if [ -z "$module_dir" ]; then
     so="$module_dir/rlm_mfa.so"
     stale=""
     if [ -f "$so" ]; then
-        stale=$(cd "$repo" && find src include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
+        stale=$(cd "$repo" && find src crates/mfa-core include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
     fi
     if [ ! -f "$so" ] || [ -n "$stale" ]; then
         echo "== building rlm_mfa.so (${stale:+$stale changed since the last build; }feature freeradius, release)"

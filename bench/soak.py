@@ -94,8 +94,9 @@ class FakePeer:
 
 
 class FakeSms:
-    """The SMS gateway contract (src/gateway.rs, tests/common/fake_gateway.rs): POST the
-    rendered JSON body, any 2xx is "sent". Keeps the last code sent to each user."""
+    """The SMS gateway contract (crates/mfa-core/src/channel/gateway.rs,
+    tests/common/fake_gateway.rs): POST the rendered JSON body, any 2xx is "sent".
+    Keeps the last code sent to each user."""
 
     def __init__(self):
         self.codes = {}
@@ -119,8 +120,8 @@ class FakeSms:
 
 
 class FakePushApprover:
-    """The generic push provider's contract (src/push.rs, tests/common/fake_push.rs): a new
-    request_id creates a push (201, pending), a known one answers the existing push (200);
+    """The generic push provider's contract (crates/mfa-core/src/channel/push/,
+    tests/common/fake_push.rs): a new request_id creates a push (201, pending), a known one answers the existing push (200);
     status reads "approved" at once; DELETE cancels."""
 
     def __init__(self):
@@ -168,8 +169,8 @@ class FakePushApprover:
 
 
 class FakePrivacyIdea:
-    """privacyIDEA's /validate/check (src/privacyidea, tests/privacyidea_fake.rs): a form
-    body with user and pass; PI_PASS is accepted, with detail.user.groups (the
+    """privacyIDEA's /validate/check (crates/mfa-core/src/backend/privacyidea/,
+    tests/privacyidea_fake.rs): a form body with user and pass; PI_PASS is accepted, with detail.user.groups (the
     add_user_in_response policy), any other pass rejected as a wrong PIN."""
 
     def __init__(self):

@@ -47,7 +47,7 @@ if [ -z "$module_dir" ]; then
     module_dir="$repo/target/module"
     so="$module_dir/rlm_mfa.so"
     stale=""
-    [ -f "$so" ] && stale=$(cd "$repo" && find src include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
+    [ -f "$so" ] && stale=$(cd "$repo" && find src crates/mfa-core include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
     if [ ! -f "$so" ] || [ -n "$stale" ]; then
         echo "== building rlm_mfa.so (feature freeradius, release)"
         ( cd "$repo" &&

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The module's unit tests (cargo test --lib) under AddressSanitizer, then under
-# LeakSanitizer alone, with the nightly toolchain.
+# The core's unit tests (cargo test -p mfa-core --lib) under AddressSanitizer,
+# then under LeakSanitizer alone, with the nightly toolchain.
 #
 #   scripts/asan.sh [address|leak]... [-- test filters and libtest options]
 #
@@ -38,7 +38,7 @@ host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 status=0
 for kind in "${kinds[@]}"; do
     dir=target/$([ "$kind" = address ] && echo asan || echo lsan)
-    echo "== cargo +nightly test --lib under -Zsanitizer=$kind (target $host, $dir)"
+    echo "== cargo +nightly test -p mfa-core --lib under -Zsanitizer=$kind (target $host, $dir)"
     # halt_on_error: the first bad access fails the test binary with its report.
     # abort_on_error=0 keeps the report readable instead of a core dump.
     if RUSTFLAGS="-Zsanitizer=$kind -Cdebuginfo=1 -Cforce-frame-pointers=yes" \

@@ -16,6 +16,9 @@ echo "== building rlm_mfa.so (feature freeradius)"
 cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
 cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
+# The test runs mfa-admin (crate mfa-admin) from beside its own binary: same profile.
+echo "== building mfa-admin"
+cargo build --release --locked -p mfa-admin
 
 echo "== $ROUNDS rounds of kill -9"
 export RLM_MFA_MODULE_DIR="$PWD/target/module" RLM_MFA_REQUIRE_INTEGRATION=1 RLM_MFA_CRASH_ROUNDS=$ROUNDS

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes every parser of outside input (fuzz/fuzz_targets/, bodies in src/fuzzing/)
+# Fuzzes every parser of outside input (fuzz/fuzz_targets/, bodies in
+# crates/mfa-core/src/fuzzing/)
 # with cargo-fuzz (libFuzzer), one target after the other, each on one core.
 #
 #   scripts/fuzz.sh                      every target, 1,000,000 executions each
@@ -10,7 +11,7 @@
 # The committed corpus (fuzz/corpus/<target>/) is read, never grown: new inputs go to
 # fuzz/corpus-full/<target>/ (not committed). A crash leaves its input in
 # fuzz/artifacts/<target>/; after the fix, copy it to fuzz/regressions/<target>/,
-# where `cargo test` replays it on stable (src/fuzzing/replay.rs).
+# where `cargo test` replays it on stable (crates/mfa-core/src/fuzzing/replay.rs).
 #
 # Toolchain: the rustup `nightly` toolchain (cargo-fuzz needs -Z flags); without it,
 # RUSTC_BOOTSTRAP=1 lets a stable toolchain take them.
@@ -57,14 +58,18 @@ status=0
 for t in "${targets[@]}"; do
     [ -n "${max_len[$t]:-}" ] || { echo "unknown target $t"; exit 2; }
     mkdir -p "fuzz/corpus-full/$t" "fuzz/corpus/$t" "fuzz/artifacts/$t"
-    log="fuzz/artifacts/$t/last-run.log"
+    # Beside the target's artifacts, not among them: cargo-fuzz lists every file of
+    # fuzz/artifacts/<target>/ as a failing input.
+    log="fuzz/artifacts/$t.last-run.log"
     echo "== $t: $runs executions"
     # One process, one thread: libFuzzer's default without -jobs/-workers.
     if (cd fuzz && "${cargo[@]}" fuzz run -O "$t" "corpus-full/$t" "corpus/$t" -- \
             -runs="$runs" -max_len="${max_len[$t]}" -timeout=10 -print_final_stats=1) >"$log" 2>&1; then
         outcome="no crash, every check held"
     else
-        outcome="FAILED: $(grep -m1 -E 'panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer' "$log" || echo see log) (input: $(grep -m1 -o 'artifacts/[^ ]*crash-[0-9a-f]*' "$log" || echo '?'))"
+        # A panic or failed check, a bad access, a leak (LeakSanitizer runs at the end of
+        # each input), a timeout or running out of memory: each leaves its input.
+        outcome="FAILED: $(grep -m1 -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)' "$log" || echo see log) (input: $(grep -m1 -oE 'artifacts/[^ ]*(crash|leak|timeout|oom|slow-unit)-[0-9a-f]+' "$log" || echo '?'))"
         status=1
     fi
     executed=$(grep -m1 -o 'number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
@@ -81,6 +86,6 @@ for t in "${targets[@]}"; do
     fi
 done
 
-echo "== results ($runs executions asked per target; logs in fuzz/artifacts/<target>/last-run.log)"
+echo "== results ($runs executions asked per target; logs in fuzz/artifacts/<target>.last-run.log)"
 printf '%s\n' "${summary[@]}"
 exit $status
