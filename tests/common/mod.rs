@@ -511,7 +511,7 @@ pub fn totp_at(time: u64) -> String {
     mfa_core::factor::otp::hotp_code(b"12345678901234567890", time / 30, 6, mfa_core::factor::otp::Algorithm::Sha1)
 }
 
-/// The module looks at the token file at most once a second (src/reload.rs).
+/// The module looks at the token file at most once a second (crates/mfa-core/src/store/reload.rs).
 pub fn wait_for_reload() {
     std::thread::sleep(Duration::from_millis(1100));
 }
