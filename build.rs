@@ -11,6 +11,10 @@
 //!   headers Debian's package leaves out; default `.deps/freeradius-src`, which
 //!   `scripts/setup.sh` fills from Debian's source package.
 //! - `LIBCLANG_PATH`: where bindgen finds libclang, if not in a standard place.
+//!
+//! Which headers of other packages the FreeRADIUS headers need follows their
+//! `autoconf.h` (include/header-packages, shared with `scripts/setup.sh`): FreeRADIUS
+//! 3.2.1 (Debian 12) includes pcre.h, 3.2.7 (Debian 13) does not.
 
 #[cfg(feature = "freeradius")]
 use std::env;
@@ -48,8 +52,8 @@ fn generate_bindings() -> Result<(), String> {
     if !installed.join("radiusd.h").is_file() {
         return Err(format!(
             "{} has no radiusd.h: install the headers of the FreeRADIUS you will load the module \
-             into (Debian: apt-get install libfreeradius-dev libtalloc-dev libpcre3-dev libssl-dev, \
-             or run scripts/setup.sh), or set FREERADIUS_INCLUDE_DIR to their directory",
+             into (Debian: run scripts/setup.sh, or apt-get install libfreeradius-dev and the \
+             packages include/header-packages names), or set FREERADIUS_INCLUDE_DIR to their directory",
             installed.display()
         ));
     }
@@ -94,18 +98,21 @@ fn generate_bindings() -> Result<(), String> {
         autoconf_text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["#define", "WITH_NDEBUG", "1"]);
     println!("cargo:rerun-if-changed={}", autoconf.display());
 
-    // Headers the FreeRADIUS headers include from other packages: say which one is missing
-    // rather than leave it to a clang error.
-    for (header, package) in
-        [("talloc.h", "libtalloc-dev"), ("pcre.h", "libpcre3-dev"), ("openssl/ssl.h", "libssl-dev")]
-    {
+    // Headers of other packages that the FreeRADIUS headers include, as their autoconf.h
+    // says (include/header-packages): say which package is missing rather than leave it
+    // to a clang error.
+    let table_path = manifest.join("include/header-packages");
+    println!("cargo:rerun-if-changed={}", table_path.display());
+    let table = fs::read_to_string(&table_path).map_err(|e| format!("{}: {e}", table_path.display()))?;
+    for (header, package) in headers_needed(&table, &autoconf_text) {
         let found = [system_include.as_path(), Path::new("/usr/include"), Path::new("/usr/local/include")]
             .iter()
             .any(|dir| dir.join(header).is_file());
         if !found {
             return Err(format!(
-                "{header} was not found; the FreeRADIUS headers include it: install {package} \
-                 (or run scripts/setup.sh)"
+                "{header} was not found; the FreeRADIUS headers in {} include it: install {package} \
+                 (or run scripts/setup.sh)",
+                installed.display()
             ));
         }
     }
@@ -180,4 +187,28 @@ fn has_libclang(dir: &Path) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+#[cfg(feature = "freeradius")]
+/// Whether autoconf.h defines `name` (`#define NAME ...`; `/* #undef NAME */` does not).
+fn defines(autoconf: &str, name: &str) -> bool {
+    autoconf.lines().any(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("#define") && words.next() == Some(name)
+    })
+}
+
+#[cfg(feature = "freeradius")]
+/// The (header, package) rows of include/header-packages whose condition autoconf.h meets.
+fn headers_needed<'a>(table: &'a str, autoconf: &str) -> Vec<(&'a str, &'a str)> {
+    table
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [condition, header, package] => Some((condition, header, package)),
+            _ => None,
+        })
+        .filter(|(condition, _, _)| *condition == "always" || defines(autoconf, condition))
+        .map(|(_, header, package)| (header, package))
+        .collect()
 }

@@ -10,6 +10,18 @@ scripts/setup.sh
 # A real privacyIDEA for tests/privacyidea.rs (PyPI, into .deps/privacyidea-venv).
 scripts/privacyidea.sh
 
+echo "== every locked dependency builds with the workspace's rust-version (Debian 13's Rust)"
+cargo metadata --locked --format-version 1 | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+version = lambda v: tuple(int(x) for x in v.split("."))
+ours = min(version(p["rust_version"]) for p in meta["packages"] if p["source"] is None)
+newer = ["%s %s needs Rust %s" % (p["name"], p["version"], p["rust_version"]) for p in meta["packages"]
+         if p.get("rust_version") and version(p["rust_version"]) > ours]
+if newer:
+    sys.exit("Cargo.lock holds packages newer than rust-version (see Cargo.toml): " + "; ".join(newer))
+'
+
 echo "== building rlm_mfa.so (feature freeradius)"
 # A target directory of its own, so that the two feature sets do not rebuild each other.
 cargo build --release --locked --lib --features freeradius --target-dir target/freeradius

@@ -7,6 +7,8 @@
 //!   `RLM_MODULE_FAIL` (or -1 at instantiate) and a log line, never an unwind into C;
 //! - `request`: a thin safe view of a `REQUEST` for the callbacks.
 
+// unnecessary_transmutes is a lint of Rust 1.88; Debian 13's 1.85 does not know it.
+#[allow(unknown_lints)]
 #[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, unnecessary_transmutes, clippy::all)]
 mod bindings {
     include!(concat!(env!("OUT_DIR"), "/freeradius_bindings.rs"));

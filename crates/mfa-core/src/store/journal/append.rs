@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 
 use super::error::{io_error, JournalError};
+use super::lock::unlock_file;
 use super::record::Record;
 use super::{LockState, StateJournal};
 
@@ -63,7 +64,7 @@ impl StateJournal {
         if result.is_ok() {
             self.compact_if_due();
         }
-        let _ = self.file.unlock();
+        let _ = unlock_file(&self.file);
         result
     }
 
@@ -103,7 +104,7 @@ impl StateJournal {
         }
         // After a compaction `file` is the new, unlocked file; the old one's lock
         // went with its descriptor. Unlocking an unlocked file is harmless.
-        let _ = self.file.unlock();
+        let _ = unlock_file(&self.file);
         result
     }
 

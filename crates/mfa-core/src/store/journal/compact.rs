@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::error::{io_error, JournalError};
+use super::lock::unlock_file;
 use super::StateJournal;
 use crate::store::atomic::{self, AtomicError, NewFile, Owner, Step};
 
@@ -14,7 +15,7 @@ impl StateJournal {
     pub fn compact(&mut self) -> Result<(), JournalError> {
         self.lock_current()?;
         let result = self.read_new(true).and_then(|()| self.compact_locked());
-        let _ = self.file.unlock();
+        let _ = unlock_file(&self.file);
         result
     }
 

@@ -5,15 +5,29 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
+use rustix::fs::{flock, FlockOperation};
+
 use super::error::{io_error, JournalError};
 use super::StateJournal;
+
+/// The exclusive `flock` every writer of the journal takes (the module and mfa-admin).
+/// Through rustix rather than std's `File::lock`, which needs Rust 1.89: the workspace
+/// builds with Debian 13's Rust 1.85 (the Dockerfile). Both are `flock(2)`.
+pub(super) fn lock_file(file: &fs::File) -> io::Result<()> {
+    flock(file, FlockOperation::LockExclusive).map_err(io::Error::from)
+}
+
+/// Releases [`lock_file`]'s lock; unlocking an unlocked file is harmless.
+pub(super) fn unlock_file(file: &fs::File) -> io::Result<()> {
+    flock(file, FlockOperation::Unlock).map_err(io::Error::from)
+}
 
 impl StateJournal {
     /// Takes the lock on the file that is at `path` right now: a compaction by
     /// someone else may have replaced it while we waited for the old one.
     pub(super) fn lock_current(&mut self) -> Result<(), JournalError> {
         loop {
-            self.file.lock().map_err(io_error("lock", &self.path))?;
+            lock_file(&self.file).map_err(io_error("lock", &self.path))?;
             // A file that still has a name is the one at `path` (a compaction renames a
             // new file over it, leaving ours with none): one fstat, no look at the path.
             let meta = self.file.metadata().map_err(io_error("inspect", &self.path))?;
@@ -24,18 +38,18 @@ impl StateJournal {
             match fs::metadata(&self.path) {
                 Ok(meta) if (meta.dev(), meta.ino()) == self.file_id => return Ok(()),
                 Ok(_) => {
-                    let _ = self.file.unlock();
+                    let _ = unlock_file(&self.file);
                     self.reopen()?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Someone deleted the journal: write what we know back, so
                     // that used codes stay used. Then lock the new file.
                     let rewritten = self.read_new(true).and_then(|()| self.compact_locked());
-                    let _ = self.file.unlock();
+                    let _ = unlock_file(&self.file);
                     rewritten?;
                 }
                 Err(e) => {
-                    let _ = self.file.unlock();
+                    let _ = unlock_file(&self.file);
                     return Err(io_error("inspect", &self.path)(e));
                 }
             }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::JournalError;
 use super::file::open_file;
+use super::lock::unlock_file;
 use super::state::{LockState, States};
 use crate::factor::state::TokenState;
 
@@ -64,7 +65,7 @@ impl StateJournal {
         // Under the lock no writer is mid-line, so a partial last line is a
         // dead writer's and can be cut off.
         let loaded = journal.read_new(true);
-        let _ = journal.file.unlock();
+        let _ = unlock_file(&journal.file);
         loaded?;
         journal.since_compaction = journal.garbage_estimate();
         Ok(journal)
