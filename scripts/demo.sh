@@ -35,7 +35,8 @@ printf 'always ok {\n\trcode = ok\n}\n' > "$DIR/mods-enabled/always"
 printf 'demo\tCleartext-Password := "demo-password"\n' > "$DIR/mods-config/files/authorize"
 
 export MFA_TOKENS=$DIR/mods-config/mfa/tokens.json
-export MFA_STATE=$DIR/db/mfa/state.jsonl
+# Where the shipped mods-available/mfa keeps it: ${localstatedir}/lib/freeradius/mfa.
+export MFA_STATE=$DIR/var/lib/freeradius/mfa/state.jsonl
 echo
 echo "== enrolling the user \"demo\": scan this with an authenticator app"
 "$ADMIN" enroll demo --issuer "rlm_mfa demo"

@@ -21,7 +21,7 @@ use mfa_core::store::journal::{JournalOptions, StateJournal, TokenState};
 use mfa_core::store::tokens::{Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
 
 const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
-const DEFAULT_STATE: &str = "/etc/freeradius/3.0/mfa/state.jsonl";
+const DEFAULT_STATE: &str = "/var/lib/freeradius/mfa/state.jsonl";
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -31,7 +31,7 @@ struct Cli {
     /// Token file [env: MFA_TOKENS] [default: /etc/freeradius/3.0/mods-config/mfa/tokens.json]
     #[arg(long, global = true, value_name = "PATH")]
     tokens: Option<PathBuf>,
-    /// State journal [env: MFA_STATE] [default: /etc/freeradius/3.0/mfa/state.jsonl]
+    /// State journal [env: MFA_STATE] [default: /var/lib/freeradius/mfa/state.jsonl]
     #[arg(long, global = true, value_name = "PATH")]
     state: Option<PathBuf>,
     #[command(subcommand)]

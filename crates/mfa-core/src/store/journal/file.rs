@@ -17,11 +17,7 @@ const DIR_MODE: u32 = 0o700;
 pub(super) fn open_file(path: &Path) -> Result<(File, (u64, u64)), JournalError> {
     let dir = parent_dir(path);
     if !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(io_error("create the directory of", path))?;
+        create_dirs(dir).map_err(io_error("create the directory of", path))?;
     }
     let mut options = OpenOptions::new();
     options.read(true).append(true);
@@ -37,6 +33,33 @@ pub(super) fn open_file(path: &Path) -> Result<(File, (u64, u64)), JournalError>
     };
     let meta = file.metadata().map_err(io_error("inspect", path))?;
     Ok((file, (meta.dev(), meta.ino())))
+}
+
+/// Creates `dir` and its missing parents, private, each given the owner of the
+/// directory it is made in, as the journal is given its directory's: mfa-admin run
+/// as root where the server's user owns the parent (Debian: /var/lib/freeradius)
+/// must not leave a directory the server cannot write to. Best effort, as below.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at);
+        at = at.parent().unwrap_or(Path::new(""));
+    }
+    for new in missing.into_iter().rev() {
+        match DirBuilder::new().mode(DIR_MODE).create(new) {
+            Ok(()) => {}
+            // Someone else made it meanwhile: theirs stays as it is.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        if let (Ok(parent), Ok(meta)) = (fs::metadata(parent_dir(new)), fs::metadata(new)) {
+            if (parent.uid(), parent.gid()) != (meta.uid(), meta.gid()) {
+                let _ = std::os::unix::fs::chown(new, Some(parent.uid()), Some(parent.gid()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A journal created by root (mfa-admin) in the module's directory is given the
@@ -68,5 +91,27 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn directories_it_creates_take_the_owner_of_their_parent() {
+        let dir = new_dir();
+        let top = dir.journal_path().parent().unwrap().to_path_buf();
+        let path = top.join("a/b/state.jsonl");
+        fs::create_dir_all(&top).unwrap();
+        // Root (CI) can hand the parent to another user, as Debian's /var/lib/freeradius
+        // belongs to freerad; anyone else checks the same rule with their own owner.
+        let owner = if std::os::unix::fs::chown(&top, Some(65534), Some(65534)).is_ok() {
+            (65534, 65534)
+        } else {
+            let meta = fs::metadata(&top).unwrap();
+            (meta.uid(), meta.gid())
+        };
+        let _ = open(&path);
+        for made in [top.join("a"), top.join("a/b"), path.clone()] {
+            let meta = fs::metadata(&made).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), owner, "{}", made.display());
+        }
+        assert_eq!(fs::metadata(top.join("a/b")).unwrap().mode() & 0o777, 0o700);
     }
 }
