@@ -16,5 +16,6 @@ mod bindings {
 
 mod conf;
 mod module;
+mod post_auth;
 mod request;
 mod sections;

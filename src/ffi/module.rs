@@ -6,17 +6,20 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::bindings::{
-    cf_log_err_cs, cf_section_name1, cf_section_name2, module_t, packetmethod, rlm_components_MOD_AUTHENTICATE,
-    rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t,
-    rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID,
-    rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED,
-    rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD, PW_STATE, PW_USER_NAME,
-    PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    cf_log_err_cs, cf_section_name1, cf_section_name2, log_type_L_WARN, module_t, packetmethod, radlog,
+    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT,
+    rlm_components_MOD_POST_AUTH, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL,
+    rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID, rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK,
+    rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION,
+    PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT,
+    PW_EAP_MESSAGE, PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{self, Instance};
-use super::request::{log_raw, List, NasIdentity, Request};
+use super::post_auth;
+use super::request::{log_raw, List, NasIdentity, Request, Slot};
 use mfa_core::clock::SystemClock;
 use mfa_core::config::Config;
+use mfa_core::engine::post_auth::{Duty, PostAuthInput};
 use mfa_core::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, Outcome};
 use mfa_core::guard::{guarded, install_panic_hook};
 
@@ -26,11 +29,12 @@ pub struct ModuleExport(module_t);
 // SAFETY: immutable after load; the pointers are to 'static data and functions.
 unsafe impl Sync for ModuleExport {}
 
-/// One slot per section; only authorize and authenticate are ours.
+/// One slot per section: authorize, authenticate and post-auth are ours.
 const fn methods() -> [packetmethod; rlm_components_MOD_COUNT as usize] {
     let mut m: [packetmethod; rlm_components_MOD_COUNT as usize] = [None; rlm_components_MOD_COUNT as usize];
     m[rlm_components_MOD_AUTHENTICATE as usize] = Some(mod_authenticate);
     m[rlm_components_MOD_AUTHORIZE as usize] = Some(mod_authorize);
+    m[rlm_components_MOD_POST_AUTH as usize] = Some(mod_post_auth);
     m
 }
 
@@ -93,6 +97,19 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
             }
         }
         raw.privacyidea.realms = super::sections::privacyidea_realms(conf);
+        if let Err(e) = post_auth::register_attribute() {
+            config_error(conf, &format!("rlm_mfa ({name}): {e}"));
+            return -1;
+        }
+        for server in post_auth::unchecked_servers(conf, &name) {
+            let text = std::ffi::CString::new(format!(
+                "rlm_mfa ({name}): virtual server \"{server}\" uses {name} but does not list it in post-auth: \
+                 there an Accept that did not pass through {name} (an Auth-Type set by policy, EAP with an inner \
+                 MSCHAPv2, ...) is not refused; add \"{name}\" to its post-auth section (see sites-available/mfa)"
+            ))
+            .unwrap_or_default();
+            radlog(log_type_L_WARN, c"%s".as_ptr(), text.as_ptr());
+        }
         let cfg = match Config::from_raw(&raw) {
             Ok(c) => c,
             Err(e) => {
@@ -179,6 +196,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             password: request.bytes(List::Request, PW_USER_PASSWORD),
             auth_type: auth_type.as_deref(),
             has_state: request.bytes(List::Request, PW_STATE).is_some(),
+            eap: request.bytes(List::Request, PW_EAP_MESSAGE).is_some(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);
@@ -209,6 +227,16 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             );
             return rlm_rcodes_RLM_MODULE_FAIL;
         }
+        if out.deferred && !request.keep(Slot::Pending, engine.name(), "") {
+            request.log(Level::Error, "cannot keep a mark with the request");
+            return rlm_rcodes_RLM_MODULE_FAIL;
+        }
+        // Inside a tunnel: the outer login's Accept will need this user verified.
+        if request.is_inner() && !matches!(out.outcome, Some(Outcome::Reject | Outcome::Invalid | Outcome::Userlock)) {
+            if let Duty::Required(user) = engine.duty(request.bytes(List::Request, PW_USER_NAME)) {
+                post_auth::inner_required(&mut request, engine.name(), &user);
+            }
+        }
         if let Some(message) = &out.reply_message {
             request.add_reply_message(message);
         }
@@ -219,6 +247,8 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     with_engine(instance, raw, |engine, mut request| {
         let stashed_code = request.take_stash(engine.name());
+        let deferred_split = request.take(Slot::Pending, engine.name()).is_some();
+        let eap = request.bytes(List::Request, PW_EAP_MESSAGE).is_some();
         let pushes = engine.config().push.is_some();
         let privacyidea = engine.config().privacyidea.is_some();
         let binds_nas = pushes || privacyidea || engine.config().mode.challenges();
@@ -244,6 +274,8 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
                 String::new()
             },
             stashed_code,
+            eap,
+            deferred_split,
         });
         for line in &out.log {
             request.log(line.level, &line.text);
@@ -263,6 +295,71 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
                 return rlm_rcodes_RLM_MODULE_FAIL;
             }
         }
+        if let Some(split) = &out.split {
+            // EAP-GTC: the password part for the first factor, the code for the next call.
+            if !request.overwrite_request_string(PW_USER_PASSWORD, &split.password)
+                || !request.stash(engine.name(), &split.code)
+            {
+                request.log(Level::Error, "cannot keep the code with the request");
+                return rlm_rcodes_RLM_MODULE_FAIL;
+            }
+        }
+        if out.outcome == Some(Outcome::Ok) {
+            if !request.keep(Slot::Verified, engine.name(), "") {
+                request.log(Level::Error, "cannot keep a mark with the request");
+                return rlm_rcodes_RLM_MODULE_FAIL;
+            }
+            if request.is_inner() {
+                let name = request.bytes(List::Request, PW_USER_NAME);
+                let user = match engine.duty(name) {
+                    Duty::Required(user) => user,
+                    Duty::NotRequired => String::from_utf8_lossy(name.unwrap_or_default()).into_owned(),
+                };
+                post_auth::inner_verified(&mut request, engine.name(), &user);
+            }
+        }
         rcode(out.outcome)
+    })
+}
+
+/// Reply attributes that make an Accept useful, removed when post-auth refuses it:
+/// the EAP-Success inside, and the keys an EAP method derived (MS-MPPE-*, vendor 311).
+const ACCEPT_ONLY: [(u32, u32); 3] = [(PW_EAP_MESSAGE, 0), (16, 311), (17, 311)];
+
+unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    with_engine(instance, raw, |engine, mut request| {
+        let code = request.reply_code();
+        if code == PW_CODE_PW_CODE_ACCESS_REJECT || code == PW_CODE_PW_CODE_ACCESS_CHALLENGE {
+            return rlm_rcodes_RLM_MODULE_NOOP;
+        }
+        let verified_here = request.take(Slot::Verified, engine.name()).is_some();
+        let tunnel = if request.is_inner() || verified_here {
+            vec![]
+        } else {
+            post_auth::outer_records(&request, engine.name())
+        };
+        let mut path = match request.auth_type() {
+            Some(t) => format!("Auth-Type \"{t}\""),
+            None => "no Auth-Type".to_string(),
+        };
+        if let Some(eap) = request.eap_type() {
+            path.push_str(&format!(", EAP-Type \"{eap}\""));
+        }
+        path.push_str(&format!(", virtual server \"{}\"", request.server()));
+        let out = engine.post_auth(PostAuthInput {
+            user_name: request.bytes(List::Request, PW_USER_NAME),
+            verified_here,
+            tunnel,
+            path: &path,
+        });
+        for line in &out.log {
+            request.log(line.level, &line.text);
+        }
+        if out.outcome == Outcome::Reject {
+            for (attr, vendor) in ACCEPT_ONLY {
+                request.delete_reply(attr, vendor);
+            }
+        }
+        rcode(Some(out.outcome))
     })
 }

@@ -8,12 +8,12 @@ use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
 
 use super::bindings::{
-    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_find_by_num, fr_pair_make, fr_pair_replace,
-    fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2,
-    log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN, rad_debug_lvl,
-    radlog_request, request_data_add, request_data_get, talloc_strndup, PW_AUTH_TYPE, PW_CALLING_STATION_ID,
-    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE,
-    PW_STATE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY, VALUE_PAIR,
+    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_delete_by_num, fr_pair_find_by_num, fr_pair_make,
+    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET,
+    log_lvl_L_DBG_LVL_2, log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
+    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup, PW_AUTH_TYPE,
+    PW_CALLING_STATION_ID, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_EAP_TYPE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS,
+    PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE, PW_STATE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY, VALUE_PAIR,
 };
 use mfa_core::engine::Level;
 use mfa_core::text::cut;
@@ -258,12 +258,20 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Keeps a string with the request under `key` until [`Request::take_stash`].
     /// Keeps `value` with the request under the module instance `name`, until
     /// [`Request::take_stash`]: keyed by name, not by instance memory, so that
     /// authenticate finds it even when a HUP replaced the instance in between.
     pub fn stash(&mut self, name: &str, value: &str) -> bool {
-        let (key, tag) = stash_key(name);
+        self.keep(Slot::Code, name, value)
+    }
+
+    pub fn take_stash(&mut self, name: &str) -> Option<String> {
+        self.take(Slot::Code, name)
+    }
+
+    /// Keeps a string with the request in one of the module's slots, until [`Request::take`].
+    pub fn keep(&mut self, slot: Slot, name: &str, value: &str) -> bool {
+        let (key, tag) = stash_key(slot, name);
         // A C string ends at its first NUL: escape it, so that "123456<NUL>junk" stays a
         // malformed code instead of coming back as "123456".
         let value = value.replace('\0', "\\0");
@@ -277,8 +285,9 @@ impl<'a> Request<'a> {
         }
     }
 
-    pub fn take_stash(&mut self, name: &str) -> Option<String> {
-        let (key, tag) = stash_key(name);
+    /// Takes (removes) what [`Request::keep`] kept in `slot`.
+    pub fn take(&mut self, slot: Slot, name: &str) -> Option<String> {
+        let (key, tag) = stash_key(slot, name);
         // SAFETY: the data under this key is only ever a string this module stashed.
         unsafe {
             let p = request_data_get(self.raw, key, tag) as *const c_char;
@@ -287,6 +296,104 @@ impl<'a> Request<'a> {
             }
             Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
         }
+    }
+
+    /// Whether the request is an inner-tunnel one (EAP-TTLS, PEAP): it has a parent.
+    pub fn is_inner(&self) -> bool {
+        // SAFETY: a field of a valid request.
+        unsafe { !(*self.raw).parent.is_null() }
+    }
+
+    /// The reply's code so far (0 when none is set).
+    pub fn reply_code(&self) -> u32 {
+        // SAFETY: the reply is valid (from_raw).
+        unsafe { (*(*self.raw).reply).code }
+    }
+
+    /// The name of the request's virtual server.
+    pub fn server(&self) -> String {
+        // SAFETY: `server` is null or a string of the configuration, alive while the server runs.
+        unsafe {
+            let p = (*self.raw).server;
+            if p.is_null() {
+                return String::new();
+            }
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+
+    /// The name of the request's EAP-Type (rlm_eap sets it), if any.
+    pub fn eap_type(&self) -> Option<String> {
+        let value = self.integer(List::Request, PW_EAP_TYPE)?;
+        // SAFETY: the dictionary value lives as long as the server.
+        unsafe {
+            let dv = dict_valbyattr(PW_EAP_TYPE, 0, value as i32);
+            if dv.is_null() {
+                return Some(value.to_string());
+            }
+            Some(std::ffi::CStr::from_ptr((*dv).name.as_ptr()).to_string_lossy().into_owned())
+        }
+    }
+
+    /// The outermost request: the request itself outside a tunnel.
+    fn root(&self) -> *mut REQUEST {
+        let mut r = self.raw;
+        // SAFETY: parents outlive their inner requests, which run synchronously inside them.
+        unsafe {
+            while !(*r).parent.is_null() {
+                r = (*r).parent;
+            }
+        }
+        r
+    }
+
+    /// The values of `attr` (octets) in the outermost request's session-state.
+    pub fn root_state_values(&self, attr: u32) -> Vec<Vec<u8>> {
+        let root = self.root();
+        let mut out = Vec::new();
+        // SAFETY: the root is live (see root); the list is walked read-only, each pair's
+        // `da` is its dictionary entry, and octets pairs keep `length` bytes at `octets`.
+        unsafe {
+            let mut vp = (*root).state;
+            while !vp.is_null() {
+                let da = (*vp).da;
+                if !da.is_null() && (*da).attr == attr && (*da).vendor == 0 {
+                    let data = (*vp).data.octets;
+                    if !data.is_null() {
+                        out.push(std::slice::from_raw_parts(data, (*vp).length).to_vec());
+                    }
+                }
+                vp = (*vp).next;
+            }
+        }
+        out
+    }
+
+    /// Adds `attr = value` to the outermost request's session-state, which FreeRADIUS
+    /// keeps from round to round of the login (and drops with it).
+    pub fn add_root_state(&mut self, attr: u32, value: &[u8]) -> bool {
+        let root = self.root();
+        // SAFETY: the pair is allocated under the session-state's own context, as the
+        // server's `update session-state` does, and added to the list it owns.
+        unsafe {
+            let ctx = (*root).state_ctx;
+            if ctx.is_null() {
+                return false;
+            }
+            let vp = fr_pair_afrom_num(ctx, attr, 0);
+            if vp.is_null() {
+                return false;
+            }
+            fr_pair_value_memcpy(vp, value.as_ptr(), value.len());
+            fr_pair_add(&mut (*root).state, vp);
+            true
+        }
+    }
+
+    /// Removes every `attr` of `vendor` from the reply.
+    pub fn delete_reply(&mut self, attr: u32, vendor: u32) {
+        // SAFETY: the reply owns its list; the server's delete frees the pairs it removes.
+        unsafe { fr_pair_delete_by_num(&mut (*(*self.raw).reply).vps, attr, vendor, TAG_ANY as i8) };
     }
 
     pub fn log(&self, level: Level, text: &str) {
@@ -347,15 +454,33 @@ impl NasIdentity {
     }
 }
 
-/// request_data's key for a module instance: this library's own static (no other
-/// module uses its address) and a hash of the instance name.
-fn stash_key(name: &str) -> (*mut c_void, i32) {
+/// What the module keeps with a request.
+#[derive(Clone, Copy)]
+pub enum Slot {
+    /// The code split off in authorize (or at authenticate, EAP-GTC).
+    Code,
+    /// authorize saw an EAP request without the typed text.
+    Pending,
+    /// authenticate accepted this request.
+    Verified,
+}
+
+/// request_data's key for a module instance: one of this library's own statics (no
+/// other module uses their addresses) and a hash of the instance name.
+fn stash_key(slot: Slot, name: &str) -> (*mut c_void, i32) {
     static STASH: u8 = 0;
+    static PENDING: u8 = 0;
+    static VERIFIED: u8 = 0;
+    let key = match slot {
+        Slot::Code => &STASH,
+        Slot::Pending => &PENDING,
+        Slot::Verified => &VERIFIED,
+    };
     let mut hash: u32 = 0x811c_9dc5; // FNV-1a: small, stable, enough to tell instance names apart
     for b in name.bytes() {
         hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
-    (&STASH as *const u8 as *mut c_void, hash as i32)
+    (key as *const u8 as *mut c_void, hash as i32)
 }
 
 /// Address families as FreeRADIUS stores them (the C library's values).

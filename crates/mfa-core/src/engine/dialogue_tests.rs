@@ -233,6 +233,7 @@ fn auto_mode_checks_a_joined_code_at_once() {
         password: Some(format!("secret,{}", totp(T)).as_bytes()),
         auth_type: None,
         has_state: false,
+        eap: false,
     });
     assert_eq!(out.password.as_deref(), Some("secret"));
     let code = out.stashed_code.clone().unwrap();
@@ -249,6 +250,7 @@ fn auto_mode_checks_a_joined_code_at_once() {
         password: Some(b"secret,word"),
         auth_type: None,
         has_state: false,
+        eap: false,
     });
     assert_eq!(alone.password, None, "no code in the field: the password stays whole");
     assert_eq!(f.start("bob").outcome, Some(Outcome::Challenge));
@@ -265,6 +267,7 @@ fn auto_mode_leaves_a_field_that_is_not_utf8_whole() {
         password: Some(&field),
         auth_type: None,
         has_state: false,
+        eap: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Updated));
     assert_eq!(out.password, None);
@@ -279,6 +282,7 @@ fn the_answer_round_skips_the_password_split() {
         password: Some(b"x,123456"),
         auth_type: None,
         has_state: true,
+        eap: false,
     });
     assert_eq!(out.password, None);
     assert_eq!(out.stashed_code, None);
@@ -317,6 +321,7 @@ fn auto_mode_code_pattern_is_configurable() {
             password: Some(b"secret,ab12"),
             auth_type: None,
             has_state: false,
+            eap: false,
         });
         assert_eq!(out.stashed_code.is_some(), holds_code);
     }

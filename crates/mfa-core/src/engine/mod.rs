@@ -22,9 +22,12 @@ use crate::store::tokens::{Token, TokenDb};
 
 mod codes;
 mod dialogue;
+mod eap;
+pub mod post_auth;
 mod privacyidea;
 mod push;
 
+pub use eap::LateSplit;
 pub use privacyidea::PiEngine;
 
 use codes::Given;
@@ -66,6 +69,8 @@ pub struct AuthorizeInput<'a> {
     pub auth_type: Option<&'a str>,
     /// Whether the request carries a State (the answer to a challenge).
     pub has_state: bool,
+    /// Whether the request carries an EAP-Message (802.1X: the eap module's).
+    pub eap: bool,
 }
 
 /// What authorize asks the FFI layer to do. Holds the code: no Debug.
@@ -80,6 +85,9 @@ pub struct AuthorizeOutput {
     /// The code part, kept with the request for authenticate.
     pub stashed_code: Option<String>,
     pub reply_message: Option<String>,
+    /// An EAP request without the typed text (EAP-GTC sends it later): authenticate
+    /// is to split "password,code" itself (kept with the request by the FFI layer).
+    pub deferred: bool,
     pub log: Vec<LogLine>,
 }
 
@@ -117,6 +125,11 @@ pub struct AuthenticateInput<'a> {
     /// The NAS's address (privacyIDEA's `client`).
     pub nas_address: String,
     pub stashed_code: Option<String>,
+    /// The request carries an EAP-Message: a State is the EAP session's, not ours.
+    pub eap: bool,
+    /// authorize saw this request without the typed text (EAP-GTC), so nothing was
+    /// split off: User-Password now holds "password,code".
+    pub deferred_split: bool,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +141,9 @@ pub struct AuthenticateOutput {
     pub challenge_state: Option<Vec<u8>>,
     /// With `Outcome::Ok`: the `reply` rules' attributes (name, value).
     pub reply_attributes: Vec<(String, String)>,
+    /// With `Outcome::Updated`: "password,code" split here (EAP-GTC), for the first
+    /// factor that follows and the module's next call.
+    pub split: Option<LateSplit>,
     pub log: Vec<LogLine>,
 }
 
@@ -368,7 +384,7 @@ impl Engine {
     fn authorize_inner(&self, input: &AuthorizeInput<'_>, trail: &mut Trail) -> AuthorizeOutput {
         let mut out = AuthorizeOutput::default();
         if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
-            trail.debug(format!("control:Auth-Type is already \"{other}\", leaving the request alone"));
+            trail.info(auth_type_already(other, &self.name));
             out.outcome = Some(Outcome::Noop);
             return out;
         }
@@ -418,6 +434,14 @@ impl Engine {
             }
         }
 
+        if input.eap && input.password.is_none() {
+            // 802.1X: the eap module runs the conversation; with EAP-GTC the typed text
+            // reaches this module's authenticate (eap's gtc { auth_type }), split there.
+            trail.debug("EAP request without User-Password: left to eap, the code is checked at authenticate");
+            out.deferred = true;
+            out.outcome = Some(Outcome::Noop);
+            return out;
+        }
         if input.has_state && self.cfg.mode.challenges() {
             // The answer to our challenge: the field holds the answer, not a password.
             trail.debug("answer to a challenge: Auth-Type goes straight to this module");
@@ -498,6 +522,9 @@ impl Engine {
     }
 
     pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        if let Some(out) = self.split_late(&input) {
+            return out;
+        }
         let mut trail = Trail::default();
         let user_name = input.user_name;
         let decision = self.authenticate_inner(input, &mut trail);
@@ -510,6 +537,7 @@ impl Engine {
             reply_messages: decision.messages,
             challenge_state: decision.state,
             reply_attributes,
+            split: None,
             log: trail.log,
         }
     }
@@ -531,8 +559,11 @@ impl Engine {
 
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
+        if input.eap && input.state.is_some() {
+            trail.debug("the State belongs to the EAP session (the eap module's), not to this module");
+        }
         if self.cfg.mode != Mode::Otp {
-            if let Some(state) = input.state {
+            if let Some(state) = input.state.filter(|_| !input.eap) {
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
@@ -666,6 +697,14 @@ impl Backend {
             Backend::PrivacyIdea(e) => e.authenticate(input),
         }
     }
+}
+
+/// The per-request line when policy chose another Auth-Type before the module.
+fn auth_type_already(other: &str, name: &str) -> String {
+    format!(
+        "control:Auth-Type is already \"{other}\" (an earlier module or policy set it): {name} does not check \
+         the second factor here, and its post-auth check refuses the Accept of a user who has one"
+    )
 }
 
 /// In auto mode, what stands in place of the code to ask for a push.

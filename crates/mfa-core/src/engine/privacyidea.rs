@@ -124,7 +124,7 @@ impl PiEngine {
     }
 
     /// The user and RADIUS realm of a User-Name; an error says why it is unusable.
-    fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
+    pub(super) fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
         let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
         Ok((parsed.user, parsed.realm))
     }
@@ -133,7 +133,10 @@ impl PiEngine {
         let mut trail = Trail::default();
         let mut out = AuthorizeOutput::default();
         if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
-            trail.debug(format!("control:Auth-Type is already \"{other}\", leaving the request alone"));
+            trail.info(super::auth_type_already(other, &self.name));
+            out.outcome = Some(Outcome::Noop);
+        } else if input.eap && input.password.is_none() {
+            trail.debug("EAP request without User-Password: left to eap");
             out.outcome = Some(Outcome::Noop);
         } else {
             match self.names(input.user_name) {
@@ -169,6 +172,7 @@ impl PiEngine {
             reply_messages: ending.decision.messages,
             challenge_state: ending.decision.state,
             reply_attributes: ending.attributes,
+            split: None,
             log: trail.log,
         }
     }

@@ -70,6 +70,7 @@ impl Fixture {
             password: Some(password.as_bytes()),
             auth_type: None,
             has_state: false,
+            eap: false,
         })
     }
 
@@ -245,6 +246,7 @@ fn authorize_sets_names_and_auth_type() {
         password: Some(b"1"),
         auth_type: Some("Accept"),
         has_state: false,
+        eap: false,
     });
     assert_eq!(other.outcome, Some(Outcome::Noop));
     assert!(!other.set_auth_type);
@@ -254,6 +256,7 @@ fn authorize_sets_names_and_auth_type() {
         password: Some(b"1"),
         auth_type: Some("mfa"),
         has_state: false,
+        eap: false,
     });
     assert_eq!(ours.outcome, Some(Outcome::Updated));
     assert!(!ours.set_auth_type);
@@ -311,6 +314,7 @@ fn password_otp_mode_refuses_a_field_that_is_not_utf8() {
         password: Some(&field),
         auth_type: None,
         has_state: false,
+        eap: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Reject));
     assert_eq!(out.password, None, "nothing is handed to the first factor");

@@ -1,0 +1,265 @@
+//! The post-auth check: no Accept of a user who must present a second factor
+//! unless the module verified it in this login, whatever the wiring.
+//!
+//! An Accept can come about without the module's authenticate: an Auth-Type set by
+//! policy before the module (`Accept`, `PAP`), rlm_eap replacing `Auth-Type mfa`
+//! with its own (EAP-MD5, PEAP or TTLS with an inner MSCHAPv2, CHAP...). The module's
+//! post-auth method, listed in the post-auth section of every site that uses it,
+//! refuses those, with one log line naming the path that tried.
+//!
+//! "Verified in this login" is, for a request of its own (RADIUS, or an inner-tunnel
+//! request), a mark the FFI layer keeps with the request when authenticate accepts.
+//! For the outer request of an EAP login the inner tunnel did the work, possibly in
+//! an earlier round (PEAP sends its Accept one round after the inner success): the
+//! inner requests leave a handle in the outer login's session-state, which FreeRADIUS
+//! carries from round to round and drops with the login, and the records behind the
+//! handles live here, in [`Logins`], where nothing a client sends can reach them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{Backend, Engine, LogLine, Outcome, PiEngine, Trail};
+
+/// Whether a user must present a second factor to a module instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Duty {
+    /// The user is in the token file, or `require_token = yes` (privacyIDEA: always).
+    /// The name is the one the token store knows, for the log.
+    Required(String),
+    /// Not in the token file, and `require_token = no`: the rest of the
+    /// configuration decides.
+    NotRequired,
+}
+
+/// What post-auth reads from the request.
+pub struct PostAuthInput<'a> {
+    pub user_name: Option<&'a [u8]>,
+    /// The module's authenticate accepted this request.
+    pub verified_here: bool,
+    /// What inner tunnels recorded for this instance in the login's session-state
+    /// (outer requests only; taken from [`Logins`]).
+    pub tunnel: Vec<Record>,
+    /// How the Accept came about, for the log line, e.g. `Auth-Type "EAP", EAP-Type "MD5"`.
+    pub path: &'a str,
+}
+
+pub struct PostAuthOutput {
+    pub outcome: Outcome,
+    pub log: Vec<LogLine>,
+}
+
+impl Engine {
+    fn duty(&self, user_name: Option<&[u8]>) -> Duty {
+        let mut trail = Trail::default();
+        match self.resolve(user_name, &mut trail) {
+            Ok(names) if self.cfg.require_token || self.tokens(&mut trail).user(&names.lookup).is_some() => {
+                Duty::Required(names.lookup)
+            }
+            Ok(_) => Duty::NotRequired,
+            Err(_) if self.cfg.require_token => Duty::Required(shown(user_name)),
+            Err(_) => Duty::NotRequired,
+        }
+    }
+}
+
+impl PiEngine {
+    /// privacyIDEA decides who has a token: every user is its to check.
+    fn duty(&self, user_name: Option<&[u8]>) -> Duty {
+        match self.names(user_name) {
+            Ok((user, _)) => Duty::Required(user),
+            Err(_) => Duty::Required(shown(user_name)),
+        }
+    }
+}
+
+/// A User-Name for a log line, whatever it holds.
+fn shown(user_name: Option<&[u8]>) -> String {
+    match user_name {
+        Some(name) => String::from_utf8_lossy(name).chars().filter(|c| !c.is_control()).collect(),
+        None => "(no User-Name)".into(),
+    }
+}
+
+impl Backend {
+    /// Whether `user_name` must present a second factor to this instance.
+    pub fn duty(&self, user_name: Option<&[u8]>) -> Duty {
+        match self {
+            Backend::Local(e) => e.duty(user_name),
+            Backend::PrivacyIdea(e) => e.duty(user_name),
+        }
+    }
+
+    /// The check on an Accept: `Ok` when the module verified the second factor in
+    /// this login, `Noop` when the user has none to present, `Reject` otherwise.
+    pub fn post_auth(&self, input: PostAuthInput<'_>) -> PostAuthOutput {
+        let mut trail = Trail::default();
+        let outcome = self.post_auth_inner(&input, &mut trail);
+        PostAuthOutput { outcome, log: trail.log }
+    }
+
+    fn post_auth_inner(&self, input: &PostAuthInput<'_>, trail: &mut Trail) -> Outcome {
+        if input.verified_here {
+            trail.debug("post-auth: the second factor was verified in this request");
+            return Outcome::Ok;
+        }
+        if let Some(inner) = input.tunnel.iter().find(|r| r.verified) {
+            trail.debug(format!("post-auth: the second factor of \"{}\" was verified inside the tunnel", inner.user));
+            return Outcome::Ok;
+        }
+        if let Some(inner) = input.tunnel.first() {
+            trail.warn(format!(
+                "rejected: the inner tunnel let \"{}\" in without the second factor, then the Accept came \
+                 through {} (list {} in the post-auth section of the inner-tunnel site too)",
+                inner.user,
+                input.path,
+                self.name()
+            ));
+            return Outcome::Reject;
+        }
+        match self.duty(input.user_name) {
+            Duty::NotRequired => {
+                trail.debug("post-auth: the user has no second factor to present");
+                Outcome::Noop
+            }
+            Duty::Required(user) => {
+                trail.warn(format!(
+                    "rejected: an Accept of \"{user}\" without the second factor, through {}: \
+                     {} did not verify it in this login",
+                    input.path,
+                    self.name()
+                ));
+                Outcome::Reject
+            }
+        }
+    }
+}
+
+/// A handle in an outer login's session-state.
+pub type Handle = [u8; 16];
+
+/// What an inner tunnel recorded for the outer login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The module instance's name.
+    pub instance: String,
+    /// The inner user's name, for the log.
+    pub user: String,
+    /// The instance's authenticate accepted the inner user.
+    pub verified: bool,
+    created: u64,
+}
+
+/// The records behind the handles of logins in progress, process-wide (a HUP builds
+/// new instances while logins go on). Bounded: an abandoned login's record goes
+/// after [`Logins::LIFETIME`] seconds, or first when the table is full, and a login
+/// that finds its record gone is refused (it fails closed).
+pub struct Logins {
+    records: Mutex<BTreeMap<Handle, Record>>,
+}
+
+impl Default for Logins {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Logins {
+    /// Longer than any EAP login (FreeRADIUS drops an EAP session idle for
+    /// eap's `timer_expire`, 60 s by default, and each round is a few seconds).
+    pub const LIFETIME: u64 = 600;
+    pub const CAPACITY: usize = 100_000;
+
+    pub const fn new() -> Logins {
+        Logins { records: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Handle, Record>> {
+        // A panic while holding the lock leaves a usable map: every change is one insert or remove.
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new record; None when the system's random number generator fails.
+    pub fn open(&self, instance: &str, user: &str, verified: bool, now: u64) -> Option<Handle> {
+        let mut handle = [0u8; 16];
+        getrandom::getrandom(&mut handle).ok()?;
+        let mut records = self.lock();
+        if records.len() >= Self::CAPACITY {
+            records.retain(|_, r| now.saturating_sub(r.created) < Self::LIFETIME);
+        }
+        if records.len() >= Self::CAPACITY {
+            let oldest = records.iter().min_by_key(|(_, r)| r.created).map(|(h, _)| *h);
+            if let Some(h) = oldest {
+                records.remove(&h);
+            }
+        }
+        let record = Record { instance: instance.to_string(), user: user.to_string(), verified, created: now };
+        records.insert(handle, record);
+        Some(handle)
+    }
+
+    /// The record behind `handle`, if it is still there.
+    pub fn get(&self, handle: &Handle) -> Option<Record> {
+        self.lock().get(handle).cloned()
+    }
+
+    /// Marks the record verified for `user`; false when it is gone.
+    pub fn verify(&self, handle: &Handle, user: &str) -> bool {
+        match self.lock().get_mut(handle) {
+            Some(r) => {
+                r.verified = true;
+                r.user = user.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the record: each is used by one Accept at most.
+    pub fn take(&self, handle: &Handle) -> Option<Record> {
+        self.lock().remove(handle)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_taken_once() {
+        let logins = Logins::new();
+        let h = logins.open("mfa", "alice", false, 100).unwrap();
+        assert!(!logins.get(&h).unwrap().verified);
+        assert!(logins.verify(&h, "alice"));
+        let r = logins.take(&h).unwrap();
+        assert!(r.verified);
+        assert_eq!((r.instance.as_str(), r.user.as_str()), ("mfa", "alice"));
+        assert!(logins.take(&h).is_none());
+        assert!(!logins.verify(&h, "alice"));
+    }
+
+    #[test]
+    fn a_full_table_drops_the_expired_then_the_oldest() {
+        let logins = Logins::new();
+        let first = logins.open("mfa", "u0", false, 0).unwrap();
+        for i in 1..Logins::CAPACITY {
+            logins.open("mfa", &format!("u{i}"), false, 1_000).unwrap();
+        }
+        assert_eq!(logins.len(), Logins::CAPACITY);
+        // `first` has expired by 1_000 + LIFETIME: it goes, the others stay.
+        let late = logins.open("mfa", "late", false, Logins::LIFETIME).unwrap();
+        assert!(logins.get(&first).is_none());
+        assert_eq!(logins.len(), Logins::CAPACITY);
+        // None expired: the oldest ("late", opened at LIFETIME) goes.
+        let newest = logins.open("mfa", "newest", false, 1_001).unwrap();
+        assert!(logins.get(&late).is_none() && logins.get(&newest).is_some());
+        assert_eq!(logins.len(), Logins::CAPACITY);
+    }
+}
