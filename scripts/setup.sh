@@ -39,8 +39,9 @@ apt_install() {
 }
 
 # The server and radtest/radclient (tests, demo), its headers, bindgen's libclang,
-# ca-certificates for cargo's downloads, xz-utils for Debian's source tarball.
-apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils
+# ca-certificates for cargo's downloads, xz-utils for Debian's source tarball,
+# eapoltest (eapol_test, the 802.1X client of tests/eap.rs) and openssl (its test certificate).
+apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils eapoltest openssl
 if [ "${1:-}" = --packaging ]; then apt_install debhelper; fi
 
 # The headers of other packages that the installed FreeRADIUS headers include, as
