@@ -741,6 +741,8 @@ fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
 #[cfg(test)]
 mod dialogue_tests;
 #[cfg(test)]
+mod eap_tests;
+#[cfg(test)]
 mod privacyidea_tests;
 #[cfg(test)]
 mod push_tests;
