@@ -24,6 +24,7 @@ mod codes;
 mod dialogue;
 mod privacyidea;
 mod push;
+mod warnings;
 
 pub use privacyidea::PiEngine;
 
@@ -681,11 +682,13 @@ fn http_sender(
         authorization: g.authorization.clone(),
         body_template: g.body.clone(),
         timeout: g.timeout,
+        ca_file: g.ca_file.clone(),
+        ca_path: g.ca_path.clone(),
     };
     HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|e| {
         // The client names the item inside its section ("url", "body_template").
         let field = match e.field {
-            "url" | "authorization" | "timeout" | "message" => e.field,
+            "url" | "authorization" | "timeout" | "message" | "ca_file" | "ca_path" => e.field,
             _ => "body",
         };
         ConfigError::new(format!("{section}.{field}"), e.message)
