@@ -343,10 +343,8 @@ impl Engine {
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        let mut lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
-        if self.cfg.ignore_case {
-            lookup = lookup.to_lowercase();
-        }
+        let lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
+        let lookup = crate::identity::case::key(&lookup, self.cfg.ignore_case).into_owned();
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 

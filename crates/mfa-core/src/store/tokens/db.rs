@@ -23,7 +23,7 @@ impl TokenDb {
     pub fn folded(self) -> Result<TokenDb, TokenError> {
         let mut users = HashMap::with_capacity(self.users.len());
         for (name, user) in self.users {
-            let folded = name.to_lowercase();
+            let folded = crate::identity::case::fold(&name);
             if users.insert(folded.clone(), user).is_some() {
                 return Err(TokenError::invalid(
                     &name,
@@ -38,6 +38,21 @@ impl TokenDb {
 
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)
+    }
+
+    /// The name as written in this (unfolded) file of the user the module finds
+    /// for `name`: `name` itself, or with `ignore_case` the one entry equal to it
+    /// without case (identity::case). An error when two entries are.
+    pub fn entry_name(&self, name: &str, ignore_case: bool) -> Result<Option<&str>, String> {
+        if !ignore_case {
+            return Ok(self.users.get_key_value(name).map(|(n, _)| n.as_str()));
+        }
+        let mut found = self.users.keys().filter(|n| crate::identity::case::same(n, name, true));
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(Some(one.as_str())),
+            (None, _) => Ok(None),
+            (Some(a), Some(b)) => Err(format!("{a:?} and {b:?} are the same user when case is ignored")),
+        }
     }
 
     /// All users, sorted by name.
@@ -141,6 +156,17 @@ mod tests {
         assert!(folded.user("alice").is_some() && folded.user("Alice").is_none());
         let twice = TokenDb::parse(r#"{"users": {"Alice": {}, "alice": {}}}"#).unwrap();
         assert!(twice.folded().unwrap_err().to_string().contains("when case is ignored"));
+    }
+
+    #[test]
+    fn the_entry_is_found_by_the_modules_rule() {
+        let db = TokenDb::parse(r#"{"users": {"Alice": {"sms": "+4512345612"}, "bob": {}}}"#).unwrap();
+        assert_eq!(db.entry_name("ALICE", true).unwrap(), Some("Alice"));
+        assert_eq!(db.entry_name("ALICE", false).unwrap(), None);
+        assert_eq!(db.entry_name("Alice", false).unwrap(), Some("Alice"));
+        assert_eq!(db.entry_name("carol", true).unwrap(), None);
+        let twice = TokenDb::parse(r#"{"users": {"Alice": {}, "alice": {}}}"#).unwrap();
+        assert!(twice.entry_name("ALICE", true).unwrap_err().contains("same user when case is ignored"));
     }
 
     #[test]
