@@ -415,6 +415,23 @@ impl Server {
             .output()
             .unwrap()
     }
+
+    /// Runs mfa-admin against this server's files with `input` on its standard input.
+    pub fn admin_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        let mut child = Command::new(admin_bin())
+            .arg("--tokens")
+            .arg(self.tokens_path())
+            .arg("--state")
+            .arg(self.state_path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
 }
 
 impl Drop for Server {

@@ -5,7 +5,7 @@
 
 use std::error::Error;
 use std::fs::{self, DirBuilder};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ use mfa_core::factor::otp::{self, Algorithm};
 use mfa_core::factor::verify::{self, Windows};
 use mfa_core::identity::case;
 use mfa_core::store::journal::{JournalOptions, StateJournal, TokenState};
-use mfa_core::store::tokens::{Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
+use mfa_core::store::tokens::{EditLock, Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
 
 const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
 const DEFAULT_STATE: &str = "/var/lib/freeradius/mfa/state.jsonl";
@@ -110,8 +110,11 @@ struct EnrollArgs {
     /// TOTP time step in seconds [default: 30]
     #[arg(long)]
     period: Option<u64>,
-    /// Use this base32 secret instead of 20 random bytes (visible in `ps`!)
-    #[arg(long, value_name = "BASE32")]
+    /// Read a base32 secret from FILE ("-": standard input) instead of making 20 random bytes
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Refused: a secret on the command line is seen in `ps` and shell history (use --secret-file)
+    #[arg(long, value_name = "BASE32", hide = true)]
     secret: Option<String>,
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
@@ -191,6 +194,7 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
 }
 
 fn set_groups(paths: &Paths, user: &str, groups: Vec<String>) -> Result<ExitCode> {
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
     let user = &entry_for_write(&db, user, paths.ignore_case)?;
     db.set_groups(user, groups)?;
@@ -205,6 +209,7 @@ fn contact(paths: &Paths, user: &str, sms: Option<String>, email: Option<String>
         return Err("give --sms NUMBER and/or --email ADDRESS (\"\" clears one)".into());
     }
     let clear_empty = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.is_empty()));
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
     let user = &entry_for_write(&db, user, paths.ignore_case)?;
     db.set_contacts(user, clear_empty(sms), clear_empty(email))?;
@@ -233,10 +238,16 @@ fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
         (Kind::Hotp, None) => TokenKind::Hotp,
         (Kind::Hotp, Some(_)) => return Err("--period applies only to TOTP tokens".into()),
     };
-    let secret = match &args.secret {
-        Some(text) => Secret::from_base32(text)?,
+    if args.secret.is_some() {
+        return Err("--secret puts the secret on the command line (seen in `ps` and shell history): \
+                    give it in a file with --secret-file FILE, or on standard input with --secret-file -"
+            .into());
+    }
+    let secret = match &args.secret_file {
+        Some(file) => read_secret(file)?,
         None => Secret::generate(NEW_SECRET_BYTES)?,
     };
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
     let name = entry_for_write(&db, &args.user, paths.ignore_case)?;
     let token = Token {
@@ -250,7 +261,6 @@ fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
     let serial = token.serial.clone();
     let uri = token.otpauth_uri(&name, &args.issuer);
     db.add_token(&name, token)?;
-    create_parent_dir(&paths.tokens, 0o750)?;
     db.save(&paths.tokens)?;
 
     println!("enrolled {serial} for {name:?} in {}", paths.tokens.display());
@@ -281,6 +291,7 @@ fn list(paths: &Paths, only: Option<&str>) -> Result<ExitCode> {
 }
 
 fn remove(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
+    let _lock = edit_lock(paths)?;
     let mut db = TokenDb::load(&paths.tokens)?;
     let (user, state) = {
         let who = find(&db, user, paths.ignore_case)?;
@@ -472,6 +483,36 @@ fn chosen_tokens<'a>(user: &'a User, name: &str, serial: Option<&str>) -> Result
             None => Err(format!("user {name:?} has no token {serial:?}").into()),
         },
     }
+}
+
+/// Held from reading the token file to putting the new one in place, so that two
+/// runs at once cannot lose an edit (mfa_core's EditLock: `<token file>.lock`).
+fn edit_lock(paths: &Paths) -> Result<EditLock> {
+    create_parent_dir(&paths.tokens, 0o750)?;
+    Ok(EditLock::acquire(&paths.tokens)?)
+}
+
+/// A base32 secret from `file`, or from standard input for "-": the whole text,
+/// blanks around it ignored. What was read is wiped once parsed.
+fn read_secret(file: &Path) -> Result<Secret> {
+    let mut bytes = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut bytes)
+    } else {
+        fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    let shown = if file.as_os_str() == "-" { "standard input".to_owned() } else { file.display().to_string() };
+    let parsed = match read {
+        Ok(_) => match std::str::from_utf8(&bytes) {
+            Ok(text) if text.trim().is_empty() => Err(format!("no secret in {shown}").into()),
+            Ok(text) => Secret::from_base32(text.trim()).map_err(|e| format!("the secret in {shown}: {e}").into()),
+            Err(_) => Err(format!("the secret in {shown} is not text").into()),
+        },
+        Err(e) => Err(format!("cannot read the secret from {shown}: {e}").into()),
+    };
+    bytes.fill(0);
+    std::hint::black_box(&bytes);
+    parsed
 }
 
 /// The token file, or an empty one when it does not exist yet.
