@@ -317,7 +317,8 @@ impl Engine {
         let (db, event) = self.tokens.get();
         match event {
             Some(ReloadEvent::Reloaded) => {
-                trail.info(format!("reloaded {} ({} users)", self.tokens.path().display(), db.len()))
+                trail.info(format!("reloaded {} ({} users)", self.tokens.path().display(), db.len()));
+                warnings::weak_secrets(&db).into_iter().for_each(|line| trail.warn(line));
             }
             Some(ReloadEvent::Refused(why)) => {
                 trail.error(format!("token file not reloaded, keeping the last good copy: {why}"))

@@ -19,7 +19,7 @@ mod serialize;
 mod user;
 mod validate;
 
-pub use crate::factor::secret::{Secret, SecretError, MIN_SECRET_BYTES, NEW_SECRET_BYTES};
+pub use crate::factor::secret::{Secret, SecretError, ENROLL_MIN_SECRET_BYTES, MIN_SECRET_BYTES, NEW_SECRET_BYTES};
 pub use crate::factor::token::{Token, TokenKind};
 pub use db::TokenDb;
 pub use edit_lock::EditLock;
