@@ -277,7 +277,7 @@ fn token_file_changes_are_picked_up_and_a_broken_one_is_refused() {
 fn enrolled_with_mfa_admin_and_accepted() {
     let module = require_module!();
     let server = Server::start(&module, &Setup::otp_mode(r#"{"users": {}}"#));
-    let out = server.admin(&["enroll", "frank", "--secret", common::SEED_B32, "--no-qr"]);
+    let out = server.admin_with_input(&["enroll", "frank", "--secret-file", "-", "--no-qr"], common::SEED_B32);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("otpauth://totp/"), "{text}");
@@ -293,7 +293,7 @@ fn groups_set_with_mfa_admin_become_reply_attributes() {
     let setup = Setup::otp_mode(r#"{"users": {}}"#)
         .with("reply Class {\n\tfrom = \"user.groups\"\n\tmatch = \"^vpn-(.*)$\"\n\tprefix = \"grp-\"\n}");
     let server = Server::start(&module, &setup);
-    let out = server.admin(&["enroll", "gina", "--secret", common::SEED_B32, "--no-qr"]);
+    let out = server.admin_with_input(&["enroll", "gina", "--secret-file", "-", "--no-qr"], common::SEED_B32);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = server.admin(&["groups", "gina", "vpn-sales", "staff", "vpn-admins"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -6,13 +6,14 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::bindings::{
-    cf_log_err_cs, cf_section_name1, cf_section_name2, log_type_L_WARN, module_t, packetmethod, radlog,
-    rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE, rlm_components_MOD_COUNT,
-    rlm_components_MOD_POST_AUTH, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t, rlm_rcodes_RLM_MODULE_FAIL,
-    rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID, rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK,
-    rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED, rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION,
-    PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT,
-    PW_EAP_MESSAGE, PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    cf_log_err_cs, cf_section_name1, cf_section_name2, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO,
+    log_type_L_WARN, module_t, packetmethod, radlog, rlm_components_MOD_AUTHENTICATE, rlm_components_MOD_AUTHORIZE,
+    rlm_components_MOD_COUNT, rlm_components_MOD_POST_AUTH, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t,
+    rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID, rlm_rcodes_RLM_MODULE_NOOP,
+    rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED,
+    rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD,
+    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT, PW_EAP_MESSAGE, PW_STATE, PW_USER_NAME,
+    PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{self, Instance};
 use super::post_auth;
@@ -77,6 +78,19 @@ unsafe fn config_error(conf: *mut CONF_SECTION, text: &str) {
     cf_log_err_cs(conf, c"%s".as_ptr(), text.as_ptr());
 }
 
+/// Logs one line outside any request (start-up): the server's log, as its own
+/// warnings are.
+unsafe fn log_global(level: Level, text: &str) {
+    let kind = match level {
+        Level::Debug => log_type_L_DBG,
+        Level::Info => log_type_L_INFO,
+        Level::Warn => log_type_L_WARN,
+        Level::Error => log_type_L_ERR,
+    };
+    let text = std::ffi::CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    radlog(kind, c"%s".as_ptr(), text.as_ptr());
+}
+
 unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_void) -> c_int {
     install_panic_hook();
     let report = |text: &str| config_error(conf, &format!("rlm_mfa: panic during instantiate: {text}"));
@@ -119,6 +133,9 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
         };
         match Backend::new(&name, cfg, Arc::new(SystemClock)) {
             Ok(engine) => {
+                for warning in engine.startup_warnings() {
+                    log_global(Level::Warn, &format!("rlm_mfa ({name}): {warning}"));
+                }
                 inst.engine = Arc::into_raw(Arc::new(engine));
                 0
             }

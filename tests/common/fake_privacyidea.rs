@@ -96,6 +96,10 @@ impl FakePrivacyIdea {
         format!("http://127.0.0.1:{}", self.server.addr().port())
     }
 
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
+    }
+
     pub fn set(&self, behaviour: PiBehaviour) {
         *self.shared.behaviour.lock().unwrap() = behaviour;
     }

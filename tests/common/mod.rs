@@ -11,6 +11,7 @@
 pub mod fake_gateway;
 pub mod fake_privacyidea;
 pub mod fake_push;
+pub mod tls_front;
 
 use std::fs;
 use std::io::Write;
@@ -108,6 +109,9 @@ pub struct Setup {
     pub files: Vec<(String, String)>,
     /// A virtual server of the test's own, instead of the generated one.
     pub site: Option<String>,
+    /// RLIMIT_FSIZE of the server in bytes, with SIGXFSZ ignored: a write past it
+    /// fails (EFBIG) as on a full disk, for the server's files only.
+    pub file_size_limit: Option<u64>,
 }
 
 impl Setup {
@@ -120,6 +124,7 @@ impl Setup {
             shipped: false,
             files: vec![],
             site: None,
+            file_size_limit: None,
         }
     }
 
@@ -132,6 +137,7 @@ impl Setup {
             shipped: false,
             files: vec![],
             site: None,
+            file_size_limit: None,
         }
     }
 
@@ -203,6 +209,7 @@ pub struct Server {
     pub port: u16,
     module_dir: PathBuf,
     child: Option<Child>,
+    file_size_limit: Option<u64>,
 }
 
 /// The minimal radiusd.conf shared with scripts/demo.sh and bench/.
@@ -211,7 +218,13 @@ const RADIUSD_CONF: &str = include_str!("../radiusd.conf.in");
 impl Server {
     pub fn start(module_dir: &Path, setup: &Setup) -> Server {
         let dir = unique_dir("fr");
-        let mut server = Server { dir, port: free_port(), module_dir: module_dir.to_path_buf(), child: None };
+        let mut server = Server {
+            dir,
+            port: free_port(),
+            module_dir: module_dir.to_path_buf(),
+            child: None,
+            file_size_limit: setup.file_size_limit,
+        };
         server.write_config(setup);
         server.spawn();
         server
@@ -263,6 +276,7 @@ impl Server {
         fs::write(d.join("mods-enabled/mfa"), module).unwrap();
         for (path, text) in &setup.files {
             // Private, as a State key must be.
+            fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
             fs::write(d.join(path), text).unwrap();
             fs::set_permissions(d.join(path), fs::Permissions::from_mode(0o600)).unwrap();
         }
@@ -276,7 +290,17 @@ impl Server {
         // After a restart the log already holds the first start's "Ready": look past it.
         let skip = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
         let out = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new("freeradius")
+        let mut command = match self.file_size_limit {
+            None => Command::new("freeradius"),
+            Some(bytes) => {
+                // sh's ulimit -f counts 512-byte blocks; an ignored signal stays ignored across exec.
+                let script = format!("trap '' XFSZ; ulimit -f {}; exec freeradius \"$@\"", bytes / 512);
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &script, "freeradius"]);
+                sh
+            }
+        };
+        let child = command
             .args(["-f", "-xx", "-l", "stdout", "-d"])
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -304,7 +328,13 @@ impl Server {
     /// Starts the server expecting it to refuse its configuration; returns its output.
     pub fn start_failing(module_dir: &Path, setup: &Setup) -> String {
         let dir = unique_dir("fr-bad");
-        let server = Server { dir, port: free_port(), module_dir: module_dir.to_path_buf(), child: None };
+        let server = Server {
+            dir,
+            port: free_port(),
+            module_dir: module_dir.to_path_buf(),
+            child: None,
+            file_size_limit: setup.file_size_limit,
+        };
         server.write_config(setup);
         server.check_config_fails()
     }
@@ -413,6 +443,23 @@ impl Server {
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// Runs mfa-admin against this server's files with `input` on its standard input.
+    pub fn admin_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        let mut child = Command::new(admin_bin())
+            .arg("--tokens")
+            .arg(self.tokens_path())
+            .arg("--state")
+            .arg(self.state_path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 }
 

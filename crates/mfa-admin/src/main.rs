@@ -5,7 +5,7 @@
 
 use std::error::Error;
 use std::fs::{self, DirBuilder};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,8 +17,9 @@ use qrcode::QrCode;
 use mfa_core::clock::{Clock, SystemClock};
 use mfa_core::factor::otp::{self, Algorithm};
 use mfa_core::factor::verify::{self, Windows};
+use mfa_core::identity::case;
 use mfa_core::store::journal::{JournalOptions, StateJournal, TokenState};
-use mfa_core::store::tokens::{Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
+use mfa_core::store::tokens::{EditLock, Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
 
 const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
 const DEFAULT_STATE: &str = "/var/lib/freeradius/mfa/state.jsonl";
@@ -34,6 +35,9 @@ struct Cli {
     /// State journal [env: MFA_STATE] [default: /var/lib/freeradius/mfa/state.jsonl]
     #[arg(long, global = true, value_name = "PATH")]
     state: Option<PathBuf>,
+    /// The module has ignore_case = yes: find users and their state as it does [env: MFA_IGNORE_CASE=yes]
+    #[arg(long, global = true)]
+    ignore_case: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,8 +110,11 @@ struct EnrollArgs {
     /// TOTP time step in seconds [default: 30]
     #[arg(long)]
     period: Option<u64>,
-    /// Use this base32 secret instead of 20 random bytes (visible in `ps`!)
-    #[arg(long, value_name = "BASE32")]
+    /// Read a base32 secret from FILE ("-": standard input) instead of making 20 random bytes
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Refused: a secret on the command line is seen in `ps` and shell history (use --secret-file)
+    #[arg(long, value_name = "BASE32", hide = true)]
     secret: Option<String>,
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
@@ -138,6 +145,8 @@ struct CheckArgs {
 struct Paths {
     tokens: PathBuf,
     state: PathBuf,
+    /// The module's ignore_case (identity::case is the rule both follow).
+    ignore_case: bool,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +154,7 @@ fn main() -> ExitCode {
     let paths = Paths {
         tokens: resolve_path(cli.tokens, "MFA_TOKENS", DEFAULT_TOKENS),
         state: resolve_path(cli.state, "MFA_STATE", DEFAULT_STATE),
+        ignore_case: cli.ignore_case || env_flag("MFA_IGNORE_CASE"),
     };
     match run(cli.command, &paths) {
         Ok(code) => code,
@@ -160,6 +170,11 @@ fn resolve_path(option: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
     option
         .or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// A yes/no environment variable: yes, true, on or 1.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| ["yes", "true", "on", "1"].iter().any(|y| v.trim().eq_ignore_ascii_case(y)))
 }
 
 fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
@@ -179,7 +194,9 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
 }
 
 fn set_groups(paths: &Paths, user: &str, groups: Vec<String>) -> Result<ExitCode> {
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
+    let user = &entry_for_write(&db, user, paths.ignore_case)?;
     db.set_groups(user, groups)?;
     db.save(&paths.tokens)?;
     let groups = db.user(user).map(|u| u.groups.join(", ")).unwrap_or_default();
@@ -192,7 +209,9 @@ fn contact(paths: &Paths, user: &str, sms: Option<String>, email: Option<String>
         return Err("give --sms NUMBER and/or --email ADDRESS (\"\" clears one)".into());
     }
     let clear_empty = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.is_empty()));
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
+    let user = &entry_for_write(&db, user, paths.ignore_case)?;
     db.set_contacts(user, clear_empty(sms), clear_empty(email))?;
     db.save(&paths.tokens)?;
     match db.user(user) {
@@ -219,13 +238,20 @@ fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
         (Kind::Hotp, None) => TokenKind::Hotp,
         (Kind::Hotp, Some(_)) => return Err("--period applies only to TOTP tokens".into()),
     };
-    let secret = match &args.secret {
-        Some(text) => Secret::from_base32(text)?,
+    if args.secret.is_some() {
+        return Err("--secret puts the secret on the command line (seen in `ps` and shell history): \
+                    give it in a file with --secret-file FILE, or on standard input with --secret-file -"
+            .into());
+    }
+    let secret = match &args.secret_file {
+        Some(file) => read_secret(file)?,
         None => Secret::generate(NEW_SECRET_BYTES)?,
     };
+    let _lock = edit_lock(paths)?;
     let mut db = load_or_create(&paths.tokens)?;
+    let name = entry_for_write(&db, &args.user, paths.ignore_case)?;
     let token = Token {
-        serial: unused_serial(db.user(&args.user), &kind)?,
+        serial: unused_serial(db.user(&name), &kind)?,
         kind,
         algorithm: args.algorithm,
         digits: args.digits,
@@ -233,12 +259,11 @@ fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
         description: args.description.clone(),
     };
     let serial = token.serial.clone();
-    let uri = token.otpauth_uri(&args.user, &args.issuer);
-    db.add_token(&args.user, token)?;
-    create_parent_dir(&paths.tokens, 0o750)?;
+    let uri = token.otpauth_uri(&name, &args.issuer);
+    db.add_token(&name, token)?;
     db.save(&paths.tokens)?;
 
-    println!("enrolled {serial} for {:?} in {}", args.user, paths.tokens.display());
+    println!("enrolled {serial} for {name:?} in {}", paths.tokens.display());
     println!("{uri}");
     if !args.no_qr {
         println!("{}", render_qr(&uri)?);
@@ -251,10 +276,14 @@ fn list(paths: &Paths, only: Option<&str>) -> Result<ExitCode> {
     let journal = existing_journal(&paths.state)?;
     let now = SystemClock.now();
     match only {
-        Some(name) => print_user(name, find_user(&db, name)?, journal.as_ref(), now),
+        Some(name) => {
+            let who = find(&db, name, paths.ignore_case)?;
+            print_user(who.entry, who.user, &who.state, journal.as_ref(), now);
+        }
         None => {
             for (name, user) in db.users() {
-                print_user(name, user, journal.as_ref(), now);
+                let state = case::key(name, paths.ignore_case);
+                print_user(name, user, &state, journal.as_ref(), now);
             }
         }
     }
@@ -262,7 +291,13 @@ fn list(paths: &Paths, only: Option<&str>) -> Result<ExitCode> {
 }
 
 fn remove(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
+    let _lock = edit_lock(paths)?;
     let mut db = TokenDb::load(&paths.tokens)?;
+    let (user, state) = {
+        let who = find(&db, user, paths.ignore_case)?;
+        (who.entry.to_owned(), who.state)
+    };
+    let user = user.as_str();
     match serial {
         Some(serial) => {
             db.remove_token(user, serial).ok_or_else(|| format!("user {user:?} has no token {serial:?}"))?;
@@ -278,7 +313,7 @@ fn remove(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
     // that a later user of the same name starts clean.
     if db.user(user).is_none() {
         if let Some(mut journal) = existing_journal(&paths.state)? {
-            journal.forget(user)?;
+            journal.forget(&state)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -289,15 +324,19 @@ fn unlock(paths: &Paths, user: &str) -> Result<ExitCode> {
         println!("{user:?} has no state; nothing to unlock");
         return Ok(ExitCode::SUCCESS);
     };
-    let before = journal.lock(user);
-    journal.unlock(user)?;
+    // Under the name the module keeps it (no token file needed: a lockout may outlive the entry).
+    let state = case::key(user, paths.ignore_case);
+    let before = journal.lock(&state);
+    journal.unlock(&state)?;
     println!("unlocked {user:?} (had {} failure(s))", before.failures);
     Ok(ExitCode::SUCCESS)
 }
 
 fn resync(paths: &Paths, user: &str, code1: &str, code2: &str, serial: Option<&str>, search: u64) -> Result<ExitCode> {
     let db = TokenDb::load(&paths.tokens)?;
-    let tokens = chosen_tokens(find_user(&db, user)?, user, serial)?;
+    let who = find(&db, user, paths.ignore_case)?;
+    let (user, state) = (who.entry, who.state.as_str());
+    let tokens = chosen_tokens(who.user, user, serial)?;
     let hotp: Vec<&Token> = tokens.into_iter().filter(|t| t.kind == TokenKind::Hotp).collect();
     if hotp.is_empty() {
         return Err(match serial {
@@ -310,10 +349,10 @@ fn resync(paths: &Paths, user: &str, code1: &str, code2: &str, serial: Option<&s
     }
     let mut journal = open_journal(&paths.state)?;
     for token in hotp {
-        let from = journal.token(user, &token.serial).next_counter;
+        let from = journal.token(state, &token.serial).next_counter;
         let secret = token.secret.as_bytes();
         if let Some(next) = otp::hotp_resync(secret, token.algorithm, token.digits, from, search, code1, code2) {
-            journal.set_hotp_counter(user, &token.serial, next)?;
+            journal.set_hotp_counter(state, &token.serial, next)?;
             println!("resynchronised {}: next counter is now {next}", token.serial);
             return Ok(ExitCode::SUCCESS);
         }
@@ -324,22 +363,22 @@ fn resync(paths: &Paths, user: &str, code1: &str, code2: &str, serial: Option<&s
 
 fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
     let db = TokenDb::load(&paths.tokens)?;
-    let user = find_user(&db, &args.user)?;
+    let who = find(&db, &args.user, paths.ignore_case)?;
+    let (user, name, state) = (who.user, who.entry, who.state.as_str());
     let mut journal = if args.consume { Some(open_journal(&paths.state)?) } else { existing_journal(&paths.state)? };
     let now = SystemClock.now();
     let code = args.code.trim();
-    let lock = journal.as_ref().map(|j| j.lock(&args.user)).unwrap_or_default();
+    let lock = journal.as_ref().map(|j| j.lock(state)).unwrap_or_default();
     if lock.is_locked(now) {
         println!(
-            "note: {:?} is locked for {} more seconds; the module rejects every code until then",
-            args.user,
+            "note: {name:?} is locked for {} more seconds; the module rejects every code until then",
             lock.locked_until - now
         );
     }
 
     for token in &user.tokens {
-        let state = token_state(journal.as_ref(), &args.user, &token.serial);
-        let Some(found) = verify::find(token, &state, code, now, windows(args)) else {
+        let token_state = token_state(journal.as_ref(), state, &token.serial);
+        let Some(found) = verify::find(token, &token_state, code, now, windows(args)) else {
             continue;
         };
         let what = match token.kind {
@@ -351,8 +390,8 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
                 // Claimed under the journal's lock: the module may have taken this
                 // code in the meantime, and a code is good only once.
                 let claimed = match token.kind {
-                    TokenKind::Totp { .. } => journal.claim_totp_step(&args.user, &token.serial, found)?,
-                    TokenKind::Hotp => journal.claim_hotp_counter(&args.user, &token.serial, found + 1)?,
+                    TokenKind::Totp { .. } => journal.claim_totp_step(state, &token.serial, found)?,
+                    TokenKind::Hotp => journal.claim_hotp_counter(state, &token.serial, found + 1)?,
                 };
                 if !claimed {
                     println!("no match: {} ({what}) was used by someone else just now", token.serial);
@@ -374,8 +413,9 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
 
 fn print_code(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
     let db = TokenDb::load(&paths.tokens)?;
+    let who = find(&db, user, paths.ignore_case)?;
     let token =
-        *chosen_tokens(find_user(&db, user)?, user, serial)?.first().ok_or_else(|| format!("{user:?} has no token"))?;
+        *chosen_tokens(who.user, who.entry, serial)?.first().ok_or_else(|| format!("{:?} has no token", who.entry))?;
     let secret = token.secret.as_bytes();
     let code = match token.kind {
         TokenKind::Totp { period } => {
@@ -384,7 +424,7 @@ fn print_code(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCod
         }
         TokenKind::Hotp => {
             let journal = existing_journal(&paths.state)?;
-            let counter = token_state(journal.as_ref(), user, &token.serial).next_counter;
+            let counter = token_state(journal.as_ref(), &who.state, &token.serial).next_counter;
             otp::hotp_code(secret, counter, token.digits, token.algorithm)
         }
     };
@@ -399,8 +439,39 @@ fn no_such_user(user: &str) -> String {
     format!("no user {user:?} in the token file")
 }
 
-fn find_user<'a>(db: &'a TokenDb, user: &str) -> Result<&'a User> {
-    db.user(user).ok_or_else(|| no_such_user(user).into())
+/// A user as the module finds them.
+struct Found<'a> {
+    /// The name as written in the token file.
+    entry: &'a str,
+    user: &'a User,
+    /// The name the user's state is kept under in the journal.
+    state: String,
+}
+
+/// The entry the module finds for `name`, by identity::case (the module's
+/// rule); without --ignore-case, an entry equal but for case is pointed out.
+fn find<'a>(db: &'a TokenDb, name: &str, ignore_case: bool) -> Result<Found<'a>> {
+    match db.entry_name(name, ignore_case)? {
+        Some(entry) => {
+            let user = db.user(entry).ok_or_else(|| no_such_user(name))?;
+            Ok(Found { entry, user, state: case::key(entry, ignore_case).into_owned() })
+        }
+        None => match db.entry_name(name, true).ok().flatten().filter(|_| !ignore_case) {
+            Some(other) => Err(format!(
+                "{}; {other:?} differs only by case (if the module has ignore_case = yes, give --ignore-case)",
+                no_such_user(name)
+            )
+            .into()),
+            None => Err(no_such_user(name).into()),
+        },
+    }
+}
+
+/// The name to add to or change in the token file: the entry the module
+/// would find for `name` if there is one (so that --ignore-case never makes a
+/// second entry equal to it but for case), else `name` as given.
+fn entry_for_write(db: &TokenDb, name: &str, ignore_case: bool) -> Result<String> {
+    Ok(db.entry_name(name, ignore_case)?.unwrap_or(name).to_owned())
 }
 
 /// The user's tokens, or just the one with `serial`.
@@ -412,6 +483,36 @@ fn chosen_tokens<'a>(user: &'a User, name: &str, serial: Option<&str>) -> Result
             None => Err(format!("user {name:?} has no token {serial:?}").into()),
         },
     }
+}
+
+/// Held from reading the token file to putting the new one in place, so that two
+/// runs at once cannot lose an edit (mfa_core's EditLock: `<token file>.lock`).
+fn edit_lock(paths: &Paths) -> Result<EditLock> {
+    create_parent_dir(&paths.tokens, 0o750)?;
+    Ok(EditLock::acquire(&paths.tokens)?)
+}
+
+/// A base32 secret from `file`, or from standard input for "-": the whole text,
+/// blanks around it ignored. What was read is wiped once parsed.
+fn read_secret(file: &Path) -> Result<Secret> {
+    let mut bytes = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut bytes)
+    } else {
+        fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    let shown = if file.as_os_str() == "-" { "standard input".to_owned() } else { file.display().to_string() };
+    let parsed = match read {
+        Ok(_) => match std::str::from_utf8(&bytes) {
+            Ok(text) if text.trim().is_empty() => Err(format!("no secret in {shown}").into()),
+            Ok(text) => Secret::from_base32(text.trim()).map_err(|e| format!("the secret in {shown}: {e}").into()),
+            Err(_) => Err(format!("the secret in {shown} is not text").into()),
+        },
+        Err(e) => Err(format!("cannot read the secret from {shown}: {e}").into()),
+    };
+    bytes.fill(0);
+    std::hint::black_box(&bytes);
+    parsed
 }
 
 /// The token file, or an empty one when it does not exist yet.
@@ -472,10 +573,10 @@ fn replayed_token<'a>(user: &'a User, code: &str, now: u64, windows: Windows) ->
     user.tokens.iter().find(|t| verify::is_replay(t, code, now, windows)).map(|t| t.serial.as_str())
 }
 
-fn print_user(name: &str, user: &User, journal: Option<&StateJournal>, now: u64) {
+fn print_user(name: &str, user: &User, state_name: &str, journal: Option<&StateJournal>, now: u64) {
     println!("{name}");
     for token in &user.tokens {
-        let state = token_state(journal, name, &token.serial);
+        let state = token_state(journal, state_name, &token.serial);
         let (shape, progress) = match token.kind {
             TokenKind::Totp { period } => (
                 format!("period {period}s"),
@@ -502,7 +603,7 @@ fn print_user(name: &str, user: &User, journal: Option<&StateJournal>, now: u64)
     if let Some(address) = &user.email {
         println!("  email  {address}");
     }
-    let lock = journal.map(|j| j.lock(name)).unwrap_or_default();
+    let lock = journal.map(|j| j.lock(state_name)).unwrap_or_default();
     if lock.is_locked(now) {
         println!("  LOCKED for {} more seconds, {} failure(s)", lock.locked_until - now, lock.failures);
     } else {

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::channel::http::{self, Failure, Pool, Response};
@@ -30,6 +31,9 @@ pub struct GatewayConfig {
     pub body_template: String,
     /// Bound for one whole send, from the name lookup to the answer's last byte.
     pub timeout: Duration,
+    /// CAs to verify the gateway with instead of the system's (PEM file, directory).
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -47,6 +51,8 @@ impl fmt::Debug for GatewayConfig {
             .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
             .field("body_template", &self.body_template)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .finish()
     }
 }
@@ -134,7 +140,7 @@ impl HttpGateway {
 
         let url =
             http::normalize(&cfg.url).map_err(|why| SetupError::new("url", format!("url is not valid: {why}")))?;
-        let roots = tls::system_if_needed([url.as_str()]).map_err(|e| SetupError::new("url", format!("url: {e}")))?;
+        let roots = tls::roots(cfg.ca_file.as_deref(), cfg.ca_path.as_deref(), [url.as_str()], "url", "url: ")?;
         let agent = http::agent(cfg.timeout, roots, Pool::new(1, true));
         Ok(HttpGateway { cfg, url, agent })
     }
@@ -204,6 +210,8 @@ mod tests {
             authorization: Some(AUTH.to_owned()),
             body_template: TEMPLATE.to_owned(),
             timeout: Duration::from_millis(timeout_ms),
+            ca_file: None,
+            ca_path: None,
         }
     }
 

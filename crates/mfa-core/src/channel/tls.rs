@@ -1,7 +1,8 @@
 //! What the HTTP clients trust: the system's store, or the CA certificates an
-//! administrator names (privacyIDEA's ca_file, ca_path). Verification is always
-//! on, and there is no list compiled in to fall back to: a client that needs a
-//! trust store and cannot load one is refused at start-up.
+//! administrator names (`ca_file`, `ca_path` of each client's section: push, sms,
+//! email, privacyidea). Verification is always on, and there is no list compiled
+//! in to fall back to: a client that needs a trust store and cannot load one, or
+//! whose configured CAs cannot be read, is refused at start-up.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +93,23 @@ pub fn configured(ca_file: Option<&Path>, ca_path: Option<&Path>) -> Result<Opti
     Ok(Some(roots_of(certs)))
 }
 
+/// What a client with these settings trusts: the CAs of `ca_file`/`ca_path`
+/// when either is set (those alone, never the system's besides), else the
+/// system's store when one of `urls` is https://. A failure to load the system
+/// store is reported under `store_field`, with `store_prefix` before the reason.
+pub fn roots<'a>(
+    ca_file: Option<&Path>,
+    ca_path: Option<&Path>,
+    urls: impl IntoIterator<Item = &'a str>,
+    store_field: &'static str,
+    store_prefix: &str,
+) -> Result<RootCerts, SetupError> {
+    match configured(ca_file, ca_path)? {
+        Some(roots) => Ok(roots),
+        None => system_if_needed(urls).map_err(|e| SetupError::new(store_field, format!("{store_prefix}{e}"))),
+    }
+}
+
 fn roots_of(certs: Vec<CertificateDer<'static>>) -> RootCerts {
     RootCerts::from(certs.iter().map(|der| Certificate::from_der(der).to_owned()))
 }
@@ -146,6 +164,8 @@ mod tests {
                 authorization: None,
                 body_template: r#"{"to": "{destination}", "text": "{message}"}"#.into(),
                 timeout: std::time::Duration::from_secs(1),
+                ca_file: None,
+                ca_path: None,
             })
         };
         let e = gateway("https://sms.example.com/send?key=K3Y").unwrap_err();
@@ -159,6 +179,8 @@ mod tests {
                 base_url: url.into(),
                 authorization: None,
                 timeout: std::time::Duration::from_secs(1),
+                ca_file: None,
+                ca_path: None,
             })
         };
         let e = push("https://push.example.com/api").unwrap_err();

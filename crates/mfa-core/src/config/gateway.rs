@@ -1,9 +1,10 @@
 //! The `sms { }` and `email { }` sections: an HTTP gateway that sends codes.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{invalid, ConfigError};
+use super::{invalid, optional_path, ConfigError};
 use crate::text::url::{has_http_scheme, redact};
 
 crate::section! {
@@ -18,6 +19,10 @@ crate::section! {
         /// The text sent, with {code} and {correlation}.
         message: Option<String> = "Your login code is {code} ({correlation})",
         timeout: u32 = "5" [range(1, 30, "seconds")],
+        /// CAs (PEM) to verify the gateway with, instead of the system's.
+        ca_file: Option<String>,
+        /// A directory of CA certificates (*.pem, *.crt), instead of the system's.
+        ca_path: Option<String>,
     }
 }
 
@@ -32,6 +37,9 @@ pub struct Gateway {
     /// The text sent, with {code} and {correlation}.
     pub message: String,
     pub timeout: Duration,
+    /// CAs to verify the gateway with instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
 }
 
 impl fmt::Debug for Gateway {
@@ -42,6 +50,8 @@ impl fmt::Debug for Gateway {
             .field("body", &self.body)
             .field("message", &self.message)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .finish()
     }
 }
@@ -70,5 +80,7 @@ pub fn gateway(section: &str, raw: &RawGateway) -> Result<Option<Gateway>, Confi
         body,
         message,
         timeout: Duration::from_secs(u64::from(raw.timeout)),
+        ca_file: optional_path(&raw.ca_file),
+        ca_path: optional_path(&raw.ca_path),
     }))
 }

@@ -18,6 +18,7 @@ pub mod privacyidea;
 mod push;
 mod raw;
 pub mod reply;
+mod warnings;
 
 pub use declare::{Item, Kind, Section, Value};
 pub use gateway::{gateway, Gateway, RawGateway};
@@ -161,6 +162,11 @@ fn choice<T: Copy>(item: &str, value: Option<&str>, default: T, options: &[(&str
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
         invalid(item, format!("\"{value}\" is not one of: {}", names.join(", ")))
     })
+}
+
+/// A path item: None when unset or blank.
+fn optional_path(value: &Option<String>) -> Option<PathBuf> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 fn required_path(item: &str, value: Option<&str>) -> Result<PathBuf, ConfigError> {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, ConfigError};
+use super::{choice, invalid, optional_path, ConfigError};
 use crate::text::url::redact;
 
 crate::section! {
@@ -102,10 +102,6 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-fn path(value: &Option<String>) -> Option<PathBuf> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
 /// Checks the section. `max_request_time` is the server's (0 when unknown):
 /// a poll wait and the calls around it must end before it.
 pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig, ConfigError> {
@@ -155,8 +151,8 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
             timeout: Duration::from_secs(u64::from(raw.timeout)),
             skip_failing: Duration::from_secs(u64::from(raw.skip_failing)),
             api_key,
-            ca_file: path(&raw.ca_file),
-            ca_path: path(&raw.ca_path),
+            ca_file: optional_path(&raw.ca_file),
+            ca_path: optional_path(&raw.ca_path),
             reuse_connections: raw.reuse_connections,
         },
         realm: raw.realm.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),

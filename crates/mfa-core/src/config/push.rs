@@ -2,9 +2,10 @@
 //! answer (mode push, push as a menu entry, and `auto`'s push word).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, ConfigError};
+use super::{choice, invalid, optional_path, ConfigError};
 use crate::text::url::{has_http_scheme, redact};
 
 crate::section! {
@@ -26,6 +27,10 @@ crate::section! {
         message: String = "Approve login to {client} for {user}?",
         approval: Option<String> = "wait",
         when_busy: Option<String> = "challenge",
+        /// CAs (PEM) to verify the provider(s) with, instead of the system's.
+        ca_file: Option<String>,
+        /// A directory of CA certificates (*.pem, *.crt), instead of the system's.
+        ca_path: Option<String>,
     }
 }
 
@@ -68,6 +73,9 @@ pub struct Push {
     pub failmode: Failmode,
     /// What the device shows: {user}, {client}, {nas}.
     pub message: String,
+    /// CAs to verify the provider(s) with instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
 }
 
 impl fmt::Debug for Push {
@@ -79,6 +87,8 @@ impl fmt::Debug for Push {
             .field("wait", &self.wait)
             .field("max_waiting", &self.max_waiting)
             .field("failmode", &self.failmode)
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .finish()
     }
 }
@@ -145,5 +155,7 @@ pub fn push_settings(p: &RawPush, max_request_time: u32) -> Result<Push, ConfigE
         max_waiting: p.max_waiting as usize,
         failmode,
         message: p.message.clone(),
+        ca_file: optional_path(&p.ca_file),
+        ca_path: optional_path(&p.ca_path),
     })
 }

@@ -165,10 +165,11 @@ impl Engine {
 }
 
 impl Engine {
-    /// Upkeep that failed after a write (the write itself stood) is worth a log line.
+    /// Upkeep that failed after a write (the write itself stood), or damage the
+    /// store found and repaired (a journal truncated in place), is worth a log line.
     fn note_upkeep_error(&self, trail: &mut Trail) {
         if let Some(e) = self.store().take_upkeep_error() {
-            trail.error(format!("the state journal could not be compacted (it keeps growing): {e}"));
+            trail.error(format!("state store upkeep: {e}"));
         }
     }
 }

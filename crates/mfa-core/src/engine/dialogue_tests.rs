@@ -44,6 +44,7 @@ fn gateway_items() -> RawGateway {
         body: Some(r#"{"to": "{destination}", "text": "{message}"}"#.into()),
         message: Some("Your login code is {code} ({correlation})".into()),
         timeout: 5,
+        ..RawGateway::default()
     }
 }
 

@@ -26,6 +26,7 @@ mod eap;
 pub mod post_auth;
 mod privacyidea;
 mod push;
+mod warnings;
 
 pub use eap::LateSplit;
 pub use privacyidea::PiEngine;
@@ -332,7 +333,8 @@ impl Engine {
         let (db, event) = self.tokens.get();
         match event {
             Some(ReloadEvent::Reloaded) => {
-                trail.info(format!("reloaded {} ({} users)", self.tokens.path().display(), db.len()))
+                trail.info(format!("reloaded {} ({} users)", self.tokens.path().display(), db.len()));
+                warnings::weak_secrets(&db).into_iter().for_each(|line| trail.warn(line));
             }
             Some(ReloadEvent::Refused(why)) => {
                 trail.error(format!("token file not reloaded, keeping the last good copy: {why}"))
@@ -358,10 +360,8 @@ impl Engine {
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        let mut lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
-        if self.cfg.ignore_case {
-            lookup = lookup.to_lowercase();
-        }
+        let lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
+        let lookup = crate::identity::case::key(&lookup, self.cfg.ignore_case).into_owned();
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 
@@ -720,11 +720,13 @@ fn http_sender(
         authorization: g.authorization.clone(),
         body_template: g.body.clone(),
         timeout: g.timeout,
+        ca_file: g.ca_file.clone(),
+        ca_path: g.ca_path.clone(),
     };
     HttpGateway::new(cfg).map(|g| Some(Box::new(g) as Box<dyn Sender>)).map_err(|e| {
         // The client names the item inside its section ("url", "body_template").
         let field = match e.field {
-            "url" | "authorization" | "timeout" | "message" => e.field,
+            "url" | "authorization" | "timeout" | "message" | "ca_file" | "ca_path" => e.field,
             _ => "body",
         };
         ConfigError::new(format!("{section}.{field}"), e.message)

@@ -88,11 +88,15 @@ impl Pusher {
                 base_url: url.clone(),
                 authorization: cfg.authorization.clone(),
                 timeout: cfg.timeout,
+                ca_file: cfg.ca_file.clone(),
+                ca_path: cfg.ca_path.clone(),
             })
             .map_err(|e| {
                 let item = match e.field {
                     "authorization" => "push.authorization",
                     "timeout" => "push.timeout",
+                    "ca_file" => "push.ca_file",
+                    "ca_path" => "push.ca_path",
                     _ if index == 0 => "push.url",
                     _ => "push.secondary_url",
                 };

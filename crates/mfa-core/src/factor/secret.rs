@@ -8,9 +8,11 @@ use data_encoding::{Encoding, BASE32_NOPAD};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// RFC 4226 asks for at least 128 bits and requires 160 for new secrets; we accept
-/// 80 bits because many deployed tokens (and the DESIGN example) use them.
+/// The shortest secret a token file may hold: 80 bits, because many deployed
+/// tokens use them. Below [`ENROLL_MIN_SECRET_BYTES`] it loads with a warning.
 pub const MIN_SECRET_BYTES: usize = 10;
+/// The shortest secret enrollment accepts: RFC 4226 section 4's 128 bits.
+pub const ENROLL_MIN_SECRET_BYTES: usize = 16;
 /// Length of the secrets `mfa-admin enroll` generates (RFC 4226's 160 bits).
 pub const NEW_SECRET_BYTES: usize = 20;
 

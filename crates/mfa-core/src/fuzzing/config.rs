@@ -42,6 +42,8 @@ pub fn config(data: &[u8]) {
             authorization: g.authorization.clone(),
             body_template: g.body.clone(),
             timeout: g.timeout,
+            ca_file: None,
+            ca_path: None,
         });
         if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
@@ -53,6 +55,8 @@ pub fn config(data: &[u8]) {
             base_url: url.clone(),
             authorization: push.authorization.clone(),
             timeout: push.timeout,
+            ca_file: None,
+            ca_path: None,
         });
         if let Err(SetupError { message: text, .. }) = built {
             assert!(!leaks(&text) && one_log_line(&text), "{text:?}");
@@ -169,6 +173,9 @@ fn raw_gateway(input: &mut Input<'_>) -> RawGateway {
         body: input.option_text(),
         message: input.option_text(),
         timeout: input.number(),
+        // Not fuzzed: they name files to read.
+        ca_file: None,
+        ca_path: None,
     }
 }
 
@@ -186,6 +193,9 @@ fn raw_push(input: &mut Input<'_>) -> RawPush {
         message: input.option_text().unwrap_or_default(),
         approval: word(input, &["wait", "challenge"]),
         when_busy: word(input, &["challenge", "reject"]),
+        // Not fuzzed: they name files to read.
+        ca_file: None,
+        ca_path: None,
     }
 }
 
@@ -252,6 +262,8 @@ pub fn template(data: &[u8]) {
         authorization: None,
         body_template: template.to_owned(),
         timeout: Duration::from_secs(5),
+        ca_file: None,
+        ca_path: None,
     });
     if gateway.is_ok() {
         let pick = |i: usize| values.get(i).map_or("", |(_, v)| *v);

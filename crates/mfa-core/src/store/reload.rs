@@ -126,6 +126,14 @@ impl<T> Reloading<T> {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The value in use now, without looking at the file.
+    pub fn current(&self) -> Arc<T> {
+        match self.current.read() {
+            Ok(v) => Arc::clone(&v),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 #[cfg(test)]

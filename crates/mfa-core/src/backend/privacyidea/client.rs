@@ -72,7 +72,6 @@ impl HttpClient {
         if cfg.urls.is_empty() {
             return Err(SetupError::new("url", "url is required with backend = privacyidea"));
         }
-        let configured_cas = tls::configured(cfg.ca_file.as_deref(), cfg.ca_path.as_deref())?;
         let mut servers = Vec::new();
         for url in &cfg.urls {
             let refused = |why: String| SetupError::new("url", format!("url \"{}\"{why}", http::redact(url)));
@@ -90,11 +89,13 @@ impl HttpClient {
             http::check_authorization(Some(value))
                 .map_err(|e| SetupError::new("api_key", e.replace("authorization", "api_key")))?;
         }
-        let roots = match configured_cas {
-            Some(roots) => roots,
-            None => tls::system_if_needed(servers.iter().map(|s| s.base.as_str()))
-                .map_err(|e| SetupError::new("ca_file", format!("ca_file is not set, and {e}")))?,
-        };
+        let roots = tls::roots(
+            cfg.ca_file.as_deref(),
+            cfg.ca_path.as_deref(),
+            servers.iter().map(|s| s.base.as_str()),
+            "ca_file",
+            "ca_file is not set, and ",
+        )?;
         let agent = http::agent(cfg.timeout, roots, Pool::new(servers.len(), cfg.reuse_connections));
         let health = Health::new(servers.len(), cfg.skip_failing, WhenAllSkipped::All);
         Ok(HttpClient { servers, health, agent, api_key: cfg.api_key.clone() })

@@ -2,6 +2,7 @@
 //! connections kept for the next call.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -21,6 +22,9 @@ pub struct ProviderConfig {
     pub authorization: Option<String>,
     /// Bound for one whole call, from the name lookup to the answer's last byte.
     pub timeout: Duration,
+    /// CAs to verify the provider with instead of the system's (PEM file, directory).
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
 }
 
 impl ProviderConfig {
@@ -37,6 +41,8 @@ impl fmt::Debug for ProviderConfig {
             .field("base_url", &self.redacted_url())
             .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .finish()
     }
 }
@@ -88,7 +94,7 @@ impl HttpPushProvider {
             .map_err(|why| refuse("url", &format!("base_url is not valid: {why}")))?
             .trim_end_matches('/')
             .to_owned();
-        let roots = tls::system_if_needed([base.as_str()]).map_err(|e| refuse("url", &format!("base_url: {e}")))?;
+        let roots = tls::roots(cfg.ca_file.as_deref(), cfg.ca_path.as_deref(), [base.as_str()], "url", "base_url: ")?;
         let agent = http::agent(cfg.timeout, roots, Pool::new(1, true));
         Ok(HttpPushProvider { cfg, base, agent })
     }

@@ -14,6 +14,8 @@ pub(super) fn config(url: &str, timeout_ms: u64) -> ProviderConfig {
         base_url: url.to_owned(),
         authorization: Some(AUTH.to_owned()),
         timeout: Duration::from_millis(timeout_ms),
+        ca_file: None,
+        ca_path: None,
     }
 }
 

@@ -19,9 +19,9 @@ impl StateJournal {
         result
     }
 
-    /// The error of the last failed automatic compaction, if any. Such a failure
-    /// does not fail the mutation that triggered it (that record is safely
-    /// appended); the caller may log it.
+    /// The error of the last failed automatic compaction, if any, or the damage
+    /// last found and repaired (a journal truncated in place, written back from
+    /// memory). Neither fails the call that met it; the caller logs it.
     pub fn take_compaction_error(&mut self) -> Option<JournalError> {
         self.compaction_error.take()
     }

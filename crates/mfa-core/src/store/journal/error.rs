@@ -11,6 +11,12 @@ pub enum JournalError {
     Io { path: PathBuf, action: &'static str, source: io::Error },
     /// A complete line that is not a valid record.
     Corrupt { path: PathBuf, line: u64, reason: String },
+    /// The file can be written by its group or by anyone: whoever can would
+    /// append unlock or forget records, or used steps set back.
+    Permissions { path: PathBuf, mode: u32 },
+    /// Not an error of the call that found it: the file was shorter than what had
+    /// been read of it (truncated in place), and was written back from memory.
+    Shrunk { path: PathBuf, read: u64, found: u64 },
 }
 
 impl fmt::Display for JournalError {
@@ -25,6 +31,20 @@ impl fmt::Display for JournalError {
                  guess the state, since a lost step or counter would let a code be used twice",
                 path.display()
             ),
+            JournalError::Shrunk { path, read, found } => write!(
+                f,
+                "state journal {} shrank in place from {read} to {found} bytes (truncated by something \
+                 other than rlm_mfa): damage; the state held in memory was written back, so no used code \
+                 becomes good again",
+                path.display()
+            ),
+            JournalError::Permissions { path, mode } => write!(
+                f,
+                "state journal {} can be written by its group or other users (mode {mode:04o}), who could \
+                 unlock users or make used codes good again; run: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
         }
     }
 }
@@ -33,7 +53,7 @@ impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             JournalError::Io { source, .. } => Some(source),
-            JournalError::Corrupt { .. } => None,
+            JournalError::Corrupt { .. } | JournalError::Permissions { .. } | JournalError::Shrunk { .. } => None,
         }
     }
 }

@@ -32,6 +32,11 @@ pub(super) fn open_file(path: &Path) -> Result<(File, (u64, u64)), JournalError>
         Err(e) => return Err(io_error("create", path)(e)),
     };
     let meta = file.metadata().map_err(io_error("inspect", path))?;
+    // Checked on every open (start, and a reopen after someone else's compaction).
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(JournalError::Permissions { path: path.to_path_buf(), mode });
+    }
     Ok((file, (meta.dev(), meta.ino())))
 }
 
@@ -91,6 +96,24 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_journal_others_can_write_is_refused_naming_file_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = new_dir();
+        let path = dir.journal_path();
+        drop(open(&path));
+        for mode in [0o620, 0o602, 0o666] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let e = super::super::StateJournal::open(&path, Default::default()).unwrap_err().to_string();
+            assert!(e.contains(&path.display().to_string()) && e.contains(&format!("{mode:04o}")), "{e}");
+            assert!(e.contains("chmod 600"), "{e}");
+        }
+        for mode in [0o600, 0o640, 0o644] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(super::super::StateJournal::open(&path, Default::default()).is_ok(), "{mode:o}");
+        }
     }
 
     #[test]

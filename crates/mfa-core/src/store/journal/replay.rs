@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::error::{io_error, JournalError};
 use super::file::open_file;
+use super::lock::unlock_file;
 use super::record::RawRecord;
 use super::StateJournal;
 
@@ -28,14 +29,12 @@ impl StateJournal {
                 Err(e) => return Err(io_error("inspect", &self.path)(e)),
             }
         }
-        if size > self.offset {
-            self.read_new(false)
-        } else if size < self.offset {
-            // Shrunk under us by something other than a compaction: start over.
-            self.reopen()
-        } else {
-            Ok(())
+        if size == self.offset {
+            return Ok(());
         }
+        // Grown: new records. Shrunk in place (a compaction replaces the file instead):
+        // damage, which read_new repairs under the lock.
+        self.read_new(false)
     }
 
     /// Switches to the file now at `path` and rebuilds the state from it alone
@@ -64,6 +63,15 @@ impl StateJournal {
         if size == self.offset {
             return Ok(());
         }
+        if size < self.offset {
+            if !locked {
+                self.lock_current()?;
+                let repaired = self.read_new(true);
+                let _ = unlock_file(&self.file);
+                return repaired;
+            }
+            return self.repair_shrunk(size);
+        }
         let mut buf = Vec::new();
         let mut reader = &self.file;
         reader
@@ -74,6 +82,19 @@ impl StateJournal {
         if locked && consumed < buf.len() {
             self.file.set_len(self.offset).map_err(io_error("truncate the torn last line of", &self.path))?;
         }
+        Ok(())
+    }
+
+    /// Under the lock: the file is shorter than what we applied of it, truncated in
+    /// place by someone (a compaction renames a new file instead). What it lost
+    /// would let used codes be used again, and replaying what is left over the
+    /// newer state would undo unlocks and forgets: the state in memory stands,
+    /// and is written back whole (a compaction). The damage is reported through
+    /// `take_compaction_error`, for a log line; failing to write it back is an error.
+    fn repair_shrunk(&mut self, found: u64) -> Result<(), JournalError> {
+        let read = self.offset;
+        self.compact_locked()?;
+        self.compaction_error = Some(JournalError::Shrunk { path: self.path.clone(), read, found });
         Ok(())
     }
 
@@ -106,6 +127,34 @@ mod tests {
 
     use super::super::fixtures::{new_dir, open, totp};
     use super::super::{JournalError, JournalOptions, LockState, StateJournal, TokenState};
+
+    #[test]
+    fn a_journal_truncated_in_place_is_written_back_from_memory() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let mut module = open(&path);
+        module.set_totp_step("alice", "T1", 100).unwrap();
+        module.set_lock("bob", LockState { failures: 2, locked_until: 0 }).unwrap();
+        module.unlock("bob").unwrap();
+        let before = fs::metadata(&path).unwrap().len();
+
+        // Cut to the first record: replaying it over the newer state would be wrong too.
+        let first = fs::read_to_string(&path).unwrap().find('\n').unwrap() as u64 + 1;
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(first).unwrap();
+        module.refresh().unwrap();
+        assert_eq!(module.token("alice", "T1"), totp(100));
+        assert_eq!(module.lock("bob"), LockState::default());
+        let notice = module.take_compaction_error().expect("the damage is reported").to_string();
+        assert!(notice.contains(&format!("shrank in place from {before} to {first} bytes")), "{notice}");
+        // Written back: a new reader sees it all.
+        assert_eq!(open(&path).token("alice", "T1"), totp(100));
+
+        // Emptied, then a claim of the used step: refused, under the lock.
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        assert!(!module.claim_totp_step("alice", "T1", 100).unwrap());
+        assert!(module.take_compaction_error().is_some());
+        assert_eq!(open(&path).token("alice", "T1"), totp(100));
+    }
 
     #[test]
     fn reopen_restores_exactly() {

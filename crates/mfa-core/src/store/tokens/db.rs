@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::validate::{duplicate_serial, validate_email, validate_groups, validate_sms, validate_user_name};
 use super::{TokenError, User};
+use crate::factor::secret::ENROLL_MIN_SECRET_BYTES;
 use crate::factor::token::Token;
 
 /// All users and their tokens, as read from the token file.
@@ -23,7 +24,7 @@ impl TokenDb {
     pub fn folded(self) -> Result<TokenDb, TokenError> {
         let mut users = HashMap::with_capacity(self.users.len());
         for (name, user) in self.users {
-            let folded = name.to_lowercase();
+            let folded = crate::identity::case::fold(&name);
             if users.insert(folded.clone(), user).is_some() {
                 return Err(TokenError::invalid(
                     &name,
@@ -40,11 +41,42 @@ impl TokenDb {
         self.users.get(name)
     }
 
+    /// The name as written in this (unfolded) file of the user the module finds
+    /// for `name`: `name` itself, or with `ignore_case` the one entry equal to it
+    /// without case (identity::case). An error when two entries are.
+    pub fn entry_name(&self, name: &str, ignore_case: bool) -> Result<Option<&str>, String> {
+        if !ignore_case {
+            return Ok(self.users.get_key_value(name).map(|(n, _)| n.as_str()));
+        }
+        let mut found = self.users.keys().filter(|n| crate::identity::case::same(n, name, true));
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(Some(one.as_str())),
+            (None, _) => Ok(None),
+            (Some(a), Some(b)) => Err(format!("{a:?} and {b:?} are the same user when case is ignored")),
+        }
+    }
+
     /// All users, sorted by name.
     pub fn users(&self) -> impl Iterator<Item = (&str, &User)> {
         let mut all: Vec<(&str, &User)> = self.users.iter().map(|(n, u)| (n.as_str(), u)).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all.into_iter()
+    }
+
+    /// The users (sorted) with a token whose secret is shorter than 128 bits, with
+    /// those tokens' serials: what loading warns about.
+    pub fn weak_secrets(&self) -> Vec<(&str, Vec<&str>)> {
+        self.users()
+            .filter_map(|(name, user)| {
+                let weak: Vec<&str> = user
+                    .tokens
+                    .iter()
+                    .filter(|t| t.secret.len() < ENROLL_MIN_SECRET_BYTES)
+                    .map(|t| t.serial.as_str())
+                    .collect();
+                (!weak.is_empty()).then_some((name, weak))
+            })
+            .collect()
     }
 
     /// Number of users.
@@ -56,10 +88,23 @@ impl TokenDb {
         self.users.is_empty()
     }
 
-    /// Adds a token to a user (creating the user), after the file's validation rules.
+    /// Adds a token to a user (creating the user), after the file's validation
+    /// rules and enrollment's: a secret of 128 bits at least (RFC 4226 section 4).
     pub fn add_token(&mut self, user: &str, token: Token) -> Result<(), TokenError> {
         validate_user_name(user)?;
         token.validate(user)?;
+        if token.secret.len() < ENROLL_MIN_SECRET_BYTES {
+            return Err(TokenError::invalid(
+                user,
+                Some(&token.serial),
+                "secret",
+                format!(
+                    "is {} bits; a new token needs at least 128 (RFC 4226 section 4): \
+                     {ENROLL_MIN_SECRET_BYTES} bytes, 26 base32 characters",
+                    token.secret.len() * 8
+                ),
+            ));
+        }
         let entry = self.users.entry(user.to_owned()).or_default();
         if entry.token(&token.serial).is_some() {
             return Err(duplicate_serial(user, &token.serial));
@@ -144,6 +189,17 @@ mod tests {
     }
 
     #[test]
+    fn the_entry_is_found_by_the_modules_rule() {
+        let db = TokenDb::parse(r#"{"users": {"Alice": {"sms": "+4512345612"}, "bob": {}}}"#).unwrap();
+        assert_eq!(db.entry_name("ALICE", true).unwrap(), Some("Alice"));
+        assert_eq!(db.entry_name("ALICE", false).unwrap(), None);
+        assert_eq!(db.entry_name("Alice", false).unwrap(), Some("Alice"));
+        assert_eq!(db.entry_name("carol", true).unwrap(), None);
+        let twice = TokenDb::parse(r#"{"users": {"Alice": {}, "alice": {}}}"#).unwrap();
+        assert!(twice.entry_name("ALICE", true).unwrap_err().contains("same user when case is ignored"));
+    }
+
+    #[test]
     fn contacts_set_and_cleared() {
         let mut db = TokenDb::new();
         db.set_contacts("cy", Some(Some("+4512345612".into())), None).unwrap();
@@ -163,7 +219,13 @@ mod tests {
         bad.digits = 4;
         assert!(db.add_token("alice", bad).is_err());
         assert!(db.add_token("", dup.clone()).is_err());
-        db.add_token("bob", dup).unwrap();
+        // The fixture's 80-bit secret loads (with a warning) but is not enrolled anew.
+        let e = db.add_token("bob", dup.clone()).unwrap_err().to_string();
+        assert!(e.contains("is 80 bits; a new token needs at least 128") && !e.contains("JBSWY3DP"), "{e}");
+        assert_eq!(db.weak_secrets(), [("alice", vec!["TOTP-3F9A2C10"])]);
+        let mut strong = dup;
+        strong.secret = Secret::from_bytes(vec![7; 16]);
+        db.add_token("bob", strong).unwrap();
         assert_eq!(db.len(), 2);
 
         assert!(db.remove_token("alice", "nope").is_none());

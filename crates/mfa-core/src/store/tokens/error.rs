@@ -59,8 +59,8 @@ impl fmt::Display for TokenError {
             TokenError::Io { path, action, source } => write!(f, "cannot {action} {}: {source}", path.display()),
             TokenError::Permissions { path, mode } => write!(
                 f,
-                "token file {} can be accessed by users outside its owner and group \
-                 (mode {mode:04o}); it holds secrets, run: chmod 640 {}",
+                "token file {} has mode {mode:04o}, it must be 0640 or stricter (read only for its \
+                 group, nothing for others); it holds secrets, run: chmod 640 {}",
                 path.display(),
                 path.display()
             ),

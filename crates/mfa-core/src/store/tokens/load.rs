@@ -10,13 +10,14 @@ use super::error::io_error;
 use super::{TokenDb, TokenError};
 
 impl TokenDb {
-    /// Reads the token file, refusing it when users outside its owner and group
-    /// can access it.
+    /// Reads the token file, refusing it unless its mode is 0640 or stricter (no
+    /// access for others, read only for the group). Checked on every load: the
+    /// module's start and each reload, and every mfa-admin command.
     pub fn load(path: &Path) -> Result<TokenDb, TokenError> {
         let mut file = File::open(path).map_err(|e| io_error("open the token file", path, e))?;
         let meta = file.metadata().map_err(|e| io_error("inspect the token file", path, e))?;
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o007 != 0 {
+        if mode & 0o037 != 0 {
             return Err(TokenError::Permissions { path: path.to_path_buf(), mode });
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -40,7 +41,7 @@ mod tests {
     #[test]
     fn refuses_a_file_others_can_read() {
         let dir = TempDir::new("tokens");
-        for mode in [0o644, 0o604, 0o602, 0o601] {
+        for mode in [0o644, 0o604, 0o602, 0o601, 0o660, 0o650, 0o620] {
             let path = dir.file("tokens.json", ALICE, mode);
             let err = TokenDb::load(&path).unwrap_err();
             let msg = err.to_string();
@@ -49,7 +50,7 @@ mod tests {
             assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
             assert!(msg.contains("chmod 640"), "{msg}");
         }
-        for mode in [0o640, 0o600, 0o660, 0o400] {
+        for mode in [0o640, 0o600, 0o440, 0o400] {
             let path = dir.file("tokens.json", ALICE, mode);
             assert_eq!(TokenDb::load(&path).unwrap().len(), 1, "{mode:o}");
         }

@@ -6,6 +6,7 @@
 //! shared secrets. Error messages never contain a secret: they end up in logs.
 
 mod db;
+mod edit_lock;
 mod error;
 #[cfg(test)]
 mod fixtures;
@@ -18,9 +19,10 @@ mod serialize;
 mod user;
 mod validate;
 
-pub use crate::factor::secret::{Secret, SecretError, MIN_SECRET_BYTES, NEW_SECRET_BYTES};
+pub use crate::factor::secret::{Secret, SecretError, ENROLL_MIN_SECRET_BYTES, MIN_SECRET_BYTES, NEW_SECRET_BYTES};
 pub use crate::factor::token::{Token, TokenKind};
 pub use db::TokenDb;
+pub use edit_lock::EditLock;
 pub use error::TokenError;
 pub use parse::{DEFAULT_DIGITS, DEFAULT_PERIOD};
 pub use save::NEW_FILE_MODE;
