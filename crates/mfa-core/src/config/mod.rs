@@ -17,6 +17,7 @@ pub mod messages;
 pub mod privacyidea;
 mod push;
 mod raw;
+pub mod redis;
 pub mod reply;
 
 pub use declare::{Item, Kind, Section, Value};
@@ -25,6 +26,7 @@ pub use messages::Messages;
 pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};
 pub use push::{push_settings, Approval, Failmode, Push, RawPush};
 pub use raw::{RawConfig, RawLockout, RawRealm};
+pub use redis::{Address, RawRedis, RedisSettings};
 pub use reply::RawRule;
 
 /// auto mode's default code pattern: 6 to 8 digits.
@@ -104,6 +106,8 @@ pub struct Config {
     pub tokens: PathBuf,
     pub state: PathBuf,
     pub fsync: bool,
+    /// Where the state between requests is kept: this server's journal (`state`) or Redis.
+    pub store: StoreChoice,
     pub require_token: bool,
     pub totp_window: u64,
     pub hotp_look_ahead: u64,
@@ -126,6 +130,13 @@ pub struct Config {
     pub privacyidea: Option<PiConfig>,
     /// Reply attributes for an accepted login (the engine compiles them).
     pub reply: Vec<RawRule>,
+}
+
+/// `state_store`: this server's state journal, or a Redis shared by a farm of servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    Journal,
+    Redis(RedisSettings),
 }
 
 /// A configuration item that cannot be used, and why.
@@ -190,6 +201,10 @@ impl Config {
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
         let state = required_path("state", raw.state.as_deref())?;
+        let store = match choice("state_store", raw.state_store.as_deref(), false, &[("journal", false), ("redis", true)])? {
+            true => StoreChoice::Redis(redis::redis_settings(&raw.redis)?),
+            false => StoreChoice::Journal,
+        };
 
         let separator = raw.separator.clone().unwrap_or_else(|| ",".to_string());
         if separator.chars().any(|c| c.is_ascii_digit()) {
@@ -245,6 +260,7 @@ impl Config {
             tokens,
             state,
             fsync: raw.fsync,
+            store,
             require_token: raw.require_token,
             totp_window: u64::from(raw.totp_window),
             hotp_look_ahead: u64::from(raw.hotp_look_ahead),

@@ -7,6 +7,7 @@ use super::gateway::RawGateway;
 use super::messages::Messages;
 use super::privacyidea::RawPrivacyIdea;
 use super::push::RawPush;
+use super::redis::RawRedis;
 use super::reply::RawRule;
 
 crate::section! {
@@ -21,6 +22,8 @@ crate::section! {
         /// The state journal.
         state: Option<String> = "${db_dir}/mfa/state.jsonl",
         fsync: bool = "no",
+        /// `journal` (this server's `state` file) or `redis` (the `redis { }` section, shared by a farm).
+        state_store: Option<String> = "journal",
         require_token: bool = "yes",
         ignore_case: bool = "no",
         /// TOTP steps accepted either side of now: more only helps an attacker.
@@ -47,6 +50,7 @@ crate::section! {
         push: RawPush,
         realm: RawRealm,
         lockout: RawLockout,
+        redis: RawRedis,
         messages: Messages,
         privacyidea: RawPrivacyIdea,
     }

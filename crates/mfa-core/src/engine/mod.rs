@@ -10,13 +10,14 @@ use std::sync::Arc;
 use crate::challenge::StateKey;
 use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Mode};
+use crate::config::{Config, ConfigError, Mode, StoreChoice};
 use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
 use crate::store::journal::{JournalOptions, LockState};
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
+use crate::store::redis::RedisStore;
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::{Token, TokenDb};
 
@@ -692,11 +693,19 @@ fn http_sender(
     })
 }
 
-/// The state journal `cfg.state`, opened for this instance.
-fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
-    let store = LocalStore::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
-        .map_err(|e| ConfigError::new("state", e.to_string()))?;
-    Ok(Box::new(store))
+/// The store `state_store` names: the state journal `cfg.state`, or Redis.
+pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
+    match &cfg.store {
+        StoreChoice::Journal => {
+            let options = JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() };
+            let store = LocalStore::open(&cfg.state, options).map_err(|e| ConfigError::new("state", e.to_string()))?;
+            Ok(Box::new(store))
+        }
+        StoreChoice::Redis(settings) => {
+            let store = RedisStore::open(settings.clone()).map_err(|(item, e)| ConfigError::new(item, e))?;
+            Ok(Box::new(store))
+        }
+    }
 }
 
 #[cfg(test)]
