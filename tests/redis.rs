@@ -173,3 +173,86 @@ fn a_broken_redis_section_stops_the_start_naming_the_item() {
         assert!(out.contains(&format!("'{item}'")), "{item}:\n{}", common::tail(&out, 20));
     }
 }
+
+#[test]
+fn redis_with_an_acl_user_and_password() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start_with(&bin, "user default off\nuser mfa on >s3cret-pass ~t:* +@all\n");
+    let lines = store_lines(&redis, "\tusername = mfa\n\tpassword = \"s3cret-pass\"\n");
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["gina"])).with(&lines));
+    assert!(server.auth("gina", &hotp(0)).is_accept());
+    assert!(server.auth("gina", &hotp(0)).is_reject());
+    assert!(!server.debug_log().contains("s3cret-pass"), "the password is never logged");
+    // A wrong password: refused as unavailable, and said so in the log.
+    let wrong = store_lines(&redis, "\tusername = mfa\n\tpassword = wrong\n");
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["gina"])).with(&wrong));
+    let refused = server.auth("gina", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+}
+
+/// A primary, two replicas and three Sentinels; the primary is killed in the
+/// middle of a stream of logins through two servers that WAIT for one replica.
+#[test]
+fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps_lockouts() {
+    let (module, bin) = require_redis!();
+    let mut primary = RedisServer::start(&bin);
+    let replicas: Vec<RedisServer> = (0..2)
+        .map(|_| RedisServer::start_with(&bin, &format!("replicaof 127.0.0.1 {}\n", primary.port)))
+        .collect();
+    let sentinels: Vec<RedisServer> = (0..3).map(|_| RedisServer::sentinel(&bin, "mfa-primary", primary.port)).collect();
+    let list: Vec<String> = sentinels.iter().map(RedisServer::address).collect();
+    let lines = format!(
+        "state_store = redis\nredis {{\n\tserver = \"{}\"\n\tsentinel_service = mfa-primary\n\tprefix = t\n\
+         \twait_replicas = 1\n\ttimeout_ms = 300\n}}\nlockout {{\n\tmax_failures = 3\n\tduration = 300\n}}\n\
+         hotp_look_ahead = 500\n",
+        list.join(", ")
+    );
+    let servers = farm(&module, Setup::otp_mode(&hotp_tokens(&["hank", "iris"])).with(&lines), 2);
+    // The replicas have synced before the stream starts (WAIT needs one).
+    let joined = Instant::now();
+    while !replicas.iter().all(|r| r.cli(&["INFO", "replication"]).contains("master_link_status:up")) {
+        assert!(joined.elapsed() < Duration::from_secs(10), "the replicas did not sync");
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Two failures of iris before the failover.
+    assert!(servers[0].auth("iris", "000000").is_reject());
+    assert!(servers[1].auth("iris", "000000").is_reject());
+
+    let started = Instant::now();
+    let (mut accepted, mut unavailable, mut counter) = (Vec::new(), 0, 0u64);
+    while accepted.len() < 30 {
+        if accepted.len() == 10 && unavailable == 0 {
+            primary.stop();
+        }
+        let turn = accepted.len() + unavailable;
+        let (this, other) = (&servers[turn % 2], &servers[1 - turn % 2]);
+        let reply = this.auth("hank", &hotp(counter));
+        if reply.is_accept() {
+            let replayed = other.auth("hank", &hotp(counter));
+            assert!(replayed.is_reject(), "code {counter} accepted twice: {replayed:?}");
+            accepted.push(counter);
+        } else {
+            // Refused while no primary answers (or a claim not yet on a replica):
+            // the user types the next code, as a user would.
+            assert_eq!(reply.message().unwrap_or_default(), UNAVAILABLE, "code {counter}: {reply:?}");
+            unavailable += 1;
+            assert!(started.elapsed() < Duration::from_secs(60), "no primary after a minute");
+            thread::sleep(Duration::from_millis(100));
+        }
+        counter += 1;
+    }
+    assert!(unavailable > 0, "the failover was seen by the stream");
+    assert!(
+        replicas.iter().any(|r| r.cli(&["ROLE"]).starts_with("master")),
+        "a replica was promoted"
+    );
+    // Every code accepted, before the failover too, is still used on the new primary.
+    for counter in &accepted {
+        for server in &servers {
+            assert!(server.auth("hank", &hotp(*counter)).is_reject(), "code {counter} after the failover");
+        }
+    }
+    // The two failures of iris were kept: a third locks her.
+    let third = servers[0].auth("iris", "000000");
+    assert!(third.message().unwrap_or_default().contains("Too many failed attempts"), "{third:?}");
+}

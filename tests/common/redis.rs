@@ -102,7 +102,9 @@ impl RedisServer {
             self.dir.join("redis.log").display()
         );
         // A Sentinel rewrites its file; a server is given the same form.
-        fs::write(&conf, format!("{base}{}", if self.sentinel { &self.config } else { &self.config })).unwrap();
+        // Replicas sync at once (no diskless-sync delay), so that WAIT is answered from the start.
+        let sync = if self.sentinel { "" } else { "repl-diskless-sync-delay 0\n" };
+        fs::write(&conf, format!("{base}{sync}{}", self.config)).unwrap();
         let program = if self.sentinel { "redis-sentinel" } else { "redis-server" };
         let child = Command::new(self.bin.join(program))
             .arg(&conf)
@@ -130,6 +132,14 @@ impl RedisServer {
         command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"]);
         if let Some(password) = self.config.lines().find_map(|l| l.strip_prefix("requirepass ")) {
             command.args(["-a", password.trim()]);
+        }
+        // `user NAME on >PASSWORD ...` when the default user is off: the first such user.
+        if self.config.contains("user default off") {
+            let user = self.config.lines().filter_map(|l| l.strip_prefix("user ")).find(|l| !l.starts_with("default"));
+            if let Some(words) = user.map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+                let password = words.iter().find_map(|w| w.strip_prefix('>')).unwrap_or_default();
+                command.args(["--user", words[0], "--pass", password]);
+            }
         }
         let out = command.args(args).output().expect("cannot run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()

@@ -84,7 +84,8 @@ impl RedisStore {
     fn claim<T: redis::FromRedisValue>(&self, build: impl Fn(&mut redis::Pipeline)) -> Result<T, StoreError> {
         let settings = self.connector.settings();
         let wait = settings.wait_replicas;
-        let wait_ms = settings.timeout.as_millis() as u64;
+        // Half the bound, so that WAIT's own answer arrives within the read timeout.
+        let wait_ms = (settings.timeout.as_millis() as u64 / 2).max(1);
         let (answer, replicas) = self.connector.run(|con: &mut Connection| {
             let mut pipe = redis::pipe();
             build(&mut pipe);
