@@ -11,6 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::fake_push::{FakePush, PushBehaviour};
 use common::redis::RedisServer;
 use common::{Server, Setup, SECRET};
 use mfa_core::factor::otp::{hotp_code, Algorithm};
@@ -27,7 +28,9 @@ fn hotp(counter: u64) -> String {
 fn hotp_tokens(users: &[&str]) -> String {
     let entries: Vec<String> = users
         .iter()
-        .map(|u| format!(r#""{u}": {{"tokens": [{{"serial": "H-{u}", "type": "hotp", "secret": "{}"}}]}}"#, common::SEED_B32))
+        .map(|u| {
+            format!(r#""{u}": {{"tokens": [{{"serial": "H-{u}", "type": "hotp", "secret": "{}"}}]}}"#, common::SEED_B32)
+        })
         .collect();
     format!(r#"{{"users": {{{}}}}}"#, entries.join(", "))
 }
@@ -47,11 +50,11 @@ fn the_same_code_sent_to_two_servers_at_the_same_instant_is_accepted_once() {
     let (module, bin) = require_redis!();
     let redis = RedisServer::start(&bin);
     // A replay counts as a failure; no lockout here, the test is about the claim.
-    let setup =
-        Setup::otp_mode(&hotp_tokens(&["race"])).with(&store_lines(&redis, "")).with("lockout {\n\tmax_failures = 0\n}");
+    let setup = Setup::otp_mode(&hotp_tokens(&["race"]))
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 0\n}");
     let servers = farm(&module, setup, 2);
-    let trials: u64 =
-        std::env::var("RLM_MFA_RACE_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let trials: u64 = std::env::var("RLM_MFA_RACE_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let barrier = Arc::new(Barrier::new(2));
     let workers: Vec<_> = servers
         .iter()
@@ -196,10 +199,10 @@ fn redis_with_an_acl_user_and_password() {
 fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps_lockouts() {
     let (module, bin) = require_redis!();
     let mut primary = RedisServer::start(&bin);
-    let replicas: Vec<RedisServer> = (0..2)
-        .map(|_| RedisServer::start_with(&bin, &format!("replicaof 127.0.0.1 {}\n", primary.port)))
-        .collect();
-    let sentinels: Vec<RedisServer> = (0..3).map(|_| RedisServer::sentinel(&bin, "mfa-primary", primary.port)).collect();
+    let replicas: Vec<RedisServer> =
+        (0..2).map(|_| RedisServer::start_with(&bin, &format!("replicaof 127.0.0.1 {}\n", primary.port))).collect();
+    let sentinels: Vec<RedisServer> =
+        (0..3).map(|_| RedisServer::sentinel(&bin, "mfa-primary", primary.port)).collect();
     let list: Vec<String> = sentinels.iter().map(RedisServer::address).collect();
     let lines = format!(
         "state_store = redis\nredis {{\n\tserver = \"{}\"\n\tsentinel_service = mfa-primary\n\tprefix = t\n\
@@ -242,10 +245,7 @@ fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps
         counter += 1;
     }
     assert!(unavailable > 0, "the failover was seen by the stream");
-    assert!(
-        replicas.iter().any(|r| r.cli(&["ROLE"]).starts_with("master")),
-        "a replica was promoted"
-    );
+    assert!(replicas.iter().any(|r| r.cli(&["ROLE"]).starts_with("master")), "a replica was promoted");
     // Every code accepted, before the failover too, is still used on the new primary.
     for counter in &accepted {
         for server in &servers {
@@ -255,4 +255,34 @@ fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps
     // The two failures of iris were kept: a third locks her.
     let third = servers[0].auth("iris", "000000");
     assert!(third.message().unwrap_or_default().contains("Too many failed attempts"), "{third:?}");
+}
+
+/// A NAS that re-sends a push login to the other server, after the first
+/// server's push went out: one push at the provider, both answers Accept. The
+/// re-send crosses the edge of a `push.wait` window, where the provider's
+/// idempotency key alone (the local store's way) would differ.
+#[test]
+fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(4)));
+    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
+    // Start in the last second of a 6 s window, so that the re-send falls in the next.
+    while common::now() % 6 != 5 {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let first = {
+        let server = servers[0].clone();
+        thread::spawn(move || server.auth("jane", "pw-jane"))
+    };
+    thread::sleep(Duration::from_millis(1500));
+    let second = servers[1].auth("jane", "pw-jane");
+    let first = first.join().unwrap();
+    assert!(first.is_accept() && second.is_accept(), "{first:?} {second:?}");
+    assert_eq!(provider.created(), 1, "one push for one login, across two servers");
+    assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 1, "one push registered, under a keyed name");
 }

@@ -16,7 +16,8 @@ use super::{repo, tail, unique_dir};
 
 /// The directory of redis-server, redis-sentinel and redis-cli, or None (and a note).
 pub fn redis_bin() -> Option<PathBuf> {
-    let dir = std::env::var_os("RLM_MFA_REDIS_BIN").map(PathBuf::from).unwrap_or_else(|| repo().join(".deps/redis/bin"));
+    let dir =
+        std::env::var_os("RLM_MFA_REDIS_BIN").map(PathBuf::from).unwrap_or_else(|| repo().join(".deps/redis/bin"));
     if dir.join("redis-server").is_file() {
         return Some(dir);
     }

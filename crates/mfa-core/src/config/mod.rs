@@ -201,10 +201,11 @@ impl Config {
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
         let state = required_path("state", raw.state.as_deref())?;
-        let store = match choice("state_store", raw.state_store.as_deref(), false, &[("journal", false), ("redis", true)])? {
-            true => StoreChoice::Redis(redis::redis_settings(&raw.redis)?),
-            false => StoreChoice::Journal,
-        };
+        let store =
+            match choice("state_store", raw.state_store.as_deref(), false, &[("journal", false), ("redis", true)])? {
+                true => StoreChoice::Redis(redis::redis_settings(&raw.redis)?),
+                false => StoreChoice::Journal,
+            };
 
         let separator = raw.separator.clone().unwrap_or_else(|| ",".to_string());
         if separator.chars().any(|c| c.is_ascii_digit()) {

@@ -16,8 +16,8 @@ use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
 use crate::store::journal::{JournalOptions, LockState};
-use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::redis::RedisStore;
+use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::{Token, TokenDb};
 

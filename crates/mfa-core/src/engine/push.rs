@@ -308,6 +308,15 @@ impl Engine {
         // The same login within one wait gets the same id at the provider, from either server.
         let window = self.clock.now() / cfg.wait.as_secs().max(1);
         let id = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &window.to_be_bytes()]);
+        // A shared store makes the first server's id the login's, across the window's edge too.
+        let login = request_id(&self.push_id_key, &[self.name.as_bytes(), b"login", key]);
+        let ttl = (cfg.wait + cfg.timeout * 2).as_secs();
+        let id = match self.store().join_push(&login, &id, ttl) {
+            Ok(id) => id,
+            Err(e) => {
+                return Ending::Refused(format!("cannot register the push in the {}: {e}", self.store().describe()))
+            }
+        };
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
         let id = match pusher.provider.open(&request) {
             Ok((id, PushStatus::Pending)) => id,

@@ -48,6 +48,13 @@ pub trait StateStore: Send + Sync {
     /// here or on any server sharing the store, before or after a restart.
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError>;
 
+    /// Registers `request_id` as the push of the login `login` (a keyed digest,
+    /// nothing of a password in it) for `ttl` seconds, unless a request sharing
+    /// the store registered one first: returns the request id the login's push
+    /// has, so that a NAS's re-send of the login to another server joins the
+    /// push instead of sending a second one.
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError>;
+
     /// Upkeep that failed after a change that stood (a compaction), once, for the log.
     fn take_upkeep_error(&self) -> Option<StoreError>;
 }
@@ -115,6 +122,13 @@ impl StateStore for LocalStore {
 
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
         self.journal().use_state_once(user, id, expires, now).map_err(text)
+    }
+
+    /// One server: its re-sends join in memory (engine/push.rs), and the other
+    /// server of a pair reaches the same push through the provider's idempotency
+    /// key, which both compute alike within one `push.wait`.
+    fn join_push(&self, _login: &str, request_id: &str, _ttl: u64) -> Result<String, StoreError> {
+        Ok(request_id.to_string())
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {

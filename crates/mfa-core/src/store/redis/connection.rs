@@ -145,10 +145,9 @@ impl Connector {
         };
         let info = ConnectionInfo { addr, redis };
         let client = match &self.ca {
-            Some(pem) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
-            )?,
+            Some(pem) => {
+                Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) })?
+            }
             None => Client::open(info)?,
         };
         let left = deadline.saturating_duration_since(Instant::now());

@@ -10,6 +10,9 @@
 //!   after the last failure, or a day after the lock ends.
 //! - `state:{hex id}`: an answered challenge State, the user's name as value;
 //!   it expires when the State does.
+//! - `push:{login}`: the request id of the push a login waits for (`login` is
+//!   an HMAC under a key derived from the State key: nothing of the password
+//!   leaves the server); it expires when the wait ends.
 
 mod connection;
 mod scripts;
@@ -49,9 +52,10 @@ impl RedisStore {
     /// so that a Redis down while FreeRADIUS starts costs requests, not the start.
     pub fn open(settings: RedisSettings) -> Result<RedisStore, (String, String)> {
         let ca = match &settings.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display()))
-            })?),
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display())))?,
+            ),
             None => None,
         };
         if let Some(pem) = &ca {
@@ -116,8 +120,10 @@ impl RedisStore {
 fn read_user(con: &mut Connection, tokens_key: &str, lock_key: &str) -> Result<Snapshot, RedisError> {
     let (fields, (failures, until)): (HashMap<String, u64>, (Option<u32>, Option<u64>)) =
         redis::pipe().hgetall(tokens_key).cmd("HMGET").arg(lock_key).arg("f").arg("u").query(con)?;
-    let mut snapshot =
-        Snapshot { lock: LockState { failures: failures.unwrap_or(0), locked_until: until.unwrap_or(0) }, ..Default::default() };
+    let mut snapshot = Snapshot {
+        lock: LockState { failures: failures.unwrap_or(0), locked_until: until.unwrap_or(0) },
+        ..Default::default()
+    };
     for (field, value) in fields {
         if let Some(serial) = field.strip_prefix("t:") {
             snapshot.tokens.entry(serial.to_string()).or_default().last_step = Some(value);
@@ -133,7 +139,9 @@ impl StateStore for RedisStore {
         let s = self.connector.settings();
         let first = &s.servers[0];
         match &s.sentinel_service {
-            Some(service) => format!("Redis store (primary \"{service}\" of Sentinel {}:{}, ...)", first.host, first.port),
+            Some(service) => {
+                format!("Redis store (primary \"{service}\" of Sentinel {}:{}, ...)", first.host, first.port)
+            }
             None => format!("Redis store {}:{}", first.host, first.port),
         }
     }
@@ -220,6 +228,13 @@ impl StateStore for RedisStore {
             pipe.cmd("SET").arg(&key).arg(user).arg("NX").arg("EX").arg(seconds);
         })?;
         Ok(set.is_some())
+    }
+
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {
+        let key = self.key("push", login);
+        self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.join.get_hash()).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
+        })
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {

@@ -27,18 +27,26 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return {1}
 ";
 
+/// KEYS[1] a login's push; ARGV[1] a request id, ARGV[2] seconds: the id
+/// registered first (this one when none was).
+const JOIN: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1])
+";
+
 pub(super) struct Scripts {
     pub raise: Script,
     pub swap_lock: Script,
+    pub join: Script,
 }
 
 impl Scripts {
     pub fn new() -> Scripts {
-        Scripts { raise: Script::new(RAISE), swap_lock: Script::new(SWAP_LOCK) }
+        Scripts { raise: Script::new(RAISE), swap_lock: Script::new(SWAP_LOCK), join: Script::new(JOIN) }
     }
 
     /// Every script's text, for SCRIPT LOAD on a new connection.
-    pub fn texts() -> [&'static str; 2] {
-        [RAISE, SWAP_LOCK]
+    pub fn texts() -> [&'static str; 3] {
+        [RAISE, SWAP_LOCK, JOIN]
     }
 }
