@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,16 +56,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// A Redis server on a free port, persisting nothing.
-    pub fn start(bin: &PathBuf) -> RedisServer {
+    pub fn start(bin: &Path) -> RedisServer {
         RedisServer::start_with(bin, "")
     }
 
     /// A Redis server with more configuration lines (`replicaof`, `requirepass`, ACL users...).
-    pub fn start_with(bin: &PathBuf, config: &str) -> RedisServer {
+    pub fn start_with(bin: &Path, config: &str) -> RedisServer {
         let mut server = RedisServer {
             port: free_tcp_port(),
             dir: unique_dir("redis"),
-            bin: bin.clone(),
+            bin: bin.to_path_buf(),
             config: config.to_string(),
             sentinel: false,
             child: None,
@@ -75,7 +75,7 @@ impl RedisServer {
     }
 
     /// A Sentinel watching `primary_port` as `service`, with quorum 2 and quick failure detection.
-    pub fn sentinel(bin: &PathBuf, service: &str, primary_port: u16) -> RedisServer {
+    pub fn sentinel(bin: &Path, service: &str, primary_port: u16) -> RedisServer {
         let config = format!(
             "sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
              sentinel down-after-milliseconds {service} 1000\n\
@@ -85,7 +85,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_tcp_port(),
             dir: unique_dir("sentinel"),
-            bin: bin.clone(),
+            bin: bin.to_path_buf(),
             config,
             sentinel: true,
             child: None,
