@@ -286,3 +286,25 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
     assert_eq!(provider.created(), 1, "one push for one login, across two servers");
     assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 1, "one push registered, under a keyed name");
 }
+
+/// `limits.pushes` counted across the farm: two pushes started through two
+/// servers use up a limit of two; the third, on either, is refused.
+#[test]
+fn the_push_limit_holds_across_the_farm() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = Setup::challenge_mode("push", r#"{"users": {"kate": {}}}"#, &[("kate", "pw-kate")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with("limits {\n\tpushes = 2\n\twindow = 600\n}")
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n approval = challenge\n}}", provider.url()));
+    let servers = farm(&module, setup, 2);
+    assert!(servers[0].auth("kate", "pw-kate").is_challenge());
+    assert!(servers[1].auth("kate", "pw-kate").is_challenge());
+    let third = servers[0].auth("kate", "pw-kate");
+    assert!(third.is_reject(), "{third:?}");
+    let message = third.message().unwrap_or_default();
+    assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
+    assert_eq!(provider.created(), 2, "no third push reached the provider");
+}

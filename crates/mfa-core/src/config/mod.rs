@@ -13,6 +13,7 @@ use crate::identity::realm::{RealmConfig, RealmPosition, Split};
 
 pub mod declare;
 mod gateway;
+pub mod limits;
 pub mod messages;
 pub mod privacyidea;
 mod push;
@@ -22,6 +23,7 @@ pub mod reply;
 
 pub use declare::{Item, Kind, Section, Value};
 pub use gateway::{gateway, Gateway, RawGateway};
+pub use limits::Limits;
 pub use messages::Messages;
 pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};
 pub use push::{push_settings, Approval, Failmode, Push, RawPush};
@@ -118,6 +120,7 @@ pub struct Config {
     pub user_map: Option<PathBuf>,
     pub realm: RealmConfig,
     pub lockout: Lockout,
+    pub limits: Limits,
     pub messages: Messages,
     /// Set in the modes that challenge.
     pub challenge: Option<Challenge>,
@@ -271,6 +274,7 @@ impl Config {
             user_map: raw.user_map.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
             realm,
             lockout: Lockout { max_failures: raw.lockout.max_failures, duration: u64::from(raw.lockout.duration) },
+            limits: raw.limits.clone(),
             messages: raw.messages.clone(),
         })
     }

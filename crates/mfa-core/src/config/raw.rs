@@ -4,6 +4,7 @@
 //! privacyidea.rs, messages.rs).
 
 use super::gateway::RawGateway;
+use super::limits::Limits;
 use super::messages::Messages;
 use super::privacyidea::RawPrivacyIdea;
 use super::push::RawPush;
@@ -50,6 +51,7 @@ crate::section! {
         push: RawPush,
         realm: RawRealm,
         lockout: RawLockout,
+        limits: Limits,
         redis: RawRedis,
         messages: Messages,
         privacyidea: RawPrivacyIdea,

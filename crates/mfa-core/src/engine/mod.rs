@@ -710,6 +710,7 @@ pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigErro
 
 #[cfg(test)]
 mod dialogue_tests;
+mod limits;
 #[cfg(test)]
 mod privacyidea_tests;
 #[cfg(test)]

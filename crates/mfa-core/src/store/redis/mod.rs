@@ -13,6 +13,8 @@
 //! - `push:{login}`: the request id of the push a login waits for (`login` is
 //!   an HMAC under a key derived from the State key: nothing of the password
 //!   leaves the server); it expires when the wait ends.
+//! - `count:push:{user}`, `count:code:{user}`: pushes started and codes sent
+//!   in the current `limits.window`, which they expire with.
 
 mod connection;
 mod scripts;
@@ -235,6 +237,14 @@ impl StateStore for RedisStore {
         self.claim(|pipe| {
             pipe.cmd("EVALSHA").arg(self.scripts.join.get_hash()).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
         })
+    }
+
+    fn count_request(&self, kind: &str, user: &str, _now: u64, window: u64) -> Result<(u32, u64), StoreError> {
+        let key = self.key(&format!("count:{kind}"), user);
+        let (count, left): (u32, u64) = self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.count.get_hash()).arg(1).arg(&key).arg(window.max(1));
+        })?;
+        Ok((count, left))
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {

@@ -34,19 +34,37 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] 
 return redis.call('GET', KEYS[1])
 ";
 
+/// KEYS[1] a user's request count; ARGV[1] the window in seconds: counts one
+/// more in the window that the first one opened. Returns {count, seconds left}.
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('TTL', KEYS[1])
+if left < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+";
+
 pub(super) struct Scripts {
     pub raise: Script,
     pub swap_lock: Script,
     pub join: Script,
+    pub count: Script,
 }
 
 impl Scripts {
     pub fn new() -> Scripts {
-        Scripts { raise: Script::new(RAISE), swap_lock: Script::new(SWAP_LOCK), join: Script::new(JOIN) }
+        Scripts {
+            raise: Script::new(RAISE),
+            swap_lock: Script::new(SWAP_LOCK),
+            join: Script::new(JOIN),
+            count: Script::new(COUNT),
+        }
     }
 
     /// Every script's text, for SCRIPT LOAD on a new connection.
-    pub fn texts() -> [&'static str; 3] {
-        [RAISE, SWAP_LOCK, JOIN]
+    pub fn texts() -> [&'static str; 4] {
+        [RAISE, SWAP_LOCK, JOIN, COUNT]
     }
 }
