@@ -111,6 +111,8 @@ pub struct Config {
     /// Where the state between requests is kept: this server's journal (`state`) or Redis.
     pub store: StoreChoice,
     pub require_token: bool,
+    /// Say "locked" and "not enrolled" before a password was checked (else one answer for all).
+    pub detailed_messages: bool,
     pub totp_window: u64,
     pub hotp_look_ahead: u64,
     pub split: SplitConfig,
@@ -266,6 +268,7 @@ impl Config {
             fsync: raw.fsync,
             store,
             require_token: raw.require_token,
+            detailed_messages: raw.detailed_messages,
             totp_window: u64::from(raw.totp_window),
             hotp_look_ahead: u64::from(raw.hotp_look_ahead),
             split: SplitConfig { separator, otp_position, otp_length },

@@ -26,6 +26,9 @@ crate::section! {
         /// `journal` (this server's `state` file) or `redis` (the `redis { }` section, shared by a farm).
         state_store: Option<String> = "journal",
         require_token: bool = "yes",
+        /// `no`: where no password has been checked yet, one answer for unknown,
+        /// unenrolled and locked users alike; `yes`: say which.
+        detailed_messages: bool = "no",
         ignore_case: bool = "no",
         /// TOTP steps accepted either side of now: more only helps an attacker.
         totp_window: u32 = "1" [range(0, 10, "steps")],

@@ -356,7 +356,18 @@ impl Engine {
     }
 
     fn locked_message(&self, seconds: u64) -> String {
-        self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())
+        self.before_password(self.cfg.messages.locked.replace("{seconds}", &seconds.to_string()))
+    }
+
+    /// A refusal's Reply-Message in mode otp, where no password is ever checked:
+    /// unless `detailed_messages`, "locked" and "not enrolled" read as a wrong
+    /// code, so that the answers do not tell an attacker which accounts exist.
+    fn before_password(&self, detailed: String) -> String {
+        if self.cfg.mode == Mode::Otp && !self.cfg.detailed_messages {
+            self.cfg.messages.wrong_code.clone()
+        } else {
+            detailed
+        }
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
@@ -413,7 +424,13 @@ impl Engine {
                 .locked_for(&self.store().cached_lock(&names.lookup))
                 .and_then(|_| self.refuse_if_locked(&names.lookup, trail));
             if let Some(decision) = refused {
-                out.reply_message = decision.messages.into_iter().next();
+                // Before the first factor: unless detailed_messages, a locked user is
+                // refused as a wrong password is (no Reply-Message), or in mode otp as
+                // a wrong code, so that the lock does not show the account exists.
+                out.reply_message = match (self.cfg.detailed_messages, self.cfg.mode) {
+                    (true, _) | (false, Mode::Otp) => decision.messages.into_iter().next(),
+                    (false, _) => None,
+                };
                 out.outcome = Some(decision.outcome);
                 return out;
             }
@@ -587,7 +604,7 @@ impl Engine {
 
         let Some(entry) = entry.filter(|e| !e.tokens.is_empty()) else {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
-            return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+            return Decision::refuse(Outcome::Reject, self.before_password(messages.no_token.clone()));
         };
         let tokens: Vec<&Token> = entry.tokens.iter().collect();
         self.check_code(&user, &tokens, &given, trail)
