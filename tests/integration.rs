@@ -445,3 +445,36 @@ fn mfa_admin_list_check_and_remove() {
     common::wait_for_reload();
     assert_eq!(server.auth("bob", &totp_at(now())).message(), Some("No second factor is enrolled for this user"));
 }
+
+/// The default `detailed_messages = no`: before any password is checked, an
+/// unknown, an unenrolled and a locked user read alike, so that the answers do
+/// not tell an attacker which accounts exist; the log says what happened.
+#[test]
+fn before_a_password_is_checked_unknown_unenrolled_and_locked_users_read_alike() {
+    let module = require_module!();
+    let tokens = r#"{"users": {"alice": {"tokens": [{"serial": "T1", "type": "totp", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}]}, "bob": {}}}"#;
+    let lockout = "lockout {\n max_failures = 2\n duration = 600\n}";
+    let otp = Server::start(&module, &Setup::otp_mode(tokens).with("detailed_messages = no").with(lockout));
+    let wrong = otp.auth("alice", "000000");
+    assert_eq!(wrong.message(), Some("Wrong or already used code"));
+    assert_eq!(otp.auth("nobody", "123456").message(), wrong.message());
+    assert_eq!(otp.auth("bob", "123456").message(), wrong.message());
+    otp.auth("alice", "000000");
+    let locked = otp.auth("alice", &totp_at(now()));
+    assert!(locked.is_reject(), "{locked:?}");
+    assert_eq!(locked.message(), wrong.message());
+    assert!(otp.debug_log().contains("\"alice\" is locked for"), "the log names the lock");
+
+    // password+otp: a locked user is refused before the password, as a wrong password is.
+    let users = [("alice", "pw"), ("carol", "pw")];
+    let setup = Setup::password_otp_mode(tokens, &users).with("detailed_messages = no").with(lockout);
+    let server = Server::start(&module, &setup);
+    for _ in 0..2 {
+        server.auth("alice", "pw,000000");
+    }
+    let locked = server.auth("alice", &format!("pw,{}", totp_at(now())));
+    let wrong_password = server.auth("carol", "nope,123456");
+    assert!(locked.is_reject() && wrong_password.is_reject());
+    assert_eq!(locked.message(), None, "{locked:?}");
+    assert_eq!(wrong_password.message(), None, "{wrong_password:?}");
+}

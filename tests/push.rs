@@ -176,13 +176,24 @@ fn challenge_then_check_holds_no_thread() {
     let server = Server::start(&module, &push_setup(&provider, "approval = challenge"));
     let first = server.auth("bob", "pw-bob");
     assert!(first.is_challenge(), "{first:?}");
-    assert!(first.message().unwrap().starts_with("Approve on your device, then press OK ("), "{first:?}");
+    // Number matching: the prompt's number is the push's.
+    let prompt = first.message().unwrap().to_string();
+    let number = prompt
+        .strip_prefix("Approve the login numbered ")
+        .and_then(|rest| rest.split_once(' '))
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| panic!("no number in {prompt:?}"));
+    assert!(number.len() == 2 && number.chars().all(|c| c.is_ascii_digit()), "{prompt:?}");
+    assert!(prompt.contains(" on your device, then press OK ("), "{prompt:?}");
     assert_eq!(provider.created(), 1);
+    let body = provider.last_create_body().unwrap();
+    assert_eq!(body["number"], number.as_str(), "the push carries the prompt's number: {body}");
 
     // OK pressed before approving: asked again.
     let again = server.answer("bob", "ok", first.state());
     assert!(again.is_challenge(), "{again:?}");
     assert_eq!(again.messages()[0], "Not approved yet: approve on your device, then press OK");
+    assert!(again.messages()[1].contains(&format!("numbered {number} ")), "the same number again: {again:?}");
 
     provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
     let reply = server.answer("bob", "ok", again.state());

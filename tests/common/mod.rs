@@ -11,6 +11,7 @@
 pub mod fake_gateway;
 pub mod fake_privacyidea;
 pub mod fake_push;
+pub mod redis;
 pub mod tls_front;
 
 use std::fs;
@@ -117,7 +118,8 @@ pub struct Setup {
 impl Setup {
     pub fn otp_mode(tokens: &str) -> Setup {
         Setup {
-            module: "mode = otp\n".into(),
+            // The detailed messages, which most tests read; tests of the default say `detailed_messages = no`.
+            module: "mode = otp\ndetailed_messages = yes\n".into(),
             users: vec![],
             tokens: tokens.into(),
             first_factor: false,
@@ -130,7 +132,7 @@ impl Setup {
 
     pub fn password_otp_mode(tokens: &str, users: &[(&str, &str)]) -> Setup {
         Setup {
-            module: "mode = password+otp\n".into(),
+            module: "mode = password+otp\ndetailed_messages = yes\n".into(),
             users: users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect(),
             tokens: tokens.into(),
             first_factor: true,
@@ -150,7 +152,7 @@ impl Setup {
     /// A mode where the first factor runs before the module: password-then-otp, auto.
     pub fn challenge_mode(mode: &str, tokens: &str, users: &[(&str, &str)]) -> Setup {
         let mut setup = Setup::password_otp_mode(tokens, users);
-        setup.module = format!("mode = {mode}\n");
+        setup.module = format!("mode = {mode}\ndetailed_messages = yes\n");
         setup
     }
 

@@ -38,8 +38,10 @@ crate::section! {
         push_denied: String = "The login was denied on your device" [reply_message()],
         push_timeout: String = "No answer from your device in time" [reply_message()],
         push_unavailable: String = "Approval by push is unavailable, try again later" [reply_message()],
+        /// Past `limits.pushes` or `limits.codes_sent`.
+        too_many_requests: String = "Too many approval requests: try again in {seconds} seconds" [reply_message()],
         push_busy: String = "Too many logins are waiting for approval, try again shortly" [reply_message()],
-        push_prompt: String = "Approve on your device, then press OK ({correlation})" [reply_message()],
+        push_prompt: String = "Approve the login numbered {number} on your device, then press OK ({correlation})" [reply_message()],
         push_pending: String = "Not approved yet: approve on your device, then press OK" [reply_message()],
         push_menu: String = "Approve on your device (push)" [reply_message()],
         /// privacyIDEA said no (its own reason goes to the log only).

@@ -13,19 +13,23 @@ use crate::identity::realm::{RealmConfig, RealmPosition, Split};
 
 pub mod declare;
 mod gateway;
+pub mod limits;
 pub mod messages;
 pub mod privacyidea;
 mod push;
 mod raw;
+pub mod redis;
 pub mod reply;
 mod warnings;
 
 pub use declare::{Item, Kind, Section, Value};
 pub use gateway::{gateway, Gateway, RawGateway};
+pub use limits::Limits;
 pub use messages::Messages;
 pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};
 pub use push::{push_settings, Approval, Failmode, Push, RawPush};
 pub use raw::{RawConfig, RawLockout, RawRealm};
+pub use redis::{Address, RawRedis, RedisSettings};
 pub use reply::RawRule;
 
 /// auto mode's default code pattern: 6 to 8 digits.
@@ -105,7 +109,11 @@ pub struct Config {
     pub tokens: PathBuf,
     pub state: PathBuf,
     pub fsync: bool,
+    /// Where the state between requests is kept: this server's journal (`state`) or Redis.
+    pub store: StoreChoice,
     pub require_token: bool,
+    /// Say "locked" and "not enrolled" before a password was checked (else one answer for all).
+    pub detailed_messages: bool,
     pub totp_window: u64,
     pub hotp_look_ahead: u64,
     pub split: SplitConfig,
@@ -115,6 +123,7 @@ pub struct Config {
     pub user_map: Option<PathBuf>,
     pub realm: RealmConfig,
     pub lockout: Lockout,
+    pub limits: Limits,
     pub messages: Messages,
     /// Set in the modes that challenge.
     pub challenge: Option<Challenge>,
@@ -127,6 +136,13 @@ pub struct Config {
     pub privacyidea: Option<PiConfig>,
     /// Reply attributes for an accepted login (the engine compiles them).
     pub reply: Vec<RawRule>,
+}
+
+/// `state_store`: this server's state journal, or a Redis shared by a farm of servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    Journal,
+    Redis(RedisSettings),
 }
 
 /// A configuration item that cannot be used, and why.
@@ -196,6 +212,11 @@ impl Config {
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
         let state = required_path("state", raw.state.as_deref())?;
+        let store =
+            match choice("state_store", raw.state_store.as_deref(), false, &[("journal", false), ("redis", true)])? {
+                true => StoreChoice::Redis(redis::redis_settings(&raw.redis)?),
+                false => StoreChoice::Journal,
+            };
 
         let separator = raw.separator.clone().unwrap_or_else(|| ",".to_string());
         if separator.chars().any(|c| c.is_ascii_digit()) {
@@ -251,7 +272,9 @@ impl Config {
             tokens,
             state,
             fsync: raw.fsync,
+            store,
             require_token: raw.require_token,
+            detailed_messages: raw.detailed_messages,
             totp_window: u64::from(raw.totp_window),
             hotp_look_ahead: u64::from(raw.hotp_look_ahead),
             split: SplitConfig { separator, otp_position, otp_length },
@@ -260,6 +283,7 @@ impl Config {
             user_map: raw.user_map.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
             realm,
             lockout: Lockout { max_failures: raw.lockout.max_failures, duration: u64::from(raw.lockout.duration) },
+            limits: raw.limits.clone(),
             messages: raw.messages.clone(),
         })
     }

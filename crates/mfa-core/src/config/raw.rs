@@ -4,9 +4,11 @@
 //! privacyidea.rs, messages.rs).
 
 use super::gateway::RawGateway;
+use super::limits::Limits;
 use super::messages::Messages;
 use super::privacyidea::RawPrivacyIdea;
 use super::push::RawPush;
+use super::redis::RawRedis;
 use super::reply::RawRule;
 
 crate::section! {
@@ -21,7 +23,12 @@ crate::section! {
         /// The state journal.
         state: Option<String> = "${db_dir}/mfa/state.jsonl",
         fsync: bool = "no",
+        /// `journal` (this server's `state` file) or `redis` (the `redis { }` section, shared by a farm).
+        state_store: Option<String> = "journal",
         require_token: bool = "yes",
+        /// `no`: where no password has been checked yet, one answer for unknown,
+        /// unenrolled and locked users alike; `yes`: say which.
+        detailed_messages: bool = "no",
         ignore_case: bool = "no",
         /// TOTP steps accepted either side of now: more only helps an attacker.
         totp_window: u32 = "1" [range(0, 10, "steps")],
@@ -47,6 +54,8 @@ crate::section! {
         push: RawPush,
         realm: RawRealm,
         lockout: RawLockout,
+        limits: Limits,
+        redis: RawRedis,
         messages: Messages,
         privacyidea: RawPrivacyIdea,
     }

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::codes::Given;
+use super::limits::Request;
 use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
@@ -213,12 +214,15 @@ impl Engine {
         let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
         let corr = correlation(&state);
         let text = render(&gateway.message, &[("code", &code), ("correlation", &corr), ("user", user)]);
+        if let Some(refusal) = self.refuse_to_reach(Request::SentCode, user, trail) {
+            return refusal;
+        }
         if let Err(e) = sender.send(user, destination, &text) {
             trail.error(format!("rejected: the code for \"{user}\" could not be sent: {e}"));
             return Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone());
         }
         trail.info(format!("challenge: a code was sent to \"{user}\" by {}", self.describe(&methods[index])));
-        self.prompt_for(&methods[index], state, None)
+        self.prompt_for(&methods[index], state, None, "")
     }
 
     fn code_prompt(
@@ -230,10 +234,15 @@ impl Engine {
         first: Option<String>,
     ) -> Decision {
         let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
-        self.prompt_for(method, state, first)
+        let number = match method {
+            Method::Push(_) => dialogue.sent_code.as_deref().map(super::push::push_number),
+            _ => None,
+        };
+        self.prompt_for(method, state, first, number.unwrap_or(""))
     }
 
-    fn prompt_for(&self, method: &Method<'_>, state: Vec<u8>, first: Option<String>) -> Decision {
+    /// `number`: a push's number to match (empty for the other methods).
+    fn prompt_for(&self, method: &Method<'_>, state: Vec<u8>, first: Option<String>, number: &str) -> Decision {
         let m = &self.cfg.messages;
         let corr = correlation(&state);
         let description = self.describe(method);
@@ -241,7 +250,9 @@ impl Engine {
             Method::App(_) | Method::Hardware(_) => {
                 render(&m.prompt_code, &[("description", &description), ("correlation", &corr)])
             }
-            Method::Push(_) => render(&m.push_prompt, &[("description", &description), ("correlation", &corr)]),
+            Method::Push(_) => {
+                render(&m.push_prompt, &[("description", &description), ("correlation", &corr), ("number", number)])
+            }
             Method::Sms(d) | Method::Email(d) => {
                 let masked = if matches!(method, Method::Sms(_)) { mask_phone(d) } else { mask_email(d) };
                 render(
@@ -410,6 +421,9 @@ impl Engine {
                 return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
             }
         };
+        if let Some(refusal) = self.refuse_to_reach(Request::Push, user, trail) {
+            return refusal;
+        }
         let provider = match self.create_push(user, origin, &nonce, None) {
             Ok((id, _)) => crate::channel::push::provider_of(&id).min(9),
             Err(e) => return self.push_not_sent(user, &e, trail),
@@ -468,11 +482,11 @@ impl Engine {
             Ok(PushStatus::Approved) => self.push_approved(user, trail),
             Ok(PushStatus::Denied) => {
                 trail.info(format!("rejected: \"{user}\" denied the push"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_denied.clone())
+                self.push_failed(user, &self.cfg.messages.push_denied, trail)
             }
             Ok(PushStatus::Expired) => {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+                self.push_failed(user, &self.cfg.messages.push_timeout, trail)
             }
             Ok(PushStatus::Pending) => {
                 let timeout = Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone());

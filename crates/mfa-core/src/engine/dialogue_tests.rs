@@ -327,3 +327,15 @@ fn auto_mode_code_pattern_is_configurable() {
         assert_eq!(out.stashed_code.is_some(), holds_code);
     }
 }
+
+#[test]
+fn codes_sent_past_the_users_limit_are_refused_and_none_is_sent() {
+    let f = fixture("password-then-otp", |r| r.limits.codes_sent = 2);
+    for _ in 0..2 {
+        assert_eq!(f.start("carol").outcome, Some(Outcome::Challenge));
+    }
+    let refused = f.start("carol");
+    assert_eq!(refused.outcome, Some(Outcome::Reject), "{refused:?}");
+    assert!(refused.reply_messages[0].starts_with("Too many approval requests: try again in "), "{refused:?}");
+    assert_eq!(f.sms.sent.lock().unwrap().len(), 2, "no third text message");
+}

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use crate::challenge::StateKey;
 use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Mode};
+use crate::config::{Config, ConfigError, Mode, StoreChoice};
 use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
 use crate::store::journal::{JournalOptions, LockState};
+use crate::store::redis::RedisStore;
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::{Token, TokenDb};
@@ -23,6 +24,7 @@ use crate::store::tokens::{Token, TokenDb};
 mod codes;
 mod dialogue;
 mod eap;
+mod limits;
 pub mod post_auth;
 mod privacyidea;
 mod push;
@@ -371,7 +373,18 @@ impl Engine {
     }
 
     fn locked_message(&self, seconds: u64) -> String {
-        self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())
+        self.before_password(self.cfg.messages.locked.replace("{seconds}", &seconds.to_string()))
+    }
+
+    /// A refusal's Reply-Message in mode otp, where no password is ever checked:
+    /// unless `detailed_messages`, "locked" and "not enrolled" read as a wrong
+    /// code, so that the answers do not tell an attacker which accounts exist.
+    fn before_password(&self, detailed: String) -> String {
+        if self.cfg.mode == Mode::Otp && !self.cfg.detailed_messages {
+            self.cfg.messages.wrong_code.clone()
+        } else {
+            detailed
+        }
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
@@ -428,7 +441,13 @@ impl Engine {
                 .locked_for(&self.store().cached_lock(&names.lookup))
                 .and_then(|_| self.refuse_if_locked(&names.lookup, trail));
             if let Some(decision) = refused {
-                out.reply_message = decision.messages.into_iter().next();
+                // Before the first factor: unless detailed_messages, a locked user is
+                // refused as a wrong password is (no Reply-Message), or in mode otp as
+                // a wrong code, so that the lock does not show the account exists.
+                out.reply_message = match (self.cfg.detailed_messages, self.cfg.mode) {
+                    (true, _) | (false, Mode::Otp) => decision.messages.into_iter().next(),
+                    (false, _) => None,
+                };
                 out.outcome = Some(decision.outcome);
                 return out;
             }
@@ -617,7 +636,7 @@ impl Engine {
 
         let Some(entry) = entry.filter(|e| !e.tokens.is_empty()) else {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
-            return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+            return Decision::refuse(Outcome::Reject, self.before_password(messages.no_token.clone()));
         };
         let tokens: Vec<&Token> = entry.tokens.iter().collect();
         self.check_code(&user, &tokens, &given, trail)
@@ -733,11 +752,19 @@ fn http_sender(
     })
 }
 
-/// The state journal `cfg.state`, opened for this instance.
-fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
-    let store = LocalStore::open(&cfg.state, JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() })
-        .map_err(|e| ConfigError::new("state", e.to_string()))?;
-    Ok(Box::new(store))
+/// The store `state_store` names: the state journal `cfg.state`, or Redis.
+pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
+    match &cfg.store {
+        StoreChoice::Journal => {
+            let options = JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() };
+            let store = LocalStore::open(&cfg.state, options).map_err(|e| ConfigError::new("state", e.to_string()))?;
+            Ok(Box::new(store))
+        }
+        StoreChoice::Redis(settings) => {
+            let store = RedisStore::open(settings.clone()).map_err(|(item, e)| ConfigError::new(item, e))?;
+            Ok(Box::new(store))
+        }
+    }
 }
 
 #[cfg(test)]

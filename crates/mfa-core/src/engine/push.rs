@@ -16,6 +16,7 @@ use std::time::Instant;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use super::limits::Request;
 use super::{Decision, Engine, Origin, Outcome, Trail};
 use crate::channel::push::{
     Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
@@ -37,6 +38,8 @@ enum Ending {
     Refused(String),
     /// Not sent: too many logins were waiting (what the joined requests are told).
     Busy,
+    /// Not sent: the user is past `limits.pushes` (the Reply-Message says until when).
+    Limited(String),
 }
 
 /// One push being waited for, shared by the requests that repeat its login.
@@ -124,6 +127,13 @@ fn login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The number a challenge's push carries and its prompt shows: the first two
+/// digits of the dialogue's random nonce, so that every round of the dialogue,
+/// on any server, shows the same one.
+pub(super) fn push_number(nonce: &str) -> &str {
+    nonce.get(..2).unwrap_or(nonce)
+}
+
 /// The provider's idempotency key for one push: an HMAC under `key` (derived
 /// from the State key, which both servers of a pair hold), so the same inputs
 /// give the same id on either server, while whoever reads the provider's logs
@@ -153,12 +163,17 @@ impl Engine {
         on: Option<usize>,
     ) -> Result<(String, PushStatus), PushError> {
         let (cfg, pusher) = self.push_parts().ok_or(PushError::AllDown)?;
-        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
+        let number = push_number(nonce);
+        let message = render(
+            &cfg.message,
+            &[("user", user), ("client", origin.client), ("nas", origin.nas_name), ("number", number)],
+        );
         let id = request_id(
             &self.push_id_key,
             &[self.name.as_bytes(), user.as_bytes(), origin.nas.as_bytes(), nonce.as_bytes()],
         );
-        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
+        let request =
+            PushRequest { user, message: &message, client: origin.client, request_id: &id, number: Some(number) };
         match on {
             Some(index) => pusher.provider.open_on(index, &request),
             None => pusher.provider.open(&request),
@@ -308,11 +323,30 @@ impl Engine {
         deadline: Instant,
         trail: &mut Trail,
     ) -> Ending {
-        let message = render(&cfg.message, &[("user", user), ("client", origin.client), ("nas", origin.nas_name)]);
+        // No prompt is shown while the login waits: no number to match.
+        let message = render(
+            &cfg.message,
+            &[("user", user), ("client", origin.client), ("nas", origin.nas_name), ("number", "")],
+        );
         // The same login within one wait gets the same id at the provider, from either server.
         let window = self.clock.now() / cfg.wait.as_secs().max(1);
         let id = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &window.to_be_bytes()]);
-        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id };
+        // A shared store makes the first server's id the login's, across the window's edge too.
+        let login = request_id(&self.push_id_key, &[self.name.as_bytes(), b"login", key]);
+        let ttl = (cfg.wait + cfg.timeout * 2).as_secs();
+        let id = match self.store().join_push(&login, &id, ttl) {
+            Ok(joined) if joined != id => joined, // another server's push of this login: counted there
+            Ok(id) => {
+                if let Some(refusal) = self.refuse_to_reach(Request::Push, user, trail) {
+                    return Ending::Limited(refusal.messages.into_iter().next().unwrap_or_default());
+                }
+                id
+            }
+            Err(e) => {
+                return Ending::Refused(format!("cannot register the push in the {}: {e}", self.store().describe()))
+            }
+        };
+        let request = PushRequest { user, message: &message, client: origin.client, request_id: &id, number: None };
         let id = match pusher.provider.open(&request) {
             Ok((id, PushStatus::Pending)) => id,
             // Already answered: the push of an earlier login in this window. Never
@@ -357,12 +391,13 @@ impl Engine {
             Some(Ending::Approved) => self.push_approved(user, trail),
             Some(Ending::Denied) => {
                 trail.info(format!("rejected: \"{user}\" denied the push"));
-                Decision::refuse(Outcome::Reject, m.push_denied.clone())
+                self.push_failed(user, &m.push_denied, trail)
             }
             Some(Ending::TimedOut) | None => {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
-                Decision::refuse(Outcome::Reject, m.push_timeout.clone())
+                self.push_failed(user, &m.push_timeout, trail)
             }
+            Some(Ending::Limited(message)) => Decision::refuse(Outcome::Reject, message),
             Some(Ending::Busy) => {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
                 Decision::refuse(Outcome::Reject, m.push_busy.clone())

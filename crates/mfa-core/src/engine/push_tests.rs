@@ -183,3 +183,55 @@ fn failmode_safe_never_accepts_a_sent_push_or_a_refused_one() {
     let out = push_login(&b);
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
 }
+
+#[test]
+fn pushes_past_the_users_limit_are_refused_until_the_window_ends() {
+    let limited = |r: &mut RawConfig| {
+        push_config(r);
+        r.push.approval = Some("challenge".into());
+        r.limits.pushes = 2;
+        r.limits.window = 600;
+    };
+    let (_d, mut a, _b) = two_instances("push", limited);
+    let provider = Arc::new(Provider::default());
+    a.set_push_provider(Box::new(Shared(provider.clone())));
+    for _ in 0..2 {
+        assert_eq!(push_login(&a).outcome, Some(Outcome::Challenge), "a challenge: approve, then OK");
+    }
+    let refused = push_login(&a);
+    assert_eq!(refused.outcome, Some(Outcome::Reject), "{refused:?}");
+    assert_eq!(refused.reply_messages, vec!["Too many approval requests: try again in 600 seconds".to_string()]);
+    assert!(refused.log.iter().any(|l| l.text.contains("limits.pushes")), "{:?}", refused.log);
+    assert_eq!(provider.created.load(Ordering::SeqCst), 2, "no third push reached the provider");
+}
+
+/// Denies every push.
+struct Denying;
+
+impl PushProvider for Denying {
+    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        Ok(("d".into(), PushStatus::Pending))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Ok(PushStatus::Denied)
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn denied_pushes_count_toward_the_lockout() {
+    let strict = |r: &mut RawConfig| {
+        push_config(r);
+        r.lockout.max_failures = 2;
+    };
+    let (_d, mut a, _b) = two_instances("push", strict);
+    a.set_push_provider(Box::new(Denying));
+    let first = push_login(&a);
+    assert_eq!(first.outcome, Some(Outcome::Reject), "{first:?}");
+    assert_eq!(first.reply_messages, vec!["The login was denied on your device".to_string()]);
+    let second = push_login(&a);
+    assert_eq!(second.outcome, Some(Outcome::Userlock), "{second:?}");
+    assert!(second.reply_messages[0].starts_with("Too many failed attempts"), "{second:?}");
+}

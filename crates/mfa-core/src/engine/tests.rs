@@ -29,8 +29,10 @@ struct Fixture {
     engine: Engine,
 }
 
+/// Mode otp with the detailed messages, which most tests here read (see
+/// `before_any_password_unknown_unenrolled_and_locked_users_read_alike` for the default).
 fn raw(dir: &Path) -> RawConfig {
-    raw_config(dir, "otp")
+    RawConfig { detailed_messages: true, ..raw_config(dir, "otp") }
 }
 
 fn fixture_with(change: impl FnOnce(&mut RawConfig)) -> Fixture {
@@ -380,4 +382,54 @@ fn ignore_case_finds_the_user_whatever_the_case() {
     assert_eq!(f.auth("Alice", &totp(T)).outcome, Some(Outcome::Ok));
     let exact = fixture_with(|r| r.require_token = false);
     assert!(!exact.authorize(b"ALICE", "x").set_auth_type);
+}
+
+#[test]
+fn before_any_password_unknown_unenrolled_and_locked_users_read_alike() {
+    let f = fixture_with(|r| r.detailed_messages = false);
+    let wrong = f.auth("alice", "000000");
+    assert_eq!(wrong.message(), Some("Wrong or already used code"));
+    assert_eq!(f.auth("mallory", "123456").message(), wrong.message(), "not in the token file");
+    f.auth("alice", "000000");
+    let locking = f.auth("alice", "000000");
+    assert_eq!(locking.outcome, Some(Outcome::Userlock), "the lock still holds");
+    assert_eq!(locking.message(), wrong.message());
+    let right = f.auth("alice", &totp(T));
+    assert_eq!((right.outcome, right.message()), (Some(Outcome::Userlock), wrong.message()));
+    assert_eq!(f.authorize(b"alice", "x").reply_message.as_deref(), wrong.message());
+    // The log still says what happened.
+    assert!(logged(&right.log, "is locked for"), "{:?}", right.log);
+}
+
+#[test]
+fn password_modes_refuse_a_locked_user_before_the_password_as_a_wrong_password() {
+    let dir = TempDir::new("engine-uniform");
+    dir.file("tokens.json", &tokens_json(), 0o640);
+    let clock = Arc::new(FixedClock::new(T));
+    let cfg = |detailed| {
+        let mut r = raw_config(dir.path(), "password+otp");
+        r.detailed_messages = detailed;
+        Config::from_raw(&r).unwrap()
+    };
+    let engine = Engine::new("mfa", cfg(false), clock.clone()).unwrap();
+    for _ in 0..3 {
+        engine.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"pw"),
+            stashed_code: Some("000000".into()),
+            ..AuthenticateInput::default()
+        });
+    }
+    let input = || AuthorizeInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw,123456"),
+        auth_type: None,
+        has_state: false,
+        eap: false,
+    };
+    let early = engine.authorize(input());
+    assert_eq!(early.outcome, Some(Outcome::Userlock));
+    assert_eq!(early.reply_message, None, "as pap's reject of a wrong password: no Reply-Message");
+    let detailed = Engine::new("mfa", cfg(true), clock).unwrap().authorize(input());
+    assert!(detailed.reply_message.unwrap().starts_with("Too many failed attempts"));
 }

@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod journal;
+pub mod redis;
 pub mod reload;
 pub mod state_store;
 pub mod tokens;

@@ -7,6 +7,7 @@
 //! whole (a failure counted toward the lockout), so that two requests, or two
 //! servers, at the same instant cannot both win.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -48,19 +49,55 @@ pub trait StateStore: Send + Sync {
     /// here or on any server sharing the store, before or after a restart.
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError>;
 
+    /// Registers `request_id` as the push of the login `login` (a keyed digest,
+    /// nothing of a password in it) for `ttl` seconds, unless a request sharing
+    /// the store registered one first: returns the request id the login's push
+    /// has, so that a NAS's re-send of the login to another server joins the
+    /// push instead of sending a second one.
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError>;
+
+    /// Counts one more request of `kind` ("push", "code") for `user` in a fixed
+    /// window of `window` seconds starting at the first: returns the count with
+    /// this one and the seconds until the window ends.
+    fn count_request(&self, kind: &str, user: &str, now: u64, window: u64) -> Result<(u32, u64), StoreError>;
+
     /// Upkeep that failed after a change that stood (a compaction), once, for the log.
     fn take_upkeep_error(&self) -> Option<StoreError>;
+}
+
+/// Requests counted per user and window in one process (the local store's rate limits).
+#[derive(Default)]
+pub struct RequestCounts {
+    /// (kind, user) -> (count, end of the window).
+    counts: Mutex<HashMap<(String, String), (u32, u64)>>,
+}
+
+impl RequestCounts {
+    pub fn count(&self, kind: &str, user: &str, now: u64, window: u64) -> (u32, u64) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        // Only users past their first factor get here; forgetting ended windows keeps it small.
+        if counts.len() >= 10_000 {
+            counts.retain(|_, (_, end)| *end > now);
+        }
+        let entry = counts.entry((kind.to_string(), user.to_string())).or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 = entry.0.saturating_add(1);
+        (entry.0, entry.1 - now)
+    }
 }
 
 /// The state journal of one server (shared by its module instances and mfa-admin).
 pub struct LocalStore {
     journal: Mutex<StateJournal>,
+    requests: RequestCounts,
 }
 
 impl LocalStore {
     /// Opens (or creates) the journal at `path` and loads it.
     pub fn open(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
-        Ok(LocalStore { journal: Mutex::new(StateJournal::open(path, opts)?) })
+        Ok(LocalStore { journal: Mutex::new(StateJournal::open(path, opts)?), requests: RequestCounts::default() })
     }
 
     fn journal(&self) -> MutexGuard<'_, StateJournal> {
@@ -117,6 +154,18 @@ impl StateStore for LocalStore {
         self.journal().use_state_once(user, id, expires, now).map_err(text)
     }
 
+    /// One server: its re-sends join in memory (engine/push.rs), and the other
+    /// server of a pair reaches the same push through the provider's idempotency
+    /// key, which both compute alike within one `push.wait`.
+    fn join_push(&self, _login: &str, request_id: &str, _ttl: u64) -> Result<String, StoreError> {
+        Ok(request_id.to_string())
+    }
+
+    /// Counted in memory: per server, and started again by a restart.
+    fn count_request(&self, kind: &str, user: &str, now: u64, window: u64) -> Result<(u32, u64), StoreError> {
+        Ok(self.requests.count(kind, user, now, window))
+    }
+
     fn take_upkeep_error(&self) -> Option<StoreError> {
         self.journal().take_compaction_error().map(text)
     }
@@ -163,6 +212,16 @@ mod tests {
         two.reset_failures("bob").unwrap();
         assert_eq!(one.current_lock("bob"), Ok(LockState::default()));
         assert_eq!(one.take_upkeep_error(), None);
+    }
+
+    #[test]
+    fn requests_are_counted_per_kind_user_and_window() {
+        let counts = RequestCounts::default();
+        assert_eq!(counts.count("push", "alice", 100, 60), (1, 60));
+        assert_eq!(counts.count("push", "alice", 130, 60), (2, 30));
+        assert_eq!(counts.count("code", "alice", 130, 60), (1, 60));
+        assert_eq!(counts.count("push", "bob", 130, 60), (1, 60));
+        assert_eq!(counts.count("push", "alice", 160, 60), (1, 60), "a new window");
     }
 
     #[test]

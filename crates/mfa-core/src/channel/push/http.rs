@@ -141,13 +141,16 @@ pub fn read_answer(response: Response, expected: &[u16]) -> Result<Vec<u8>, Push
 
 impl PushProvider for HttpPushProvider {
     fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "user": req.user,
             "message": req.message,
             "client": req.client,
             "request_id": req.request_id,
-        })
-        .to_string();
+        });
+        if let Some(number) = req.number {
+            body["number"] = serde_json::Value::from(number);
+        }
+        let body = body.to_string();
         let request = self.headers(self.agent.post(format!("{}/push", self.base)));
         let sent = request.header("Content-Type", "application/json").send(body.as_bytes());
         // A joined push may already be answered: any known status will do.

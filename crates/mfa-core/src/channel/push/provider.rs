@@ -88,6 +88,9 @@ pub struct PushRequest<'a> {
     /// The RADIUS client (NAS) the login comes through.
     pub client: &'a str,
     pub request_id: &'a str,
+    /// Number matching: the number the login's prompt shows, for the device to
+    /// ask for (or show), so that the user approves only the login in front of them.
+    pub number: Option<&'a str>,
 }
 
 /// Something that can send a push and tell how it stands.

@@ -24,7 +24,13 @@ pub(super) fn provider(url: &str, timeout_ms: u64) -> HttpPushProvider {
 }
 
 pub(super) fn request(request_id: &str) -> PushRequest<'_> {
-    PushRequest { user: "alice", message: "Approve login to vpn-gw-1 for alice?", client: "vpn-gw-1", request_id }
+    PushRequest {
+        user: "alice",
+        message: "Approve login to vpn-gw-1 for alice?",
+        client: "vpn-gw-1",
+        request_id,
+        number: None,
+    }
 }
 
 /// Asserts that an error shows nothing of the credential.

@@ -1,0 +1,253 @@
+//! The shared state store (`state_store = redis`): a Redis or Valkey server,
+//! plain or behind Sentinels, that every server of a farm uses, so that a code,
+//! a State and a lockout count hold across the farm.
+//!
+//! Keys, all under `{prefix}:`
+//! - `tokens:{user}`: a hash, `t:{serial}` the last TOTP step taken, `h:{serial}`
+//!   the next HOTP counter. It does not expire: an HOTP counter forgotten would
+//!   let used codes in again. It holds one field per token, overwritten in place.
+//! - `lock:{user}`: a hash, `f` failures and `u` locked until; it expires a day
+//!   after the last failure, or a day after the lock ends.
+//! - `state:{hex id}`: an answered challenge State, the user's name as value;
+//!   it expires when the State does.
+//! - `push:{login}`: the request id of the push a login waits for (`login` is
+//!   an HMAC under a key derived from the State key: nothing of the password
+//!   leaves the server); it expires when the wait ends.
+//! - `count:push:{user}`, `count:code:{user}`: pushes started and codes sent
+//!   in the current `limits.window`, which they expire with.
+
+mod connection;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use redis::{Connection, RedisError};
+
+use self::connection::Connector;
+use self::scripts::Scripts;
+use super::journal::{LockState, TokenState};
+use super::state_store::{StateStore, StoreError};
+use crate::config::RedisSettings;
+
+/// How long a failure count outlives the last failure (or the lock).
+const FAILURE_MEMORY: u64 = 24 * 3600;
+/// Users whose state is kept between a read and the checks that follow it;
+/// past this the table starts again empty (it is a cache, Redis is the truth).
+const MAX_SNAPSHOTS: usize = 10_000;
+
+/// What one round trip read of a user: the lockout and every token's replay state.
+#[derive(Clone, Default)]
+struct Snapshot {
+    lock: LockState,
+    tokens: HashMap<String, TokenState>,
+}
+
+pub struct RedisStore {
+    connector: Connector,
+    scripts: Scripts,
+    snapshots: Mutex<HashMap<String, Snapshot>>,
+}
+
+impl RedisStore {
+    /// Checks `ca_file` now (a start-up error names it); connects on first use,
+    /// so that a Redis down while FreeRADIUS starts costs requests, not the start.
+    pub fn open(settings: RedisSettings) -> Result<RedisStore, (String, String)> {
+        let ca = match &settings.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        if let Some(pem) = &ca {
+            if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(("redis.ca_file".to_string(), "holds no PEM certificate".to_string()));
+            }
+        }
+        Ok(RedisStore { connector: Connector::new(settings, ca), scripts: Scripts::new(), snapshots: Mutex::default() })
+    }
+
+    fn key(&self, kind: &str, rest: &str) -> String {
+        format!("{}:{kind}:{rest}", self.connector.settings().prefix)
+    }
+
+    fn remember(&self, user: &str, update: impl FnOnce(&mut Snapshot)) {
+        let mut all = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= MAX_SNAPSHOTS && !all.contains_key(user) {
+            all.clear();
+        }
+        update(all.entry(user.to_string()).or_default());
+    }
+
+    fn snapshot(&self, user: &str) -> Option<Snapshot> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(user).cloned()
+    }
+
+    /// Runs a claim's commands, then WAIT for `wait_replicas` when set, in one
+    /// round trip: a claim that did not reach them in time is an error, so that
+    /// the login it would accept is refused rather than lost in a failover.
+    fn claim<T: redis::FromRedisValue>(&self, build: impl Fn(&mut redis::Pipeline)) -> Result<T, StoreError> {
+        let settings = self.connector.settings();
+        let wait = settings.wait_replicas;
+        // Half the bound, so that WAIT's own answer arrives within the read timeout.
+        let wait_ms = (settings.timeout.as_millis() as u64 / 2).max(1);
+        let (answer, replicas) = self.connector.run(|con: &mut Connection| {
+            let mut pipe = redis::pipe();
+            build(&mut pipe);
+            if wait > 0 {
+                pipe.cmd("WAIT").arg(wait).arg(wait_ms);
+                pipe.query::<(T, u32)>(con)
+            } else {
+                pipe.query::<(T,)>(con).map(|(t,)| (t, 0))
+            }
+        })?;
+        if replicas < wait {
+            return Err(format!(
+                "the claim reached {replicas} of the {wait} replicas of wait_replicas within timeout_ms"
+            ));
+        }
+        Ok(answer)
+    }
+
+    fn raise(&self, user: &str, field: String, value: u64) -> Result<bool, StoreError> {
+        let key = self.key("tokens", user);
+        let raised: i64 = self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.raise.get_hash()).arg(1).arg(&key).arg(&field).arg(value);
+        })?;
+        Ok(raised == 1)
+    }
+}
+
+fn read_user(con: &mut Connection, tokens_key: &str, lock_key: &str) -> Result<Snapshot, RedisError> {
+    let (fields, (failures, until)): (HashMap<String, u64>, (Option<u32>, Option<u64>)) =
+        redis::pipe().hgetall(tokens_key).cmd("HMGET").arg(lock_key).arg("f").arg("u").query(con)?;
+    let mut snapshot = Snapshot {
+        lock: LockState { failures: failures.unwrap_or(0), locked_until: until.unwrap_or(0) },
+        ..Default::default()
+    };
+    for (field, value) in fields {
+        if let Some(serial) = field.strip_prefix("t:") {
+            snapshot.tokens.entry(serial.to_string()).or_default().last_step = Some(value);
+        } else if let Some(serial) = field.strip_prefix("h:") {
+            snapshot.tokens.entry(serial.to_string()).or_default().next_counter = value;
+        }
+    }
+    Ok(snapshot)
+}
+
+impl StateStore for RedisStore {
+    fn describe(&self) -> String {
+        let s = self.connector.settings();
+        let first = &s.servers[0];
+        match &s.sentinel_service {
+            Some(service) => {
+                format!("Redis store (primary \"{service}\" of Sentinel {}:{}, ...)", first.host, first.port)
+            }
+            None => format!("Redis store {}:{}", first.host, first.port),
+        }
+    }
+
+    fn cached_lock(&self, user: &str) -> LockState {
+        self.snapshot(user).map(|s| s.lock).unwrap_or_default()
+    }
+
+    fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
+        let (tokens_key, lock_key) = (self.key("tokens", user), self.key("lock", user));
+        let snapshot = self.connector.run(|con| read_user(con, &tokens_key, &lock_key))?;
+        let lock = snapshot.lock;
+        self.remember(user, |s| *s = snapshot);
+        Ok(lock)
+    }
+
+    fn token(&self, user: &str, serial: &str) -> TokenState {
+        self.snapshot(user).and_then(|s| s.tokens.get(serial).copied()).unwrap_or_default()
+    }
+
+    fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
+        let taken = self.raise(user, format!("t:{serial}"), step)?;
+        if taken {
+            self.remember(user, |s| s.tokens.entry(serial.to_string()).or_default().last_step = Some(step));
+        }
+        Ok(taken)
+    }
+
+    fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
+        let taken = self.raise(user, format!("h:{serial}"), next_counter)?;
+        if taken {
+            self.remember(user, |s| s.tokens.entry(serial.to_string()).or_default().next_counter = next_counter);
+        }
+        Ok(taken)
+    }
+
+    fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
+        let key = self.key("lock", user);
+        let mut seen = self.cached_lock(user);
+        // Compare and set: a writer that changed the count meanwhile makes us
+        // start again from what it wrote. Bounded, as everything here.
+        for _ in 0..8 {
+            let next = seen.after_failure(now, max_failures, duration);
+            let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
+            let answer: Vec<u64> = self.claim(|pipe| {
+                pipe.cmd("EVALSHA")
+                    .arg(self.scripts.swap_lock.get_hash())
+                    .arg(1)
+                    .arg(&key)
+                    .arg(seen.failures)
+                    .arg(seen.locked_until)
+                    .arg(next.failures)
+                    .arg(next.locked_until)
+                    .arg(memory);
+            })?;
+            match answer.as_slice() {
+                [1] => {
+                    self.remember(user, |s| s.lock = next);
+                    return Ok(next);
+                }
+                [0, failures, until] => {
+                    seen = LockState { failures: *failures as u32, locked_until: *until };
+                }
+                _ => return Err("unexpected answer to the lockout update".to_string()),
+            }
+        }
+        Err("the failure count kept changing under this update (8 tries)".to_string())
+    }
+
+    fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
+        if self.cached_lock(user) == LockState::default() {
+            return Ok(());
+        }
+        let key = self.key("lock", user);
+        self.connector.run(|con| redis::cmd("DEL").arg(&key).exec(con))?;
+        self.remember(user, |s| s.lock = LockState::default());
+        Ok(())
+    }
+
+    fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
+        let key = self.key("state", &data_encoding::HEXLOWER.encode(id));
+        let seconds = expires.saturating_sub(now).max(1);
+        let set: Option<String> = self.claim(|pipe| {
+            pipe.cmd("SET").arg(&key).arg(user).arg("NX").arg("EX").arg(seconds);
+        })?;
+        Ok(set.is_some())
+    }
+
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {
+        let key = self.key("push", login);
+        self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.join.get_hash()).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
+        })
+    }
+
+    fn count_request(&self, kind: &str, user: &str, _now: u64, window: u64) -> Result<(u32, u64), StoreError> {
+        let key = self.key(&format!("count:{kind}"), user);
+        let (count, left): (u32, u64) = self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.count.get_hash()).arg(1).arg(&key).arg(window.max(1));
+        })?;
+        Ok((count, left))
+    }
+
+    fn take_upkeep_error(&self) -> Option<StoreError> {
+        None
+    }
+}

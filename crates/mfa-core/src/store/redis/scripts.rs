@@ -1,0 +1,70 @@
+//! The server-side halves of the store's claims: each runs whole inside Redis,
+//! so two servers claiming the same thing at the same instant get one yes.
+
+use redis::Script;
+
+/// KEYS[1] a hash, ARGV[1] a field, ARGV[2] a number: sets the field to the
+/// number only when that moves it forward (a TOTP step later than every step
+/// taken, an HOTP counter past every counter used). 1 when set, 0 when not.
+const RAISE: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if current >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// KEYS[1] a user's lock hash (f: failures, u: locked until); ARGV: the state the
+/// caller read, the state it computed from it, and the key's lifetime in seconds.
+/// Writes only when nobody changed the state meanwhile (compare and set), so
+/// that the lockout rule stays in Rust and no failure counted elsewhere is lost.
+/// Returns {1} when written, else {0, failures, locked_until} as they are now.
+const SWAP_LOCK: &str = r"
+local now = redis.call('HMGET', KEYS[1], 'f', 'u')
+local f, u = now[1] or '0', now[2] or '0'
+if f ~= ARGV[1] or u ~= ARGV[2] then return {0, tonumber(f), tonumber(u)} end
+redis.call('HSET', KEYS[1], 'f', ARGV[3], 'u', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {1}
+";
+
+/// KEYS[1] a login's push; ARGV[1] a request id, ARGV[2] seconds: the id
+/// registered first (this one when none was).
+const JOIN: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1])
+";
+
+/// KEYS[1] a user's request count; ARGV[1] the window in seconds: counts one
+/// more in the window that the first one opened. Returns {count, seconds left}.
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('TTL', KEYS[1])
+if left < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+";
+
+pub(super) struct Scripts {
+    pub raise: Script,
+    pub swap_lock: Script,
+    pub join: Script,
+    pub count: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            raise: Script::new(RAISE),
+            swap_lock: Script::new(SWAP_LOCK),
+            join: Script::new(JOIN),
+            count: Script::new(COUNT),
+        }
+    }
+
+    /// Every script's text, for SCRIPT LOAD on a new connection.
+    pub fn texts() -> [&'static str; 4] {
+        [RAISE, SWAP_LOCK, JOIN, COUNT]
+    }
+}

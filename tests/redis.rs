@@ -1,0 +1,310 @@
+//! The shared state store (`state_store = redis`) through real FreeRADIUS
+//! servers and a real Redis: a code, an answered State and the lockout hold
+//! across the servers of a farm, and a Redis that is down refuses logins
+//! (never a silent fall back to per-server state) until it is back.
+
+mod common;
+#[path = "common/raw_radius.rs"]
+mod raw_radius;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::fake_push::{FakePush, PushBehaviour};
+use common::redis::RedisServer;
+use common::{Server, Setup, SECRET};
+use mfa_core::factor::otp::{hotp_code, Algorithm};
+use raw_radius::{Client, Request};
+
+const SEED: &[u8] = b"12345678901234567890";
+const KEY: &str = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n";
+const UNAVAILABLE: &str = "Authentication is unavailable, try again later";
+
+fn hotp(counter: u64) -> String {
+    hotp_code(SEED, counter, 6, Algorithm::Sha1)
+}
+
+fn hotp_tokens(users: &[&str]) -> String {
+    let entries: Vec<String> = users
+        .iter()
+        .map(|u| {
+            format!(r#""{u}": {{"tokens": [{{"serial": "H-{u}", "type": "hotp", "secret": "{}"}}]}}"#, common::SEED_B32)
+        })
+        .collect();
+    format!(r#"{{"users": {{{}}}}}"#, entries.join(", "))
+}
+
+/// The module's lines for the shared store at `redis`.
+fn store_lines(redis: &RedisServer, extra: &str) -> String {
+    format!("state_store = redis\nredis {{\n\tserver = {}\n\tprefix = t\n{extra}}}\n", redis.address())
+}
+
+/// Two servers of one farm: the same token file, State key and Redis.
+fn farm(module: &std::path::Path, setup: Setup, n: usize) -> Vec<Server> {
+    (0..n).map(|_| Server::start(module, &setup)).collect()
+}
+
+#[test]
+fn the_same_code_sent_to_two_servers_at_the_same_instant_is_accepted_once() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    // A replay counts as a failure; no lockout here, the test is about the claim.
+    let setup = Setup::otp_mode(&hotp_tokens(&["race"]))
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 0\n}");
+    let servers = farm(&module, setup, 2);
+    let trials: u64 = std::env::var("RLM_MFA_RACE_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = servers
+        .iter()
+        .map(|server| {
+            let (port, barrier) = (server.port, barrier.clone());
+            thread::spawn(move || {
+                let mut client = Client::new(port, SECRET, Duration::from_secs(10));
+                (0..trials)
+                    .map(|counter| {
+                        let request = Request::new().user("race").password(hotp(counter).as_bytes());
+                        barrier.wait();
+                        client.send(&request).expect("an answer").is_accept()
+                    })
+                    .collect::<Vec<bool>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<bool>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    for counter in 0..trials as usize {
+        let accepted = answers.iter().filter(|a| a[counter]).count();
+        assert_eq!(accepted, 1, "code of counter {counter}: {accepted} Accepts from two servers");
+    }
+}
+
+#[test]
+fn a_state_answered_on_one_server_is_refused_on_every_other_and_after_kill_9() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup = Setup::challenge_mode("password-then-otp", &hotp_tokens(&["carol"]), &[("carol", "pw")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""));
+    let mut servers = farm(&module, setup, 3);
+    let challenge = servers[0].auth("carol", "pw");
+    assert!(challenge.is_challenge(), "{challenge:?}");
+    let state = challenge.state().to_string();
+    assert!(servers[1].answer("carol", &hotp(0), &state).is_accept());
+    // The same State with the next valid code, on the other servers: refused.
+    let again = servers[0].answer("carol", &hotp(1), &state);
+    assert!(again.is_reject(), "{again:?}");
+    assert!(servers[2].answer("carol", &hotp(2), &state).is_reject());
+    // The server that answered it, killed and restarted: it still knows.
+    servers[1].restart();
+    assert!(servers[1].answer("carol", &hotp(3), &state).is_reject());
+    // The code of counter 3 was not taken by a refused State: a fresh login uses it.
+    let fresh = servers[2].auth("carol", "pw");
+    assert!(servers[0].answer("carol", &hotp(3), fresh.state()).is_accept());
+}
+
+#[test]
+fn a_dialogue_started_on_a_server_killed_midway_is_finished_by_its_partner() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup = Setup::challenge_mode("password-then-otp", &hotp_tokens(&["dave"]), &[("dave", "pw")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""));
+    let mut servers = farm(&module, setup, 2);
+    let challenge = servers[0].auth("dave", "pw");
+    assert!(challenge.is_challenge(), "{challenge:?}");
+    servers[0].kill9();
+    assert!(servers[1].answer("dave", &hotp(0), challenge.state()).is_accept());
+}
+
+#[test]
+fn the_lockout_counts_failures_from_every_server_together() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup = Setup::otp_mode(&hotp_tokens(&["erin"]))
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 3\n\tduration = 300\n}");
+    let servers = farm(&module, setup, 3);
+    for (i, server) in servers.iter().enumerate() {
+        let wrong = server.auth("erin", "000000");
+        assert!(wrong.is_reject(), "failure {i}: {wrong:?}");
+    }
+    // Three failures in all, one per server: locked on each, the right code too.
+    for server in &servers {
+        let right = server.auth("erin", &hotp(0));
+        assert!(right.is_reject(), "{right:?}");
+        assert!(right.message().unwrap_or_default().contains("Too many failed attempts"), "{right:?}");
+    }
+    assert_eq!(redis.cli(&["HGET", "t:lock:erin", "f"]).trim(), "3");
+    let ttl: i64 = redis.cli(&["TTL", "t:lock:erin"]).trim().parse().unwrap();
+    assert!(ttl > 300, "the lock's key expires, after the lock: {ttl}");
+}
+
+#[test]
+fn with_redis_down_logins_are_refused_within_the_bound_and_come_back_with_it() {
+    let (module, bin) = require_redis!();
+    let mut redis = RedisServer::start(&bin);
+    let setup = Setup::otp_mode(&hotp_tokens(&["frank"])).with(&store_lines(&redis, "\ttimeout_ms = 200\n"));
+    let server = Server::start(&module, &setup);
+    assert!(server.auth("frank", &hotp(0)).is_accept());
+    redis.stop();
+    for counter in [1, 2] {
+        let started = Instant::now();
+        let refused = server.auth("frank", &hotp(counter));
+        assert!(refused.is_reject(), "{refused:?}");
+        assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "a request waited {:?}", started.elapsed());
+    }
+    let log = server.debug_log();
+    assert!(log.contains("Redis store 127.0.0.1:"), "the log names the store:\n{}", common::tail(&log, 30));
+    // Back (empty: it persisted nothing): service resumes on the next request.
+    redis.restart();
+    assert!(server.auth("frank", &hotp(1)).is_accept());
+    assert!(server.auth("frank", &hotp(1)).is_reject(), "replay refused again");
+}
+
+#[test]
+fn a_broken_redis_section_stops_the_start_naming_the_item() {
+    let Some(module) = common::module_dir() else { return };
+    for (lines, item) in [
+        ("state_store = redis\nredis {\n\tserver = \"a:1 b:2\"\n}\n", "redis.server"),
+        ("state_store = redis\nredis {\n\ttls = yes\n\tca_file = /nonexistent/ca.pem\n}\n", "redis.ca_file"),
+        ("state_store = redis\nredis {\n\ttimeout_ms = 5\n}\n", "redis.timeout_ms"),
+        ("state_store = memcached\n", "state_store"),
+    ] {
+        let out = Server::start_failing(&module, &Setup::otp_mode(&hotp_tokens(&["x"])).with(lines));
+        assert!(out.contains(&format!("'{item}'")), "{item}:\n{}", common::tail(&out, 20));
+    }
+}
+
+#[test]
+fn redis_with_an_acl_user_and_password() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start_with(&bin, "user default off\nuser mfa on >s3cret-pass ~t:* +@all\n");
+    let lines = store_lines(&redis, "\tusername = mfa\n\tpassword = \"s3cret-pass\"\n");
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["gina"])).with(&lines));
+    assert!(server.auth("gina", &hotp(0)).is_accept());
+    assert!(server.auth("gina", &hotp(0)).is_reject());
+    assert!(!server.debug_log().contains("s3cret-pass"), "the password is never logged");
+    // A wrong password: refused as unavailable, and said so in the log.
+    let wrong = store_lines(&redis, "\tusername = mfa\n\tpassword = wrong\n");
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["gina"])).with(&wrong));
+    let refused = server.auth("gina", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+}
+
+/// A primary, two replicas and three Sentinels; the primary is killed in the
+/// middle of a stream of logins through two servers that WAIT for one replica.
+#[test]
+fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps_lockouts() {
+    let (module, bin) = require_redis!();
+    let mut primary = RedisServer::start(&bin);
+    let replicas: Vec<RedisServer> =
+        (0..2).map(|_| RedisServer::start_with(&bin, &format!("replicaof 127.0.0.1 {}\n", primary.port))).collect();
+    let sentinels: Vec<RedisServer> =
+        (0..3).map(|_| RedisServer::sentinel(&bin, "mfa-primary", primary.port)).collect();
+    let list: Vec<String> = sentinels.iter().map(RedisServer::address).collect();
+    let lines = format!(
+        "state_store = redis\nredis {{\n\tserver = \"{}\"\n\tsentinel_service = mfa-primary\n\tprefix = t\n\
+         \twait_replicas = 1\n\ttimeout_ms = 300\n}}\nlockout {{\n\tmax_failures = 3\n\tduration = 300\n}}\n\
+         hotp_look_ahead = 500\n",
+        list.join(", ")
+    );
+    let servers = farm(&module, Setup::otp_mode(&hotp_tokens(&["hank", "iris"])).with(&lines), 2);
+    // The replicas have synced before the stream starts (WAIT needs one).
+    let joined = Instant::now();
+    while !replicas.iter().all(|r| r.cli(&["INFO", "replication"]).contains("master_link_status:up")) {
+        assert!(joined.elapsed() < Duration::from_secs(10), "the replicas did not sync");
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Two failures of iris before the failover.
+    assert!(servers[0].auth("iris", "000000").is_reject());
+    assert!(servers[1].auth("iris", "000000").is_reject());
+
+    let started = Instant::now();
+    let (mut accepted, mut unavailable, mut counter) = (Vec::new(), 0, 0u64);
+    while accepted.len() < 30 {
+        if accepted.len() == 10 && unavailable == 0 {
+            primary.stop();
+        }
+        let turn = accepted.len() + unavailable;
+        let (this, other) = (&servers[turn % 2], &servers[1 - turn % 2]);
+        let reply = this.auth("hank", &hotp(counter));
+        if reply.is_accept() {
+            let replayed = other.auth("hank", &hotp(counter));
+            assert!(replayed.is_reject(), "code {counter} accepted twice: {replayed:?}");
+            accepted.push(counter);
+        } else {
+            // Refused while no primary answers (or a claim not yet on a replica):
+            // the user types the next code, as a user would.
+            assert_eq!(reply.message().unwrap_or_default(), UNAVAILABLE, "code {counter}: {reply:?}");
+            unavailable += 1;
+            assert!(started.elapsed() < Duration::from_secs(60), "no primary after a minute");
+            thread::sleep(Duration::from_millis(100));
+        }
+        counter += 1;
+    }
+    assert!(unavailable > 0, "the failover was seen by the stream");
+    assert!(replicas.iter().any(|r| r.cli(&["ROLE"]).starts_with("master")), "a replica was promoted");
+    // Every code accepted, before the failover too, is still used on the new primary.
+    for counter in &accepted {
+        for server in &servers {
+            assert!(server.auth("hank", &hotp(*counter)).is_reject(), "code {counter} after the failover");
+        }
+    }
+    // The two failures of iris were kept: a third locks her.
+    let third = servers[0].auth("iris", "000000");
+    assert!(third.message().unwrap_or_default().contains("Too many failed attempts"), "{third:?}");
+}
+
+/// A NAS that re-sends a push login to the other server, after the first
+/// server's push went out: one push at the provider, both answers Accept. The
+/// re-send crosses the edge of a `push.wait` window, where the provider's
+/// idempotency key alone (the local store's way) would differ.
+#[test]
+fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(4)));
+    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
+    // Start in the last second of a 6 s window, so that the re-send falls in the next.
+    while common::now() % 6 != 5 {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let first = {
+        let server = servers[0].clone();
+        thread::spawn(move || server.auth("jane", "pw-jane"))
+    };
+    thread::sleep(Duration::from_millis(1500));
+    let second = servers[1].auth("jane", "pw-jane");
+    let first = first.join().unwrap();
+    assert!(first.is_accept() && second.is_accept(), "{first:?} {second:?}");
+    assert_eq!(provider.created(), 1, "one push for one login, across two servers");
+    assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 1, "one push registered, under a keyed name");
+}
+
+/// `limits.pushes` counted across the farm: two pushes started through two
+/// servers use up a limit of two; the third, on either, is refused.
+#[test]
+fn the_push_limit_holds_across_the_farm() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = Setup::challenge_mode("push", r#"{"users": {"kate": {}}}"#, &[("kate", "pw-kate")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with("limits {\n\tpushes = 2\n\twindow = 600\n}")
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n approval = challenge\n}}", provider.url()));
+    let servers = farm(&module, setup, 2);
+    assert!(servers[0].auth("kate", "pw-kate").is_challenge());
+    assert!(servers[1].auth("kate", "pw-kate").is_challenge());
+    let third = servers[0].auth("kate", "pw-kate");
+    assert!(third.is_reject(), "{third:?}");
+    let message = third.message().unwrap_or_default();
+    assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
+    assert_eq!(provider.created(), 2, "no third push reached the provider");
+}
