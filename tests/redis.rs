@@ -308,3 +308,71 @@ fn the_push_limit_holds_across_the_farm() {
     assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
     assert_eq!(provider.created(), 2, "no third push reached the provider");
 }
+
+fn admin_ok(server: &Server, args: &[&str]) -> (String, String) {
+    let out = server.admin(args);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "mfa-admin {args:?}: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
+/// mfa-admin finds the store in the module's configuration (--module) and
+/// acts on Redis: list, unlock, check --consume, remove; it says which store.
+#[test]
+fn mfa_admin_acts_on_the_redis_store_the_servers_share() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup = Setup::otp_mode(&hotp_tokens(&["liam"]))
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 2\n\tduration = 300\n}");
+    let servers = farm(&module, setup, 2);
+    servers[0].auth("liam", "000000");
+    servers[1].auth("liam", "000000");
+    let (listed, said) = admin_ok(&servers[0], &["list", "liam"]);
+    assert!(said.contains("state in the Redis store 127.0.0.1:"), "{said}");
+    assert!(listed.contains("LOCKED for") && listed.contains("2 failure(s)"), "{listed}");
+    admin_ok(&servers[0], &["unlock", "liam"]);
+    assert!(servers[1].auth("liam", &hotp(0)).is_accept(), "unlocked on every server");
+    // A code taken by mfa-admin is used for the servers too.
+    let (checked, _) = admin_ok(&servers[0], &["check", "liam", &hotp(1), "--consume"]);
+    assert!(checked.contains("recorded as used"), "{checked}");
+    assert!(servers[1].auth("liam", &hotp(1)).is_reject());
+    let (listed, _) = admin_ok(&servers[1], &["list", "liam"]);
+    assert!(listed.contains("next counter 2"), "{listed}");
+    admin_ok(&servers[0], &["remove", "liam"]);
+    assert_eq!(redis.cli(&["EXISTS", "t:tokens:liam", "t:lock:liam"]).trim(), "0", "nothing of liam is left");
+}
+
+/// A server moving from its journal to Redis: mfa-admin copies the journal,
+/// so that no code used before the move is good after it, and locks hold.
+#[test]
+fn mfa_admin_moves_a_state_journal_into_redis() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let tokens = hotp_tokens(&["mia", "noah"]);
+    let lockout = "lockout {\n\tmax_failures = 2\n\tduration = 300\n}";
+    let local = Server::start(&module, &Setup::otp_mode(&tokens).with(lockout));
+    for counter in 0..3 {
+        assert!(local.auth("mia", &hotp(counter)).is_accept());
+    }
+    local.auth("noah", "000000");
+    local.auth("noah", "000000");
+    let shared = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")).with(lockout));
+    let out = std::process::Command::new(common::admin_bin())
+        .arg("--tokens")
+        .arg(local.tokens_path())
+        .arg("--state")
+        .arg(local.state_path())
+        .arg("--module")
+        .arg(shared.module_conf_path())
+        .arg("move-state-to-redis")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("1 token state(s), 1 lockout(s)"), "{said}");
+    assert!(shared.auth("mia", &hotp(2)).is_reject(), "a code used before the move");
+    assert!(shared.auth("noah", &hotp(0)).is_reject(), "a lock from before the move");
+    assert!(shared.auth("mia", &hotp(3)).is_accept());
+}

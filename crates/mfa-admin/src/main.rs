@@ -19,10 +19,16 @@ use mfa_core::factor::otp::{self, Algorithm};
 use mfa_core::factor::verify::{self, Windows};
 use mfa_core::identity::case;
 use mfa_core::store::journal::{JournalOptions, StateJournal, TokenState};
+use mfa_core::store::redis::RedisStore;
+use mfa_core::store::state_store::{LocalStore, StateStore};
+
+mod module_conf;
 use mfa_core::store::tokens::{EditLock, Secret, Token, TokenDb, TokenKind, User, NEW_SECRET_BYTES};
 
 const DEFAULT_TOKENS: &str = "/etc/freeradius/3.0/mods-config/mfa/tokens.json";
 const DEFAULT_STATE: &str = "/var/lib/freeradius/mfa/state.jsonl";
+/// Read when it exists: with `state_store = redis` there, the state is in Redis.
+const DEFAULT_MODULE: &str = "/etc/freeradius/3.0/mods-enabled/mfa";
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -35,6 +41,10 @@ struct Cli {
     /// State journal [env: MFA_STATE] [default: /var/lib/freeradius/mfa/state.jsonl]
     #[arg(long, global = true, value_name = "PATH")]
     state: Option<PathBuf>,
+    /// The module's configuration: with `state_store = redis` in it, the state is in its Redis
+    /// [env: MFA_MODULE] [default: /etc/freeradius/3.0/mods-enabled/mfa, when it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    module: Option<PathBuf>,
     /// The module has ignore_case = yes: find users and their state as it does [env: MFA_IGNORE_CASE=yes]
     #[arg(long, global = true)]
     ignore_case: bool,
@@ -84,6 +94,8 @@ enum Command {
     },
     /// Set a user's groups, for `reply <Attribute> { from = "user.groups" }` rules; none clears them
     Groups { user: String, groups: Vec<String> },
+    /// Copy the state journal (--state) into the module's Redis store (state_store = redis)
+    MoveStateToRedis,
     /// Print the current code of a token (for demos and tests on this server)
     Code {
         user: String,
@@ -147,6 +159,8 @@ struct Paths {
     state: PathBuf,
     /// The module's ignore_case (identity::case is the rule both follow).
     ignore_case: bool,
+    /// The module's configuration, read for its state store.
+    module: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +169,10 @@ fn main() -> ExitCode {
         tokens: resolve_path(cli.tokens, "MFA_TOKENS", DEFAULT_TOKENS),
         state: resolve_path(cli.state, "MFA_STATE", DEFAULT_STATE),
         ignore_case: cli.ignore_case || env_flag("MFA_IGNORE_CASE"),
+        module: cli
+            .module
+            .or_else(|| std::env::var_os("MFA_MODULE").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from(DEFAULT_MODULE)).filter(|p| p.is_file())),
     };
     match run(cli.command, &paths) {
         Ok(code) => code,
@@ -190,6 +208,7 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
         Command::Contact { user, sms, email } => contact(paths, &user, sms, email),
         Command::Code { user, serial } => print_code(paths, &user, serial.as_deref()),
         Command::Groups { user, groups } => set_groups(paths, &user, groups),
+        Command::MoveStateToRedis => move_state_to_redis(paths),
     }
 }
 
@@ -273,17 +292,17 @@ fn enroll(paths: &Paths, args: &EnrollArgs) -> Result<ExitCode> {
 
 fn list(paths: &Paths, only: Option<&str>) -> Result<ExitCode> {
     let db = TokenDb::load(&paths.tokens)?;
-    let journal = existing_journal(&paths.state)?;
+    let store = open_state(paths, false)?;
     let now = SystemClock.now();
     match only {
         Some(name) => {
             let who = find(&db, name, paths.ignore_case)?;
-            print_user(who.entry, who.user, &who.state, journal.as_ref(), now);
+            print_user(who.entry, who.user, &who.state, store.as_deref(), now)?;
         }
         None => {
             for (name, user) in db.users() {
                 let state = case::key(name, paths.ignore_case);
-                print_user(name, user, &state, journal.as_ref(), now);
+                print_user(name, user, &state, store.as_deref(), now)?;
             }
         }
     }
@@ -312,22 +331,22 @@ fn remove(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCode> {
     // A user removed whole (or by their last token) leaves no state behind, so
     // that a later user of the same name starts clean.
     if db.user(user).is_none() {
-        if let Some(mut journal) = existing_journal(&paths.state)? {
-            journal.forget(&state)?;
+        if let Some(store) = open_state(paths, false)? {
+            store.forget(&state)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn unlock(paths: &Paths, user: &str) -> Result<ExitCode> {
-    let Some(mut journal) = existing_journal(&paths.state)? else {
+    let Some(store) = open_state(paths, false)? else {
         println!("{user:?} has no state; nothing to unlock");
         return Ok(ExitCode::SUCCESS);
     };
     // Under the name the module keeps it (no token file needed: a lockout may outlive the entry).
     let state = case::key(user, paths.ignore_case);
-    let before = journal.lock(&state);
-    journal.unlock(&state)?;
+    let before = store.current_lock(&state)?;
+    store.reset_failures(&state)?;
     println!("unlocked {user:?} (had {} failure(s))", before.failures);
     Ok(ExitCode::SUCCESS)
 }
@@ -347,12 +366,17 @@ fn resync(paths: &Paths, user: &str, code1: &str, code2: &str, serial: Option<&s
         }
         .into());
     }
-    let mut journal = open_journal(&paths.state)?;
+    let store = open_state(paths, true)?.ok_or("no state store")?;
+    store.current_lock(state)?; // catches up with the store, so that token() is current
     for token in hotp {
-        let from = journal.token(state, &token.serial).next_counter;
+        let from = store.token(state, &token.serial).next_counter;
         let secret = token.secret.as_bytes();
         if let Some(next) = otp::hotp_resync(secret, token.algorithm, token.digits, from, search, code1, code2) {
-            journal.set_hotp_counter(state, &token.serial, next)?;
+            if !store.claim_hotp_counter(state, &token.serial, next)? {
+                return Err(
+                    format!("{} moved past counter {next} meanwhile: try again with new codes", token.serial).into()
+                );
+            }
             println!("resynchronised {}: next counter is now {next}", token.serial);
             return Ok(ExitCode::SUCCESS);
         }
@@ -365,10 +389,13 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
     let db = TokenDb::load(&paths.tokens)?;
     let who = find(&db, &args.user, paths.ignore_case)?;
     let (user, name, state) = (who.user, who.entry, who.state.as_str());
-    let mut journal = if args.consume { Some(open_journal(&paths.state)?) } else { existing_journal(&paths.state)? };
+    let store = open_state(paths, args.consume)?;
     let now = SystemClock.now();
     let code = args.code.trim();
-    let lock = journal.as_ref().map(|j| j.lock(state)).unwrap_or_default();
+    let lock = match &store {
+        Some(store) => store.current_lock(state)?,
+        None => Default::default(),
+    };
     if lock.is_locked(now) {
         println!(
             "note: {name:?} is locked for {} more seconds; the module rejects every code until then",
@@ -377,7 +404,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
     }
 
     for token in &user.tokens {
-        let token_state = token_state(journal.as_ref(), state, &token.serial);
+        let token_state = token_state(store.as_deref(), state, &token.serial);
         let Some(found) = verify::find(token, &token_state, code, now, windows(args)) else {
             continue;
         };
@@ -385,13 +412,13 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
             TokenKind::Totp { .. } => format!("step {found}"),
             TokenKind::Hotp => format!("counter {found}"),
         };
-        match journal.as_mut().filter(|_| args.consume) {
-            Some(journal) => {
-                // Claimed under the journal's lock: the module may have taken this
+        match store.as_deref().filter(|_| args.consume) {
+            Some(store) => {
+                // Claimed by the store, atomically: the module may have taken this
                 // code in the meantime, and a code is good only once.
                 let claimed = match token.kind {
-                    TokenKind::Totp { .. } => journal.claim_totp_step(state, &token.serial, found)?,
-                    TokenKind::Hotp => journal.claim_hotp_counter(state, &token.serial, found + 1)?,
+                    TokenKind::Totp { .. } => store.claim_totp_step(state, &token.serial, found)?,
+                    TokenKind::Hotp => store.claim_hotp_counter(state, &token.serial, found + 1)?,
                 };
                 if !claimed {
                     println!("no match: {} ({what}) was used by someone else just now", token.serial);
@@ -423,8 +450,11 @@ fn print_code(paths: &Paths, user: &str, serial: Option<&str>) -> Result<ExitCod
             otp::hotp_code(secret, step, token.digits, token.algorithm)
         }
         TokenKind::Hotp => {
-            let journal = existing_journal(&paths.state)?;
-            let counter = token_state(journal.as_ref(), &who.state, &token.serial).next_counter;
+            let store = open_state(paths, false)?;
+            if let Some(store) = &store {
+                store.current_lock(&who.state)?;
+            }
+            let counter = token_state(store.as_deref(), &who.state, &token.serial).next_counter;
             otp::hotp_code(secret, counter, token.digits, token.algorithm)
         }
     };
@@ -547,21 +577,78 @@ fn unused_serial(user: Option<&User>, kind: &TokenKind) -> Result<String> {
     }
 }
 
-fn open_journal(path: &Path) -> Result<StateJournal> {
-    Ok(StateJournal::open(path, JournalOptions::default())?)
-}
-
-/// The journal if it exists. Read-only commands must not create it: a file
-/// created by root here could be one the module cannot open later.
-fn existing_journal(path: &Path) -> Result<Option<StateJournal>> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        _ => Ok(Some(open_journal(path)?)),
+/// The store the module keeps its state in, as its configuration (--module)
+/// says: its Redis, or the state journal (--state). Said on standard error,
+/// so that the administrator knows which one a command acted on. A journal
+/// that does not exist is created only when `create` (read-only commands must
+/// not create it: a file created by root here could be one the module cannot
+/// open later); None when it is not there.
+fn open_state(paths: &Paths, create: bool) -> Result<Option<Box<dyn StateStore>>> {
+    if let Some(raw) = paths.module.as_deref().map(module_conf::redis_section).transpose()?.flatten() {
+        let settings = mfa_core::config::redis::redis_settings(&raw).map_err(|e| format!("module: {e}"))?;
+        let store = RedisStore::open(settings).map_err(|(item, e)| format!("module: invalid '{item}': {e}"))?;
+        eprintln!("mfa-admin: state in the {}", store.describe());
+        return Ok(Some(Box::new(store)));
     }
+    let exists = !matches!(fs::symlink_metadata(&paths.state), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    if !exists && !create {
+        return Ok(None);
+    }
+    let store = LocalStore::open(&paths.state, JournalOptions::default())?;
+    eprintln!("mfa-admin: state in the {}", store.describe());
+    Ok(Some(Box::new(store)))
 }
 
-fn token_state(journal: Option<&StateJournal>, user: &str, serial: &str) -> TokenState {
-    journal.map(|j| j.token(user, serial)).unwrap_or_default()
+fn token_state(store: Option<&dyn StateStore>, user: &str, serial: &str) -> TokenState {
+    store.map(|s| s.token(user, serial)).unwrap_or_default()
+}
+
+/// Copies what the state journal holds into the module's Redis: each token's
+/// last step and counter (only ever moved forward there), each lockout, and
+/// the answered States not yet expired. Safe to run again, and while servers
+/// run: nothing in Redis goes back.
+fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
+    let module = paths.module.as_deref().ok_or("no module configuration (--module) to find the Redis store in")?;
+    let raw = module_conf::redis_section(module)?
+        .ok_or_else(|| format!("{} does not say state_store = redis", module.display()))?;
+    let settings = mfa_core::config::redis::redis_settings(&raw).map_err(|e| format!("module: {e}"))?;
+    let redis = RedisStore::open(settings).map_err(|(item, e)| format!("module: invalid '{item}': {e}"))?;
+    let journal = StateJournal::open(&paths.state, JournalOptions::default())?;
+    let db = TokenDb::load(&paths.tokens)?;
+    let now = SystemClock.now();
+    let (mut tokens, mut locks) = (0, 0);
+    for (name, user) in db.users() {
+        let state = case::key(name, paths.ignore_case);
+        for token in &user.tokens {
+            let kept = journal.token(&state, &token.serial);
+            if let Some(step) = kept.last_step {
+                redis.claim_totp_step(&state, &token.serial, step)?;
+                tokens += 1;
+            }
+            if kept.next_counter > 0 {
+                redis.claim_hotp_counter(&state, &token.serial, kept.next_counter)?;
+                tokens += 1;
+            }
+        }
+    }
+    for user in journal.users() {
+        let lock = journal.lock(user);
+        if lock.failures > 0 || lock.is_locked(now) {
+            redis.set_lock(user, lock, now)?;
+            locks += 1;
+        }
+    }
+    let answered = journal.answered_states(now);
+    for (id, expires, user) in &answered {
+        redis.use_state_once(user, id, *expires, now)?;
+    }
+    println!(
+        "moved {} into the {}: {tokens} token state(s), {locks} lockout(s), {} answered State(s)",
+        paths.state.display(),
+        redis.describe(),
+        answered.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn windows(args: &CheckArgs) -> Windows {
@@ -573,10 +660,15 @@ fn replayed_token<'a>(user: &'a User, code: &str, now: u64, windows: Windows) ->
     user.tokens.iter().find(|t| verify::is_replay(t, code, now, windows)).map(|t| t.serial.as_str())
 }
 
-fn print_user(name: &str, user: &User, state_name: &str, journal: Option<&StateJournal>, now: u64) {
+fn print_user(name: &str, user: &User, state_name: &str, store: Option<&dyn StateStore>, now: u64) -> Result<()> {
+    // Catches up with the store first: token() then reads what it holds now.
+    let lock = match store {
+        Some(store) => store.current_lock(state_name)?,
+        None => Default::default(),
+    };
     println!("{name}");
     for token in &user.tokens {
-        let state = token_state(journal, state_name, &token.serial);
+        let state = token_state(store, state_name, &token.serial);
         let (shape, progress) = match token.kind {
             TokenKind::Totp { period } => (
                 format!("period {period}s"),
@@ -603,12 +695,12 @@ fn print_user(name: &str, user: &User, state_name: &str, journal: Option<&StateJ
     if let Some(address) = &user.email {
         println!("  email  {address}");
     }
-    let lock = journal.map(|j| j.lock(state_name)).unwrap_or_default();
     if lock.is_locked(now) {
         println!("  LOCKED for {} more seconds, {} failure(s)", lock.locked_until - now, lock.failures);
     } else {
         println!("  not locked, {} failure(s)", lock.failures);
     }
+    Ok(())
 }
 
 /// The QR code as text, two modules per character cell. Drawn for a dark

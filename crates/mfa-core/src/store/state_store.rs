@@ -44,6 +44,10 @@ pub trait StateStore: Send + Sync {
     /// Clears the user's failures (after a success).
     fn reset_failures(&self, user: &str) -> Result<(), StoreError>;
 
+    /// Forgets everything kept of the user (mfa-admin remove), so that a later
+    /// user of the same name starts clean.
+    fn forget(&self, user: &str) -> Result<(), StoreError>;
+
     /// Records that `user` answered the challenge State `id`, which is valid
     /// until `expires`: true the first time, false when it was answered before,
     /// here or on any server sharing the store, before or after a restart.
@@ -154,6 +158,10 @@ impl StateStore for LocalStore {
         self.journal().use_state_once(user, id, expires, now).map_err(text)
     }
 
+    fn forget(&self, user: &str) -> Result<(), StoreError> {
+        self.journal().forget(user).map_err(text)
+    }
+
     /// One server: its re-sends join in memory (engine/push.rs), and the other
     /// server of a pair reaches the same push through the provider's idempotency
     /// key, which both compute alike within one `push.wait`.
@@ -175,6 +183,20 @@ impl StateStore for LocalStore {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    #[test]
+    fn counters_only_move_forward_and_forget_clears_a_user() {
+        let dir = TempDir::new("state-store-admin");
+        let store = open(&dir.path().join("state.jsonl"));
+        store.claim_hotp_counter("alice", "H1", 50).unwrap();
+        assert_eq!(store.claim_hotp_counter("alice", "H1", 7), Ok(false), "a counter never goes back");
+        store.current_lock("alice").unwrap();
+        assert_eq!(store.token("alice", "H1").next_counter, 50);
+        store.record_failure("alice", 100, 3, 60).unwrap();
+        store.forget("alice").unwrap();
+        assert_eq!(store.current_lock("alice"), Ok(LockState::default()));
+        assert_eq!(store.token("alice", "H1").next_counter, 0);
+    }
 
     fn open(path: &Path) -> Box<dyn StateStore> {
         Box::new(LocalStore::open(path, JournalOptions::default()).unwrap())

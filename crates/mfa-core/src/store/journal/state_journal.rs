@@ -83,6 +83,11 @@ impl StateJournal {
         self.state.lock(user)
     }
 
+    /// The answered States not expired at `now` (id, expiry, user), for a move to another store.
+    pub fn answered_states(&self, now: u64) -> Vec<([u8; 16], u64, String)> {
+        self.state.answered(now)
+    }
+
     /// Users that have any state, sorted (for listings).
     pub fn users(&self) -> Vec<&str> {
         self.state.users()

@@ -72,6 +72,22 @@ impl RedisStore {
         format!("{}:{kind}:{rest}", self.connector.settings().prefix)
     }
 
+    /// Sets a user's lockout state as it is elsewhere (moving a journal into
+    /// Redis), expiring as `record_failure` would have it.
+    pub fn set_lock(&self, user: &str, lock: LockState, now: u64) -> Result<(), StoreError> {
+        if lock == LockState::default() {
+            return Ok(());
+        }
+        let key = self.key("lock", user);
+        let memory = lock.locked_until.saturating_sub(now) + FAILURE_MEMORY;
+        let _: i64 = self.claim(|pipe| {
+            pipe.cmd("HSET").arg(&key).arg("f").arg(lock.failures).arg("u").arg(lock.locked_until).ignore();
+            pipe.cmd("EXPIRE").arg(&key).arg(memory);
+        })?;
+        self.remember(user, |s| s.lock = lock);
+        Ok(())
+    }
+
     fn remember(&self, user: &str, update: impl FnOnce(&mut Snapshot)) {
         let mut all = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if all.len() >= MAX_SNAPSHOTS && !all.contains_key(user) {
@@ -220,6 +236,15 @@ impl StateStore for RedisStore {
         let key = self.key("lock", user);
         self.connector.run(|con| redis::cmd("DEL").arg(&key).exec(con))?;
         self.remember(user, |s| s.lock = LockState::default());
+        Ok(())
+    }
+
+    fn forget(&self, user: &str) -> Result<(), StoreError> {
+        let keys = [self.key("tokens", user), self.key("lock", user)];
+        let _: i64 = self.claim(|pipe| {
+            pipe.cmd("DEL").arg(&keys);
+        })?;
+        self.remember(user, |s| *s = Snapshot::default());
         Ok(())
     }
 
