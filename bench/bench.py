@@ -1490,6 +1490,13 @@ ST_AUTH_TYPE = {"totp": "totp", "journal": "mfa", "redis": "mfa_redis"}
 CALLGRIND_WARMUP = 20  # logins per path under callgrind before the counted ones
 
 
+def stat_cpu_split(pid):
+    """(user, system) CPU seconds of `pid` from /proc/PID/stat, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def task_cpu_seconds(pid):
     """User + system CPU time of every live thread of `pid`, from
     /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks).
@@ -1734,19 +1741,22 @@ def part_redis(args, work, pid_file):
             packet_file = os.path.join(work, f"packets-st-{path}.txt")
             write_file(packet_file, packets([name(path, i) for i in idx], [password(path, i, step) for i in idx]))
             cmd0 = redis.commands_processed()
+            sys0, rsys0 = stat_cpu_split(pid)[1], stat_cpu_split(redis.proc.pid)[1]
             cpu0, rcpu0 = task_cpu_seconds(pid), redis.cpu_seconds()
             seconds, acc, rej, lost, client_cpu = radclient(server.port, [packet_file], args.parallel, 1,
                                                             args.batch_timeout)
             server_cpu, redis_cpu = task_cpu_seconds(pid) - cpu0, redis.cpu_seconds() - rcpu0
+            server_sys = stat_cpu_split(pid)[1] - sys0
+            redis_sys = stat_cpu_split(redis.proc.pid)[1] - rsys0
             commands = redis.commands_processed() - cmd0 - 1  # less our own first INFO
             longest[0] = max(longest[0], seconds)
             if acc != count or rej or lost:
                 raise BenchError(f"{ST_LABEL[path]}: {acc} accepted, {rej} rejected, {lost} lost of {count} "
                                  f"(every login must be accepted); server log:\n" + tail(server.log, 30))
-            return [seconds, server_cpu, client_cpu, redis_cpu, commands]
+            return [seconds, server_cpu, client_cpu, redis_cpu, commands, server_sys, redis_sys]
 
         def interleaved(count, rotation):
-            totals = {p: [0.0] * 5 for p in ST_PATHS}
+            totals = {p: [0.0] * 7 for p in ST_PATHS}
             done = k = 0
             while done < count:
                 n = min(turn_size, count - done)
@@ -1758,13 +1768,16 @@ def part_redis(args, work, pid_file):
                 done += n
                 k += 1
             return {p: {"rps": count / t[0], "server_us": 1e6 * t[1] / count, "client_us": 1e6 * t[2] / count,
-                        "redis_us": 1e6 * t[3] / count, "commands": t[4] / count} for p, t in totals.items()}
+                        "redis_us": 1e6 * t[3] / count, "commands": t[4] / count,
+                        "server_sys": t[5] / t[1] if t[1] else 0.0, "redis_sys": t[6] / t[3] if t[3] else 0.0}
+                    for p, t in totals.items()}
 
         if args.warmup:
             interleaved(args.warmup, 0)
             say(f"   warm-up: {args.warmup} logins per path, all accepted")
         results = {p: [] for p in ST_PATHS}
         stats0 = redis.command_calls()
+        conns0 = int(redis.info("stats")["total_connections_received"])
         for r in range(args.redis_rounds):
             res = interleaved(per_round, r)
             for path in ST_PATHS:
@@ -1774,6 +1787,7 @@ def part_redis(args, work, pid_file):
                 + (f" + Redis {res[p]['redis_us']:.1f} us" if p == "redis" else "") for p in ST_PATHS))
         # Only the Redis path talks to Redis (besides this script's INFO).
         stats = redis.command_calls()
+        new_conns = int(redis.info("stats")["total_connections_received"]) - conns0
         by_command = {c: (n - stats0.get(c, 0)) / (args.redis_rounds * per_round) for c, n in stats.items()
                       if c not in ("info", "keys", "dbsize", "ping") and n > stats0.get(c, 0)}
 
@@ -1822,19 +1836,26 @@ def part_redis(args, work, pid_file):
         return statistics.median(x[key] for x in results[path])
 
     say("")
-    say(f"   {'path':12} {'median req/s':>12}  {'all rounds (req/s)':<30} {'server CPU':>10} {'Redis CPU':>10}"
-        f" {'radclient':>10} {'Redis commands':>14}")
-    say(f"   {'':12} {'':>12}  {'':<30} {'us/login':>10} {'us/login':>10} {'us/login':>10} {'per login':>14}")
+    rounds = {p: " ".join(f"{x['rps']:.0f}" for x in results[p]) for p in ST_PATHS}
+    width = max(18, *(len(x) for x in rounds.values()))
+    say(f"   {'path':12} {'median req/s':>12}  {'all rounds (req/s)':<{width}} {'server CPU':>10} {'(system)':>8}"
+        f" {'Redis CPU':>10} {'(system)':>8} {'radclient':>10} {'Redis commands':>14}")
+    say(f"   {'':12} {'':>12}  {'':<{width}} {'us/login':>10} {'':>8} {'us/login':>10} {'':>8} {'us/login':>10}"
+        f" {'per login':>14}")
     for path in ST_PATHS:
-        rps = " ".join(f"{x['rps']:.0f}" for x in results[path])
-        say(f"   {ST_LABEL[path]:12} {med(path, 'rps'):12.0f}  {rps:<30} {med(path, 'server_us'):10.1f} "
-            f"{med(path, 'redis_us'):10.1f} {med(path, 'client_us'):10.1f} {med(path, 'commands'):14.2f}")
+        redis_sys = f"{100 * med(path, 'redis_sys'):7.0f}%" if path == "redis" else ""
+        say(f"   {ST_LABEL[path]:12} {med(path, 'rps'):12.0f}  {rounds[path]:<{width}} {med(path, 'server_us'):10.1f} "
+            f"{100 * med(path, 'server_sys'):7.0f}% {med(path, 'redis_us'):10.1f} {redis_sys:>8} "
+            f"{med(path, 'client_us'):10.1f} {med(path, 'commands'):14.2f}")
+    say("   ((system) = the share of that CPU time spent in the kernel, from /proc/PID/stat's ticks: on loopback\n"
+        "   the kernel time of a send includes the TCP receive work for the other end)")
     say(f"   (server CPU from /proc/PID/task/*/schedstat; over the whole part {task_cpu:.2f} s, /proc/PID/stat "
         f"says {stat_cpu:.2f} s. Server VmRSS at the end {rss / 1024:.1f} MiB; Redis used_memory {redis_mem} "
         f"for {redis_keys} keys; {len(errors)} error lines in the server log"
         + (f", e.g. {errors[0].split(': Error: ', 1)[1].strip()!r})" if errors else ")"))
     say(f"   Redis commands per login on the Redis path (INFO commandstats; a Lua script's own calls count too): "
-        + ", ".join(f"{c.upper()} {n:.2f}" for c, n in sorted(by_command.items(), key=lambda x: (-x[1], x[0]))))
+        + ", ".join(f"{c.upper()} {n:.2f}" for c, n in sorted(by_command.items(), key=lambda x: (-x[1], x[0])))
+        + f"; {new_conns} new connections to Redis during the rounds")
     say("")
     checks = []
     paired = [r["server_us"] - j["server_us"] for r, j in zip(results["redis"], results["journal"])]
@@ -1844,6 +1865,12 @@ def part_redis(args, work, pid_file):
     say(f"   server CPU added by Redis = {added_cpu:+6.1f} us/login (redis {med('redis', 'server_us'):.1f} - journal "
         f"{med('journal', 'server_us'):.1f}; target <= {args.target_redis_cpu:g} us)  {'PASS' if ok else 'MISS'}"
         f"   [round by round: {' '.join(f'{x:+.1f}' for x in paired)}]")
+    def split(path, key):
+        return statistics.median(x["server_us"] * (x["server_sys"] if key == "sys" else 1 - x["server_sys"])
+                                 for x in results[path])
+    say(f"   of which user space      = {split('redis', 'user') - split('journal', 'user'):+6.1f} us/login, kernel "
+        f"{split('redis', 'sys') - split('journal', 'sys'):+.1f} us/login (system share of each path's CPU, "
+        f"from /proc/PID/stat)")
     say(f"   with Redis's own CPU     = {added_cpu + med('redis', 'redis_us'):+6.1f} us/login (Redis "
         f"{med('redis', 'redis_us'):.1f} us/login, apart from the server's; information only)")
     for other in ("totp",):
