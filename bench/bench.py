@@ -1858,19 +1858,26 @@ def part_redis(args, work, pid_file):
         + f"; {new_conns} new connections to Redis during the rounds")
     say("")
     checks = []
-    paired = [r["server_us"] - j["server_us"] for r, j in zip(results["redis"], results["journal"])]
-    added_cpu = med("redis", "server_us") - med("journal", "server_us")
+    # The paths of a round ran interleaved, so the difference within a round is the least noisy figure:
+    # the target is judged on the median of those.
+    def added(key):
+        """Per round: the Redis path's figure minus the journal path's, per login."""
+        def value(x):
+            return {"all": x["server_us"], "user": x["server_us"] * (1 - x["server_sys"]),
+                    "sys": x["server_us"] * x["server_sys"]}[key]
+        return [value(r) - value(j) for r, j in zip(results["redis"], results["journal"])]
+
+    paired = added("all")
+    added_cpu = statistics.median(paired)
     ok = added_cpu <= args.target_redis_cpu
     checks.append(ok)
-    say(f"   server CPU added by Redis = {added_cpu:+6.1f} us/login (redis {med('redis', 'server_us'):.1f} - journal "
-        f"{med('journal', 'server_us'):.1f}; target <= {args.target_redis_cpu:g} us)  {'PASS' if ok else 'MISS'}"
-        f"   [round by round: {' '.join(f'{x:+.1f}' for x in paired)}]")
-    def split(path, key):
-        return statistics.median(x["server_us"] * (x["server_sys"] if key == "sys" else 1 - x["server_sys"])
-                                 for x in results[path])
-    say(f"   of which user space      = {split('redis', 'user') - split('journal', 'user'):+6.1f} us/login, kernel "
-        f"{split('redis', 'sys') - split('journal', 'sys'):+.1f} us/login (system share of each path's CPU, "
-        f"from /proc/PID/stat)")
+    say(f"   server CPU added by Redis = {added_cpu:+6.1f} us/login (median of the rounds' differences; target <= "
+        f"{args.target_redis_cpu:g} us)  {'PASS' if ok else 'MISS'}   [round by round: "
+        f"{' '.join(f'{x:+.1f}' for x in paired)}; medians: redis {med('redis', 'server_us'):.1f} - journal "
+        f"{med('journal', 'server_us'):.1f}]")
+    say(f"   of which user space      = {statistics.median(added('user')):+6.1f} us/login, kernel "
+        f"{statistics.median(added('sys')):+.1f} us/login (medians of the rounds; the system share is from "
+        f"/proc/PID/stat's ticks)")
     say(f"   with Redis's own CPU     = {added_cpu + med('redis', 'redis_us'):+6.1f} us/login (Redis "
         f"{med('redis', 'redis_us'):.1f} us/login, apart from the server's; information only)")
     for other in ("totp",):
