@@ -24,6 +24,11 @@
 # reuse_connections = yes and = no, through one server; then the latency each
 # adds, one request at a time.
 #
+# Part 5: the shared state store: server CPU per accepted login of rlm_totp,
+# rlm_mfa with its local journal and rlm_mfa with state_store = redis (a
+# redis-server started here), interleaved; Redis's own CPU apart; the latency
+# Redis adds, one login at a time; and instructions per login under callgrind.
+#
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
@@ -241,6 +246,8 @@ class Server:
     """A FreeRADIUS process over a generated configuration directory."""
 
     running = []  # every started server, for cleanup
+    # Run before "freeradius" (part 5 sets valgrind's command line here for its callgrind server).
+    command_prefix = ()
 
     def __init__(self, work, name, module_dir, site, mods, users_text, tokens_path, pid_file):
         self.dir = os.path.join(work, name)
@@ -274,7 +281,7 @@ class Server:
         out = open(os.path.join(self.dir, "log", "stdout.log"), "ab")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            ["freeradius", "-f", "-l", self.log, "-d", self.dir],
+            [*self.command_prefix, "freeradius", "-f", "-l", self.log, "-d", self.dir],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
         out.close()
@@ -1415,6 +1422,585 @@ def part_privacyidea(args, work, pid_file):
     return []
 
 
+# ---------------------------------------------------------------- part 5
+
+# Two rlm_mfa instances in one server, the same but for the state store: `mfa`
+# keeps its state in its local journal (state_store = journal, the default),
+# `mfa_redis` in a Redis started by this script (state_store = redis).
+MOD_MFA_STORE = """\
+mfa @NAME@ {
+	mode = otp
+	tokens = ${modconfdir}/@NAME@/tokens.json
+	state = ${db_dir}/@NAME@/state.jsonl
+	state_key = ${modconfdir}/@NAME@/state.key
+	fsync = no
+	require_token = yes
+	totp_window = 1
+	state_store = @STORE@
+@REDIS@}
+"""
+MOD_REDIS_SECTION = """\
+	redis {
+		server = "127.0.0.1:@PORT@"
+		prefix = "bench"
+	}
+"""
+
+SITE_STORES = """\
+server bench {{
+listen {{
+	type = auth
+	ipaddr = 127.0.0.1
+	port = {port}
+}}
+authorize {{
+	files
+	switch &control:Auth-Type {{
+		case totp {{
+			update request {{
+				&TOTP-Password := &User-Password
+			}}
+		}}
+		case mfa {{
+			mfa
+		}}
+		case mfa_redis {{
+			mfa_redis
+		}}
+	}}
+}}
+authenticate {{
+	Auth-Type totp {{
+		totp
+	}}
+	Auth-Type mfa {{
+		mfa
+	}}
+	Auth-Type mfa_redis {{
+		mfa_redis
+	}}
+}}
+}}
+"""
+
+ST_PATHS = ("totp", "journal", "redis")
+ST_LABEL = {"totp": "totp", "journal": "mfa journal", "redis": "mfa redis"}
+ST_PREFIX = {"totp": "t", "journal": "j", "redis": "r"}
+CALLGRIND_WARMUP = 20  # logins per path under callgrind before the counted ones
+
+
+def stat_cpu_split(pid):
+    """(user, system) CPU seconds of `pid` from /proc/PID/stat, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def task_cpu_seconds(pid):
+    """User + system CPU time of every live thread of `pid`, from
+    /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks).
+    A thread that has ended takes its time with it: FreeRADIUS's pool here never
+    ends one, and neither does Redis."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        raise BenchError(f"process {pid} is gone")
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended just now
+    return total / 1e9
+
+
+class RedisProcess:
+    """A redis-server on a free loopback port, persisting nothing, with a small
+    RESP client for INFO and checks."""
+
+    def __init__(self, bin_dir, work, pid_file):
+        self.dir = os.path.join(work, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = os.path.join(self.dir, "redis.conf")
+        self.log = os.path.join(self.dir, "redis.log")
+        write_file(conf, f'port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.log}\n'
+                         f'save ""\nappendonly no\n')
+        # .deps/redis/bin/redis-server is a script that execs the server: same pid.
+        self.proc = subprocess.Popen([os.path.join(bin_dir, "redis-server"), conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        with open(pid_file, "a") as f:
+            f.write(f"{self.proc.pid} {self.dir} redis\n")  # run.sh's safety net checks its cwd
+        self.sock = None
+        self.buf = b""
+        t0 = time.monotonic()
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                if self.command("PING") == "PONG":
+                    break
+            except (OSError, BenchError):
+                if self.sock is not None:
+                    self.sock.close()
+                    self.sock = None
+            if self.proc.poll() is not None or time.monotonic() - t0 > 10:
+                raise BenchError(f"redis-server did not start on 127.0.0.1:{self.port}:\n" + tail(self.log))
+            time.sleep(0.02)
+        self.version = self.info("server").get("redis_version", "?")
+
+    def command(self, *args):
+        data = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            data += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(data)
+        return self._reply()
+
+    def _fill(self, want):
+        while len(self.buf) < want:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise BenchError("redis closed the connection")
+            self.buf += chunk
+
+    def _reply(self):
+        while b"\r\n" not in self.buf:
+            self._fill(len(self.buf) + 1)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise BenchError("redis: " + rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            self._fill(n + 2)
+            value, self.buf = self.buf[:n], self.buf[n + 2:]
+            return value.decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise BenchError(f"redis: unexpected reply {line[:80]!r}")
+
+    def info(self, section):
+        fields = {}
+        for line in self.command("INFO", section).splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key] = value.strip()
+        return fields
+
+    def commands_processed(self):
+        """Commands Redis has run so far, not counting this INFO."""
+        return int(self.info("stats")["total_commands_processed"])
+
+    def command_calls(self):
+        """{command: calls so far} from INFO commandstats."""
+        calls = {}
+        for key, value in self.info("commandstats").items():
+            if key.startswith("cmdstat_"):
+                fields = dict(kv.split("=", 1) for kv in value.split(",") if "=" in kv)
+                calls[key[len("cmdstat_"):]] = int(fields.get("calls", 0))
+        return calls
+
+    def cpu_seconds(self):
+        return task_cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def part_redis(args, work, pid_file):
+    bin_dir = args.redis_bin
+    if not os.access(os.path.join(bin_dir, "redis-server"), os.X_OK):
+        raise BenchError(f"part 5 needs redis-server in {bin_dir} (scripts/redis.sh unpacks Debian's into "
+                         f".deps/redis/bin; or --redis-bin DIR)")
+    per_round = args.redis_users
+    turn_size = args.chunk
+    cg = args.callgrind
+    # User 0 of each path: the sanity check; then warm-up, rounds, latency, callgrind.
+    per_path = (1 + args.warmup + args.redis_rounds * per_round + args.redis_latency_warmup + args.redis_latency
+                + (CALLGRIND_WARMUP + cg if cg else 0))
+    say(f"\n== Part 5: the Redis state store beside the local journal and rlm_totp, {per_round} logins "
+        f"(distinct users) per path per round, {args.redis_rounds} rounds; then {args.redis_latency} "
+        f"sequential logins per path" + (f"; then {cg} per path under callgrind" if cg else ""))
+    say(f"   paths: totp (rlm_totp), mfa journal (rlm_mfa otp, state_store = journal, fsync = no), mfa redis "
+        f"(the same with state_store = redis); turns of {turn_size} (radclient -p {args.parallel}), paths "
+        f"interleaved in rotated order; {per_path} users per path")
+
+    rng = random.Random(5005)
+    keys = {p: [rng.randbytes(20) for _ in range(per_path)] for p in ST_PATHS}
+
+    def name(path, i):
+        return f"{ST_PREFIX[path]}{i:06d}"
+
+    def password(path, i, step):
+        return hotp(keys[path][i], step)
+
+    def write_users(label, indices):
+        """The users file text and the token file (for both rlm_mfa instances) of these users."""
+        lines = []
+        for i in indices:
+            lines.append(f'{name("totp", i)}\tAuth-Type := totp, TOTP-Secret := "{b32(keys["totp"][i])}"\n')
+            lines.append(f'{name("journal", i)}\tAuth-Type := mfa\n')
+            lines.append(f'{name("redis", i)}\tAuth-Type := mfa_redis\n')
+        store = {"users": {name(p, i): {"tokens": [{
+            "serial": f"{ST_PREFIX[p].upper()}-{i:06d}", "type": "totp", "secret": b32(keys[p][i]),
+            "algorithm": "SHA1", "digits": 6, "period": STEP}]} for p in ("journal", "redis") for i in indices}}
+        tokens_path = os.path.join(work, f"tokens-{label}.json")
+        write_file(tokens_path, json.dumps(store), 0o640)
+        return "".join(lines), tokens_path
+
+    def make_server(label, redis, users_text, tokens_path):
+        mods = {"files": MOD_FILES, "totp": MOD_TOTP}
+        for inst, store in (("mfa", "journal"), ("mfa_redis", "redis")):
+            section = MOD_REDIS_SECTION.replace("@PORT@", str(redis.port)) if store == "redis" else ""
+            mods[inst] = (MOD_MFA_STORE.replace("@NAME@", inst).replace("@STORE@", store)
+                          .replace("@REDIS@", section))
+        server = Server(work, label, args.module_dir, SITE_STORES, mods, users_text, tokens_path, pid_file)
+        os.makedirs(os.path.join(server.dir, "mods-config/mfa_redis"), exist_ok=True)
+        os.makedirs(os.path.join(server.dir, "db/mfa_redis"), exist_ok=True)
+        os.link(os.path.join(server.dir, "mods-config/mfa/tokens.json"),
+                os.path.join(server.dir, "mods-config/mfa_redis/tokens.json"))
+        return server
+
+    def fresh_step(margin):
+        """The current step, once at least `margin` seconds are left in it (rlm_totp
+        accepts the current step only)."""
+        left = STEP - time.time() % STEP
+        if left < margin:
+            time.sleep(left + 0.05)
+        return step_now()
+
+    main_count = 1 + args.warmup + args.redis_rounds * per_round + args.redis_latency_warmup + args.redis_latency
+    users_text, tokens_path = write_users("redis", range(main_count))
+    redis = RedisProcess(bin_dir, work, pid_file)
+    say(f"   redis-server {redis.version} on 127.0.0.1:{redis.port} (pid {redis.proc.pid}, {bin_dir}; "
+        f"no persistence: save \"\", appendonly no)")
+    server = None
+    try:
+        server = make_server("stores", redis, users_text, tokens_path)
+        started = server.start()
+        say(f"   server ready on 127.0.0.1:{server.port} after {started:.2f} s (configuration in {server.dir})")
+        pid = server.proc.pid
+        stat_cpu0, task_cpu0 = server.cpu_seconds(), task_cpu_seconds(pid)
+
+        # Sanity: on user 0 of each path a wrong code is rejected, then the right one
+        # accepted, and the Redis path really keeps its state in Redis (and only it).
+        client = RadiusClient(server.port)
+        try:
+            step = fresh_step(5)
+            for path in ST_PATHS:
+                good = password(path, 0, step)
+                near = {password(path, 0, s) for s in (step - 1, step, step + 1)}
+                bad = next(c for c in (f"{(int(good) + d) % 10 ** 6:06d}" for d in range(1, 10)) if c not in near)
+                for code, want in ((bad, 3), (good, 2)):
+                    got, _ = client.send(*client.packet(name(path, 0), code))
+                    if got != want:
+                        raise BenchError(f"part 5 sanity check, {ST_LABEL[path]}: code {got}, expected {want}; "
+                                         f"server log:\n" + tail(server.log, 30))
+        except socket.timeout:
+            raise BenchError("part 5 sanity check: no answer in 10 s; server log:\n" + tail(server.log, 30))
+        finally:
+            client.close()
+        redis_keys = redis.command("KEYS", "bench:*")
+        if f"bench:tokens:{name('redis', 0)}" not in redis_keys or any(ST_PREFIX["journal"] + "0" in k
+                                                                        for k in redis_keys):
+            raise BenchError(f"part 5 sanity check: unexpected keys in Redis: {redis_keys}")
+        say(f"   sanity: a wrong code is rejected and the right one accepted on each path; Redis holds "
+            f"{', '.join(sorted(redis_keys))}")
+
+        longest = [0.3]
+        next_user = {p: 1 for p in ST_PATHS}
+
+        def take(path, count):
+            first = next_user[path]
+            next_user[path] += count
+            return range(first, first + count)
+
+        def turn(path, count):
+            idx = take(path, count)
+            step = fresh_step(max(1.0, 3 * longest[0] + 0.3))
+            packet_file = os.path.join(work, f"packets-st-{path}.txt")
+            write_file(packet_file, packets([name(path, i) for i in idx], [password(path, i, step) for i in idx]))
+            cmd0 = redis.commands_processed()
+            sys0, rsys0 = stat_cpu_split(pid)[1], stat_cpu_split(redis.proc.pid)[1]
+            cpu0, rcpu0 = task_cpu_seconds(pid), redis.cpu_seconds()
+            seconds, acc, rej, lost, client_cpu = radclient(server.port, [packet_file], args.parallel, 1,
+                                                            args.batch_timeout)
+            server_cpu, redis_cpu = task_cpu_seconds(pid) - cpu0, redis.cpu_seconds() - rcpu0
+            server_sys = stat_cpu_split(pid)[1] - sys0
+            redis_sys = stat_cpu_split(redis.proc.pid)[1] - rsys0
+            commands = redis.commands_processed() - cmd0 - 1  # less our own first INFO
+            longest[0] = max(longest[0], seconds)
+            if acc != count or rej or lost:
+                raise BenchError(f"{ST_LABEL[path]}: {acc} accepted, {rej} rejected, {lost} lost of {count} "
+                                 f"(every login must be accepted); server log:\n" + tail(server.log, 30))
+            return [seconds, server_cpu, client_cpu, redis_cpu, commands, server_sys, redis_sys]
+
+        def interleaved(count, rotation):
+            totals = {p: [0.0] * 7 for p in ST_PATHS}
+            done = k = 0
+            while done < count:
+                n = min(turn_size, count - done)
+                shift = (rotation + k) % 3
+                for path in ST_PATHS[shift:] + ST_PATHS[:shift]:
+                    totals[path] = [a + b for a, b in zip(totals[path], turn(path, n))]
+                if server.proc.poll() is not None or redis.proc.poll() is not None:
+                    raise BenchError("the server or Redis died:\n" + tail(server.log) + tail(redis.log))
+                done += n
+                k += 1
+            return {p: {"rps": count / t[0], "server_us": 1e6 * t[1] / count, "client_us": 1e6 * t[2] / count,
+                        "redis_us": 1e6 * t[3] / count, "commands": t[4] / count,
+                        "server_sys": t[5] / t[1] if t[1] else 0.0, "redis_sys": t[6] / t[3] if t[3] else 0.0}
+                    for p, t in totals.items()}
+
+        if args.warmup:
+            interleaved(args.warmup, 0)
+            say(f"   warm-up: {args.warmup} logins per path, all accepted")
+        results = {p: [] for p in ST_PATHS}
+        stats0 = redis.command_calls()
+        conns0 = int(redis.info("stats")["total_connections_received"])
+        for r in range(args.redis_rounds):
+            res = interleaved(per_round, r)
+            for path in ST_PATHS:
+                results[path].append(res[path])
+            say(f"   round {r + 1}: " + "; ".join(
+                f"{ST_LABEL[p]} {res[p]['rps']:6.0f} req/s, server CPU {res[p]['server_us']:.1f} us"
+                + (f" + Redis {res[p]['redis_us']:.1f} us" if p == "redis" else "") for p in ST_PATHS))
+        # Only the Redis path talks to Redis (besides this script's INFO).
+        stats = redis.command_calls()
+        new_conns = int(redis.info("stats")["total_connections_received"]) - conns0
+        by_command = {c: (n - stats0.get(c, 0)) / (args.redis_rounds * per_round) for c, n in stats.items()
+                      if c not in ("info", "keys", "dbsize", "ping") and n > stats0.get(c, 0)}
+
+        # Latency: one login at a time, the paths taking turns login by login.
+        client = RadiusClient(server.port)
+        latency = {p: [] for p in ST_PATHS}
+        gc.disable()  # no collector pause inside a timed request
+        try:
+            for i in range(args.redis_latency_warmup + args.redis_latency):
+                shift = i % 3
+                for path in ST_PATHS[shift:] + ST_PATHS[:shift]:
+                    (u,) = take(path, 1)
+                    packet, authenticator = client.packet(name(path, u), password(path, u, fresh_step(0.5)))
+                    code, seconds = client.send(packet, authenticator)
+                    if code != 2:
+                        raise BenchError(f"{ST_LABEL[path]}: a sequential login got code {code}, not "
+                                         f"Access-Accept; server log:\n" + tail(server.log, 30))
+                    if i >= args.redis_latency_warmup:
+                        latency[path].append(seconds)
+        except socket.timeout:
+            raise BenchError("a sequential login got no answer in 10 s; server log:\n" + tail(server.log, 30))
+        finally:
+            gc.enable()
+            client.close()
+        stat_cpu, task_cpu = server.cpu_seconds() - stat_cpu0, task_cpu_seconds(pid) - task_cpu0
+        rss = server.status_kib("VmRSS")
+        redis_mem = redis.info("memory").get("used_memory_human", "?")
+        redis_keys = redis.command("DBSIZE")
+        server.stop()
+
+        cg_result, cg_skipped = None, ""
+        if cg:
+            # The measures above stand on their own: a callgrind run that fails is reported, not fatal.
+            try:
+                cg_result = callgrind_stores(args, work, redis, make_server, write_users, name, password,
+                                             fresh_step, range(main_count, per_path))
+                if cg_result is None:
+                    cg_skipped = "valgrind or callgrind_control is missing"
+            except BenchError as e:
+                cg_skipped = f"it failed: {e}"
+    finally:
+        if server is not None:
+            server.stop()
+        redis.stop()
+    try:
+        with open(server.log, errors="replace") as f:
+            errors = [line for line in f if ": Error: " in line]
+    except OSError:
+        errors = []
+
+    def med(path, key):
+        return statistics.median(x[key] for x in results[path])
+
+    say("")
+    rounds = {p: " ".join(f"{x['rps']:.0f}" for x in results[p]) for p in ST_PATHS}
+    width = max(18, *(len(x) for x in rounds.values()))
+    say(f"   {'path':12} {'median req/s':>12}  {'all rounds (req/s)':<{width}} {'server CPU':>10} {'(system)':>8}"
+        f" {'Redis CPU':>10} {'(system)':>8} {'radclient':>10} {'Redis commands':>14}")
+    say(f"   {'':12} {'':>12}  {'':<{width}} {'us/login':>10} {'':>8} {'us/login':>10} {'':>8} {'us/login':>10}"
+        f" {'per login':>14}")
+    for path in ST_PATHS:
+        redis_sys = f"{100 * med(path, 'redis_sys'):7.0f}%" if path == "redis" else ""
+        say(f"   {ST_LABEL[path]:12} {med(path, 'rps'):12.0f}  {rounds[path]:<{width}} {med(path, 'server_us'):10.1f} "
+            f"{100 * med(path, 'server_sys'):7.0f}% {med(path, 'redis_us'):10.1f} {redis_sys:>8} "
+            f"{med(path, 'client_us'):10.1f} {med(path, 'commands'):14.2f}")
+    say("   ((system) = the share of that CPU time spent in the kernel, from /proc/PID/stat's ticks: on loopback\n"
+        "   the kernel time of a send includes the TCP receive work for the other end)")
+    say(f"   (server CPU from /proc/PID/task/*/schedstat; over the whole part {task_cpu:.2f} s, /proc/PID/stat "
+        f"says {stat_cpu:.2f} s. Server VmRSS at the end {rss / 1024:.1f} MiB; Redis used_memory {redis_mem} "
+        f"for {redis_keys} keys; {len(errors)} error lines in the server log"
+        + (f", e.g. {errors[0].split(': Error: ', 1)[1].strip()!r})" if errors else ")"))
+    say(f"   Redis commands per login on the Redis path (INFO commandstats; a Lua script's own calls count too): "
+        + ", ".join(f"{c.upper()} {n:.2f}" for c, n in sorted(by_command.items(), key=lambda x: (-x[1], x[0])))
+        + f"; {new_conns} new connections to Redis during the rounds")
+    say("")
+    checks = []
+    # The paths of a round ran interleaved, so the difference within a round is the least noisy figure:
+    # the target is judged on the median of those.
+    def added(key):
+        """Per round: the Redis path's figure minus the journal path's, per login."""
+        def value(x):
+            return {"all": x["server_us"], "user": x["server_us"] * (1 - x["server_sys"]),
+                    "sys": x["server_us"] * x["server_sys"]}[key]
+        return [value(r) - value(j) for r, j in zip(results["redis"], results["journal"])]
+
+    paired = added("all")
+    added_cpu = statistics.median(paired)
+    ok = added_cpu <= args.target_redis_cpu
+    checks.append(ok)
+    say(f"   server CPU added by Redis = {added_cpu:+6.1f} us/login (median of the rounds' differences; target <= "
+        f"{args.target_redis_cpu:g} us)  {'PASS' if ok else 'MISS'}   [round by round: "
+        f"{' '.join(f'{x:+.1f}' for x in paired)}; medians: redis {med('redis', 'server_us'):.1f} - journal "
+        f"{med('journal', 'server_us'):.1f}]")
+    say(f"   of which user space      = {statistics.median(added('user')):+6.1f} us/login, kernel "
+        f"{statistics.median(added('sys')):+.1f} us/login (medians of the rounds; the system share is from "
+        f"/proc/PID/stat's ticks)")
+    say(f"   with Redis's own CPU     = {added_cpu + med('redis', 'redis_us'):+6.1f} us/login (Redis "
+        f"{med('redis', 'redis_us'):.1f} us/login, apart from the server's; information only)")
+    say(f"   server CPU, mfa journal / totp = x{med('journal', 'server_us') / med('totp', 'server_us'):.2f}, "
+        f"mfa redis / totp = x{med('redis', 'server_us') / med('totp', 'server_us'):.2f}")
+
+    say("")
+    say(f"   Latency, one login at a time ({args.redis_latency} per path after {args.redis_latency_warmup} "
+        f"unmeasured, paths taking turns), send to reply in this script:")
+    say(f"   {'path':12} {'median us':>10} {'p90 us':>8} {'p99 us':>8} {'vs journal: median':>19} {'p99':>8}")
+    base = {"median": statistics.median(latency["journal"]), "p99": percentile(latency["journal"], 99)}
+    for path in ST_PATHS:
+        values = latency[path]
+        m, p90, p99 = statistics.median(values), percentile(values, 90), percentile(values, 99)
+        added = "" if path == "journal" else f"{1e6 * (m - base['median']):+19.0f} {1e6 * (p99 - base['p99']):+8.0f}"
+        say(f"   {ST_LABEL[path]:12} {1e6 * m:10.0f} {1e6 * p90:8.0f} {1e6 * p99:8.0f} {added}")
+    added_p99 = percentile(latency["redis"], 99) - base["p99"]
+    ok = added_p99 <= args.target_redis_p99 / 1000
+    checks.append(ok)
+    say(f"   p99 latency added by Redis = {1e6 * added_p99:+.0f} us (target <= {1000 * args.target_redis_p99:g} us)"
+        f"  {'PASS' if ok else 'MISS'}   (median added "
+        f"{1e6 * (statistics.median(latency['redis']) - base['median']):+.0f} us)")
+
+    if cg_result is not None:
+        say("")
+        say(f"   Instructions per accepted login under callgrind ({cg} sequential logins per path after "
+            f"{CALLGRIND_WARMUP} unmeasured; the whole FreeRADIUS process, user space only: not the kernel, "
+            f"not Redis):")
+        for path in ST_PATHS:
+            say(f"   {ST_LABEL[path]:12} {cg_result['paths'][path]:12,.0f} instructions/login")
+        say(f"   mfa redis - mfa journal = {cg_result['paths']['redis'] - cg_result['paths']['journal']:+,.0f} "
+            f"instructions/login (idle process: {cg_result['idle_per_s']:,.0f} instructions/s, subtracted; "
+            f"{cg_result['seconds']:.0f} s under valgrind)")
+    elif cg:
+        say(f"\n   callgrind: no count ({cg_skipped})")
+    say(f"   (load average at the end of part 5: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    return checks
+
+
+def callgrind_stores(args, work, redis, make_server, write_users, name, password, fresh_step, indices):
+    """Instructions per accepted login on each path, counted by valgrind's callgrind
+    in a second server (the same configuration, only its own users): instrumentation
+    is switched on after start-up, then each path's logins run between a zeroing
+    and a dump of the counters (callgrind_control)."""
+    import shutil
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        return None
+    t_start = time.monotonic()
+    indices = list(indices)
+    users_text, tokens_path = write_users("callgrind", indices)
+    server = make_server("stores-callgrind", redis, users_text, tokens_path)
+    out_dir = os.path.join(server.dir, "callgrind")
+    os.makedirs(out_dir, exist_ok=True)
+    server.command_prefix = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                             f"--callgrind-out-file={out_dir}/callgrind.out",
+                             f"--log-file={out_dir}/valgrind.log")
+
+    def control(*opts):
+        done = subprocess.run(["callgrind_control", *opts, str(server.proc.pid)], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0 or "OK." not in done.stdout:  # it exits 0 when it finds no such process
+            raise BenchError(f"callgrind_control {' '.join(opts)} failed: {(done.stdout + done.stderr).strip()}")
+
+    def dump():
+        """Dumps the counters; returns the instructions since the last zeroing."""
+        before = set(os.listdir(out_dir))
+        control("--dump")
+        t0 = time.monotonic()
+        while True:
+            new = sorted(set(os.listdir(out_dir)) - before - {"valgrind.log"})
+            if new:
+                path = os.path.join(out_dir, new[0])
+                time.sleep(0.2)  # let the writer finish
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if line.startswith(("summary:", "totals:")):
+                            return int(line.split()[1])
+            if time.monotonic() - t0 > 60:
+                raise BenchError(f"callgrind wrote no dump in 60 s; see {out_dir}")
+            time.sleep(0.1)
+
+    client = None
+    try:
+        server.start(timeout=600)
+        control("--instr=on")
+        client = RadiusClient(server.port)
+        client.sock.settimeout(60)
+        def logins(path, count):
+            for _ in range(count):
+                u = next(pos_by_path[path])
+                code, _ = client.send(*client.packet(name(path, u), password(path, u, fresh_step(2))))
+                if code != 2:
+                    raise BenchError(f"callgrind, {ST_LABEL[path]}: code {code}, not Access-Accept; "
+                                     f"server log:\n" + tail(server.log, 30))
+
+        pos_by_path = {p: iter(indices) for p in ST_PATHS}
+        for path in ST_PATHS:
+            logins(path, CALLGRIND_WARMUP)
+        control("--zero")
+        t0 = time.monotonic()
+        time.sleep(2)
+        idle = dump()
+        idle_per_s = idle / (time.monotonic() - t0)
+        per_login = {}
+        for path in ST_PATHS:
+            control("--zero")
+            t0 = time.monotonic()
+            logins(path, args.callgrind)
+            total = dump()
+            per_login[path] = (total - idle_per_s * (time.monotonic() - t0)) / args.callgrind
+    except socket.timeout:
+        raise BenchError("callgrind: a login got no answer in 60 s; server log:\n" + tail(server.log, 30))
+    finally:
+        if client is not None:
+            client.close()
+        server.stop(grace=60)
+    return {"paths": per_login, "idle_per_s": idle_per_s, "seconds": time.monotonic() - t_start}
+
+
 # ---------------------------------------------------------------- main
 
 RESULTS = []  # open results file, if any
@@ -1473,7 +2059,17 @@ def main():
     ap.add_argument("--pi-latency", type=int, default=3000, help="sequential requests per path in part 4")
     ap.add_argument("--pi-latency-warmup", type=int, default=200,
                     help="unmeasured sequential requests per path first in part 4")
-    ap.add_argument("--parts", default="1,2,3,4", help="parts to run, e.g. 3 or 1,4 (default: all)")
+    ap.add_argument("--redis-bin", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                          ".deps", "redis", "bin"),
+                    help="directory of redis-server, for part 5 (default: .deps/redis/bin)")
+    ap.add_argument("--redis-users", type=int, default=6000, help="logins per path per round in part 5")
+    ap.add_argument("--redis-rounds", type=int, default=5, help="rounds of part 5")
+    ap.add_argument("--redis-latency", type=int, default=2000, help="sequential logins per path in part 5")
+    ap.add_argument("--redis-latency-warmup", type=int, default=200,
+                    help="unmeasured sequential logins per path first in part 5")
+    ap.add_argument("--callgrind", type=int, default=200,
+                    help="logins per path counted under valgrind's callgrind in part 5; 0: none")
+    ap.add_argument("--parts", default="1,2,3,4,5", help="parts to run, e.g. 3 or 1,4 (default: all)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
     ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
     ap.add_argument("--target-pap", type=float, default=0.95)
@@ -1481,6 +2077,9 @@ def main():
     ap.add_argument("--target-start", type=float, default=1.0, help="seconds")
     ap.add_argument("--target-rss", type=float, default=64.0, help="MiB")
     ap.add_argument("--target-push", type=float, default=0.9, help="TOTP req/s with pushes pending / without")
+    ap.add_argument("--target-redis-cpu", type=float, default=20.0,
+                    help="server CPU Redis may add per login, microseconds")
+    ap.add_argument("--target-redis-p99", type=float, default=1.0, help="p99 latency Redis may add, milliseconds")
     args = ap.parse_args()
     if args.users < 1 or args.rounds < 1 or args.store_users < 2 or args.store_runs < 1:
         ap.error("--users, --rounds, --store-runs must be >= 1 and --store-users >= 2")
@@ -1492,8 +2091,12 @@ def main():
         parts = {int(x) for x in args.parts.replace(",", " ").split()}
     except ValueError:
         parts = set()
-    if not parts or not parts <= {1, 2, 3, 4}:
-        ap.error("--parts takes part numbers 1 to 4, e.g. --parts 3 or --parts 1,4")
+    if not parts or not parts <= {1, 2, 3, 4, 5}:
+        ap.error("--parts takes part numbers 1 to 5, e.g. --parts 3 or --parts 1,4")
+    if (args.redis_users < 1 or args.redis_rounds < 1 or args.redis_latency < 1 or args.redis_latency_warmup < 0
+            or args.callgrind < 0):
+        ap.error("--redis-users, --redis-rounds, --redis-latency must be >= 1, --redis-latency-warmup and "
+                 "--callgrind >= 0")
     if args.pi_users < 1 or args.pi_rounds < 1 or args.pi_latency < 1 or args.pi_latency_warmup < 0:
         ap.error("--pi-users, --pi-rounds, --pi-latency must be >= 1 and --pi-latency-warmup >= 0")
     if 4 in parts and not args.fake_privacyidea:
@@ -1530,6 +2133,8 @@ def main():
             checks += part_push(args, work, pid_file)
         if 4 in parts:
             checks += part_privacyidea(args, work, pid_file)
+        if 5 in parts:
+            checks += part_redis(args, work, pid_file)
     except BenchError as e:
         say(f"\nFAILED: {e}")
         return 1

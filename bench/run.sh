@@ -3,14 +3,17 @@
 # FreeRADIUS configuration (part 1), the start-up time and memory of a
 # 100,000-user token store (part 2), TOTP logins per second while 200
 # pushes are pending (part 3), and the privacyIDEA backend against a fast fake
-# privacyIDEA (part 4). See bench/README.md.
+# privacyIDEA (part 4), and the CPU and latency the Redis state store adds to
+# a login beside the local journal and rlm_totp (part 5). See bench/README.md.
 #
-#   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3,4] [bench.py options...]
+#   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3,4,5] [bench.py options...]
 #
 # Without --module-dir (or RLM_MFA_MODULE_DIR), the module is built from this
 # repository into target/module/rlm_mfa.so when that is missing or older than
 # the sources; likewise the fake privacyIDEA of part 4 (cargo's example
-# fake_privacyidea) unless --fake-privacyidea names one. Everything runs on
+# fake_privacyidea) unless --fake-privacyidea names one. Part 5 runs Debian's
+# redis-server from .deps/redis/bin (scripts/redis.sh unpacks it when it is
+# missing; --redis-bin DIR for another). Everything runs on
 # 127.0.0.1; scratch files go to bench/out/.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,7 +24,8 @@ repo=$(dirname "$bench_dir")
 module_dir=${RLM_MFA_MODULE_DIR:-}
 out="$bench_dir/out"
 fake_pi=""
-parts="1,2,3,4"
+redis_bin=""
+parts="1,2,3,4,5"
 pass=()
 
 usage() {
@@ -51,8 +55,16 @@ Options passed on to bench/bench.py (defaults in brackets):
   --pi-rounds N      rounds of part 4 [5]
   --pi-latency N     sequential requests per path in part 4 [3000]
   --pi-latency-warmup N   unmeasured sequential requests per path first [200]
+  --redis-bin DIR    redis-server's directory for part 5 [.deps/redis/bin]
+  --redis-users N    logins per path per round in part 5 [6000]
+  --redis-rounds N   rounds of part 5 [5]
+  --redis-latency N  sequential logins per path in part 5 [2000]
+  --redis-latency-warmup N   unmeasured sequential logins per path first [200]
+  --callgrind N      logins per path counted under valgrind's callgrind in part 5,
+                     0 to leave it out [200]
   --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending,
-                     4 privacyIDEA backend [1,2,3,4]; e.g. --parts 3 or --parts 1,4
+                     4 privacyIDEA backend, 5 Redis state store [1,2,3,4,5];
+                     e.g. --parts 3 or --parts 1,4
   --skip-throughput, --skip-store   leave out part 1 or part 2
 EOF
 }
@@ -68,6 +80,8 @@ while [ $# -gt 0 ]; do
         # Read here (part 4 needs a build) and passed on.
         --parts) parts=${2:?--parts needs a list}; pass+=("$1" "$2"); shift 2 ;;
         --parts=*) parts=${1#*=}; pass+=("$1"); shift ;;
+        --redis-bin) redis_bin=${2:?--redis-bin needs a directory}; shift 2 ;;
+        --redis-bin=*) redis_bin=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
@@ -133,6 +147,25 @@ if [[ ",${parts// /,}," == *,4,* ]]; then
     pass+=(--fake-privacyidea "$fake_pi")
 fi
 
+# Part 5's Redis: Debian's redis-server, unpacked into .deps/redis by scripts/redis.sh.
+if [[ ",${parts// /,}," == *,5,* ]]; then
+    if [ -z "$redis_bin" ]; then
+        redis_bin="$repo/.deps/redis/bin"
+        if [ ! -x "$redis_bin/redis-server" ]; then
+            echo "== unpacking Debian's redis-server (scripts/redis.sh)"
+            ( cd "$repo" && scripts/redis.sh ) || {
+                echo "run.sh: scripts/redis.sh failed; pass --redis-bin DIR or leave out part 5" >&2
+                exit 1
+            }
+        fi
+    fi
+    if [ ! -x "$redis_bin/redis-server" ]; then
+        echo "run.sh: no redis-server in $redis_bin" >&2
+        exit 1
+    fi
+    pass+=(--redis-bin "$(cd "$redis_bin" && pwd)")
+fi
+
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work="$out/work"
@@ -148,12 +181,14 @@ module_dir="$work/module"
 
 # bench.py stops its servers itself; this is the safety net for when it cannot
 # (killed, crashed). It kills only the processes bench.py recorded, and only if
-# they still are freeradius over this run's directories.
+# they still are freeradius over this run's directories (or part 5's redis-server,
+# which renames itself but works in its directory).
 cleanup() {
-    local pid dir
+    local pid dir kind
     [ -f "$work/pids" ] || return 0
-    while read -r pid dir; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-d $dir"; then
+    while read -r pid dir kind; do
+        if { [ "$kind" = redis ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir" ]; } ||
+            { [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-d $dir"; }; then
             kill "$pid" 2>/dev/null || true
             sleep 0.2
             kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
