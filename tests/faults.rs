@@ -60,6 +60,8 @@ fn push_setup(url: &str, extra: &str) -> Setup {
     let tokens: Vec<String> = users.iter().map(|(u, _)| format!(r#""{u}": {{}}"#)).collect();
     let mut setup = Setup::challenge_mode("push", &format!(r#"{{"users": {{{}}}}}"#, tokens.join(", ")), &[])
         .file("mods-config/mfa/state.key", KEY)
+        // Each user starts many pushes here: no limit gets in the way of the faults.
+        .with("limits {\n pushes = 0\n codes_sent = 0\n}")
         .with(&format!(
             "push {{\n {extra}\n url = \"{url}\"\n timeout = {T}\n poll_interval = 1\n wait = {WAIT}\n skip_failing = 30\n}}"
         ));
@@ -350,6 +352,7 @@ fn gateway_setup(sms_url: &str, email_url: &str) -> Setup {
     let mut setup =
         Setup::challenge_mode("password-then-otp", &format!(r#"{{"users": {{{}}}}}"#, tokens.join(", ")), &[])
             .file("mods-config/mfa/state.key", KEY)
+            .with("limits {\n pushes = 0\n codes_sent = 0\n}")
             .with(&format!(
                 "sms {{\n url = \"{sms_url}\"\n body = {body}\n timeout = {T}\n}}\n\
              email {{\n url = \"{email_url}\"\n body = {body}\n timeout = {T}\n}}\n"
