@@ -376,3 +376,39 @@ fn mfa_admin_moves_a_state_journal_into_redis() {
     assert!(shared.auth("noah", &hotp(0)).is_reject(), "a lock from before the move");
     assert!(shared.auth("mia", &hotp(3)).is_accept());
 }
+
+/// `tls = yes` with `ca_file`: the module talks TLS to Redis and checks its
+/// certificate against the CA given; without that CA (the system's store) the
+/// certificate is refused and logins are refused as unavailable.
+#[test]
+fn redis_over_tls_checked_against_ca_file() {
+    let (module, bin) = require_redis!();
+    let dir = std::env::temp_dir().join(format!("rlm-mfa-redis-tls-{}", std::process::id()));
+    let ca = common::tls_front::TestCa::create(&dir);
+    let tls_port = common::redis::free_tcp_port();
+    let redis = RedisServer::start_with(
+        &bin,
+        &format!(
+            "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+            ca.server_cert.display(),
+            ca.server_key.display(),
+            ca.ca_file.display()
+        ),
+    );
+    let tls = |extra: &str| {
+        format!(
+            "state_store = redis\nredis {{\n\tserver = 127.0.0.1:{tls_port}\n\tprefix = t\n\ttls = yes\n{extra}}}\n"
+        )
+    };
+    let checked = Server::start(
+        &module,
+        &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls(&format!("\tca_file = {}\n", ca.ca_file.display()))),
+    );
+    assert!(checked.auth("olga", &hotp(0)).is_accept());
+    assert!(checked.auth("olga", &hotp(0)).is_reject());
+    assert_eq!(redis.cli(&["HGET", "t:tokens:olga", "h:H-olga"]).trim(), "1", "the claim went over TLS");
+    let unchecked = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls("")));
+    let refused = unchecked.auth("olga", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
