@@ -69,7 +69,6 @@ impl States {
         names
     }
 
-    /// Whether the State `id` was answered (and has not expired by `now`).
     /// The answered States not expired at `now`: id, expiry, who answered.
     pub(super) fn answered(&self, now: u64) -> Vec<([u8; 16], u64, String)> {
         let mut all: Vec<_> =
@@ -78,6 +77,7 @@ impl States {
         all
     }
 
+    /// Whether the State `id` was answered (and has not expired by `now`).
     pub(super) fn is_used(&self, id: &[u8; 16], now: u64) -> bool {
         self.used.get(id).is_some_and(|(expires, _)| *expires > now)
     }
