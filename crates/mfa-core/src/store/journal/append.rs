@@ -9,6 +9,10 @@ use super::lock::unlock_file;
 use super::record::Record;
 use super::{LockState, StateJournal};
 
+/// Answered States one user may hold until they expire (a person answers a
+/// few per login; a State lives at most challenge_timeout, 3600 s at most).
+pub const MAX_ANSWERED_PER_USER: u32 = 1_000;
+
 impl StateJournal {
     /// Records an accepted TOTP step (the stored step never goes down).
     pub fn set_totp_step(&mut self, user: &str, serial: &str, step: u64) -> Result<(), JournalError> {
@@ -42,6 +46,12 @@ impl StateJournal {
     /// answered until it expires.
     pub fn use_state_once(&mut self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, JournalError> {
         self.state.forget_used_before(now);
+        // One user (with a valid password) cannot fill the journal with answered
+        // States: past the bound their answers fail until some expire; others' do not.
+        let held = self.state.answered_by(user);
+        if held >= MAX_ANSWERED_PER_USER {
+            return Err(JournalError::TooManyAnswered { user: user.to_owned(), held });
+        }
         let hex = data_encoding::HEXLOWER.encode(id);
         self.append_if(&Record::Used { u: user, s: &hex, v: expires }, |j| !j.state.is_used(id, now))
     }
@@ -303,5 +313,27 @@ mod tests {
         let mut reopened = open(&path);
         assert!(!reopened.use_state_once("alice", &other, 2_000, 1_600).unwrap());
         assert!(reopened.use_state_once("alice", &id, 1_000, 1_600).is_ok(), "an expired id is no longer kept");
+    }
+
+    #[test]
+    fn one_user_holds_a_bounded_number_of_answered_states_until_they_expire() {
+        let dir = new_dir();
+        let mut j = open(&dir.journal_path());
+        let id = |n: u32| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            id
+        };
+        for n in 0..super::MAX_ANSWERED_PER_USER {
+            assert!(j.use_state_once("mallory", &id(n), 1_000 + u64::from(n % 2), 500).unwrap());
+        }
+        let full = j.use_state_once("mallory", &id(99_999), 1_000, 600).unwrap_err();
+        assert!(full.to_string().contains("\"mallory\" already holds 1000 answered"), "{full}");
+        assert!(j.use_state_once("alice", &id(99_999), 1_000, 600).unwrap(), "other users are not held back");
+        // Half of them expire at 1000: room again, exactly then.
+        assert!(j.use_state_once("mallory", &id(100_000), 2_000, 999).is_err());
+        assert!(j.use_state_once("mallory", &id(100_000), 2_000, 1_000).unwrap());
+        // A reload counts the same.
+        assert!(open(&dir.journal_path()).use_state_once("mallory", &id(100_001), 2_000, 1_000).unwrap());
     }
 }

@@ -17,6 +17,9 @@ pub enum JournalError {
     /// Not an error of the call that found it: the file was shorter than what had
     /// been read of it (truncated in place), and was written back from memory.
     Shrunk { path: PathBuf, read: u64, found: u64 },
+    /// One user holds as many answered States as one user may (a flood of
+    /// challenge answers): this answer is refused, other users' are not.
+    TooManyAnswered { user: String, held: u32 },
 }
 
 impl fmt::Display for JournalError {
@@ -38,6 +41,11 @@ impl fmt::Display for JournalError {
                  becomes good again",
                 path.display()
             ),
+            JournalError::TooManyAnswered { user, held } => write!(
+                f,
+                "\"{user}\" already holds {held} answered challenge States that have not expired (the most \
+                 one user may): a flood of challenge answers; this one is refused until some expire"
+            ),
             JournalError::Permissions { path, mode } => write!(
                 f,
                 "state journal {} can be written by its group or other users (mode {mode:04o}), who could \
@@ -53,7 +61,10 @@ impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             JournalError::Io { source, .. } => Some(source),
-            JournalError::Corrupt { .. } | JournalError::Permissions { .. } | JournalError::Shrunk { .. } => None,
+            JournalError::Corrupt { .. }
+            | JournalError::Permissions { .. }
+            | JournalError::Shrunk { .. }
+            | JournalError::TooManyAnswered { .. } => None,
         }
     }
 }

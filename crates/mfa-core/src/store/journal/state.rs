@@ -48,6 +48,8 @@ pub(super) struct States {
     /// The same, soonest expiry first, so that forgetting the expired ones pops
     /// only what expired and never scans the table.
     used_by_expiry: BinaryHeap<Reverse<(u64, [u8; 16])>>,
+    /// How many of `used` each user answered: one user's bound.
+    used_by_user: HashMap<String, u32>,
     /// The latest time a caller gave: answered States that expired by then are
     /// left out of a compaction.
     now: u64,
@@ -92,7 +94,9 @@ impl States {
             }
             self.used_by_expiry.pop();
             if self.used.get(&id).is_some_and(|(e, _)| *e == expires) {
-                self.used.remove(&id);
+                if let Some((_, user)) = self.used.remove(&id) {
+                    self.count_answered(&user, false);
+                }
             }
         }
     }
@@ -101,6 +105,23 @@ impl States {
         self.users.clear();
         self.used.clear();
         self.used_by_expiry.clear();
+        self.used_by_user.clear();
+    }
+
+    /// The answered States of `user` not yet expired.
+    pub(super) fn answered_by(&self, user: &str) -> u32 {
+        self.used_by_user.get(user).copied().unwrap_or(0)
+    }
+
+    fn count_answered(&mut self, user: &str, more: bool) {
+        if more {
+            *self.used_by_user.entry(user.to_owned()).or_insert(0) += 1;
+        } else if let Some(n) = self.used_by_user.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.used_by_user.remove(user);
+            }
+        }
     }
 
     pub(super) fn apply(&mut self, record: &Record<'_>) {
@@ -131,6 +152,7 @@ impl States {
                 if let Some(id) = state_id(s) {
                     if v > self.now && self.used.insert(id, (v, u.to_owned())).is_none() {
                         self.used_by_expiry.push(Reverse((v, id)));
+                        self.count_answered(u, true);
                     }
                 }
             }
