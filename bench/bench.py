@@ -1446,42 +1446,14 @@ MOD_REDIS_SECTION = """\
 	}
 """
 
-SITE_STORES = """\
-server bench {{
-listen {{
-	type = auth
-	ipaddr = 127.0.0.1
-	port = {port}
-}}
-authorize {{
-	files
-	switch &control:Auth-Type {{
-		case totp {{
-			update request {{
-				&TOTP-Password := &User-Password
-			}}
-		}}
-		case mfa {{
-			mfa
-		}}
-		case mfa_redis {{
-			mfa_redis
-		}}
-	}}
-}}
-authenticate {{
-	Auth-Type totp {{
-		totp
-	}}
-	Auth-Type mfa {{
-		mfa
-	}}
-	Auth-Type mfa_redis {{
-		mfa_redis
-	}}
-}}
-}}
-"""
+# Part 5: part 1's site, with a third instance (the Redis store) beside the journal.
+SITE_STORES = (
+    SITE_THROUGHPUT.replace("\tAuth-Type PAP {{\n\t\tpap\n\t}}\n", "")
+    .replace("\t\tcase mfa {{\n\t\t\tmfa\n\t\t}}\n",
+             "\t\tcase mfa {{\n\t\t\tmfa\n\t\t}}\n\t\tcase mfa_redis {{\n\t\t\tmfa_redis\n\t\t}}\n")
+    .replace("\tAuth-Type mfa {{\n\t\tmfa\n\t}}\n",
+             "\tAuth-Type mfa {{\n\t\tmfa\n\t}}\n\tAuth-Type mfa_redis {{\n\t\tmfa_redis\n\t}}\n")
+)
 
 ST_PATHS = ("totp", "journal", "redis")
 ST_LABEL = {"totp": "totp", "journal": "mfa journal", "redis": "mfa redis"}

@@ -435,30 +435,23 @@ impl Server {
         self.spawn();
     }
 
+    /// mfa-admin with this server's files: its token file, journal and module configuration.
+    fn admin_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(admin_bin());
+        command.arg("--tokens").arg(self.tokens_path()).arg("--state").arg(self.state_path());
+        command.arg("--module").arg(self.module_conf_path()).args(args);
+        command
+    }
+
     /// Runs mfa-admin against this server's files.
     pub fn admin(&self, args: &[&str]) -> std::process::Output {
-        Command::new(admin_bin())
-            .arg("--tokens")
-            .arg(self.tokens_path())
-            .arg("--state")
-            .arg(self.state_path())
-            .arg("--module")
-            .arg(self.module_conf_path())
-            .args(args)
-            .output()
-            .unwrap()
+        self.admin_command(args).output().unwrap()
     }
 
     /// Runs mfa-admin against this server's files with `input` on its standard input.
     pub fn admin_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
-        let mut child = Command::new(admin_bin())
-            .arg("--tokens")
-            .arg(self.tokens_path())
-            .arg("--state")
-            .arg(self.state_path())
-            .arg("--module")
-            .arg(self.module_conf_path())
-            .args(args)
+        let mut child = self
+            .admin_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
