@@ -7,7 +7,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -138,17 +137,8 @@ fn a_secret_is_read_from_standard_input_or_a_file_never_the_command_line() {
     assert!(err.contains("--secret-file") && !err.contains(SEED_B32), "{err}");
     assert!(!dir.join("tokens.json").exists(), "nothing enrolled");
 
-    let mut child = Command::new(common::admin_bin())
-        .arg("--tokens")
-        .arg(dir.join("tokens.json"))
-        .args(["enroll", "carol", "--secret-file", "-", "--no-qr"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{SEED_B32}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let enroll = ["enroll", "carol", "--secret-file", "-", "--no-qr"];
+    let out = common::admin_with_stdin(&dir.join("tokens.json"), &enroll, &format!("{SEED_B32}\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains(&format!("secret={SEED_B32}")), "the enrolled secret is the one given");
 

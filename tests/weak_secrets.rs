@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::{now, settle_in_step, totp_at, write_private, Server, Setup};
 
 /// 80 bits: "1234567890" in base32.
@@ -16,18 +14,7 @@ fn enroll_refuses_a_secret_under_128_bits() {
     let dir = common::repo().join("target/integration").join(format!("weak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let tokens = dir.join("tokens.json");
-    let mut child = Command::new(common::admin_bin())
-        .arg("--tokens")
-        .arg(&tokens)
-        .args(["enroll", "carol", "--secret-file", "-", "--no-qr"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(SHORT.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::admin_with_stdin(&tokens, &["enroll", "carol", "--secret-file", "-", "--no-qr"], SHORT);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is 80 bits; a new token needs at least 128"), "{err}");

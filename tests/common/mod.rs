@@ -473,6 +473,21 @@ impl Drop for Server {
     }
 }
 
+/// Runs mfa-admin on the token file `tokens` with `input` on its standard input.
+pub fn admin_with_stdin(tokens: &Path, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(admin_bin())
+        .arg("--tokens")
+        .arg(tokens)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Writes a file the module accepts as a token file (no access for others).
 pub fn write_private(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
