@@ -412,3 +412,63 @@ fn redis_over_tls_checked_against_ca_file() {
     assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// TOTP tokens take the one-round-trip path (the lock check and the claim in
+/// one script): 200 users' current codes, each sent to two servers at the same
+/// instant, are each accepted once; a locked user's right code is refused on
+/// every server, and a success clears the failures.
+#[test]
+fn totp_codes_in_one_round_trip_race_lock_and_reset_across_servers() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let users: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+    let seed = |i: usize| format!("totp-race-seed-{i:04}-abcdefg").into_bytes();
+    let entries: Vec<String> = (0..users.len())
+        .map(|i| {
+            let secret = data_encoding::BASE32_NOPAD.encode(&seed(i));
+            format!(r#""{}": {{"tokens": [{{"serial": "T", "type": "totp", "secret": "{secret}"}}]}}"#, users[i])
+        })
+        .collect();
+    let tokens = format!(r#"{{"users": {{{}}}}}"#, entries.join(", "));
+    let setup = Setup::otp_mode(&tokens)
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 2\n\tduration = 300\n}");
+    let servers = farm(&module, setup, 2);
+    common::settle_in_step(8);
+    let step = common::now() / 30;
+    let code = |i: usize| hotp_code(&seed(i), step, 6, Algorithm::Sha1);
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = servers
+        .iter()
+        .map(|server| {
+            let (port, barrier, users) = (server.port, barrier.clone(), users.clone());
+            let codes: Vec<String> = (0..users.len()).map(code).collect();
+            thread::spawn(move || {
+                let mut client = Client::new(port, SECRET, Duration::from_secs(10));
+                (0..users.len())
+                    .map(|i| {
+                        let request = Request::new().user(&users[i]).password(codes[i].as_bytes());
+                        barrier.wait();
+                        client.send(&request).expect("an answer").is_accept()
+                    })
+                    .collect::<Vec<bool>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<bool>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    for (i, user) in users.iter().enumerate() {
+        let accepted = answers.iter().filter(|a| a[i]).count();
+        assert_eq!(accepted, 1, "{user}'s code: {accepted} Accepts from two servers");
+    }
+    // Each race's loser counted one failure (a replay); the winner's success had cleared none.
+    // t0: one more failure locks (max_failures = 2); then the next step's right code is refused.
+    assert!(servers[0].auth("t0", "000000").is_reject());
+    let next = hotp_code(&seed(0), step + 1, 6, Algorithm::Sha1);
+    let locked = servers[1].auth("t0", &next);
+    assert!(locked.message().unwrap_or_default().contains("Too many failed attempts"), "{locked:?}");
+    // t1: a success clears the failures (one replay failure from the race).
+    let before: u32 = redis.cli(&["HGET", "t:lock:t1", "f"]).trim().parse().unwrap_or(0);
+    assert!(before <= 1, "{before}");
+    assert!(servers[0].auth("t1", &hotp_code(&seed(1), step + 1, 6, Algorithm::Sha1)).is_accept());
+    assert_eq!(redis.cli(&["EXISTS", "t:lock:t1"]).trim(), "0", "a success clears the failures");
+}

@@ -3,7 +3,9 @@
 
 use super::{Chap, Decision, Engine, Outcome, Trail};
 use crate::factor::otp;
+use crate::factor::state::TokenState;
 use crate::factor::verify;
+use crate::store::state_store::Take;
 use crate::store::tokens::{Token, TokenKind};
 
 /// What the user gave.
@@ -18,9 +20,16 @@ impl Engine {
     pub(super) fn check_code(&self, user: &str, tokens: &[&Token], given: &Given, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let now = self.clock.now();
-        // Catches up with the store, so the replay state read below is current.
-        if let Some(decision) = self.refuse_if_locked(user, trail) {
-            return decision;
+        // A store over the network checks the lock in the claim itself: a TOTP code
+        // costs one round trip. Otherwise (or with an HOTP token, whose counter
+        // bounds the search) catch up first, so the replay state read below is current.
+        let one_trip = self.store().checks_lock_in_claims()
+            && matches!(given, Given::Code(_))
+            && tokens.iter().all(|t| matches!(t.kind, TokenKind::Totp { .. }));
+        if !one_trip {
+            if let Some(decision) = self.refuse_if_locked(user, trail) {
+                return decision;
+            }
         }
 
         let well_formed = match given {
@@ -28,8 +37,11 @@ impl Engine {
             Given::Chap(_) => true,
         };
         if well_formed {
+            let mut used_before = false;
             for token in tokens {
-                let token_state = self.store().token(user, &token.serial);
+                // One trip: any step of the window the code matches; the claim refuses a used one.
+                let token_state =
+                    if one_trip { TokenState::default() } else { self.store().token(user, &token.serial) };
                 let found = match given {
                     Given::Code(code) => verify::find(token, &token_state, code, now, self.windows()),
                     Given::Chap(chap) => verify::find_chap(
@@ -43,13 +55,23 @@ impl Engine {
                     ),
                 };
                 if let Some(found) = found {
+                    if one_trip {
+                        match self.take_in_one_trip(user, token, found, now, trail) {
+                            Some(decision) => return decision,
+                            None => {
+                                used_before = true; // a replay: counted below
+                                break;
+                            }
+                        }
+                    }
                     return self.claim(user, token, found, trail);
                 }
             }
-            let replayed = match given {
-                Given::Code(code) => tokens.iter().any(|t| verify::is_replay(t, code, now, self.windows())),
-                Given::Chap(_) => false,
-            };
+            let replayed = used_before
+                || match given {
+                    Given::Code(code) => tokens.iter().any(|t| verify::is_replay(t, code, now, self.windows())),
+                    Given::Chap(_) => false,
+                };
             trail.info(format!(
                 "rejected: \"{user}\" sent a {} {}",
                 if replayed { "used (replayed)" } else { "wrong" },
@@ -97,6 +119,28 @@ impl Engine {
         // and a log line per accept is the costliest part of an accept.
         trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
         Decision::accept()
+    }
+
+    /// A TOTP step taken in one round trip: the decision, or None for a replay
+    /// (the caller counts it as a failure).
+    fn take_in_one_trip(&self, user: &str, token: &Token, step: u64, now: u64, trail: &mut Trail) -> Option<Decision> {
+        match self.store().take_totp_step_unless_locked(user, &token.serial, step, now) {
+            Ok(Take::Taken) => {
+                self.note_upkeep_error(trail);
+                trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+                Some(Decision::accept())
+            }
+            Ok(Take::Used) => None,
+            Ok(Take::Locked(lock)) => {
+                let seconds = lock.locked_until.saturating_sub(now);
+                trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
+                Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
+            }
+            Err(e) => {
+                trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
+                Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()))
+            }
+        }
     }
 
     /// Refuses a locked user, after catching up with the store: another module

@@ -16,6 +16,17 @@ use super::journal::{JournalError, JournalOptions, LockState, StateJournal, Toke
 /// A store that cannot answer: the caller fails closed (never "not used", never "not locked").
 pub type StoreError = String;
 
+/// How [`StateStore::take_totp_step_unless_locked`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// The step is the user's now; failures cleared.
+    Taken,
+    /// That step (or a later one) was taken before: a replay.
+    Used,
+    /// The user is locked: nothing was taken.
+    Locked(LockState),
+}
+
 /// The state a login's decisions depend on, wherever it is kept.
 pub trait StateStore: Send + Sync {
     /// Where the state is, for log lines: "state journal /var/lib/…".
@@ -33,6 +44,29 @@ pub trait StateStore: Send + Sync {
     /// Takes TOTP `step` for the token: true only when it is later than every step
     /// taken before, here or by any writer sharing the store.
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError>;
+
+    /// True when [`StateStore::take_totp_step_unless_locked`] costs one round trip
+    /// where `current_lock` then `claim_totp_step` cost two (a store over the
+    /// network): the engine then checks a TOTP code without reading first.
+    fn checks_lock_in_claims(&self) -> bool {
+        false
+    }
+
+    /// The lock check and the claim of a TOTP step at once; on success the
+    /// user's failures are cleared. A store that reads locally does both in turn.
+    fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
+        let lock = self.current_lock(user)?;
+        if lock.is_locked(now) {
+            return Ok(Take::Locked(lock));
+        }
+        if !self.claim_totp_step(user, serial, step)? {
+            return Ok(Take::Used);
+        }
+        if lock.failures > 0 {
+            self.reset_failures(user)?;
+        }
+        Ok(Take::Taken)
+    }
 
     /// Moves the token's next HOTP counter to `next_counter`: true only when that moves it forward.
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError>;
@@ -244,6 +278,22 @@ mod tests {
         assert_eq!(counts.count("code", "alice", 130, 60), (1, 60));
         assert_eq!(counts.count("push", "bob", 130, 60), (1, 60));
         assert_eq!(counts.count("push", "alice", 160, 60), (1, 60), "a new window");
+    }
+
+    #[test]
+    fn a_step_taken_unless_locked_in_turn_by_a_local_store() {
+        let dir = TempDir::new("state-store-take");
+        let store = open(&dir.path().join("state.jsonl"));
+        store.record_failure("alice", 100, 3, 60).unwrap();
+        assert_eq!(store.take_totp_step_unless_locked("alice", "T1", 10, 100), Ok(Take::Taken));
+        assert_eq!(store.current_lock("alice"), Ok(LockState::default()), "a success clears the failures");
+        assert_eq!(store.take_totp_step_unless_locked("alice", "T1", 10, 100), Ok(Take::Used));
+        for _ in 0..3 {
+            store.record_failure("alice", 100, 3, 60).unwrap();
+        }
+        let locked = store.take_totp_step_unless_locked("alice", "T1", 11, 120).unwrap();
+        assert_eq!(locked, Take::Locked(LockState { failures: 3, locked_until: 160 }));
+        assert!(!store.checks_lock_in_claims());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use redis::{Connection, RedisError};
 use self::connection::Connector;
 use self::scripts::Scripts;
 use super::journal::{LockState, TokenState};
-use super::state_store::{StateStore, StoreError};
+use super::state_store::{StateStore, StoreError, Take};
 use crate::config::RedisSettings;
 
 /// How long a failure count outlives the last failure (or the lock).
@@ -186,6 +186,41 @@ impl StateStore for RedisStore {
             self.remember(user, |s| s.tokens.entry(serial.to_string()).or_default().last_step = Some(step));
         }
         Ok(taken)
+    }
+
+    fn checks_lock_in_claims(&self) -> bool {
+        true
+    }
+
+    fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
+        let (tokens, lock) = (self.key("tokens", user), self.key("lock", user));
+        let field = format!("t:{serial}");
+        let answer: Vec<i64> = self.claim(|pipe| {
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.take_unless_locked.get_hash())
+                .arg(2)
+                .arg(&tokens)
+                .arg(&lock)
+                .arg(&field)
+                .arg(step)
+                .arg(now);
+        })?;
+        match answer.as_slice() {
+            [1] => {
+                self.remember(user, |s| {
+                    s.lock = LockState::default();
+                    s.tokens.entry(serial.to_string()).or_default().last_step = Some(step);
+                });
+                Ok(Take::Taken)
+            }
+            [0] => Ok(Take::Used),
+            [-1, failures, until] => {
+                let lock = LockState { failures: *failures as u32, locked_until: *until as u64 };
+                self.remember(user, |s| s.lock = lock);
+                Ok(Take::Locked(lock))
+            }
+            _ => Err("unexpected answer to the claim of a step".to_string()),
+        }
     }
 
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {

@@ -46,11 +46,27 @@ end
 return {n, left}
 ";
 
+/// KEYS[1] the user's tokens hash, KEYS[2] the user's lock hash; ARGV[1] the
+/// step's field, ARGV[2] the step, ARGV[3] now. A locked user takes nothing:
+/// {-1, failures, locked until}; a step not later than the one stored: {0};
+/// else the step is taken and the failures cleared: {1}.
+const TAKE_UNLESS_LOCKED: &str = r"
+local lock = redis.call('HMGET', KEYS[2], 'f', 'u')
+local locked_until = tonumber(lock[2] or '0')
+if locked_until > tonumber(ARGV[3]) then return {-1, tonumber(lock[1] or '0'), locked_until} end
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if current >= tonumber(ARGV[2]) then return {0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return {1}
+";
+
 pub(super) struct Scripts {
     pub raise: Script,
     pub swap_lock: Script,
     pub join: Script,
     pub count: Script,
+    pub take_unless_locked: Script,
 }
 
 impl Scripts {
@@ -60,11 +76,12 @@ impl Scripts {
             swap_lock: Script::new(SWAP_LOCK),
             join: Script::new(JOIN),
             count: Script::new(COUNT),
+            take_unless_locked: Script::new(TAKE_UNLESS_LOCKED),
         }
     }
 
     /// Every script's text, for SCRIPT LOAD on a new connection.
-    pub fn texts() -> [&'static str; 4] {
-        [RAISE, SWAP_LOCK, JOIN, COUNT]
+    pub fn texts() -> [&'static str; 5] {
+        [RAISE, SWAP_LOCK, JOIN, COUNT, TAKE_UNLESS_LOCKED]
     }
 }
