@@ -19,6 +19,8 @@ impl Engine {
     /// the use; otherwise counts a failure toward the lockout.
     pub(super) fn check_code(&self, user: &str, tokens: &[&Token], given: &Given, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
+        // Held to the end: the outcome is recorded before the user's next guess is checked.
+        let _gate = self.gates.enter(user);
         let now = self.clock.now();
         // A store over the network checks the lock in the claim itself: a TOTP code
         // costs one round trip. Otherwise (or with an HOTP token, whose counter

@@ -382,6 +382,7 @@ impl Engine {
     /// A code the module sent by SMS or e-mail: good once (the State is single use),
     /// and a wrong one counts toward the lockout like a wrong OTP.
     fn check_sent_code(&self, user: &str, sent: &str, answer: &str, trail: &mut Trail) -> Decision {
+        let _gate = self.gates.enter(user);
         let now = self.clock.now();
         if let Some(decision) = self.refuse_if_locked(user, trail) {
             return decision;

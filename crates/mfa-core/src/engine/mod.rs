@@ -24,6 +24,7 @@ use crate::store::tokens::{Token, TokenDb};
 mod codes;
 mod dialogue;
 mod eap;
+mod gates;
 mod limits;
 pub mod post_auth;
 mod privacyidea;
@@ -235,6 +236,8 @@ pub struct Engine {
     auto_code: regex::Regex,
     /// Reply attributes for an accepted login.
     rules: Vec<crate::backend::mapping::Rule>,
+    /// One code check at a time per user (see gates.rs).
+    gates: gates::UserGates,
 }
 
 fn load_tokens(path: &Path) -> Result<TokenDb, String> {
@@ -310,6 +313,7 @@ impl Engine {
             dialogues,
             pusher,
             push_id_key,
+            gates: gates::UserGates::new(),
         })
     }
 
