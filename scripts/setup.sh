@@ -10,7 +10,7 @@
 # nor stop, restart or reconfigure a running FreeRADIUS (the tests and the demo
 # run servers of their own on other ports).
 #
-#   scripts/setup.sh [--packaging]   --packaging: also debhelper, for scripts/package.sh
+#   scripts/setup.sh [--packaging]   --packaging: also debhelper and build-essential, for scripts/package.sh
 #
 #   FREERADIUS_SOURCE_DIR   where the missing headers go (default .deps/freeradius-src,
 #                           where build.rs looks for them too)
@@ -41,7 +41,7 @@ apt_install() {
 # The server and radtest/radclient (tests, demo), its headers, bindgen's libclang,
 # ca-certificates for cargo's downloads, xz-utils for Debian's source tarball.
 apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils
-if [ "${1:-}" = --packaging ]; then apt_install debhelper; fi
+if [ "${1:-}" = --packaging ]; then apt_install debhelper build-essential; fi
 
 # The headers of other packages that the installed FreeRADIUS headers include, as
 # their autoconf.h says (include/header-packages: condition, header, package).
