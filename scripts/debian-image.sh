@@ -10,7 +10,8 @@
 # The root file system is kept as .deps/debian-images/RELEASE.tar, so an image
 # removed later is imported again in seconds. Like Debian's official image it has
 # Debian's main, updates and security suites in /etc/apt/sources.list.d/debian.sources
-# (deb822) and no package lists. It installs debootstrap on this machine if missing
+# (deb822) and no package lists; the certificate authorities this machine adds
+# (/usr/local/share/ca-certificates) come along. It installs debootstrap on this machine if missing
 # (and says so); it changes nothing else on the system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +60,15 @@ Suites: $release-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOT
-        # Nothing of the build machine in the image: no package lists, no downloads, no logs.
+        # The certificate authorities this machine adds to Debian's (an HTTPS proxy's, say)
+        # are trusted in the image too, once its ca-certificates is installed: a
+        # Dockerfile's downloads (cargo's from crates.io) go the way this machine's do.
+        if ls /usr/local/share/ca-certificates/*.crt > /dev/null 2>&1; then
+            mkdir -p "$root/usr/local/share/ca-certificates"
+            cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+            echo "debian-image: with this machine's own certificate authorities: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+        fi
+        # Nothing else of the build machine in the image: no package lists, no downloads, no logs.
         rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
             "$root"/var/log/*.log "$root"/var/log/apt/*
         : > "$root/etc/hostname"
