@@ -2,7 +2,7 @@
 # Builds the Debian package of rlm_mfa for the machine's own Debian (12 or 13) and
 # the FreeRADIUS installed here, with dpkg-buildpackage (debian/): rlm-mfa_VERSION+debN_ARCH.deb
 # (the module and mfa-admin, stripped; the configuration; nothing enabled) and
-# rlm-mfa-dbgsym_..._ARCH.ddeb (their debug symbols), in target/debian/ or OUTDIR.
+# rlm-mfa-dbgsym_VERSION+debN_ARCH.deb (their debug symbols), in target/debian/ or OUTDIR.
 #
 #   scripts/package.sh [OUTDIR]
 #

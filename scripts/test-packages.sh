@@ -28,7 +28,7 @@ docker build -q --target build -t rlm-mfa-build:trixie . > target/debian/build-s
 rm -rf target/debian/deb13 && mkdir -p target/debian/deb13
 id=$(docker create rlm-mfa-build:trixie)
 docker cp "$id:/out/." target/debian/deb13/ && docker rm "$id" > /dev/null
-ls -l target/debian/deb13/*.deb target/debian/deb13/*.ddeb
+ls -l target/debian/deb13/*.deb
 
 echo "== shipped stripped, with the debug symbols apart"
 for dir in target/debian/deb12 target/debian/deb13; do
