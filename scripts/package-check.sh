@@ -33,7 +33,7 @@ conffiles=$(dpkg-query -W -f='${Conffiles}\n' rlm-mfa | awk 'NF { print $1 }' | 
     fail "/var/lib/freeradius/mfa is $(stat -c '%U:%G' /var/lib/freeradius/mfa)"
 [ ! -e $conf/mods-enabled/mfa ] && [ ! -e $conf/sites-enabled/mfa ] || fail "something is enabled by default"
 version=$(dpkg-query -W -f='${Version}' freeradius)
-dpkg-query -W -f='${Depends}' rlm-mfa | grep -qF "freeradius (>= $version)" ||
+dpkg-query -W -f='${Depends}' rlm-mfa | grep -F "freeradius (>= $version)" > /dev/null ||
     fail "rlm-mfa does not depend on the FreeRADIUS it was built against ($version)"
 echo "conffiles: $conffiles; mods-config/mfa root:freerad 0750; /var/lib/freeradius/mfa freerad; nothing enabled"
 

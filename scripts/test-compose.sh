@@ -25,7 +25,8 @@ echo "== ${COMPOSE[*]} build; run --rm -u root radius1 mfa-admin enroll alice; u
 "${COMPOSE[@]}" up -d >> "$log" 2>&1 || { tail -n 40 "$log"; exit 1; }
 ready() {
     for _ in $(seq 100); do
-        "${COMPOSE[@]}" logs "$1" 2>&1 | grep -q "Ready to process requests" && return 0
+        "${COMPOSE[@]}" logs "$1" > "../target/compose-$1.log" 2>&1
+        grep -q "Ready to process requests" "../target/compose-$1.log" && return 0
         sleep 0.2
     done
     "${COMPOSE[@]}" logs "$1"

@@ -33,7 +33,8 @@ docker run -d --name "$NAME" -p "$PORT:1812/udp" \
     -v "$NAME-tokens:/etc/freeradius/3.0/mods-config/mfa" \
     -v "$NAME-state:/var/lib/freeradius/mfa" rlm-mfa
 for _ in $(seq 100); do
-    docker logs "$NAME" 2>&1 | grep -q "Ready to process requests" && break
+    docker logs "$NAME" > server.log 2>&1
+    grep -q "Ready to process requests" server.log && break
     [ "$(docker inspect -f '{{.State.Running}}' "$NAME")" = true ] || { docker logs "$NAME"; exit 1; }
     sleep 0.2
 done
@@ -43,7 +44,8 @@ grep -q "Received Access-Accept" radtest.out || { docker logs "$NAME"; exit 1; }
 echo "== runs as freerad, logs on stdout, healthy, no compiler"
 uid=$(docker exec "$NAME" awk '/^Uid:/ { print $2 }' /proc/1/status)
 [ "$uid" = "$(docker exec "$NAME" id -u freerad)" ] || { echo "test-image: the server runs as uid $uid" >&2; exit 1; }
-docker logs "$NAME" 2>&1 | grep -q "Ready to process requests" || { echo "test-image: no log on stdout" >&2; exit 1; }
+docker logs "$NAME" > server.log 2>&1
+grep -q "Ready to process requests" server.log || { echo "test-image: no log on stdout" >&2; exit 1; }
 docker run --rm -v "$NAME-tokens:/v:ro" debian:trixie stat -c '%n %a' /v/tokens.json
 docker run --rm -v "$NAME-state:/v:ro" debian:trixie stat -c '%n %a' /v/state.jsonl
 for _ in $(seq 60); do

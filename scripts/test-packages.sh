@@ -36,12 +36,12 @@ for dir in target/debian/deb12 target/debian/deb13; do
     dpkg-deb -x "$dir"/rlm-mfa_*.deb "$x/pkg"
     dpkg-deb -x "$dir"/rlm-mfa-dbgsym_*.*deb "$x/dbg"
     for bin in usr/lib/freeradius/rlm_mfa.so usr/sbin/mfa-admin; do
-        if readelf -S "$x/pkg/$bin" | grep -qE '\.debug_(info|line)|\.symtab'; then
+        if readelf -S "$x/pkg/$bin" | grep -E '\.debug_(info|line)|\.symtab' > /dev/null; then
             echo "test-packages: $dir: $bin is not stripped" >&2; exit 1
         fi
         buildid=$(readelf -n "$x/pkg/$bin" | awk '/Build ID/ { print $3 }')
         debug=$x/dbg/usr/lib/debug/.build-id/${buildid:0:2}/${buildid:2}.debug
-        readelf -S "$debug" 2>/dev/null | grep -q '\.debug_info' ||
+        readelf -S "$debug" 2>/dev/null | grep '\.debug_info' > /dev/null ||
             { echo "test-packages: $dir: no debug symbols for $bin (build id $buildid) in rlm-mfa-dbgsym" >&2; exit 1; }
         echo "$dir: $bin $(stat -c %s "$x/pkg/$bin") bytes, stripped; debug symbols $(stat -c %s "$debug") bytes in rlm-mfa-dbgsym"
     done
