@@ -6,6 +6,8 @@
 # does on this machine, against the module built there. The privacyIDEA tests
 # are left to this machine's run (their server's Python venv is this machine's).
 #
+# /tmp is a tmpfs: the tests' journals need a file system that keeps an open file's
+# identity across renames, which the container's own (fuse-overlayfs here) may not.
 # cargo's target directory and registry are kept in .deps/debian13-cargo, seeded
 # from the build stage the first time, so a second run compiles only what changed.
 #
@@ -21,9 +23,12 @@ docker build -q --target build -t rlm-mfa-build:trixie . > target/build-stage.lo
 cache=$ROOT/.deps/debian13-cargo
 mkdir -p "$cache"
 echo "== Debian 13: cargo test in the build stage, against FreeRADIUS $(docker run --rm rlm-mfa-build:trixie dpkg-query -W -f='${Version}' freeradius)"
-docker run --rm -v "$cache:/cache" -e CARGO_TARGET_DIR=/cache/target -e CARGO_HOME=/cache/cargo \
+mkdir -p "$ROOT/.deps/apt-archives/trixie/partial"
+docker run --rm --tmpfs /tmp:rw,exec -v "$cache:/cache" -v "$ROOT/.deps/apt-archives/trixie:/var/cache/apt/archives" -e CARGO_TARGET_DIR=/cache/target -e CARGO_HOME=/cache/cargo \
     -e RLM_MFA_REQUIRE_INTEGRATION=1 -e RLM_MFA_PRIVACYIDEA_VENV=/nonexistent rlm-mfa-build:trixie bash -c '
 set -euo pipefail
+# What the tests use beside the server (kill, ps): not in a minimal Debian.
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends procps > /dev/null
 # The first time: what the build stage built and downloaded.
 [ -d /cache/target ] || cp -a /src/target /cache/target
 [ -d /cache/cargo ] || cp -a "$HOME/.cargo" /cache/cargo
@@ -33,5 +38,5 @@ cargo build --release --locked --lib --features freeradius --target-dir /cache/t
 mkdir -p /cache/module && cp /cache/target/freeradius/release/librlm_mfa.so /cache/module/rlm_mfa.so
 cargo build --release --locked -p mfa-admin
 export RLM_MFA_MODULE_DIR=/cache/module RLM_MFA_TEST_DIR=/tmp/integration
-cargo test --workspace --release --locked "$@"
+cargo test --workspace --release --locked --no-fail-fast "$@"
 ' bash "$@" 2>&1 | tee target/test-debian13.txt
