@@ -2,8 +2,8 @@
 # The integration tests against Debian 13's FreeRADIUS (3.2.7), in a container:
 # the Dockerfile's build stage (Debian 13, its Rust 1.85, FreeRADIUS and
 # radclient installed by scripts/setup.sh, the module built there by
-# scripts/package.sh) runs the project's tests with cargo test, as scripts/test.sh
-# does on this machine, against the module built there. The privacyIDEA tests
+# scripts/package.sh) runs the project's integration tests (tests/) with cargo
+# test, as scripts/test.sh does on this machine, against the module built there. The privacyIDEA tests
 # are left to this machine's run (their server's Python venv is this machine's).
 #
 # /tmp is a tmpfs: the tests' journals need a file system that keeps an open file's
@@ -38,5 +38,7 @@ cargo build --release --locked --lib --features freeradius --target-dir /cache/t
 mkdir -p /cache/module && cp /cache/target/freeradius/release/librlm_mfa.so /cache/module/rlm_mfa.so
 cargo build --release --locked -p mfa-admin
 export RLM_MFA_MODULE_DIR=/cache/module RLM_MFA_TEST_DIR=/tmp/integration
-cargo test --workspace --release --locked --no-fail-fast "$@"
+# The root package: the integration tests (tests/), which start FreeRADIUS;
+# the unit tests of the crates below do not depend on it and ran on this machine.
+cargo test -p rlm_mfa --release --locked --no-fail-fast "$@"
 ' bash "$@" 2>&1 | tee target/test-debian13.txt
