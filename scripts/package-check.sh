@@ -11,6 +11,8 @@ fail() { echo "package-check: FAILED: $*" >&2; exit 1; }
 step() { echo "== package-check: $*"; }
 
 step "apt install ./rlm-mfa_*.deb"
+# The test's cache (/var/cache/apt/archives is kept by scripts/test-packages.sh): apt keeps what it downloads.
+echo 'APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/99keep-downloads
 apt-get update -qq
 cd /debs
 apt install -y -q ./rlm-mfa_*.deb > /tmp/install.log 2>&1 || { cat /tmp/install.log; fail "apt install"; }
