@@ -10,7 +10,7 @@
 # nor stop, restart or reconfigure a running FreeRADIUS (the tests and the demo
 # run servers of their own on other ports).
 #
-#   scripts/setup.sh [--packaging]   --packaging: also debhelper, for scripts/package.sh
+#   scripts/setup.sh [--packaging]   --packaging: also debhelper and build-essential, for scripts/package.sh
 #
 #   FREERADIUS_SOURCE_DIR   where the missing headers go (default .deps/freeradius-src,
 #                           where build.rs looks for them too)
@@ -42,7 +42,7 @@ apt_install() {
 # ca-certificates for cargo's downloads, xz-utils for Debian's source tarball,
 # eapoltest (eapol_test, the 802.1X client of tests/eap.rs) and openssl (its test certificate).
 apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils eapoltest openssl
-if [ "${1:-}" = --packaging ]; then apt_install debhelper; fi
+if [ "${1:-}" = --packaging ]; then apt_install debhelper build-essential; fi
 
 # The headers of other packages that the installed FreeRADIUS headers include, as
 # their autoconf.h says (include/header-packages: condition, header, package).
@@ -89,7 +89,24 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$version" ]; then
     "${APT[@]}" update > "$apt/update.log" 2>&1 || true
     rm -rf .deps/download "$src"
     mkdir -p .deps/download "$src"
-    (cd .deps/download && "${APT[@]}" source --download-only "freeradius=$version") > "$apt/source.log" 2>&1 || {
+    # Only the upstream tarball is used (its src/include), the same for every Debian
+    # revision of one upstream version: where the mirror lacks the installed revision's
+    # source (some mirrors carry no security sources), another revision's will do.
+    upstream() { sed -E 's/^[0-9]+://; s/-[^-]*$//'; }
+    fetch_source() {
+        local v
+        (cd .deps/download && "${APT[@]}" source --download-only "freeradius=$version") > "$apt/source.log" 2>&1 && return 0
+        for v in $(apt-cache -o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d" \
+            -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" showsrc freeradius 2>/dev/null |
+            awk '/^Version:/ { print $2 }'); do
+            [ "$v" != "$version" ] && [ "$(echo "$v" | upstream)" = "$(echo "$version" | upstream)" ] || continue
+            echo "setup: the source of $version is not on the mirror; using $v's (same upstream tarball)"
+            rm -rf .deps/download && mkdir -p .deps/download
+            (cd .deps/download && "${APT[@]}" source --download-only "freeradius=$v") >> "$apt/source.log" 2>&1 && return 0
+        done
+        return 1
+    }
+    fetch_source || {
         cat "$apt/update.log" "$apt/source.log" >&2
         echo "setup: apt-get source freeradius=$version failed (see above): the Debian mirror of the" >&2
         echo "setup: system's apt sources must carry the source package of the installed version" >&2

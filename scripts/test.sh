@@ -2,6 +2,10 @@
 # Runs every test: installs what is missing (scripts/setup.sh), builds the
 # FreeRADIUS module, then runs the unit tests and the integration tests, which
 # start real FreeRADIUS servers with the module loaded and talk RADIUS to them.
+# Then, with Docker: the Debian 12 and 13 packages (scripts/test-packages.sh), the
+# integration tests against Debian 13's FreeRADIUS in a container
+# (scripts/test-debian13.sh), the container image (scripts/test-image.sh) and the
+# compose example (scripts/test-compose.sh).
 set -euo pipefail
 # pipefail: a failing cargo test fails the script even through tee.
 cd "$(dirname "$0")/.."
@@ -40,7 +44,7 @@ export RLM_MFA_REQUIRE_PRIVACYIDEA=1
 export RLM_MFA_REQUIRE_REDIS=1
 cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt
 # The counts of every test binary, in one closing line.
-count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' target/test-output.txt; }
+count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' "${2:-target/test-output.txt}"; }
 passed=$(count passed)
 failed=$(count failed)
 
@@ -60,6 +64,38 @@ if cargo clippy --version >/dev/null 2>&1; then
     echo "== clippy"
     cargo clippy --locked --workspace --all-targets -- -D warnings
     cargo clippy --locked --lib --features freeradius --target-dir target/freeradius -- -D warnings
+fi
+# Debian 12 and 13 packages, the integration tests against Debian 13's FreeRADIUS,
+# the container image and the compose example, in Docker containers. Each script
+# counts as one test; the Debian 13 run's cargo tests count one by one.
+rm -f target/test-debian13.txt
+docker_tests=(scripts/test-packages.sh scripts/test-debian13.sh scripts/test-image.sh scripts/test-compose.sh)
+if docker info > /dev/null 2>&1; then
+    for script in "${docker_tests[@]}"; do
+        echo "== $script"
+        start=$SECONDS
+        if "$script"; then
+            passed=$((passed + 1))
+            echo "== $script: passed in $((SECONDS - start)) s"
+        else
+            failed=$((failed + 1))
+            echo "== $script: FAILED after $((SECONDS - start)) s"
+        fi
+    done
+    if [ -f target/test-debian13.txt ]; then
+        passed=$((passed + $(count passed target/test-debian13.txt)))
+        failed=$((failed + $(count failed target/test-debian13.txt)))
+    fi
+elif [ "${CI:-}" = true ]; then
+    echo "== Docker is not running: ${docker_tests[*]} cannot run" >&2
+    failed=$((failed + ${#docker_tests[@]}))
+else
+    echo "== skipped, Docker is not running here: ${docker_tests[*]}"
+fi
+
+if [ "$failed" != 0 ]; then
+    echo "tests: ${passed} passed, ${failed} failed"
+    exit 1
 fi
 echo "== all tests passed"
 echo "tests: ${passed} passed, ${failed} failed"
