@@ -450,15 +450,7 @@ impl Server {
 
     /// Runs mfa-admin against this server's files with `input` on its standard input.
     pub fn admin_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
-        let mut child = self
-            .admin_command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        with_stdin(self.admin_command(args), input)
     }
 }
 
@@ -475,15 +467,14 @@ impl Drop for Server {
 
 /// Runs mfa-admin on the token file `tokens` with `input` on its standard input.
 pub fn admin_with_stdin(tokens: &Path, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(admin_bin())
-        .arg("--tokens")
-        .arg(tokens)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(admin_bin());
+    command.arg("--tokens").arg(tokens).args(args);
+    with_stdin(command, input)
+}
+
+/// Runs `command` with `input` on its standard input; its output.
+fn with_stdin(mut command: Command, input: &str) -> std::process::Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
