@@ -22,13 +22,13 @@ dpkg-query -W -f='${Package} ${Version}\n  Depends: ${Depends}\n' rlm-mfa freera
 
 step "what the package installed"
 conf=/etc/freeradius/3.0
-for f in /usr/lib/freeradius/rlm_mfa.so /usr/sbin/mfa-admin $conf/mods-available/mfa $conf/sites-available/mfa \
-    $conf/sites-available/mfa-privacyidea; do
+shipped="$conf/mods-available/eap-mfa $conf/mods-available/mfa $conf/sites-available/mfa \
+$conf/sites-available/mfa-inner-tunnel $conf/sites-available/mfa-privacyidea"
+for f in /usr/lib/freeradius/rlm_mfa.so /usr/sbin/mfa-admin $shipped; do
     [ -f "$f" ] || fail "$f is missing"
 done
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' rlm-mfa | awk 'NF { print $1 }' | sort | tr '\n' ' ')
-[ "$conffiles" = "$conf/mods-available/mfa $conf/sites-available/mfa $conf/sites-available/mfa-privacyidea " ] ||
-    fail "conffiles: $conffiles"
+[ "$conffiles" = "$shipped " ] || fail "conffiles: $conffiles"
 [ "$(stat -c '%U:%G %a' $conf/mods-config/mfa)" = "root:freerad 750" ] ||
     fail "mods-config/mfa is $(stat -c '%U:%G %a' $conf/mods-config/mfa)"
 [ "$(stat -c '%U:%G' /var/lib/freeradius/mfa)" = "freerad:freerad" ] ||
@@ -72,7 +72,7 @@ apt remove -y -q rlm-mfa > /tmp/remove.log 2>&1 || { cat /tmp/remove.log; fail "
 [ ! -e /usr/lib/freeradius/rlm_mfa.so ] && [ ! -e /usr/sbin/mfa-admin ] || fail "apt remove left the programs"
 [ -f $conf/mods-available/mfa ] || fail "apt remove took a conffile (only purge should)"
 apt purge -y -q rlm-mfa > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "apt purge"; }
-left=$(ls -d $conf/mods-available/mfa $conf/sites-available/mfa* $conf/mods-config/mfa /var/lib/freeradius/mfa \
+left=$(ls -d $conf/mods-available/mfa $conf/mods-available/eap-mfa $conf/sites-available/mfa* $conf/mods-config/mfa /var/lib/freeradius/mfa \
     /usr/share/doc/rlm-mfa 2>/dev/null || true)
 [ -z "$left" ] || fail "apt purge left: $left"
 dpkg-query -W rlm-mfa > /dev/null 2>&1 && [ "$(dpkg-query -W -f='${Status}' rlm-mfa)" != "unknown ok not-installed" ] &&
