@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The compose example (compose/), as README.md's "Docker Compose" section uses it:
-# two FreeRADIUS containers with rlm_mfa on a private network; a user enrolled
-# once (shared token file, an HOTP token so that each server's own journal gives
-# the next code without waiting for a new TOTP step); a login through each; one
-# server stopped; a login through the other. Free ports in place of 11812 and 21812,
+# two FreeRADIUS containers with rlm_mfa and the Redis they share on a private
+# network; a user enrolled once (shared token file, an HOTP token, whose next
+# code mfa-admin reads from the shared store); a login through each; a code used
+# through one server refused through the other; one server stopped; a login
+# through the other. Free ports in place of 11812 and 21812,
 # and a compose project name of the test's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +36,18 @@ ready() {
 login() { # SERVICE PORT
     local code
     code=$("${COMPOSE[@]}" exec -T "$1" mfa-admin code alice)
+    echo "$code" > ../target/compose-code
     radtest alice "alice-password,$code" 127.0.0.1:"$2" 0 testing123 | tee "../target/compose-$1.out"
     grep -q "Received Access-Accept" "../target/compose-$1.out" || { "${COMPOSE[@]}" logs "$1"; return 1; }
 }
 ready radius1
 ready radius2
-echo "== a login through each server"
+echo "== a login through each server; a code used through one is refused through the other"
 login radius1 "$MFA_PORT1"
+used=$(cat ../target/compose-code)
+radtest alice "alice-password,$used" 127.0.0.1:"$MFA_PORT2" 0 testing123 > ../target/compose-replay.out 2>&1 || true
+grep -q "Received Access-Reject" ../target/compose-replay.out ||
+    { cat ../target/compose-replay.out; echo "test-compose: the code used through radius1 was not refused by radius2" >&2; exit 1; }
 login radius2 "$MFA_PORT2"
 echo "== ${COMPOSE[*]} stop radius1; a login through radius2"
 "${COMPOSE[@]}" stop radius1 >> "$log" 2>&1
