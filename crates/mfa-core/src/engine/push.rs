@@ -38,8 +38,8 @@ enum Ending {
     Refused(String),
     /// Not sent: too many logins were waiting (what the joined requests are told).
     Busy,
-    /// Not sent: the user is past `limits.pushes` (the Reply-Message says until when).
-    Limited(String),
+    /// Not sent: the user is locked or past `limits.pushes` (the Reply-Message says until when).
+    Limited(Outcome, String),
 }
 
 /// One push being waited for, shared by the requests that repeat its login.
@@ -338,7 +338,7 @@ impl Engine {
             Ok(joined) if joined != id => joined, // another server's push of this login: counted there
             Ok(id) => {
                 if let Some(refusal) = self.refuse_to_reach(Request::Push, user, trail) {
-                    return Ending::Limited(refusal.messages.into_iter().next().unwrap_or_default());
+                    return Ending::Limited(refusal.outcome, refusal.messages.into_iter().next().unwrap_or_default());
                 }
                 id
             }
@@ -397,7 +397,7 @@ impl Engine {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
                 self.push_failed(user, &m.push_timeout, trail)
             }
-            Some(Ending::Limited(message)) => Decision::refuse(Outcome::Reject, message),
+            Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
             Some(Ending::Busy) => {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
                 Decision::refuse(Outcome::Reject, m.push_busy.clone())

@@ -235,3 +235,36 @@ fn denied_pushes_count_toward_the_lockout() {
     assert_eq!(second.outcome, Some(Outcome::Userlock), "{second:?}");
     assert!(second.reply_messages[0].starts_with("Too many failed attempts"), "{second:?}");
 }
+
+/// Every push expires unanswered.
+struct Expiring;
+
+impl PushProvider for Expiring {
+    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        Ok(("e".into(), PushStatus::Pending))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Ok(PushStatus::Expired)
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn unanswered_pushes_count_toward_the_lockout() {
+    let strict = |r: &mut RawConfig| {
+        push_config(r);
+        r.lockout.max_failures = 2;
+    };
+    let (_d, mut a, _b) = two_instances("push", strict);
+    a.set_push_provider(Box::new(Expiring));
+    let first = push_login(&a);
+    assert_eq!(first.reply_messages, vec!["No answer from your device in time".to_string()], "{first:?}");
+    let second = push_login(&a);
+    assert_eq!(second.outcome, Some(Outcome::Userlock), "{second:?}");
+    // Locked: the next login sends no push at all.
+    let third = push_login(&a);
+    assert_eq!(third.outcome, Some(Outcome::Userlock), "{third:?}");
+    assert!(third.log.iter().any(|l| l.text.contains("is locked for")), "{:?}", third.log);
+}
