@@ -78,7 +78,7 @@ impl RedisServer {
     pub fn sentinel(bin: &Path, service: &str, primary_port: u16) -> RedisServer {
         let config = format!(
             "sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
-             sentinel down-after-milliseconds {service} 1000\n\
+             sentinel down-after-milliseconds {service} 2000\n\
              sentinel failover-timeout {service} 10000\n\
              sentinel parallel-syncs {service} 1\n"
         );
