@@ -205,15 +205,15 @@ fn pushes_past_the_users_limit_are_refused_until_the_window_ends() {
     assert_eq!(provider.created.load(Ordering::SeqCst), 2, "no third push reached the provider");
 }
 
-/// Denies every push.
-struct Denying;
+/// Answers every push's status with the same word.
+struct Answering(PushStatus);
 
-impl PushProvider for Denying {
+impl PushProvider for Answering {
     fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        Ok(("d".into(), PushStatus::Pending))
+        Ok(("p".into(), PushStatus::Pending))
     }
     fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
-        Ok(PushStatus::Denied)
+        Ok(self.0)
     }
     fn cancel(&self, _id: &str) -> Result<(), PushError> {
         Ok(())
@@ -227,28 +227,13 @@ fn denied_pushes_count_toward_the_lockout() {
         r.lockout.max_failures = 2;
     };
     let (_d, mut a, _b) = two_instances("push", strict);
-    a.set_push_provider(Box::new(Denying));
+    a.set_push_provider(Box::new(Answering(PushStatus::Denied)));
     let first = push_login(&a);
     assert_eq!(first.outcome, Some(Outcome::Reject), "{first:?}");
     assert_eq!(first.reply_messages, vec!["The login was denied on your device".to_string()]);
     let second = push_login(&a);
     assert_eq!(second.outcome, Some(Outcome::Userlock), "{second:?}");
     assert!(second.reply_messages[0].starts_with("Too many failed attempts"), "{second:?}");
-}
-
-/// Every push expires unanswered.
-struct Expiring;
-
-impl PushProvider for Expiring {
-    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        Ok(("e".into(), PushStatus::Pending))
-    }
-    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
-        Ok(PushStatus::Expired)
-    }
-    fn cancel(&self, _id: &str) -> Result<(), PushError> {
-        Ok(())
-    }
 }
 
 #[test]
@@ -258,7 +243,7 @@ fn unanswered_pushes_count_toward_the_lockout() {
         r.lockout.max_failures = 2;
     };
     let (_d, mut a, _b) = two_instances("push", strict);
-    a.set_push_provider(Box::new(Expiring));
+    a.set_push_provider(Box::new(Answering(PushStatus::Expired)));
     let first = push_login(&a);
     assert_eq!(first.reply_messages, vec!["No answer from your device in time".to_string()], "{first:?}");
     let second = push_login(&a);
