@@ -45,6 +45,30 @@ fn farm(module: &std::path::Path, setup: Setup, n: usize) -> Vec<Server> {
     (0..n).map(|_| Server::start(module, &setup)).collect()
 }
 
+/// Each login (user, password) sent to every server at the same instant, one
+/// login after another: for each server, whether each login was accepted.
+fn at_once(servers: &[Server], logins: &[(String, String)]) -> Vec<Vec<bool>> {
+    let barrier = Arc::new(Barrier::new(servers.len()));
+    let workers: Vec<_> = servers
+        .iter()
+        .map(|server| {
+            let (port, barrier, logins) = (server.port, barrier.clone(), logins.to_vec());
+            thread::spawn(move || {
+                let mut client = Client::new(port, SECRET, Duration::from_secs(10));
+                logins
+                    .iter()
+                    .map(|(user, password)| {
+                        let request = Request::new().user(user).password(password.as_bytes());
+                        barrier.wait();
+                        client.send(&request).expect("an answer").is_accept()
+                    })
+                    .collect::<Vec<bool>>()
+            })
+        })
+        .collect();
+    workers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
 #[test]
 fn the_same_code_sent_to_two_servers_at_the_same_instant_is_accepted_once() {
     let (module, bin) = require_redis!();
@@ -55,24 +79,8 @@ fn the_same_code_sent_to_two_servers_at_the_same_instant_is_accepted_once() {
         .with("lockout {\n\tmax_failures = 0\n}");
     let servers = farm(&module, setup, 2);
     let trials: u64 = std::env::var("RLM_MFA_RACE_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<_> = servers
-        .iter()
-        .map(|server| {
-            let (port, barrier) = (server.port, barrier.clone());
-            thread::spawn(move || {
-                let mut client = Client::new(port, SECRET, Duration::from_secs(10));
-                (0..trials)
-                    .map(|counter| {
-                        let request = Request::new().user("race").password(hotp(counter).as_bytes());
-                        barrier.wait();
-                        client.send(&request).expect("an answer").is_accept()
-                    })
-                    .collect::<Vec<bool>>()
-            })
-        })
-        .collect();
-    let answers: Vec<Vec<bool>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let logins: Vec<(String, String)> = (0..trials).map(|counter| ("race".to_string(), hotp(counter))).collect();
+    let answers = at_once(&servers, &logins);
     for counter in 0..trials as usize {
         let accepted = answers.iter().filter(|a| a[counter]).count();
         assert_eq!(accepted, 1, "code of counter {counter}: {accepted} Accepts from two servers");
@@ -468,25 +476,8 @@ fn totp_codes_in_one_round_trip_race_lock_and_reset_across_servers() {
     common::settle_in_step(8);
     let step = common::now() / 30;
     let code = |i: usize| hotp_code(&seed(i), step, 6, Algorithm::Sha1);
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<_> = servers
-        .iter()
-        .map(|server| {
-            let (port, barrier, users) = (server.port, barrier.clone(), users.clone());
-            let codes: Vec<String> = (0..users.len()).map(code).collect();
-            thread::spawn(move || {
-                let mut client = Client::new(port, SECRET, Duration::from_secs(10));
-                (0..users.len())
-                    .map(|i| {
-                        let request = Request::new().user(&users[i]).password(codes[i].as_bytes());
-                        barrier.wait();
-                        client.send(&request).expect("an answer").is_accept()
-                    })
-                    .collect::<Vec<bool>>()
-            })
-        })
-        .collect();
-    let answers: Vec<Vec<bool>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let logins: Vec<(String, String)> = (0..users.len()).map(|i| (users[i].clone(), code(i))).collect();
+    let answers = at_once(&servers, &logins);
     for (i, user) in users.iter().enumerate() {
         let accepted = answers.iter().filter(|a| a[i]).count();
         assert_eq!(accepted, 1, "{user}'s code: {accepted} Accepts from two servers");
