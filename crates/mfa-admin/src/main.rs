@@ -585,8 +585,7 @@ fn unused_serial(user: Option<&User>, kind: &TokenKind) -> Result<String> {
 /// open later); None when it is not there.
 fn open_state(paths: &Paths, create: bool) -> Result<Option<Box<dyn StateStore>>> {
     if let Some(raw) = paths.module.as_deref().map(module_conf::redis_section).transpose()?.flatten() {
-        let settings = mfa_core::config::redis::redis_settings(&raw).map_err(|e| format!("module: {e}"))?;
-        let store = RedisStore::open(settings).map_err(|(item, e)| format!("module: invalid '{item}': {e}"))?;
+        let store = redis_store(&raw)?;
         eprintln!("mfa-admin: state in the {}", store.describe());
         return Ok(Some(Box::new(store)));
     }
@@ -597,6 +596,12 @@ fn open_state(paths: &Paths, create: bool) -> Result<Option<Box<dyn StateStore>>
     let store = LocalStore::open(&paths.state, JournalOptions::default())?;
     eprintln!("mfa-admin: state in the {}", store.describe());
     Ok(Some(Box::new(store)))
+}
+
+/// The Redis store of the module's `redis { }` section, checked as the module checks it.
+fn redis_store(raw: &mfa_core::config::RawRedis) -> Result<RedisStore> {
+    let settings = mfa_core::config::redis::redis_settings(raw).map_err(|e| format!("module: {e}"))?;
+    Ok(RedisStore::open(settings).map_err(|(item, e)| format!("module: invalid '{item}': {e}"))?)
 }
 
 fn token_state(store: Option<&dyn StateStore>, user: &str, serial: &str) -> TokenState {
@@ -611,8 +616,7 @@ fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
     let module = paths.module.as_deref().ok_or("no module configuration (--module) to find the Redis store in")?;
     let raw = module_conf::redis_section(module)?
         .ok_or_else(|| format!("{} does not say state_store = redis", module.display()))?;
-    let settings = mfa_core::config::redis::redis_settings(&raw).map_err(|e| format!("module: {e}"))?;
-    let redis = RedisStore::open(settings).map_err(|(item, e)| format!("module: invalid '{item}': {e}"))?;
+    let redis = redis_store(&raw)?;
     let journal = StateJournal::open(&paths.state, JournalOptions::default())?;
     let db = TokenDb::load(&paths.tokens)?;
     let now = SystemClock.now();
