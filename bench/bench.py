@@ -219,6 +219,15 @@ authenticate {{
 """
 
 
+def error_lines(log_path):
+    """The server log's error lines (none when the log cannot be read)."""
+    try:
+        with open(log_path, errors="replace") as f:
+            return [line for line in f if ": Error: " in line]
+    except OSError:
+        return []
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -549,11 +558,7 @@ def part_throughput(args, work, pid_file):
         rss = server.status_kib("VmRSS")
     finally:
         server.stop()
-    try:
-        with open(server.log, errors="replace") as f:
-            errors = [line for line in f if ": Error: " in line]
-    except OSError:
-        errors = []
+    errors = error_lines(server.log)
 
     say("")
     say(f"   {'path':8} {'median req/s':>13}  {'all rounds (req/s)':<28} {'server CPU us/req':>18}"
@@ -1375,11 +1380,7 @@ def part_privacyidea(args, work, pid_file):
         if server is not None:
             server.stop()
         fake.stop()
-    try:
-        with open(server.log, errors="replace") as f:
-            errors = [line for line in f if ": Error: " in line]
-    except OSError:
-        errors = []
+    errors = error_lines(server.log)
 
     def med(path, key):
         return statistics.median(x[key] for x in results[path])
@@ -1803,11 +1804,7 @@ def part_redis(args, work, pid_file):
         if server is not None:
             server.stop()
         redis.stop()
-    try:
-        with open(server.log, errors="replace") as f:
-            errors = [line for line in f if ": Error: " in line]
-    except OSError:
-        errors = []
+    errors = error_lines(server.log)
 
     def med(path, key):
         return statistics.median(x[key] for x in results[path])
