@@ -37,6 +37,11 @@ struct Logins<'a> {
 
 impl Logins<'_> {
     fn accepted(&mut self, user: &str) -> bool {
+        self.login(user).is_accept()
+    }
+
+    /// One login with the user's next code; the counter moves on when it is accepted.
+    fn login(&mut self, user: &str) -> common::Reply {
         let counter = self.next.entry(user.to_string()).or_insert(0);
         let code = mfa_core::factor::otp::hotp_code(
             b"12345678901234567890",
@@ -48,7 +53,7 @@ impl Logins<'_> {
         if reply.is_accept() {
             *counter += 1;
         }
-        reply.is_accept()
+        reply
     }
 
     fn not_enrolled(&self, user: &str) -> bool {
@@ -61,7 +66,8 @@ impl Logins<'_> {
         let before = self.server.debug_log().matches(KEPT).count();
         wait_for_reload();
         for user in users {
-            assert!(self.accepted(user), "{case}: {user} lost the last good copy");
+            let reply = self.login(user);
+            assert!(reply.is_accept(), "{case}: {user} lost the last good copy: {reply:?}");
         }
         let log = self.server.debug_log();
         assert_eq!(log.matches(KEPT).count(), before + 1, "{case}: no log line says the file was refused");
@@ -74,7 +80,8 @@ impl Logins<'_> {
     fn picked_up(&mut self, case: &str, users: &[&str], gone: &[&str]) {
         wait_for_reload();
         for user in users {
-            assert!(self.accepted(user), "{case}: {user} is not in the new file");
+            let reply = self.login(user);
+            assert!(reply.is_accept(), "{case}: {user} is not in the new file: {reply:?}");
         }
         for user in gone {
             assert!(self.not_enrolled(user), "{case}: {user} is still known");

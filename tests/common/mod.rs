@@ -178,6 +178,9 @@ pub struct Reply {
     /// "Access-Accept", "Access-Reject", or "timeout".
     pub code: String,
     pub attrs: Vec<(String, String)>,
+    /// What radclient printed (stdout, stderr, exit status) when no reply came:
+    /// a failing test shows it.
+    pub unanswered: Option<String>,
 }
 
 impl Reply {
@@ -372,7 +375,13 @@ impl Server {
             .expect("cannot run radclient: install freeradius-utils with scripts/setup.sh");
         child.stdin.take().unwrap().write_all(attrs.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        parse_radclient(&String::from_utf8_lossy(&out.stdout))
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut reply = parse_radclient(&stdout);
+        if reply.code == "timeout" {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            reply.unanswered = Some(format!("radclient: {}\n{stdout}{stderr}", out.status));
+        }
+        reply
     }
 
     /// Sends many Access-Requests at once (`parallel` in flight) and returns the
@@ -549,7 +558,7 @@ fn parse_radclient(out: &str) -> Reply {
             }
         }
     }
-    Reply { code, attrs }
+    Reply { code, attrs, unanswered: None }
 }
 
 pub fn tail(text: &str, lines: usize) -> String {
