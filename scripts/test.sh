@@ -15,6 +15,8 @@ scripts/setup.sh
 scripts/privacyidea.sh
 # A real Redis and its Sentinel for tests/redis.rs (Debian's, unpacked into .deps/redis).
 scripts/redis.sh
+# A real SMTP server on loopback (aiosmtpd, PyPI, into .deps/smtp-venv) for tests/smtp.rs.
+scripts/smtp.sh
 
 echo "== every locked dependency builds with the workspace's rust-version (Debian 13's Rust)"
 cargo metadata --locked --format-version 1 | python3 -c '
@@ -42,6 +44,7 @@ export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
 export RLM_MFA_REQUIRE_PRIVACYIDEA=1
 export RLM_MFA_REQUIRE_REDIS=1
+export RLM_MFA_REQUIRE_SMTP=1
 cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt
 # The counts of every test binary, in one closing line.
 count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' "${2:-target/test-output.txt}"; }

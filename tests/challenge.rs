@@ -392,3 +392,79 @@ fn a_user_without_a_second_factor_is_rejected_or_let_in_per_instance() {
     assert!(lenient.auth("carol", "wrong").is_reject());
     assert!(lenient.auth("alice", "pw-alice").is_challenge(), "users with a factor still get the challenge");
 }
+
+/// An SMS API of the common shape (Twilio's): form fields and HTTP Basic
+/// authentication with an account id and a token, by configuration alone.
+fn form_sms(sms: &FakeGateway, password: &str) -> String {
+    format!(
+        "sms {{\n url = \"{}\"\n body_format = form\n body = \"To={{destination}}&From=%2B15557654321&Body={{message}}\"\n \
+         username = \"AC0123456789\"\n password = \"{password}\"\n timeout = 2\n}}\n",
+        sms.url()
+    )
+}
+
+#[test]
+fn an_sms_api_taking_form_fields_and_basic_auth_delivers_the_code() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    sms.require_basic("AC0123456789", "auth-t0ken");
+    let server =
+        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&form_sms(&sms, "auth-t0ken")));
+    let menu = server.auth("alice", "pw-alice");
+    assert_eq!(menu.messages()[2], "2. SMS to +45 **** **12", "{menu:?}");
+    let prompt = server.answer("alice", "2", menu.state());
+    assert!(prompt.is_challenge(), "{prompt:?}");
+
+    let requests = sms.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.header("Content-Type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(r.basic_auth(), Some(("AC0123456789".to_string(), "auth-t0ken".to_string())));
+    let fields = r.form_fields().expect("a form body");
+    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["To", "From", "Body"]);
+    assert_eq!(r.form("To").as_deref(), Some("+4512345612"));
+    assert_eq!(r.form("From").as_deref(), Some("+15557654321"));
+    let body = r.form("Body").unwrap();
+    let code: String =
+        body.trim_start_matches("Your login code is ").chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{body}");
+
+    assert!(server.answer("alice", &code, prompt.state()).is_accept());
+    assert!(server.answer("alice", &code, prompt.state()).is_reject(), "good once");
+    let log = server.debug_log();
+    assert!(!log.contains(&code) && !log.contains("auth-t0ken"), "no code, no token in the log");
+}
+
+#[test]
+fn an_sms_api_refusing_the_basic_credentials_gives_send_failed() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    sms.require_basic("AC0123456789", "auth-t0ken");
+    let server = Server::start(
+        &module,
+        &setup("password-then-otp", &three_method_tokens()).with(&form_sms(&sms, "wrong-t0ken")),
+    );
+    let menu = server.auth("alice", "pw-alice");
+    let reply = server.answer("alice", "2", menu.state());
+    assert!(reply.is_reject(), "{reply:?}");
+    assert_eq!(reply.message(), Some("The code could not be sent, try again later"));
+    let log = server.debug_log();
+    assert!(log.contains("the gateway answered HTTP 401"), "{}", common::tail(&log, 30));
+    assert!(!log.contains("wrong-t0ken"), "the token is not logged");
+}
+
+#[test]
+fn a_form_body_that_is_no_form_stops_the_start() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    let bad = form_sms(&sms, "t").replace("To={destination}&", "To {destination}&");
+    let out = Server::start_failing(&module, &setup("password-then-otp", &three_method_tokens()).with(&bad));
+    assert!(out.contains("sms.body") && out.contains("form body"), "{}", common::tail(&out, 20));
+    let out = Server::start_failing(
+        &module,
+        &setup("password-then-otp", &three_method_tokens())
+            .with(&form_sms(&sms, "t").replace("body_format = form", "body_format = xml")),
+    );
+    assert!(out.contains("sms.body_format"), "{}", common::tail(&out, 20));
+}

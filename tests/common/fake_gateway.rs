@@ -56,6 +56,8 @@ struct Shared {
     /// How long each answer waits after the request was read.
     delay: Mutex<Duration>,
     requests: Mutex<Vec<Recorded>>,
+    /// When set, a request without exactly this HTTP Basic user and password gets a 401.
+    basic: Mutex<Option<(String, String)>>,
 }
 
 pub struct FakeGateway {
@@ -69,6 +71,7 @@ impl FakeGateway {
             behaviour: Mutex::new(behaviour),
             delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
+            basic: Mutex::new(None),
         });
         let handling = Arc::clone(&shared);
         let server =
@@ -94,6 +97,12 @@ impl FakeGateway {
         *self.shared.behaviour.lock().unwrap() = b;
     }
 
+    /// From now on, answers 401 to a request without this HTTP Basic user and
+    /// password (as the SMS APIs that take an account id and a token do).
+    pub fn require_basic(&self, user: &str, password: &str) {
+        *self.shared.basic.lock().unwrap() = Some((user.to_owned(), password.to_owned()));
+    }
+
     /// Every answer from now on comes that long after its request was read
     /// (a slow gateway); `Duration::ZERO` answers at once.
     pub fn set_delay(&self, delay: Duration) {
@@ -103,12 +112,17 @@ impl FakeGateway {
 
 fn handle(request: Recorded, shared: &Shared) -> Reply {
     let behaviour = *shared.behaviour.lock().unwrap();
+    let wanted = shared.basic.lock().unwrap().clone();
+    let refused = wanted.is_some() && request.basic_auth() != wanted;
     shared.requests.lock().unwrap().push(request);
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {
         thread::sleep(delay);
     }
     let queued = r#"{"status":"queued"}"#;
+    if refused {
+        return Reply::json("401 Unauthorized", r#"{"error":"authenticate"}"#);
+    }
     match behaviour {
         Behaviour::Status(code) => Reply::json(&format!("{code} Failure"), r#"{"error":"refused"}"#),
         Behaviour::Garbage => Reply::json("200 OK", "<html>\x00 not json"),

@@ -34,6 +34,65 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The fields of an `application/x-www-form-urlencoded` body, decoded, in order;
+    /// None when the body is not one.
+    pub fn form_fields(&self) -> Option<Vec<(String, String)>> {
+        self.body
+            .split('&')
+            .map(|pair| pair.split_once('=').and_then(|(n, v)| Some((unescape(n)?, unescape(v)?))))
+            .collect()
+    }
+
+    /// The first form field of that name, decoded.
+    pub fn form(&self, name: &str) -> Option<String> {
+        self.form_fields()?.into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The user and password of an `Authorization: Basic` header.
+    pub fn basic_auth(&self) -> Option<(String, String)> {
+        let token = self.header("Authorization")?.strip_prefix("Basic ")?;
+        let pair = String::from_utf8(base64_decode(token.trim())?).ok()?;
+        let (user, password) = pair.split_once(':')?;
+        Some((user.to_owned(), password.to_owned()))
+    }
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte; None when an escape is broken
+/// or the bytes are not UTF-8.
+fn unescape(text: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut input = text.bytes();
+    while let Some(b) = input.next() {
+        match b {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = [input.next()?, input.next()?];
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Standard base64 with padding (RFC 4648), as HTTP Basic uses it.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for chunk in text.as_bytes().chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        let mut n: u32 = 0;
+        for &c in &chunk[..4 - pad] {
+            n = n << 6 | ALPHABET.iter().position(|&a| a == c)? as u32;
+        }
+        n <<= 6 * pad as u32;
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    Some(out)
 }
 
 /// Bounds a connection whose client neither sends nor closes, so that no

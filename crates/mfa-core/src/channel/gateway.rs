@@ -1,5 +1,6 @@
-//! Sending a code by SMS or e-mail through an HTTP gateway: one JSON POST per
-//! message, built from the configured body template.
+//! Sending a code by SMS or e-mail through an HTTP gateway: one POST per
+//! message, its body built from the configured template, as JSON or as
+//! form fields (`application/x-www-form-urlencoded`, the shape most SMS APIs take).
 //!
 //! The message holds the code and the Authorization header holds the gateway's
 //! credential, so neither ever appears in an error, a log line or `Debug`.
@@ -27,8 +28,10 @@ pub struct GatewayConfig {
     /// The value of the Authorization header, if any. A secret.
     pub authorization: Option<String>,
     /// JSON with `{destination}`, `{message}` and `{user}` placeholders, written
-    /// inside strings: `{"to": "{destination}", "text": "{message}"}`.
+    /// inside strings: `{"to": "{destination}", "text": "{message}"}`; or form
+    /// fields, `To={destination}&Body={message}`, as `body_format` says.
     pub body_template: String,
+    pub body_format: BodyFormat,
     /// Bound for one whole send, from the name lookup to the answer's last byte.
     pub timeout: Duration,
     /// CAs to verify the gateway with instead of the system's (PEM file, directory).
@@ -50,10 +53,36 @@ impl fmt::Debug for GatewayConfig {
             .field("url", &self.redacted_url())
             .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
             .field("body_template", &self.body_template)
+            .field("body_format", &self.body_format)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
             .field("ca_path", &self.ca_path)
             .finish()
+    }
+}
+
+/// How the request body is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`; values JSON-escaped.
+    Json,
+    /// `application/x-www-form-urlencoded`; values percent-encoded.
+    Form,
+}
+
+impl BodyFormat {
+    fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+        }
+    }
+
+    fn render(self, template: &str, values: &[(&str, &str)]) -> Result<String, String> {
+        match self {
+            BodyFormat::Json => template::render_json(template, values),
+            BodyFormat::Form => template::render_form(template, values),
+        }
     }
 }
 
@@ -62,6 +91,18 @@ pub trait Sender: Send + Sync {
     /// Sends `message` to `destination`. `message` holds the code: it must never
     /// appear in an error or log.
     fn send(&self, user: &str, destination: &str, message: &str) -> Result<(), SendError>;
+
+    /// As `send`, given also the values `message` was rendered from ({code},
+    /// {correlation}, {user}), for a sender that renders more (an e-mail's subject).
+    fn send_rendered(
+        &self,
+        user: &str,
+        destination: &str,
+        message: &str,
+        _values: &[(&str, &str)],
+    ) -> Result<(), SendError> {
+        self.send(user, destination, message)
+    }
 }
 
 /// Why a message was not sent. None of them holds the message, the request
@@ -77,6 +118,9 @@ pub enum SendError {
     Status(u16),
     /// The request body could not be built from the template.
     Template(String),
+    /// The mail server refused a step: which, and its reply code (never its text,
+    /// which may quote what it was sent).
+    Refused(String),
 }
 
 impl fmt::Display for SendError {
@@ -88,6 +132,7 @@ impl fmt::Display for SendError {
             SendError::Template(reason) => {
                 write!(f, "cannot build the request to the gateway: {reason}")
             }
+            SendError::Refused(what) => write!(f, "the mail server refused {what}"),
         }
     }
 }
@@ -130,7 +175,9 @@ impl HttpGateway {
         }
         http::check_authorization(cfg.authorization.as_deref()).map_err(|e| SetupError::new("authorization", e))?;
         let check = [("destination", CHECK_DESTINATION), ("message", CHECK_MESSAGE), ("user", CHECK_USER)];
-        let body = template::render_json(&cfg.body_template, &check)
+        let body = cfg
+            .body_format
+            .render(&cfg.body_template, &check)
             .map_err(|e| SetupError::new("body_template", format!("body_template: {e}")))?;
         for (name, value) in &check[..2] {
             if !body.contains(value) {
@@ -153,8 +200,8 @@ impl HttpGateway {
 impl Sender for HttpGateway {
     fn send(&self, user: &str, destination: &str, message: &str) -> Result<(), SendError> {
         let values = [("destination", destination), ("message", message), ("user", user)];
-        let body = template::render_json(&self.cfg.body_template, &values).map_err(SendError::Template)?;
-        let mut request = self.agent.post(&self.url).header("Content-Type", "application/json");
+        let body = self.cfg.body_format.render(&self.cfg.body_template, &values).map_err(SendError::Template)?;
+        let mut request = self.agent.post(&self.url).header("Content-Type", self.cfg.body_format.content_type());
         if let Some(auth) = &self.cfg.authorization {
             request = request.header("Authorization", auth);
         }
@@ -209,6 +256,7 @@ mod tests {
             url: url.to_owned(),
             authorization: Some(AUTH.to_owned()),
             body_template: TEMPLATE.to_owned(),
+            body_format: BodyFormat::Json,
             timeout: Duration::from_millis(timeout_ms),
             ca_file: None,
             ca_path: None,
@@ -243,6 +291,29 @@ mod tests {
         assert_eq!(r.body, r#"{"to": "+4512345612", "text": "Your code is 493817", "ref": "alice \"A\""}"#);
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["ref"], "alice \"A\"");
+    }
+
+    #[test]
+    fn form_bodies_are_sent_as_form_fields() {
+        let fake = FakeGateway::start(Behaviour::Accept);
+        let mut cfg = config(&fake.url(), 5000);
+        cfg.body_format = BodyFormat::Form;
+        cfg.body_template = "To={destination}&From=%2B4500000000&Body={message}".to_owned();
+        cfg.authorization = Some("Basic QUMxMjM6dG9rZW4=".to_owned());
+        HttpGateway::new(cfg.clone()).unwrap().send("alice", "+4512345612", MESSAGE).unwrap();
+        let r = &fake.requests()[0];
+        assert_eq!(r.header("Content-Type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(r.body, "To=%2B4512345612&From=%2B4500000000&Body=Your%20code%20is%20493817");
+        assert_eq!(r.form("Body").as_deref(), Some(MESSAGE));
+        assert_eq!(r.form("To").as_deref(), Some("+4512345612"));
+        assert_eq!(r.basic_auth(), Some(("AC123".to_owned(), "token".to_owned())));
+
+        cfg.body_template = "To={destination}".to_owned();
+        assert_eq!(HttpGateway::new(cfg.clone()).unwrap_err().message, "body_template has no {message} placeholder");
+        cfg.body_template = r#"{"to": "{destination}", "text": "{message}"}"#.to_owned();
+        let e = HttpGateway::new(cfg).unwrap_err();
+        assert_eq!(e.field, "body_template");
+        assert!(e.message.contains("form body"), "{}", e.message);
     }
 
     #[test]

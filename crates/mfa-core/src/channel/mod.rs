@@ -1,4 +1,4 @@
-//! The ways out of the server: HTTP, the SMS/e-mail gateways, push providers.
+//! The ways out of the server: HTTP, the SMS/e-mail gateways, SMTP, push providers.
 //!
 //! `http` builds the one kind of client they all use (ureq, bounded calls,
 //! TLS verified against `tls`'s roots); `failover` is how several servers of
@@ -9,4 +9,5 @@ pub mod gateway;
 pub mod http;
 pub mod push;
 pub mod setup;
+pub mod smtp;
 pub mod tls;

@@ -37,9 +37,14 @@ pub fn system_if_needed<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<R
 /// The system's trusted CAs (SSL_CERT_FILE or SSL_CERT_DIR if set, else the
 /// distribution's bundle), read now so that a missing store is an error at start-up.
 pub fn system() -> Result<RootCerts, String> {
+    system_certificates().map(roots_of)
+}
+
+/// The certificates of [`system`], for the clients that are not ureq (SMTP).
+pub fn system_certificates() -> Result<Vec<CertificateDer<'static>>, String> {
     let found = rustls_native_certs::load_native_certs();
     let reasons: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-    usable(found.certs, &reasons).map(roots_of)
+    usable(found.certs, &reasons)
 }
 
 /// The certificates rustls can use among those the system store gave; an error
@@ -58,6 +63,14 @@ fn usable(certs: Vec<CertificateDer<'static>>, reasons: &[String]) -> Result<Vec
 /// directory `ca_path`, or None when neither is set. Every certificate must be
 /// usable and there must be one at least: a CA set by hand is meant whole.
 pub fn configured(ca_file: Option<&Path>, ca_path: Option<&Path>) -> Result<Option<RootCerts>, SetupError> {
+    Ok(configured_certificates(ca_file, ca_path)?.map(roots_of))
+}
+
+/// The certificates of [`configured`], for the clients that are not ureq (SMTP).
+pub fn configured_certificates(
+    ca_file: Option<&Path>,
+    ca_path: Option<&Path>,
+) -> Result<Option<Vec<CertificateDer<'static>>>, SetupError> {
     let mut files: Vec<(PathBuf, &'static str)> = Vec::new();
     if let Some(file) = ca_file {
         files.push((file.to_owned(), "ca_file"));
@@ -90,7 +103,7 @@ pub fn configured(ca_file: Option<&Path>, ca_path: Option<&Path>) -> Result<Opti
         let field = if ca_file.is_some() { "ca_file" } else { "ca_path" };
         return Err(SetupError::new(field, "ca_file/ca_path holds no certificate"));
     }
-    Ok(Some(roots_of(certs)))
+    Ok(Some(certs))
 }
 
 /// What a client with these settings trusts: the CAs of `ca_file`/`ca_path`
@@ -163,6 +176,7 @@ mod tests {
                 url: url.into(),
                 authorization: None,
                 body_template: r#"{"to": "{destination}", "text": "{message}"}"#.into(),
+                body_format: crate::channel::gateway::BodyFormat::Json,
                 timeout: std::time::Duration::from_secs(1),
                 ca_file: None,
                 ca_path: None,

@@ -20,6 +20,7 @@ mod push;
 mod raw;
 pub mod redis;
 pub mod reply;
+mod smtp;
 mod warnings;
 
 pub use declare::{Item, Kind, Section, Value};
@@ -31,6 +32,7 @@ pub use push::{push_settings, Approval, Failmode, Push, RawPush};
 pub use raw::{RawConfig, RawLockout, RawRealm};
 pub use redis::{Address, RawRedis, RedisSettings};
 pub use reply::RawRule;
+pub use smtp::{smtp, RawSmtp, Smtp, SmtpTls};
 
 /// auto mode's default code pattern: 6 to 8 digits.
 pub const DEFAULT_AUTO_CODE: &str = "[0-9]{6,8}";
@@ -92,6 +94,23 @@ pub struct Challenge {
     pub code_lifetime: u64,
     pub sms: Option<Gateway>,
     pub email: Option<Gateway>,
+    /// E-mail by SMTP instead of `email`'s HTTP gateway.
+    pub smtp: Option<Smtp>,
+}
+
+impl Challenge {
+    /// The text sent with an SMS code: {code}, {correlation}, {user}.
+    pub fn sms_message(&self) -> Option<&str> {
+        self.sms.as_ref().map(|g| g.message.as_str())
+    }
+
+    /// The text sent with an e-mail code, by SMTP or by the HTTP gateway.
+    pub fn email_message(&self) -> Option<&str> {
+        match (&self.smtp, &self.email) {
+            (Some(smtp), _) => Some(&smtp.message),
+            (None, gateway) => gateway.as_ref().map(|g| g.message.as_str()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -319,6 +338,11 @@ fn realm_settings(raw: &RawRealm) -> Result<RealmConfig, ConfigError> {
 
 fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
     let state_key = required_path("state_key", raw.state_key.as_deref())?;
+    let email = gateway("email", &raw.email)?;
+    let smtp = smtp(&raw.smtp)?;
+    if smtp.is_some() && email.is_some() {
+        return Err(invalid("smtp.server", "e-mail goes by SMTP or by email.url, not both: leave one unset"));
+    }
     Ok(Challenge {
         state_key,
         timeout: u64::from(raw.challenge_timeout),
@@ -326,7 +350,8 @@ fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
         code_length: raw.code_length as usize,
         code_lifetime: u64::from(raw.code_lifetime),
         sms: gateway("sms", &raw.sms)?,
-        email: gateway("email", &raw.email)?,
+        email,
+        smtp,
     })
 }
 

@@ -10,6 +10,7 @@ use super::privacyidea::RawPrivacyIdea;
 use super::push::RawPush;
 use super::redis::RawRedis;
 use super::reply::RawRule;
+use super::smtp::RawSmtp;
 
 crate::section! {
     /// The items of the `mfa { }` section as FreeRADIUS hands them over, before checking.
@@ -51,6 +52,7 @@ crate::section! {
     sections {
         sms: RawGateway,
         email: RawGateway,
+        smtp: RawSmtp,
         push: RawPush,
         realm: RawRealm,
         lockout: RawLockout,

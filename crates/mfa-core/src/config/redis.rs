@@ -83,7 +83,7 @@ fn set(value: &Option<String>) -> Option<String> {
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (port `default_port`).
-fn address(item: &str, text: &str, default_port: u16) -> Result<Address, ConfigError> {
+pub(super) fn address(item: &str, text: &str, default_port: u16) -> Result<Address, ConfigError> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| invalid(item, format!("\"{text}\": no closing ]")))?;
         (host, after.strip_prefix(':'))

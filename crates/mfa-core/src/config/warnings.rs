@@ -23,7 +23,8 @@ impl Config {
         if let Some(pi) = &self.privacyidea {
             urls.extend(pi.client.urls.iter().map(|url| ("privacyidea.url", url.as_str())));
         }
-        urls.into_iter()
+        let mut lines: Vec<String> = urls
+            .into_iter()
             .filter(|(_, url)| is_plain_http(url))
             .map(|(item, url)| {
                 format!(
@@ -32,7 +33,16 @@ impl Config {
                     redact(url)
                 )
             })
-            .collect()
+            .collect();
+        let smtp = self.challenge.as_ref().and_then(|c| c.smtp.as_ref());
+        if smtp.is_some_and(|s| s.tls == super::SmtpTls::None) {
+            lines.push(
+                "smtp.tls = none: the codes cross to the mail server in clear and can be read on the way; \
+                 use starttls or tls"
+                    .to_string(),
+            );
+        }
+        lines
     }
 }
 
@@ -76,5 +86,24 @@ mod tests {
         let warnings = cfg.warnings();
         let items: Vec<&str> = warnings.iter().filter_map(|w| w.split(' ').next()).collect();
         assert_eq!(items, ["push.secondary_url", "sms.url"]);
+    }
+
+    #[test]
+    fn smtp_in_clear_is_warned_about() {
+        let with_tls = |tls: &str| {
+            let tls = tls.to_string();
+            config(move |raw| {
+                raw.mode = Some("password-then-otp".into());
+                raw.state_key = Some("/k".into());
+                raw.smtp.server = Some("mail.example.com".into());
+                raw.smtp.from = Some("mfa@example.com".into());
+                raw.smtp.tls = Some(tls.clone());
+            })
+            .warnings()
+        };
+        assert!(with_tls("starttls").is_empty());
+        let warnings = with_tls("none");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("smtp.tls = none: "), "{warnings:?}");
     }
 }

@@ -175,7 +175,7 @@ impl Engine {
     ) -> Decision {
         let now = self.clock.now();
         let settings = self.challenge_cfg();
-        let (destination, sender, gateway) = match &methods[index] {
+        let (destination, sender, message) = match &methods[index] {
             Method::App(_) | Method::Hardware(_) => {
                 let dialogue = Dialogue {
                     stage: Stage::Code,
@@ -191,10 +191,10 @@ impl Engine {
                 return self.code_prompt(user, origin, &methods[index], dialogue, None);
             }
             Method::Push(_) => return self.open_push(user, &methods[index], index, origin, trail),
-            Method::Sms(number) => (*number, &self.dialogues().sms, &settings.sms),
-            Method::Email(address) => (*address, &self.dialogues().email, &settings.email),
+            Method::Sms(number) => (*number, &self.dialogues().sms, settings.sms_message()),
+            Method::Email(address) => (*address, &self.dialogues().email, settings.email_message()),
         };
-        let (Some(sender), Some(gateway)) = (sender, gateway) else {
+        let (Some(sender), Some(message)) = (sender, message) else {
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
         let code = match random_code(settings.code_length) {
@@ -213,11 +213,12 @@ impl Engine {
         };
         let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
         let corr = correlation(&state);
-        let text = render(&gateway.message, &[("code", &code), ("correlation", &corr), ("user", user)]);
+        let values = [("code", code.as_str()), ("correlation", corr.as_str()), ("user", user)];
+        let text = render(message, &values);
         if let Some(refusal) = self.refuse_to_reach(Request::SentCode, user, trail) {
             return refusal;
         }
-        if let Err(e) = sender.send(user, destination, &text) {
+        if let Err(e) = sender.send_rendered(user, destination, &text, &values) {
             trail.error(format!("rejected: the code for \"{user}\" could not be sent: {e}"));
             return Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone());
         }

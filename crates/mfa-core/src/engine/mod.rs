@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::challenge::StateKey;
 use crate::channel::gateway::{GatewayConfig, HttpGateway, Sender};
+use crate::channel::smtp::{SmtpConfig, SmtpSender};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Mode, StoreChoice};
 use crate::factor::password;
@@ -254,7 +255,10 @@ impl Engine {
     /// configuration item, and FreeRADIUS refuses to start.
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, ConfigError> {
         let (sms, email) = match &cfg.challenge {
-            Some(c) => (http_sender("sms", &c.sms)?, http_sender("email", &c.email)?),
+            Some(c) => match &c.smtp {
+                Some(smtp) => (http_sender("sms", &c.sms)?, Some(smtp_sender(smtp)?)),
+                None => (http_sender("sms", &c.sms)?, http_sender("email", &c.email)?),
+            },
             None => (None, None),
         };
         Self::with_senders(name, cfg, clock, sms, email)
@@ -742,6 +746,7 @@ fn http_sender(
         url: g.url.clone(),
         authorization: g.authorization.clone(),
         body_template: g.body.clone(),
+        body_format: g.body_format,
         timeout: g.timeout,
         ca_file: g.ca_file.clone(),
         ca_path: g.ca_path.clone(),
@@ -754,6 +759,24 @@ fn http_sender(
         };
         ConfigError::new(format!("{section}.{field}"), e.message)
     })
+}
+
+fn smtp_sender(smtp: &crate::config::Smtp) -> Result<Box<dyn Sender>, ConfigError> {
+    let cfg = SmtpConfig {
+        host: smtp.server.host.clone(),
+        port: smtp.server.port,
+        tls: smtp.tls,
+        login: smtp.login.clone(),
+        from: smtp.from.clone(),
+        subject: smtp.subject.clone(),
+        timeout: smtp.timeout,
+        ca_file: smtp.ca_file.clone(),
+        ca_path: smtp.ca_path.clone(),
+    };
+    // The client names the item inside the section ("from", "ca_file").
+    SmtpSender::new(cfg)
+        .map(|s| Box::new(s) as Box<dyn Sender>)
+        .map_err(|e| ConfigError::new(format!("smtp.{}", e.field), e.message))
 }
 
 /// The store `state_store` names: the state journal `cfg.state`, or Redis.

@@ -107,6 +107,7 @@ pub fn gateway_answer(data: &[u8]) {
             assert!(one_log_line(&e.to_string()));
         }
         Err(SendError::Template(_)) => panic!("an answer is no template"),
+        Err(SendError::Refused(_)) => panic!("an HTTP answer is no mail server's refusal"),
     }
 }
 
