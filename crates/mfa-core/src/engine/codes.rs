@@ -38,8 +38,8 @@ impl Engine {
             Given::Code(code) => tokens.iter().any(|t| otp::is_well_formed(code, t.digits)),
             Given::Chap(_) => true,
         };
+        let mut used_before = false;
         if well_formed {
-            let mut used_before = false;
             for token in tokens {
                 // One trip: any step of the window the code matches; the claim refuses a used one.
                 let token_state =
@@ -69,6 +69,15 @@ impl Engine {
                     return self.claim(user, token, found, trail);
                 }
             }
+        }
+        if one_trip {
+            // The claim checks the lock only for a code that matched: a locked user's
+            // other codes are refused as locked, neither looked at nor counted.
+            if let Some(decision) = self.refuse_if_locked(user, trail) {
+                return decision;
+            }
+        }
+        if well_formed {
             let replayed = used_before
                 || match given {
                     Given::Code(code) => tokens.iter().any(|t| verify::is_replay(t, code, now, self.windows())),
