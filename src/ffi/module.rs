@@ -293,6 +293,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             stashed_code,
             eap,
             deferred_split,
+            quiet: !request.debug_enabled(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);

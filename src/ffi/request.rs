@@ -406,7 +406,7 @@ impl<'a> Request<'a> {
 
     /// Whether the server would print debug lines for this request (radiusd -X, or a
     /// request marked for debugging): saves the work of logging them otherwise.
-    fn debug_enabled(&self) -> bool {
+    pub fn debug_enabled(&self) -> bool {
         // SAFETY: a global the server sets at start-up, and a field of a valid request.
         unsafe { rad_debug_lvl >= log_lvl_L_DBG_LVL_2 || (*self.raw).log.lvl >= log_lvl_L_DBG_LVL_2 }
     }

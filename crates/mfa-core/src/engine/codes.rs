@@ -128,7 +128,7 @@ impl Engine {
         self.reset_failures(user, trail);
         // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with auth = yes),
         // and a log line per accept is the costliest part of an accept.
-        trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+        trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
         Decision::accept()
     }
 
@@ -138,7 +138,7 @@ impl Engine {
         match self.store().take_totp_step_unless_locked(user, &token.serial, step, now) {
             Ok(Take::Taken) => {
                 self.note_upkeep_error(trail);
-                trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+                trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
                 Some(Decision::accept())
             }
             Ok(Take::Used) => None,

@@ -134,6 +134,8 @@ pub struct AuthenticateInput<'a> {
     /// authorize saw this request without the typed text (EAP-GTC), so nothing was
     /// split off: User-Password now holds "password,code".
     pub deferred_split: bool,
+    /// The server prints no debug lines for this request: the engine builds none.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Default)]
@@ -187,11 +189,21 @@ impl Decision {
 #[derive(Default)]
 struct Trail {
     log: Vec<LogLine>,
+    /// No one reads debug lines (the server's debug output is off): none is kept.
+    quiet: bool,
 }
 
 impl Trail {
     fn debug(&mut self, text: impl Into<String>) {
-        self.log.push(LogLine { level: Level::Debug, text: text.into() });
+        if !self.quiet {
+            self.log.push(LogLine { level: Level::Debug, text: text.into() });
+        }
+    }
+    /// A debug line that is formatted only when it will be read.
+    fn debug_with(&mut self, text: impl FnOnce() -> String) {
+        if !self.quiet {
+            self.log.push(LogLine { level: Level::Debug, text: text() });
+        }
     }
     fn info(&mut self, text: impl Into<String>) {
         self.log.push(LogLine { level: Level::Info, text: text.into() });
@@ -366,8 +378,14 @@ impl Engine {
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        let lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
-        let lookup = crate::identity::case::key(&lookup, self.cfg.ignore_case).into_owned();
+        // Built in one allocation (two when case is ignored): this runs twice per login.
+        let base = mapped.as_deref().unwrap_or(&parsed.user);
+        let mut lookup = String::with_capacity(base.len() + self.cfg.user_suffix.len());
+        lookup.push_str(base);
+        lookup.push_str(&self.cfg.user_suffix);
+        if self.cfg.ignore_case {
+            lookup = crate::identity::case::fold(&lookup);
+        }
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 
@@ -548,7 +566,7 @@ impl Engine {
         if let Some(out) = self.split_late(&input) {
             return out;
         }
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let user_name = input.user_name;
         let decision = self.authenticate_inner(input, &mut trail);
         let reply_attributes = match decision.outcome {
