@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod factor;
+pub mod fast_map;
 pub mod fuzzing;
 pub mod guard;
 pub mod identity;
