@@ -378,6 +378,7 @@ unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> 
             verified_here,
             tunnel,
             path: &path,
+            quiet: !request.debug_enabled(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);

@@ -498,6 +498,9 @@ impl Engine {
     /// first factor, the code part kept for authenticate. False when the request is
     /// refused (`out` then says why).
     fn split_password(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        if !matches!(self.cfg.mode, Mode::PasswordOtp | Mode::Auto) {
+            return true; // the other modes never split the field
+        }
         // Not lossy: the password part goes back to the first factor, and U+FFFD in its
         // place would let any invalid byte match a stored password holding U+FFFD.
         let field = match input.password.map(std::str::from_utf8) {

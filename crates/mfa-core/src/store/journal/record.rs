@@ -77,7 +77,8 @@ impl Record<'_> {
 
     /// The record as one line, newline included.
     pub(super) fn line(&self) -> Vec<u8> {
-        let mut line = Vec::new();
+        // Room for the longest record with short names, so that writing it does not grow it.
+        let mut line = Vec::with_capacity(96);
         self.write_line(&mut line);
         line
     }
@@ -88,6 +89,12 @@ impl Record<'_> {
 fn json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Names as they nearly always are: nothing to escape.
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for &b in text.as_bytes() {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
