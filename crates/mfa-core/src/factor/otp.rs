@@ -137,10 +137,7 @@ impl Given {
         if !is_well_formed(given, digits) {
             return None;
         }
-        given
-            .bytes()
-            .try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-            .map(Self)
+        given.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0'))).map(Self)
     }
 }
 
@@ -276,9 +273,7 @@ pub fn hotp_resync(
     // c < end <= u64::MAX, so c + 1 cannot overflow; c + 2 can, and a counter
     // that cannot advance past code2 must not be returned (it would allow replay).
     (next_counter..end)
-        .find(|&c| {
-            codes.matches(c, &code1) && codes.matches(c + 1, &code2)
-        })
+        .find(|&c| codes.matches(c, &code1) && codes.matches(c + 1, &code2))
         .and_then(|c| c.checked_add(2))
 }
 

@@ -224,7 +224,10 @@ mod tests {
         let size = fs::metadata(&path).unwrap().len();
         assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 11, 100).unwrap(), Take::Taken);
         let added = fs::read_to_string(&path).unwrap()[size as usize..].to_string();
-        assert_eq!(added, "{\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":11}\n{\"k\":\"unlock\",\"u\":\"alice\"}\n");
+        assert_eq!(
+            added,
+            "{\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":11}\n{\"k\":\"unlock\",\"u\":\"alice\"}\n"
+        );
         assert_eq!(module.lock("alice"), LockState::default());
         // A lock another writer set refuses the take and writes nothing; it ends on time.
         let locked = LockState { failures: 3, locked_until: 160 };

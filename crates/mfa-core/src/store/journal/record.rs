@@ -104,7 +104,9 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
             b'\t' => out.extend_from_slice(b"\\t"),
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
-            0..=0x1f => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]),
+            0..=0x1f => {
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            }
             _ => out.push(b),
         }
     }
@@ -207,7 +209,8 @@ mod tests {
     /// names that need escaping (quotes, backslashes, control characters, UTF-8).
     #[test]
     fn lines_are_what_serde_json_writes() {
-        let names = ["alice", "", "a\"b\\c", "tab\there\nnl\r\u{8}\u{c}", "\u{0}\u{1}\u{1f}\u{7f}", "jörg@例え.jp", "\u{2028}"];
+        let names =
+            ["alice", "", "a\"b\\c", "tab\there\nnl\r\u{8}\u{c}", "\u{0}\u{1}\u{1f}\u{7f}", "jörg@例え.jp", "\u{2028}"];
         for u in names {
             for s in names {
                 for v in [0, 7, 1_700_000_000, u64::MAX] {

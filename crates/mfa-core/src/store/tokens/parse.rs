@@ -1,8 +1,8 @@
 //! Reading the token file's JSON: strict (unknown fields are errors), each user
 //! checked as soon as it is read, errors that name the user and stay one log line.
 
-use std::cell::RefCell;
 use crate::fast_map::FastMap;
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
