@@ -15,6 +15,7 @@
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -114,7 +115,7 @@ def part_cost(args, work, pid_file, b):
           f"interleaved); system calls: strace -c -f over {n_strace} logins"
           + ("" if have_strace else " (strace missing: left out)"))
 
-    rng = __import__("random").Random(614)
+    rng = random.Random(614)
     keys = {p: [rng.randbytes(20) for _ in range(per_path)] for p in ("totp", "otp", "pwotp", "redis")}
 
     def name(path, i):

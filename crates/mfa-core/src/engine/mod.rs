@@ -19,7 +19,7 @@ use crate::store::journal::{JournalOptions, LockState};
 use crate::store::redis::RedisStore;
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
-use crate::store::tokens::{Token, TokenDb};
+use crate::store::tokens::TokenDb;
 
 mod codes;
 mod dialogue;
@@ -625,7 +625,7 @@ impl Engine {
                 };
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
-            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.clone()),
+            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.as_str().into()),
             (Mode::PasswordOtp, None) => {
                 trail.error(
                     "no code was split off in authorize: list this module in the authorize section \
@@ -650,7 +650,7 @@ impl Engine {
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
             (Mode::Otp, _) => match (input.password, &input.chap) {
-                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),
+                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p)),
                 (None, Some(chap)) => Given::Chap(chap.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
@@ -663,8 +663,7 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
             return Decision::refuse(Outcome::Reject, self.before_password(messages.no_token.clone()));
         };
-        let tokens: Vec<&Token> = entry.tokens.iter().collect();
-        self.check_code(&user, &tokens, &given, trail)
+        self.check_code(&user, &entry.tokens, &given, trail)
     }
 
     /// The `reply` rules over what the token file knows of the user:
