@@ -688,7 +688,10 @@ impl Engine {
 fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result<realm::ParsedName, &'static str> {
     let raw = user_name.ok_or("the request has no User-Name")?;
     let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
-    if name.is_empty() || name.chars().any(char::is_control) {
+    // Bytes for an ASCII name (the usual one), characters otherwise (C1 controls are two bytes).
+    let control =
+        if name.is_ascii() { name.bytes().any(|b| b.is_ascii_control()) } else { name.chars().any(char::is_control) };
+    if name.is_empty() || control {
         return Err("the User-Name is empty or holds control characters");
     }
     realm::parse(name, cfg).map_err(|e| match e {
