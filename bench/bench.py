@@ -29,6 +29,9 @@
 # redis-server started here), interleaved; Redis's own CPU apart; the latency
 # Redis adds, one login at a time; and instructions per login under callgrind.
 #
+# Part 6 (bench/cost.py): the server's cost of one accepted login, a FreeRADIUS
+# of its own per path: instructions under callgrind, CPU time, system calls.
+#
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
@@ -2038,7 +2041,13 @@ def main():
                     help="unmeasured sequential logins per path first in part 5")
     ap.add_argument("--callgrind", type=int, default=200,
                     help="logins per path counted under valgrind's callgrind in part 5; 0: none")
-    ap.add_argument("--parts", default="1,2,3,4,5", help="parts to run, e.g. 3 or 1,4 (default: all)")
+    ap.add_argument("--cost-logins", type=int, default=300,
+                    help="logins per path counted under callgrind in part 6; 0: none")
+    ap.add_argument("--cost-users", type=int, default=4000, help="logins per path per round of part 6's CPU measure")
+    ap.add_argument("--cost-rounds", type=int, default=3, help="rounds of part 6's CPU measure")
+    ap.add_argument("--cost-strace", type=int, default=1000,
+                    help="logins per path counted by strace -c in part 6; 0: none")
+    ap.add_argument("--parts", default="1,2,3,4,5,6", help="parts to run, e.g. 3 or 1,4 (default: all)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
     ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
     ap.add_argument("--target-pap", type=float, default=0.95)
@@ -2060,8 +2069,10 @@ def main():
         parts = {int(x) for x in args.parts.replace(",", " ").split()}
     except ValueError:
         parts = set()
-    if not parts or not parts <= {1, 2, 3, 4, 5}:
-        ap.error("--parts takes part numbers 1 to 5, e.g. --parts 3 or --parts 1,4")
+    if not parts or not parts <= {1, 2, 3, 4, 5, 6}:
+        ap.error("--parts takes part numbers 1 to 6, e.g. --parts 3 or --parts 1,4")
+    if args.cost_logins < 0 or args.cost_users < 1 or args.cost_rounds < 1 or args.cost_strace < 0:
+        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins and --cost-strace >= 0")
     if (args.redis_users < 1 or args.redis_rounds < 1 or args.redis_latency < 1 or args.redis_latency_warmup < 0
             or args.callgrind < 0):
         ap.error("--redis-users, --redis-rounds, --redis-latency must be >= 1, --redis-latency-warmup and "
@@ -2104,6 +2115,9 @@ def main():
             checks += part_privacyidea(args, work, pid_file)
         if 5 in parts:
             checks += part_redis(args, work, pid_file)
+        if 6 in parts:
+            import cost  # bench/cost.py, beside this file
+            checks += cost.part_cost(args, work, pid_file, sys.modules[__name__])
     except BenchError as e:
         say(f"\nFAILED: {e}")
         return 1

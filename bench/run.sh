@@ -4,7 +4,9 @@
 # 100,000-user token store (part 2), TOTP logins per second while 200
 # pushes are pending (part 3), and the privacyIDEA backend against a fast fake
 # privacyIDEA (part 4), and the CPU and latency the Redis state store adds to
-# a login beside the local journal and rlm_totp (part 5). See bench/README.md.
+# a login beside the local journal and rlm_totp (part 5), and the server's cost
+# of one accepted login, path by path: instructions under callgrind, CPU time,
+# system calls (part 6). See bench/README.md.
 #
 #   bench/run.sh [--module-dir DIR] [--out DIR] [--parts 1,2,3,4,5] [bench.py options...]
 #
@@ -25,7 +27,7 @@ module_dir=${RLM_MFA_MODULE_DIR:-}
 out="$bench_dir/out"
 fake_pi=""
 redis_bin=""
-parts="1,2,3,4,5"
+parts="1,2,3,4,5,6"
 pass=()
 
 usage() {
@@ -62,8 +64,13 @@ Options passed on to bench/bench.py (defaults in brackets):
   --redis-latency-warmup N   unmeasured sequential logins per path first [200]
   --callgrind N      logins per path counted under valgrind's callgrind in part 5,
                      0 to leave it out [200]
+  --cost-logins N    logins per path counted under callgrind in part 6, 0: none [300]
+  --cost-users N     logins per path per round of part 6's CPU measure [4000]
+  --cost-rounds N    rounds of part 6's CPU measure [3]
+  --cost-strace N    logins per path counted by strace -c in part 6, 0: none [1000]
   --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending,
-                     4 privacyIDEA backend, 5 Redis state store [1,2,3,4,5];
+                     4 privacyIDEA backend, 5 Redis state store, 6 cost per login
+                     [1,2,3,4,5,6];
                      e.g. --parts 3 or --parts 1,4
   --skip-throughput, --skip-store   leave out part 1 or part 2
 EOF
@@ -148,7 +155,7 @@ if [[ ",${parts// /,}," == *,4,* ]]; then
 fi
 
 # Part 5's Redis: Debian's redis-server, unpacked into .deps/redis by scripts/redis.sh.
-if [[ ",${parts// /,}," == *,5,* ]]; then
+if [[ ",${parts// /,}," == *,5,* || ",${parts// /,}," == *,6,* ]]; then
     if [ -z "$redis_bin" ]; then
         redis_bin="$repo/.deps/redis/bin"
         if [ ! -x "$redis_bin/redis-server" ]; then

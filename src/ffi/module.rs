@@ -293,6 +293,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             stashed_code,
             eap,
             deferred_split,
+            quiet: !request.debug_enabled(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);
@@ -339,6 +340,20 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
     })
 }
 
+/// How an Accept came about, for the log line of a refused one: `Auth-Type "PAP",
+/// EAP-Type "MD5", virtual server "default"`.
+fn accept_path(request: &Request<'_>) -> String {
+    let mut path = match request.auth_type() {
+        Some(t) => format!("Auth-Type \"{t}\""),
+        None => "no Auth-Type".to_string(),
+    };
+    if let Some(eap) = request.eap_type() {
+        path.push_str(&format!(", EAP-Type \"{eap}\""));
+    }
+    path.push_str(&format!(", virtual server \"{}\"", request.server()));
+    path
+}
+
 /// Reply attributes that make an Accept useful, removed when post-auth refuses it:
 /// the EAP-Success inside, and the keys an EAP method derived (MS-MPPE-*, vendor 311).
 const ACCEPT_ONLY: [(u32, u32); 3] = [(PW_EAP_MESSAGE, 0), (16, 311), (17, 311)];
@@ -355,19 +370,15 @@ unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> 
         } else {
             post_auth::outer_records(&request, engine.name())
         };
-        let mut path = match request.auth_type() {
-            Some(t) => format!("Auth-Type \"{t}\""),
-            None => "no Auth-Type".to_string(),
-        };
-        if let Some(eap) = request.eap_type() {
-            path.push_str(&format!(", EAP-Type \"{eap}\""));
-        }
-        path.push_str(&format!(", virtual server \"{}\"", request.server()));
+        // The path an Accept came through is named only when the Accept is refused:
+        // a login verified here (every accepted code) skips formatting it.
+        let path = if verified_here { String::new() } else { accept_path(&request) };
         let out = engine.post_auth(PostAuthInput {
             user_name: request.bytes(List::Request, PW_USER_NAME),
             verified_here,
             tunnel,
             path: &path,
+            quiet: !request.debug_enabled(),
         });
         for line in &out.log {
             request.log(line.level, &line.text);

@@ -100,7 +100,21 @@ impl<'a> Request<'a> {
 
     /// Sets `control:Auth-Type := name`.
     pub fn set_auth_type(&mut self, name: &str) -> bool {
-        let Ok(value) = CString::new(name) else { return false };
+        // The instance name as a C string, on the stack when it is short (as names are):
+        // no allocation per request.
+        let mut short = [0u8; 64];
+        let long;
+        let value: &std::ffi::CStr = if name.len() < short.len() && !name.contains('\0') {
+            short[..name.len()].copy_from_slice(name.as_bytes());
+            match std::ffi::CStr::from_bytes_until_nul(&short) {
+                Ok(value) => value,
+                Err(_) => return false,
+            }
+        } else {
+            let Ok(value) = CString::new(name) else { return false };
+            long = value;
+            &long
+        };
         // SAFETY: the control list belongs to the request, which is its talloc parent.
         unsafe {
             !fr_pair_make(
@@ -406,7 +420,7 @@ impl<'a> Request<'a> {
 
     /// Whether the server would print debug lines for this request (radiusd -X, or a
     /// request marked for debugging): saves the work of logging them otherwise.
-    fn debug_enabled(&self) -> bool {
+    pub fn debug_enabled(&self) -> bool {
         // SAFETY: a global the server sets at start-up, and a field of a valid request.
         unsafe { rad_debug_lvl >= log_lvl_L_DBG_LVL_2 || (*self.raw).log.lvl >= log_lvl_L_DBG_LVL_2 }
     }

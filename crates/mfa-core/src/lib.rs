@@ -3,7 +3,8 @@
 //! crate (`rlm_mfa`, `src/ffi/`) adapts FreeRADIUS's ABI to [`engine`].
 //!
 //! Layers, lowest first (a module uses only those before it; tests/layers.rs checks):
-//! - `clock`, `text`, `guard`: time, text that fits, panics contained;
+//! - `clock`, `text`, `guard`, `fast_map`: time, text that fits, panics contained, the
+//!   hash maps of the login path;
 //! - `identity`, `factor`: who the user is; codes and how they are checked;
 //! - `config`: every configuration item, declared once, and the checked settings;
 //! - `store`: the token file, the state journal, files reloaded when they change;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod factor;
+pub mod fast_map;
 pub mod fuzzing;
 pub mod guard;
 pub mod identity;

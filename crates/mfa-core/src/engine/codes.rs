@@ -1,6 +1,8 @@
 //! Checking a one-time code (or a CHAP answer) against a user's tokens, with
 //! replay protection and lockout.
 
+use std::borrow::{Borrow, Cow};
+
 use super::{Chap, Decision, Engine, Outcome, Trail};
 use crate::factor::otp;
 use crate::factor::state::TokenState;
@@ -8,16 +10,24 @@ use crate::factor::verify;
 use crate::store::state_store::Take;
 use crate::store::tokens::{Token, TokenKind};
 
-/// What the user gave.
-pub(super) enum Given {
-    Code(String),
+/// What the user gave: a code borrowed from the request where it can be.
+pub(super) enum Given<'a> {
+    Code(Cow<'a, str>),
     Chap(Chap),
 }
 
 impl Engine {
     /// Accepts `given` if it answers one of `tokens` and was not used before, recording
     /// the use; otherwise counts a failure toward the lockout.
-    pub(super) fn check_code(&self, user: &str, tokens: &[&Token], given: &Given, trail: &mut Trail) -> Decision {
+    /// Tokens as the caller holds them (the user's own, or some of them by reference).
+    pub(super) fn check_code<T: Borrow<Token>>(
+        &self,
+        user: &str,
+        tokens: &[T],
+        given: &Given<'_>,
+        trail: &mut Trail,
+    ) -> Decision {
+        let each_token = || tokens.iter().map(Borrow::borrow);
         let messages = &self.cfg.messages;
         // Held to the end: the outcome is recorded before the user's next guess is checked.
         let _gate = self.gates.enter(user);
@@ -27,7 +37,7 @@ impl Engine {
         // bounds the search) catch up first, so the replay state read below is current.
         let one_trip = self.store().checks_lock_in_claims()
             && matches!(given, Given::Code(_))
-            && tokens.iter().all(|t| matches!(t.kind, TokenKind::Totp { .. }));
+            && each_token().all(|t| matches!(t.kind, TokenKind::Totp { .. }));
         if !one_trip {
             if let Some(decision) = self.refuse_if_locked(user, trail) {
                 return decision;
@@ -35,12 +45,12 @@ impl Engine {
         }
 
         let well_formed = match given {
-            Given::Code(code) => tokens.iter().any(|t| otp::is_well_formed(code, t.digits)),
+            Given::Code(code) => each_token().any(|t| otp::is_well_formed(code, t.digits)),
             Given::Chap(_) => true,
         };
+        let mut used_before = false;
         if well_formed {
-            let mut used_before = false;
-            for token in tokens {
+            for token in each_token() {
                 // One trip: any step of the window the code matches; the claim refuses a used one.
                 let token_state =
                     if one_trip { TokenState::default() } else { self.store().token(user, &token.serial) };
@@ -69,9 +79,18 @@ impl Engine {
                     return self.claim(user, token, found, trail);
                 }
             }
+        }
+        if one_trip {
+            // The claim checks the lock only for a code that matched: a locked user's
+            // other codes are refused as locked, neither looked at nor counted.
+            if let Some(decision) = self.refuse_if_locked(user, trail) {
+                return decision;
+            }
+        }
+        if well_formed {
             let replayed = used_before
                 || match given {
-                    Given::Code(code) => tokens.iter().any(|t| verify::is_replay(t, code, now, self.windows())),
+                    Given::Code(code) => each_token().any(|t| verify::is_replay(t, code, now, self.windows())),
                     Given::Chap(_) => false,
                 };
             trail.info(format!(
@@ -80,7 +99,8 @@ impl Engine {
                 if matches!(given, Given::Chap(_)) { "CHAP answer" } else { "code" },
             ));
         } else {
-            trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(tokens)));
+            let refs: Vec<&Token> = each_token().collect();
+            trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(&refs)));
         }
 
         let Ok(locked) = self.record_failure(user, now, trail) else {
@@ -90,7 +110,7 @@ impl Engine {
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
             None if well_formed => messages.wrong_code.clone(),
-            None => self.bad_format_message(tokens),
+            None => self.bad_format_message(&each_token().collect::<Vec<_>>()),
         };
         Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
     }
@@ -119,7 +139,7 @@ impl Engine {
         self.reset_failures(user, trail);
         // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with auth = yes),
         // and a log line per accept is the costliest part of an accept.
-        trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+        trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
         Decision::accept()
     }
 
@@ -129,7 +149,7 @@ impl Engine {
         match self.store().take_totp_step_unless_locked(user, &token.serial, step, now) {
             Ok(Take::Taken) => {
                 self.note_upkeep_error(trail);
-                trail.debug(format!("accepted: \"{user}\" with token {}", token.serial));
+                trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
                 Some(Decision::accept())
             }
             Ok(Take::Used) => None,

@@ -351,7 +351,7 @@ impl Engine {
     ) -> Decision {
         let decision = match (method, &dialogue.sent_code) {
             (Method::App(tokens) | Method::Hardware(tokens), _) => {
-                self.check_code(user, tokens, &Given::Code(answer.to_string()), trail)
+                self.check_code(user, tokens, &Given::Code(answer.into()), trail)
             }
             (Method::Push(tokens), Some(nonce)) => {
                 return self.check_push_answer(user, origin, method, tokens, dialogue.clone(), nonce, answer, trail)
@@ -466,7 +466,7 @@ impl Engine {
     ) -> Decision {
         let typed = answer.trim();
         if tokens.iter().any(|t| crate::factor::otp::is_well_formed(typed, t.digits)) {
-            let decision = self.check_code(user, tokens, &Given::Code(typed.to_string()), trail);
+            let decision = self.check_code(user, tokens, &Given::Code(typed.into()), trail);
             if decision.outcome != Outcome::Reject {
                 return decision;
             }

@@ -112,7 +112,13 @@ fn an_auth_type_set_before_the_module_is_said_at_info_level() {
 }
 
 fn check(b: &Backend, user: &str, verified_here: bool, tunnel: Vec<Record>) -> PostAuthOutput {
-    b.post_auth(PostAuthInput { user_name: Some(user.as_bytes()), verified_here, tunnel, path: "Auth-Type \"EAP\"" })
+    b.post_auth(PostAuthInput {
+        user_name: Some(user.as_bytes()),
+        verified_here,
+        tunnel,
+        path: "Auth-Type \"EAP\"",
+        quiet: false,
+    })
 }
 use super::post_auth::PostAuthOutput;
 

@@ -20,7 +20,7 @@ use crate::store::journal::{JournalOptions, LockState};
 use crate::store::redis::RedisStore;
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
-use crate::store::tokens::{Token, TokenDb};
+use crate::store::tokens::TokenDb;
 
 mod codes;
 mod dialogue;
@@ -135,6 +135,8 @@ pub struct AuthenticateInput<'a> {
     /// authorize saw this request without the typed text (EAP-GTC), so nothing was
     /// split off: User-Password now holds "password,code".
     pub deferred_split: bool,
+    /// The server prints no debug lines for this request: the engine builds none.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Default)]
@@ -188,11 +190,21 @@ impl Decision {
 #[derive(Default)]
 struct Trail {
     log: Vec<LogLine>,
+    /// No one reads debug lines (the server's debug output is off): none is kept.
+    quiet: bool,
 }
 
 impl Trail {
     fn debug(&mut self, text: impl Into<String>) {
-        self.log.push(LogLine { level: Level::Debug, text: text.into() });
+        if !self.quiet {
+            self.log.push(LogLine { level: Level::Debug, text: text.into() });
+        }
+    }
+    /// A debug line that is formatted only when it will be read.
+    fn debug_with(&mut self, text: impl FnOnce() -> String) {
+        if !self.quiet {
+            self.log.push(LogLine { level: Level::Debug, text: text() });
+        }
     }
     fn info(&mut self, text: impl Into<String>) {
         self.log.push(LogLine { level: Level::Info, text: text.into() });
@@ -370,8 +382,14 @@ impl Engine {
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        let lookup = format!("{}{}", mapped.as_deref().unwrap_or(&parsed.user), self.cfg.user_suffix);
-        let lookup = crate::identity::case::key(&lookup, self.cfg.ignore_case).into_owned();
+        // Built in one allocation (two when case is ignored): this runs twice per login.
+        let base = mapped.as_deref().unwrap_or(&parsed.user);
+        let mut lookup = String::with_capacity(base.len() + self.cfg.user_suffix.len());
+        lookup.push_str(base);
+        lookup.push_str(&self.cfg.user_suffix);
+        if self.cfg.ignore_case {
+            lookup = crate::identity::case::fold(&lookup);
+        }
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 
@@ -484,6 +502,9 @@ impl Engine {
     /// first factor, the code part kept for authenticate. False when the request is
     /// refused (`out` then says why).
     fn split_password(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        if !matches!(self.cfg.mode, Mode::PasswordOtp | Mode::Auto) {
+            return true; // the other modes never split the field
+        }
         // Not lossy: the password part goes back to the first factor, and U+FFFD in its
         // place would let any invalid byte match a stored password holding U+FFFD.
         let field = match input.password.map(std::str::from_utf8) {
@@ -552,7 +573,7 @@ impl Engine {
         if let Some(out) = self.split_late(&input) {
             return out;
         }
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let user_name = input.user_name;
         let decision = self.authenticate_inner(input, &mut trail);
         let reply_attributes = match decision.outcome {
@@ -608,7 +629,7 @@ impl Engine {
                 };
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
-            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.clone()),
+            (Mode::PasswordOtp | Mode::Auto, Some(code)) => Given::Code(code.as_str().into()),
             (Mode::PasswordOtp, None) => {
                 trail.error(
                     "no code was split off in authorize: list this module in the authorize section \
@@ -633,7 +654,7 @@ impl Engine {
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
             (Mode::Otp, _) => match (input.password, &input.chap) {
-                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p).into_owned()),
+                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p)),
                 (None, Some(chap)) => Given::Chap(chap.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
@@ -646,8 +667,7 @@ impl Engine {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
             return Decision::refuse(Outcome::Reject, self.before_password(messages.no_token.clone()));
         };
-        let tokens: Vec<&Token> = entry.tokens.iter().collect();
-        self.check_code(&user, &tokens, &given, trail)
+        self.check_code(&user, &entry.tokens, &given, trail)
     }
 
     /// The `reply` rules over what the token file knows of the user:
@@ -672,7 +692,10 @@ impl Engine {
 fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result<realm::ParsedName, &'static str> {
     let raw = user_name.ok_or("the request has no User-Name")?;
     let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
-    if name.is_empty() || name.chars().any(char::is_control) {
+    // Bytes for an ASCII name (the usual one), characters otherwise (C1 controls are two bytes).
+    let control =
+        if name.is_ascii() { name.bytes().any(|b| b.is_ascii_control()) } else { name.chars().any(char::is_control) };
+    if name.is_empty() || control {
         return Err("the User-Name is empty or holds control characters");
     }
     realm::parse(name, cfg).map_err(|e| match e {

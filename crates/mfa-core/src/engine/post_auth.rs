@@ -41,6 +41,8 @@ pub struct PostAuthInput<'a> {
     pub tunnel: Vec<Record>,
     /// How the Accept came about, for the log line, e.g. `Auth-Type "EAP", EAP-Type "MD5"`.
     pub path: &'a str,
+    /// The server prints no debug lines for this request: the engine builds none.
+    pub quiet: bool,
 }
 
 pub struct PostAuthOutput {
@@ -92,7 +94,7 @@ impl Backend {
     /// The check on an Accept: `Ok` when the module verified the second factor in
     /// this login, `Noop` when the user has none to present, `Reject` otherwise.
     pub fn post_auth(&self, input: PostAuthInput<'_>) -> PostAuthOutput {
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let outcome = self.post_auth_inner(&input, &mut trail);
         PostAuthOutput { outcome, log: trail.log }
     }

@@ -51,19 +51,108 @@ pub const MIN_DIGITS: u32 = 6;
 /// Most digits supported; 8 is the largest length authenticator apps produce.
 pub const MAX_DIGITS: u32 = 8;
 
-/// HMAC of the 8-byte big-endian counter, keyed with the secret.
-fn mac_with<M: Mac + KeyInit>(secret: &[u8], counter: u64) -> Vec<u8> {
-    // HMAC hashes over-long keys and pads short ones, so every key length is valid.
-    let mut mac = <M as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(&counter.to_be_bytes());
-    mac.finalize().into_bytes().to_vec()
+/// A token's HMAC with the key set up once: HMAC's inner and outer padded key
+/// blocks are hashed when it is made, and each code then costs a copy of that
+/// state and the counter's two blocks, not the key's set-up again (a window of
+/// three steps costs three codes, not three key set-ups).
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+    Sha512(Hmac<Sha512>),
 }
 
+/// RFC 4226 section 5.3 dynamic truncation of the HMAC of the 8-byte big-endian counter.
+fn truncate_mac<M: Mac + Clone>(keyed: &M, counter: u64) -> u32 {
+    let mut mac = keyed.clone();
+    mac.update(&counter.to_be_bytes());
+    dynamic_truncation(&mac.finalize().into_bytes())
+}
+
+impl KeyedMac {
+    fn new(secret: &[u8], alg: Algorithm) -> Self {
+        // HMAC hashes over-long keys and pads short ones, so every key length is valid.
+        const ANY: &str = "HMAC accepts keys of any length";
+        match alg {
+            Algorithm::Sha1 => Self::Sha1(<Hmac<Sha1> as KeyInit>::new_from_slice(secret).expect(ANY)),
+            Algorithm::Sha256 => Self::Sha256(<Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect(ANY)),
+            Algorithm::Sha512 => Self::Sha512(<Hmac<Sha512> as KeyInit>::new_from_slice(secret).expect(ANY)),
+        }
+    }
+
+    fn truncated(&self, counter: u64) -> u32 {
+        match self {
+            Self::Sha1(m) => truncate_mac(m, counter),
+            Self::Sha256(m) => truncate_mac(m, counter),
+            Self::Sha512(m) => truncate_mac(m, counter),
+        }
+    }
+}
+
+/// The codes of one token: its keyed HMAC and its number of digits, made once
+/// per check and asked for as many counters as the window holds.
+#[derive(Clone)]
+pub struct Codes {
+    mac: KeyedMac,
+    digits: u32,
+}
+
+impl Codes {
+    pub fn new(secret: &[u8], digits: u32, alg: Algorithm) -> Self {
+        Self { mac: KeyedMac::new(secret, alg), digits }
+    }
+
+    /// The numeric HOTP value at `counter`: the truncated HMAC modulo 10^digits.
+    pub fn value(&self, counter: u64) -> u32 {
+        let value = u64::from(self.mac.truncated(counter));
+        // A 31-bit value is below 10^10, so ten or more digits leave it unchanged;
+        // checked_pow keeps absurd digit counts from overflowing.
+        match 10u64.checked_pow(self.digits) {
+            // The remainder is at most the 31-bit value itself, so it fits in u32.
+            Some(modulus) => (value % modulus) as u32,
+            None => value as u32,
+        }
+    }
+
+    /// The code as the user types it: zero-padded to `digits` characters.
+    pub fn code(&self, counter: u64) -> String {
+        format!("{:0width$}", self.value(counter), width = self.digits as usize)
+    }
+
+    /// Whether `given` (already a number, see [`Given`]) is the code at `counter`,
+    /// compared in constant time.
+    fn matches(&self, counter: u64, given: &Given) -> bool {
+        u64::from(self.value(counter)).ct_eq(&given.0).into()
+    }
+}
+
+/// A code as typed, read once as a number: exactly `digits` ASCII digits, so
+/// that comparing numbers is comparing the zero-padded strings.
+struct Given(u64);
+
+impl Given {
+    /// None when `given` is not exactly `digits` ASCII digits, or a number no code
+    /// can be (more than u64 holds; every code is below 2^31).
+    fn parse(given: &str, digits: u32) -> Option<Self> {
+        if !is_well_formed(given, digits) {
+            return None;
+        }
+        given.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0'))).map(Self)
+    }
+}
+
+/// HMAC of the 8-byte big-endian counter, keyed with the secret (the RFC's tables).
+#[cfg(test)]
 fn hmac_digest(secret: &[u8], counter: u64, alg: Algorithm) -> Vec<u8> {
+    fn with<M: Mac + KeyInit>(secret: &[u8], counter: u64) -> Vec<u8> {
+        let mut mac = <M as KeyInit>::new_from_slice(secret).expect("any key length");
+        mac.update(&counter.to_be_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
     match alg {
-        Algorithm::Sha1 => mac_with::<Hmac<Sha1>>(secret, counter),
-        Algorithm::Sha256 => mac_with::<Hmac<Sha256>>(secret, counter),
-        Algorithm::Sha512 => mac_with::<Hmac<Sha512>>(secret, counter),
+        Algorithm::Sha1 => with::<Hmac<Sha1>>(secret, counter),
+        Algorithm::Sha256 => with::<Hmac<Sha256>>(secret, counter),
+        Algorithm::Sha512 => with::<Hmac<Sha512>>(secret, counter),
     }
 }
 
@@ -76,26 +165,19 @@ fn dynamic_truncation(digest: &[u8]) -> u32 {
 }
 
 /// The 31-bit truncated value before reduction to `digits` digits.
+#[cfg(test)]
 fn truncated(secret: &[u8], counter: u64, alg: Algorithm) -> u32 {
-    dynamic_truncation(&hmac_digest(secret, counter, alg))
+    KeyedMac::new(secret, alg).truncated(counter)
 }
 
 /// The numeric HOTP value: the truncated HMAC modulo 10^digits.
 pub fn hotp_value(secret: &[u8], counter: u64, digits: u32, alg: Algorithm) -> u32 {
-    let value = u64::from(truncated(secret, counter, alg));
-    // A 31-bit value is below 10^10, so ten or more digits leave it unchanged;
-    // checked_pow keeps absurd digit counts from overflowing.
-    match 10u64.checked_pow(digits) {
-        // The remainder is at most the 31-bit value itself, so it fits in u32.
-        Some(modulus) => (value % modulus) as u32,
-        None => value as u32,
-    }
+    Codes::new(secret, digits, alg).value(counter)
 }
 
 /// The HOTP code as the user types it: zero-padded to `digits` characters.
 pub fn hotp_code(secret: &[u8], counter: u64, digits: u32, alg: Algorithm) -> String {
-    let value = hotp_value(secret, counter, digits, alg);
-    format!("{:0width$}", value, width = digits as usize)
+    Codes::new(secret, digits, alg).code(counter)
 }
 
 /// The RFC 6238 time step with T0 = 0. A period of 0 is treated as 1 rather
@@ -130,21 +212,19 @@ pub fn find_hotp(
     look_ahead: u64,
     given: &str,
 ) -> Option<u64> {
-    // A malformed code can never match; rejecting it first also bounds the
-    // length of the codes we generate by the length of the input.
-    if !is_well_formed(given, digits) {
-        return None;
-    }
+    // A malformed code can never match: rejected before any HMAC is computed.
+    let given = Given::parse(given, digits)?;
+    let codes = Codes::new(secret, digits, alg);
     let last = next_counter.saturating_add(look_ahead);
-    (next_counter..=last).find(|&c| code_matches(&hotp_code(secret, c, digits, alg), given))
+    (next_counter..=last).find(|&c| codes.matches(c, &given))
 }
 
 /// Highest step in `[step(now) - window, step(now) + window]` that is strictly
 /// greater than `after_step` (None = no step used yet) and whose code equals
 /// `given`.
 ///
-/// Every candidate is compared (no early exit) and the highest match wins, so
-/// that accepting a code also retires every older step it could collide with.
+/// The highest match wins, so that accepting a code also retires every older
+/// step it could collide with.
 #[allow(clippy::too_many_arguments)] // mirrors the token's fields; a struct would only rename them
 pub fn find_totp(
     secret: &[u8],
@@ -156,9 +236,7 @@ pub fn find_totp(
     after_step: Option<u64>,
     given: &str,
 ) -> Option<u64> {
-    if !is_well_formed(given, digits) {
-        return None;
-    }
+    let given = Given::parse(given, digits)?;
     let current = totp_step(now, period);
     let mut first = current.saturating_sub(window);
     let last = current.saturating_add(window);
@@ -167,13 +245,11 @@ pub fn find_totp(
         // accepted again. No step exceeds u64::MAX, hence the early None.
         first = first.max(used.checked_add(1)?);
     }
-    let mut found = None;
-    for step in first..=last {
-        if code_matches(&hotp_code(secret, step, digits, alg), given) {
-            found = Some(step);
-        }
-    }
-    found
+    // Highest first, stopping at the first match: that match is the highest, and
+    // which step it was shows anyway in the step the caller stores. A code of the
+    // current step costs two HMACs with a window of 1, a wrong code all of them.
+    let codes = Codes::new(secret, digits, alg);
+    (first..=last).rev().find(|&step| codes.matches(step, &given))
 }
 
 /// HOTP resynchronisation from two consecutive codes: finds the lowest `c` in
@@ -191,17 +267,13 @@ pub fn hotp_resync(
     code1: &str,
     code2: &str,
 ) -> Option<u64> {
-    if !is_well_formed(code1, digits) || !is_well_formed(code2, digits) {
-        return None;
-    }
+    let (code1, code2) = (Given::parse(code1, digits)?, Given::parse(code2, digits)?);
+    let codes = Codes::new(secret, digits, alg);
     let end = next_counter.saturating_add(search);
     // c < end <= u64::MAX, so c + 1 cannot overflow; c + 2 can, and a counter
     // that cannot advance past code2 must not be returned (it would allow replay).
     (next_counter..end)
-        .find(|&c| {
-            code_matches(&hotp_code(secret, c, digits, alg), code1)
-                && code_matches(&hotp_code(secret, c + 1, digits, alg), code2)
-        })
+        .find(|&c| codes.matches(c, &code1) && codes.matches(c + 1, &code2))
         .and_then(|c| c.checked_add(2))
 }
 
@@ -299,6 +371,50 @@ mod tests {
         assert_eq!(hotp_value(SEED_SHA1, 0x23523EC, 8, Algorithm::Sha1), 7081804);
         assert_eq!(hotp_code(SEED_SHA1, 0x23523EC, 8, Algorithm::Sha1), "07081804");
         assert_eq!(hotp_code(RFC4226_SECRET, 0, 7, Algorithm::Sha1), "4755224");
+    }
+
+    /// The keyed HMAC made once gives, counter after counter, what a fresh HMAC
+    /// per counter gives (the clone must not carry one counter into the next).
+    #[test]
+    fn keyed_mac_reused_across_counters_equals_a_fresh_one() {
+        for (seed, alg) in [
+            (SEED_SHA1, Algorithm::Sha1),
+            (SEED_SHA256, Algorithm::Sha256),
+            (SEED_SHA512, Algorithm::Sha512),
+            (&[7u8; 100][..], Algorithm::Sha1), // longer than a block: hashed first
+        ] {
+            let codes = Codes::new(seed, 8, alg);
+            for counter in (0..50).chain([u64::MAX - 1, u64::MAX]) {
+                assert_eq!(codes.mac.truncated(counter), dynamic_truncation(&hmac_digest(seed, counter, alg)));
+                assert_eq!(codes.value(counter), codes.value(counter), "the same twice");
+            }
+        }
+    }
+
+    /// Codes compared as numbers: leading zeros count as digits, and a code is
+    /// exactly `digits` characters long, so "0755224" is not "755224".
+    #[test]
+    fn numeric_comparison_keeps_the_string_rules() {
+        let s = RFC4226_SECRET;
+        let a = Algorithm::Sha1;
+        // Counter 7 is 82162583 with 8 digits; with 9 it is padded to 082162583.
+        assert_eq!(find_hotp(s, a, 9, 0, 9, "082162583"), Some(7));
+        assert_eq!(find_hotp(s, a, 8, 0, 9, "082162583"), None);
+        assert_eq!(find_hotp(s, a, 9, 0, 9, "82162583"), None);
+        assert_eq!(find_hotp(s, a, 6, 0, 0, "0755224"), None);
+        // SHA1 at 1111111109 is "07081804": the leading zero is part of the code.
+        assert_eq!(find_totp(SEED_SHA1, a, 8, 30, 1111111109, 0, None, "07081804"), Some(0x23523EC));
+        assert_eq!(find_totp(SEED_SHA1, a, 7, 30, 1111111109, 0, None, "7081804"), Some(0x23523EC));
+        // Ten digits: the 31-bit value itself, unreduced.
+        assert_eq!(find_hotp(s, a, 10, 0, 0, "1284755224"), Some(0));
+        // More digits than a u64 holds: no match, no panic.
+        let nines = "9".repeat(25);
+        assert_eq!(find_hotp(s, a, 25, 0, 3, &nines), None);
+        let zeros = format!("{:0>25}", "1284755224");
+        assert_eq!(find_hotp(s, a, 25, 0, 0, &zeros), Some(0));
+        // Resync reads both codes the same way.
+        assert_eq!(hotp_resync(s, a, 6, 0, 10, "254676", "287922"), Some(7));
+        assert_eq!(hotp_resync(s, a, 6, 0, 10, "254676", "0287922"), None);
     }
 
     #[test]

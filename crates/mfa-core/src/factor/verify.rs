@@ -64,9 +64,9 @@ pub fn find_chap(
     now: u64,
     windows: Windows,
 ) -> Option<u64> {
-    let secret = token.secret.as_bytes();
+    let codes = otp::Codes::new(token.secret.as_bytes(), token.digits, token.algorithm);
     let answers = |counter: u64| -> bool {
-        let code = otp::hotp_code(secret, counter, token.digits, token.algorithm);
+        let code = codes.code(counter);
         bool::from(chap_response(ident, &code, challenge).ct_eq(response))
     };
     match token.kind {

@@ -8,6 +8,7 @@ use super::error::{io_error, JournalError};
 use super::lock::unlock_file;
 use super::record::Record;
 use super::{LockState, StateJournal};
+use crate::store::state_store::Take;
 
 /// Answered States one user may hold until they expire (a person answers a
 /// few per login; a State lives at most challenge_timeout, 3600 s at most).
@@ -128,8 +129,56 @@ impl StateJournal {
         if !wanted(self) {
             return Ok(false);
         }
-        // One write() on an O_APPEND descriptor: other readers see the whole
-        // line or (briefly) a prefix of it without a newline, which they skip.
+        self.write_records(line, std::slice::from_ref(record))?;
+        Ok(true)
+    }
+
+    /// Takes a TOTP step unless the user is locked at `now`, in one hold of the
+    /// file lock: catch up, check the lock, check the step, append the claim (and
+    /// the clearing of the failures, in the same write). The same decision as a
+    /// lock check followed by a claim, without catching up twice.
+    pub fn take_totp_step_unless_locked(
+        &mut self,
+        user: &str,
+        serial: &str,
+        step: u64,
+        now: u64,
+    ) -> Result<Take, JournalError> {
+        self.lock_current()?;
+        let result = self.take_locked(user, serial, step, now);
+        if matches!(result, Ok(Take::Taken)) {
+            self.compact_if_due();
+        }
+        let _ = unlock_file(&self.file);
+        result
+    }
+
+    fn take_locked(&mut self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, JournalError> {
+        self.read_new(true)?;
+        let lock = self.lock(user);
+        if lock.is_locked(now) {
+            return Ok(Take::Locked(lock));
+        }
+        if self.token(user, serial).last_step.is_some_and(|last| step <= last) {
+            return Ok(Take::Used);
+        }
+        let claim = Record::Totp { u: user, s: serial, v: step };
+        let mut line = claim.line();
+        if lock.failures > 0 {
+            let clear = Record::Unlock { u: user };
+            clear.write_line(&mut line);
+            self.write_records(&line, &[claim, clear])?;
+        } else {
+            self.write_records(&line, &[claim])?;
+        }
+        Ok(Take::Taken)
+    }
+
+    /// Under the lock, caught up: appends `line` (the records, each with its
+    /// newline) and applies the records.
+    fn write_records(&mut self, line: &[u8], records: &[Record<'_>]) -> Result<(), JournalError> {
+        // One write() on an O_APPEND descriptor: other readers see whole lines
+        // or (briefly) a prefix of the last without a newline, which they skip.
         let written = (&self.file).write(line).map_err(io_error("append to", &self.path))?;
         if written != line.len() {
             // A half line would make the journal unreadable for everyone.
@@ -140,13 +189,15 @@ impl StateJournal {
             )));
         }
         self.offset += line.len() as u64;
-        self.lines += 1;
-        self.since_compaction += 1;
-        self.state.apply(record);
+        self.lines += records.len() as u64;
+        self.since_compaction += records.len();
+        for record in records {
+            self.state.apply(record);
+        }
         if self.opts.fsync {
             self.file.sync_data().map_err(io_error("sync", &self.path))?;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -156,6 +207,39 @@ mod tests {
 
     use super::super::fixtures::{new_dir, open, totp};
     use super::super::{JournalOptions, LockState, StateJournal, TokenState};
+
+    /// The one-hold take decides as a lock check and then a claim would, on the
+    /// state another writer left, and its records read back the same after a reopen.
+    #[test]
+    fn a_take_checks_the_lock_and_the_step_under_one_hold_of_the_file_lock() {
+        use crate::store::state_store::Take;
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let (mut module, mut other) = (open(&path), open(&path));
+        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 10, 100).unwrap(), Take::Taken);
+        assert_eq!(other.take_totp_step_unless_locked("alice", "T1", 10, 100).unwrap(), Take::Used, "caught up");
+        assert_eq!(other.take_totp_step_unless_locked("alice", "T1", 9, 100).unwrap(), Take::Used);
+        // Failures another writer counted are cleared by the take, in the same write.
+        other.set_lock("alice", LockState { failures: 2, locked_until: 0 }).unwrap();
+        let size = fs::metadata(&path).unwrap().len();
+        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 11, 100).unwrap(), Take::Taken);
+        let added = fs::read_to_string(&path).unwrap()[size as usize..].to_string();
+        assert_eq!(
+            added,
+            "{\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":11}\n{\"k\":\"unlock\",\"u\":\"alice\"}\n"
+        );
+        assert_eq!(module.lock("alice"), LockState::default());
+        // A lock another writer set refuses the take and writes nothing; it ends on time.
+        let locked = LockState { failures: 3, locked_until: 160 };
+        other.set_lock("alice", locked).unwrap();
+        let size = fs::metadata(&path).unwrap().len();
+        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 12, 150).unwrap(), Take::Locked(locked));
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 12, 160).unwrap(), Take::Taken);
+        let again = open(&path);
+        assert_eq!(again.token("alice", "T1"), totp(12));
+        assert_eq!(again.lock("alice"), LockState::default());
+    }
 
     #[test]
     fn steps_and_counters_only_go_up() {

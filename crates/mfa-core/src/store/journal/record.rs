@@ -3,11 +3,13 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 
-/// One line of the journal, as written.
-#[derive(Serialize)]
-#[serde(tag = "k", rename_all = "lowercase")]
+/// One line of the journal, as written. Written by hand ([`Record::write_line`]);
+/// the tests check that it is byte for byte what serde_json writes for the enum.
+#[cfg_attr(test, derive(Serialize), serde(tag = "k", rename_all = "lowercase"))]
 pub(super) enum Record<'a> {
     Totp {
         u: &'a str,
@@ -39,18 +41,91 @@ pub(super) enum Record<'a> {
 }
 
 impl Record<'_> {
-    /// Appends the record and its newline to `out`.
+    /// Appends the record and its newline to `out`: the JSON object serde_json
+    /// would write for it, without serde's generic path (one of these is written
+    /// per accepted code).
     pub(super) fn write_line(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *out, self).expect("records always serialize");
-        out.push(b'\n');
+        let (kind, u) = match self {
+            Record::Totp { u, .. } => ("totp", u),
+            Record::Hotp { u, .. } => ("hotp", u),
+            Record::Lock { u, .. } => ("lock", u),
+            Record::Unlock { u } => ("unlock", u),
+            Record::Forget { u } => ("forget", u),
+            Record::Used { u, .. } => ("used", u),
+        };
+        out.extend_from_slice(b"{\"k\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"u\":");
+        json_string(out, u);
+        match self {
+            Record::Totp { s, v, .. } | Record::Hotp { s, v, .. } | Record::Used { s, v, .. } => {
+                out.extend_from_slice(b",\"s\":");
+                json_string(out, s);
+                out.extend_from_slice(b",\"v\":");
+                json_number(out, *v);
+            }
+            Record::Lock { f, until, .. } => {
+                out.extend_from_slice(b",\"f\":");
+                json_number(out, u64::from(*f));
+                out.extend_from_slice(b",\"until\":");
+                json_number(out, *until);
+            }
+            Record::Unlock { .. } | Record::Forget { .. } => {}
+        }
+        out.extend_from_slice(b"}\n");
     }
 
     /// The record as one line, newline included.
     pub(super) fn line(&self) -> Vec<u8> {
-        let mut line = Vec::new();
+        // Room for the longest record with short names, so that writing it does not grow it.
+        let mut line = Vec::with_capacity(96);
         self.write_line(&mut line);
         line
     }
+}
+
+/// A JSON string, escaped as serde_json escapes: `"` and `\\`, the short forms of
+/// \b \f \n \r \t, every other control character as \u00XX; the rest as it is (UTF-8).
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Names as they nearly always are: nothing to escape.
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0..=0x1f => {
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// A number in decimal.
+fn json_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// One line of the journal, as read: flat, so parsing needs no buffering of
@@ -127,6 +202,32 @@ mod tests {
             let line = String::from_utf8(record.line()).unwrap();
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "{line:?}");
             assert_eq!(read(&line).unwrap(), line);
+        }
+    }
+
+    /// The hand-written line is what serde_json writes, for every kind and for
+    /// names that need escaping (quotes, backslashes, control characters, UTF-8).
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let names =
+            ["alice", "", "a\"b\\c", "tab\there\nnl\r\u{8}\u{c}", "\u{0}\u{1}\u{1f}\u{7f}", "jörg@例え.jp", "\u{2028}"];
+        for u in names {
+            for s in names {
+                for v in [0, 7, 1_700_000_000, u64::MAX] {
+                    for record in [
+                        Record::Totp { u, s, v },
+                        Record::Hotp { u, s, v },
+                        Record::Lock { u, f: v as u32, until: v },
+                        Record::Unlock { u },
+                        Record::Forget { u },
+                        Record::Used { u, s, v },
+                    ] {
+                        let mut expected = serde_json::to_vec(&record).unwrap();
+                        expected.push(b'\n');
+                        assert_eq!(String::from_utf8(record.line()).unwrap(), String::from_utf8(expected).unwrap());
+                    }
+                }
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use crate::fast_map::FastMap;
+
 use super::record::{state_id, Record};
 use crate::factor::state::TokenState;
 
@@ -35,14 +37,14 @@ impl LockState {
 
 #[derive(Debug, Default)]
 struct UserState {
-    tokens: HashMap<String, TokenState>,
+    tokens: FastMap<String, TokenState>,
     lock: LockState,
 }
 
 /// Every user with any state, and the States answered and not yet expired.
 #[derive(Debug, Default)]
 pub(super) struct States {
-    users: HashMap<String, UserState>,
+    users: FastMap<String, UserState>,
     /// Answered State ids, with when each expires and who answered it.
     used: HashMap<[u8; 16], (u64, String)>,
     /// The same, soonest expiry first, so that forgetting the expired ones pops

@@ -1,7 +1,7 @@
 //! All users and their tokens, in memory: lookups and the edits mfa-admin makes,
 //! each checked by the file's rules.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use super::validate::{duplicate_serial, validate_email, validate_groups, validate_sms, validate_user_name};
 use super::{TokenError, User};
@@ -11,7 +11,7 @@ use crate::factor::token::Token;
 /// All users and their tokens, as read from the token file.
 #[derive(Debug, Clone, Default)]
 pub struct TokenDb {
-    pub(super) users: HashMap<String, User>,
+    pub(super) users: FastMap<String, User>,
 }
 
 impl TokenDb {
@@ -22,7 +22,7 @@ impl TokenDb {
     /// The same users under lower-case names, for lookups that ignore case; an
     /// error names two users whose names differ only by case.
     pub fn folded(self) -> Result<TokenDb, TokenError> {
-        let mut users = HashMap::with_capacity(self.users.len());
+        let mut users = crate::fast_map::with_capacity(self.users.len());
         for (name, user) in self.users {
             let folded = crate::identity::case::fold(&name);
             if users.insert(folded.clone(), user).is_some() {

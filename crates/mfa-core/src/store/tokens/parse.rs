@@ -1,8 +1,8 @@
 //! Reading the token file's JSON: strict (unknown fields are errors), each user
 //! checked as soon as it is read, errors that name the user and stay one log line.
 
+use crate::fast_map::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
@@ -127,14 +127,14 @@ struct FileSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
-    type Value = HashMap<String, User>;
+    type Value = FastMap<String, User>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for FileSeed<'_> {
-    type Value = HashMap<String, User>;
+    type Value = FastMap<String, User>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with a \"users\" field")
     }
@@ -158,19 +158,19 @@ struct UsersSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for UsersSeed<'_> {
-    type Value = HashMap<String, User>;
+    type Value = FastMap<String, User>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for UsersSeed<'_> {
-    type Value = HashMap<String, User>;
+    type Value = FastMap<String, User>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object mapping user names to {\"tokens\": [...]}")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut users = HashMap::with_capacity(map.size_hint().unwrap_or(0));
+        let mut users = crate::fast_map::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(name) = map.next_key::<String>()? {
             let raw = match map.next_value::<RawUser>() {
                 Ok(raw) => raw,
