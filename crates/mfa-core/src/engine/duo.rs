@@ -1,0 +1,423 @@
+//! The decisions of the Duo backend (backend = duo): after FreeRADIUS's first
+//! factor (modes password+otp and push) or alone (mode otp), Duo's Auth API
+//! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
+//! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
+//! `/auth`: a Duo passcode typed where a code goes, or a push to the Duo app,
+//! sent asynchronously and polled with `/auth_status` until `duo.wait`.
+//!
+//! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
+//! user sees the configured messages. Neither password nor passcode enters a
+//! log line.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
+use crate::backend::duo::secret;
+use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Failmode, Mode};
+use crate::factor::password;
+use crate::text::printable;
+
+/// What stands in place of the passcode (password+otp) to ask for a push.
+const PUSH_WORD: &str = "push";
+
+pub struct DuoEngine {
+    name: String,
+    cfg: Config,
+    duo: DuoConfig,
+    api: Box<dyn DuoApi>,
+    /// Logins waiting for a push at once.
+    waiting: AtomicUsize,
+    /// What the `/check` at start-up found worth a warning.
+    warnings: Vec<String>,
+}
+
+/// Keeps the count of waiting logins right however the wait ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Who a call is about.
+struct Call<'a> {
+    user: &'a str,
+    /// The user's address (Calling-Station-Id when it is one), Duo's `ipaddr`.
+    ipaddr: Option<String>,
+    nas_name: &'a str,
+}
+
+impl DuoEngine {
+    /// Reads the secret key, builds the client and asks Duo's `/check`: keys Duo
+    /// refuses stop the start (naming the item); Duo unreachable is a warning.
+    pub fn new(name: &str, cfg: Config, _clock: Arc<dyn Clock>) -> Result<DuoEngine, ConfigError> {
+        let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        let skey = match &duo.secret_key {
+            SecretKey::Inline(key) => key.clone(),
+            SecretKey::File(path) => secret::read(path).map_err(|why| ConfigError::new("duo.secret_key_file", why))?,
+        };
+        let client = HttpDuo::new(&duo.api_host, &duo.integration_key, &skey, duo.signature_version, duo.timeout)
+            .map_err(|why| ConfigError::new("duo.api_host", why))?;
+        let mut engine = Self::with_api(name, cfg, Box::new(client))?;
+        engine.check_keys()?;
+        Ok(engine)
+    }
+
+    /// As [`DuoEngine::new`], with Duo's API given and not checked (tests use a fake).
+    pub fn with_api(name: &str, cfg: Config, api: Box<dyn DuoApi>) -> Result<DuoEngine, ConfigError> {
+        let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        Ok(DuoEngine { name: name.to_string(), cfg, duo, api, waiting: AtomicUsize::new(0), warnings: vec![] })
+    }
+
+    /// `/auth/v2/check`: are the keys and the signature right?
+    fn check_keys(&mut self) -> Result<(), ConfigError> {
+        match self.api.call("GET", "/auth/v2/check", &[]) {
+            Ok(_) => Ok(()),
+            Err(CallError::Refused { status, code, message }) => {
+                // Duo's codes: 40102 unknown integration key, 40103 bad signature.
+                let item = match code {
+                    40102 => "duo.integration_key",
+                    40103 | 40104 => "duo.secret_key",
+                    _ => "duo.api_host",
+                };
+                Err(ConfigError::new(
+                    item,
+                    format!("Duo's /auth/v2/check refuses the keys (HTTP {status}, code {code}): {message}"),
+                ))
+            }
+            Err(other) => {
+                self.warnings.push(format!("duo: /auth/v2/check at start-up failed, keys not verified: {other}"));
+                Ok(())
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn startup_warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        let mut trail = Trail::default();
+        let mut out = AuthorizeOutput::default();
+        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
+            trail.info(super::auth_type_already(other, &self.name));
+            out.outcome = Some(Outcome::Noop);
+        } else if input.eap && input.password.is_none() {
+            trail.debug("EAP request without User-Password: left to eap");
+            out.outcome = Some(Outcome::Noop);
+        } else {
+            match super::parse_user_name(input.user_name, &self.cfg.realm) {
+                Err(why) if input.user_name.is_none() => {
+                    trail.debug(why);
+                    out.outcome = Some(Outcome::Noop);
+                }
+                Err(why) => {
+                    trail.info(format!("rejected: {why}"));
+                    out.reply_message = Some(self.cfg.messages.bad_user.clone());
+                    out.outcome = Some(Outcome::Invalid);
+                }
+                Ok(parsed) => {
+                    if self.cfg.realm.strip && parsed.realm.is_some() {
+                        out.stripped_user_name = Some(parsed.user);
+                    }
+                    out.realm = parsed.realm;
+                    if self.cfg.mode == Mode::PasswordOtp && !self.split(&input, &mut out, &mut trail) {
+                        out.log = trail.log;
+                        return out;
+                    }
+                    out.set_auth_type = input.auth_type.is_none();
+                    out.outcome = Some(Outcome::Updated);
+                }
+            }
+        }
+        out.log = trail.log;
+        out
+    }
+
+    /// password+otp: the password part for the first factor, the passcode kept
+    /// for authenticate. False when refused (`out` says why).
+    fn split(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        let field = input.password.map(std::str::from_utf8);
+        let why = match field {
+            Some(Ok(text)) => match password::split(text, &self.cfg.split) {
+                Ok(parts) => {
+                    trail.debug("split User-Password into password and Duo passcode");
+                    out.password = Some(parts.password.to_string());
+                    out.stashed_code = Some(parts.otp.to_string());
+                    return true;
+                }
+                Err(why) => format!("User-Password: {why}"),
+            },
+            Some(Err(_)) => "User-Password is not valid UTF-8, so it is not split into password and code".into(),
+            None => "the request has no User-Password".into(),
+        };
+        trail.info(format!("rejected: {why}"));
+        out.outcome = Some(Outcome::Reject);
+        out.reply_message = Some(self.cfg.messages.no_code.clone());
+        false
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let mut trail = Trail::default();
+        let decision = self.authenticate_inner(&input, &mut trail);
+        AuthenticateOutput {
+            outcome: Some(decision.outcome),
+            reply_messages: decision.messages,
+            challenge_state: decision.state,
+            reply_attributes: vec![],
+            split: None,
+            log: trail.log,
+        }
+    }
+
+    fn authenticate_inner(&self, input: &AuthenticateInput, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = match super::parse_user_name(input.user_name, &self.cfg.realm) {
+            Ok(parsed) => parsed.user,
+            Err(why) => {
+                trail.info(format!("rejected: {why}"));
+                return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
+            }
+        };
+        let passcode = match self.cfg.mode {
+            Mode::Push => None,
+            Mode::PasswordOtp => match &input.stashed_code {
+                Some(code) if code.eq_ignore_ascii_case(PUSH_WORD) => None,
+                Some(code) => Some(code.clone()),
+                None => {
+                    trail.error(
+                        "no passcode was split off in authorize: list this module in the authorize section \
+                         before the first factor (see sites-available/mfa)",
+                    );
+                    return Decision::refuse(Outcome::Fail, messages.internal.clone());
+                }
+            },
+            _ => match input.password.map(std::str::from_utf8) {
+                Some(Ok(code)) if !code.is_empty() => Some(code.to_string()),
+                _ => {
+                    trail.info(format!("rejected: \"{user}\" sent no passcode (User-Password is missing or empty)"));
+                    return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+                }
+            },
+        };
+        let call = Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name };
+        match self.preauth(&call, trail) {
+            Ok(None) => {}
+            Ok(Some(decision)) => return decision,
+            Err(e) => return self.call_failed(&call, e, trail),
+        }
+        match passcode {
+            Some(code) => self.passcode(&call, &code, trail),
+            None => self.push(&call, trail),
+        }
+    }
+
+    /// The parameters every call about the user has.
+    fn about<'a>(call: &'a Call) -> Vec<(&'static str, &'a str)> {
+        let mut params = vec![("username", call.user)];
+        if let Some(ip) = &call.ipaddr {
+            params.push(("ipaddr", ip.as_str()));
+        }
+        params
+    }
+
+    /// `/preauth`: a decision already (allow, deny, enroll), or None to go on to `/auth`.
+    fn preauth(&self, call: &Call, trail: &mut Trail) -> Result<Option<Decision>, CallError> {
+        let answer = self.api.call("POST", "/auth/v2/preauth", &Self::about(call))?;
+        let user = call.user;
+        let messages = &self.cfg.messages;
+        Ok(match word(&answer, "result") {
+            "auth" => None,
+            "allow" => {
+                trail.info(format!("accepted \"{user}\" without a second factor: Duo's preauth allows (bypass)"));
+                Some(Decision::accept())
+            }
+            "deny" => {
+                trail.info(format!("rejected: Duo denies \"{user}\": {}", reason(&answer)));
+                Some(Decision::refuse(Outcome::Reject, messages.rejected.clone()))
+            }
+            "enroll" => Some(match self.duo.enroll {
+                Enroll::Reject => {
+                    trail.info(format!("rejected: \"{user}\" is not enrolled in Duo (duo.enroll = reject)"));
+                    Decision::refuse(Outcome::Reject, messages.no_token.clone())
+                }
+                Enroll::Allow => {
+                    trail.warn(format!(
+                        "accepted \"{user}\" on the first factor alone: not enrolled in Duo (duo.enroll = allow)"
+                    ));
+                    Decision::accept()
+                }
+            }),
+            other => {
+                trail.error(format!(
+                    "rejected \"{user}\": Duo's preauth result \"{}\" is unknown",
+                    printable(other, 40)
+                ));
+                Some(Decision::refuse(Outcome::Reject, messages.internal.clone()))
+            }
+        })
+    }
+
+    /// `/auth` with factor passcode: Duo checks it (and refuses a used one).
+    fn passcode(&self, call: &Call, code: &str, trail: &mut Trail) -> Decision {
+        let mut params = Self::about(call);
+        params.extend([("factor", "passcode"), ("passcode", code)]);
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) if word(&answer, "result") == "allow" => {
+                trail.debug(format!("Duo accepts the passcode of \"{}\"", call.user));
+                Decision::accept()
+            }
+            Ok(answer) => {
+                trail.info(format!("rejected: Duo refuses the passcode of \"{}\": {}", call.user, reason(&answer)));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone())
+            }
+            Err(e) => self.call_failed(call, e, trail),
+        }
+    }
+
+    /// `/auth` with factor push, asynchronously; `/auth_status` until `duo.wait`.
+    fn push(&self, call: &Call, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            trail.warn(format!(
+                "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
+                call.user, self.duo.max_waiting
+            ));
+            return Decision::refuse(Outcome::Reject, messages.push_busy.clone());
+        }
+        let _slot = Slot(&self.waiting);
+        let deadline = Instant::now() + self.duo.wait;
+        let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
+        let mut params = Self::about(call);
+        params.extend([("factor", "push"), ("device", "auto"), ("async", "1")]);
+        if !call.nas_name.is_empty() {
+            params.push(("pushinfo", &pushinfo));
+        }
+        let txid = match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) => match answer.get("txid").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
+                Some(txid) => txid.to_string(),
+                None => {
+                    trail.error(format!("rejected \"{}\": Duo's answer to the push has no txid", call.user));
+                    return Decision::refuse(Outcome::Reject, messages.internal.clone());
+                }
+            },
+            Err(e) => return self.call_failed(call, e, trail),
+        };
+        trail.debug(format!(
+            "waiting up to {} s for \"{}\" to approve the Duo push",
+            self.duo.wait.as_secs(),
+            call.user
+        ));
+        loop {
+            match self.api.call("GET", "/auth/v2/auth_status", &[("txid", &txid)]) {
+                Ok(answer) => match word(&answer, "result") {
+                    "allow" => {
+                        trail.debug(format!("\"{}\" approved the Duo push", call.user));
+                        return Decision::accept();
+                    }
+                    "waiting" => {}
+                    _ => {
+                        trail.info(format!("rejected: Duo denies the push to \"{}\": {}", call.user, reason(&answer)));
+                        let timed_out = word(&answer, "status") == "timeout";
+                        let message = if timed_out { &messages.push_timeout } else { &messages.push_denied };
+                        return Decision::refuse(Outcome::Reject, message.clone());
+                    }
+                },
+                // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
+                Err(CallError::Unavailable(why)) if why == "no answer in time" => {}
+                Err(e) => return self.call_failed(call, e, trail),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(self.duo.poll_interval).max(Duration::from_millis(10)));
+        }
+        trail.info(format!("rejected: \"{}\" did not approve the Duo push in time", call.user));
+        Decision::refuse(Outcome::Reject, messages.push_timeout.clone())
+    }
+
+    fn call_failed(&self, call: &Call, e: CallError, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = call.user;
+        match e {
+            CallError::Unavailable(why) => match self.duo.failmode {
+                Failmode::Secure => {
+                    trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));
+                    Decision::refuse(Outcome::Reject, messages.push_unavailable.clone())
+                }
+                Failmode::Safe => {
+                    trail.warn(format!(
+                        "accepted \"{user}\" on the first factor alone: Duo is unavailable ({why}); duo.failmode = safe"
+                    ));
+                    Decision::accept()
+                }
+            },
+            // Never failmode: a flood that makes Duo answer 429 must not open the door.
+            CallError::RateLimited => {
+                trail.error(format!("refused \"{user}\": {e}"));
+                Decision::refuse(Outcome::Fail, messages.internal.clone())
+            }
+            CallError::Refused { .. } => {
+                trail.error(format!("rejected \"{user}\": {e}"));
+                Decision::refuse(Outcome::Reject, messages.internal.clone())
+            }
+        }
+    }
+}
+
+/// A text field of Duo's answer, or "".
+fn word<'a>(answer: &'a Answer, key: &str) -> &'a str {
+    answer.get(key).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+/// Duo's status and its message, fit for a log line.
+fn reason(answer: &Answer) -> String {
+    let status = printable(word(answer, "status"), 40);
+    let message = printable(word(answer, "status_msg"), 200);
+    match (status.is_empty(), message.is_empty()) {
+        (false, false) => format!("{status} ({message})"),
+        (false, true) => status,
+        (true, false) => message,
+        (true, true) => "no reason given".into(),
+    }
+}
+
+/// The Calling-Station-Id of `session` ("station|port") when it is an IP address.
+fn station_address(session: &str) -> Option<String> {
+    let station = session.rsplit_once('|').map_or(session, |(s, _)| s).trim();
+    station.parse::<IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// `pushinfo` is itself URL-encoded `key=value` pairs: the value escaped once more.
+fn encode_pushinfo(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_station_is_an_address_or_nothing() {
+        assert_eq!(station_address("192.0.2.7|5"), Some("192.0.2.7".into()));
+        assert_eq!(station_address("2001:db8::1|"), Some("2001:db8::1".into()));
+        assert_eq!(station_address("00-11-22-33-44-55|1"), None);
+        assert_eq!(station_address("|"), None);
+    }
+}
