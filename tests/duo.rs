@@ -75,6 +75,11 @@ struct FakeDuo {
 
 impl FakeDuo {
     fn start() -> Option<FakeDuo> {
+        Self::start_signing(5)
+    }
+
+    /// A fake that verifies signatures of `version` (5 or 2) only.
+    fn start_signing(version: u8) -> Option<FakeDuo> {
         let python = venv_python()?;
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = common::repo().join("target/integration").join(format!(
@@ -89,7 +94,7 @@ impl FakeDuo {
             .arg(common::repo().join("tests/duo/fake_duo.py"))
             .arg("--dir")
             .arg(&dir)
-            .args(["--ikey", IKEY, "--users", DUO_USERS, "--skey-file"])
+            .args(["--ikey", IKEY, "--users", DUO_USERS, "--sig-version", &version.to_string(), "--skey-file"])
             .arg(dir.join("skey"))
             // Held open by the child handle: the fake exits when this process is gone.
             .stdin(Stdio::piped())
@@ -169,6 +174,18 @@ fn passcodes_right_wrong_and_replayed_in_mode_otp() {
     let paths: Vec<String> = duo.requests().into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths[0], "/auth/v2/check");
     assert_eq!(paths.iter().filter(|p| *p == "/auth/v2/auth").count(), 3, "{paths:?}");
+}
+
+#[test]
+fn signature_version_2_where_duo_still_takes_it() {
+    let module = require_module!();
+    let Some(duo) = FakeDuo::start_signing(2) else { return };
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), "\tsignature_version = 2"));
+    assert!(server.auth("alice", "123456").is_accept());
+    drop(server);
+    // A version 5 signature is not what this Duo checks: refused at start-up.
+    let out = Server::start_failing(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(out.contains("duo.secret_key"), "{}", common::tail(&out, 20));
 }
 
 #[test]

@@ -339,7 +339,7 @@ impl DuoEngine {
                     }
                 },
                 // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
-                Err(CallError::Unavailable(why)) if why == "no answer in time" => {}
+                Err(CallError::TimedOut) => {}
                 Err(e) => return self.call_failed(call, e, trail),
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -356,6 +356,7 @@ impl DuoEngine {
         let messages = &self.cfg.messages;
         let user = call.user;
         match e {
+            CallError::TimedOut => self.call_failed(call, CallError::Unavailable("no answer in time".into()), trail),
             CallError::Unavailable(why) => match self.duo.failmode {
                 Failmode::Secure => {
                     trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));

@@ -783,6 +783,8 @@ pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigErro
 #[cfg(test)]
 mod dialogue_tests;
 #[cfg(test)]
+mod duo_tests;
+#[cfg(test)]
 mod eap_tests;
 #[cfg(test)]
 mod privacyidea_tests;

@@ -30,6 +30,9 @@ pub type Answer = serde_json::Map<String, Value>;
 pub enum CallError {
     /// Duo could not be reached, failed (5xx) or answered garbage: failmode decides.
     Unavailable(String),
+    /// No answer within `timeout`: as unavailable, except for `/auth_status`, which
+    /// Duo answers only when the push's status changes (a long poll).
+    TimedOut,
     /// 429, or a call not sent during the back-off that follows one.
     RateLimited,
     /// Duo refused the request (a 4xx with its error): a configuration or request error.
@@ -40,6 +43,7 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Unavailable(why) => write!(f, "Duo is unavailable: {why}"),
+            CallError::TimedOut => write!(f, "Duo is unavailable: no answer in time"),
             CallError::RateLimited => write!(f, "Duo rate-limits this integration (HTTP 429): backing off"),
             CallError::Refused { status, code, message } => {
                 write!(f, "Duo refused the request (HTTP {status}, code {code}): {message}")
@@ -121,7 +125,7 @@ impl DuoApi for HttpDuo {
                 self.agent.get(&url).header("Date", &signed.date).header("Authorization", &signed.authorization).call()
             }
         };
-        let response = sent.map_err(|e| CallError::Unavailable(words(http::failure(&e))))?;
+        let response = sent.map_err(|e| unavailable(http::failure(&e)))?;
         let status = response.status().as_u16();
         self.note_status(status);
         if status == 429 {
@@ -133,16 +137,16 @@ impl DuoApi for HttpDuo {
         let body = match http::read_body(response, MAX_ANSWER) {
             Ok(Some(body)) => body,
             Ok(None) => return Err(CallError::Unavailable(format!("the answer is longer than {MAX_ANSWER} bytes"))),
-            Err(failure) => return Err(CallError::Unavailable(words(failure))),
+            Err(failure) => return Err(unavailable(failure)),
         };
         parse(status, &body)
     }
 }
 
-fn words(f: Failure) -> String {
+fn unavailable(f: Failure) -> CallError {
     match f {
-        Failure::Timeout => "no answer in time".into(),
-        Failure::Unreachable(why) => why,
+        Failure::Timeout => CallError::TimedOut,
+        Failure::Unreachable(why) => CallError::Unavailable(why),
     }
 }
 
@@ -181,5 +185,35 @@ mod tests {
         assert_eq!(refused, Err(CallError::Refused { status: 401, code: 40103, message: "Invalid signature".into() }));
         assert!(matches!(parse(200, b"<html>"), Err(CallError::Unavailable(_))));
         assert!(matches!(parse(200, br#"{"stat":"OK","response":[]}"#), Err(CallError::Unavailable(_))));
+    }
+
+    #[test]
+    fn a_429_backs_off_without_calling_again() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = r#"{"stat":"FAIL","code":42901,"message":"Too Many Requests"}"#;
+                let answer = format!("HTTP/1.1 429 Too Many Requests\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let mut stream = stream;
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        let duo = HttpDuo::new(&host, "DIKEY", "skey", 5, Duration::from_secs(2)).unwrap();
+        assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
+        assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "the second call waits out the back-off");
+        assert_eq!(duo.back_off.lock().unwrap().1, Duration::from_secs(2), "the next back-off doubles");
     }
 }

@@ -1,0 +1,148 @@
+//! The Duo backend's decisions against a scripted Duo: what is sent, and how
+//! each answer (and each failure) ends.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::backend::duo::{Answer, CallError, DuoApi};
+use crate::testutil::TempDir;
+
+use super::test_config::raw_config;
+
+type Sent = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// Answers in the order given and records every call (path and parameters).
+struct Scripted {
+    answers: Mutex<Vec<Result<Answer, CallError>>>,
+    sent: Sent,
+}
+
+impl DuoApi for Scripted {
+    fn call(&self, _method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.sent.lock().unwrap().push((path.to_string(), params));
+        self.answers.lock().unwrap().remove(0)
+    }
+}
+
+fn ok(json: &str) -> Result<Answer, CallError> {
+    Ok(serde_json::from_str(json).unwrap())
+}
+
+fn duo(
+    dir: &TempDir,
+    mode: &str,
+    extra: &[(&str, &str)],
+    answers: Vec<Result<Answer, CallError>>,
+) -> (DuoEngine, Sent) {
+    let mut raw = raw_config(dir.path(), mode);
+    raw.backend = Some("duo".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIWJ8X6AEYOR5OMC6TQ1".into());
+    raw.duo.secret_key = Some("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep".into());
+    raw.duo.wait = 5;
+    raw.duo.poll_interval = 1;
+    for (item, value) in extra {
+        match *item {
+            "failmode" => raw.duo.failmode = Some(value.to_string()),
+            "enroll" => raw.duo.enroll = Some(value.to_string()),
+            _ => unreachable!(),
+        }
+    }
+    let cfg = Config::from_raw(&raw).unwrap();
+    let sent = Sent::default();
+    let api = Scripted { answers: Mutex::new(answers), sent: sent.clone() };
+    (DuoEngine::with_api("mfa", cfg, Box::new(api)).unwrap(), sent)
+}
+
+fn login(engine: &DuoEngine, password: &str, stashed: Option<&str>) -> AuthenticateOutput {
+    engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(password.as_bytes()),
+        nas_name: "vpn-gw-1".into(),
+        session: "192.0.2.7|3".into(),
+        stashed_code: stashed.map(str::to_string),
+        ..AuthenticateInput::default()
+    })
+}
+
+const AUTH: &str = r#"{"result":"auth","status_msg":"Account is active"}"#;
+
+#[test]
+fn a_passcode_goes_to_duo_and_its_answer_decides() {
+    let dir = TempDir::new("duo-passcode");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(AUTH),
+        ok(r#"{"result":"deny","status":"deny","status_msg":"Incorrect passcode"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "otp", &[], answers);
+    assert_eq!(login(&engine, "123456", None).outcome, Some(Outcome::Ok));
+    let out = login(&engine, "654321", None);
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    let log: Vec<&str> = out.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(log.iter().any(|l| l.contains("Incorrect passcode")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("654321")), "never the passcode: {log:?}");
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent[0].0, "/auth/v2/preauth");
+    assert!(sent[0].1.contains(&("ipaddr".into(), "192.0.2.7".into())));
+    assert_eq!(sent[1].0, "/auth/v2/auth");
+    assert!(sent[1].1.contains(&("factor".into(), "passcode".into())));
+    assert!(sent[1].1.contains(&("passcode".into(), "123456".into())));
+}
+
+#[test]
+fn a_push_is_polled_until_approved() {
+    let dir = TempDir::new("duo-push");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"tx-1"}"#),
+        ok(r#"{"result":"waiting","status":"pushed"}"#),
+        Err(CallError::TimedOut),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "push", &[], answers);
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Ok));
+    let sent = sent.lock().unwrap();
+    assert!(sent[1].1.contains(&("pushinfo".into(), "nas=vpn%2Dgw%2D1".into())));
+    assert!(sent[1].1.contains(&("async".into(), "1".into())));
+    assert_eq!(sent[4], ("/auth/v2/auth_status".into(), vec![("txid".into(), "tx-1".into())]));
+}
+
+#[test]
+fn preauth_allow_deny_and_enroll() {
+    let dir = TempDir::new("duo-preauth");
+    let (engine, _) = duo(
+        &dir,
+        "push",
+        &[],
+        vec![ok(r#"{"result":"allow"}"#), ok(r#"{"result":"deny"}"#), ok(r#"{"result":"enroll"}"#)],
+    );
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Ok));
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Reject));
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Reject));
+    let (allowing, _) = duo(&dir, "push", &[("enroll", "allow")], vec![ok(r#"{"result":"enroll"}"#)]);
+    assert_eq!(login(&allowing, "pw", None).outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn failures_follow_failmode_but_a_rate_limit_never_accepts() {
+    let dir = TempDir::new("duo-failmode");
+    let down = || Err(CallError::Unavailable("connection refused".into()));
+    let (secure, _) = duo(&dir, "password+otp", &[], vec![down()]);
+    assert_eq!(login(&secure, "pw", Some("123456")).outcome, Some(Outcome::Reject));
+    let (safe, _) = duo(&dir, "password+otp", &[("failmode", "safe")], vec![down(), Err(CallError::RateLimited)]);
+    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Ok));
+    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Fail));
+}
+
+#[test]
+fn the_push_word_asks_for_a_push_in_password_otp() {
+    let dir = TempDir::new("duo-word");
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"deny","status":"fraud"}"#)];
+    let (engine, sent) = duo(&dir, "password+otp", &[], answers);
+    let out = login(&engine, "pw", Some("push"));
+    assert_eq!(out.reply_messages, vec![engine.config().messages.push_denied.clone()]);
+    assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+}
