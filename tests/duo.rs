@@ -214,7 +214,7 @@ fn push_approved_denied_and_unanswered() {
     let push = duo.requests().into_iter().find(|(p, v)| p == "/auth/v2/auth" && v["factor"] == "push").unwrap().1;
     assert_eq!(push["async"], "1");
     assert_eq!(push["ipaddr"], "192.0.2.7", "Calling-Station-Id as ipaddr");
-    assert_eq!(push["pushinfo"], "nas=vpn%2Dgw%2D1");
+    assert_eq!(push["pushinfo"], "nas=vpn-gw-1");
 
     let denied = server.auth("bob", "pw-bob");
     assert_eq!(denied.message(), Some("The login was denied on your device"), "{denied:?}");

@@ -9,10 +9,13 @@
 //! user sees the configured messages. Neither password nor passcode enters a
 //! log line.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
@@ -34,6 +37,35 @@ pub struct DuoEngine {
     waiting: AtomicUsize,
     /// What the `/check` at start-up found worth a warning.
     warnings: Vec<String>,
+    /// Logins being decided now, by a hash of what makes them the same login.
+    in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
+}
+
+/// How a login in progress ended, for the re-sends that joined it.
+#[derive(Default)]
+struct Joined {
+    decision: Mutex<Option<Decision>>,
+    done: Condvar,
+    /// Re-sends waiting for it (the tests look).
+    joiners: AtomicUsize,
+}
+
+/// Tells the joined re-sends how the login ended, however it ends (a panic
+/// included), and forgets the login.
+struct Leave<'a> {
+    engine: &'a DuoEngine,
+    key: [u8; 32],
+    joined: Arc<Joined>,
+    decision: Option<Decision>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let fallback = || Decision::refuse(Outcome::Fail, self.engine.cfg.messages.internal.clone());
+        *lock(&self.joined.decision) = Some(self.decision.take().unwrap_or_else(fallback));
+        self.joined.done.notify_all();
+        lock(&self.engine.in_progress).remove(&self.key);
+    }
 }
 
 /// Keeps the count of waiting logins right however the wait ends.
@@ -72,7 +104,15 @@ impl DuoEngine {
     /// As [`DuoEngine::new`], with Duo's API given and not checked (tests use a fake).
     pub fn with_api(name: &str, cfg: Config, api: Box<dyn DuoApi>) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
-        Ok(DuoEngine { name: name.to_string(), cfg, duo, api, waiting: AtomicUsize::new(0), warnings: vec![] })
+        Ok(DuoEngine {
+            name: name.to_string(),
+            cfg,
+            duo,
+            api,
+            waiting: AtomicUsize::new(0),
+            warnings: vec![],
+            in_progress: Mutex::new(HashMap::new()),
+        })
     }
 
     /// `/auth/v2/check`: are the keys and the signature right?
@@ -104,6 +144,12 @@ impl DuoEngine {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Re-sends waiting for a login in progress (for the tests).
+    #[cfg(test)]
+    pub(super) fn joiners(&self) -> usize {
+        lock(&self.in_progress).values().map(|j| j.joiners.load(Ordering::SeqCst)).sum()
     }
 
     pub fn startup_warnings(&self) -> Vec<String> {
@@ -215,14 +261,61 @@ impl DuoEngine {
             },
         };
         let call = Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name };
-        match self.preauth(&call, trail) {
+        let key = login_key(&[
+            user.as_bytes(),
+            input.nas.as_bytes(),
+            input.session.as_bytes(),
+            input.password.unwrap_or_default(),
+            passcode.as_deref().unwrap_or(PUSH_WORD).as_bytes(),
+        ]);
+        let joined = {
+            let mut map = lock(&self.in_progress);
+            match map.get(&key) {
+                Some(other) => Err(other.clone()),
+                None => {
+                    let mine = Arc::new(Joined::default());
+                    map.insert(key, mine.clone());
+                    Ok(mine)
+                }
+            }
+        };
+        match joined {
+            Err(other) => self.join(&call, &other, trail),
+            Ok(mine) => {
+                let mut leave = Leave { engine: self, key, joined: mine, decision: None };
+                let decision = self.decide(&call, passcode, trail);
+                leave.decision = Some(decision.clone());
+                decision
+            }
+        }
+    }
+
+    /// A NAS's re-send of a login being decided (a new RADIUS ID: same user, NAS,
+    /// station and text) waits for its decision instead of sending the passcode
+    /// (used up by then) or the push again.
+    fn join(&self, call: &Call, other: &Joined, trail: &mut Trail) -> Decision {
+        trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
+        other.joiners.fetch_add(1, Ordering::SeqCst);
+        let bound = self.duo.wait + 4 * self.duo.timeout;
+        let decision = lock(&other.decision);
+        let (decision, _) =
+            other.done.wait_timeout_while(decision, bound, |d| d.is_none()).unwrap_or_else(|p| p.into_inner());
+        decision.clone().unwrap_or_else(|| {
+            trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
+            Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
+        })
+    }
+
+    /// `/preauth`, then the passcode or the push.
+    fn decide(&self, call: &Call, passcode: Option<String>, trail: &mut Trail) -> Decision {
+        match self.preauth(call, trail) {
             Ok(None) => {}
             Ok(Some(decision)) => return decision,
-            Err(e) => return self.call_failed(&call, e, trail),
+            Err(e) => return self.call_failed(call, e, trail),
         }
         match passcode {
-            Some(code) => self.passcode(&call, &code, trail),
-            None => self.push(&call, trail),
+            Some(code) => self.passcode(call, &code, trail),
+            None => self.push(call, trail),
         }
     }
 
@@ -382,6 +475,20 @@ impl DuoEngine {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A hash of length-prefixed parts (so that no two part lists collide).
+fn login_key(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
 /// A text field of Duo's answer, or "".
 fn word<'a>(answer: &'a Answer, key: &str) -> &'a str {
     answer.get(key).and_then(|v| v.as_str()).unwrap_or("")
@@ -407,7 +514,7 @@ fn station_address(session: &str) -> Option<String> {
 
 /// `pushinfo` is itself URL-encoded `key=value` pairs: the value escaped once more.
 fn encode_pushinfo(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(value, crate::backend::duo::sign::ESCAPED).to_string()
 }
 
 #[cfg(test)]

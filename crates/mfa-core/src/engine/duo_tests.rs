@@ -105,7 +105,7 @@ fn a_push_is_polled_until_approved() {
     let (engine, sent) = duo(&dir, "push", &[], answers);
     assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Ok));
     let sent = sent.lock().unwrap();
-    assert!(sent[1].1.contains(&("pushinfo".into(), "nas=vpn%2Dgw%2D1".into())));
+    assert!(sent[1].1.contains(&("pushinfo".into(), "nas=vpn-gw-1".into())));
     assert!(sent[1].1.contains(&("async".into(), "1".into())));
     assert_eq!(sent[4], ("/auth/v2/auth_status".into(), vec![("txid".into(), "tx-1".into())]));
 }
@@ -145,4 +145,60 @@ fn the_push_word_asks_for_a_push_in_password_otp() {
     let out = login(&engine, "pw", Some("push"));
     assert_eq!(out.reply_messages, vec![engine.config().messages.push_denied.clone()]);
     assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+}
+
+/// Holds `/preauth` until the test lets it go; allows every passcode.
+struct Gated {
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl DuoApi for Gated {
+    fn call(&self, _method: &str, path: &str, _params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if path == "/auth/v2/preauth" {
+            let _ = self.release.lock().unwrap().recv();
+            return ok(AUTH);
+        }
+        ok(r#"{"result":"allow","status":"allow"}"#)
+    }
+}
+
+#[test]
+fn a_resend_with_a_new_id_joins_the_login_in_progress() {
+    use std::sync::atomic::Ordering;
+    let dir = TempDir::new("duo-join");
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.backend = Some("duo".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIKEY".into());
+    raw.duo.secret_key = Some("skey".into());
+    let (release, gate) = std::sync::mpsc::channel();
+    let api = Arc::new(Gated { release: Mutex::new(gate), calls: Default::default() });
+    struct Shared(Arc<Gated>);
+    impl DuoApi for Shared {
+        fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+            self.0.call(method, path, params)
+        }
+    }
+    let engine =
+        Arc::new(DuoEngine::with_api("mfa", Config::from_raw(&raw).unwrap(), Box::new(Shared(api.clone()))).unwrap());
+    let first = {
+        let engine = engine.clone();
+        std::thread::spawn(move || login(&engine, "123456", None).outcome)
+    };
+    while api.calls.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let second = {
+        let engine = engine.clone();
+        std::thread::spawn(move || login(&engine, "123456", None).outcome)
+    };
+    while engine.joiners() == 0 {
+        std::thread::yield_now();
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Some(Outcome::Ok));
+    assert_eq!(second.join().unwrap(), Some(Outcome::Ok), "the re-send gets the same answer");
+    assert_eq!(api.calls.load(Ordering::SeqCst), 2, "one preauth and one auth: the passcode went to Duo once");
 }

@@ -20,7 +20,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha512};
 
 /// What stays as it is in a canonical parameter (RFC 3986's unreserved).
-const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+pub const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// A signature version Duo accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
