@@ -225,6 +225,24 @@ fn push_approved_denied_and_unanswered() {
 }
 
 #[test]
+fn push_by_challenge_then_check() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("push", &duo.api_host(), "\tapproval = challenge"));
+    let first = server.auth("alice", "pw-alice");
+    assert!(first.is_challenge(), "{first:?}");
+    let answer = |state: &str| server.send(&format!("User-Name = \"alice\", User-Password = \"\", State = {state}\n"));
+    let state = first.state().to_string();
+    let pending = answer(&state);
+    assert!(pending.is_challenge(), "not approved yet: {pending:?}");
+    assert!(answer(&state).is_reject(), "a State answers once");
+    let approved = answer(pending.state());
+    assert!(approved.is_accept(), "{approved:?}");
+    let polls = duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth_status").count();
+    assert_eq!(polls, 2, "one /auth_status per answer round");
+}
+
+#[test]
 fn bypass_deny_unenrolled_and_rate_limited_users() {
     let module = require_module!();
     let duo = require_duo!();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, optional_path, ConfigError, Failmode, Mode};
+use super::{choice, invalid, optional_path, Approval, ConfigError, Failmode, Mode};
 
 crate::section! {
     /// The items of the `duo { }` section, before checking.
@@ -27,6 +27,8 @@ crate::section! {
         wait: u32 = "15" [range(5, 600, "seconds")],
         poll_interval: u32 = "2" [range(1, 60, "seconds")],
         max_waiting: u32 = "8" [range(1, 10_000, "logins")],
+        /// `wait` (the request polls) or `challenge` (Access-Challenge at once; the answer round asks).
+        approval: Option<String> = "wait",
         /// Duo's request signature: 5 (HMAC-SHA512 with the body's hash) or 2.
         signature_version: u32 = "5" [range(2, 5, "")],
     }
@@ -61,6 +63,7 @@ pub struct DuoConfig {
     pub wait: Duration,
     pub poll_interval: Duration,
     pub max_waiting: usize,
+    pub approval: Approval,
     pub signature_version: u8,
 }
 
@@ -131,6 +134,12 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
     if mode == Mode::Otp && enroll == Enroll::Allow {
         return Err(invalid("duo.enroll", "allow accepts on the first factor alone, and mode otp has none"));
     }
+    let approval = choice(
+        "duo.approval",
+        raw.approval.as_deref(),
+        Approval::Wait,
+        &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
+    )?;
     if raw.signature_version != 2 && raw.signature_version != 5 {
         return Err(invalid("duo.signature_version", format!("{} is not 2 or 5", raw.signature_version)));
     }
@@ -155,6 +164,7 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
         wait: Duration::from_secs(u64::from(raw.wait)),
         poll_interval: Duration::from_secs(u64::from(raw.poll_interval)),
         max_waiting: raw.max_waiting as usize,
+        approval,
         signature_version: raw.signature_version as u8,
     })
 }
@@ -198,6 +208,7 @@ mod tests {
         assert_eq!(item(&|r| r.failmode = Some("safe".into()), Mode::Otp), "duo.failmode");
         assert_eq!(item(&|r| r.enroll = Some("allow".into()), Mode::Otp), "duo.enroll");
         assert_eq!(item(&|r| r.signature_version = 4, Mode::Otp), "duo.signature_version");
+        assert_eq!(item(&|r| r.approval = Some("later".into()), Mode::Push), "duo.approval");
         assert_eq!(item(&|r| r.wait = 20, Mode::Push), "duo.wait");
     }
 }

@@ -273,7 +273,8 @@ impl Config {
             None
         };
         // Push answers may come back as a challenge round too: the State key is needed.
-        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() {
+        let duo_challenges = duo.as_ref().is_some_and(|d| d.approval == Approval::Challenge);
+        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() || duo_challenges {
             Some(challenge_settings(raw)?)
         } else {
             None

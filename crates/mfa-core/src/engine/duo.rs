@@ -20,10 +20,12 @@ use sha2::{Digest, Sha256};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
 use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
+use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Failmode, Mode};
+use crate::config::{Approval, Config, ConfigError, Failmode, Mode};
 use crate::factor::password;
-use crate::text::printable;
+use crate::store::state_store::StateStore;
+use crate::text::{cut, printable};
 
 /// What stands in place of the passcode (password+otp) to ask for a push.
 const PUSH_WORD: &str = "push";
@@ -37,6 +39,10 @@ pub struct DuoEngine {
     waiting: AtomicUsize,
     /// What the `/check` at start-up found worth a warning.
     warnings: Vec<String>,
+    /// With `approval = challenge`: the key sealing the States, and the answered ones.
+    key: Option<StateKey>,
+    used: Option<Box<dyn StateStore>>,
+    clock: Arc<dyn Clock>,
     /// Logins being decided now, by a hash of what makes them the same login.
     in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
 }
@@ -83,12 +89,14 @@ struct Call<'a> {
     /// The user's address (Calling-Station-Id when it is one), Duo's `ipaddr`.
     ipaddr: Option<String>,
     nas_name: &'a str,
+    /// What a challenge is bound to: the client's address, NAS-IP-Address and NAS-Identifier.
+    nas: &'a str,
 }
 
 impl DuoEngine {
     /// Reads the secret key, builds the client and asks Duo's `/check`: keys Duo
     /// refuses stop the start (naming the item); Duo unreachable is a warning.
-    pub fn new(name: &str, cfg: Config, _clock: Arc<dyn Clock>) -> Result<DuoEngine, ConfigError> {
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
         let skey = match &duo.secret_key {
             SecretKey::Inline(key) => key.clone(),
@@ -96,15 +104,31 @@ impl DuoEngine {
         };
         let client = HttpDuo::new(&duo.api_host, &duo.integration_key, &skey, duo.signature_version, duo.timeout)
             .map_err(|why| ConfigError::new("duo.api_host", why))?;
-        let mut engine = Self::with_api(name, cfg, Box::new(client))?;
+        let mut engine = Self::with_api(name, cfg, clock, Box::new(client))?;
         engine.check_keys()?;
         Ok(engine)
     }
 
     /// As [`DuoEngine::new`], with Duo's API given and not checked (tests use a fake).
-    pub fn with_api(name: &str, cfg: Config, api: Box<dyn DuoApi>) -> Result<DuoEngine, ConfigError> {
+    pub fn with_api(
+        name: &str,
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        api: Box<dyn DuoApi>,
+    ) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        // The State key and the answered States, only where the push challenges.
+        let (key, used) = match &cfg.challenge {
+            Some(c) => (
+                Some(StateKey::load_or_create(&c.state_key).map_err(|m| ConfigError::new("state_key", m))?),
+                Some(super::open_store(&cfg)?),
+            ),
+            None => (None, None),
+        };
         Ok(DuoEngine {
+            key,
+            used,
+            clock,
             name: name.to_string(),
             cfg,
             duo,
@@ -181,7 +205,9 @@ impl DuoEngine {
                         out.stripped_user_name = Some(parsed.user);
                     }
                     out.realm = parsed.realm;
-                    if self.cfg.mode == Mode::PasswordOtp && !self.split(&input, &mut out, &mut trail) {
+                    // The answer to a push challenge holds no password to split.
+                    let answers = input.has_state && self.key.is_some();
+                    if self.cfg.mode == Mode::PasswordOtp && !answers && !self.split(&input, &mut out, &mut trail) {
                         out.log = trail.log;
                         return out;
                     }
@@ -239,6 +265,12 @@ impl DuoEngine {
                 return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
             }
         };
+        let call =
+            Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name, nas: &input.nas };
+        // The answer to a push challenge (an EAP State is eap's, not ours).
+        if let Some(state) = input.state.filter(|_| !input.eap) {
+            return self.answer(&call, state, input.password.unwrap_or_default(), trail);
+        }
         let passcode = match self.cfg.mode {
             Mode::Push => None,
             Mode::PasswordOtp => match &input.stashed_code {
@@ -260,7 +292,6 @@ impl DuoEngine {
                 }
             },
         };
-        let call = Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name };
         let key = login_key(&[
             user.as_bytes(),
             input.nas.as_bytes(),
@@ -382,58 +413,38 @@ impl DuoEngine {
         }
     }
 
-    /// `/auth` with factor push, asynchronously; `/auth_status` until `duo.wait`.
+    /// `/auth` with factor push, asynchronously; then `/auth_status` until
+    /// `duo.wait`, or (`approval = challenge`) an Access-Challenge at once.
     fn push(&self, call: &Call, trail: &mut Trail) -> Decision {
-        let messages = &self.cfg.messages;
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
+        let challenges = self.duo.approval == Approval::Challenge;
+        if !challenges && self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             trail.warn(format!(
                 "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
                 call.user, self.duo.max_waiting
             ));
-            return Decision::refuse(Outcome::Reject, messages.push_busy.clone());
+            return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
         }
-        let _slot = Slot(&self.waiting);
+        // Taken above unless the login challenges.
+        let _slot = (!challenges).then(|| Slot(&self.waiting));
         let deadline = Instant::now() + self.duo.wait;
-        let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
-        let mut params = Self::about(call);
-        params.extend([("factor", "push"), ("device", "auto"), ("async", "1")]);
-        if !call.nas_name.is_empty() {
-            params.push(("pushinfo", &pushinfo));
-        }
-        let txid = match self.api.call("POST", "/auth/v2/auth", &params) {
-            Ok(answer) => match answer.get("txid").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
-                Some(txid) => txid.to_string(),
-                None => {
-                    trail.error(format!("rejected \"{}\": Duo's answer to the push has no txid", call.user));
-                    return Decision::refuse(Outcome::Reject, messages.internal.clone());
-                }
-            },
-            Err(e) => return self.call_failed(call, e, trail),
+        let txid = match self.send_push(call, trail) {
+            Ok(txid) => txid,
+            Err(decision) => return decision,
         };
+        if challenges {
+            let prompt =
+                self.cfg.messages.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
+            return self.challenge(call, &txid, &prompt.replace("{number}", "").replace("{correlation}", ""), trail);
+        }
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the Duo push",
             self.duo.wait.as_secs(),
             call.user
         ));
         loop {
-            match self.api.call("GET", "/auth/v2/auth_status", &[("txid", &txid)]) {
-                Ok(answer) => match word(&answer, "result") {
-                    "allow" => {
-                        trail.debug(format!("\"{}\" approved the Duo push", call.user));
-                        return Decision::accept();
-                    }
-                    "waiting" => {}
-                    _ => {
-                        trail.info(format!("rejected: Duo denies the push to \"{}\": {}", call.user, reason(&answer)));
-                        let timed_out = word(&answer, "status") == "timeout";
-                        let message = if timed_out { &messages.push_timeout } else { &messages.push_denied };
-                        return Decision::refuse(Outcome::Reject, message.clone());
-                    }
-                },
-                // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
-                Err(CallError::TimedOut) => {}
-                Err(e) => return self.call_failed(call, e, trail),
+            if let Some(decision) = self.status(call, &txid, trail) {
+                return decision;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -442,7 +453,111 @@ impl DuoEngine {
             std::thread::sleep(left.min(self.duo.poll_interval).max(Duration::from_millis(10)));
         }
         trail.info(format!("rejected: \"{}\" did not approve the Duo push in time", call.user));
-        Decision::refuse(Outcome::Reject, messages.push_timeout.clone())
+        Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+    }
+
+    /// The push's transaction id, or the decision when it cannot be sent.
+    fn send_push(&self, call: &Call, trail: &mut Trail) -> Result<String, Decision> {
+        let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
+        let mut params = Self::about(call);
+        params.extend([("factor", "push"), ("device", "auto"), ("async", "1")]);
+        if !call.nas_name.is_empty() {
+            params.push(("pushinfo", &pushinfo));
+        }
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) => {
+                match answer.get("txid").and_then(|t| t.as_str()).filter(|t| Transaction::is_valid_id(t.as_bytes())) {
+                    Some(txid) => Ok(txid.to_string()),
+                    None => {
+                        trail.error(format!("rejected \"{}\": Duo's answer to the push has no usable txid", call.user));
+                        Err(Decision::refuse(Outcome::Reject, self.cfg.messages.internal.clone()))
+                    }
+                }
+            }
+            Err(e) => Err(self.call_failed(call, e, trail)),
+        }
+    }
+
+    /// One `/auth_status`: the decision, or None while the push waits for the user.
+    fn status(&self, call: &Call, txid: &str, trail: &mut Trail) -> Option<Decision> {
+        let messages = &self.cfg.messages;
+        match self.api.call("GET", "/auth/v2/auth_status", &[("txid", txid)]) {
+            Ok(answer) => match word(&answer, "result") {
+                "allow" => {
+                    trail.debug(format!("\"{}\" approved the Duo push", call.user));
+                    Some(Decision::accept())
+                }
+                "waiting" => None,
+                _ => {
+                    trail.info(format!("rejected: Duo denies the push to \"{}\": {}", call.user, reason(&answer)));
+                    let timed_out = word(&answer, "status") == "timeout";
+                    let message = if timed_out { &messages.push_timeout } else { &messages.push_denied };
+                    Some(Decision::refuse(Outcome::Reject, message.clone()))
+                }
+            },
+            // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
+            Err(CallError::TimedOut) => None,
+            Err(e) => Some(self.call_failed(call, e, trail)),
+        }
+    }
+
+    /// An Access-Challenge whose State seals the push's txid, bound to this
+    /// instance, the user and the NAS.
+    fn challenge(&self, call: &Call, txid: &str, text: &str, trail: &mut Trail) -> Decision {
+        let (Some(key), Some(limits)) = (&self.key, &self.cfg.challenge) else {
+            trail.error("a Duo push challenge without a State key");
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        let tx = Transaction {
+            id: txid.to_string(),
+            poll: true,
+            interactive: true,
+            expires: self.clock.now() + limits.timeout,
+        };
+        let binding = Binding { instance: &self.name, user: call.user, nas: call.nas };
+        trail.debug(format!("the Duo push to \"{}\" is sent: approve, then answer", call.user));
+        Decision::challenge(seal_transaction(key, &binding, &tx), vec![cut(&printable(text, 253), 253).to_string()])
+    }
+
+    /// The answer to a push challenge: empty asks Duo whether the push was approved
+    /// (not yet: the challenge again); anything else is a passcode typed instead.
+    fn answer(&self, call: &Call, state: &[u8], typed: &[u8], trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = call.user;
+        let (Some(key), Some(used)) = (&self.key, &self.used) else {
+            trail.info(format!("rejected: \"{user}\" sent a State, and this instance does not challenge"));
+            return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+        };
+        let binding = Binding { instance: &self.name, user, nas: call.nas };
+        let now = self.clock.now();
+        let tx = match unseal_transaction(key, &binding, now, state) {
+            Ok((tx, id)) => match used.use_state_once(user, &id, tx.expires, now) {
+                Ok(true) => tx,
+                Ok(false) => {
+                    trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
+                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+                }
+                Err(e) => {
+                    trail.error(format!("cannot record the answered State in the {}: {e}", used.describe()));
+                    return Decision::refuse(Outcome::Fail, messages.internal.clone());
+                }
+            },
+            Err(why) => {
+                trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
+                return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+            }
+        };
+        let typed = String::from_utf8_lossy(typed);
+        if !typed.is_empty() {
+            return self.passcode(call, &typed, trail);
+        }
+        match self.status(call, &tx.id, trail) {
+            Some(decision) => decision,
+            None => {
+                trail.debug(format!("the Duo push to \"{user}\" is not answered yet: asking again"));
+                self.challenge(call, &tx.id, &messages.push_pending, trail)
+            }
+        }
     }
 
     fn call_failed(&self, call: &Call, e: CallError, trail: &mut Trail) -> Decision {

@@ -46,13 +46,17 @@ fn duo(
         match *item {
             "failmode" => raw.duo.failmode = Some(value.to_string()),
             "enroll" => raw.duo.enroll = Some(value.to_string()),
+            "approval" => raw.duo.approval = Some(value.to_string()),
             _ => unreachable!(),
         }
     }
     let cfg = Config::from_raw(&raw).unwrap();
     let sent = Sent::default();
     let api = Scripted { answers: Mutex::new(answers), sent: sent.clone() };
-    (DuoEngine::with_api("mfa", cfg, Box::new(api)).unwrap(), sent)
+    (
+        DuoEngine::with_api("mfa", cfg, Arc::new(crate::clock::FixedClock::new(1_700_000_000)), Box::new(api)).unwrap(),
+        sent,
+    )
 }
 
 fn login(engine: &DuoEngine, password: &str, stashed: Option<&str>) -> AuthenticateOutput {
@@ -181,8 +185,15 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
             self.0.call(method, path, params)
         }
     }
-    let engine =
-        Arc::new(DuoEngine::with_api("mfa", Config::from_raw(&raw).unwrap(), Box::new(Shared(api.clone()))).unwrap());
+    let engine = Arc::new(
+        DuoEngine::with_api(
+            "mfa",
+            Config::from_raw(&raw).unwrap(),
+            Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
+            Box::new(Shared(api.clone())),
+        )
+        .unwrap(),
+    );
     let first = {
         let engine = engine.clone();
         std::thread::spawn(move || login(&engine, "123456", None).outcome)
@@ -201,4 +212,72 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
     assert_eq!(first.join().unwrap(), Some(Outcome::Ok));
     assert_eq!(second.join().unwrap(), Some(Outcome::Ok), "the re-send gets the same answer");
     assert_eq!(api.calls.load(Ordering::SeqCst), 2, "one preauth and one auth: the passcode went to Duo once");
+}
+
+fn answer(engine: &DuoEngine, state: &[u8], typed: &str) -> AuthenticateOutput {
+    engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(typed.as_bytes()),
+        state: Some(state),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    })
+}
+
+#[test]
+fn a_push_by_challenge_is_checked_in_the_answer_round() {
+    let dir = TempDir::new("duo-challenge");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"tx-9"}"#),
+        ok(r#"{"result":"waiting","status":"pushed"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "push", &[("approval", "challenge")], answers);
+    let first = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    assert_eq!(first.reply_messages, vec!["Approve the login on your device, then press OK".to_string()]);
+    let state = first.challenge_state.unwrap();
+    assert!(!state.windows(4).any(|w| w == b"tx-9"), "the txid travels sealed");
+    let pending = answer(&engine, &state, "");
+    assert_eq!(pending.outcome, Some(Outcome::Challenge), "not approved yet: asked again");
+    assert_eq!(answer(&engine, &state, "").outcome, Some(Outcome::Reject), "a State answers once");
+    let again = pending.challenge_state.unwrap();
+    assert_eq!(answer(&engine, &again, "").outcome, Some(Outcome::Ok));
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent[2], ("/auth/v2/auth_status".into(), vec![("txid".into(), "tx-9".into())]));
+    assert_eq!(sent.len(), 4, "the replayed State never reached Duo");
+    drop(sent);
+
+    // A passcode typed instead of approving goes to Duo as one.
+    let (engine, sent) = duo(
+        &dir,
+        "push",
+        &[("approval", "challenge")],
+        vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"allow"}"#)],
+    );
+    let first = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    let state = first.challenge_state.unwrap();
+    // Bound to the NAS: another one cannot answer it (and Duo is not asked).
+    let elsewhere = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b""),
+        state: Some(&state),
+        nas: "192.0.2.9||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(elsewhere.outcome, Some(Outcome::Reject));
+    assert_eq!(answer(&engine, &state, "123456").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[2].1.contains(&("passcode".into(), "123456".into())));
 }
