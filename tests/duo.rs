@@ -199,6 +199,12 @@ fn passcode_after_the_password_in_mode_password_otp() {
     assert_eq!(sent.len(), 1, "a wrong password never reaches Duo: {sent:?}");
     assert_eq!(sent[0].1["factor"], "passcode");
     assert_eq!(sent[0].1["username"], "alice");
+    // The words push and phone in place of the passcode: a push, a phone call.
+    assert!(server.auth("alice", "pw-alice,push").is_accept());
+    assert!(server.auth("alice", "pw-alice,phone").is_accept());
+    let factors: Vec<_> =
+        duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").map(|(_, v)| v["factor"].clone()).collect();
+    assert_eq!(factors[1..], ["push", "phone"]);
 }
 
 #[test]

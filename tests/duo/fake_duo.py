@@ -6,7 +6,8 @@ Duo does. The users and how they behave come from --users (JSON):
   {"alice": {"preauth": "auth", "push": "approve", "passcodes": ["123456"]}, ...}
 
 preauth: auth | allow | deny | enroll | 429 (the answer to /preauth);
-push: approve (after one "waiting") | deny | fraud | timeout | never.
+push: approve (after one "waiting") | deny | fraud | timeout | never (a phone
+call, factor=phone, goes the same way).
 A passcode is good once. Users not listed get "enroll". The secret key is read
 from --skey-file at every request, so that a test can change it under a running
 module. Each verified request is appended to --dir/requests.jsonl. Prints
@@ -142,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.ok({"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."})
             else:
                 self.ok({"result": "deny", "status": "deny", "status_msg": "Incorrect passcode. Please try again."})
-        elif path == "/auth/v2/auth" and params.get("factor") == "push":
+        elif path == "/auth/v2/auth" and params.get("factor") in ("push", "phone"):
             if params.get("async") != "1":
                 self.fail(400, 40002, "the fake answers async pushes only")
                 return

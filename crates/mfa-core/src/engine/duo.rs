@@ -2,8 +2,9 @@
 //! factor (modes password+otp and push) or alone (mode otp), Duo's Auth API
 //! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
 //! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
-//! `/auth`: a Duo passcode typed where a code goes, or a push to the Duo app,
-//! sent asynchronously and polled with `/auth_status` until `duo.wait`.
+//! `/auth`: a Duo passcode typed where a code goes, or a push to the Duo app
+//! (or a phone call: `password,phone`), sent asynchronously and polled with
+//! `/auth_status` until `duo.wait`.
 //!
 //! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
 //! user sees the configured messages. Neither password nor passcode enters a
@@ -27,8 +28,16 @@ use crate::factor::password;
 use crate::store::state_store::StateStore;
 use crate::text::{cut, printable};
 
-/// What stands in place of the passcode (password+otp) to ask for a push.
-const PUSH_WORD: &str = "push";
+/// What may stand in place of the passcode (password+otp): Duo's factors that
+/// need no typing, a push to the Duo app and a phone call.
+const OUT_OF_BAND: [&str; 2] = ["push", "phone"];
+
+/// What the login asks Duo to check.
+enum Factor {
+    Passcode(String),
+    /// `push` or `phone`: sent asynchronously, then `/auth_status`.
+    OutOfBand(&'static str),
+}
 
 pub struct DuoEngine {
     name: String,
@@ -271,11 +280,13 @@ impl DuoEngine {
         if let Some(state) = input.state.filter(|_| !input.eap) {
             return self.answer(&call, state, input.password.unwrap_or_default(), trail);
         }
-        let passcode = match self.cfg.mode {
-            Mode::Push => None,
+        let factor = match self.cfg.mode {
+            Mode::Push => Factor::OutOfBand("push"),
             Mode::PasswordOtp => match &input.stashed_code {
-                Some(code) if code.eq_ignore_ascii_case(PUSH_WORD) => None,
-                Some(code) => Some(code.clone()),
+                Some(code) => match OUT_OF_BAND.iter().find(|word| code.eq_ignore_ascii_case(word)) {
+                    Some(word) => Factor::OutOfBand(word),
+                    None => Factor::Passcode(code.clone()),
+                },
                 None => {
                     trail.error(
                         "no passcode was split off in authorize: list this module in the authorize section \
@@ -285,7 +296,7 @@ impl DuoEngine {
                 }
             },
             _ => match input.password.map(std::str::from_utf8) {
-                Some(Ok(code)) if !code.is_empty() => Some(code.to_string()),
+                Some(Ok(code)) if !code.is_empty() => Factor::Passcode(code.to_string()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no passcode (User-Password is missing or empty)"));
                     return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
@@ -297,7 +308,10 @@ impl DuoEngine {
             input.nas.as_bytes(),
             input.session.as_bytes(),
             input.password.unwrap_or_default(),
-            passcode.as_deref().unwrap_or(PUSH_WORD).as_bytes(),
+            match &factor {
+                Factor::Passcode(code) => code.as_bytes(),
+                Factor::OutOfBand(word) => word.as_bytes(),
+            },
         ]);
         let joined = {
             let mut map = lock(&self.in_progress);
@@ -314,7 +328,7 @@ impl DuoEngine {
             Err(other) => self.join(&call, &other, trail),
             Ok(mine) => {
                 let mut leave = Leave { engine: self, key, joined: mine, decision: None };
-                let decision = self.decide(&call, passcode, trail);
+                let decision = self.decide(&call, factor, trail);
                 leave.decision = Some(decision.clone());
                 decision
             }
@@ -337,16 +351,16 @@ impl DuoEngine {
         })
     }
 
-    /// `/preauth`, then the passcode or the push.
-    fn decide(&self, call: &Call, passcode: Option<String>, trail: &mut Trail) -> Decision {
+    /// `/preauth`, then the passcode, the push or the phone call.
+    fn decide(&self, call: &Call, factor: Factor, trail: &mut Trail) -> Decision {
         match self.preauth(call, trail) {
             Ok(None) => {}
             Ok(Some(decision)) => return decision,
             Err(e) => return self.call_failed(call, e, trail),
         }
-        match passcode {
-            Some(code) => self.passcode(call, &code, trail),
-            None => self.push(call, trail),
+        match factor {
+            Factor::Passcode(code) => self.passcode(call, &code, trail),
+            Factor::OutOfBand(word) => self.push(call, word, trail),
         }
     }
 
@@ -415,7 +429,7 @@ impl DuoEngine {
 
     /// `/auth` with factor push, asynchronously; then `/auth_status` until
     /// `duo.wait`, or (`approval = challenge`) an Access-Challenge at once.
-    fn push(&self, call: &Call, trail: &mut Trail) -> Decision {
+    fn push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Decision {
         let challenges = self.duo.approval == Approval::Challenge;
         if !challenges && self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -428,7 +442,7 @@ impl DuoEngine {
         // Taken above unless the login challenges.
         let _slot = (!challenges).then(|| Slot(&self.waiting));
         let deadline = Instant::now() + self.duo.wait;
-        let txid = match self.send_push(call, trail) {
+        let txid = match self.send_push(call, factor, trail) {
             Ok(txid) => txid,
             Err(decision) => return decision,
         };
@@ -456,12 +470,12 @@ impl DuoEngine {
         Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
     }
 
-    /// The push's transaction id, or the decision when it cannot be sent.
-    fn send_push(&self, call: &Call, trail: &mut Trail) -> Result<String, Decision> {
+    /// The push's (or the call's) transaction id, or the decision when it cannot be sent.
+    fn send_push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Result<String, Decision> {
         let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
         let mut params = Self::about(call);
-        params.extend([("factor", "push"), ("device", "auto"), ("async", "1")]);
-        if !call.nas_name.is_empty() {
+        params.extend([("factor", factor), ("device", "auto"), ("async", "1")]);
+        if factor == "push" && !call.nas_name.is_empty() {
             params.push(("pushinfo", &pushinfo));
         }
         match self.api.call("POST", "/auth/v2/auth", &params) {

@@ -149,6 +149,13 @@ fn the_push_word_asks_for_a_push_in_password_otp() {
     let out = login(&engine, "pw", Some("push"));
     assert_eq!(out.reply_messages, vec![engine.config().messages.push_denied.clone()]);
     assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"allow","status":"allow"}"#)];
+    let (engine, sent) = duo(&dir, "password+otp", &[], answers);
+    assert_eq!(login(&engine, "pw", Some("Phone")).outcome, Some(Outcome::Ok));
+    let call = &sent.lock().unwrap()[1].1;
+    assert!(call.contains(&("factor".into(), "phone".into())));
+    assert!(!call.iter().any(|(k, _)| k == "pushinfo"), "pushinfo is for pushes");
 }
 
 /// Holds `/preauth` until the test lets it go; allows every passcode.
