@@ -205,6 +205,10 @@ fn passcode_after_the_password_in_mode_password_otp() {
     let factors: Vec<_> =
         duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").map(|(_, v)| v["factor"].clone()).collect();
     assert_eq!(factors[1..], ["push", "phone"]);
+    // sms: Duo sends passcodes, the Reject says where; the next login types one.
+    let sent = server.auth("alice", "pw-alice,sms");
+    assert_eq!(sent.message(), Some("Enter the code sent to Phone (XXX-XXX-1234):"), "{sent:?}");
+    assert!(server.auth("alice", "pw-alice,777777").is_accept());
 }
 
 #[test]
@@ -246,6 +250,15 @@ fn push_by_challenge_then_check() {
     assert!(approved.is_accept(), "{approved:?}");
     let polls = duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth_status").count();
     assert_eq!(polls, 2, "one /auth_status per answer round");
+    drop(server);
+
+    // SMS passcodes by challenge: asked for at once, one typed in the answer.
+    let server = Server::start(&module, &setup("password+otp", &duo.api_host(), "\tapproval = challenge"));
+    let sms = server.auth("bob", "pw-bob,sms");
+    assert!(sms.is_challenge(), "{sms:?}");
+    assert_eq!(sms.message(), Some("Enter the code sent to Phone (XXX-XXX-1234):"));
+    let typed = server.send(&format!("User-Name = \"bob\", User-Password = \"777777\", State = {}\n", sms.state()));
+    assert!(typed.is_accept(), "{typed:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ Duo does. The users and how they behave come from --users (JSON):
 preauth: auth | allow | deny | enroll | 429 (the answer to /preauth);
 push: approve (after one "waiting") | deny | fraud | timeout | never (a phone
 call, factor=phone, goes the same way).
-A passcode is good once. Users not listed get "enroll". The secret key is read
+A passcode is good once; factor=sms adds 777777 to the user's. Users not listed get "enroll". The secret key is read
 from --skey-file at every request, so that a test can change it under a running
 module. Each verified request is appended to --dir/requests.jsonl. Prints
 "READY <port>" once listening."""
@@ -132,7 +132,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.ok({"result": "allow", "status_msg": "Allowing unknown user"})
             else:
                 self.ok({"result": "auth", "status_msg": "Account is active",
-                         "devices": [{"device": "DPFAKE", "capabilities": ["push", "sms"], "type": "phone"}]})
+                         "devices": [{"device": "DPFAKE", "capabilities": ["push", "sms", "phone"],
+                                      "type": "phone", "display_name": "Phone (XXX-XXX-1234)"}]})
         elif path == "/auth/v2/auth" and params.get("factor") == "passcode":
             code = params.get("passcode", "")
             key = (params.get("username"), code)
@@ -143,6 +144,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.ok({"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."})
             else:
                 self.ok({"result": "deny", "status": "deny", "status_msg": "Incorrect passcode. Please try again."})
+        elif path == "/auth/v2/auth" and params.get("factor") == "sms":
+            with lock:
+                user.setdefault("passcodes", []).append("777777")
+            self.ok({"result": "deny", "status": "sent", "status_msg": "New SMS passcodes sent."})
         elif path == "/auth/v2/auth" and params.get("factor") in ("push", "phone"):
             if params.get("async") != "1":
                 self.fail(400, 40002, "the fake answers async pushes only")

@@ -26,17 +26,22 @@ use crate::clock::Clock;
 use crate::config::{Approval, Config, ConfigError, Failmode, Mode};
 use crate::factor::password;
 use crate::store::state_store::StateStore;
+use crate::text::template::render;
 use crate::text::{cut, printable};
 
 /// What may stand in place of the passcode (password+otp): Duo's factors that
 /// need no typing, a push to the Duo app and a phone call.
 const OUT_OF_BAND: [&str; 2] = ["push", "phone"];
+/// In place of the passcode: send new passcodes by SMS.
+const SMS_WORD: &str = "sms";
 
 /// What the login asks Duo to check.
 enum Factor {
     Passcode(String),
     /// `push` or `phone`: sent asynchronously, then `/auth_status`.
     OutOfBand(&'static str),
+    /// New passcodes by SMS, one of which the user types next.
+    Sms,
 }
 
 pub struct DuoEngine {
@@ -283,6 +288,7 @@ impl DuoEngine {
         let factor = match self.cfg.mode {
             Mode::Push => Factor::OutOfBand("push"),
             Mode::PasswordOtp => match &input.stashed_code {
+                Some(code) if code.eq_ignore_ascii_case(SMS_WORD) => Factor::Sms,
                 Some(code) => match OUT_OF_BAND.iter().find(|word| code.eq_ignore_ascii_case(word)) {
                     Some(word) => Factor::OutOfBand(word),
                     None => Factor::Passcode(code.clone()),
@@ -311,6 +317,7 @@ impl DuoEngine {
             match &factor {
                 Factor::Passcode(code) => code.as_bytes(),
                 Factor::OutOfBand(word) => word.as_bytes(),
+                Factor::Sms => SMS_WORD.as_bytes(),
             },
         ]);
         let joined = {
@@ -353,14 +360,15 @@ impl DuoEngine {
 
     /// `/preauth`, then the passcode, the push or the phone call.
     fn decide(&self, call: &Call, factor: Factor, trail: &mut Trail) -> Decision {
-        match self.preauth(call, trail) {
-            Ok(None) => {}
-            Ok(Some(decision)) => return decision,
+        let devices = match self.preauth(call, trail) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(decision)) => return decision,
             Err(e) => return self.call_failed(call, e, trail),
-        }
+        };
         match factor {
             Factor::Passcode(code) => self.passcode(call, &code, trail),
             Factor::OutOfBand(word) => self.push(call, word, trail),
+            Factor::Sms => self.sms(call, &devices, trail),
         }
     }
 
@@ -373,22 +381,23 @@ impl DuoEngine {
         params
     }
 
-    /// `/preauth`: a decision already (allow, deny, enroll), or None to go on to `/auth`.
-    fn preauth(&self, call: &Call, trail: &mut Trail) -> Result<Option<Decision>, CallError> {
+    /// `/preauth`: a decision already (allow, deny, enroll), or its answer (with the
+    /// user's devices) to go on to `/auth`.
+    fn preauth(&self, call: &Call, trail: &mut Trail) -> Result<Result<Answer, Decision>, CallError> {
         let answer = self.api.call("POST", "/auth/v2/preauth", &Self::about(call))?;
         let user = call.user;
         let messages = &self.cfg.messages;
-        Ok(match word(&answer, "result") {
-            "auth" => None,
+        Ok(Err(match word(&answer, "result") {
+            "auth" => return Ok(Ok(answer)),
             "allow" => {
                 trail.info(format!("accepted \"{user}\" without a second factor: Duo's preauth allows (bypass)"));
-                Some(Decision::accept())
+                Decision::accept()
             }
             "deny" => {
                 trail.info(format!("rejected: Duo denies \"{user}\": {}", reason(&answer)));
-                Some(Decision::refuse(Outcome::Reject, messages.rejected.clone()))
+                Decision::refuse(Outcome::Reject, messages.rejected.clone())
             }
-            "enroll" => Some(match self.duo.enroll {
+            "enroll" => match self.duo.enroll {
                 Enroll::Reject => {
                     trail.info(format!("rejected: \"{user}\" is not enrolled in Duo (duo.enroll = reject)"));
                     Decision::refuse(Outcome::Reject, messages.no_token.clone())
@@ -399,15 +408,42 @@ impl DuoEngine {
                     ));
                     Decision::accept()
                 }
-            }),
+            },
             other => {
                 trail.error(format!(
                     "rejected \"{user}\": Duo's preauth result \"{}\" is unknown",
                     printable(other, 40)
                 ));
-                Some(Decision::refuse(Outcome::Reject, messages.internal.clone()))
+                Decision::refuse(Outcome::Reject, messages.internal.clone())
             }
-        })
+        }))
+    }
+
+    /// `/auth` with factor sms: Duo sends new passcodes (and says `deny`, status
+    /// `sent`). With the State key, Access-Challenge for one of them; else a Reject
+    /// whose Reply-Message says where they went, for the next login.
+    fn sms(&self, call: &Call, devices: &Answer, trail: &mut Trail) -> Decision {
+        let mut params = Self::about(call);
+        params.extend([("factor", "sms"), ("device", "auto")]);
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) if word(&answer, "status") == "sent" => {
+                let prompt = render(
+                    &self.cfg.messages.prompt_sent,
+                    &[("destination", &sms_destination(devices)), ("correlation", ""), ("description", "")],
+                )
+                .replace(" ()", "");
+                trail.info(format!("Duo sent SMS passcodes to \"{}\"", call.user));
+                if self.key.is_some() {
+                    return self.challenge(call, &format!("sms-{}", self.clock.now()), false, &prompt, trail);
+                }
+                Decision::refuse(Outcome::Reject, prompt)
+            }
+            Ok(answer) => {
+                trail.info(format!("rejected: Duo sent no SMS passcodes to \"{}\": {}", call.user, reason(&answer)));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone())
+            }
+            Err(e) => self.call_failed(call, e, trail),
+        }
     }
 
     /// `/auth` with factor passcode: Duo checks it (and refuses a used one).
@@ -449,7 +485,13 @@ impl DuoEngine {
         if challenges {
             let prompt =
                 self.cfg.messages.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
-            return self.challenge(call, &txid, &prompt.replace("{number}", "").replace("{correlation}", ""), trail);
+            return self.challenge(
+                call,
+                &txid,
+                true,
+                &prompt.replace("{number}", "").replace("{correlation}", ""),
+                trail,
+            );
         }
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the Duo push",
@@ -517,19 +559,15 @@ impl DuoEngine {
 
     /// An Access-Challenge whose State seals the push's txid, bound to this
     /// instance, the user and the NAS.
-    fn challenge(&self, call: &Call, txid: &str, text: &str, trail: &mut Trail) -> Decision {
+    fn challenge(&self, call: &Call, txid: &str, poll: bool, text: &str, trail: &mut Trail) -> Decision {
         let (Some(key), Some(limits)) = (&self.key, &self.cfg.challenge) else {
             trail.error("a Duo push challenge without a State key");
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
-        let tx = Transaction {
-            id: txid.to_string(),
-            poll: true,
-            interactive: true,
-            expires: self.clock.now() + limits.timeout,
-        };
+        let tx =
+            Transaction { id: txid.to_string(), poll, interactive: true, expires: self.clock.now() + limits.timeout };
         let binding = Binding { instance: &self.name, user: call.user, nas: call.nas };
-        trail.debug(format!("the Duo push to \"{}\" is sent: approve, then answer", call.user));
+        trail.debug(format!("challenging \"{}\"{}", call.user, if poll { " (push sent)" } else { "" }));
         Decision::challenge(seal_transaction(key, &binding, &tx), vec![cut(&printable(text, 253), 253).to_string()])
     }
 
@@ -565,11 +603,15 @@ impl DuoEngine {
         if !typed.is_empty() {
             return self.passcode(call, &typed, trail);
         }
+        if !tx.poll {
+            trail.info(format!("rejected: \"{user}\" answered the SMS challenge without a passcode"));
+            return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+        }
         match self.status(call, &tx.id, trail) {
             Some(decision) => decision,
             None => {
                 trail.debug(format!("the Duo push to \"{user}\" is not answered yet: asking again"));
-                self.challenge(call, &tx.id, &messages.push_pending, trail)
+                self.challenge(call, &tx.id, true, &messages.push_pending, trail)
             }
         }
     }
@@ -639,6 +681,18 @@ fn reason(answer: &Answer) -> String {
 fn station_address(session: &str) -> Option<String> {
     let station = session.rsplit_once('|').map_or(session, |(s, _)| s).trim();
     station.parse::<IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// Where Duo sends SMS passcodes: the first device that takes them, as Duo
+/// names it (its number already masked: `XXX-XXX-1234`).
+fn sms_destination(preauth: &Answer) -> String {
+    let devices = preauth.get("devices").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default();
+    let takes_sms = |d: &&serde_json::Value| {
+        d.get("capabilities").and_then(|c| c.as_array()).is_some_and(|c| c.iter().any(|c| c == "sms"))
+    };
+    let device = devices.iter().find(takes_sms);
+    let name = device.and_then(|d| d.get("display_name").or(d.get("number"))).and_then(|n| n.as_str());
+    printable(name.unwrap_or("your phone"), 60)
 }
 
 /// `pushinfo` is itself URL-encoded `key=value` pairs: the value escaped once more.

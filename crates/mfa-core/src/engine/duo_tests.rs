@@ -288,3 +288,40 @@ fn a_push_by_challenge_is_checked_in_the_answer_round() {
     assert_eq!(answer(&engine, &state, "123456").outcome, Some(Outcome::Ok));
     assert!(sent.lock().unwrap()[2].1.contains(&("passcode".into(), "123456".into())));
 }
+
+#[test]
+fn sms_passcodes_are_sent_then_typed() {
+    let dir = TempDir::new("duo-sms");
+    let preauth = r#"{"result":"auth","devices":[{"device":"D1","capabilities":["push"],"display_name":"Tablet"},
+        {"device":"D2","capabilities":["sms","phone"],"display_name":"Phone (XXX-XXX-1234)"}]}"#;
+    let sent = || ok(r#"{"result":"deny","status":"sent","status_msg":"New SMS passcodes sent."}"#);
+    // Without the State key: a Reject that says where they went.
+    let (engine, calls) = duo(&dir, "password+otp", &[], vec![ok(preauth), sent()]);
+    let out = login(&engine, "pw", Some("SMS"));
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    assert_eq!(out.reply_messages, vec!["Enter the code sent to Phone (XXX-XXX-1234):".to_string()]);
+    assert!(calls.lock().unwrap()[1].1.contains(&("factor".into(), "sms".into())));
+    // With it: a challenge; an empty answer is no passcode, a typed one goes to Duo.
+    let answers = vec![ok(preauth), sent(), ok(r#"{"result":"allow"}"#)];
+    let (engine, _) = duo(&dir, "password+otp", &[("approval", "challenge")], answers);
+    let challenge = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        stashed_code: Some("sms".into()),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(challenge.outcome, Some(Outcome::Challenge));
+    let state = challenge.challenge_state.unwrap();
+    assert_eq!(answer(&engine, &state, "").outcome, Some(Outcome::Reject));
+    let (engine, _) =
+        duo(&dir, "password+otp", &[("approval", "challenge")], vec![ok(preauth), sent(), ok(r#"{"result":"allow"}"#)]);
+    let challenge = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        stashed_code: Some("sms".into()),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(answer(&engine, &challenge.challenge_state.unwrap(), "777777").outcome, Some(Outcome::Ok));
+}
