@@ -262,6 +262,27 @@ fn push_by_challenge_then_check() {
 }
 
 #[test]
+fn auto_takes_the_passcode_with_the_password_or_asks_for_it() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
+    assert!(server.auth("alice", "pw-alice,123456").is_accept(), "password and passcode at once");
+    assert!(server.auth("alice", "wrong,234567").is_reject());
+    let ask = server.auth("alice", "pw-alice");
+    assert!(ask.is_challenge(), "the password alone: {ask:?}");
+    assert_eq!(ask.message(), Some("Enter OTP:"));
+    let answer = |user: &str, typed: &str, state: &str| {
+        server.send(&format!("User-Name = \"{user}\", User-Password = \"{typed}\", State = {state}\n"))
+    };
+    let pushed = answer("alice", "push", ask.state());
+    assert!(pushed.is_accept(), "push typed in the answer, approved: {pushed:?}");
+    let ask = server.auth("alice", "pw-alice");
+    assert!(answer("alice", "234567", ask.state()).is_accept(), "a passcode in the answer");
+    let ask = server.auth("alice", "pw-alice");
+    assert!(answer("alice", "999999", ask.state()).is_reject());
+}
+
+#[test]
 fn bypass_deny_unenrolled_and_rate_limited_users() {
     let module = require_module!();
     let duo = require_duo!();

@@ -88,10 +88,10 @@ impl fmt::Debug for DuoConfig {
 /// Checks the section for `mode`; `max_request_time` is the server's (0 when
 /// unknown): a preauth, an auth and a wait with polls must end before it.
 pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoConfig, ConfigError> {
-    if !matches!(mode, Mode::Otp | Mode::PasswordOtp | Mode::Push) {
+    if !matches!(mode, Mode::Otp | Mode::PasswordOtp | Mode::Auto | Mode::Push) {
         return Err(invalid(
             "mode",
-            format!("backend duo works in modes otp, password+otp and push, not {}", mode.name()),
+            format!("backend duo works in modes otp, password+otp, auto and push, not {}", mode.name()),
         ));
     }
     let api_host = raw.api_host.as_deref().map(str::trim).unwrap_or("").to_string();
@@ -198,7 +198,7 @@ mod tests {
             change(&mut raw);
             settings(&raw, mode, 30).unwrap_err().item
         };
-        assert_eq!(item(&|_| {}, Mode::Auto), "mode");
+        assert_eq!(item(&|_| {}, Mode::PasswordThenOtp), "mode");
         assert_eq!(item(&|r| r.api_host = None, Mode::Otp), "duo.api_host");
         assert_eq!(item(&|r| r.api_host = Some("http://duo.example.com".into()), Mode::Otp), "duo.api_host");
         assert_eq!(item(&|r| r.integration_key = Some("DI x".into()), Mode::Otp), "duo.integration_key");

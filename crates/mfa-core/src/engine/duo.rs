@@ -1,5 +1,5 @@
 //! The decisions of the Duo backend (backend = duo): after FreeRADIUS's first
-//! factor (modes password+otp and push) or alone (mode otp), Duo's Auth API
+//! factor (modes password+otp, auto and push) or alone (mode otp), Duo's Auth API
 //! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
 //! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
 //! `/auth`: a Duo passcode typed where a code goes, or (`factors.rs`) a push
@@ -42,6 +42,8 @@ enum Factor {
     OutOfBand(&'static str),
     /// New passcodes by SMS, one of which the user types next.
     Sms,
+    /// auto with the password alone: a challenge for a passcode or a factor word.
+    Ask,
 }
 
 pub struct DuoEngine {
@@ -57,6 +59,8 @@ pub struct DuoEngine {
     key: Option<StateKey>,
     used: Option<Box<dyn StateStore>>,
     clock: Arc<dyn Clock>,
+    /// auto: what after the separator counts as a passcode.
+    auto_code: regex::Regex,
     /// Logins being decided now, by a hash of what makes them the same login.
     in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
 }
@@ -139,7 +143,10 @@ impl DuoEngine {
             ),
             None => (None, None),
         };
+        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
+            .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
         Ok(DuoEngine {
+            auto_code,
             key,
             used,
             clock,
@@ -221,7 +228,12 @@ impl DuoEngine {
                     out.realm = parsed.realm;
                     // The answer to a push challenge holds no password to split.
                     let answers = input.has_state && self.key.is_some();
-                    if self.cfg.mode == Mode::PasswordOtp && !answers && !self.split(&input, &mut out, &mut trail) {
+                    if self.cfg.mode == Mode::Auto && !answers {
+                        self.split_auto(&input, &mut out, &mut trail);
+                    } else if self.cfg.mode == Mode::PasswordOtp
+                        && !answers
+                        && !self.split(&input, &mut out, &mut trail)
+                    {
                         out.log = trail.log;
                         return out;
                     }
@@ -257,6 +269,23 @@ impl DuoEngine {
         false
     }
 
+    /// auto: a field that ends in a passcode (`auto_code_pattern`) or a factor word
+    /// is split as in password+otp; otherwise it is the password alone, and the
+    /// passcode or the word is asked for in a challenge.
+    fn split_auto(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) {
+        let Some(Ok(field)) = input.password.map(std::str::from_utf8) else { return };
+        let Ok(parts) = password::split(field, &self.cfg.split) else {
+            trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
+            return;
+        };
+        let word = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| parts.otp.eq_ignore_ascii_case(w));
+        if word || self.auto_code.is_match(parts.otp) {
+            trail.debug("split User-Password into password and Duo passcode or factor");
+            out.password = Some(parts.password.to_string());
+            out.stashed_code = Some(parts.otp.to_string());
+        }
+    }
+
     pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
         let mut trail = Trail::default();
         let decision = self.authenticate_inner(&input, &mut trail);
@@ -287,7 +316,9 @@ impl DuoEngine {
         }
         let factor = match self.cfg.mode {
             Mode::Push => Factor::OutOfBand("push"),
-            Mode::PasswordOtp => match &input.stashed_code {
+            // The password alone: the first factor accepted it, now ask what comes second.
+            Mode::Auto if input.stashed_code.is_none() => Factor::Ask,
+            Mode::PasswordOtp | Mode::Auto => match &input.stashed_code {
                 Some(code) if code.eq_ignore_ascii_case(SMS_WORD) => Factor::Sms,
                 Some(code) => match OUT_OF_BAND.iter().find(|word| code.eq_ignore_ascii_case(word)) {
                     Some(word) => Factor::OutOfBand(word),
@@ -318,6 +349,7 @@ impl DuoEngine {
                 Factor::Passcode(code) => code.as_bytes(),
                 Factor::OutOfBand(word) => word.as_bytes(),
                 Factor::Sms => SMS_WORD.as_bytes(),
+                Factor::Ask => b"",
             },
         ]);
         let joined = {
@@ -369,6 +401,7 @@ impl DuoEngine {
             Factor::Passcode(code) => self.passcode(call, &code, trail),
             Factor::OutOfBand(word) => self.push(call, word, trail),
             Factor::Sms => self.sms(call, &devices, trail),
+            Factor::Ask => self.ask(call, trail),
         }
     }
 

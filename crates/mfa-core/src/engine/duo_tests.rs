@@ -325,3 +325,51 @@ fn sms_passcodes_are_sent_then_typed() {
     });
     assert_eq!(answer(&engine, &challenge.challenge_state.unwrap(), "777777").outcome, Some(Outcome::Ok));
 }
+
+#[test]
+fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
+    let dir = TempDir::new("duo-auto");
+    let (engine, _) = duo(&dir, "auto", &[], vec![]);
+    let split = |field: &str| {
+        let out = engine.authorize(AuthorizeInput {
+            user_name: Some(b"alice"),
+            password: Some(field.as_bytes()),
+            auth_type: None,
+            has_state: false,
+            eap: false,
+        });
+        (out.password, out.stashed_code)
+    };
+    assert_eq!(split("pw,123456"), (Some("pw".into()), Some("123456".into())));
+    assert_eq!(split("pw,Push"), (Some("pw".into()), Some("Push".into())));
+    assert_eq!(split("pw,sms"), (Some("pw".into()), Some("sms".into())));
+    assert_eq!(split("pw,abc"), (None, None), "the password alone, with its comma");
+    assert_eq!(split("pw"), (None, None));
+
+    // The password alone: a challenge; "push" in the answer sends the push.
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"t1"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(AUTH),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "auto", &[], answers);
+    let ask = |engine: &DuoEngine| {
+        engine.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"pw"),
+            nas: "127.0.0.1||".into(),
+            ..AuthenticateInput::default()
+        })
+    };
+    let first = ask(&engine);
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    assert_eq!(first.reply_messages, vec![engine.config().messages.prompt_code.clone()]);
+    assert_eq!(answer(&engine, &first.challenge_state.unwrap(), "push").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+    // A passcode in the answer goes to Duo as one.
+    let second = ask(&engine);
+    assert_eq!(answer(&engine, &second.challenge_state.unwrap(), "123456").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[4].1.contains(&("passcode".into(), "123456".into())));
+}

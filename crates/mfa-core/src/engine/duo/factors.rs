@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{reason, word, Call, DuoEngine, Slot};
+use super::{reason, word, Call, DuoEngine, Slot, OUT_OF_BAND, SMS_WORD};
 use crate::backend::duo::{Answer, CallError};
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, Transaction};
 use crate::config::Approval;
@@ -153,6 +153,12 @@ impl DuoEngine {
 
     /// The answer to a push challenge: empty asks Duo whether the push was approved
     /// (not yet: the challenge again); anything else is a passcode typed instead.
+    /// auto, the password alone: Access-Challenge for a passcode or a factor word.
+    pub(super) fn ask(&self, call: &Call, trail: &mut Trail) -> Decision {
+        let id = format!("ask-{}", self.clock.now());
+        self.challenge(call, &id, false, &self.cfg.messages.prompt_code, trail)
+    }
+
     pub(super) fn answer(&self, call: &Call, state: &[u8], typed: &[u8], trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let user = call.user;
@@ -180,6 +186,15 @@ impl DuoEngine {
             }
         };
         let typed = String::from_utf8_lossy(typed);
+        if let Some(word) = OUT_OF_BAND.iter().find(|w| typed.eq_ignore_ascii_case(w)) {
+            return self.push(call, word, trail);
+        }
+        if typed.eq_ignore_ascii_case(SMS_WORD) {
+            return match self.api.call("POST", "/auth/v2/preauth", &Self::about(call)) {
+                Ok(devices) => self.sms(call, &devices, trail),
+                Err(e) => self.call_failed(call, e, trail),
+            };
+        }
         if !typed.is_empty() {
             return self.passcode(call, &typed, trail);
         }
