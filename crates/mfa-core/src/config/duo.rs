@@ -1,5 +1,5 @@
 //! The `duo { }` section (backend = duo), checked: Duo's Auth API v2 decides the
-//! second factor (push, passcodes) in modes otp, password+otp and push.
+//! second factor (push, passcodes) in modes otp, password+otp, auto and push.
 
 use std::fmt;
 use std::path::PathBuf;
