@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # A real privacyIDEA for tests/privacyidea.rs (PyPI, into .deps/privacyidea-venv).
 scripts/privacyidea.sh
+# Duo's reference client for the fake Duo API of tests/duo.rs (PyPI, into .deps/duo-venv).
+scripts/duo.sh
 # A real Redis and its Sentinel for tests/redis.rs (Debian's, unpacked into .deps/redis).
 scripts/redis.sh
 # A real SMTP server on loopback (aiosmtpd, PyPI, into .deps/smtp-venv) for tests/smtp.rs.
@@ -43,6 +45,7 @@ echo "== unit and integration tests"
 export RLM_MFA_MODULE_DIR="$PWD/target/module"
 export RLM_MFA_REQUIRE_INTEGRATION=1
 export RLM_MFA_REQUIRE_PRIVACYIDEA=1
+export RLM_MFA_REQUIRE_DUO=1
 export RLM_MFA_REQUIRE_REDIS=1
 export RLM_MFA_REQUIRE_SMTP=1
 cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt

@@ -268,7 +268,8 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
         let eap = request.bytes(List::Request, PW_EAP_MESSAGE).is_some();
         let pushes = engine.config().push.is_some();
         let privacyidea = engine.config().privacyidea.is_some();
-        let binds_nas = pushes || privacyidea || engine.config().mode.challenges();
+        let duo = engine.config().duo.is_some();
+        let binds_nas = pushes || privacyidea || duo || engine.config().mode.challenges();
         let nas = binds_nas.then(|| request.nas_identity());
         let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
             let authenticator = request.authenticator();
@@ -283,8 +284,12 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             // Only challenges and pushes use the NAS; the other modes skip the formatting.
             nas: nas.as_ref().map(NasIdentity::key).unwrap_or_default(),
             client: if pushes { request.client_name() } else { String::new() },
-            nas_name: if pushes { nas.as_ref().map(NasIdentity::name).unwrap_or_default() } else { String::new() },
-            session: if pushes || privacyidea { request.session() } else { String::new() },
+            nas_name: if pushes || duo {
+                nas.as_ref().map(NasIdentity::name).unwrap_or_default()
+            } else {
+                String::new()
+            },
+            session: if pushes || privacyidea || duo { request.session() } else { String::new() },
             nas_address: if privacyidea {
                 nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default()
             } else {

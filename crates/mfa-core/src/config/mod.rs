@@ -12,6 +12,7 @@ use crate::factor::password::{OtpPosition, SplitConfig};
 use crate::identity::realm::{RealmConfig, RealmPosition, Split};
 
 pub mod declare;
+pub mod duo;
 mod gateway;
 pub mod limits;
 pub mod messages;
@@ -24,6 +25,7 @@ mod smtp;
 mod warnings;
 
 pub use declare::{Item, Kind, Section, Value};
+pub use duo::{DuoConfig, RawDuo};
 pub use gateway::{gateway, Gateway, RawGateway};
 pub use limits::Limits;
 pub use messages::Messages;
@@ -153,8 +155,18 @@ pub struct Config {
     pub auto_code_pattern: String,
     /// Set with backend = privacyidea: privacyIDEA decides, the token file is not used.
     pub privacyidea: Option<PiConfig>,
+    /// Set with backend = duo: Duo's Auth API decides, the token file is not used.
+    pub duo: Option<DuoConfig>,
     /// Reply attributes for an accepted login (the engine compiles them).
     pub reply: Vec<RawRule>,
+}
+
+/// `backend`: who checks the second factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Local,
+    PrivacyIdea,
+    Duo,
 }
 
 /// `state_store`: this server's state journal, or a Redis shared by a farm of servers.
@@ -257,20 +269,31 @@ impl Config {
             return Err(invalid("lockout.duration", "must be at least 1 second when max_failures is set"));
         }
 
-        let privacyidea =
-            match choice("backend", raw.backend.as_deref(), false, &[("local", false), ("privacyidea", true)])? {
-                true => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
-                false => None,
-            };
+        let backend = choice(
+            "backend",
+            raw.backend.as_deref(),
+            Backend::Local,
+            &[("local", Backend::Local), ("privacyidea", Backend::PrivacyIdea), ("duo", Backend::Duo)],
+        )?;
+        let privacyidea = match backend {
+            Backend::PrivacyIdea => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
+            _ => None,
+        };
+        let duo = match backend {
+            Backend::Duo => Some(duo::settings(&raw.duo, mode, raw.server_max_request_time)?),
+            _ => None,
+        };
 
         let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
-        let push = if mode == Mode::Push || push_configured {
+        // With Duo, mode push is Duo's push: the generic provider's section is not used.
+        let push = if duo.is_none() && (mode == Mode::Push || push_configured) {
             Some(push_settings(&raw.push, raw.server_max_request_time)?)
         } else {
             None
         };
         // Push answers may come back as a challenge round too: the State key is needed.
-        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() {
+        let duo_challenges = duo.as_ref().is_some_and(|d| d.approval == Approval::Challenge);
+        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() || duo_challenges {
             Some(challenge_settings(raw)?)
         } else {
             None
@@ -283,6 +306,7 @@ impl Config {
 
         Ok(Config {
             privacyidea,
+            duo,
             reply: raw.reply.clone(),
             auto_code_pattern,
             push,

@@ -1,8 +1,9 @@
 //! The `mfa { }` section's items, each declared once (see [`super::declare`]):
 //! the top level, and its `realm { }` and `lockout { }` subsections. The other
 //! subsections are declared beside their checks (gateway.rs, push.rs,
-//! privacyidea.rs, messages.rs).
+//! privacyidea.rs, duo.rs, messages.rs).
 
+use super::duo::RawDuo;
 use super::gateway::RawGateway;
 use super::limits::Limits;
 use super::messages::Messages;
@@ -15,7 +16,7 @@ use super::smtp::RawSmtp;
 crate::section! {
     /// The items of the `mfa { }` section as FreeRADIUS hands them over, before checking.
     pub struct RawConfig {
-        /// `local` (the token file) or `privacyidea`.
+        /// `local` (the token file), `privacyidea` or `duo`.
         backend: Option<String> = "local",
         /// `otp`, `password+otp`, `password-then-otp`, `auto` or `push`.
         mode: Option<String> = "otp",
@@ -60,6 +61,7 @@ crate::section! {
         redis: RawRedis,
         messages: Messages,
         privacyidea: RawPrivacyIdea,
+        duo: RawDuo,
     }
     other {
         /// The `reply <attribute> { }` sections.

@@ -24,6 +24,7 @@ use crate::store::tokens::TokenDb;
 
 mod codes;
 mod dialogue;
+mod duo;
 mod eap;
 mod gates;
 mod limits;
@@ -32,6 +33,7 @@ mod privacyidea;
 mod push;
 mod warnings;
 
+pub use duo::DuoEngine;
 pub use eap::LateSplit;
 pub use privacyidea::PiEngine;
 
@@ -704,10 +706,11 @@ fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result
     })
 }
 
-/// One module instance: the local token file, or privacyIDEA.
+/// One module instance: the local token file, privacyIDEA or Duo.
 pub enum Backend {
     Local(Box<Engine>),
     PrivacyIdea(Box<PiEngine>),
+    Duo(Box<DuoEngine>),
 }
 
 impl Backend {
@@ -715,6 +718,8 @@ impl Backend {
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Backend, ConfigError> {
         Ok(if cfg.privacyidea.is_some() {
             Backend::PrivacyIdea(Box::new(PiEngine::new(name, cfg, clock)?))
+        } else if cfg.duo.is_some() {
+            Backend::Duo(Box::new(DuoEngine::new(name, cfg, clock)?))
         } else {
             Backend::Local(Box::new(Engine::new(name, cfg, clock)?))
         })
@@ -724,6 +729,7 @@ impl Backend {
         match self {
             Backend::Local(e) => e.name(),
             Backend::PrivacyIdea(e) => e.name(),
+            Backend::Duo(e) => e.name(),
         }
     }
 
@@ -731,6 +737,7 @@ impl Backend {
         match self {
             Backend::Local(e) => e.config(),
             Backend::PrivacyIdea(e) => e.config(),
+            Backend::Duo(e) => e.config(),
         }
     }
 
@@ -738,6 +745,7 @@ impl Backend {
         match self {
             Backend::Local(e) => e.authorize(input),
             Backend::PrivacyIdea(e) => e.authorize(input),
+            Backend::Duo(e) => e.authorize(input),
         }
     }
 
@@ -745,6 +753,7 @@ impl Backend {
         match self {
             Backend::Local(e) => e.authenticate(input),
             Backend::PrivacyIdea(e) => e.authenticate(input),
+            Backend::Duo(e) => e.authenticate(input),
         }
     }
 }
@@ -819,6 +828,8 @@ pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigErro
 
 #[cfg(test)]
 mod dialogue_tests;
+#[cfg(test)]
+mod duo_tests;
 #[cfg(test)]
 mod eap_tests;
 #[cfg(test)]

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Backend, Engine, LogLine, Outcome, PiEngine, Trail};
+use super::{Backend, DuoEngine, Engine, LogLine, Outcome, PiEngine, Trail};
 
 /// Whether a user must present a second factor to a module instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +74,16 @@ impl PiEngine {
     }
 }
 
+impl DuoEngine {
+    /// Duo decides who has a second factor: every user is its to check.
+    fn duty(&self, user_name: Option<&[u8]>) -> Duty {
+        match super::parse_user_name(user_name, &self.config().realm) {
+            Ok(parsed) => Duty::Required(parsed.user),
+            Err(_) => Duty::Required(shown(user_name)),
+        }
+    }
+}
+
 /// A User-Name for a log line, whatever it holds.
 fn shown(user_name: Option<&[u8]>) -> String {
     match user_name {
@@ -88,6 +98,7 @@ impl Backend {
         match self {
             Backend::Local(e) => e.duty(user_name),
             Backend::PrivacyIdea(e) => e.duty(user_name),
+            Backend::Duo(e) => e.duty(user_name),
         }
     }
 

@@ -8,8 +8,10 @@ impl Backend {
     /// One line per warning; none quotes a secret.
     pub fn startup_warnings(&self) -> Vec<String> {
         let mut lines = self.config().warnings();
-        if let Backend::Local(engine) = self {
-            lines.extend(weak_secrets(&engine.tokens.current()));
+        match self {
+            Backend::Local(engine) => lines.extend(weak_secrets(&engine.tokens.current())),
+            Backend::Duo(engine) => lines.extend(engine.startup_warnings()),
+            Backend::PrivacyIdea(_) => {}
         }
         lines
     }

@@ -1,0 +1,548 @@
+//! The decisions of the Duo backend (backend = duo): after FreeRADIUS's first
+//! factor (modes password+otp, auto and push) or alone (mode otp), Duo's Auth API
+//! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
+//! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
+//! `/auth`: a Duo passcode typed where a code goes, or (`factors.rs`) a push
+//! to the Duo app, a phone call or SMS passcodes, with their challenge round.
+//! A NAS's re-send of a login in progress joins it.
+//!
+//! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
+//! user sees the configured messages. Neither password nor passcode enters a
+//! log line.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
+use crate::backend::duo::secret;
+use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
+use crate::challenge::StateKey;
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Failmode, Mode};
+use crate::factor::password;
+use crate::store::state_store::StateStore;
+
+mod factors;
+use crate::text::printable;
+
+/// What may stand in place of the passcode (password+otp): Duo's factors that
+/// need no typing, a push to the Duo app and a phone call.
+const OUT_OF_BAND: [&str; 2] = ["push", "phone"];
+/// In place of the passcode: send new passcodes by SMS.
+const SMS_WORD: &str = "sms";
+
+/// What the login asks Duo to check.
+enum Factor {
+    Passcode(String),
+    /// `push` or `phone`: sent asynchronously, then `/auth_status`.
+    OutOfBand(&'static str),
+    /// New passcodes by SMS, one of which the user types next.
+    Sms,
+    /// auto with the password alone: a challenge for a passcode or a factor word.
+    Ask,
+}
+
+pub struct DuoEngine {
+    name: String,
+    cfg: Config,
+    duo: DuoConfig,
+    api: Box<dyn DuoApi>,
+    /// Logins waiting for a push at once.
+    waiting: AtomicUsize,
+    /// What the `/check` at start-up found worth a warning.
+    warnings: Vec<String>,
+    /// With `approval = challenge`: the key sealing the States, and the answered ones.
+    key: Option<StateKey>,
+    used: Option<Box<dyn StateStore>>,
+    clock: Arc<dyn Clock>,
+    /// auto: what after the separator counts as a passcode.
+    auto_code: regex::Regex,
+    /// Logins being decided now, by a hash of what makes them the same login.
+    in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
+}
+
+/// How a login in progress ended, for the re-sends that joined it.
+#[derive(Default)]
+struct Joined {
+    decision: Mutex<Option<Decision>>,
+    done: Condvar,
+    /// Re-sends waiting for it (the tests look).
+    joiners: AtomicUsize,
+}
+
+/// Tells the joined re-sends how the login ended, however it ends (a panic
+/// included), and forgets the login.
+struct Leave<'a> {
+    engine: &'a DuoEngine,
+    key: [u8; 32],
+    joined: Arc<Joined>,
+    decision: Option<Decision>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let fallback = || Decision::refuse(Outcome::Fail, self.engine.cfg.messages.internal.clone());
+        *lock(&self.joined.decision) = Some(self.decision.take().unwrap_or_else(fallback));
+        self.joined.done.notify_all();
+        lock(&self.engine.in_progress).remove(&self.key);
+    }
+}
+
+/// Keeps the count of waiting logins right however the wait ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Who a call is about.
+struct Call<'a> {
+    user: &'a str,
+    /// The user's address (Calling-Station-Id when it is one), Duo's `ipaddr`.
+    ipaddr: Option<String>,
+    nas_name: &'a str,
+    /// What a challenge is bound to: the client's address, NAS-IP-Address and NAS-Identifier.
+    nas: &'a str,
+}
+
+impl DuoEngine {
+    /// Reads the secret key, builds the client and asks Duo's `/check`: keys Duo
+    /// refuses stop the start (naming the item); Duo unreachable is a warning.
+    pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<DuoEngine, ConfigError> {
+        let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        let skey = match &duo.secret_key {
+            SecretKey::Inline(key) => key.clone(),
+            SecretKey::File(path) => secret::read(path).map_err(|why| ConfigError::new("duo.secret_key_file", why))?,
+        };
+        let client = HttpDuo::new(&duo.api_host, &duo.integration_key, &skey, duo.signature_version, duo.timeout)
+            .map_err(|why| ConfigError::new("duo.api_host", why))?;
+        let mut engine = Self::with_api(name, cfg, clock, Box::new(client))?;
+        engine.check_keys()?;
+        Ok(engine)
+    }
+
+    /// As [`DuoEngine::new`], with Duo's API given and not checked (tests use a fake).
+    pub fn with_api(
+        name: &str,
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        api: Box<dyn DuoApi>,
+    ) -> Result<DuoEngine, ConfigError> {
+        let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        // The State key and the answered States, only where the push challenges.
+        let (key, used) = match &cfg.challenge {
+            Some(c) => (
+                Some(StateKey::load_or_create(&c.state_key).map_err(|m| ConfigError::new("state_key", m))?),
+                Some(super::open_store(&cfg)?),
+            ),
+            None => (None, None),
+        };
+        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
+            .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
+        Ok(DuoEngine {
+            auto_code,
+            key,
+            used,
+            clock,
+            name: name.to_string(),
+            cfg,
+            duo,
+            api,
+            waiting: AtomicUsize::new(0),
+            warnings: vec![],
+            in_progress: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `/auth/v2/check`: are the keys and the signature right?
+    fn check_keys(&mut self) -> Result<(), ConfigError> {
+        match self.api.call("GET", "/auth/v2/check", &[]) {
+            Ok(_) => Ok(()),
+            Err(CallError::Refused { status, code, message }) => {
+                // Duo's codes: 40102 unknown integration key, 40103 bad signature.
+                let item = match code {
+                    40102 => "duo.integration_key",
+                    40103 | 40104 => "duo.secret_key",
+                    _ => "duo.api_host",
+                };
+                Err(ConfigError::new(
+                    item,
+                    format!("Duo's /auth/v2/check refuses the keys (HTTP {status}, code {code}): {message}"),
+                ))
+            }
+            Err(other) => {
+                self.warnings.push(format!("duo: /auth/v2/check at start-up failed, keys not verified: {other}"));
+                Ok(())
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Re-sends waiting for a login in progress (for the tests).
+    #[cfg(test)]
+    pub(super) fn joiners(&self) -> usize {
+        lock(&self.in_progress).values().map(|j| j.joiners.load(Ordering::SeqCst)).sum()
+    }
+
+    pub fn startup_warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        let mut trail = Trail::default();
+        let mut out = AuthorizeOutput::default();
+        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
+            trail.info(super::auth_type_already(other, &self.name));
+            out.outcome = Some(Outcome::Noop);
+        } else if input.eap && input.password.is_none() {
+            trail.debug("EAP request without User-Password: left to eap");
+            out.outcome = Some(Outcome::Noop);
+        } else {
+            match super::parse_user_name(input.user_name, &self.cfg.realm) {
+                Err(why) if input.user_name.is_none() => {
+                    trail.debug(why);
+                    out.outcome = Some(Outcome::Noop);
+                }
+                Err(why) => {
+                    trail.info(format!("rejected: {why}"));
+                    out.reply_message = Some(self.cfg.messages.bad_user.clone());
+                    out.outcome = Some(Outcome::Invalid);
+                }
+                Ok(parsed) => {
+                    if self.cfg.realm.strip && parsed.realm.is_some() {
+                        out.stripped_user_name = Some(parsed.user);
+                    }
+                    out.realm = parsed.realm;
+                    // The answer to a push challenge holds no password to split.
+                    let answers = input.has_state && self.key.is_some();
+                    if self.cfg.mode == Mode::Auto && !answers {
+                        self.split_auto(&input, &mut out, &mut trail);
+                    } else if self.cfg.mode == Mode::PasswordOtp
+                        && !answers
+                        && !self.split(&input, &mut out, &mut trail)
+                    {
+                        out.log = trail.log;
+                        return out;
+                    }
+                    out.set_auth_type = input.auth_type.is_none();
+                    out.outcome = Some(Outcome::Updated);
+                }
+            }
+        }
+        out.log = trail.log;
+        out
+    }
+
+    /// password+otp: the password part for the first factor, the passcode kept
+    /// for authenticate. False when refused (`out` says why).
+    fn split(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) -> bool {
+        let field = input.password.map(std::str::from_utf8);
+        let why = match field {
+            Some(Ok(text)) => match password::split(text, &self.cfg.split) {
+                Ok(parts) => {
+                    trail.debug("split User-Password into password and Duo passcode");
+                    out.password = Some(parts.password.to_string());
+                    out.stashed_code = Some(parts.otp.to_string());
+                    return true;
+                }
+                Err(why) => format!("User-Password: {why}"),
+            },
+            Some(Err(_)) => "User-Password is not valid UTF-8, so it is not split into password and code".into(),
+            None => "the request has no User-Password".into(),
+        };
+        trail.info(format!("rejected: {why}"));
+        out.outcome = Some(Outcome::Reject);
+        out.reply_message = Some(self.cfg.messages.no_code.clone());
+        false
+    }
+
+    /// auto: a field that ends in a passcode (`auto_code_pattern`) or a factor word
+    /// is split as in password+otp; otherwise it is the password alone, and the
+    /// passcode or the word is asked for in a challenge.
+    fn split_auto(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) {
+        let Some(Ok(field)) = input.password.map(std::str::from_utf8) else { return };
+        let Ok(parts) = password::split(field, &self.cfg.split) else {
+            trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
+            return;
+        };
+        let word = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| parts.otp.eq_ignore_ascii_case(w));
+        if word || self.auto_code.is_match(parts.otp) {
+            trail.debug("split User-Password into password and Duo passcode or factor");
+            out.password = Some(parts.password.to_string());
+            out.stashed_code = Some(parts.otp.to_string());
+        }
+    }
+
+    pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let mut trail = Trail::default();
+        let decision = self.authenticate_inner(&input, &mut trail);
+        AuthenticateOutput {
+            outcome: Some(decision.outcome),
+            reply_messages: decision.messages,
+            challenge_state: decision.state,
+            reply_attributes: vec![],
+            split: None,
+            log: trail.log,
+        }
+    }
+
+    fn authenticate_inner(&self, input: &AuthenticateInput, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = match super::parse_user_name(input.user_name, &self.cfg.realm) {
+            Ok(parsed) => parsed.user,
+            Err(why) => {
+                trail.info(format!("rejected: {why}"));
+                return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
+            }
+        };
+        let call =
+            Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name, nas: &input.nas };
+        // The answer to a push challenge (an EAP State is eap's, not ours).
+        if let Some(state) = input.state.filter(|_| !input.eap) {
+            return self.answer(&call, state, input.password.unwrap_or_default(), trail);
+        }
+        let factor = match self.cfg.mode {
+            Mode::Push => Factor::OutOfBand("push"),
+            // The password alone: the first factor accepted it, now ask what comes second.
+            Mode::Auto if input.stashed_code.is_none() => Factor::Ask,
+            Mode::PasswordOtp | Mode::Auto => match &input.stashed_code {
+                Some(code) if code.eq_ignore_ascii_case(SMS_WORD) => Factor::Sms,
+                Some(code) => match OUT_OF_BAND.iter().find(|word| code.eq_ignore_ascii_case(word)) {
+                    Some(word) => Factor::OutOfBand(word),
+                    None => Factor::Passcode(code.clone()),
+                },
+                None => {
+                    trail.error(
+                        "no passcode was split off in authorize: list this module in the authorize section \
+                         before the first factor (see sites-available/mfa)",
+                    );
+                    return Decision::refuse(Outcome::Fail, messages.internal.clone());
+                }
+            },
+            _ => match input.password.map(std::str::from_utf8) {
+                Some(Ok(code)) if !code.is_empty() => Factor::Passcode(code.to_string()),
+                _ => {
+                    trail.info(format!("rejected: \"{user}\" sent no passcode (User-Password is missing or empty)"));
+                    return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+                }
+            },
+        };
+        let key = login_key(&[
+            user.as_bytes(),
+            input.nas.as_bytes(),
+            input.session.as_bytes(),
+            input.password.unwrap_or_default(),
+            match &factor {
+                Factor::Passcode(code) => code.as_bytes(),
+                Factor::OutOfBand(word) => word.as_bytes(),
+                Factor::Sms => SMS_WORD.as_bytes(),
+                Factor::Ask => b"",
+            },
+        ]);
+        let joined = {
+            let mut map = lock(&self.in_progress);
+            match map.get(&key) {
+                Some(other) => Err(other.clone()),
+                None => {
+                    let mine = Arc::new(Joined::default());
+                    map.insert(key, mine.clone());
+                    Ok(mine)
+                }
+            }
+        };
+        match joined {
+            Err(other) => self.join(&call, &other, trail),
+            Ok(mine) => {
+                let mut leave = Leave { engine: self, key, joined: mine, decision: None };
+                let decision = self.decide(&call, factor, trail);
+                leave.decision = Some(decision.clone());
+                decision
+            }
+        }
+    }
+
+    /// A NAS's re-send of a login being decided (a new RADIUS ID: same user, NAS,
+    /// station and text) waits for its decision instead of sending the passcode
+    /// (used up by then) or the push again.
+    fn join(&self, call: &Call, other: &Joined, trail: &mut Trail) -> Decision {
+        trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
+        other.joiners.fetch_add(1, Ordering::SeqCst);
+        let bound = self.duo.wait + 4 * self.duo.timeout;
+        let decision = lock(&other.decision);
+        let (decision, _) =
+            other.done.wait_timeout_while(decision, bound, |d| d.is_none()).unwrap_or_else(|p| p.into_inner());
+        decision.clone().unwrap_or_else(|| {
+            trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
+            Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
+        })
+    }
+
+    /// `/preauth`, then the passcode, the push or the phone call.
+    fn decide(&self, call: &Call, factor: Factor, trail: &mut Trail) -> Decision {
+        let devices = match self.preauth(call, trail) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(decision)) => return decision,
+            Err(e) => return self.call_failed(call, e, trail),
+        };
+        match factor {
+            Factor::Passcode(code) => self.passcode(call, &code, trail),
+            Factor::OutOfBand(word) => self.push(call, word, trail),
+            Factor::Sms => self.sms(call, &devices, trail),
+            Factor::Ask => self.ask(call, trail),
+        }
+    }
+
+    /// The parameters every call about the user has.
+    fn about<'a>(call: &'a Call) -> Vec<(&'static str, &'a str)> {
+        let mut params = vec![("username", call.user)];
+        if let Some(ip) = &call.ipaddr {
+            params.push(("ipaddr", ip.as_str()));
+        }
+        params
+    }
+
+    /// `/preauth`: a decision already (allow, deny, enroll), or its answer (with the
+    /// user's devices) to go on to `/auth`.
+    fn preauth(&self, call: &Call, trail: &mut Trail) -> Result<Result<Answer, Decision>, CallError> {
+        let answer = self.api.call("POST", "/auth/v2/preauth", &Self::about(call))?;
+        let user = call.user;
+        let messages = &self.cfg.messages;
+        Ok(Err(match word(&answer, "result") {
+            "auth" => return Ok(Ok(answer)),
+            "allow" => {
+                trail.info(format!("accepted \"{user}\" without a second factor: Duo's preauth allows (bypass)"));
+                Decision::accept()
+            }
+            "deny" => {
+                trail.info(format!("rejected: Duo denies \"{user}\": {}", reason(&answer)));
+                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+            }
+            "enroll" => match self.duo.enroll {
+                Enroll::Reject => {
+                    trail.info(format!("rejected: \"{user}\" is not enrolled in Duo (duo.enroll = reject)"));
+                    Decision::refuse(Outcome::Reject, messages.no_token.clone())
+                }
+                Enroll::Allow => {
+                    trail.warn(format!(
+                        "accepted \"{user}\" on the first factor alone: not enrolled in Duo (duo.enroll = allow)"
+                    ));
+                    Decision::accept()
+                }
+            },
+            other => {
+                trail.error(format!(
+                    "rejected \"{user}\": Duo's preauth result \"{}\" is unknown",
+                    printable(other, 40)
+                ));
+                Decision::refuse(Outcome::Reject, messages.internal.clone())
+            }
+        }))
+    }
+
+    /// `/auth` with factor passcode: Duo checks it (and refuses a used one).
+    fn passcode(&self, call: &Call, code: &str, trail: &mut Trail) -> Decision {
+        let mut params = Self::about(call);
+        params.extend([("factor", "passcode"), ("passcode", code)]);
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) if word(&answer, "result") == "allow" => {
+                trail.debug(format!("Duo accepts the passcode of \"{}\"", call.user));
+                Decision::accept()
+            }
+            Ok(answer) => {
+                trail.info(format!("rejected: Duo refuses the passcode of \"{}\": {}", call.user, reason(&answer)));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone())
+            }
+            Err(e) => self.call_failed(call, e, trail),
+        }
+    }
+    fn call_failed(&self, call: &Call, e: CallError, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = call.user;
+        match e {
+            CallError::TimedOut => self.call_failed(call, CallError::Unavailable("no answer in time".into()), trail),
+            CallError::Unavailable(why) => match self.duo.failmode {
+                Failmode::Secure => {
+                    trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));
+                    Decision::refuse(Outcome::Reject, messages.push_unavailable.clone())
+                }
+                Failmode::Safe => {
+                    trail.warn(format!(
+                        "accepted \"{user}\" on the first factor alone: Duo is unavailable ({why}); duo.failmode = safe"
+                    ));
+                    Decision::accept()
+                }
+            },
+            // Never failmode: a flood that makes Duo answer 429 must not open the door.
+            CallError::RateLimited => {
+                trail.error(format!("refused \"{user}\": {e}"));
+                Decision::refuse(Outcome::Fail, messages.internal.clone())
+            }
+            CallError::Refused { .. } => {
+                trail.error(format!("rejected \"{user}\": {e}"));
+                Decision::refuse(Outcome::Reject, messages.internal.clone())
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A hash of length-prefixed parts (so that no two part lists collide).
+fn login_key(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// A text field of Duo's answer, or "".
+fn word<'a>(answer: &'a Answer, key: &str) -> &'a str {
+    answer.get(key).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+/// Duo's status and its message, fit for a log line.
+fn reason(answer: &Answer) -> String {
+    let status = printable(word(answer, "status"), 40);
+    let message = printable(word(answer, "status_msg"), 200);
+    match (status.is_empty(), message.is_empty()) {
+        (false, false) => format!("{status} ({message})"),
+        (false, true) => status,
+        (true, false) => message,
+        (true, true) => "no reason given".into(),
+    }
+}
+
+/// The Calling-Station-Id of `session` ("station|port") when it is an IP address.
+fn station_address(session: &str) -> Option<String> {
+    let station = session.rsplit_once('|').map_or(session, |(s, _)| s).trim();
+    station.parse::<IpAddr>().ok().map(|ip| ip.to_string())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_station_is_an_address_or_nothing() {
+        assert_eq!(station_address("192.0.2.7|5"), Some("192.0.2.7".into()));
+        assert_eq!(station_address("2001:db8::1|"), Some("2001:db8::1".into()));
+        assert_eq!(station_address("00-11-22-33-44-55|1"), None);
+        assert_eq!(station_address("|"), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! The Duo factors that do not come typed with the login: a push or a phone
+//! call (sent asynchronously, then `/auth_status` until `duo.wait`, or an
+//! Access-Challenge at once with `approval = challenge`), new passcodes by SMS,
+//! and the answer round of those challenges. Duo's txid travels sealed in
+//! rlm_mfa's own State, bound to the instance, the user and the NAS.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{reason, word, Call, DuoEngine, Slot, OUT_OF_BAND, SMS_WORD};
+use crate::backend::duo::{Answer, CallError};
+use crate::challenge::{seal_transaction, unseal_transaction, Binding, Transaction};
+use crate::config::Approval;
+use crate::engine::{Decision, Outcome, Trail};
+use crate::text::template::render;
+use crate::text::{cut, printable};
+
+impl DuoEngine {
+    /// `/auth` with factor sms: Duo sends new passcodes (and says `deny`, status
+    /// `sent`). With the State key, Access-Challenge for one of them; else a Reject
+    /// whose Reply-Message says where they went, for the next login.
+    pub(super) fn sms(&self, call: &Call, devices: &Answer, trail: &mut Trail) -> Decision {
+        let mut params = Self::about(call);
+        params.extend([("factor", "sms"), ("device", "auto")]);
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) if word(&answer, "status") == "sent" => {
+                let prompt = render(
+                    &self.cfg.messages.prompt_sent,
+                    &[("destination", &sms_destination(devices)), ("correlation", ""), ("description", "")],
+                )
+                .replace(" ()", "");
+                trail.info(format!("Duo sent SMS passcodes to \"{}\"", call.user));
+                if self.key.is_some() {
+                    return self.challenge(call, &format!("sms-{}", self.clock.now()), false, &prompt, trail);
+                }
+                Decision::refuse(Outcome::Reject, prompt)
+            }
+            Ok(answer) => {
+                trail.info(format!("rejected: Duo sent no SMS passcodes to \"{}\": {}", call.user, reason(&answer)));
+                Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone())
+            }
+            Err(e) => self.call_failed(call, e, trail),
+        }
+    }
+
+    /// `/auth` with factor push, asynchronously; then `/auth_status` until
+    /// `duo.wait`, or (`approval = challenge`) an Access-Challenge at once.
+    pub(super) fn push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Decision {
+        let challenges = self.duo.approval == Approval::Challenge;
+        if !challenges && self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            trail.warn(format!(
+                "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
+                call.user, self.duo.max_waiting
+            ));
+            return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
+        }
+        // Taken above unless the login challenges.
+        let _slot = (!challenges).then(|| Slot(&self.waiting));
+        let deadline = Instant::now() + self.duo.wait;
+        let txid = match self.send_push(call, factor, trail) {
+            Ok(txid) => txid,
+            Err(decision) => return decision,
+        };
+        if challenges {
+            let prompt =
+                self.cfg.messages.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
+            return self.challenge(
+                call,
+                &txid,
+                true,
+                &prompt.replace("{number}", "").replace("{correlation}", ""),
+                trail,
+            );
+        }
+        trail.debug(format!(
+            "waiting up to {} s for \"{}\" to approve the Duo push",
+            self.duo.wait.as_secs(),
+            call.user
+        ));
+        loop {
+            if let Some(decision) = self.status(call, &txid, trail) {
+                return decision;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(self.duo.poll_interval).max(Duration::from_millis(10)));
+        }
+        trail.info(format!("rejected: \"{}\" did not approve the Duo push in time", call.user));
+        Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+    }
+
+    /// The push's (or the call's) transaction id, or the decision when it cannot be sent.
+    fn send_push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Result<String, Decision> {
+        let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
+        let mut params = Self::about(call);
+        params.extend([("factor", factor), ("device", "auto"), ("async", "1")]);
+        if factor == "push" && !call.nas_name.is_empty() {
+            params.push(("pushinfo", &pushinfo));
+        }
+        match self.api.call("POST", "/auth/v2/auth", &params) {
+            Ok(answer) => {
+                match answer.get("txid").and_then(|t| t.as_str()).filter(|t| Transaction::is_valid_id(t.as_bytes())) {
+                    Some(txid) => Ok(txid.to_string()),
+                    None => {
+                        trail.error(format!("rejected \"{}\": Duo's answer to the push has no usable txid", call.user));
+                        Err(Decision::refuse(Outcome::Reject, self.cfg.messages.internal.clone()))
+                    }
+                }
+            }
+            Err(e) => Err(self.call_failed(call, e, trail)),
+        }
+    }
+
+    /// One `/auth_status`: the decision, or None while the push waits for the user.
+    fn status(&self, call: &Call, txid: &str, trail: &mut Trail) -> Option<Decision> {
+        let messages = &self.cfg.messages;
+        match self.api.call("GET", "/auth/v2/auth_status", &[("txid", txid)]) {
+            Ok(answer) => match word(&answer, "result") {
+                "allow" => {
+                    trail.debug(format!("\"{}\" approved the Duo push", call.user));
+                    Some(Decision::accept())
+                }
+                "waiting" => None,
+                _ => {
+                    trail.info(format!("rejected: Duo denies the push to \"{}\": {}", call.user, reason(&answer)));
+                    let timed_out = word(&answer, "status") == "timeout";
+                    let message = if timed_out { &messages.push_timeout } else { &messages.push_denied };
+                    Some(Decision::refuse(Outcome::Reject, message.clone()))
+                }
+            },
+            // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
+            Err(CallError::TimedOut) => None,
+            Err(e) => Some(self.call_failed(call, e, trail)),
+        }
+    }
+
+    /// An Access-Challenge whose State seals the push's txid, bound to this
+    /// instance, the user and the NAS.
+    fn challenge(&self, call: &Call, txid: &str, poll: bool, text: &str, trail: &mut Trail) -> Decision {
+        let (Some(key), Some(limits)) = (&self.key, &self.cfg.challenge) else {
+            trail.error("a Duo push challenge without a State key");
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        };
+        let tx =
+            Transaction { id: txid.to_string(), poll, interactive: true, expires: self.clock.now() + limits.timeout };
+        let binding = Binding { instance: &self.name, user: call.user, nas: call.nas };
+        trail.debug(format!("challenging \"{}\"{}", call.user, if poll { " (push sent)" } else { "" }));
+        Decision::challenge(seal_transaction(key, &binding, &tx), vec![cut(&printable(text, 253), 253).to_string()])
+    }
+
+    /// The answer to a push challenge: empty asks Duo whether the push was approved
+    /// (not yet: the challenge again); anything else is a passcode typed instead.
+    /// auto, the password alone: Access-Challenge for a passcode or a factor word.
+    pub(super) fn ask(&self, call: &Call, trail: &mut Trail) -> Decision {
+        let id = format!("ask-{}", self.clock.now());
+        self.challenge(call, &id, false, &self.cfg.messages.prompt_code, trail)
+    }
+
+    pub(super) fn answer(&self, call: &Call, state: &[u8], typed: &[u8], trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let user = call.user;
+        let (Some(key), Some(used)) = (&self.key, &self.used) else {
+            trail.info(format!("rejected: \"{user}\" sent a State, and this instance does not challenge"));
+            return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+        };
+        let binding = Binding { instance: &self.name, user, nas: call.nas };
+        let now = self.clock.now();
+        let tx = match unseal_transaction(key, &binding, now, state) {
+            Ok((tx, id)) => match used.use_state_once(user, &id, tx.expires, now) {
+                Ok(true) => tx,
+                Ok(false) => {
+                    trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
+                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+                }
+                Err(e) => {
+                    trail.error(format!("cannot record the answered State in the {}: {e}", used.describe()));
+                    return Decision::refuse(Outcome::Fail, messages.internal.clone());
+                }
+            },
+            Err(why) => {
+                trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
+                return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+            }
+        };
+        let typed = String::from_utf8_lossy(typed);
+        if let Some(word) = OUT_OF_BAND.iter().find(|w| typed.eq_ignore_ascii_case(w)) {
+            return self.push(call, word, trail);
+        }
+        if typed.eq_ignore_ascii_case(SMS_WORD) {
+            return match self.api.call("POST", "/auth/v2/preauth", &Self::about(call)) {
+                Ok(devices) => self.sms(call, &devices, trail),
+                Err(e) => self.call_failed(call, e, trail),
+            };
+        }
+        if !typed.is_empty() {
+            return self.passcode(call, &typed, trail);
+        }
+        if !tx.poll {
+            trail.info(format!("rejected: \"{user}\" answered the SMS challenge without a passcode"));
+            return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+        }
+        match self.status(call, &tx.id, trail) {
+            Some(decision) => decision,
+            None => {
+                trail.debug(format!("the Duo push to \"{user}\" is not answered yet: asking again"));
+                self.challenge(call, &tx.id, true, &messages.push_pending, trail)
+            }
+        }
+    }
+}
+
+/// Where Duo sends SMS passcodes: the first device that takes them, as Duo
+/// names it (its number already masked: `XXX-XXX-1234`).
+fn sms_destination(preauth: &Answer) -> String {
+    let devices = preauth.get("devices").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default();
+    let takes_sms = |d: &&serde_json::Value| {
+        d.get("capabilities").and_then(|c| c.as_array()).is_some_and(|c| c.iter().any(|c| c == "sms"))
+    };
+    let device = devices.iter().find(takes_sms);
+    let name = device.and_then(|d| d.get("display_name").or(d.get("number"))).and_then(|n| n.as_str());
+    printable(name.unwrap_or("your phone"), 60)
+}
+
+/// `pushinfo` is itself URL-encoded `key=value` pairs: the value escaped once more.
+fn encode_pushinfo(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, crate::backend::duo::sign::ESCAPED).to_string()
+}

@@ -1,0 +1,375 @@
+//! The Duo backend's decisions against a scripted Duo: what is sent, and how
+//! each answer (and each failure) ends.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::backend::duo::{Answer, CallError, DuoApi};
+use crate::testutil::TempDir;
+
+use super::test_config::raw_config;
+
+type Sent = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// Answers in the order given and records every call (path and parameters).
+struct Scripted {
+    answers: Mutex<Vec<Result<Answer, CallError>>>,
+    sent: Sent,
+}
+
+impl DuoApi for Scripted {
+    fn call(&self, _method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.sent.lock().unwrap().push((path.to_string(), params));
+        self.answers.lock().unwrap().remove(0)
+    }
+}
+
+fn ok(json: &str) -> Result<Answer, CallError> {
+    Ok(serde_json::from_str(json).unwrap())
+}
+
+fn duo(
+    dir: &TempDir,
+    mode: &str,
+    extra: &[(&str, &str)],
+    answers: Vec<Result<Answer, CallError>>,
+) -> (DuoEngine, Sent) {
+    let mut raw = raw_config(dir.path(), mode);
+    raw.backend = Some("duo".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIWJ8X6AEYOR5OMC6TQ1".into());
+    raw.duo.secret_key = Some("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep".into());
+    raw.duo.wait = 5;
+    raw.duo.poll_interval = 1;
+    for (item, value) in extra {
+        match *item {
+            "failmode" => raw.duo.failmode = Some(value.to_string()),
+            "enroll" => raw.duo.enroll = Some(value.to_string()),
+            "approval" => raw.duo.approval = Some(value.to_string()),
+            _ => unreachable!(),
+        }
+    }
+    let cfg = Config::from_raw(&raw).unwrap();
+    let sent = Sent::default();
+    let api = Scripted { answers: Mutex::new(answers), sent: sent.clone() };
+    (
+        DuoEngine::with_api("mfa", cfg, Arc::new(crate::clock::FixedClock::new(1_700_000_000)), Box::new(api)).unwrap(),
+        sent,
+    )
+}
+
+fn login(engine: &DuoEngine, password: &str, stashed: Option<&str>) -> AuthenticateOutput {
+    engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(password.as_bytes()),
+        nas_name: "vpn-gw-1".into(),
+        session: "192.0.2.7|3".into(),
+        stashed_code: stashed.map(str::to_string),
+        ..AuthenticateInput::default()
+    })
+}
+
+const AUTH: &str = r#"{"result":"auth","status_msg":"Account is active"}"#;
+
+#[test]
+fn a_passcode_goes_to_duo_and_its_answer_decides() {
+    let dir = TempDir::new("duo-passcode");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(AUTH),
+        ok(r#"{"result":"deny","status":"deny","status_msg":"Incorrect passcode"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "otp", &[], answers);
+    assert_eq!(login(&engine, "123456", None).outcome, Some(Outcome::Ok));
+    let out = login(&engine, "654321", None);
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    let log: Vec<&str> = out.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(log.iter().any(|l| l.contains("Incorrect passcode")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("654321")), "never the passcode: {log:?}");
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent[0].0, "/auth/v2/preauth");
+    assert!(sent[0].1.contains(&("ipaddr".into(), "192.0.2.7".into())));
+    assert_eq!(sent[1].0, "/auth/v2/auth");
+    assert!(sent[1].1.contains(&("factor".into(), "passcode".into())));
+    assert!(sent[1].1.contains(&("passcode".into(), "123456".into())));
+}
+
+#[test]
+fn a_push_is_polled_until_approved() {
+    let dir = TempDir::new("duo-push");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"tx-1"}"#),
+        ok(r#"{"result":"waiting","status":"pushed"}"#),
+        Err(CallError::TimedOut),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "push", &[], answers);
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Ok));
+    let sent = sent.lock().unwrap();
+    assert!(sent[1].1.contains(&("pushinfo".into(), "nas=vpn-gw-1".into())));
+    assert!(sent[1].1.contains(&("async".into(), "1".into())));
+    assert_eq!(sent[4], ("/auth/v2/auth_status".into(), vec![("txid".into(), "tx-1".into())]));
+}
+
+#[test]
+fn preauth_allow_deny_and_enroll() {
+    let dir = TempDir::new("duo-preauth");
+    let (engine, _) = duo(
+        &dir,
+        "push",
+        &[],
+        vec![ok(r#"{"result":"allow"}"#), ok(r#"{"result":"deny"}"#), ok(r#"{"result":"enroll"}"#)],
+    );
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Ok));
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Reject));
+    assert_eq!(login(&engine, "pw", None).outcome, Some(Outcome::Reject));
+    let (allowing, _) = duo(&dir, "push", &[("enroll", "allow")], vec![ok(r#"{"result":"enroll"}"#)]);
+    assert_eq!(login(&allowing, "pw", None).outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn failures_follow_failmode_but_a_rate_limit_never_accepts() {
+    let dir = TempDir::new("duo-failmode");
+    let down = || Err(CallError::Unavailable("connection refused".into()));
+    let (secure, _) = duo(&dir, "password+otp", &[], vec![down()]);
+    assert_eq!(login(&secure, "pw", Some("123456")).outcome, Some(Outcome::Reject));
+    let (safe, _) = duo(&dir, "password+otp", &[("failmode", "safe")], vec![down(), Err(CallError::RateLimited)]);
+    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Ok));
+    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Fail));
+}
+
+#[test]
+fn the_push_word_asks_for_a_push_in_password_otp() {
+    let dir = TempDir::new("duo-word");
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"deny","status":"fraud"}"#)];
+    let (engine, sent) = duo(&dir, "password+otp", &[], answers);
+    let out = login(&engine, "pw", Some("push"));
+    assert_eq!(out.reply_messages, vec![engine.config().messages.push_denied.clone()]);
+    assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"allow","status":"allow"}"#)];
+    let (engine, sent) = duo(&dir, "password+otp", &[], answers);
+    assert_eq!(login(&engine, "pw", Some("Phone")).outcome, Some(Outcome::Ok));
+    let call = &sent.lock().unwrap()[1].1;
+    assert!(call.contains(&("factor".into(), "phone".into())));
+    assert!(!call.iter().any(|(k, _)| k == "pushinfo"), "pushinfo is for pushes");
+}
+
+/// Holds `/preauth` until the test lets it go; allows every passcode.
+struct Gated {
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl DuoApi for Gated {
+    fn call(&self, _method: &str, path: &str, _params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if path == "/auth/v2/preauth" {
+            let _ = self.release.lock().unwrap().recv();
+            return ok(AUTH);
+        }
+        ok(r#"{"result":"allow","status":"allow"}"#)
+    }
+}
+
+#[test]
+fn a_resend_with_a_new_id_joins_the_login_in_progress() {
+    use std::sync::atomic::Ordering;
+    let dir = TempDir::new("duo-join");
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.backend = Some("duo".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIKEY".into());
+    raw.duo.secret_key = Some("skey".into());
+    let (release, gate) = std::sync::mpsc::channel();
+    let api = Arc::new(Gated { release: Mutex::new(gate), calls: Default::default() });
+    struct Shared(Arc<Gated>);
+    impl DuoApi for Shared {
+        fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+            self.0.call(method, path, params)
+        }
+    }
+    let engine = Arc::new(
+        DuoEngine::with_api(
+            "mfa",
+            Config::from_raw(&raw).unwrap(),
+            Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
+            Box::new(Shared(api.clone())),
+        )
+        .unwrap(),
+    );
+    let first = {
+        let engine = engine.clone();
+        std::thread::spawn(move || login(&engine, "123456", None).outcome)
+    };
+    while api.calls.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let second = {
+        let engine = engine.clone();
+        std::thread::spawn(move || login(&engine, "123456", None).outcome)
+    };
+    while engine.joiners() == 0 {
+        std::thread::yield_now();
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Some(Outcome::Ok));
+    assert_eq!(second.join().unwrap(), Some(Outcome::Ok), "the re-send gets the same answer");
+    assert_eq!(api.calls.load(Ordering::SeqCst), 2, "one preauth and one auth: the passcode went to Duo once");
+}
+
+fn answer(engine: &DuoEngine, state: &[u8], typed: &str) -> AuthenticateOutput {
+    engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(typed.as_bytes()),
+        state: Some(state),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    })
+}
+
+#[test]
+fn a_push_by_challenge_is_checked_in_the_answer_round() {
+    let dir = TempDir::new("duo-challenge");
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"tx-9"}"#),
+        ok(r#"{"result":"waiting","status":"pushed"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "push", &[("approval", "challenge")], answers);
+    let first = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    assert_eq!(first.reply_messages, vec!["Approve the login on your device, then press OK".to_string()]);
+    let state = first.challenge_state.unwrap();
+    assert!(!state.windows(4).any(|w| w == b"tx-9"), "the txid travels sealed");
+    let pending = answer(&engine, &state, "");
+    assert_eq!(pending.outcome, Some(Outcome::Challenge), "not approved yet: asked again");
+    assert_eq!(answer(&engine, &state, "").outcome, Some(Outcome::Reject), "a State answers once");
+    let again = pending.challenge_state.unwrap();
+    assert_eq!(answer(&engine, &again, "").outcome, Some(Outcome::Ok));
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent[2], ("/auth/v2/auth_status".into(), vec![("txid".into(), "tx-9".into())]));
+    assert_eq!(sent.len(), 4, "the replayed State never reached Duo");
+    drop(sent);
+
+    // A passcode typed instead of approving goes to Duo as one.
+    let (engine, sent) = duo(
+        &dir,
+        "push",
+        &[("approval", "challenge")],
+        vec![ok(AUTH), ok(r#"{"txid":"t"}"#), ok(r#"{"result":"allow"}"#)],
+    );
+    let first = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    let state = first.challenge_state.unwrap();
+    // Bound to the NAS: another one cannot answer it (and Duo is not asked).
+    let elsewhere = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b""),
+        state: Some(&state),
+        nas: "192.0.2.9||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(elsewhere.outcome, Some(Outcome::Reject));
+    assert_eq!(answer(&engine, &state, "123456").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[2].1.contains(&("passcode".into(), "123456".into())));
+}
+
+#[test]
+fn sms_passcodes_are_sent_then_typed() {
+    let dir = TempDir::new("duo-sms");
+    let preauth = r#"{"result":"auth","devices":[{"device":"D1","capabilities":["push"],"display_name":"Tablet"},
+        {"device":"D2","capabilities":["sms","phone"],"display_name":"Phone (XXX-XXX-1234)"}]}"#;
+    let sent = || ok(r#"{"result":"deny","status":"sent","status_msg":"New SMS passcodes sent."}"#);
+    // Without the State key: a Reject that says where they went.
+    let (engine, calls) = duo(&dir, "password+otp", &[], vec![ok(preauth), sent()]);
+    let out = login(&engine, "pw", Some("SMS"));
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    assert_eq!(out.reply_messages, vec!["Enter the code sent to Phone (XXX-XXX-1234):".to_string()]);
+    assert!(calls.lock().unwrap()[1].1.contains(&("factor".into(), "sms".into())));
+    // With it: a challenge; an empty answer is no passcode, a typed one goes to Duo.
+    let answers = vec![ok(preauth), sent(), ok(r#"{"result":"allow"}"#)];
+    let (engine, _) = duo(&dir, "password+otp", &[("approval", "challenge")], answers);
+    let challenge = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        stashed_code: Some("sms".into()),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(challenge.outcome, Some(Outcome::Challenge));
+    let state = challenge.challenge_state.unwrap();
+    assert_eq!(answer(&engine, &state, "").outcome, Some(Outcome::Reject));
+    let (engine, _) =
+        duo(&dir, "password+otp", &[("approval", "challenge")], vec![ok(preauth), sent(), ok(r#"{"result":"allow"}"#)]);
+    let challenge = engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        stashed_code: Some("sms".into()),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(answer(&engine, &challenge.challenge_state.unwrap(), "777777").outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
+    let dir = TempDir::new("duo-auto");
+    let (engine, _) = duo(&dir, "auto", &[], vec![]);
+    let split = |field: &str| {
+        let out = engine.authorize(AuthorizeInput {
+            user_name: Some(b"alice"),
+            password: Some(field.as_bytes()),
+            auth_type: None,
+            has_state: false,
+            eap: false,
+        });
+        (out.password, out.stashed_code)
+    };
+    assert_eq!(split("pw,123456"), (Some("pw".into()), Some("123456".into())));
+    assert_eq!(split("pw,Push"), (Some("pw".into()), Some("Push".into())));
+    assert_eq!(split("pw,sms"), (Some("pw".into()), Some("sms".into())));
+    assert_eq!(split("pw,abc"), (None, None), "the password alone, with its comma");
+    assert_eq!(split("pw"), (None, None));
+
+    // The password alone: a challenge; "push" in the answer sends the push.
+    let answers = vec![
+        ok(AUTH),
+        ok(r#"{"txid":"t1"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(AUTH),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+    ];
+    let (engine, sent) = duo(&dir, "auto", &[], answers);
+    let ask = |engine: &DuoEngine| {
+        engine.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"pw"),
+            nas: "127.0.0.1||".into(),
+            ..AuthenticateInput::default()
+        })
+    };
+    let first = ask(&engine);
+    assert_eq!(first.outcome, Some(Outcome::Challenge));
+    assert_eq!(first.reply_messages, vec![engine.config().messages.prompt_code.clone()]);
+    assert_eq!(answer(&engine, &first.challenge_state.unwrap(), "push").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[1].1.contains(&("factor".into(), "push".into())));
+    // A passcode in the answer goes to Duo as one.
+    let second = ask(&engine);
+    assert_eq!(answer(&engine, &second.challenge_state.unwrap(), "123456").outcome, Some(Outcome::Ok));
+    assert!(sent.lock().unwrap()[4].1.contains(&("passcode".into(), "123456".into())));
+}

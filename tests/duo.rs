@@ -1,0 +1,356 @@
+//! The duo backend in a real FreeRADIUS against a fake of Duo's Auth API
+//! (tests/duo/fake_duo.py) that checks every request's signature with Duo's own
+//! reference client, duo_client (installed by scripts/duo.sh into .deps/duo-venv):
+//! a request the module signed wrong is answered 401, as Duo does.
+//!
+//! Push approved, denied, timed out; passcodes right, wrong and replayed; bypass
+//! and unenrolled users; a secret key Duo does not accept (at start-up and
+//! later); Duo down under both failmodes; rate limiting.
+//!
+//! Without the venv the tests are skipped, unless `RLM_MFA_REQUIRE_DUO=1`, where
+//! they fail. `RLM_MFA_DUO_VENV` names another venv.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Server, Setup};
+
+const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+/// First-factor passwords (the users file).
+const USERS: &[(&str, &str)] = &[
+    ("alice", "pw-alice"),
+    ("bob", "pw-bob"),
+    ("carol", "pw-carol"),
+    ("dave", "pw-dave"),
+    ("erin", "pw-erin"),
+    ("frank", "pw-frank"),
+    ("gina", "pw-gina"),
+];
+
+/// The fake's users: how each one's preauth and push go, and their passcodes.
+const DUO_USERS: &str = r#"{
+    "alice": {"preauth": "auth", "push": "approve", "passcodes": ["123456", "234567"]},
+    "bob": {"preauth": "auth", "push": "deny"},
+    "carol": {"preauth": "auth", "push": "never"},
+    "dave": {"preauth": "allow"},
+    "erin": {"preauth": "deny"},
+    "frank": {"preauth": "429"}
+}"#;
+
+/// The venv's python, or None (and a note) when the fake cannot run here.
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("RLM_MFA_DUO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo().join(".deps/duo-venv"));
+    let python = venv.join("bin/python");
+    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
+        return Some(python);
+    }
+    if std::env::var("RLM_MFA_REQUIRE_DUO").as_deref() == Ok("1") {
+        panic!("no duo_client venv in {}: run scripts/duo.sh", venv.display());
+    }
+    eprintln!("note: no duo_client venv in {}; test skipped (run scripts/duo.sh)", venv.display());
+    None
+}
+
+macro_rules! require_duo {
+    () => {
+        match FakeDuo::start() {
+            Some(duo) => duo,
+            None => return,
+        }
+    };
+}
+
+struct FakeDuo {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl FakeDuo {
+    fn start() -> Option<FakeDuo> {
+        Self::start_signing(5)
+    }
+
+    /// A fake that verifies signatures of `version` (5 or 2) only.
+    fn start_signing(version: u8) -> Option<FakeDuo> {
+        let python = venv_python()?;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = common::repo().join("target/integration").join(format!(
+            "duo-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("skey"), SKEY).unwrap();
+        let mut child = Command::new(python)
+            .arg(common::repo().join("tests/duo/fake_duo.py"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--ikey", IKEY, "--users", DUO_USERS, "--sig-version", &version.to_string(), "--skey-file"])
+            .arg(dir.join("skey"))
+            // Held open by the child handle: the fake exits when this process is gone.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("fake.log")).unwrap())
+            .spawn()
+            .expect("cannot run the duo venv's python");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("READY ").and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+            panic!("the fake Duo did not start: {line:?}\n{}", std::fs::read_to_string(dir.join("fake.log")).unwrap())
+        });
+        Some(FakeDuo { dir, port, child: Some(child) })
+    }
+
+    fn api_host(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests whose signature verified, in order: (path, params).
+    fn requests(&self) -> Vec<(String, serde_json::Value)> {
+        let text = std::fs::read_to_string(self.dir.join("requests.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["path"].as_str().unwrap().to_string(), v["params"].clone()))
+            .collect()
+    }
+
+    /// Duo from now on verifies with another secret key.
+    fn change_secret_key(&self) {
+        std::fs::write(self.dir.join("skey"), "another-secret-key-0123456789abcdefghijk").unwrap();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for FakeDuo {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn duo_section(api_host: &str, extra: &str) -> String {
+    format!(
+        "backend = duo\nduo {{\n\tapi_host = \"{api_host}\"\n\tintegration_key = \"{IKEY}\"\n\tsecret_key = \"{SKEY}\"\n\
+         \ttimeout = 3\n\twait = 6\n\tpoll_interval = 1\n{extra}\n}}\n"
+    )
+}
+
+/// FreeRADIUS with the mfa instance in `mode`, asking Duo at `api_host`.
+fn setup(mode: &str, api_host: &str, extra: &str) -> Setup {
+    let base = match mode {
+        "otp" => Setup::otp_mode(r#"{"users": {}}"#),
+        _ => Setup::challenge_mode(mode, r#"{"users": {}}"#, USERS),
+    };
+    base.with(&duo_section(api_host, extra))
+}
+
+#[test]
+fn passcodes_right_wrong_and_replayed_in_mode_otp() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(server.auth("alice", "123456").is_accept());
+    let replay = server.auth("alice", "123456");
+    assert!(replay.is_reject(), "Duo refuses a used passcode: {replay:?}");
+    assert!(server.auth("alice", "999999").is_reject());
+    let log = server.debug_log();
+    assert!(log.contains("Incorrect passcode"), "Duo's reason is logged");
+    assert!(!log.contains("999999") && !log.contains("123456"), "never the passcode");
+    // Every call verified with duo_client's signature code, /check at start-up first.
+    let paths: Vec<String> = duo.requests().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths[0], "/auth/v2/check");
+    assert_eq!(paths.iter().filter(|p| *p == "/auth/v2/auth").count(), 3, "{paths:?}");
+}
+
+#[test]
+fn signature_version_2_where_duo_still_takes_it() {
+    let module = require_module!();
+    let Some(duo) = FakeDuo::start_signing(2) else { return };
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), "\tsignature_version = 2"));
+    assert!(server.auth("alice", "123456").is_accept());
+    drop(server);
+    // A version 5 signature is not what this Duo checks: refused at start-up.
+    let out = Server::start_failing(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(out.contains("duo.secret_key"), "{}", common::tail(&out, 20));
+}
+
+#[test]
+fn passcode_after_the_password_in_mode_password_otp() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("password+otp", &duo.api_host(), ""));
+    assert!(server.auth("alice", "pw-alice,234567").is_accept());
+    assert!(server.auth("alice", "wrong,123456").is_reject(), "the first factor still decides");
+    let sent: Vec<_> = duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").collect();
+    assert_eq!(sent.len(), 1, "a wrong password never reaches Duo: {sent:?}");
+    assert_eq!(sent[0].1["factor"], "passcode");
+    assert_eq!(sent[0].1["username"], "alice");
+    // The words push and phone in place of the passcode: a push, a phone call.
+    assert!(server.auth("alice", "pw-alice,push").is_accept());
+    assert!(server.auth("alice", "pw-alice,phone").is_accept());
+    let factors: Vec<_> =
+        duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").map(|(_, v)| v["factor"].clone()).collect();
+    assert_eq!(factors[1..], ["push", "phone"]);
+    // sms: Duo sends passcodes, the Reject says where; the next login types one.
+    let sent = server.auth("alice", "pw-alice,sms");
+    assert_eq!(sent.message(), Some("Enter the code sent to Phone (XXX-XXX-1234):"), "{sent:?}");
+    assert!(server.auth("alice", "pw-alice,777777").is_accept());
+}
+
+#[test]
+fn push_approved_denied_and_unanswered() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("push", &duo.api_host(), ""));
+    let ok = server.send(
+        "User-Name = \"alice\", User-Password = \"pw-alice\", Calling-Station-Id = \"192.0.2.7\", \
+         NAS-Identifier = \"vpn-gw-1\"\n",
+    );
+    assert!(ok.is_accept(), "{ok:?}");
+    let push = duo.requests().into_iter().find(|(p, v)| p == "/auth/v2/auth" && v["factor"] == "push").unwrap().1;
+    assert_eq!(push["async"], "1");
+    assert_eq!(push["ipaddr"], "192.0.2.7", "Calling-Station-Id as ipaddr");
+    assert_eq!(push["pushinfo"], "nas=vpn-gw-1");
+
+    let denied = server.auth("bob", "pw-bob");
+    assert_eq!(denied.message(), Some("The login was denied on your device"), "{denied:?}");
+    let unanswered =
+        server.send_with(&["-r", "1", "-t", "20"], "User-Name = \"carol\", User-Password = \"pw-carol\"\n");
+    assert_eq!(unanswered.message(), Some("No answer from your device in time"), "{unanswered:?}");
+    assert!(server.debug_log().contains("Login request denied."), "Duo's reason is logged");
+}
+
+#[test]
+fn push_by_challenge_then_check() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("push", &duo.api_host(), "\tapproval = challenge"));
+    let first = server.auth("alice", "pw-alice");
+    assert!(first.is_challenge(), "{first:?}");
+    let answer = |state: &str| server.send(&format!("User-Name = \"alice\", User-Password = \"\", State = {state}\n"));
+    let state = first.state().to_string();
+    let pending = answer(&state);
+    assert!(pending.is_challenge(), "not approved yet: {pending:?}");
+    assert!(answer(&state).is_reject(), "a State answers once");
+    let approved = answer(pending.state());
+    assert!(approved.is_accept(), "{approved:?}");
+    let polls = duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth_status").count();
+    assert_eq!(polls, 2, "one /auth_status per answer round");
+    drop(server);
+
+    // SMS passcodes by challenge: asked for at once, one typed in the answer.
+    let server = Server::start(&module, &setup("password+otp", &duo.api_host(), "\tapproval = challenge"));
+    let sms = server.auth("bob", "pw-bob,sms");
+    assert!(sms.is_challenge(), "{sms:?}");
+    assert_eq!(sms.message(), Some("Enter the code sent to Phone (XXX-XXX-1234):"));
+    let typed = server.send(&format!("User-Name = \"bob\", User-Password = \"777777\", State = {}\n", sms.state()));
+    assert!(typed.is_accept(), "{typed:?}");
+}
+
+#[test]
+fn auto_takes_the_passcode_with_the_password_or_asks_for_it() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
+    assert!(server.auth("alice", "pw-alice,123456").is_accept(), "password and passcode at once");
+    assert!(server.auth("alice", "wrong,234567").is_reject());
+    let ask = server.auth("alice", "pw-alice");
+    assert!(ask.is_challenge(), "the password alone: {ask:?}");
+    assert_eq!(ask.message(), Some("Enter OTP:"));
+    let answer = |user: &str, typed: &str, state: &str| {
+        server.send(&format!("User-Name = \"{user}\", User-Password = \"{typed}\", State = {state}\n"))
+    };
+    let pushed = answer("alice", "push", ask.state());
+    assert!(pushed.is_accept(), "push typed in the answer, approved: {pushed:?}");
+    let ask = server.auth("alice", "pw-alice");
+    assert!(answer("alice", "234567", ask.state()).is_accept(), "a passcode in the answer");
+    let ask = server.auth("alice", "pw-alice");
+    assert!(answer("alice", "999999", ask.state()).is_reject());
+}
+
+#[test]
+fn bypass_deny_unenrolled_and_rate_limited_users() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("push", &duo.api_host(), ""));
+    assert!(server.auth("dave", "pw-dave").is_accept(), "preauth allow: a bypass user");
+    assert!(server.auth("dave", "wrong").is_reject(), "the first factor still decides");
+    let denied = server.auth("erin", "pw-erin");
+    assert!(denied.is_reject(), "{denied:?}");
+    let unenrolled = server.auth("gina", "pw-gina");
+    assert!(unenrolled.is_reject(), "duo.enroll = reject: {unenrolled:?}");
+    let limited = server.auth("frank", "pw-frank");
+    assert!(limited.is_reject(), "{limited:?}");
+    let log = server.debug_log();
+    assert!(log.contains("Your account is disabled"), "Duo's deny reason is logged");
+    assert!(log.contains("HTTP 429"), "the rate limit is logged");
+    drop(server);
+
+    let allowing = Server::start(&module, &setup("push", &duo.api_host(), "\tenroll = allow"));
+    assert!(allowing.auth("gina", "pw-gina").is_accept(), "duo.enroll = allow");
+}
+
+#[test]
+fn a_secret_key_duo_refuses() {
+    let module = require_module!();
+    let mut duo = require_duo!();
+    duo.change_secret_key();
+    // At start-up: /check names the item.
+    let out = Server::start_failing(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(out.contains("duo.secret_key") && out.contains("Invalid signature"), "{}", common::tail(&out, 20));
+    duo.stop();
+
+    // Later: a 401 rejects, and the log says why.
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), ""));
+    duo.change_secret_key();
+    assert!(server.auth("alice", "123456").is_reject());
+    assert!(server.debug_log().contains("code 40103"), "{}", common::tail(&server.debug_log(), 30));
+}
+
+#[test]
+fn duo_down_follows_failmode() {
+    let module = require_module!();
+    let mut duo = require_duo!();
+    let secure = Server::start(&module, &setup("push", &duo.api_host(), ""));
+    let safe = Server::start(&module, &setup("password+otp", &duo.api_host(), "\tfailmode = safe"));
+    duo.stop();
+    let refused = secure.auth("alice", "pw-alice");
+    assert!(refused.is_reject(), "{refused:?}");
+    assert!(secure.debug_log().contains("duo.failmode = secure"));
+    assert!(safe.auth("alice", "pw-alice,123456").is_accept(), "failmode = safe accepts on the password");
+    assert!(safe.auth("alice", "wrong,123456").is_reject(), "never without it");
+
+    // Duo unreachable at start-up: a warning, not a failure.
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(server.debug_log().contains("keys not verified"), "{}", common::tail(&server.debug_log(), 30));
+}
+
+#[test]
+fn broken_configuration_is_named() {
+    let module = require_module!();
+    for (extra, item) in [
+        ("\tfailmode = open", "duo.failmode"),
+        ("\tenroll = maybe", "duo.enroll"),
+        ("\tsecret_key_file = /nonexistent/skey", "duo.secret_key_file"),
+    ] {
+        let out = Server::start_failing(&module, &setup("password+otp", "http://127.0.0.1:1", extra));
+        assert!(out.contains(item), "{item} not named in:\n{}", common::tail(&out, 20));
+    }
+    let out = Server::start_failing(&module, &setup("otp", "http://duo.example.com", ""));
+    assert!(out.contains("duo.api_host"), "{}", common::tail(&out, 20));
+}
