@@ -40,8 +40,9 @@ apt_install() {
 
 # The server and radtest/radclient (tests, demo), its headers, bindgen's libclang,
 # ca-certificates for cargo's downloads, xz-utils for Debian's source tarball,
-# eapoltest (eapol_test, the 802.1X client of tests/eap.rs) and openssl (its test certificate).
-apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils eapoltest openssl
+# eapoltest (eapol_test, the 802.1X client of tests/eap.rs), openssl (its test certificate)
+# and procps (kill and ps, which the tests use on their servers; a minimal Debian lacks them).
+apt_install freeradius freeradius-utils libfreeradius-dev libclang-dev clang ca-certificates xz-utils eapoltest openssl procps
 if [ "${1:-}" = --packaging ]; then apt_install debhelper build-essential; fi
 
 # The headers of other packages that the installed FreeRADIUS headers include, as
