@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::channel::http::{self, Failure, Pool, Response};
 use crate::channel::setup::SetupError;
 use crate::channel::tls;
+pub use crate::config::BodyFormat;
 use crate::text::template;
 
 /// Where and how to send.
@@ -61,15 +62,7 @@ impl fmt::Debug for GatewayConfig {
     }
 }
 
-/// How the request body is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/json`; values JSON-escaped.
-    Json,
-    /// `application/x-www-form-urlencoded`; values percent-encoded.
-    Form,
-}
-
+/// How a [`BodyFormat`] (a setting of the configuration layer) is sent.
 impl BodyFormat {
     fn content_type(self) -> &'static str {
         match self {

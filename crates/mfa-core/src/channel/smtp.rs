@@ -26,18 +26,8 @@ use crate::channel::gateway::{SendError, Sender};
 use crate::channel::http;
 use crate::channel::setup::SetupError;
 use crate::channel::tls;
+pub use crate::config::SmtpTls;
 use crate::text::template::render;
-
-/// How the connection to the mail server is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain SMTP, then STARTTLS before anything else (required: no fall back).
-    StartTls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-    /// Plain SMTP throughout.
-    None,
-}
 
 /// Where and how to send.
 #[derive(Clone)]

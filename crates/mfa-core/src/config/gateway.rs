@@ -5,8 +5,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{choice, invalid, optional_path, ConfigError};
-pub use crate::channel::gateway::BodyFormat;
 use crate::text::url::{has_http_scheme, redact};
+
+/// How the request body is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`; values JSON-escaped.
+    Json,
+    /// `application/x-www-form-urlencoded`; values percent-encoded.
+    Form,
+}
 
 crate::section! {
     /// The items of an `sms { }` or `email { }` section, before checking.

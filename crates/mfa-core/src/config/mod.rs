@@ -26,7 +26,7 @@ mod warnings;
 
 pub use declare::{Item, Kind, Section, Value};
 pub use duo::{DuoConfig, RawDuo};
-pub use gateway::{gateway, Gateway, RawGateway};
+pub use gateway::{gateway, BodyFormat, Gateway, RawGateway};
 pub use limits::Limits;
 pub use messages::Messages;
 pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};

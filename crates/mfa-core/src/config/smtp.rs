@@ -5,10 +5,19 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::channel::smtp::SmtpTls;
-
 use super::redis::{address, Address};
 use super::{choice, invalid, optional_path, ConfigError};
+
+/// How the connection to the mail server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP, then STARTTLS before anything else (required: no fall back).
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// Plain SMTP throughout.
+    None,
+}
 
 crate::section! {
     /// The items of the `smtp { }` section, before checking.

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::endpoint::{self, Endpoint};
 use super::sign::{rfc2822, Signer, Version};
 use crate::channel::http::{self, Failure, Pool};
 use crate::channel::tls;
+use crate::config::duo::endpoint::{self, Endpoint};
 use crate::text::printable;
 
 /// Duo's answers are small; longer ones are not read.

@@ -2,11 +2,10 @@
 //! `/auth_status`) decides the second factor, a push to the Duo app or a Duo
 //! passcode typed where a code goes. Every request is signed as Duo specifies
 //! (`sign`), sent over https verified against the system's trust store
-//! (`endpoint`), with the secret key from the configuration or a private file
+//! (`config::duo::endpoint`), with the secret key from the configuration or a private file
 //! (`secret`); `client` makes the calls and reads Duo's answers.
 
 pub mod client;
-pub mod endpoint;
 pub mod secret;
 pub mod sign;
 

@@ -7,16 +7,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// A usable secret key: one line, no spaces. The error never quotes it.
-pub fn check(key: &str) -> Result<(), String> {
-    if key.is_empty() {
-        return Err("the secret key is empty".into());
-    }
-    if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("the secret key holds a space, a line break or another control character".into());
-    }
-    Ok(())
-}
+use crate::config::duo::check_secret_key;
 
 /// The key in `path` (one line), refused when others may read the file or it is
 /// writable by its group. Errors name the file, never its content.
@@ -34,7 +25,7 @@ pub fn read(path: &Path) -> Result<String, String> {
     let mut text = String::new();
     file.take(4096).read_to_string(&mut text).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let key = text.trim_end_matches(['\n', '\r']).to_string();
-    check(&key).map_err(|why| format!("{shown}: {why}"))?;
+    check_secret_key(&key).map_err(|why| format!("{shown}: {why}"))?;
     Ok(key)
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use super::{choice, invalid, optional_path, Approval, ConfigError, Failmode, Mode};
 
+pub mod endpoint;
+
 crate::section! {
     /// The items of the `duo { }` section, before checking.
     pub struct RawDuo {
@@ -85,6 +87,17 @@ impl fmt::Debug for DuoConfig {
     }
 }
 
+/// A usable secret key: one line, no spaces. The error never quotes it.
+pub fn check_secret_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the secret key is empty".into());
+    }
+    if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("the secret key holds a space, a line break or another control character".into());
+    }
+    Ok(())
+}
+
 /// Checks the section for `mode`; `max_request_time` is the server's (0 when
 /// unknown): a preauth, an auth and a wait with polls must end before it.
 pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoConfig, ConfigError> {
@@ -98,7 +111,7 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
     if api_host.is_empty() {
         return Err(invalid("duo.api_host", "backend duo needs Duo's API hostname"));
     }
-    crate::backend::duo::endpoint::parse(&api_host).map_err(|why| invalid("duo.api_host", why))?;
+    endpoint::parse(&api_host).map_err(|why| invalid("duo.api_host", why))?;
     let integration_key = raw.integration_key.as_deref().map(str::trim).unwrap_or("").to_string();
     if integration_key.is_empty() || !integration_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(invalid("duo.integration_key", "the integration key (letters and digits) is required"));
@@ -109,7 +122,7 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
             return Err(invalid("duo.secret_key_file", "set secret_key or secret_key_file, not both"));
         }
         (Some(key), None) => {
-            crate::backend::duo::secret::check(key).map_err(|why| invalid("duo.secret_key", why))?;
+            check_secret_key(key).map_err(|why| invalid("duo.secret_key", why))?;
             SecretKey::Inline(key.to_string())
         }
         (None, Some(path)) => SecretKey::File(path),
