@@ -10,13 +10,11 @@
 //! user sees the configured messages. Neither password nor passcode enters a
 //! log line.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
+use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
 use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
@@ -62,34 +60,7 @@ pub struct DuoEngine {
     /// auto: what after the separator counts as a passcode.
     auto_code: regex::Regex,
     /// Logins being decided now, by a hash of what makes them the same login.
-    in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
-}
-
-/// How a login in progress ended, for the re-sends that joined it.
-#[derive(Default)]
-struct Joined {
-    decision: Mutex<Option<Decision>>,
-    done: Condvar,
-    /// Re-sends waiting for it (the tests look).
-    joiners: AtomicUsize,
-}
-
-/// Tells the joined re-sends how the login ended, however it ends (a panic
-/// included), and forgets the login.
-struct Leave<'a> {
-    engine: &'a DuoEngine,
-    key: [u8; 32],
-    joined: Arc<Joined>,
-    decision: Option<Decision>,
-}
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        let fallback = || Decision::refuse(Outcome::Fail, self.engine.cfg.messages.internal.clone());
-        *lock(&self.joined.decision) = Some(self.decision.take().unwrap_or_else(fallback));
-        self.joined.done.notify_all();
-        lock(&self.engine.in_progress).remove(&self.key);
-    }
+    in_progress: InProgress<Decision>,
 }
 
 /// Keeps the count of waiting logins right however the wait ends.
@@ -156,7 +127,7 @@ impl DuoEngine {
             api,
             waiting: AtomicUsize::new(0),
             warnings: vec![],
-            in_progress: Mutex::new(HashMap::new()),
+            in_progress: InProgress::default(),
         })
     }
 
@@ -194,7 +165,7 @@ impl DuoEngine {
     /// Re-sends waiting for a login in progress (for the tests).
     #[cfg(test)]
     pub(super) fn joiners(&self) -> usize {
-        lock(&self.in_progress).values().map(|j| j.joiners.load(Ordering::SeqCst)).sum()
+        self.in_progress.joiners()
     }
 
     pub fn startup_warnings(&self) -> Vec<String> {
@@ -352,39 +323,18 @@ impl DuoEngine {
                 Factor::Ask => b"",
             },
         ]);
-        let joined = {
-            let mut map = lock(&self.in_progress);
-            match map.get(&key) {
-                Some(other) => Err(other.clone()),
-                None => {
-                    let mine = Arc::new(Joined::default());
-                    map.insert(key, mine.clone());
-                    Ok(mine)
-                }
-            }
-        };
-        match joined {
-            Err(other) => self.join(&call, &other, trail),
-            Ok(mine) => {
-                let mut leave = Leave { engine: self, key, joined: mine, decision: None };
-                let decision = self.decide(&call, factor, trail);
-                leave.decision = Some(decision.clone());
-                decision
-            }
+        match self.in_progress.enter(key) {
+            Entry::Joined(other) => self.join(&call, other, trail),
+            Entry::First(first) => first.end(self.decide(&call, factor, trail)),
         }
     }
 
     /// A NAS's re-send of a login being decided (a new RADIUS ID: same user, NAS,
     /// station and text) waits for its decision instead of sending the passcode
     /// (used up by then) or the push again.
-    fn join(&self, call: &Call, other: &Joined, trail: &mut Trail) -> Decision {
+    fn join(&self, call: &Call, other: Joiner<Decision>, trail: &mut Trail) -> Decision {
         trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-        other.joiners.fetch_add(1, Ordering::SeqCst);
-        let bound = self.duo.wait + 4 * self.duo.timeout;
-        let decision = lock(&other.decision);
-        let (decision, _) =
-            other.done.wait_timeout_while(decision, bound, |d| d.is_none()).unwrap_or_else(|p| p.into_inner());
-        decision.clone().unwrap_or_else(|| {
+        other.wait(self.duo.wait + 4 * self.duo.timeout).unwrap_or_else(|| {
             trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })
@@ -496,20 +446,6 @@ impl DuoEngine {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A hash of length-prefixed parts (so that no two part lists collide).
-fn login_key(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
 }
 
 /// A text field of Duo's answer, or "".

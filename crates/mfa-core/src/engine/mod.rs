@@ -27,6 +27,7 @@ mod dialogue;
 mod duo;
 mod eap;
 mod gates;
+mod joining;
 mod limits;
 pub mod post_auth;
 mod privacyidea;

@@ -6,13 +6,11 @@
 //! privacyIDEA's reasons ("wrong otp pin", error 904) go to the log; the user
 //! sees the configured messages. The password never enters a log line.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
+use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::mapping::{reply_attributes, Rule};
 use crate::backend::privacyidea::answer::USER_NOT_FOUND;
@@ -41,14 +39,7 @@ pub struct PiEngine {
     /// Logins being decided now, by a hash of everything that makes them the same
     /// login: a NAS's re-send with a new RADIUS ID joins the one in progress
     /// instead of sending the code (used up by then) or the push trigger again.
-    in_progress: Mutex<HashMap<[u8; 32], Arc<Joined>>>,
-}
-
-/// How a login in progress ended, for the re-sends that joined it.
-#[derive(Default)]
-struct Joined {
-    ending: Mutex<Option<Ending>>,
-    done: Condvar,
+    in_progress: InProgress<Ending>,
 }
 
 /// Keeps the count of polling logins right however the wait ends.
@@ -110,7 +101,7 @@ impl PiEngine {
             used: super::open_store(&cfg)?,
             rules,
             waiting: AtomicUsize::new(0),
-            in_progress: Mutex::new(HashMap::new()),
+            in_progress: InProgress::default(),
             cfg,
         })
     }
@@ -259,50 +250,22 @@ impl PiEngine {
             session.as_bytes(),
             pass.as_bytes(),
         ]);
-        let joined = {
-            let mut map = lock(&self.in_progress);
-            match map.get(&key) {
-                Some(other) => Err(other.clone()),
-                None => {
-                    let mine = Arc::new(Joined::default());
-                    map.insert(key, mine.clone());
-                    Ok(mine)
-                }
-            }
-        };
-        match joined {
-            Err(other) => {
+        match self.in_progress.enter(key) {
+            Entry::Joined(other) => {
                 trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-                let bound = self.pi.poll_wait + 4 * self.pi.client.timeout;
-                let ending = lock(&other.ending);
-                let (ending, _) =
-                    other.done.wait_timeout_while(ending, bound, |e| e.is_none()).unwrap_or_else(|p| p.into_inner());
-                ending.clone().unwrap_or_else(|| {
+                other.wait(self.pi.poll_wait + 4 * self.pi.client.timeout).unwrap_or_else(|| {
                     trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
                     Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
                 })
             }
-            Ok(mine) => {
-                // Whatever happens below (a panic included), the joined requests are told and the entry goes.
-                struct Leave<'a>(&'a PiEngine, [u8; 32], Arc<Joined>, Option<Ending>);
-                impl Drop for Leave<'_> {
-                    fn drop(&mut self) {
-                        let fallback = || Decision::refuse(Outcome::Fail, self.0.cfg.messages.internal.clone()).into();
-                        *lock(&self.2.ending) = Some(self.3.take().unwrap_or_else(fallback));
-                        self.2.done.notify_all();
-                        lock(&self.0.in_progress).remove(&self.1);
-                    }
-                }
-                let mut leave = Leave(self, key, mine, None);
+            Entry::First(first) => {
                 trail.debug(format!(
                     "asking privacyIDEA about \"{}\"{}",
                     call.user,
                     call.realm.map(|r| format!(" in realm \"{r}\"")).unwrap_or_default()
                 ));
                 let answer = self.check(call, pass, None, trail);
-                let ending = self.finish(call, answer, trail);
-                leave.3 = Some(ending.clone());
-                ending
+                first.end(self.finish(call, answer, trail))
             }
         }
     }
@@ -455,20 +418,6 @@ impl PiEngine {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A hash of length-prefixed parts (so that no two part lists collide).
-fn login_key(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
 }
 
 /// Who a call is about.
