@@ -229,7 +229,7 @@ fn push_approved_denied_and_unanswered() {
     let denied = server.auth("bob", "pw-bob");
     assert_eq!(denied.message(), Some("The login was denied on your device"), "{denied:?}");
     let unanswered =
-        server.send_with(&["-r", "1", "-t", "20"], "User-Name = \"carol\", User-Password = \"pw-carol\"\n");
+        server.send_with(&["-r", "2", "-t", "20"], "User-Name = \"carol\", User-Password = \"pw-carol\"\n");
     assert_eq!(unanswered.message(), Some("No answer from your device in time"), "{unanswered:?}");
     assert!(server.debug_log().contains("Login request denied."), "Duo's reason is logged");
 }

@@ -33,12 +33,12 @@ fn start(module: &std::path::Path, pi: &PrivacyIdea, poll: &str) -> Server {
 
 /// One login, with time for privacyIDEA to answer on a loaded machine.
 fn login(server: &Server, user: &str, pass: &str) -> Reply {
-    server.send_with(&["-r", "1", "-t", "28"], &format!("User-Name = \"{user}\", User-Password = \"{pass}\"\n"))
+    server.send_with(&["-r", "2", "-t", "28"], &format!("User-Name = \"{user}\", User-Password = \"{pass}\"\n"))
 }
 
 fn answer(server: &Server, user: &str, pass: &str, state: &str) -> Reply {
     server.send_with(
-        &["-r", "1", "-t", "28"],
+        &["-r", "2", "-t", "28"],
         &format!("User-Name = \"{user}\", User-Password = \"{pass}\", State = {state}\n"),
     )
 }

@@ -357,8 +357,14 @@ impl Server {
     }
 
     /// Sends one Access-Request with the given attribute lines (radclient syntax).
+    ///
+    /// `-r 2`, not `-r 1`: radclient 3.2.7 (Debian 13) gives up on a request once
+    /// `timeout x (retries - tries)` seconds have passed since it was sent, counted
+    /// in whole seconds, so with one try it may stop at the next tick of the clock,
+    /// without the reply and with exit status 0. A second try gives the reply its
+    /// whole timeout (and is sent only if none came by then).
     pub fn send(&self, attrs: &str) -> Reply {
-        self.send_with(&["-r", "1", "-t", "15"], attrs)
+        self.send_with(&["-r", "2", "-t", "15"], attrs)
     }
 
     /// Like [`Server::send`], with radclient's timeout and retry options given.
