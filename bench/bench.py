@@ -1893,6 +1893,43 @@ def part_redis(args, work, pid_file):
     return checks
 
 
+class Callgrind:
+    """A server to be run under valgrind's callgrind with instrumentation off until
+    `control("--instr=on")`; `control("--zero")` zeroes the counters and `dump()`
+    returns the instructions since then (callgrind_control)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.out_dir = os.path.join(server.dir, "callgrind")
+        os.makedirs(self.out_dir, exist_ok=True)
+        server.command_prefix = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                 f"--callgrind-out-file={self.out_dir}/callgrind.out",
+                                 f"--log-file={self.out_dir}/valgrind.log")
+
+    def control(self, *opts):
+        done = subprocess.run(["callgrind_control", *opts, str(self.server.proc.pid)], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode != 0 or "OK." not in done.stdout:  # it exits 0 when it finds no such process
+            raise BenchError(f"callgrind_control {' '.join(opts)} failed: {(done.stdout + done.stderr).strip()}")
+
+    def dump(self):
+        """Dumps the counters; returns the instructions since the last zeroing."""
+        before = set(os.listdir(self.out_dir))
+        self.control("--dump")
+        t0 = time.monotonic()
+        while True:
+            new = sorted(set(os.listdir(self.out_dir)) - before - {"valgrind.log"})
+            if new:
+                time.sleep(0.2)  # let the writer finish
+                with open(os.path.join(self.out_dir, new[0]), errors="replace") as f:
+                    for line in f:
+                        if line.startswith(("summary:", "totals:")):
+                            return int(line.split()[1])
+            if time.monotonic() - t0 > 60:
+                raise BenchError(f"callgrind wrote no dump in 60 s; see {self.out_dir}")
+            time.sleep(0.1)
+
+
 def callgrind_stores(args, work, redis, make_server, write_users, name, password, fresh_step, indices):
     """Instructions per accepted login on each path, counted by valgrind's callgrind
     in a second server (the same configuration, only its own users): instrumentation
@@ -1905,35 +1942,8 @@ def callgrind_stores(args, work, redis, make_server, write_users, name, password
     indices = list(indices)
     users_text, tokens_path = write_users("callgrind", indices)
     server = make_server("stores-callgrind", redis, users_text, tokens_path)
-    out_dir = os.path.join(server.dir, "callgrind")
-    os.makedirs(out_dir, exist_ok=True)
-    server.command_prefix = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
-                             f"--callgrind-out-file={out_dir}/callgrind.out",
-                             f"--log-file={out_dir}/valgrind.log")
-
-    def control(*opts):
-        done = subprocess.run(["callgrind_control", *opts, str(server.proc.pid)], capture_output=True, text=True,
-                              timeout=120)
-        if done.returncode != 0 or "OK." not in done.stdout:  # it exits 0 when it finds no such process
-            raise BenchError(f"callgrind_control {' '.join(opts)} failed: {(done.stdout + done.stderr).strip()}")
-
-    def dump():
-        """Dumps the counters; returns the instructions since the last zeroing."""
-        before = set(os.listdir(out_dir))
-        control("--dump")
-        t0 = time.monotonic()
-        while True:
-            new = sorted(set(os.listdir(out_dir)) - before - {"valgrind.log"})
-            if new:
-                path = os.path.join(out_dir, new[0])
-                time.sleep(0.2)  # let the writer finish
-                with open(path, errors="replace") as f:
-                    for line in f:
-                        if line.startswith(("summary:", "totals:")):
-                            return int(line.split()[1])
-            if time.monotonic() - t0 > 60:
-                raise BenchError(f"callgrind wrote no dump in 60 s; see {out_dir}")
-            time.sleep(0.1)
+    cg = Callgrind(server)
+    control, dump = cg.control, cg.dump
 
     client = None
     try:

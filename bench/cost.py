@@ -285,32 +285,8 @@ def callgrind_count(b, args, servers, path, make_server, redis, one_login, indic
     server = make_server(path, f"{path}-callgrind", indices, redis)
     servers[f"{path}-callgrind"] = server
     indices = iter(indices)
-    out_dir = os.path.join(server.dir, "callgrind")
-    os.makedirs(out_dir, exist_ok=True)
-    server.command_prefix = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
-                             f"--callgrind-out-file={out_dir}/callgrind.out", f"--log-file={out_dir}/valgrind.log")
-
-    def control(*opts):
-        done = subprocess.run(["callgrind_control", *opts, str(server.proc.pid)], capture_output=True, text=True,
-                              timeout=120)
-        if done.returncode != 0 or "OK." not in done.stdout:
-            raise b.BenchError(f"callgrind_control {' '.join(opts)} failed: {(done.stdout + done.stderr).strip()}")
-
-    def dump():
-        before = set(os.listdir(out_dir))
-        control("--dump")
-        t0 = time.monotonic()
-        while True:
-            new = sorted(set(os.listdir(out_dir)) - before - {"valgrind.log"})
-            if new:
-                time.sleep(0.2)
-                with open(os.path.join(out_dir, new[0]), errors="replace") as f:
-                    for line in f:
-                        if line.startswith(("summary:", "totals:")):
-                            return int(line.split()[1])
-            if time.monotonic() - t0 > 60:
-                raise b.BenchError(f"callgrind wrote no dump in 60 s; see {out_dir}")
-            time.sleep(0.1)
+    cg = b.Callgrind(server)
+    control, dump = cg.control, cg.dump
 
     client = None
     try:
