@@ -175,43 +175,17 @@ impl DuoEngine {
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
         let mut trail = Trail::default();
         let mut out = AuthorizeOutput::default();
-        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
-            trail.info(super::auth_type_already(other, &self.name));
-            out.outcome = Some(Outcome::Noop);
-        } else if input.eap && input.password.is_none() {
-            trail.debug("EAP request without User-Password: left to eap");
-            out.outcome = Some(Outcome::Noop);
-        } else {
-            match super::parse_user_name(input.user_name, &self.cfg.realm) {
-                Err(why) if input.user_name.is_none() => {
-                    trail.debug(why);
-                    out.outcome = Some(Outcome::Noop);
-                }
-                Err(why) => {
-                    trail.info(format!("rejected: {why}"));
-                    out.reply_message = Some(self.cfg.messages.bad_user.clone());
-                    out.outcome = Some(Outcome::Invalid);
-                }
-                Ok(parsed) => {
-                    if self.cfg.realm.strip && parsed.realm.is_some() {
-                        out.stripped_user_name = Some(parsed.user);
-                    }
-                    out.realm = parsed.realm;
-                    // The answer to a push challenge holds no password to split.
-                    let answers = input.has_state && self.key.is_some();
-                    if self.cfg.mode == Mode::Auto && !answers {
-                        self.split_auto(&input, &mut out, &mut trail);
-                    } else if self.cfg.mode == Mode::PasswordOtp
-                        && !answers
-                        && !self.split(&input, &mut out, &mut trail)
-                    {
-                        out.log = trail.log;
-                        return out;
-                    }
-                    out.set_auth_type = input.auth_type.is_none();
-                    out.outcome = Some(Outcome::Updated);
-                }
+        if super::remote_authorize::user_of_request(&self.cfg, &self.name, &input, &mut out, &mut trail) {
+            // The answer to a push challenge holds no password to split.
+            let answers = input.has_state && self.key.is_some();
+            if self.cfg.mode == Mode::Auto && !answers {
+                self.split_auto(&input, &mut out, &mut trail);
+            } else if self.cfg.mode == Mode::PasswordOtp && !answers && !self.split(&input, &mut out, &mut trail) {
+                out.log = trail.log;
+                return out;
             }
+            out.set_auth_type = input.auth_type.is_none();
+            out.outcome = Some(Outcome::Updated);
         }
         out.log = trail.log;
         out

@@ -32,6 +32,7 @@ mod limits;
 pub mod post_auth;
 mod privacyidea;
 mod push;
+mod remote_authorize;
 mod warnings;
 
 pub use duo::DuoEngine;

@@ -123,33 +123,10 @@ impl PiEngine {
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
         let mut trail = Trail::default();
         let mut out = AuthorizeOutput::default();
-        if let Some(other) = input.auth_type.filter(|t| *t != self.name) {
-            trail.info(super::auth_type_already(other, &self.name));
-            out.outcome = Some(Outcome::Noop);
-        } else if input.eap && input.password.is_none() {
-            trail.debug("EAP request without User-Password: left to eap");
-            out.outcome = Some(Outcome::Noop);
-        } else {
-            match self.names(input.user_name) {
-                Err(why) if input.user_name.is_none() => {
-                    trail.debug(why);
-                    out.outcome = Some(Outcome::Noop);
-                }
-                Err(why) => {
-                    trail.info(format!("rejected: {why}"));
-                    out.reply_message = Some(self.cfg.messages.bad_user.clone());
-                    out.outcome = Some(Outcome::Invalid);
-                }
-                Ok((user, realm)) => {
-                    if self.cfg.realm.strip && realm.is_some() {
-                        out.stripped_user_name = Some(user);
-                    }
-                    out.realm = realm;
-                    // privacyIDEA checks the whole credential (PIN or password and code).
-                    out.set_auth_type = input.auth_type.is_none();
-                    out.outcome = Some(Outcome::Updated);
-                }
-            }
+        if super::remote_authorize::user_of_request(&self.cfg, &self.name, &input, &mut out, &mut trail) {
+            // privacyIDEA checks the whole credential (PIN or password and code).
+            out.set_auth_type = input.auth_type.is_none();
+            out.outcome = Some(Outcome::Updated);
         }
         out.log = trail.log;
         out
