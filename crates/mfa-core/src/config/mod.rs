@@ -44,6 +44,12 @@ pub fn anchored(pattern: &str) -> String {
     format!("^(?:{pattern})$")
 }
 
+/// auto mode's code pattern, compiled to match the whole part after the separator.
+pub fn auto_code(pattern: &str) -> Result<regex::Regex, ConfigError> {
+    regex::Regex::new(&anchored(pattern))
+        .map_err(|e| invalid("auto_code_pattern", format!("not a regular expression: {e}")))
+}
+
 /// The largest TOTP window accepted: 10 steps either side is already five
 /// minutes of codes at 30 s; more only helps an attacker.
 pub const MAX_TOTP_WINDOW: u32 = 10;
@@ -300,9 +306,7 @@ impl Config {
         };
 
         let auto_code_pattern = raw.auto_code_pattern.clone().unwrap_or_else(|| DEFAULT_AUTO_CODE.to_string());
-        if let Err(e) = regex::Regex::new(&anchored(&auto_code_pattern)) {
-            return Err(invalid("auto_code_pattern", format!("not a regular expression: {e}")));
-        }
+        auto_code(&auto_code_pattern)?;
 
         Ok(Config {
             privacyidea,

@@ -114,8 +114,7 @@ impl DuoEngine {
             ),
             None => (None, None),
         };
-        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
-            .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
+        let auto_code = crate::config::auto_code(&cfg.auto_code_pattern)?;
         Ok(DuoEngine {
             auto_code,
             key,

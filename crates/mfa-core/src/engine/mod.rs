@@ -312,8 +312,7 @@ impl Engine {
             Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?),
             None => None,
         };
-        let auto_code = regex::Regex::new(&crate::config::anchored(&cfg.auto_code_pattern))
-            .map_err(|e| ConfigError::new("auto_code_pattern", e.to_string()))?;
+        let auto_code = crate::config::auto_code(&cfg.auto_code_pattern)?;
         let rules = crate::backend::mapping::compile(&cfg.reply)?;
         // Push always comes with the State key (Config::from_raw); without one, ids
         // need not match another server's, and a key of this process's own does.
