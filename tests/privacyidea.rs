@@ -20,8 +20,13 @@ use privacyidea::{PrivacyIdea, RFC_HOTP, RFC_KEY_HEX};
 /// A FreeRADIUS whose mfa instance asks `pi`; generous bounds for a loaded machine
 /// (wait 12 + 3 x 5 < the test server's max_request_time of 30).
 fn start(module: &std::path::Path, pi: &PrivacyIdea, poll: &str) -> Server {
+    start_with(module, pi, poll, "")
+}
+
+/// As `start`, with more items in `privacyidea { }`.
+fn start_with(module: &std::path::Path, pi: &PrivacyIdea, poll: &str, items: &str) -> Server {
     let mut setup = Setup::otp_mode(r#"{"users": {}}"#).with(&format!(
-        "backend = privacyidea\nprivacyidea {{\n\turl = \"{}\"\n\ttimeout = 5\n\tpoll = {poll}\n\tpoll_wait = 12\n\
+        "backend = privacyidea\nprivacyidea {{\n\turl = \"{}\"\n\ttimeout = 5\n\tpoll = {poll}\n\tpoll_wait = 12\n{items}\
          \trealms {{\n\t\texample.com = corp\n\t}}\n}}\n\
          reply Filter-Id {{\n\tfrom = \"serial\"\n\tprefix = \"token-\"\n}}\n",
         pi.url()
@@ -84,6 +89,27 @@ fn codes_pins_realms_and_a_server_going_down() {
     assert!(down.is_reject(), "{down:?}");
     assert_eq!(down.message(), Some("Authentication is unavailable, try again later"));
     assert!(server.debug_log().contains("connection refused"));
+}
+
+/// As the Perl plugin does, an e-mail-style or UPN login whose domain is no realm
+/// is sent whole and privacyIDEA finds the user; a listed realm is still mapped.
+#[test]
+fn a_login_with_an_at_whose_domain_is_no_realm_is_sent_whole() {
+    let module = require_module!();
+    let pi = require_privacyidea!();
+    pi.enroll_hotp("frank@mail.example", "corp", RFC_KEY_HEX, None);
+    pi.enroll_hotp("carol", "corp", RFC_KEY_HEX, None);
+    let server = start(&module, &pi, "wait");
+    let whole = login(&server, "frank@mail.example", RFC_HOTP[0]);
+    assert!(whole.is_accept(), "{whole:?}");
+    assert!(login(&server, "carol@example.com", RFC_HOTP[0]).is_accept(), "a realm in realms {{ }} is mapped");
+    assert!(login(&server, "carol@corp", RFC_HOTP[1]).is_accept(), "privacyIDEA splits off its own realm");
+    drop(server);
+
+    // user_name = split sends "frank" in realm "mail.example", which privacyIDEA does not know.
+    let split = start_with(&module, &pi, "wait", "\tuser_name = split\n");
+    let refused = login(&split, "frank@mail.example", RFC_HOTP[1]);
+    assert!(refused.is_reject(), "{refused:?}");
 }
 
 #[test]

@@ -51,6 +51,8 @@ USERS = [
     ("carol", 1003, "Carol Carlsen", "+4520000003", "+4530000003", "carol@example.com"),
     ("dave", 1004, "Dave Dahl", "+4520000004", "+4530000004", "dave@example.com"),
     ("erin", 1005, "Erin Eriksen", "+4520000005", "+4530000005", "erin@example.com"),
+    # An e-mail-style login whose domain is no realm: privacyIDEA looks it up whole.
+    ("frank@mail.example", 1006, "Frank Fisker", "+4520000006", "+4530000006", "frank@mail.example"),
 ]
 # Realm "other" has a resolver of its own: another alice (another uid, no tokens) and oscar.
 OTHER_USERS = [

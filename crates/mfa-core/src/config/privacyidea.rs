@@ -13,6 +13,8 @@ crate::section! {
         url: Option<String> [secret()],
         /// Sent as `realm` for every user.
         realm: Option<String>,
+        /// `whole`: the User-Name as received (privacyIDEA splits it); `split`: user and realm.
+        user_name: Option<String> = "whole",
         ca_file: Option<String>,
         ca_path: Option<String>,
         api_key: Option<String> [secret()],
@@ -42,6 +44,19 @@ pub enum PollMode {
     Challenge,
 }
 
+/// What is sent as `user` (and `realm`) for a User-Name with a realm in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserName {
+    /// The User-Name as received, as the Perl plugin sends it: privacyIDEA splits
+    /// "user@realm" itself where the part after "@" is one of its realms, and looks
+    /// any other name (e-mail-style, UPN) up whole in its default realm.
+    /// A realm listed in `realms { }` is still split off and translated.
+    Whole,
+    /// The name without its realm as `user`, and the realm (translated by
+    /// `realms { }`) as `realm`.
+    Split,
+}
+
 /// The checked `privacyidea { }` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PiConfig {
@@ -50,6 +65,7 @@ pub struct PiConfig {
     pub realm: Option<String>,
     /// RADIUS realm (compared without case) to privacyIDEA realm.
     pub realms: Vec<(String, String)>,
+    pub user_name: UserName,
     pub poll: PollMode,
     pub poll_wait: Duration,
     pub poll_interval: Duration,
@@ -62,8 +78,18 @@ pub struct PiConfig {
 }
 
 impl PiConfig {
+    /// What to send as `user` and `realm` for a User-Name: `whole` is the name as
+    /// received, `user` and `radius_realm` are its parts (per `realm { }`).
+    pub fn user_and_realm(&self, whole: &str, user: &str, radius_realm: Option<&str>) -> (String, Option<String>) {
+        let listed = radius_realm.is_some_and(|r| self.realms.iter().any(|(from, _)| from.eq_ignore_ascii_case(r)));
+        if self.user_name == UserName::Whole && radius_realm.is_some() && !listed {
+            return (whole.to_string(), self.realm.clone());
+        }
+        (user.to_string(), self.realm_for(radius_realm).map(str::to_string))
+    }
+
     /// The privacyIDEA realm for a request's realm.
-    pub fn realm_for<'a>(&'a self, radius_realm: Option<&'a str>) -> Option<&'a str> {
+    fn realm_for<'a>(&'a self, radius_realm: Option<&'a str>) -> Option<&'a str> {
         if let Some(fixed) = &self.realm {
             return Some(fixed);
         }
@@ -138,6 +164,12 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
         let header = raw.api_key_header.as_deref().map(str::trim).filter(|h| !h.is_empty()).unwrap_or("Authorization");
         (header.to_string(), key.to_string())
     });
+    let user_name = choice(
+        "privacyidea.user_name",
+        raw.user_name.as_deref(),
+        UserName::Whole,
+        &[("whole", UserName::Whole), ("split", UserName::Split)],
+    )?;
     let mut realms = Vec::new();
     for (from, to) in &raw.realms {
         if from.is_empty() || to.is_empty() {
@@ -157,6 +189,7 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
         },
         realm: raw.realm.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),
         realms,
+        user_name,
         poll,
         poll_wait: Duration::from_secs(u64::from(raw.poll_wait)),
         poll_interval: Duration::from_secs(u64::from(raw.poll_interval)),
@@ -204,6 +237,30 @@ mod tests {
         let mut raw = good();
         raw.realms = vec![("".into(), "corp".into())];
         assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.realms");
+    }
+
+    #[test]
+    fn a_name_with_an_unlisted_realm_is_sent_whole_unless_split() {
+        let mut raw = good();
+        raw.realms = vec![("Example.COM".into(), "corp".into())];
+        let cfg = settings(&raw, 30).unwrap();
+        assert_eq!(cfg.user_name, UserName::Whole);
+        let sent = |cfg: &PiConfig, whole, user, realm| cfg.user_and_realm(whole, user, realm);
+        assert_eq!(sent(&cfg, "bob@mail.test", "bob", Some("mail.test")), ("bob@mail.test".into(), None));
+        assert_eq!(sent(&cfg, "bob@example.com", "bob", Some("example.com")), ("bob".into(), Some("corp".into())));
+        assert_eq!(sent(&cfg, "bob", "bob", None), ("bob".into(), None));
+        raw.realm = Some("fixed".into());
+        let cfg = settings(&raw, 30).unwrap();
+        assert_eq!(
+            sent(&cfg, "bob@mail.test", "bob", Some("mail.test")),
+            ("bob@mail.test".into(), Some("fixed".into()))
+        );
+        raw.realm = None;
+        raw.user_name = Some("split".into());
+        let cfg = settings(&raw, 30).unwrap();
+        assert_eq!(sent(&cfg, "bob@mail.test", "bob", Some("mail.test")), ("bob".into(), Some("mail.test".into())));
+        raw.user_name = Some("halves".into());
+        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.user_name");
     }
 
     #[test]

@@ -114,10 +114,13 @@ impl PiEngine {
         &self.cfg
     }
 
-    /// The user and RADIUS realm of a User-Name; an error says why it is unusable.
+    /// The `user` and `realm` sent to privacyIDEA for a User-Name (see
+    /// `privacyidea.user_name`); an error says why the name is unusable.
     pub(super) fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
         let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
-        Ok((parsed.user, parsed.realm))
+        // parse_user_name has checked that the name is UTF-8.
+        let whole = std::str::from_utf8(user_name.unwrap_or_default()).unwrap_or_default();
+        Ok(self.pi.user_and_realm(whole, &parsed.user, parsed.realm.as_deref()))
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
@@ -147,14 +150,13 @@ impl PiEngine {
 
     fn authenticate_inner(&self, input: &AuthenticateInput, trail: &mut Trail) -> Ending {
         let messages = &self.cfg.messages;
-        let (user, radius_realm) = match self.names(input.user_name) {
+        let (user, realm) = match self.names(input.user_name) {
             Ok(n) => n,
             Err(why) => {
                 trail.info(format!("rejected: {why}"));
                 return Decision::refuse(Outcome::Invalid, messages.bad_user.clone()).into();
             }
         };
-        let realm = self.pi.realm_for(radius_realm.as_deref()).map(str::to_string);
         let mut pass = input.password.unwrap_or_default();
         if self.pi.split_null_byte {
             pass = pass.split(|&b| b == 0).next().unwrap_or_default();
