@@ -26,6 +26,8 @@ crate::section! {
         tls: bool = "no",
         /// The CA certificates (PEM) that sign the servers' certificates; unset: the system's trust store.
         ca_file: Option<String>,
+        /// A directory of CA certificates (PEM files, as `c_rehash` leaves them); with `ca_file`, both are trusted.
+        ca_path: Option<String>,
         /// Bound on each exchange with Redis (connect, then each reply), in milliseconds.
         timeout_ms: u32 = "500" [range(10, 10_000, "milliseconds")],
         /// Replicas that must hold a claim before the login is accepted (WAIT); 0: do not wait.
@@ -56,6 +58,7 @@ pub struct RedisSettings {
     pub prefix: String,
     pub tls: bool,
     pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
     pub timeout: Duration,
     pub wait_replicas: u32,
 }
@@ -72,6 +75,7 @@ impl fmt::Debug for RedisSettings {
             .field("prefix", &self.prefix)
             .field("tls", &self.tls)
             .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .field("timeout", &self.timeout)
             .field("wait_replicas", &self.wait_replicas)
             .finish()
@@ -127,6 +131,10 @@ pub fn redis_settings(raw: &RawRedis) -> Result<RedisSettings, ConfigError> {
     if ca_file.is_some() && !raw.tls {
         return Err(invalid("redis.ca_file", "is used only with tls = yes"));
     }
+    let ca_path = set(&raw.ca_path).map(PathBuf::from);
+    if ca_path.is_some() && !raw.tls {
+        return Err(invalid("redis.ca_path", "is used only with tls = yes"));
+    }
     Ok(RedisSettings {
         servers,
         sentinel_service,
@@ -137,6 +145,7 @@ pub fn redis_settings(raw: &RawRedis) -> Result<RedisSettings, ConfigError> {
         prefix,
         tls: raw.tls,
         ca_file,
+        ca_path,
         timeout: Duration::from_millis(u64::from(raw.timeout_ms)),
         wait_replicas: raw.wait_replicas,
     })
@@ -174,6 +183,7 @@ mod tests {
             (raw(" "), "redis.server"),
             (RawRedis { prefix: Some("a b".into()), ..raw("h") }, "redis.prefix"),
             (RawRedis { ca_file: Some("/ca.pem".into()), ..raw("h") }, "redis.ca_file"),
+            (RawRedis { ca_path: Some("/etc/ssl/certs".into()), ..raw("h") }, "redis.ca_path"),
         ] {
             assert_eq!(redis_settings(&bad).unwrap_err().item, item, "{bad:?}");
         }
