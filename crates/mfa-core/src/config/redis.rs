@@ -42,6 +42,15 @@ pub struct Address {
     pub port: u16,
 }
 
+/// The CA certificates that check the servers' (with `tls = yes`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaSources {
+    /// `ca_file`: a PEM file.
+    pub file: Option<PathBuf>,
+    /// `ca_path`: a directory of PEM files.
+    pub path: Option<PathBuf>,
+}
+
 /// The checked `redis { }` section.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
@@ -57,8 +66,8 @@ pub struct RedisSettings {
     /// Every key is `{prefix}:...`.
     pub prefix: String,
     pub tls: bool,
-    pub ca_file: Option<PathBuf>,
-    pub ca_path: Option<PathBuf>,
+    /// `ca_file` and `ca_path`, boxed: rarely set, and the store's choice stays small.
+    pub ca: Option<Box<CaSources>>,
     pub timeout: Duration,
     pub wait_replicas: u32,
 }
@@ -74,8 +83,7 @@ impl fmt::Debug for RedisSettings {
             .field("database", &self.database)
             .field("prefix", &self.prefix)
             .field("tls", &self.tls)
-            .field("ca_file", &self.ca_file)
-            .field("ca_path", &self.ca_path)
+            .field("ca", &self.ca)
             .field("timeout", &self.timeout)
             .field("wait_replicas", &self.wait_replicas)
             .finish()
@@ -144,8 +152,7 @@ pub fn redis_settings(raw: &RawRedis) -> Result<RedisSettings, ConfigError> {
         database: raw.database,
         prefix,
         tls: raw.tls,
-        ca_file,
-        ca_path,
+        ca: (ca_file.is_some() || ca_path.is_some()).then(|| Box::new(CaSources { file: ca_file, path: ca_path })),
         timeout: Duration::from_millis(u64::from(raw.timeout_ms)),
         wait_replicas: raw.wait_replicas,
     })

@@ -61,7 +61,8 @@ impl RedisStore {
     /// not the start.
     pub fn open(settings: RedisSettings) -> Result<RedisStore, (String, String)> {
         let mut ca: Option<Vec<u8>> = None;
-        if let Some(path) = &settings.ca_file {
+        let sources = settings.ca.as_deref().cloned().unwrap_or_default();
+        if let Some(path) = &sources.file {
             let pem = std::fs::read(path)
                 .map_err(|e| ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display())))?;
             if !is_pem_certificate(&pem) {
@@ -69,7 +70,7 @@ impl RedisStore {
             }
             ca.get_or_insert_with(Vec::new).extend_from_slice(&pem);
         }
-        if let Some(dir) = &settings.ca_path {
+        if let Some(dir) = &sources.path {
             let pems = certificates_in(dir).map_err(|e| ("redis.ca_path".to_string(), e))?;
             let all = ca.get_or_insert_with(Vec::new);
             for pem in pems {
