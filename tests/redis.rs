@@ -11,6 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::fake_gateway::{Behaviour, FakeGateway};
 use common::fake_push::{FakePush, PushBehaviour};
 use common::redis::RedisServer;
 use common::{Server, Setup, SECRET};
@@ -718,4 +719,34 @@ fn hung_sentinels_cost_a_login_one_deadline_not_one_timeout_each() {
         sentinel.resume();
     }
     assert!(server.auth("ted", &hotp(0)).is_accept());
+}
+
+/// `limits.codes_sent` counted across the farm: two codes sent by SMS through
+/// two servers use up a limit of two; the third, on either, is refused and
+/// never reaches the gateway.
+#[test]
+fn the_sent_code_limit_holds_across_the_farm() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let gateway = FakeGateway::start(Behaviour::Accept);
+    let body = r#"'{"to": "{destination}", "text": "{message}"}'"#;
+    let setup = Setup::challenge_mode(
+        "password-then-otp",
+        r#"{"users": {"una": {"sms": "+4512345612"}}}"#,
+        &[("una", "pw-una")],
+    )
+    .file("mods-config/mfa/state.key", KEY)
+    .with(&store_lines(&redis, ""))
+    .with("limits {\n\tcodes_sent = 2\n\twindow = 600\n}")
+    .with(&format!("sms {{\n url = \"{}\"\n body = {body}\n timeout = 2\n}}", gateway.url()));
+    let servers = farm(&module, setup, 2);
+    for server in &servers {
+        let sent = server.auth("una", "pw-una");
+        assert!(sent.is_challenge(), "{sent:?}");
+    }
+    let third = servers[0].auth("una", "pw-una");
+    assert!(third.is_reject(), "{third:?}");
+    assert!(third.message().unwrap_or_default().starts_with("Too many "), "{third:?}");
+    assert_eq!(gateway.requests().len(), 2, "no third code reached the gateway");
+    assert_eq!(redis.cli(&["GET", "t:count:code:una"]).trim(), "3");
 }
