@@ -11,6 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::fake_gateway::{Behaviour, FakeGateway};
 use common::fake_push::{FakePush, PushBehaviour};
 use common::redis::RedisServer;
 use common::{Server, Setup, SECRET};
@@ -178,6 +179,7 @@ fn a_broken_redis_section_stops_the_start_naming_the_item() {
         ("state_store = redis\nredis {\n\tserver = \"a:1 b:2\"\n}\n", "redis.server"),
         ("state_store = redis\nredis {\n\ttls = yes\n\tca_file = /nonexistent/ca.pem\n}\n", "redis.ca_file"),
         ("state_store = redis\nredis {\n\ttimeout_ms = 5\n}\n", "redis.timeout_ms"),
+        ("state_store = redis\nredis {\n\ttls = yes\n\tca_path = /nonexistent/certs\n}\n", "redis.ca_path"),
         ("state_store = memcached\n", "state_store"),
     ] {
         let out = Server::start_failing(&module, &Setup::otp_mode(&hotp_tokens(&["x"])).with(lines));
@@ -383,6 +385,23 @@ fn mfa_admin_acts_on_the_redis_store_the_servers_share() {
     assert_eq!(redis.cli(&["EXISTS", "t:tokens:liam", "t:lock:liam"]).trim(), "0", "nothing of liam is left");
 }
 
+/// `mfa-admin move-state-to-redis` from `local`'s journal into `shared`'s store: what it said.
+fn move_state(local: &Server, shared: &Server) -> String {
+    let out = std::process::Command::new(common::admin_bin())
+        .arg("--tokens")
+        .arg(local.tokens_path())
+        .arg("--state")
+        .arg(local.state_path())
+        .arg("--module")
+        .arg(shared.module_conf_path())
+        .arg("move-state-to-redis")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    said
+}
+
 /// A server moving from its journal to Redis: mfa-admin copies the journal,
 /// so that no code used before the move is good after it, and locks hold.
 #[test]
@@ -398,25 +417,14 @@ fn mfa_admin_moves_a_state_journal_into_redis() {
     local.auth("noah", "000000");
     local.auth("noah", "000000");
     let shared = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")).with(lockout));
-    let out = std::process::Command::new(common::admin_bin())
-        .arg("--tokens")
-        .arg(local.tokens_path())
-        .arg("--state")
-        .arg(local.state_path())
-        .arg("--module")
-        .arg(shared.module_conf_path())
-        .arg("move-state-to-redis")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let said = move_state(&local, &shared);
     assert!(said.contains("1 token state(s), 1 lockout(s)"), "{said}");
     assert!(shared.auth("mia", &hotp(2)).is_reject(), "a code used before the move");
     assert!(shared.auth("noah", &hotp(0)).is_reject(), "a lock from before the move");
     assert!(shared.auth("mia", &hotp(3)).is_accept());
 }
 
-/// `tls = yes` with `ca_file`: the module talks TLS to Redis and checks its
+/// `tls = yes` with `ca_file` (or `ca_path`): the module talks TLS to Redis and checks its
 /// certificate against the CA given; without that CA (the system's store) the
 /// certificate is refused and logins are refused as unavailable.
 #[test]
@@ -446,8 +454,18 @@ fn redis_over_tls_checked_against_ca_file() {
     assert!(checked.auth("olga", &hotp(0)).is_accept());
     assert!(checked.auth("olga", &hotp(0)).is_reject());
     assert_eq!(redis.cli(&["HGET", "t:tokens:olga", "h:H-olga"]).trim(), "1", "the claim went over TLS");
+    // ca_path: a directory holding the CA, as c_rehash leaves it (a hash-named link).
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::os::unix::fs::symlink(&ca.ca_file, certs.join("0a1b2c3d.0")).unwrap();
+    let by_path = Server::start(
+        &module,
+        &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls(&format!("\tca_path = {}\n", certs.display()))),
+    );
+    assert!(by_path.auth("olga", &hotp(1)).is_accept(), "checked against ca_path");
+    assert!(by_path.auth("olga", &hotp(1)).is_reject());
     let unchecked = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls("")));
-    let refused = unchecked.auth("olga", &hotp(1));
+    let refused = unchecked.auth("olga", &hotp(2));
     assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -493,4 +511,242 @@ fn totp_codes_in_one_round_trip_race_lock_and_reset_across_servers() {
     assert!(before <= 1, "{before}");
     assert!(servers[0].auth("t1", &hotp_code(&seed(1), step + 1, 6, Algorithm::Sha1)).is_accept());
     assert_eq!(redis.cli(&["EXISTS", "t:lock:t1"]).trim(), "0", "a success clears the failures");
+}
+
+/// A Redis that accepts connections and never answers (SIGSTOP: the kernel
+/// still completes them): more concurrent logins than FreeRADIUS has threads
+/// (32 in tests/radiusd.conf.in) are each refused as unavailable on radclient's
+/// first try, with one log line each naming the timeout; no thread is left
+/// waiting, and after SIGCONT the service is normal.
+#[test]
+fn with_redis_hung_every_login_is_refused_within_the_bound_and_service_resumes() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    const N: usize = 40;
+    let users: Vec<String> = (0..N).map(|i| format!("h{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    // timeout_ms = 200: each login's wait on Redis is bounded by 3 x 200 ms (README).
+    let setup = Setup::otp_mode(&hotp_tokens(&names)).with(&store_lines(&redis, "\ttimeout_ms = 200\n"));
+    let server = Arc::new(Server::start(&module, &setup));
+    // Pooled connections exist before the hang: that path is bounded as well as a new one.
+    for user in &users[..4] {
+        assert!(server.auth(user, &hotp(0)).is_accept());
+    }
+    let before = server.debug_log().len();
+    redis.pause();
+    let started = Instant::now();
+    let workers: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let (server, user) = (server.clone(), user.clone());
+            thread::spawn(move || server.auth(&user, &hotp(1)))
+        })
+        .collect();
+    let replies: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let took = started.elapsed();
+    for (user, reply) in users.iter().zip(&replies) {
+        assert!(reply.is_reject(), "{user}: {reply:?}");
+        assert_eq!(reply.message().unwrap_or_default(), UNAVAILABLE, "{user}: {reply:?}");
+    }
+    // radclient waits 15 s before its second try: all were answered on the first
+    // (a generous margin over 40 x 600 ms spread over 32 threads).
+    assert!(took < Duration::from_secs(14), "the logins took {took:?}");
+    let log = server.debug_log()[before..].to_string();
+    let causes = log.lines().filter(|l| l.contains("no answer within timeout_ms")).count();
+    assert_eq!(causes, N, "one line per login naming the cause:\n{}", common::tail(&log, 40));
+    redis.resume();
+    for user in &users {
+        let reply = server.auth(user, &hotp(1));
+        assert!(reply.is_accept(), "{user} after SIGCONT: {reply:?}");
+    }
+}
+
+/// `wait_replicas = 1` with no replica attached: WAIT answers 0, so the login
+/// is refused as unavailable, and the claim it made stands (the code is spent,
+/// also for a server that does not wait): the guarantee is WAIT's, not timing.
+#[test]
+fn wait_replicas_without_a_replica_refuses_the_login_and_spends_the_code() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let tokens = hotp_tokens(&["pat"]);
+    let waiting = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "\twait_replicas = 1\n")));
+    let refused = waiting.auth("pat", &hotp(0));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    assert!(waiting.debug_log().contains("reached 0 of the 1 replicas"), "{}", common::tail(&waiting.debug_log(), 30));
+    assert!(waiting.auth("pat", &hotp(0)).is_reject(), "the same code again");
+    let plain = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")));
+    let replayed = plain.auth("pat", &hotp(0));
+    assert!(replayed.is_reject() && replayed.message() != Some(UNAVAILABLE), "the code was spent: {replayed:?}");
+    assert!(plain.auth("pat", &hotp(1)).is_accept());
+}
+
+/// Moving a journal again after the servers have used Redis undoes nothing
+/// they recorded: a lockout reached in Redis since the first move stays, and
+/// no code used in Redis becomes good again.
+#[test]
+fn moving_a_journal_again_after_use_in_redis_undoes_nothing() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let tokens = hotp_tokens(&["pia", "quin"]);
+    let lockout = "lockout {\n\tmax_failures = 3\n\tduration = 300\n}";
+    let local = Server::start(&module, &Setup::otp_mode(&tokens).with(lockout));
+    assert!(local.auth("pia", "000000").is_reject());
+    assert!(local.auth("quin", &hotp(0)).is_accept());
+    let shared = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")).with(lockout));
+    move_state(&local, &shared);
+    // In Redis: two more failures lock pia (3); quin uses codes 1 and 2.
+    assert!(shared.auth("pia", "000000").is_reject());
+    let locked = shared.auth("pia", "000000");
+    assert!(locked.message().unwrap_or_default().contains("Too many failed attempts"), "{locked:?}");
+    assert!(shared.auth("quin", &hotp(1)).is_accept());
+    assert!(shared.auth("quin", &hotp(2)).is_accept());
+    move_state(&local, &shared);
+    assert_eq!(redis.cli(&["HGET", "t:lock:pia", "f"]).trim(), "3", "the count reached in Redis stays");
+    let still = shared.auth("pia", &hotp(0));
+    assert!(still.message().unwrap_or_default().contains("Too many failed attempts"), "{still:?}");
+    assert!(shared.auth("quin", &hotp(2)).is_reject(), "a code used in Redis");
+    assert!(shared.auth("quin", &hotp(3)).is_accept());
+}
+
+/// One user holds at most 1,000 answered States not yet expired in Redis, as
+/// in the journal: past that their answers are refused as unavailable (a flood),
+/// others' are not, and expired ones make room again.
+#[test]
+fn answered_states_are_bounded_per_user_in_redis() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup =
+        Setup::challenge_mode("password-then-otp", &hotp_tokens(&["zoe", "yan"]), &[("zoe", "pw"), ("yan", "pw")])
+            .file("mods-config/mfa/state.key", KEY)
+            .with(&store_lines(&redis, ""));
+    let server = Server::start(&module, &setup);
+    let fill = |score: u64| {
+        let mut args = vec!["ZADD".to_string(), "t:answered:zoe".to_string()];
+        for i in 0..1000 {
+            args.push(score.to_string());
+            args.push(format!("{i:032x}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        redis.cli(&args);
+    };
+    fill(common::now() + 3600);
+    let challenge = server.auth("zoe", "pw");
+    assert!(challenge.is_challenge(), "{challenge:?}");
+    let refused = server.answer("zoe", &hotp(0), challenge.state());
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    assert!(server.debug_log().contains("already holds 1000 answered"), "{}", common::tail(&server.debug_log(), 30));
+    // Another user is not held back; their State is counted, and the count expires.
+    let other = server.auth("yan", "pw");
+    assert!(server.answer("yan", &hotp(0), other.state()).is_accept());
+    assert_eq!(redis.cli(&["ZCARD", "t:answered:yan"]).trim(), "1");
+    let ttl: i64 = redis.cli(&["TTL", "t:answered:yan"]).trim().parse().unwrap();
+    assert!(ttl > 0, "{ttl}");
+    // zoe's States expired: room again.
+    redis.cli(&["DEL", "t:answered:zoe"]);
+    fill(common::now().saturating_sub(1));
+    let again = server.auth("zoe", "pw");
+    let accepted = server.answer("zoe", &hotp(1), again.state());
+    assert!(accepted.is_accept(), "{accepted:?}");
+    assert_eq!(redis.cli(&["ZCARD", "t:answered:zoe"]).trim(), "1", "the expired ones were dropped");
+}
+
+/// `mfa-admin resync` against the Redis store: the counter found from two
+/// consecutive codes holds for every server.
+#[test]
+fn mfa_admin_resyncs_a_token_in_the_redis_store() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let servers = farm(&module, Setup::otp_mode(&hotp_tokens(&["ruth"])).with(&store_lines(&redis, "")), 2);
+    let (_, said) = admin_ok(&servers[0], &["resync", "ruth", &hotp(200), &hotp(201)]);
+    assert!(said.contains("state in the Redis store 127.0.0.1:"), "{said}");
+    assert_eq!(redis.cli(&["HGET", "t:tokens:ruth", "h:H-ruth"]).trim(), "202");
+    assert!(servers[1].auth("ruth", &hotp(201)).is_reject(), "a code before the resync point");
+    assert!(servers[1].auth("ruth", &hotp(202)).is_accept());
+    assert!(servers[0].auth("ruth", &hotp(202)).is_reject());
+}
+
+/// `sentinel_password`: Sentinels that ask for a password are asked with it
+/// (and it is never logged); without it, logins are refused as unavailable.
+#[test]
+fn sentinels_with_a_password() {
+    let (module, bin) = require_redis!();
+    let primary = RedisServer::start(&bin);
+    let sentinel = RedisServer::sentinel_with(&bin, "mfa-primary", primary.port, "requirepass sentinel-s3cret\n");
+    let lines = |extra: &str| {
+        format!(
+            "state_store = redis\nredis {{\n\tserver = {}\n\tsentinel_service = mfa-primary\n\tprefix = t\n{extra}}}\n",
+            sentinel.address()
+        )
+    };
+    let tokens = hotp_tokens(&["sam"]);
+    let with =
+        Server::start(&module, &Setup::otp_mode(&tokens).with(&lines("\tsentinel_password = \"sentinel-s3cret\"\n")));
+    assert!(with.auth("sam", &hotp(0)).is_accept());
+    assert!(with.auth("sam", &hotp(0)).is_reject());
+    assert!(!with.debug_log().contains("sentinel-s3cret"), "the password is never logged");
+    let without = Server::start(&module, &Setup::otp_mode(&tokens).with(&lines("")));
+    let refused = without.auth("sam", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+}
+
+/// Sentinels that accept connections and never answer (SIGSTOP), more of them
+/// than fit in one operation's deadline: the module stops asking when the
+/// deadline (3 x timeout_ms) has passed, says so in the log, and refuses the
+/// login as unavailable; once they answer again, logins are served.
+#[test]
+fn hung_sentinels_cost_a_login_one_deadline_not_one_timeout_each() {
+    let (module, bin) = require_redis!();
+    let primary = RedisServer::start(&bin);
+    let sentinels: Vec<RedisServer> =
+        (0..4).map(|_| RedisServer::sentinel(&bin, "mfa-primary", primary.port)).collect();
+    let list: Vec<String> = sentinels.iter().map(RedisServer::address).collect();
+    let lines = format!(
+        "state_store = redis\nredis {{\n\tserver = \"{}\"\n\tsentinel_service = mfa-primary\n\tprefix = t\n\
+         \ttimeout_ms = 200\n}}\n",
+        list.join(", ")
+    );
+    let server = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["ted"])).with(&lines));
+    for sentinel in &sentinels {
+        sentinel.pause();
+    }
+    let refused = server.auth("ted", &hotp(0));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    let log = server.debug_log();
+    // Three Sentinels took the whole deadline: the fourth was not waited for.
+    let cause = format!("Sentinel {}: no answer within timeout_ms (the operation's deadline", list[3]);
+    assert!(log.contains(&cause), "{}", common::tail(&log, 30));
+    for sentinel in &sentinels {
+        sentinel.resume();
+    }
+    assert!(server.auth("ted", &hotp(0)).is_accept());
+}
+
+/// `limits.codes_sent` counted across the farm: two codes sent by SMS through
+/// two servers use up a limit of two; the third, on either, is refused and
+/// never reaches the gateway.
+#[test]
+fn the_sent_code_limit_holds_across_the_farm() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let gateway = FakeGateway::start(Behaviour::Accept);
+    let body = r#"'{"to": "{destination}", "text": "{message}"}'"#;
+    let setup = Setup::challenge_mode(
+        "password-then-otp",
+        r#"{"users": {"una": {"sms": "+4512345612"}}}"#,
+        &[("una", "pw-una")],
+    )
+    .file("mods-config/mfa/state.key", KEY)
+    .with(&store_lines(&redis, ""))
+    .with("limits {\n\tcodes_sent = 2\n\twindow = 600\n}")
+    .with(&format!("sms {{\n url = \"{}\"\n body = {body}\n timeout = 2\n}}", gateway.url()));
+    let servers = farm(&module, setup, 2);
+    for server in &servers {
+        let sent = server.auth("una", "pw-una");
+        assert!(sent.is_challenge(), "{sent:?}");
+    }
+    let third = servers[0].auth("una", "pw-una");
+    assert!(third.is_reject(), "{third:?}");
+    assert!(third.message().unwrap_or_default().starts_with("Too many "), "{third:?}");
+    assert_eq!(gateway.requests().len(), 2, "no third code reached the gateway");
+    assert_eq!(redis.cli(&["GET", "t:count:code:una"]).trim(), "3");
 }

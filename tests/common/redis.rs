@@ -76,11 +76,16 @@ impl RedisServer {
 
     /// A Sentinel watching `primary_port` as `service`, with quorum 2 and quick failure detection.
     pub fn sentinel(bin: &Path, service: &str, primary_port: u16) -> RedisServer {
+        RedisServer::sentinel_with(bin, service, primary_port, "")
+    }
+
+    /// A Sentinel as [`RedisServer::sentinel`], with more lines (`requirepass ...`).
+    pub fn sentinel_with(bin: &Path, service: &str, primary_port: u16, extra: &str) -> RedisServer {
         let config = format!(
             "sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
              sentinel down-after-milliseconds {service} 2000\n\
              sentinel failover-timeout {service} 10000\n\
-             sentinel parallel-syncs {service} 1\n"
+             sentinel parallel-syncs {service} 1\n{extra}"
         );
         let mut server = RedisServer {
             port: free_tcp_port(),
@@ -152,6 +157,23 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): it still accepts connections (the kernel
+    /// completes them) but answers nothing, as a hung Redis or host does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("a running server").id().to_string();
+        let status = Command::new("kill").args([which, &pid]).status().expect("cannot run kill");
+        assert!(status.success(), "kill {which} {pid}");
     }
 
     /// Starts it again on the same port, empty (it persists nothing).

@@ -46,6 +46,7 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
             "prefix" => raw.prefix = Some(value),
             "tls" => raw.tls = matches!(value.as_str(), "yes" | "true" | "on"),
             "ca_file" => raw.ca_file = Some(value),
+            "ca_path" => raw.ca_path = Some(value),
             "timeout_ms" => raw.timeout_ms = number()?,
             "wait_replicas" => raw.wait_replicas = number()?,
             _ => {} // FreeRADIUS itself refuses unknown items

@@ -26,6 +26,8 @@ crate::section! {
         tls: bool = "no",
         /// The CA certificates (PEM) that sign the servers' certificates; unset: the system's trust store.
         ca_file: Option<String>,
+        /// A directory of CA certificates (PEM files, as `c_rehash` leaves them); with `ca_file`, both are trusted.
+        ca_path: Option<String>,
         /// Bound on each exchange with Redis (connect, then each reply), in milliseconds.
         timeout_ms: u32 = "500" [range(10, 10_000, "milliseconds")],
         /// Replicas that must hold a claim before the login is accepted (WAIT); 0: do not wait.
@@ -38,6 +40,15 @@ crate::section! {
 pub struct Address {
     pub host: String,
     pub port: u16,
+}
+
+/// The CA certificates that check the servers' (with `tls = yes`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaSources {
+    /// `ca_file`: a PEM file.
+    pub file: Option<PathBuf>,
+    /// `ca_path`: a directory of PEM files.
+    pub path: Option<PathBuf>,
 }
 
 /// The checked `redis { }` section.
@@ -55,7 +66,8 @@ pub struct RedisSettings {
     /// Every key is `{prefix}:...`.
     pub prefix: String,
     pub tls: bool,
-    pub ca_file: Option<PathBuf>,
+    /// `ca_file` and `ca_path`, boxed: rarely set, and the store's choice stays small.
+    pub ca: Option<Box<CaSources>>,
     pub timeout: Duration,
     pub wait_replicas: u32,
 }
@@ -71,7 +83,7 @@ impl fmt::Debug for RedisSettings {
             .field("database", &self.database)
             .field("prefix", &self.prefix)
             .field("tls", &self.tls)
-            .field("ca_file", &self.ca_file)
+            .field("ca", &self.ca)
             .field("timeout", &self.timeout)
             .field("wait_replicas", &self.wait_replicas)
             .finish()
@@ -127,6 +139,10 @@ pub fn redis_settings(raw: &RawRedis) -> Result<RedisSettings, ConfigError> {
     if ca_file.is_some() && !raw.tls {
         return Err(invalid("redis.ca_file", "is used only with tls = yes"));
     }
+    let ca_path = set(&raw.ca_path).map(PathBuf::from);
+    if ca_path.is_some() && !raw.tls {
+        return Err(invalid("redis.ca_path", "is used only with tls = yes"));
+    }
     Ok(RedisSettings {
         servers,
         sentinel_service,
@@ -136,7 +152,7 @@ pub fn redis_settings(raw: &RawRedis) -> Result<RedisSettings, ConfigError> {
         database: raw.database,
         prefix,
         tls: raw.tls,
-        ca_file,
+        ca: (ca_file.is_some() || ca_path.is_some()).then(|| Box::new(CaSources { file: ca_file, path: ca_path })),
         timeout: Duration::from_millis(u64::from(raw.timeout_ms)),
         wait_replicas: raw.wait_replicas,
     })
@@ -174,6 +190,7 @@ mod tests {
             (raw(" "), "redis.server"),
             (RawRedis { prefix: Some("a b".into()), ..raw("h") }, "redis.prefix"),
             (RawRedis { ca_file: Some("/ca.pem".into()), ..raw("h") }, "redis.ca_file"),
+            (RawRedis { ca_path: Some("/etc/ssl/certs".into()), ..raw("h") }, "redis.ca_path"),
         ] {
             assert_eq!(redis_settings(&bad).unwrap_err().item, item, "{bad:?}");
         }

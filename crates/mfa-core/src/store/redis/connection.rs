@@ -1,6 +1,10 @@
 //! Connections to the Redis primary: found directly or through the Sentinels,
-//! with AUTH and TLS, every exchange bounded by `timeout_ms`, kept in a small
-//! idle pool so that a login costs no new connection.
+//! with AUTH and TLS, kept in a small idle pool so that a login costs no new
+//! connection. Each operation on the store has one deadline, [`ROUNDS`] x
+//! `timeout_ms` from its start, that every step shares (connect, the Sentinel
+//! query, ROLE, SCRIPT LOAD, the exchange): each waits at most `timeout_ms`
+//! and never past the deadline, so that no FreeRADIUS thread waits longer on
+//! a Redis (or a Sentinel) that accepts connections and never answers.
 //!
 //! The Sentinel lookup is done here rather than by the crate's Sentinel client,
 //! whose connections to the Sentinels take no timeout: a Sentinel host that is
@@ -16,6 +20,10 @@ use crate::config::{Address, RedisSettings};
 
 /// Idle connections kept at most; more are closed when handed back.
 const MAX_IDLE: usize = 64;
+
+/// An operation's deadline, in `timeout_ms`: room for a dead pooled
+/// connection or Sentinel, then a new connection's exchanges. README states it.
+pub(super) const ROUNDS: u32 = 3;
 
 /// Which kind of node a connection goes to: its credentials differ.
 #[derive(Clone, Copy)]
@@ -33,6 +41,10 @@ pub(super) struct Connector {
 
 /// A failure, in words for the log (never a credential).
 pub(super) fn words(e: &RedisError) -> String {
+    if e.is_timeout() {
+        // A read timeout reads "Resource temporarily unavailable" otherwise.
+        return format!("no answer within timeout_ms ({e})");
+    }
     e.to_string()
 }
 
@@ -45,26 +57,68 @@ impl Connector {
         &self.settings
     }
 
-    /// Runs `exchange` on a connection to the primary. A pooled connection that
-    /// fails (closed by the server, or its node no longer the primary after a
-    /// failover) is dropped and the exchange tried once more on a new one.
+    /// The deadline of an operation starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.timeout * ROUNDS
+    }
+
+    /// Runs `exchange` on a connection to the primary, before a deadline of its own.
     pub fn run<T>(&self, exchange: impl Fn(&mut Connection) -> Result<T, RedisError>) -> Result<T, String> {
-        let deadline = Instant::now() + self.settings.timeout * 4;
+        self.run_until(self.deadline(), exchange)
+    }
+
+    /// Runs `exchange` on a connection to the primary, before `deadline`. A
+    /// pooled connection that fails (closed by the server, its node no longer
+    /// the primary after a failover, or gone silent) is dropped and the exchange
+    /// tried once more on a new one, in the time left. One that timed out takes
+    /// the other idle ones with it: they lead to the same silent node, and each
+    /// would cost a login its wait.
+    pub fn run_until<T>(
+        &self,
+        deadline: Instant,
+        exchange: impl Fn(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, String> {
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         if let Some(mut con) = pooled {
-            match exchange(&mut con) {
+            match self.arm(&con, deadline).and_then(|()| exchange(&mut con)) {
                 Ok(answer) => {
                     self.give_back(con);
                     return Ok(answer);
                 }
                 Err(e) if !worth_a_new_connection(&e) => return Err(words(&e)),
-                Err(_) => {} // dropped: a new connection below
+                Err(e) => {
+                    // Dropped: a new connection below.
+                    if e.is_timeout() {
+                        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    }
+                }
             }
         }
         let mut con = self.connect(deadline)?;
-        let answer = exchange(&mut con).map_err(|e| words(&e))?;
+        let answer = self.arm(&con, deadline).and_then(|()| exchange(&mut con)).map_err(|e| words(&e))?;
         self.give_back(con);
         Ok(answer)
+    }
+
+    /// Bounds the next exchange on `con` by `timeout_ms` and the deadline, or
+    /// fails when the deadline has passed.
+    fn arm(&self, con: &Connection, deadline: Instant) -> Result<(), RedisError> {
+        let step = self.step(deadline)?;
+        con.set_read_timeout(Some(step))?;
+        con.set_write_timeout(Some(step))
+    }
+
+    /// What the next step may wait: `timeout_ms`, or less when the deadline is nearer.
+    fn step(&self, deadline: Instant) -> Result<Duration, RedisError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            let late = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the operation's deadline, {ROUNDS} x timeout_ms, has passed"),
+            );
+            return Err(RedisError::from(late));
+        }
+        Ok(left.min(self.settings.timeout))
     }
 
     fn give_back(&self, con: Connection) {
@@ -84,7 +138,7 @@ impl Connector {
         for text in Scripts::texts() {
             load.cmd("SCRIPT").arg("LOAD").arg(text).ignore();
         }
-        load.exec(&mut con).map_err(|e| words(&e))?;
+        self.arm(&con, deadline).and_then(|()| load.exec(&mut con)).map_err(|e| words(&e))?;
         Ok(con)
     }
 
@@ -95,6 +149,7 @@ impl Connector {
         let mut last = String::from("no Sentinel answered");
         for sentinel in &self.settings.servers {
             let asked = self.open(sentinel, Node::Sentinel, deadline).and_then(|mut con| {
+                self.arm(&con, deadline)?;
                 redis::cmd("SENTINEL")
                     .arg("get-master-addr-by-name")
                     .arg(service)
@@ -113,6 +168,7 @@ impl Connector {
             };
             let primary = Address { host, port };
             let checked = self.open(&primary, Node::Data, deadline).and_then(|mut con| {
+                self.arm(&con, deadline)?;
                 let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut con)?;
                 Ok((con, matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master")))
             });
@@ -150,14 +206,8 @@ impl Connector {
             }
             None => Client::open(info)?,
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "no time left")));
-        }
-        let con = client.get_connection_with_timeout(left.min(s.timeout).max(Duration::from_millis(1)))?;
-        con.set_read_timeout(Some(s.timeout))?;
-        con.set_write_timeout(Some(s.timeout))?;
-        Ok(con)
+        // Connecting, TLS and AUTH share one step; each later exchange arms its own.
+        client.get_connection_with_timeout(self.step(deadline)?)
     }
 }
 

@@ -10,6 +10,9 @@
 //!   after the last failure, or a day after the lock ends.
 //! - `state:{hex id}`: an answered challenge State, the user's name as value;
 //!   it expires when the State does.
+//! - `answered:{user}`: the user's answered States not yet expired (a sorted set
+//!   scored by expiry), which bounds them as the journal does; it expires with
+//!   the last of them.
 //! - `push:{login}`: the request id of the push a login waits for (`login` is
 //!   an HMAC under a key derived from the State key: nothing of the password
 //!   leaves the server); it expires when the wait ends.
@@ -32,6 +35,9 @@ use crate::config::RedisSettings;
 
 /// How long a failure count outlives the last failure (or the lock).
 const FAILURE_MEMORY: u64 = 24 * 3600;
+/// Answered States one user may hold until they expire: the journal's bound
+/// (journal/append.rs), so that a user with a valid password cannot fill Redis.
+const MAX_ANSWERED_PER_USER: u32 = 1_000;
 /// Users whose state is kept between a read and the checks that follow it;
 /// past this the table starts again empty (it is a cache, Redis is the truth).
 const MAX_SNAPSHOTS: usize = 10_000;
@@ -50,19 +56,26 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Checks `ca_file` now (a start-up error names it); connects on first use,
-    /// so that a Redis down while FreeRADIUS starts costs requests, not the start.
+    /// Checks `ca_file` and `ca_path` now (a start-up error names them); connects
+    /// on first use, so that a Redis down while FreeRADIUS starts costs requests,
+    /// not the start.
     pub fn open(settings: RedisSettings) -> Result<RedisStore, (String, String)> {
-        let ca = match &settings.ca_file {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        if let Some(pem) = &ca {
-            if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        let mut ca: Option<Vec<u8>> = None;
+        let sources = settings.ca.as_deref().cloned().unwrap_or_default();
+        if let Some(path) = &sources.file {
+            let pem = std::fs::read(path)
+                .map_err(|e| ("redis.ca_file".to_string(), format!("cannot read {}: {e}", path.display())))?;
+            if !is_pem_certificate(&pem) {
                 return Err(("redis.ca_file".to_string(), "holds no PEM certificate".to_string()));
+            }
+            ca.get_or_insert_with(Vec::new).extend_from_slice(&pem);
+        }
+        if let Some(dir) = &sources.path {
+            let pems = certificates_in(dir).map_err(|e| ("redis.ca_path".to_string(), e))?;
+            let all = ca.get_or_insert_with(Vec::new);
+            for pem in pems {
+                all.push(b'\n');
+                all.extend_from_slice(&pem);
             }
         }
         Ok(RedisStore { connector: Connector::new(settings, ca), scripts: Scripts::new(), snapshots: Mutex::default() })
@@ -72,19 +85,26 @@ impl RedisStore {
         format!("{}:{kind}:{rest}", self.connector.settings().prefix)
     }
 
-    /// Sets a user's lockout state as it is elsewhere (moving a journal into
-    /// Redis), expiring as `record_failure` would have it.
+    /// Merges a user's lockout state from elsewhere (moving a journal into
+    /// Redis) into the one in Redis: the larger failure count and the later lock
+    /// end win, so that moving again never lowers what the servers counted; it
+    /// expires as `record_failure` would have it.
     pub fn set_lock(&self, user: &str, lock: LockState, now: u64) -> Result<(), StoreError> {
         if lock == LockState::default() {
             return Ok(());
         }
         let key = self.key("lock", user);
         let memory = lock.locked_until.saturating_sub(now) + FAILURE_MEMORY;
-        let _: i64 = self.claim(|pipe| {
-            pipe.cmd("HSET").arg(&key).arg("f").arg(lock.failures).arg("u").arg(lock.locked_until).ignore();
-            pipe.cmd("EXPIRE").arg(&key).arg(memory);
+        let (failures, locked_until): (u32, u64) = self.claim(|pipe| {
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.merge_lock.get_hash())
+                .arg(1)
+                .arg(&key)
+                .arg(lock.failures)
+                .arg(lock.locked_until)
+                .arg(memory);
         })?;
-        self.remember(user, |s| s.lock = lock);
+        self.remember(user, |s| s.lock = LockState { failures, locked_until });
         Ok(())
     }
 
@@ -104,11 +124,20 @@ impl RedisStore {
     /// round trip: a claim that did not reach them in time is an error, so that
     /// the login it would accept is refused rather than lost in a failover.
     fn claim<T: redis::FromRedisValue>(&self, build: impl Fn(&mut redis::Pipeline)) -> Result<T, StoreError> {
+        self.claim_until(self.connector.deadline(), build)
+    }
+
+    /// [`RedisStore::claim`] before a deadline that several claims share.
+    fn claim_until<T: redis::FromRedisValue>(
+        &self,
+        deadline: std::time::Instant,
+        build: impl Fn(&mut redis::Pipeline),
+    ) -> Result<T, StoreError> {
         let settings = self.connector.settings();
         let wait = settings.wait_replicas;
         // Half the bound, so that WAIT's own answer arrives within the read timeout.
         let wait_ms = (settings.timeout.as_millis() as u64 / 2).max(1);
-        let (answer, replicas) = self.connector.run(|con: &mut Connection| {
+        let (answer, replicas) = self.connector.run_until(deadline, |con: &mut Connection| {
             let mut pipe = redis::pipe();
             build(&mut pipe);
             if wait > 0 {
@@ -133,6 +162,28 @@ impl RedisStore {
         })?;
         Ok(raised == 1)
     }
+}
+
+fn is_pem_certificate(pem: &[u8]) -> bool {
+    String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")
+}
+
+/// The PEM certificates of the files in `dir` (others, such as CRLs, are left
+/// out); none at all is an error, as a `ca_path` that trusts nothing is a mistake.
+fn certificates_in(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        // Followed: c_rehash's names are links to the certificates.
+        let Ok(pem) = std::fs::read(entry.path()) else { continue };
+        if is_pem_certificate(&pem) {
+            found.push(pem);
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("{} holds no PEM certificate", dir.display()));
+    }
+    Ok(found)
 }
 
 fn read_user(con: &mut Connection, tokens_key: &str, lock_key: &str) -> Result<Snapshot, RedisError> {
@@ -235,11 +286,13 @@ impl StateStore for RedisStore {
         let key = self.key("lock", user);
         let mut seen = self.cached_lock(user);
         // Compare and set: a writer that changed the count meanwhile makes us
-        // start again from what it wrote. Bounded, as everything here.
+        // start again from what it wrote. Bounded, as everything here: the tries
+        // share one deadline.
+        let deadline = self.connector.deadline();
         for _ in 0..8 {
             let next = seen.after_failure(now, max_failures, duration);
             let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
-            let answer: Vec<u64> = self.claim(|pipe| {
+            let answer: Vec<u64> = self.claim_until(deadline, |pipe| {
                 pipe.cmd("EVALSHA")
                     .arg(self.scripts.swap_lock.get_hash())
                     .arg(1)
@@ -284,12 +337,32 @@ impl StateStore for RedisStore {
     }
 
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
-        let key = self.key("state", &data_encoding::HEXLOWER.encode(id));
+        let hex = data_encoding::HEXLOWER.encode(id);
+        let (key, held_key) = (self.key("state", &hex), self.key("answered", user));
         let seconds = expires.saturating_sub(now).max(1);
-        let set: Option<String> = self.claim(|pipe| {
-            pipe.cmd("SET").arg(&key).arg(user).arg("NX").arg("EX").arg(seconds);
+        let answer: Vec<i64> = self.claim(|pipe| {
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.use_state.get_hash())
+                .arg(2)
+                .arg(&key)
+                .arg(&held_key)
+                .arg(user)
+                .arg(seconds)
+                .arg(expires)
+                .arg(now)
+                .arg(MAX_ANSWERED_PER_USER)
+                .arg(&hex);
         })?;
-        Ok(set.is_some())
+        match answer.as_slice() {
+            [1] => Ok(true),
+            [0] => Ok(false),
+            // Worded as the journal says it: a store failure, so the login fails closed.
+            [-1, held] => Err(format!(
+                "\"{user}\" already holds {held} answered challenge States that have not expired (the most \
+                 one user may): a flood of challenge answers; this one is refused until some expire"
+            )),
+            _ => Err("unexpected answer to the use of a State".to_string()),
+        }
     }
 
     fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {

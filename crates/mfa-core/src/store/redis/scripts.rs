@@ -61,12 +61,43 @@ redis.call('DEL', KEYS[2])
 return {1}
 ";
 
+/// KEYS[1] a user's lock hash; ARGV[1] failures, ARGV[2] locked until, ARGV[3]
+/// seconds the key lives at least: merges a lock moved from a journal into the
+/// one in Redis, keeping the larger count and the later end, so that moving a
+/// journal again never undoes what the servers counted since. Returns {f, u}.
+const MERGE_LOCK: &str = r"
+local now = redis.call('HMGET', KEYS[1], 'f', 'u')
+local f = math.max(tonumber(now[1] or '0'), tonumber(ARGV[1]))
+local u = math.max(tonumber(now[2] or '0'), tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'f', f, 'u', u)
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return {f, u}
+";
+
+/// KEYS[1] an answered State, KEYS[2] the user's answered States (a sorted set,
+/// scored by expiry); ARGV[1] the user, ARGV[2] seconds the State lives, ARGV[3]
+/// its expiry, ARGV[4] now, ARGV[5] the most one user may hold, ARGV[6] the
+/// State's id. {1}: answered now; {0}: answered before; {-1, held}: the user
+/// holds the most already (a flood of answers), nothing recorded.
+const USE_STATE: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+local held = redis.call('ZCARD', KEYS[2])
+if held >= tonumber(ARGV[5]) then return {-1, held} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return {1}
+";
+
 pub(super) struct Scripts {
     pub raise: Script,
     pub swap_lock: Script,
     pub join: Script,
     pub count: Script,
     pub take_unless_locked: Script,
+    pub merge_lock: Script,
+    pub use_state: Script,
 }
 
 impl Scripts {
@@ -77,11 +108,13 @@ impl Scripts {
             join: Script::new(JOIN),
             count: Script::new(COUNT),
             take_unless_locked: Script::new(TAKE_UNLESS_LOCKED),
+            merge_lock: Script::new(MERGE_LOCK),
+            use_state: Script::new(USE_STATE),
         }
     }
 
     /// Every script's text, for SCRIPT LOAD on a new connection.
-    pub fn texts() -> [&'static str; 5] {
-        [RAISE, SWAP_LOCK, JOIN, COUNT, TAKE_UNLESS_LOCKED]
+    pub fn texts() -> [&'static str; 7] {
+        [RAISE, SWAP_LOCK, JOIN, COUNT, TAKE_UNLESS_LOCKED, MERGE_LOCK, USE_STATE]
     }
 }
