@@ -69,6 +69,8 @@ struct Wiring {
     otp: bool,
     /// Policy lines at the start of the inner authorize.
     inner_policy: Option<&'static str>,
+    /// The module's mode, when not the one `otp` picks.
+    mode: Option<&'static str>,
 }
 
 fn setup(wiring: &Wiring) -> Setup {
@@ -116,7 +118,7 @@ fn setup(wiring: &Wiring) -> Setup {
     files.push(("sites-enabled/mfa-inner-tunnel".to_string(), inner));
     files.push(("server.pem".to_string(), pem));
     files.push(("server.key".to_string(), key));
-    let mode = if wiring.otp { "otp" } else { "password+otp" };
+    let mode = wiring.mode.unwrap_or(if wiring.otp { "otp" } else { "password+otp" });
     let mut s = Setup::challenge_mode(mode, &common::totp_tokens(&["alice"]), USERS);
     s.site = Some(outer);
     s.files = files;
@@ -125,11 +127,22 @@ fn setup(wiring: &Wiring) -> Setup {
 
 /// One eapol_test login; true when it ended in SUCCESS (an Access-Accept with EAP-Success).
 fn login(server: &Server, eap: &str, phase2: Option<&str>, outer_identity: Option<&str>, password: &str) -> bool {
+    login_as(server, "alice", eap, phase2, outer_identity, password)
+}
+
+fn login_as(
+    server: &Server,
+    user: &str,
+    eap: &str,
+    phase2: Option<&str>,
+    outer_identity: Option<&str>,
+    password: &str,
+) -> bool {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let conf = server.dir.join(format!("eapol-{n}.conf"));
     let mut text = format!(
-        "network={{\n\tssid=\"test\"\n\tkey_mgmt=WPA-EAP\n\teap={eap}\n\tidentity=\"alice\"\n\tpassword=\"{password}\"\n\tca_cert=\"{}\"\n",
+        "network={{\n\tssid=\"test\"\n\tkey_mgmt=WPA-EAP\n\teap={eap}\n\tidentity=\"{user}\"\n\tpassword=\"{password}\"\n\tca_cert=\"{}\"\n",
         server.dir.join("server.pem").display()
     );
     if let Some(anonymous) = outer_identity {
@@ -217,33 +230,69 @@ fn the_password_alone_is_refused_through_every_other_method() {
     if eapol_test().is_none() {
         return;
     }
-    // Without the post-auth check, each of them logs in on the password alone:
-    // the wiring offers them, and nothing else stops them.
-    let open =
-        start(&module, &Wiring { everything: true, no_outer_check: true, no_inner_check: true, ..Wiring::default() });
-    for (eap, phase2, tunnel) in PASSWORD_ONLY {
-        let outer = tunnel.then_some("anonymous");
-        assert!(login(&open, eap, *phase2, outer, "secret1"), "{eap} {phase2:?} should get in without the check");
-    }
-    // And the module says so at start-up, for each site that lacks it.
-    assert_eq!(count(&open, "does not list it in post-auth"), 2, "{}", common::tail(&open.debug_log(), 40));
-    drop(open);
+    // Both modes: in otp mode rlm_eap replacing Auth-Type mfa let PEAP/MSCHAPv2 in with
+    // the password alone (issue 17).
+    for otp in [false, true] {
+        let mode = if otp { "otp" } else { "password+otp" };
+        // Without the post-auth check, each of them logs in on the password alone:
+        // the wiring offers them, and nothing else stops them.
+        let wiring = Wiring { everything: true, otp, ..Wiring::default() };
+        let open = start(&module, &Wiring { no_outer_check: true, no_inner_check: true, ..wiring.clone() });
+        for (eap, phase2, tunnel) in PASSWORD_ONLY {
+            let outer = tunnel.then_some("anonymous");
+            assert!(
+                login(&open, eap, *phase2, outer, "secret1"),
+                "{mode}: {eap} {phase2:?} should get in without the check"
+            );
+        }
+        // And the module says so at start-up, for each site that lacks it.
+        assert_eq!(count(&open, "does not list it in post-auth"), 2, "{}", common::tail(&open.debug_log(), 40));
+        drop(open);
 
-    let server = start(&module, &Wiring { everything: true, ..Wiring::default() });
-    assert_eq!(count(&server, "does not list it in post-auth"), 0);
-    for (i, (eap, phase2, tunnel)) in PASSWORD_ONLY.iter().enumerate() {
-        let outer = tunnel.then_some("anonymous");
-        assert!(!login(&server, eap, *phase2, outer, "secret1"), "{eap} {phase2:?} got in on the password alone");
-        assert_eq!(count(&server, "without the second factor, through"), i + 1, "{eap} {phase2:?}: one log line");
+        let server = start(&module, &wiring);
+        assert_eq!(count(&server, "does not list it in post-auth"), 0);
+        for (i, (eap, phase2, tunnel)) in PASSWORD_ONLY.iter().enumerate() {
+            let outer = tunnel.then_some("anonymous");
+            assert!(
+                !login(&server, eap, *phase2, outer, "secret1"),
+                "{mode}: {eap} {phase2:?} got in on the password alone"
+            );
+            assert_eq!(
+                count(&server, "without the second factor, through"),
+                i + 1,
+                "{mode}: {eap} {phase2:?}: one log line"
+            );
+        }
+        let log = server.debug_log();
+        for path in [
+            "Auth-Type \"mfa_inner_eap\", EAP-Type \"MSCHAPv2\", virtual server \"mfa-inner-tunnel\"",
+            "Auth-Type \"MS-CHAP\", virtual server \"mfa-inner-tunnel\"",
+            "Auth-Type \"CHAP\", virtual server \"mfa-inner-tunnel\"",
+            "Auth-Type \"eap\", EAP-Type \"MD5\", virtual server \"mfa\"",
+        ] {
+            assert!(log.contains(path), "{mode}: no log line names {path}");
+        }
     }
-    let log = server.debug_log();
-    for path in [
-        "Auth-Type \"mfa_inner_eap\", EAP-Type \"MSCHAPv2\", virtual server \"mfa-inner-tunnel\"",
-        "Auth-Type \"MS-CHAP\", virtual server \"mfa-inner-tunnel\"",
-        "Auth-Type \"CHAP\", virtual server \"mfa-inner-tunnel\"",
-        "Auth-Type \"eap\", EAP-Type \"MD5\", virtual server \"mfa\"",
-    ] {
-        assert!(log.contains(path), "no log line names {path}");
+}
+
+#[test]
+fn peap_gtc_takes_the_password_alone_of_a_user_without_token_when_require_token_is_off() {
+    let module = require_module!();
+    if eapol_test().is_none() {
+        return;
+    }
+    // bob has a password and no token: with require_token = no the module does not take
+    // him, in TTLS/PAP (pap alone) as in PEAP/GTC (Auth-Type mfa_gtc, where pap decides).
+    for otp in [false, true] {
+        let mut s = setup(&Wiring { otp, ..Wiring::default() }).with("require_token = no");
+        s.users.push(("bob".into(), "bobs-secret".into()));
+        let server = Server::start(&module, &s);
+        let anon = Some("anonymous");
+        assert!(login_as(&server, "bob", "TTLS", Some("auth=PAP"), anon, "bobs-secret"), "otp {otp}: TTLS/PAP");
+        assert!(login_as(&server, "bob", "PEAP", Some("auth=GTC"), anon, "bobs-secret"), "otp {otp}: PEAP/GTC");
+        assert!(!login_as(&server, "bob", "PEAP", Some("auth=GTC"), anon, "wrong"), "otp {otp}: a wrong password");
+        // alice has a token: her password alone is still refused.
+        assert!(!login(&server, "PEAP", Some("auth=GTC"), anon, "secret1"), "otp {otp}: alice without a code");
     }
 }
 
@@ -292,4 +341,82 @@ fn a_policy_that_sets_auth_type_first_is_refused() {
         assert!(reply.is_reject(), "Auth-Type := {auth_type}: {reply:?}");
         assert_eq!(count(&server, &format!("without the second factor, through Auth-Type \"{auth_type}\"")), 1);
     }
+}
+
+#[test]
+fn a_code_sent_as_user_password_next_to_inner_gtc_does_not_replace_the_password() {
+    let module = require_module!();
+    if eapol_test().is_none() {
+        return;
+    }
+    // Inside TTLS the client sends the inner attributes itself: a modified supplicant can
+    // send User-Password = "x,<code>" next to its EAP-GTC response. eapol_test cannot, so
+    // a policy at the start of the inner authorize adds it, as TTLS would deliver it.
+    // Kept in authorize, that code satisfied Auth-Type mfa_gtc's first mfa (ok = return)
+    // and the password was never checked.
+    settle_in_step(20);
+    let code = totp_at(now());
+    let mut s = setup(&Wiring::default());
+    let (_, inner) = s.files.iter_mut().find(|(path, _)| path == "sites-enabled/mfa-inner-tunnel").unwrap();
+    *inner = replace_once(
+        inner,
+        "authorize {\n",
+        &format!("authorize {{\n\tif (&EAP-Message) {{\n\t\tupdate request {{\n\t\t\t&User-Password := \"x,{code}\"\n\t\t}}\n\t}}\n"),
+    );
+    let server = Server::start(&module, &s);
+    assert!(!login(&server, "TTLS", Some("autheap=GTC"), Some("anonymous"), "wrong"), "the code alone got in");
+    assert!(
+        count(&server, "both an EAP-Message and a User-Password") >= 1,
+        "{}",
+        common::tail(&server.debug_log(), 60)
+    );
+}
+
+#[test]
+fn a_user_password_next_to_an_eap_message_never_reaches_the_outer_site() {
+    let module = require_module!();
+    // The outer site in password-then-otp, a request with User-Password, a made-up State
+    // and an EAP-Message: were it processed, the State would skip pap. FreeRADIUS drops
+    // such a packet on receipt, so only an inner-tunnel request (TTLS builds
+    // it from what the client sent) can carry both; the module refuses those
+    // (a_code_sent_as_user_password_next_to_inner_gtc_does_not_replace_the_password).
+    let mut s = Setup::challenge_mode("password-then-otp", &common::totp_tokens(&["alice"]), USERS);
+    s.site = Some(shipped("sites-available/mfa"));
+    let server = Server::start(&module, &s);
+    let reply = server.send_with(
+        &["-r", "1", "-t", "2"],
+        &format!(
+            "User-Name = \"alice\", User-Password = \"wrong\", State = 0x{}, EAP-Message = 0x020300060678, \
+             Message-Authenticator = 0x00\n",
+            "5a".repeat(24)
+        ),
+    );
+    assert!(!reply.is_accept() && !reply.is_challenge(), "{reply:?}");
+    assert_eq!(count(&server, "Packet contains EAP-Message and non-EAP authentication attribute"), 1);
+}
+
+#[test]
+fn gtc_needs_both_pap_and_the_second_mfa() {
+    let module = require_module!();
+    if eapol_test().is_none() {
+        return;
+    }
+    // What README says of Auth-Type mfa_gtc: the first factor between the two calls is
+    // the only check of the password part. FreeRADIUS ranks the second mfa's ok above
+    // the split's updated, so without pap the code alone gets in...
+    settle_in_step(20);
+    let code = totp_at(now());
+    let without = |from: &str, to: &str| {
+        let mut s = setup(&Wiring::default());
+        let (_, inner) = s.files.iter_mut().find(|(path, _)| path == "sites-enabled/mfa-inner-tunnel").unwrap();
+        *inner = replace_once(inner, from, to);
+        Server::start(&module, &s)
+    };
+    let server = without("\t\tpap\n#\t\tldap\n\t\tmfa\n", "\t\tmfa\n");
+    assert!(login(&server, "PEAP", Some("auth=GTC"), Some("anonymous"), &format!("wrong,{code}")));
+    drop(server);
+    // ...and without the second mfa, pap's ok ends the section and post-auth refuses.
+    let server = without("\t\tpap\n#\t\tldap\n\t\tmfa\n\t}", "\t\tpap\n\t}");
+    assert!(!login(&server, "PEAP", Some("auth=GTC"), Some("anonymous"), &format!("secret1,{code}")));
+    assert_eq!(count(&server, "without the second factor, through Auth-Type \"mfa_inner_eap\", EAP-Type \"GTC\""), 1);
 }

@@ -297,6 +297,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             },
             stashed_code,
             eap,
+            inner: request.is_inner(),
             deferred_split,
             quiet: !request.debug_enabled(),
         });

@@ -254,8 +254,8 @@ impl DuoEngine {
         };
         let call =
             Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name, nas: &input.nas };
-        // The answer to a push challenge (an EAP State is eap's, not ours).
-        if let Some(state) = input.state.filter(|_| !input.eap) {
+        // The answer to a push challenge (an inner EAP session's State is eap's, not ours).
+        if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
             return self.answer(&call, state, input.password.unwrap_or_default(), trail);
         }
         let factor = match self.cfg.mode {

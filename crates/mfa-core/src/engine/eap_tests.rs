@@ -55,6 +55,7 @@ fn gtc_text_is_split_at_authenticate_then_the_code_checked() {
         password: Some(text.as_bytes()),
         state: Some(&state),
         eap: true,
+        inner: true,
         deferred_split: true,
         ..AuthenticateInput::default()
     });
@@ -68,6 +69,7 @@ fn gtc_text_is_split_at_authenticate_then_the_code_checked() {
         password: Some(b"pw"),
         state: Some(&state),
         eap: true,
+        inner: true,
         stashed_code: Some(split.code),
         ..AuthenticateInput::default()
     });
@@ -95,6 +97,135 @@ fn a_foreign_state_outside_eap_is_still_refused() {
         ..AuthenticateInput::default()
     });
     assert_ne!(out.outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn a_password_next_to_an_eap_message_is_refused_and_nothing_is_kept() {
+    // TTLS lets the client send a User-Password of its own next to its inner EAP-GTC
+    // response: "x,<code>" kept here would let Auth-Type mfa_gtc take the code alone.
+    // Outside, the same with a made-up State would skip the first factor.
+    let text = format!("x,{}", code());
+    for mode in ["password+otp", "otp", "password-then-otp", "auto"] {
+        for has_state in [false, true] {
+            let (_d, b) = backend(mode, true);
+            let out = b.authorize(AuthorizeInput {
+                user_name: Some(b"alice"),
+                password: Some(text.as_bytes()),
+                auth_type: None,
+                has_state,
+                eap: true,
+            });
+            assert_eq!(out.outcome, Some(Outcome::Reject), "{mode} state {has_state}");
+            assert!(out.stashed_code.is_none() && out.password.is_none(), "{mode}: nothing kept");
+            assert!(!out.set_auth_type && !out.deferred, "{mode}");
+            assert!(out
+                .log
+                .iter()
+                .any(|l| l.level == Level::Info && l.text.contains("EAP-Message and a User-Password")));
+        }
+    }
+    // A user the module does not take is refused the same way: the answer shows no account.
+    let (_d, lax) = backend("password+otp", false);
+    let out = lax.authorize(AuthorizeInput {
+        user_name: Some(b"bob"),
+        password: Some(b"pw"),
+        auth_type: None,
+        has_state: false,
+        eap: true,
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+}
+
+#[test]
+fn a_made_up_state_with_an_eap_message_outside_a_tunnel_is_refused() {
+    // Only an inner-tunnel request's State can be the EAP session's: an outer one that
+    // carries an EAP-Message is still an answer to the module's challenge, or refused,
+    // never a reason to start a challenge after a first factor that did not run.
+    for mode in ["password-then-otp", "auto", "password+otp"] {
+        let (_d, b) = backend(mode, true);
+        let out = b.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"anything"),
+            state: Some(&[7u8; 16]),
+            eap: true,
+            stashed_code: (mode == "password+otp").then(code),
+            ..AuthenticateInput::default()
+        });
+        assert_eq!(out.outcome, Some(Outcome::Reject), "{mode}: {:?}", out.log);
+        assert!(out.challenge_state.is_none(), "{mode}: no challenge");
+    }
+}
+
+#[test]
+fn gtc_leaves_a_user_without_token_to_the_first_factor_when_require_token_is_off() {
+    let (_d, lax) = backend("password+otp", false);
+    let gtc = |b: &Backend, user: &str, inner: bool| {
+        b.authenticate(AuthenticateInput {
+            user_name: Some(user.as_bytes()),
+            password: Some(b"bobs-password"),
+            state: Some(&[7u8; 16]),
+            eap: true,
+            inner,
+            ..AuthenticateInput::default()
+        })
+        .outcome
+    };
+    // pap, between the two calls of Auth-Type mfa_gtc, decides.
+    assert_eq!(gtc(&lax, "bob", true), Some(Outcome::Noop));
+    // alice has a token: no code was split off, refused as before.
+    assert!(!matches!(gtc(&lax, "alice", true), Some(Outcome::Ok | Outcome::Noop)));
+    // Outside a tunnel, or with require_token = yes: not left to anyone.
+    assert_ne!(gtc(&lax, "bob", false), Some(Outcome::Noop));
+    let (_d2, strict) = backend("password+otp", true);
+    assert!(!matches!(gtc(&strict, "bob", true), Some(Outcome::Ok | Outcome::Noop)));
+}
+
+/// A Duo that must not be asked: each test below is decided before any call.
+struct NoDuo;
+
+impl crate::backend::duo::DuoApi for NoDuo {
+    fn call(
+        &self,
+        _method: &str,
+        path: &str,
+        _params: &[(&str, &str)],
+    ) -> Result<crate::backend::duo::Answer, crate::backend::duo::CallError> {
+        panic!("Duo was called ({path}) for a request that is to be refused");
+    }
+}
+
+#[test]
+fn duo_refuses_a_password_next_to_an_eap_message_and_a_made_up_state_outside_a_tunnel() {
+    let dir = TempDir::new("eap-duo");
+    for (mode, approval) in [("push", "challenge"), ("auto", "challenge"), ("password+otp", "wait")] {
+        let mut raw = raw_config(dir.path(), mode);
+        raw.backend = Some("duo".into());
+        raw.duo.api_host = Some("api-test.duosecurity.com".into());
+        raw.duo.integration_key = Some("DIWJ8X6AEYOR5OMC6TQ1".into());
+        raw.duo.secret_key = Some("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep".into());
+        raw.duo.approval = Some(approval.into());
+        let cfg = Config::from_raw(&raw).unwrap();
+        let duo = DuoEngine::with_api("mfa", cfg, Arc::new(FixedClock::new(T)), Box::new(NoDuo)).unwrap();
+        let out = duo.authorize(AuthorizeInput {
+            user_name: Some(b"alice"),
+            password: Some(b"x,123456"),
+            auth_type: None,
+            has_state: true,
+            eap: true,
+        });
+        assert_eq!(out.outcome, Some(Outcome::Reject), "{mode}");
+        assert!(out.stashed_code.is_none() && out.password.is_none() && !out.set_auth_type, "{mode}");
+        // Should Auth-Type mfa be reached anyway (a policy): the State is not eap's outside.
+        let out = duo.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"anything"),
+            state: Some(&[7u8; 40]),
+            nas: "127.0.0.1||".into(),
+            eap: true,
+            ..AuthenticateInput::default()
+        });
+        assert_eq!(out.outcome, Some(Outcome::Reject), "{mode}: {:?}", out.log);
+    }
 }
 
 #[test]

@@ -134,13 +134,25 @@ pub struct AuthenticateInput<'a> {
     /// The NAS's address (privacyIDEA's `client`).
     pub nas_address: String,
     pub stashed_code: Option<String>,
-    /// The request carries an EAP-Message: a State is the EAP session's, not ours.
+    /// The request carries an EAP-Message.
     pub eap: bool,
+    /// The request runs in an inner-tunnel virtual server (EAP-TTLS, PEAP).
+    pub inner: bool,
     /// authorize saw this request without the typed text (EAP-GTC), so nothing was
     /// split off: User-Password now holds "password,code".
     pub deferred_split: bool,
     /// The server prints no debug lines for this request: the engine builds none.
     pub quiet: bool,
+}
+
+impl AuthenticateInput<'_> {
+    /// An inner EAP conversation (PEAP, TTLS/EAP-GTC) calls the module: an inner-tunnel
+    /// request with an EAP-Message. Its State is that session's, not an answer to one of
+    /// the module's challenges. An outer request's EAP-Message is the client's to forge:
+    /// there a State stays the module's or is refused.
+    pub(super) fn inner_eap(&self) -> bool {
+        self.eap && self.inner
+    }
 }
 
 #[derive(Debug, Default)]
@@ -452,6 +464,9 @@ impl Engine {
         if let Some(realm) = &names.realm {
             trail.debug(format!("user \"{}\" in realm \"{realm}\"", names.stripped));
         }
+        if input.eap && input.password.is_some() {
+            return refuse_eap_with_password(&self.cfg, trail);
+        }
 
         let db = self.tokens(trail);
         if db.user(&names.lookup).is_none() {
@@ -608,13 +623,20 @@ impl Engine {
         let origin =
             Origin { nas: &input.nas, client: &input.client, nas_name: &input.nas_name, session: &input.session };
 
+        // EAP-GTC's Auth-Type calls the module for every user: one it does not take (no
+        // token, require_token = no) is left to the first factor in that section, as
+        // authorize leaves such a user to pap everywhere else.
+        if entry.is_none() && !self.cfg.require_token && input.inner_eap() {
+            trail.debug(format!("\"{user}\" has no token and require_token is off: the first factor alone decides"));
+            return Decision { outcome: Outcome::Noop, messages: vec![], state: None };
+        }
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
-        if input.eap && input.state.is_some() {
-            trail.debug("the State belongs to the EAP session (the eap module's), not to this module");
+        if input.inner_eap() && input.state.is_some() {
+            trail.debug("the State belongs to the inner EAP session (the eap module's), not to this module");
         }
         if self.cfg.mode != Mode::Otp {
-            if let Some(state) = input.state.filter(|_| !input.eap) {
+            if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
                     return Decision::refuse(Outcome::Reject, messages.no_token.clone());
@@ -688,6 +710,19 @@ impl Engine {
 
     fn windows(&self) -> Windows {
         Windows { totp_window: self.cfg.totp_window, hotp_look_ahead: self.cfg.hotp_look_ahead }
+    }
+}
+
+/// No EAP client sends a User-Password next to an EAP-Message: one that does forged it,
+/// to have a code kept for EAP-GTC's Auth-Type inside TTLS, or to pass a made-up State
+/// as the EAP session's and skip the first factor. Refused before anything is split or
+/// kept, whoever the user is.
+fn refuse_eap_with_password(cfg: &Config, trail: &mut Trail) -> AuthorizeOutput {
+    trail.info("rejected: the request carries both an EAP-Message and a User-Password, which no EAP client sends");
+    AuthorizeOutput {
+        outcome: Some(Outcome::Reject),
+        reply_message: Some(cfg.messages.bad_state.clone()),
+        ..AuthorizeOutput::default()
     }
 }
 

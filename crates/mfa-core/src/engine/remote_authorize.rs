@@ -24,6 +24,10 @@ pub(super) fn user_of_request(
         out.outcome = Some(Outcome::Noop);
         return false;
     }
+    if input.eap {
+        *out = super::refuse_eap_with_password(cfg, trail);
+        return false;
+    }
     match parse_user_name(input.user_name, &cfg.realm) {
         Err(why) if input.user_name.is_none() => {
             trail.debug(why);
