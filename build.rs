@@ -129,7 +129,7 @@ fn generate_bindings() -> Result<(), String> {
         .allowlist_function("radlog_request|radlog|cf_log_err_cs|cf_section_name[12]|cf_section_sub_find|cf_section_parse|cf_subsection_find_next|cf_pair_find_next|cf_pair_attr|cf_pair_value|dict_attrbyname")
         .allowlist_function("request_data_(add|get|reference)|talloc_strndup|_talloc_free|dict_valbyattr|dict_addattr")
         .allowlist_function("cf_top_section|cf_item_find_next|cf_item_is_section|cf_item_is_pair|cf_item_to_section|cf_item_to_pair")
-        .allowlist_var("rad_debug_lvl|main_config|PW_.*|RLM_TYPE_.*|TAG_ANY")
+        .allowlist_var("rad_debug_lvl|main_config|PW_.*|RLM_TYPE_.*|TAG_ANY|VENDORPEC_MICROSOFT")
         .derive_default(true)
         .layout_tests(true)
         .generate_comments(false)

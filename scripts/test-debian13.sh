@@ -25,7 +25,7 @@ mkdir -p "$cache"
 echo "== Debian 13: cargo test in the build stage, against FreeRADIUS $(docker run --rm rlm-mfa-build:trixie dpkg-query -W -f='${Version}' freeradius)"
 mkdir -p "$ROOT/.deps/apt-archives/trixie/partial"
 docker run --rm --tmpfs /tmp:rw,exec -v "$cache:/cache" -v "$ROOT/.deps/apt-archives/trixie:/var/cache/apt/archives" -e CARGO_TARGET_DIR=/cache/target -e CARGO_HOME=/cache/cargo \
-    -e RLM_MFA_REQUIRE_INTEGRATION=1 -e RLM_MFA_PRIVACYIDEA_VENV=/nonexistent -e RLM_MFA_SMTP_VENV=/nonexistent -e RLM_MFA_DUO_VENV=/nonexistent rlm-mfa-build:trixie bash -c '
+    -e RLM_MFA_REQUIRE_INTEGRATION=1 -e RLM_MFA_PRIVACYIDEA_VENV=/nonexistent -e RLM_MFA_SMTP_VENV=/nonexistent -e RLM_MFA_DUO_VENV=/nonexistent -e RLM_MFA_MSCHAP_VENV=/nonexistent rlm-mfa-build:trixie bash -c '
 set -euo pipefail
 # What the tests use beside the server (kill, ps): not in a minimal Debian.
 apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends procps > /dev/null

@@ -19,6 +19,8 @@ scripts/duo.sh
 scripts/redis.sh
 # A real SMTP server on loopback (aiosmtpd, PyPI, into .deps/smtp-venv) for tests/smtp.rs.
 scripts/smtp.sh
+# passlib (PyPI, into .deps/mschap-venv): the MS-CHAPv2 client of tests/mschap.rs.
+scripts/mschap.sh
 
 echo "== every locked dependency builds with the workspace's rust-version (Debian 13's Rust)"
 cargo metadata --locked --format-version 1 | python3 -c '
@@ -48,6 +50,7 @@ export RLM_MFA_REQUIRE_PRIVACYIDEA=1
 export RLM_MFA_REQUIRE_DUO=1
 export RLM_MFA_REQUIRE_REDIS=1
 export RLM_MFA_REQUIRE_SMTP=1
+export RLM_MFA_REQUIRE_MSCHAP=1
 cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt
 # The counts of every test binary, in one closing line.
 count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' "${2:-target/test-output.txt}"; }

@@ -12,8 +12,9 @@ use super::bindings::{
     rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID,
     rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED,
     rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD,
-    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT, PW_EAP_MESSAGE, PW_STATE, PW_USER_NAME,
-    PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
+    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT, PW_EAP_MESSAGE, PW_MSCHAP2_RESPONSE,
+    PW_MSCHAP_CHALLENGE, PW_MS_CHAP_USER_NAME, PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE,
+    RLM_TYPE_THREAD_SAFE, VENDORPEC_MICROSOFT,
 };
 use super::conf::{self, Instance};
 use super::post_auth;
@@ -21,7 +22,7 @@ use super::request::{log_raw, List, NasIdentity, Request, Slot};
 use mfa_core::clock::SystemClock;
 use mfa_core::config::Config;
 use mfa_core::engine::post_auth::{Duty, PostAuthInput};
-use mfa_core::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, Outcome};
+use mfa_core::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, MsChap2, Outcome};
 use mfa_core::guard::{guarded, install_panic_hook};
 
 /// `module_t` holds raw pointers; the server only reads it.
@@ -276,10 +277,21 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             let challenge = request.bytes(List::Request, PW_CHAP_CHALLENGE).unwrap_or(&authenticator);
             Chap::from_attribute(answer, challenge)
         });
+        // MS-CHAPv2 (RFC 2548): the name the client hashed is MS-CHAP-User-Name where
+        // rlm_eap_mschapv2 set one, else User-Name.
+        let mschap2 =
+            request.vendor_bytes(List::Request, PW_MSCHAP2_RESPONSE, VENDORPEC_MICROSOFT).and_then(|answer| {
+                let challenge = request.vendor_bytes(List::Request, PW_MSCHAP_CHALLENGE, VENDORPEC_MICROSOFT)?;
+                let name = request
+                    .bytes(List::Request, PW_MS_CHAP_USER_NAME)
+                    .or_else(|| request.bytes(List::Request, PW_USER_NAME))?;
+                MsChap2::from_attributes(challenge, answer, name)
+            });
         let out = engine.authenticate(AuthenticateInput {
             user_name: request.bytes(List::Request, PW_USER_NAME),
             password: request.bytes(List::Request, PW_USER_PASSWORD),
             chap,
+            mschap2,
             state: request.bytes(List::Request, PW_STATE),
             // Only challenges and pushes use the NAS; the other modes skip the formatting.
             nas: nas.as_ref().map(NasIdentity::key).unwrap_or_default(),

@@ -55,15 +55,24 @@ impl<'a> Request<'a> {
     }
 
     fn find(&self, list: List, attr: u32) -> *mut VALUE_PAIR {
+        self.find_vendor(list, attr, 0)
+    }
+
+    fn find_vendor(&self, list: List, attr: u32, vendor: u32) -> *mut VALUE_PAIR {
         // SAFETY: the list head is valid; the server's lookup walks it read-only.
-        unsafe { fr_pair_find_by_num(*self.list_head(list), attr, 0, TAG_ANY as i8) }
+        unsafe { fr_pair_find_by_num(*self.list_head(list), attr, vendor, TAG_ANY as i8) }
     }
 
     /// The bytes of a string or octets attribute (User-Password arrives decoded).
     /// They borrow the request: a `&mut self` method that replaces or frees the
     /// attribute cannot run while they are held.
     pub fn bytes(&self, list: List, attr: u32) -> Option<&[u8]> {
-        let vp = self.find(list, attr);
+        self.vendor_bytes(list, attr, 0)
+    }
+
+    /// As [`Request::bytes`], for a vendor's attribute (0: the standard ones).
+    pub fn vendor_bytes(&self, list: List, attr: u32, vendor: u32) -> Option<&[u8]> {
+        let vp = self.find_vendor(list, attr, vendor);
         if vp.is_null() {
             return None;
         }

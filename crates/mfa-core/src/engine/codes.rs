@@ -3,7 +3,7 @@
 
 use std::borrow::{Borrow, Cow};
 
-use super::{Chap, Decision, Engine, Outcome, Trail};
+use super::{Chap, Decision, Engine, MsChap2, Outcome, Trail};
 use crate::factor::otp;
 use crate::factor::state::TokenState;
 use crate::factor::verify;
@@ -14,6 +14,18 @@ use crate::store::tokens::{Token, TokenKind};
 pub(super) enum Given<'a> {
     Code(Cow<'a, str>),
     Chap(Chap),
+    MsChap2(MsChap2),
+}
+
+impl Given<'_> {
+    /// For the log: what the NAS sent.
+    fn what(&self) -> &'static str {
+        match self {
+            Given::Code(_) => "code",
+            Given::Chap(_) => "CHAP answer",
+            Given::MsChap2(_) => "MS-CHAPv2 answer",
+        }
+    }
 }
 
 impl Engine {
@@ -46,7 +58,12 @@ impl Engine {
 
         let well_formed = match given {
             Given::Code(code) => each_token().any(|t| otp::is_well_formed(code, t.digits)),
-            Given::Chap(_) => true,
+            Given::Chap(_) | Given::MsChap2(_) => true,
+        };
+        // MS-CHAPv2's challenge hash is the same for every candidate code.
+        let challenge_hash = match given {
+            Given::MsChap2(m) => m.challenge_hash(),
+            _ => [0; 8],
         };
         let mut used_before = false;
         if well_formed {
@@ -65,6 +82,9 @@ impl Engine {
                         now,
                         self.windows(),
                     ),
+                    Given::MsChap2(m) => verify::find_answer(token, &token_state, now, self.windows(), |code| {
+                        m.answers(&challenge_hash, code)
+                    }),
                 };
                 if let Some(found) = found {
                     if one_trip {
@@ -76,7 +96,11 @@ impl Engine {
                             }
                         }
                     }
-                    return self.claim(user, token, found, trail);
+                    let mut decision = self.claim(user, token, found, trail);
+                    if let (Given::MsChap2(m), Outcome::Ok) = (given, decision.outcome) {
+                        decision.attributes = mschap2_reply(&m.success(&verify::code_at(token, found)));
+                    }
+                    return decision;
                 }
             }
         }
@@ -91,12 +115,12 @@ impl Engine {
             let replayed = used_before
                 || match given {
                     Given::Code(code) => each_token().any(|t| verify::is_replay(t, code, now, self.windows())),
-                    Given::Chap(_) => false,
+                    Given::Chap(_) | Given::MsChap2(_) => false,
                 };
             trail.info(format!(
                 "rejected: \"{user}\" sent a {} {}",
                 if replayed { "used (replayed)" } else { "wrong" },
-                if matches!(given, Given::Chap(_)) { "CHAP answer" } else { "code" },
+                given.what(),
             ));
         } else {
             let refs: Vec<&Token> = each_token().collect();
@@ -238,4 +262,18 @@ impl Engine {
             trail.error(format!("state store upkeep: {e}"));
         }
     }
+}
+
+/// The reply of an accepted MS-CHAPv2 login, as FreeRADIUS's mschap module gives it
+/// (use_mppe = yes, require_encryption = no, require_strong = no): the NAS needs
+/// MS-CHAP2-Success to finish the login and the keys to bring up MPPE.
+fn mschap2_reply(success: &crate::factor::mschap::Success) -> Vec<(String, String)> {
+    let hex = |bytes: &[u8]| format!("0x{}", data_encoding::HEXLOWER.encode(bytes));
+    vec![
+        ("MS-CHAP2-Success".into(), hex(&success.mschap2_success)),
+        ("MS-MPPE-Recv-Key".into(), hex(&success.recv_key)),
+        ("MS-MPPE-Send-Key".into(), hex(&success.send_key)),
+        ("MS-MPPE-Encryption-Policy".into(), "Encryption-Allowed".into()),
+        ("MS-MPPE-Encryption-Types".into(), "RC4-40or128-bit-Allowed".into()),
+    ]
 }

@@ -100,6 +100,8 @@ pub struct AuthorizeOutput {
     pub log: Vec<LogLine>,
 }
 
+pub use crate::factor::mschap::MsChap2;
+
 /// A CHAP answer (RFC 1994): MD5(ident, code, challenge).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chap {
@@ -122,6 +124,8 @@ pub struct AuthenticateInput<'a> {
     pub user_name: Option<&'a [u8]>,
     pub password: Option<&'a [u8]>,
     pub chap: Option<Chap>,
+    /// MS-CHAP-Challenge and MS-CHAP2-Response (otp mode: the code is the password).
+    pub mschap2: Option<MsChap2>,
     /// The State attribute, in the answer to a challenge.
     pub state: Option<&'a [u8]>,
     /// Who asks: the client's address, NAS-Identifier and NAS-IP-Address.
@@ -188,17 +192,19 @@ struct Decision {
     outcome: Outcome,
     messages: Vec<String>,
     state: Option<Vec<u8>>,
+    /// Reply attributes the check itself gives (MS-CHAP2-Success and the MPPE keys).
+    attributes: Vec<(String, String)>,
 }
 
 impl Decision {
     fn accept() -> Decision {
-        Decision { outcome: Outcome::Ok, messages: vec![], state: None }
+        Decision { outcome: Outcome::Ok, messages: vec![], state: None, attributes: vec![] }
     }
     fn refuse(outcome: Outcome, message: String) -> Decision {
-        Decision { outcome, messages: vec![message], state: None }
+        Decision { outcome, messages: vec![message], state: None, attributes: vec![] }
     }
     fn challenge(state: Vec<u8>, messages: Vec<String>) -> Decision {
-        Decision { outcome: Outcome::Challenge, messages, state: Some(state) }
+        Decision { outcome: Outcome::Challenge, messages, state: Some(state), attributes: vec![] }
     }
 }
 
@@ -594,10 +600,10 @@ impl Engine {
         let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let user_name = input.user_name;
         let decision = self.authenticate_inner(input, &mut trail);
-        let reply_attributes = match decision.outcome {
-            Outcome::Ok if !self.rules.is_empty() => self.local_reply(user_name, &mut trail),
-            _ => vec![],
-        };
+        let mut reply_attributes = decision.attributes;
+        if decision.outcome == Outcome::Ok && !self.rules.is_empty() {
+            reply_attributes.extend(self.local_reply(user_name, &mut trail));
+        }
         AuthenticateOutput {
             outcome: Some(decision.outcome),
             reply_messages: decision.messages,
@@ -678,9 +684,10 @@ impl Engine {
                 };
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
-            (Mode::Otp, _) => match (input.password, &input.chap) {
-                (Some(p), _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p)),
-                (None, Some(chap)) => Given::Chap(chap.clone()),
+            (Mode::Otp, _) => match (input.password, &input.chap, &input.mschap2) {
+                (Some(p), _, _) if !p.is_empty() => Given::Code(String::from_utf8_lossy(p)),
+                (None, Some(chap), _) => Given::Chap(chap.clone()),
+                (None, None, Some(mschap2)) => Given::MsChap2(mschap2.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
                     return Decision::refuse(Outcome::Invalid, self.bad_format_message(&[]));
@@ -868,6 +875,8 @@ mod dialogue_tests;
 mod duo_tests;
 #[cfg(test)]
 mod eap_tests;
+#[cfg(test)]
+mod mschap_tests;
 #[cfg(test)]
 mod privacyidea_tests;
 #[cfg(test)]

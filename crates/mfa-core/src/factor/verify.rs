@@ -64,11 +64,22 @@ pub fn find_chap(
     now: u64,
     windows: Windows,
 ) -> Option<u64> {
+    find_answer(token, state, now, windows, |code| bool::from(chap_response(ident, code, challenge).ct_eq(response)))
+}
+
+/// Like [`find`] when the request carries something computed from the code
+/// (CHAP, MS-CHAPv2) instead of the code: every candidate code of the window is
+/// tried with `answers`. TOTP: the highest unused matching step; HOTP: the
+/// lowest matching counter.
+pub fn find_answer(
+    token: &Token,
+    state: &TokenState,
+    now: u64,
+    windows: Windows,
+    answers: impl Fn(&str) -> bool,
+) -> Option<u64> {
     let codes = otp::Codes::new(token.secret.as_bytes(), token.digits, token.algorithm);
-    let answers = |counter: u64| -> bool {
-        let code = codes.code(counter);
-        bool::from(chap_response(ident, &code, challenge).ct_eq(response))
-    };
+    let answers = |counter: u64| answers(&codes.code(counter));
     match token.kind {
         TokenKind::Totp { period } => {
             let current = otp::totp_step(now, period);
@@ -84,6 +95,11 @@ pub fn find_chap(
             (state.next_counter..=last).find(|counter| answers(*counter))
         }
     }
+}
+
+/// The code of `token` at `found` (a step or counter that [`find_answer`] gave).
+pub fn code_at(token: &Token, found: u64) -> String {
+    otp::Codes::new(token.secret.as_bytes(), token.digits, token.algorithm).code(found)
 }
 
 #[cfg(test)]

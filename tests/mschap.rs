@@ -1,0 +1,123 @@
+//! MS-CHAPv2 in otp mode through a real FreeRADIUS: a NAS that speaks only
+//! MS-CHAPv2 (Windows RRAS, L2TP/IPsec) sends the code as the password. The
+//! requests come from tests/mschap/client.py (RFC 2759 with passlib's MD4 and
+//! DES, not rlm_mfa's code), and the oracle is FreeRADIUS's own mschap module:
+//! in the same server, given the code as the user's password, it must accept
+//! the same request and answer with the same MS-CHAP2-Success and MPPE keys.
+//! scripts/mschap.sh installs passlib into .deps/mschap-venv; without it the
+//! test is skipped, unless `RLM_MFA_REQUIRE_MSCHAP=1`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Server, Setup};
+
+/// RFC 4226 appendix D: the HOTP codes of the secret "12345678901234567890".
+const RFC_HOTP: [&str; 4] = ["755224", "287082", "359152", "969429"];
+
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("RLM_MFA_MSCHAP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo().join(".deps/mschap-venv"));
+    let python = venv.join("bin/python");
+    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
+        return Some(python);
+    }
+    if std::env::var("RLM_MFA_REQUIRE_MSCHAP").as_deref() == Ok("1") {
+        panic!("no MS-CHAPv2 client venv in {}: run scripts/mschap.sh", venv.display());
+    }
+    eprintln!("note: no MS-CHAPv2 client venv in {}; test skipped (run scripts/mschap.sh)", venv.display());
+    None
+}
+
+/// What the NAS sends for `user` typing `password`: the radclient attributes.
+fn client(python: &PathBuf, user: &str, password: &str) -> String {
+    let out = Command::new(python)
+        .arg(common::repo().join("tests/mschap/client.py"))
+        .args([user, password])
+        .output()
+        .expect("run tests/mschap/client.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// rlm_mfa for requests from NAS "vpn"; FreeRADIUS's mschap, with the users
+/// file's Cleartext-Password, for those from NAS "oracle".
+const SITE: &str = r#"server mfa {
+listen {
+	type = auth
+	ipaddr = *
+	port = 1812
+}
+authorize {
+	if (&NAS-Identifier == "oracle") {
+		files
+		mschap
+	}
+	else {
+		mfa
+	}
+}
+authenticate {
+	Auth-Type mfa {
+		mfa
+	}
+	Auth-Type MS-CHAP {
+		mschap
+	}
+}
+post-auth {
+	Post-Auth-Type REJECT {
+		ok
+	}
+}
+}
+"#;
+
+const KEYS: [&str; 5] = [
+    "MS-CHAP2-Success",
+    "MS-MPPE-Recv-Key",
+    "MS-MPPE-Send-Key",
+    "MS-MPPE-Encryption-Policy",
+    "MS-MPPE-Encryption-Types",
+];
+
+#[test]
+fn a_code_by_mschapv2_is_accepted_once_with_the_reply_freeradius_mschap_gives() {
+    let module = require_module!();
+    let Some(python) = venv_python() else { return };
+    let tokens = r#"{"users": {"alice": {"tokens": [{"serial": "H1", "type": "hotp", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}]}}}"#;
+    let mut setup = Setup::otp_mode(tokens);
+    // The oracle knows the code that rlm_mfa will check as the user's password.
+    setup.users = vec![("alice".into(), RFC_HOTP[1].into())];
+    setup.site = Some(SITE.into());
+    setup.files.push(("mods-enabled/mschap".into(), "mschap {\n}\n".into()));
+    let server = Server::start(&module, &setup);
+
+    // The first code, then the second: HOTP moves on (look-ahead) as the NAS's user types.
+    let first = client(&python, "alice", RFC_HOTP[0]);
+    let ok = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"vpn\", {first}\n"));
+    assert!(ok.is_accept(), "{ok:?}");
+
+    let second = client(&python, "alice", RFC_HOTP[1]);
+    let oracle = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"oracle\", {second}\n"));
+    assert!(oracle.is_accept(), "FreeRADIUS's mschap refuses the client's request: {oracle:?}");
+    let ours = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"vpn\", {second}\n"));
+    assert!(ours.is_accept(), "{ours:?}");
+    for key in KEYS {
+        assert!(oracle.attr(key).is_some(), "mschap gives {key}: {oracle:?}");
+        assert_eq!(ours.attr(key), oracle.attr(key), "{key} as FreeRADIUS's mschap gives it");
+    }
+
+    // The same answer again (a replay), and a wrong code.
+    let replay = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"vpn\", {second}\n"));
+    assert!(replay.is_reject(), "{replay:?}");
+    assert_eq!(replay.attr("MS-CHAP2-Success"), None);
+    let wrong = client(&python, "alice", "000000");
+    let wrong = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"vpn\", {wrong}\n"));
+    assert!(wrong.is_reject(), "{wrong:?}");
+    assert!(server.debug_log().contains("sent a wrong MS-CHAPv2 answer"));
+    assert!(!server.debug_log().contains(RFC_HOTP[1]), "no code in the log");
+}
