@@ -110,7 +110,9 @@ impl Engine {
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
             None if well_formed => messages.wrong_code.clone(),
-            None => self.bad_format_message(&each_token().collect::<Vec<_>>()),
+            // Mode otp: the lengths would tell that the account exists (an unknown user's
+            // "abc" is a wrong code), and how long its codes are.
+            None => self.before_password(self.bad_format_message(&each_token().collect::<Vec<_>>())),
         };
         Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
     }

@@ -661,7 +661,7 @@ impl Engine {
                 (None, Some(chap)) => Given::Chap(chap.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
-                    return Decision::refuse(Outcome::Invalid, self.bad_format_message(&[]));
+                    return Decision::refuse(Outcome::Invalid, self.before_password(self.bad_format_message(&[])));
                 }
             },
         };
