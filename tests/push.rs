@@ -396,3 +396,98 @@ fn the_same_login_at_both_servers_of_a_pair_sends_one_push() {
     assert!(first.join().unwrap().is_accept());
     assert_eq!(provider.created(), 1, "a NAS failing over mid-push joins the same push");
 }
+
+/// `limits.pushes` with the local state journal: past N pushes started in the
+/// window, a login gets the too-many message and the provider is not called.
+#[test]
+fn past_limits_pushes_a_login_is_refused_and_no_push_is_sent() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let setup = push_setup(&provider, "")
+        .with("limits {\n pushes = 2\n window = 600\n}\nlockout {\n max_failures = 10\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+    for _ in 0..2 {
+        let reply = server.auth("alice", "pw-alice");
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+    }
+    let third = server.auth("alice", "pw-alice");
+    assert!(third.is_reject(), "{third:?}");
+    let message = third.message().unwrap_or_default();
+    assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
+    assert_eq!(provider.created(), 2, "no third push");
+    // Counted per user: bob still gets his.
+    assert_eq!(server.auth("bob", "pw-bob").message(), Some("The login was denied on your device"));
+    assert!(server.debug_log().contains("limits.pushes"), "the log names the limit");
+}
+
+/// A denied push counts toward the lockout like a wrong code (mode push, wait).
+#[test]
+fn denied_pushes_count_toward_the_lockout() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let setup = push_setup(&provider, "").with("lockout {\n max_failures = 2\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+    let first = server.auth("alice", "pw-alice");
+    assert_eq!(first.message(), Some("The login was denied on your device"), "{first:?}");
+    let second = server.auth("alice", "pw-alice");
+    assert!(second.message().unwrap_or_default().starts_with("Too many failed attempts"), "{second:?}");
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let third = server.auth("alice", "pw-alice");
+    assert!(third.is_reject(), "a locked user gets no push: {third:?}");
+    assert_eq!(provider.created(), 2);
+}
+
+/// approval = challenge: a push counts toward the lockout when it is sent, so
+/// that pushes whose challenge nobody answers (whoever holds the password just
+/// starts them) end in a lock; an approval resets the count as any success does.
+#[test]
+fn abandoned_challenge_pushes_count_toward_the_lockout() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = push_setup(&provider, "approval = challenge").with("lockout {\n max_failures = 3\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+
+    // One push abandoned, the next approved: the count starts again.
+    assert!(server.auth("bob", "pw-bob").is_challenge());
+    let approved = server.auth("bob", "pw-bob");
+    assert!(approved.is_challenge(), "{approved:?}");
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    assert!(server.answer("bob", "ok", approved.state()).is_accept());
+    provider.set_behaviour(PushBehaviour::NeverAnswer);
+
+    // Three challenges never answered: the third push locks, the fourth is not sent.
+    for _ in 0..3 {
+        let started = server.auth("bob", "pw-bob");
+        assert!(started.is_challenge(), "{started:?}");
+    }
+    let created = provider.created();
+    let locked = server.auth("bob", "pw-bob");
+    assert!(locked.is_reject(), "{locked:?}");
+    assert!(locked.message().unwrap_or_default().starts_with("Too many failed attempts"), "{locked:?}");
+    assert_eq!(provider.created(), created, "a locked user gets no push");
+}
+
+/// Number matching in the push's own text: `{number}` in push.message is the
+/// number the challenge's prompt shows (approval = challenge); with approval =
+/// wait there is no prompt and it renders as nothing.
+#[test]
+fn number_in_the_push_message() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let message = "message = \"Login to {client} for {user}? Match: {number}\"";
+    let server = Server::start(&module, &push_setup(&provider, &format!("approval = challenge\n{message}")));
+    let first = server.auth("bob", "pw-bob");
+    assert!(first.is_challenge(), "{first:?}");
+    let body = provider.last_create_body().unwrap();
+    let number = body["number"].as_str().unwrap().to_string();
+    assert!(first.message().unwrap().contains(&format!("numbered {number} ")), "{first:?}");
+    assert_eq!(body["message"], format!("Login to localhost for bob? Match: {number}"));
+    drop(server);
+
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let server = Server::start(&module, &push_setup(&provider, message));
+    server.auth("bob", "pw-bob");
+    let body = provider.last_create_body().unwrap();
+    assert_eq!(body["message"], "Login to localhost for bob? Match: ");
+    assert!(body.get("number").is_none_or(|n| n.is_null()), "no number without a prompt: {body}");
+}
