@@ -491,3 +491,103 @@ fn number_in_the_push_message() {
     assert_eq!(body["message"], "Login to localhost for bob? Match: ");
     assert!(body.get("number").is_none_or(|n| n.is_null()), "no number without a prompt: {body}");
 }
+
+/// Length-prefixed parts under SHA-256, as the module hashed them before its
+/// request ids were keyed (whoever read the provider's logs could test guesses).
+fn unkeyed(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Issue 12 item 2: the `request_id` the provider receives is keyed (an HMAC
+/// under a key derived from state_key): not the unkeyed SHA-256 of the login's
+/// parts, and another with another key; and nothing in the push body is the
+/// password or an unkeyed hash of it.
+#[test]
+fn the_push_request_id_is_keyed_and_the_body_holds_nothing_of_the_password() {
+    let module = require_module!();
+    const OTHER_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+    // A provider each: one that already holds the (denied) push of an id would have
+    // the next server send a push of its own under a fresh id.
+    let providers: Vec<FakePush> = (0..3).map(|_| FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO))).collect();
+    let setup = |key: &str, provider: &FakePush| {
+        Setup::challenge_mode("push", &tokens(), USERS).file("mods-config/mfa/state.key", key).with(&format!(
+            "push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 20\n}}\n\
+             lockout {{\n max_failures = 0\n}}",
+            provider.url()
+        ))
+    };
+    let first = Server::start(&module, &setup(KEY, &providers[0]));
+    let second = Server::start(&module, &setup(KEY, &providers[1]));
+    let other = Server::start(&module, &setup(OTHER_KEY, &providers[2]));
+    let (password, nas, session) = ("pw-alice", "127.0.0.1|10.0.0.1|nas1", "02-00-00-00-00-01|7");
+    let login = format!(
+        "User-Name = \"alice\", User-Password = \"{password}\", NAS-IP-Address = 10.0.0.1, \
+         NAS-Identifier = \"nas1\", Calling-Station-Id = \"02-00-00-00-00-01\", NAS-Port = 7\n"
+    );
+    // One push.wait window for the three logins: stay clear of its edge.
+    while common::now() % 20 > 14 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let window = common::now() / 20;
+    let mut ids = Vec::new();
+    for (server, provider) in [&first, &second, &other].into_iter().zip(&providers) {
+        let reply = server.send(&login);
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+        assert_eq!(provider.created(), 1);
+        let body = provider.last_create_body().unwrap();
+        ids.push(body["request_id"].as_str().unwrap().to_string());
+
+        // No field holds the password, or an unkeyed hash of it or of the login.
+        let login_key = unkeyed(&[b"alice", nas.as_bytes(), session.as_bytes(), password.as_bytes()]);
+        let mut hashes = vec![
+            hex(&unkeyed(&[password.as_bytes()])),
+            hex(&<sha2::Sha256 as sha2::Digest>::digest(password.as_bytes())),
+            hex(&<sha2::Sha256 as sha2::Digest>::digest(format!("alice{password}").as_bytes())),
+            hex(&login_key),
+        ];
+        for w in [window - 1, window, window + 1] {
+            hashes.push(hex(&unkeyed(&[b"mfa", &login_key, &w.to_be_bytes()])));
+        }
+        let fields = body.as_object().unwrap();
+        for (name, value) in fields {
+            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            assert!(!text.contains(password), "{name} holds the password: {body}");
+            for hash in &hashes {
+                // The whole digest or its first half (the old ids were 16 bytes).
+                assert!(!text.contains(&hash[..32]), "{name} is an unkeyed hash: {body}");
+            }
+        }
+    }
+    // The parts hashed above are the login's: the keyed id over them is the one sent,
+    // so the unkeyed digests checked against are the ones that would have been sent.
+    let keyed = |w: u64| {
+        use hmac::{Hmac, Mac};
+        let hmac = |key: &[u8], parts: &[&[u8]]| {
+            let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+            parts.iter().for_each(|p| mac.update(p));
+            mac.finalize().into_bytes()
+        };
+        let state_key = data_encoding::HEXLOWER.decode(KEY.trim().as_bytes()).unwrap();
+        let derived = hmac(&state_key, &[b"rlm_mfa derived key v1\0", b"push request id"]);
+        let login_key = unkeyed(&[b"alice", nas.as_bytes(), session.as_bytes(), password.as_bytes()]);
+        let mut parts: Vec<u8> = Vec::new();
+        for part in [&b"mfa"[..], &login_key, &w.to_be_bytes()] {
+            parts.extend((part.len() as u64).to_be_bytes());
+            parts.extend(part);
+        }
+        hex(&hmac(&derived, &[&parts])[..16])
+    };
+    assert!([window - 1, window, window + 1].map(keyed).contains(&ids[0]), "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the same key gives the same id on either server of a pair");
+    assert_ne!(ids[0], ids[2], "another state_key gives another id");
+}
