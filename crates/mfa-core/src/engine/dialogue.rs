@@ -393,8 +393,7 @@ impl Engine {
             trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
             return Decision::accept();
         }
-        trail.info(format!("rejected: \"{user}\" sent a wrong code"));
-        match self.record_failure(user, now, trail) {
+        match self.record_failure(user, now, Some(&format!("\"{user}\" sent a wrong code")), trail) {
             Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
             Ok(None) => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
             // As when the store is unavailable: the reply tells nothing of the code.
@@ -435,7 +434,7 @@ impl Engine {
         // The approval (or a right code in its place) resets the count as any success
         // does; a denial or time-out answered later adds nothing more. The challenge
         // goes out even when this count locks the user: the push is on the device.
-        if self.record_failure(user, self.clock.now(), trail).is_err() {
+        if self.record_failure(user, self.clock.now(), None, trail).is_err() {
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         }
         let dialogue = Dialogue {
