@@ -22,7 +22,7 @@ fn hotp(counter: u64) -> String {
 }
 
 #[test]
-fn with_ignore_case_mfa_admin_acts_on_the_entry_the_module_uses() {
+fn with_ignore_case_in_the_module_mfa_admin_acts_on_the_entry_the_module_uses() {
     let module = require_module!();
     let tokens = format!(
         r#"{{"users": {{
@@ -35,9 +35,10 @@ fn with_ignore_case_mfa_admin_acts_on_the_entry_the_module_uses() {
     settle_in_step(10);
 
     // The module takes a code as "ALICE"; check --consume for "Alice" sees it used.
+    // No --ignore-case: mfa-admin reads ignore_case from the module's configuration (--module).
     let code = totp_at(now());
     assert!(server.auth("ALICE", &code).is_accept());
-    let out = server.admin(&["--ignore-case", "check", "Alice", &code, "--consume"]);
+    let out = server.admin(&["check", "Alice", &code, "--consume"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("already used"), "{}", stdout(&out));
 
@@ -45,33 +46,35 @@ fn with_ignore_case_mfa_admin_acts_on_the_entry_the_module_uses() {
     for _ in 0..3 {
         assert!(server.auth("alice", "000000").is_reject());
     }
-    let out = server.admin(&["--ignore-case", "list", "aLiCe"]);
+    let out = server.admin(&["list", "aLiCe"]);
     assert!(stdout(&out).contains("LOCKED for"), "{}", stdout(&out));
-    let out = server.admin(&["--ignore-case", "unlock", "Alice"]);
+    let out = server.admin(&["unlock", "Alice"]);
     assert!(stdout(&out).contains("had 3 failure(s)"), "{}", stdout(&out));
-    let out = server.admin(&["--ignore-case", "list"]);
+    let out = server.admin(&["list"]);
     assert!(stdout(&out).contains("not locked, 0 failure(s)"), "{}", stdout(&out));
+    let after = server.auth("alice", "000000");
+    assert_eq!(after.message(), Some("Wrong or already used code"), "the module's lock on \"alice\" is lifted");
 
     // A code consumed by mfa-admin is refused by the module.
     let next = totp_at(now() + 30);
-    let out = server.admin(&["--ignore-case", "check", "alice", &next, "--consume"]);
+    let out = server.admin(&["check", "alice", &next, "--consume"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(server.auth("Alice", &next).is_reject(), "a consumed code is used");
 
-    // resync moves the counter the module uses for "bob".
+    // resync moves the counter the module uses for "bob" (the option says the same as the module).
     let out = server.admin(&["--ignore-case", "resync", "bob", &hotp(5), &hotp(6)]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(server.auth("bob", &hotp(6)).is_reject(), "resync moved the counter past 6");
     assert!(server.auth("Bob", &hotp(7)).is_accept());
 
-    // Without --ignore-case, mfa-admin says which entry was meant.
-    let out = server.admin(&["list", "alice"]);
+    // The option overrides the module: with --ignore-case=no, mfa-admin says which entry was meant.
+    let out = server.admin(&["--ignore-case=no", "list", "alice"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"Alice\" differs only by case") && err.contains("--ignore-case"), "{err}");
 
-    // enroll with --ignore-case adds to the existing entry instead of making a second one the module refuses.
-    let out = server.admin(&["--ignore-case", "enroll", "ALICE", "--no-qr"]);
+    // enroll adds to the existing entry instead of making a second one the module refuses.
+    let out = server.admin(&["enroll", "ALICE", "--no-qr"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = server.admin(&["list"]);
     assert!(!stdout(&out).lines().any(|l| l == "ALICE"), "{}", stdout(&out));

@@ -468,3 +468,28 @@ fn a_form_body_that_is_no_form_stops_the_start() {
     );
     assert!(out.contains("sms.body_format"), "{}", common::tail(&out, 20));
 }
+
+/// `limits.codes_sent` with the local state journal: past N codes sent in the
+/// window, choosing SMS gets the too-many message and the gateway is not called.
+#[test]
+fn past_limits_codes_sent_no_code_is_sent() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    let email = FakeGateway::start(Behaviour::Accept);
+    let setup = setup("password-then-otp", &three_method_tokens())
+        .with(&gateways(&sms, &email))
+        .with("limits {\n codes_sent = 2\n window = 600\n}");
+    let server = Server::start(&module, &setup);
+    for _ in 0..2 {
+        let menu = server.auth("alice", "pw-alice");
+        let prompt = server.answer("alice", "2", menu.state());
+        assert!(prompt.is_challenge(), "{prompt:?}");
+    }
+    assert_eq!(sms.requests().len(), 2);
+    let menu = server.auth("alice", "pw-alice");
+    let third = server.answer("alice", "3", menu.state());
+    assert!(third.is_reject(), "{third:?}");
+    assert!(third.message().unwrap_or_default().starts_with("Too many approval requests: try again in "), "{third:?}");
+    assert_eq!((sms.requests().len(), email.requests().len()), (2, 0), "no third code, by any channel");
+    assert!(server.debug_log().contains("limits.codes_sent"), "the log names the limit");
+}

@@ -354,3 +354,44 @@ fn broken_configuration_is_named() {
     let out = Server::start_failing(&module, &setup("otp", "http://duo.example.com", ""));
     assert!(out.contains("duo.api_host"), "{}", common::tail(&out, 20));
 }
+
+/// duo.ca_file / duo.ca_path: Duo (here the fake, behind an HTTPS front with a
+/// certificate from a private CA the test makes) is verified against those CAs
+/// alone when set; the system's store does not know that CA, so without them the
+/// start-up check cannot reach Duo; a CA file that is not there stops the start,
+/// naming duo.ca_file.
+#[test]
+fn duo_through_a_private_ca_needs_its_ca_file() {
+    use common::tls_front::{TestCa, TlsFront};
+    let module = require_module!();
+    let duo = require_duo!();
+    let ca = TestCa::create(&duo.dir.join("ca"));
+    let front = TlsFront::start(&ca, std::net::SocketAddr::from(([127, 0, 0, 1], duo.port)));
+    let api_host = front.url().trim_start_matches("https://").to_string();
+    std::fs::write(duo.dir.join("host"), &api_host).unwrap();
+
+    // The system's store: the certificate is refused, no login gets through.
+    let server = Server::start(&module, &setup("otp", &api_host, ""));
+    assert!(server.auth("alice", "123456").is_reject());
+    let log = server.debug_log();
+    assert!(log.contains("keys not verified") && log.contains("UnknownIssuer"), "{}", common::tail(&log, 30));
+    drop(server);
+
+    for extra in [format!("\tca_file = \"{}\"", ca.ca_file.display()), {
+        let dir = duo.dir.join("cas");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&ca.ca_file, dir.join("test-ca.pem")).unwrap();
+        format!("\tca_path = \"{}\"", dir.display())
+    }] {
+        let server = Server::start(&module, &setup("otp", &api_host, &extra));
+        let passcode = if extra.contains("ca_file") { "123456" } else { "234567" };
+        let reply = server.auth("alice", passcode);
+        assert!(reply.is_accept(), "{extra}: {reply:?}\n{}", common::tail(&server.debug_log(), 30));
+    }
+    assert!(front.handshakes() >= 2);
+
+    let missing = duo.dir.join("no-such-ca.pem");
+    let out =
+        Server::start_failing(&module, &setup("otp", &api_host, &format!("\tca_file = \"{}\"", missing.display())));
+    assert!(out.contains("invalid 'duo.ca_file'") && out.contains("no-such-ca.pem"), "{}", common::tail(&out, 20));
+}

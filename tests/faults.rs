@@ -60,8 +60,9 @@ fn push_setup(url: &str, extra: &str) -> Setup {
     let tokens: Vec<String> = users.iter().map(|(u, _)| format!(r#""{u}": {{}}"#)).collect();
     let mut setup = Setup::challenge_mode("push", &format!(r#"{{"users": {{{}}}}}"#, tokens.join(", ")), &[])
         .file("mods-config/mfa/state.key", KEY)
-        // Each user starts many pushes here: no limit gets in the way of the faults.
-        .with("limits {\n pushes = 0\n codes_sent = 0\n}")
+        // Each user starts many pushes here, most never approved (and a challenge push
+        // counts toward the lockout when sent): no limit gets in the way of the faults.
+        .with("limits {\n pushes = 0\n codes_sent = 0\n}\nlockout {\n max_failures = 0\n}")
         .with(&format!(
             "push {{\n {extra}\n url = \"{url}\"\n timeout = {T}\n poll_interval = 1\n wait = {WAIT}\n skip_failing = 30\n}}"
         ));

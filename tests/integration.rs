@@ -478,3 +478,26 @@ fn before_a_password_is_checked_unknown_unenrolled_and_locked_users_read_alike()
     assert_eq!(locked.message(), None, "{locked:?}");
     assert_eq!(wrong_password.message(), None, "{wrong_password:?}");
 }
+
+/// Mode otp, default `detailed_messages = no`: a malformed code ("abc", too short,
+/// too long) gets the same reply (code and attributes) from an enrolled user, an
+/// unenrolled one and one not in the token file, so that neither the account nor
+/// its code length shows; the log still names the cause.
+#[test]
+fn in_otp_mode_a_malformed_code_reads_alike_for_every_user() {
+    let module = require_module!();
+    let tokens = r#"{"users": {"alice": {"tokens": [{"serial": "T1", "type": "totp", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}]}, "bob": {}}}"#;
+    // No lock in the way: a locked user reads as a wrong code anyway.
+    let lockout = "lockout {\n max_failures = 100\n duration = 600\n}";
+    let server = Server::start(&module, &Setup::otp_mode(tokens).with("detailed_messages = no").with(lockout));
+    for code in ["abc", "1", "1234567890"] {
+        let unknown = server.auth("nobody", code);
+        assert!(unknown.is_reject(), "{unknown:?}");
+        assert_eq!(unknown.message(), Some("Wrong or already used code"));
+        for user in ["alice", "bob"] {
+            let reply = server.auth(user, code);
+            assert_eq!((&reply.code, &reply.attrs), (&unknown.code, &unknown.attrs), "{user} sent {code}");
+        }
+    }
+    assert!(server.debug_log().contains("\"alice\" sent a code that is not 6 digits"), "the log names the cause");
+}

@@ -58,4 +58,21 @@ fn a_journal_that_cannot_be_written_answers_unavailable_to_every_code() {
     assert_eq!(right.message(), Some(unavailable), "the right code is told apart: {right:?}");
     let log = server.debug_log();
     assert!(log.contains("File too large"), "the log says why:\n{}", common::tail(&log, 30));
+    // One line per request, naming the cause and that it could not be recorded (a
+    // "rejected" line beside an error line would be two).
+    let mut per_request = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+    for line in log.lines() {
+        if let Some((number, text)) = line.strip_prefix('(').and_then(|l| l.split_once(") mfa: ")) {
+            per_request.entry(number).or_default().push(text);
+        }
+    }
+    assert_eq!(per_request.len(), 21, "{per_request:#?}");
+    for lines in per_request.values() {
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+    }
+    let wrong = per_request
+        .values()
+        .filter(|l| l[0].starts_with("rejected: \"alice\" sent a wrong code, and the failure cannot be recorded"))
+        .count();
+    assert_eq!(wrong, 20, "{per_request:#?}");
 }

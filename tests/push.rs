@@ -396,3 +396,198 @@ fn the_same_login_at_both_servers_of_a_pair_sends_one_push() {
     assert!(first.join().unwrap().is_accept());
     assert_eq!(provider.created(), 1, "a NAS failing over mid-push joins the same push");
 }
+
+/// `limits.pushes` with the local state journal: past N pushes started in the
+/// window, a login gets the too-many message and the provider is not called.
+#[test]
+fn past_limits_pushes_a_login_is_refused_and_no_push_is_sent() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let setup = push_setup(&provider, "")
+        .with("limits {\n pushes = 2\n window = 600\n}\nlockout {\n max_failures = 10\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+    for _ in 0..2 {
+        let reply = server.auth("alice", "pw-alice");
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+    }
+    let third = server.auth("alice", "pw-alice");
+    assert!(third.is_reject(), "{third:?}");
+    let message = third.message().unwrap_or_default();
+    assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
+    assert_eq!(provider.created(), 2, "no third push");
+    // Counted per user: bob still gets his.
+    assert_eq!(server.auth("bob", "pw-bob").message(), Some("The login was denied on your device"));
+    assert!(server.debug_log().contains("limits.pushes"), "the log names the limit");
+}
+
+/// A denied push counts toward the lockout like a wrong code (mode push, wait).
+#[test]
+fn denied_pushes_count_toward_the_lockout() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let setup = push_setup(&provider, "").with("lockout {\n max_failures = 2\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+    let first = server.auth("alice", "pw-alice");
+    assert_eq!(first.message(), Some("The login was denied on your device"), "{first:?}");
+    let second = server.auth("alice", "pw-alice");
+    assert!(second.message().unwrap_or_default().starts_with("Too many failed attempts"), "{second:?}");
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let third = server.auth("alice", "pw-alice");
+    assert!(third.is_reject(), "a locked user gets no push: {third:?}");
+    assert_eq!(provider.created(), 2);
+}
+
+/// approval = challenge: a push counts toward the lockout when it is sent, so
+/// that pushes whose challenge nobody answers (whoever holds the password just
+/// starts them) end in a lock; an approval resets the count as any success does.
+#[test]
+fn abandoned_challenge_pushes_count_toward_the_lockout() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = push_setup(&provider, "approval = challenge").with("lockout {\n max_failures = 3\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+
+    // One push abandoned, the next approved: the count starts again.
+    assert!(server.auth("bob", "pw-bob").is_challenge());
+    let approved = server.auth("bob", "pw-bob");
+    assert!(approved.is_challenge(), "{approved:?}");
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    assert!(server.answer("bob", "ok", approved.state()).is_accept());
+    provider.set_behaviour(PushBehaviour::NeverAnswer);
+
+    // Three challenges never answered: the third push locks, the fourth is not sent.
+    for _ in 0..3 {
+        let started = server.auth("bob", "pw-bob");
+        assert!(started.is_challenge(), "{started:?}");
+    }
+    let created = provider.created();
+    let locked = server.auth("bob", "pw-bob");
+    assert!(locked.is_reject(), "{locked:?}");
+    assert!(locked.message().unwrap_or_default().starts_with("Too many failed attempts"), "{locked:?}");
+    assert_eq!(provider.created(), created, "a locked user gets no push");
+}
+
+/// Number matching in the push's own text: `{number}` in push.message is the
+/// number the challenge's prompt shows (approval = challenge); with approval =
+/// wait there is no prompt and it renders as nothing.
+#[test]
+fn number_in_the_push_message() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let message = "message = \"Login to {client} for {user}? Match: {number}\"";
+    let server = Server::start(&module, &push_setup(&provider, &format!("approval = challenge\n{message}")));
+    let first = server.auth("bob", "pw-bob");
+    assert!(first.is_challenge(), "{first:?}");
+    let body = provider.last_create_body().unwrap();
+    let number = body["number"].as_str().unwrap().to_string();
+    assert!(first.message().unwrap().contains(&format!("numbered {number} ")), "{first:?}");
+    assert_eq!(body["message"], format!("Login to localhost for bob? Match: {number}"));
+    drop(server);
+
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let server = Server::start(&module, &push_setup(&provider, message));
+    server.auth("bob", "pw-bob");
+    let body = provider.last_create_body().unwrap();
+    assert_eq!(body["message"], "Login to localhost for bob? Match: ");
+    assert!(body.get("number").is_none_or(|n| n.is_null()), "no number without a prompt: {body}");
+}
+
+/// Length-prefixed parts under SHA-256, as the module hashed them before its
+/// request ids were keyed (whoever read the provider's logs could test guesses).
+fn unkeyed(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Issue 12 item 2: the `request_id` the provider receives is keyed (an HMAC
+/// under a key derived from state_key): not the unkeyed SHA-256 of the login's
+/// parts, and another with another key; and nothing in the push body is the
+/// password or an unkeyed hash of it.
+#[test]
+fn the_push_request_id_is_keyed_and_the_body_holds_nothing_of_the_password() {
+    let module = require_module!();
+    const OTHER_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+    // A provider each: one that already holds the (denied) push of an id would have
+    // the next server send a push of its own under a fresh id.
+    let providers: Vec<FakePush> = (0..3).map(|_| FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO))).collect();
+    let setup = |key: &str, provider: &FakePush| {
+        Setup::challenge_mode("push", &tokens(), USERS).file("mods-config/mfa/state.key", key).with(&format!(
+            "push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 20\n}}\n\
+             lockout {{\n max_failures = 0\n}}",
+            provider.url()
+        ))
+    };
+    let first = Server::start(&module, &setup(KEY, &providers[0]));
+    let second = Server::start(&module, &setup(KEY, &providers[1]));
+    let other = Server::start(&module, &setup(OTHER_KEY, &providers[2]));
+    let (password, nas, session) = ("pw-alice", "127.0.0.1|10.0.0.1|nas1", "02-00-00-00-00-01|7");
+    let login = format!(
+        "User-Name = \"alice\", User-Password = \"{password}\", NAS-IP-Address = 10.0.0.1, \
+         NAS-Identifier = \"nas1\", Calling-Station-Id = \"02-00-00-00-00-01\", NAS-Port = 7\n"
+    );
+    // One push.wait window for the three logins: stay clear of its edge.
+    while common::now() % 20 > 14 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let window = common::now() / 20;
+    let mut ids = Vec::new();
+    for (server, provider) in [&first, &second, &other].into_iter().zip(&providers) {
+        let reply = server.send(&login);
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+        assert_eq!(provider.created(), 1);
+        let body = provider.last_create_body().unwrap();
+        ids.push(body["request_id"].as_str().unwrap().to_string());
+
+        // No field holds the password, or an unkeyed hash of it or of the login.
+        let login_key = unkeyed(&[b"alice", nas.as_bytes(), session.as_bytes(), password.as_bytes()]);
+        let mut hashes = vec![
+            hex(&unkeyed(&[password.as_bytes()])),
+            hex(&<sha2::Sha256 as sha2::Digest>::digest(password.as_bytes())),
+            hex(&<sha2::Sha256 as sha2::Digest>::digest(format!("alice{password}").as_bytes())),
+            hex(&login_key),
+        ];
+        for w in [window - 1, window, window + 1] {
+            hashes.push(hex(&unkeyed(&[b"mfa", &login_key, &w.to_be_bytes()])));
+        }
+        let fields = body.as_object().unwrap();
+        for (name, value) in fields {
+            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            assert!(!text.contains(password), "{name} holds the password: {body}");
+            for hash in &hashes {
+                // The whole digest or its first half (the old ids were 16 bytes).
+                assert!(!text.contains(&hash[..32]), "{name} is an unkeyed hash: {body}");
+            }
+        }
+    }
+    // The parts hashed above are the login's: the keyed id over them is the one sent,
+    // so the unkeyed digests checked against are the ones that would have been sent.
+    let keyed = |w: u64| {
+        use hmac::{Hmac, Mac};
+        let hmac = |key: &[u8], parts: &[&[u8]]| {
+            let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+            parts.iter().for_each(|p| mac.update(p));
+            mac.finalize().into_bytes()
+        };
+        let state_key = data_encoding::HEXLOWER.decode(KEY.trim().as_bytes()).unwrap();
+        let derived = hmac(&state_key, &[b"rlm_mfa derived key v1\0", b"push request id"]);
+        let login_key = unkeyed(&[b"alice", nas.as_bytes(), session.as_bytes(), password.as_bytes()]);
+        let mut parts: Vec<u8> = Vec::new();
+        for part in [&b"mfa"[..], &login_key, &w.to_be_bytes()] {
+            parts.extend((part.len() as u64).to_be_bytes());
+            parts.extend(part);
+        }
+        hex(&hmac(&derived, &[&parts])[..16])
+    };
+    assert!([window - 1, window, window + 1].map(keyed).contains(&ids[0]), "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the same key gives the same id on either server of a pair");
+    assert_ne!(ids[0], ids[2], "another state_key gives another id");
+}

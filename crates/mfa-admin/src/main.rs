@@ -45,9 +45,11 @@ struct Cli {
     /// [env: MFA_MODULE] [default: /etc/freeradius/3.0/mods-enabled/mfa, when it exists]
     #[arg(long, global = true, value_name = "PATH")]
     module: Option<PathBuf>,
-    /// The module has ignore_case = yes: find users and their state as it does [env: MFA_IGNORE_CASE=yes]
-    #[arg(long, global = true)]
-    ignore_case: bool,
+    /// Find users and their state ignoring case, as the module does with ignore_case = yes
+    /// [env: MFA_IGNORE_CASE] [default: the module's ignore_case (--module), else no]
+    #[arg(long, global = true, value_name = "yes|no", num_args = 0..=1, require_equals = true,
+          default_missing_value = "yes", value_parser = parse_yes_no)]
+    ignore_case: Option<bool>,
     #[command(subcommand)]
     command: Command,
 }
@@ -165,14 +167,21 @@ struct Paths {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let paths = Paths {
-        tokens: resolve_path(cli.tokens, "MFA_TOKENS", DEFAULT_TOKENS),
-        state: resolve_path(cli.state, "MFA_STATE", DEFAULT_STATE),
-        ignore_case: cli.ignore_case || env_flag("MFA_IGNORE_CASE"),
-        module: cli
-            .module
-            .or_else(|| std::env::var_os("MFA_MODULE").filter(|v| !v.is_empty()).map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from(DEFAULT_MODULE)).filter(|p| p.is_file())),
+    let module = cli
+        .module
+        .or_else(|| std::env::var_os("MFA_MODULE").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from(DEFAULT_MODULE)).filter(|p| p.is_file()));
+    let paths = match resolve_ignore_case(cli.ignore_case, module.as_deref()) {
+        Ok(ignore_case) => Paths {
+            tokens: resolve_path(cli.tokens, "MFA_TOKENS", DEFAULT_TOKENS),
+            state: resolve_path(cli.state, "MFA_STATE", DEFAULT_STATE),
+            ignore_case,
+            module,
+        },
+        Err(e) => {
+            eprintln!("mfa-admin: {e}");
+            return ExitCode::from(2);
+        }
     };
     match run(cli.command, &paths) {
         Ok(code) => code,
@@ -190,9 +199,29 @@ fn resolve_path(option: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
-/// A yes/no environment variable: yes, true, on or 1.
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| ["yes", "true", "on", "1"].iter().any(|y| v.trim().eq_ignore_ascii_case(y)))
+/// yes, true, on or 1; no, false, off or 0.
+fn parse_yes_no(value: &str) -> std::result::Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        other => Err(format!("\"{other}\" is not yes or no")),
+    }
+}
+
+/// The option first, then MFA_IGNORE_CASE, then the module's own `ignore_case`:
+/// by default mfa-admin follows the rule of the module whose state it changes,
+/// or `unlock Alice` would lift a lock the module never sees (it locked "alice").
+fn resolve_ignore_case(option: Option<bool>, module: Option<&Path>) -> Result<bool> {
+    if let Some(value) = option {
+        return Ok(value);
+    }
+    if let Some(value) = std::env::var("MFA_IGNORE_CASE").ok().filter(|v| !v.trim().is_empty()) {
+        return parse_yes_no(&value).map_err(|e| format!("MFA_IGNORE_CASE: {e}").into());
+    }
+    match module {
+        Some(path) => Ok(module_conf::ignore_case(path)?),
+        None => Ok(false),
+    }
 }
 
 fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
@@ -479,7 +508,7 @@ struct Found<'a> {
 }
 
 /// The entry the module finds for `name`, by identity::case (the module's
-/// rule); without --ignore-case, an entry equal but for case is pointed out.
+/// rule); when case counts, an entry equal but for case is pointed out.
 fn find<'a>(db: &'a TokenDb, name: &str, ignore_case: bool) -> Result<Found<'a>> {
     match db.entry_name(name, ignore_case)? {
         Some(entry) => {
@@ -488,7 +517,7 @@ fn find<'a>(db: &'a TokenDb, name: &str, ignore_case: bool) -> Result<Found<'a>>
         }
         None => match db.entry_name(name, true).ok().flatten().filter(|_| !ignore_case) {
             Some(other) => Err(format!(
-                "{}; {other:?} differs only by case (if the module has ignore_case = yes, give --ignore-case)",
+                "{}; {other:?} differs only by case (if the module has ignore_case = yes, give --module its configuration, or --ignore-case)",
                 no_such_user(name)
             )
             .into()),

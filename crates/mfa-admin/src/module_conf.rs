@@ -55,6 +55,18 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
     Ok(Some(raw))
 }
 
+/// The module's `ignore_case` (FreeRADIUS's words for a boolean), false when
+/// it is not set: mfa-admin then finds users and keys their state as the module does.
+pub fn ignore_case(path: &Path) -> Result<bool, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let items = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match items.top.get("ignore_case").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("no" | "false" | "off") => Ok(false),
+        Some("yes" | "true" | "on") => Ok(true),
+        Some(other) => Err(format!("{}: ignore_case \"{other}\" is not yes or no", path.display())),
+    }
+}
+
 /// `${confdir}`, `${raddbdir}`, `${modconfdir}` and `${certdir}` as Debian's
 /// radiusd.conf sets them, relative to the directory above mods-enabled.
 fn expand(value: &str, confdir: &Path) -> Result<String, String> {
@@ -159,6 +171,24 @@ mod tests {
         assert!(redis_section(&path).unwrap().is_none());
         fs::write(&path, "mfa {\n}\n").unwrap();
         assert!(redis_section(&path).unwrap().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_ignore_case_of_a_module_file() {
+        let dir = std::env::temp_dir().join(format!("mfa-admin-case-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mfa");
+        for (text, want) in [
+            ("mfa {\n\tignore_case = yes\n}\n", Some(true)),
+            ("mfa {\n\tignore_case = \"on\" # comment\n}\n", Some(true)),
+            ("mfa {\n\tignore_case = no\n}\n", Some(false)),
+            ("mfa {\n#\tignore_case = yes\n\tredis {\n\t\tignore_case = yes\n\t}\n}\n", Some(false)),
+            ("mfa {\n\tignore_case = maybe\n}\n", None),
+        ] {
+            fs::write(&path, text).unwrap();
+            assert_eq!(ignore_case(&path).ok(), want, "{text}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

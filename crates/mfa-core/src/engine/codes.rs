@@ -111,30 +111,32 @@ impl Engine {
                 return decision;
             }
         }
-        if well_formed {
+        let why = if well_formed {
             let replayed = used_before
                 || match given {
                     Given::Code(code) => each_token().any(|t| verify::is_replay(t, code, now, self.windows())),
                     Given::Chap(_) | Given::MsChap2(_) => false,
                 };
-            trail.info(format!(
-                "rejected: \"{user}\" sent a {} {}",
+            format!(
+                "\"{user}\" sent a {} {}",
                 if replayed { "used (replayed)" } else { "wrong" },
                 given.what(),
-            ));
+            )
         } else {
             let refs: Vec<&Token> = each_token().collect();
-            trail.info(format!("rejected: \"{user}\" sent a code that is not {}", self.digit_words(&refs)));
-        }
+            format!("\"{user}\" sent a code that is not {}", self.digit_words(&refs))
+        };
 
-        let Ok(locked) = self.record_failure(user, now, trail) else {
+        let Ok(locked) = self.record_failure(user, now, Some(&why), trail) else {
             // Answered as when the store is unavailable, so the reply tells nothing of the code.
             return Decision::refuse(Outcome::Fail, messages.internal.clone());
         };
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
             None if well_formed => messages.wrong_code.clone(),
-            None => self.bad_format_message(&each_token().collect::<Vec<_>>()),
+            // Mode otp: the lengths would tell that the account exists (an unknown user's
+            // "abc" is a wrong code), and how long its codes are.
+            None => self.before_password(self.bad_format_message(&each_token().collect::<Vec<_>>())),
         };
         Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
     }
@@ -215,9 +217,20 @@ impl Engine {
     /// The store counts it whole, so that module instances (or servers) sharing
     /// it add up their failures. Err when it cannot be counted: the caller fails
     /// closed, since a failure not counted is a guess the lockout never sees.
-    pub(super) fn record_failure(&self, user: &str, now: u64, trail: &mut Trail) -> Result<Option<u64>, ()> {
+    /// `why`, the refusal's cause, is logged as "rejected: ..."; when the failure
+    /// cannot be recorded, in the one error line that says so.
+    pub(super) fn record_failure(
+        &self,
+        user: &str,
+        now: u64,
+        why: Option<&str>,
+        trail: &mut Trail,
+    ) -> Result<Option<u64>, ()> {
         let lockout = &self.cfg.lockout;
         let updated = self.store().record_failure(user, now, lockout.max_failures, lockout.duration);
+        if let (Some(why), Ok(_)) = (why, &updated) {
+            trail.info(format!("rejected: {why}"));
+        }
         self.note_upkeep_error(trail);
         match updated {
             Ok(lock) if lock.locked_until > now => {
@@ -230,7 +243,11 @@ impl Engine {
             }
             Ok(_) => Ok(None),
             Err(e) => {
-                trail.error(format!("cannot record the failure in the {}: {e}", self.store().describe()));
+                let store = self.store().describe();
+                trail.error(match why {
+                    Some(why) => format!("rejected: {why}, and the failure cannot be recorded in the {store}: {e}"),
+                    None => format!("cannot record the failure in the {store}: {e}"),
+                });
                 Err(())
             }
         }

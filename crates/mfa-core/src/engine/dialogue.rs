@@ -393,8 +393,7 @@ impl Engine {
             trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
             return Decision::accept();
         }
-        trail.info(format!("rejected: \"{user}\" sent a wrong code"));
-        match self.record_failure(user, now, trail) {
+        match self.record_failure(user, now, Some(&format!("\"{user}\" sent a wrong code")), trail) {
             Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
             Ok(None) => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
             // As when the store is unavailable: the reply tells nothing of the code.
@@ -430,6 +429,14 @@ impl Engine {
             Ok((id, _)) => crate::channel::push::provider_of(&id).min(9),
             Err(e) => return self.push_not_sent(user, &e, trail),
         };
+        // A push sent counts as a failure at once: whoever holds only the password
+        // never answers the challenge, and an answer that never comes counts nothing.
+        // The approval (or a right code in its place) resets the count as any success
+        // does; a denial or time-out answered later adds nothing more. The challenge
+        // goes out even when this count locks the user: the push is on the device.
+        if self.record_failure(user, self.clock.now(), None, trail).is_err() {
+            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
+        }
         let dialogue = Dialogue {
             stage: Stage::Code,
             method: index as u8,
@@ -482,13 +489,14 @@ impl Engine {
         }
         match self.push_status(user, origin, nonce) {
             Ok(PushStatus::Approved) => self.push_approved(user, trail),
+            // Counted toward the lockout when the push was sent (open_push).
             Ok(PushStatus::Denied) => {
                 trail.info(format!("rejected: \"{user}\" denied the push"));
-                self.push_failed(user, &self.cfg.messages.push_denied, trail)
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_denied.clone())
             }
             Ok(PushStatus::Expired) => {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
-                self.push_failed(user, &self.cfg.messages.push_timeout, trail)
+                Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
             }
             Ok(PushStatus::Pending) => {
                 let timeout = Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone());

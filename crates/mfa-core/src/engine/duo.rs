@@ -91,8 +91,16 @@ impl DuoEngine {
             SecretKey::Inline(key) => key.clone(),
             SecretKey::File(path) => secret::read(path).map_err(|why| ConfigError::new("duo.secret_key_file", why))?,
         };
-        let client = HttpDuo::new(&duo.api_host, &duo.integration_key, &skey, duo.signature_version, duo.timeout)
-            .map_err(|why| ConfigError::new("duo.api_host", why))?;
+        let ca = (duo.ca_file.as_deref(), duo.ca_path.as_deref());
+        let client = HttpDuo::new(&duo.api_host, &duo.integration_key, &skey, duo.signature_version, duo.timeout, ca)
+            .map_err(|e| {
+            let item = match e.field {
+                "ca_file" => "duo.ca_file",
+                "ca_path" => "duo.ca_path",
+                _ => "duo.api_host",
+            };
+            ConfigError::new(item, e.message)
+        })?;
         let mut engine = Self::with_api(name, cfg, clock, Box::new(client))?;
         engine.check_keys()?;
         Ok(engine)

@@ -49,10 +49,10 @@ impl Engine {
         }
     }
 
-    /// A push denied or left unanswered: a failure toward the lockout; the
-    /// refusal to send (`message`, or the lockout's when this one locks).
-    pub(super) fn push_failed(&self, user: &str, message: &str, trail: &mut Trail) -> Decision {
-        match self.record_failure(user, self.clock.now(), trail) {
+    /// A push denied or left unanswered (`why`, for the log): a failure toward the
+    /// lockout; the refusal to send (`message`, or the lockout's when this one locks).
+    pub(super) fn push_failed(&self, user: &str, why: &str, message: &str, trail: &mut Trail) -> Decision {
+        match self.record_failure(user, self.clock.now(), Some(why), trail) {
             Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
             Ok(None) => Decision::refuse(Outcome::Reject, message.to_string()),
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),

@@ -690,7 +690,7 @@ impl Engine {
                 (None, None, Some(mschap2)) => Given::MsChap2(mschap2.clone()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no code (User-Password is missing or empty)"));
-                    return Decision::refuse(Outcome::Invalid, self.bad_format_message(&[]));
+                    return Decision::refuse(Outcome::Invalid, self.before_password(self.bad_format_message(&[])));
                 }
             },
         };

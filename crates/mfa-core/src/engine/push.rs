@@ -390,12 +390,10 @@ impl Engine {
         match ending {
             Some(Ending::Approved) => self.push_approved(user, trail),
             Some(Ending::Denied) => {
-                trail.info(format!("rejected: \"{user}\" denied the push"));
-                self.push_failed(user, &m.push_denied, trail)
+                self.push_failed(user, &format!("\"{user}\" denied the push"), &m.push_denied, trail)
             }
             Some(Ending::TimedOut) | None => {
-                trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
-                self.push_failed(user, &m.push_timeout, trail)
+                self.push_failed(user, &format!("\"{user}\" did not answer the push in time"), &m.push_timeout, trail)
             }
             Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
             Some(Ending::Busy) => {

@@ -401,6 +401,27 @@ fn before_any_password_unknown_unenrolled_and_locked_users_read_alike() {
     assert!(logged(&right.log, "is locked for"), "{:?}", right.log);
 }
 
+/// Mode otp by default: a malformed code reads as a wrong one, whoever sends it, so
+/// that neither the account nor its code length shows; the log still says why.
+#[test]
+fn before_any_password_a_malformed_code_reads_as_a_wrong_one() {
+    let f = fixture_with(|r| {
+        r.detailed_messages = false;
+        r.lockout.max_failures = 100;
+    });
+    let wrong = "Wrong or already used code";
+    for code in ["abc", "1", "1234567890", "12345678"] {
+        for user in ["alice", "carol", "mallory"] {
+            let out = f.auth(user, code);
+            assert_eq!((out.outcome, out.message()), (Some(Outcome::Reject), Some(wrong)), "{user} {code}");
+        }
+    }
+    let out = f.auth("alice", "abc");
+    assert!(logged(&out.log, "sent a code that is not 6 digits"), "{:?}", out.log);
+    assert_eq!(f.auth("alice", "").message(), Some(wrong), "no code at all");
+    assert_eq!(f.auth("mallory", "").message(), Some(wrong));
+}
+
 #[test]
 fn password_modes_refuse_a_locked_user_before_the_password_as_a_wrong_password() {
     let dir = TempDir::new("engine-uniform");

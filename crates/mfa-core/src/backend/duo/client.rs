@@ -6,6 +6,7 @@
 //! 4, ... up to 32 s while Duo keeps answering 429; the first other answer ends
 //! it. Neither the keys nor what the user typed ever appear in an error.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use super::sign::{rfc2822, Signer, Version};
 use crate::channel::http::{self, Failure, Pool};
+use crate::channel::setup::SetupError;
 use crate::channel::tls;
 use crate::config::duo::endpoint::{self, Endpoint};
 use crate::text::printable;
@@ -70,10 +72,19 @@ pub struct HttpDuo {
 }
 
 impl HttpDuo {
-    /// The error says what is wrong with `api_host` or the trust store.
-    pub fn new(api_host: &str, ikey: &str, skey: &str, version: u8, timeout: Duration) -> Result<HttpDuo, String> {
-        let endpoint = endpoint::parse(api_host)?;
-        let roots = tls::system_if_needed([endpoint.base.as_str()])?;
+    /// The error names the item (`api_host`, `ca_file`, `ca_path`) and says what is
+    /// wrong with it or with the trust store. `ca_file`/`ca_path`, when set, are
+    /// the CAs trusted (those alone, as for the other clients); else the system's.
+    pub fn new(
+        api_host: &str,
+        ikey: &str,
+        skey: &str,
+        version: u8,
+        timeout: Duration,
+        ca: (Option<&Path>, Option<&Path>),
+    ) -> Result<HttpDuo, SetupError> {
+        let endpoint = endpoint::parse(api_host).map_err(|why| SetupError::new("api_host", why))?;
+        let roots = tls::roots(ca.0, ca.1, [endpoint.base.as_str()], "ca_file", "ca_file is not set, and ")?;
         let agent = http::agent(timeout, roots, Pool::new(1, true));
         Ok(HttpDuo {
             endpoint,
@@ -210,7 +221,7 @@ mod tests {
                 let _ = stream.write_all(answer.as_bytes());
             }
         });
-        let duo = HttpDuo::new(&host, "DIKEY", "skey", 5, Duration::from_secs(2)).unwrap();
+        let duo = HttpDuo::new(&host, "DIKEY", "skey", 5, Duration::from_secs(2), (None, None)).unwrap();
         assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
         assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
         assert_eq!(asked.load(Ordering::SeqCst), 1, "the second call waits out the back-off");

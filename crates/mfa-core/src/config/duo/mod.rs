@@ -33,6 +33,9 @@ crate::section! {
         approval: Option<String> = "wait",
         /// Duo's request signature: 5 (HMAC-SHA512 with the body's hash) or 2.
         signature_version: u32 = "5" [range(2, 5, "")],
+        /// CAs to verify Duo's certificate with instead of the system's (a relay behind a private CA).
+        ca_file: Option<String>,
+        ca_path: Option<String>,
     }
 }
 
@@ -67,6 +70,9 @@ pub struct DuoConfig {
     pub max_waiting: usize,
     pub approval: Approval,
     pub signature_version: u8,
+    /// The CAs trusted for `api_host` when set (those alone), else the system's.
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
 }
 
 impl fmt::Debug for DuoConfig {
@@ -83,6 +89,8 @@ impl fmt::Debug for DuoConfig {
             .field("failmode", &self.failmode)
             .field("enroll", &self.enroll)
             .field("wait", &self.wait)
+            .field("ca_file", &self.ca_file)
+            .field("ca_path", &self.ca_path)
             .finish()
     }
 }
@@ -179,6 +187,8 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
         max_waiting: raw.max_waiting as usize,
         approval,
         signature_version: raw.signature_version as u8,
+        ca_file: optional_path(&raw.ca_file),
+        ca_path: optional_path(&raw.ca_path),
     })
 }
 
