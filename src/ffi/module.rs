@@ -234,7 +234,19 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
                 return rlm_rcodes_RLM_MODULE_FAIL;
             }
         }
-        if out.set_auth_type && !request.set_auth_type(engine.name()) {
+        if out.accept {
+            // Mode otp-or-push: a code typed alone, verified here. Auth-Type Accept skips
+            // the first factor, which never saw this field; post-auth finds the mark.
+            if !request.set_auth_type("Accept") || !request.keep(Slot::Verified, engine.name(), "") {
+                request.log(Level::Error, "cannot set Auth-Type Accept or keep a mark with the request");
+                return rlm_rcodes_RLM_MODULE_FAIL;
+            }
+            if request.is_inner() {
+                if let Duty::Required(user) = engine.duty(request.bytes(List::Request, PW_USER_NAME)) {
+                    post_auth::inner_verified(&mut request, engine.name(), &user);
+                }
+            }
+        } else if out.set_auth_type && !request.set_auth_type(engine.name()) {
             request.log(
                 Level::Error,
                 &format!(

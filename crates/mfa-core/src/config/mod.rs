@@ -70,6 +70,9 @@ pub enum Mode {
     Auto,
     /// The first factor checks the password; then a push to the user's device waits for approval.
     Push,
+    /// A field that is a code (`auto_code_pattern`, whole) is checked alone, as in `otp`;
+    /// anything else is the password: the first factor, then a push, as in `push`.
+    OtpOrPush,
 }
 
 impl Mode {
@@ -80,6 +83,7 @@ impl Mode {
             Mode::PasswordThenOtp => "password-then-otp",
             Mode::Auto => "auto",
             Mode::Push => "push",
+            Mode::OtpOrPush => "otp-or-push",
         }
     }
 
@@ -245,6 +249,7 @@ impl Config {
                 ("password-then-otp", Mode::PasswordThenOtp),
                 ("auto", Mode::Auto),
                 ("push", Mode::Push),
+                ("otp-or-push", Mode::OtpOrPush),
             ],
         )?;
         let tokens = required_path("tokens", raw.tokens.as_deref())?;
@@ -281,6 +286,9 @@ impl Config {
             Backend::Local,
             &[("local", Backend::Local), ("privacyidea", Backend::PrivacyIdea), ("duo", Backend::Duo)],
         )?;
+        if mode == Mode::OtpOrPush && backend != Backend::Local {
+            return Err(invalid("mode", "otp-or-push is for the local backend (the token file and the push provider)"));
+        }
         let privacyidea = match backend {
             Backend::PrivacyIdea => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
             _ => None,
@@ -292,7 +300,7 @@ impl Config {
 
         let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
         // With Duo, mode push is Duo's push: the generic provider's section is not used.
-        let push = if duo.is_none() && (mode == Mode::Push || push_configured) {
+        let push = if duo.is_none() && (matches!(mode, Mode::Push | Mode::OtpOrPush) || push_configured) {
             Some(push_settings(&raw.push, raw.server_max_request_time)?)
         } else {
             None

@@ -117,11 +117,7 @@ impl Engine {
                     Given::Code(code) => each_token().any(|t| verify::is_replay(t, code, now, self.windows())),
                     Given::Chap(_) | Given::MsChap2(_) => false,
                 };
-            format!(
-                "\"{user}\" sent a {} {}",
-                if replayed { "used (replayed)" } else { "wrong" },
-                given.what(),
-            )
+            format!("\"{user}\" sent a {} {}", if replayed { "used (replayed)" } else { "wrong" }, given.what(),)
         } else {
             let refs: Vec<&Token> = each_token().collect();
             format!("\"{user}\" sent a code that is not {}", self.digit_words(&refs))

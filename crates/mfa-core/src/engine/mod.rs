@@ -29,6 +29,7 @@ mod eap;
 mod gates;
 mod joining;
 mod limits;
+mod otp_or_push;
 pub mod post_auth;
 mod privacyidea;
 mod push;
@@ -97,6 +98,9 @@ pub struct AuthorizeOutput {
     /// An EAP request without the typed text (EAP-GTC sends it later): authenticate
     /// is to split "password,code" itself (kept with the request by the FFI layer).
     pub deferred: bool,
+    /// Mode otp-or-push: authorize verified a code typed alone; Auth-Type := Accept,
+    /// and the request counts as verified by the module (the post-auth check).
+    pub accept: bool,
     pub log: Vec<LogLine>,
 }
 
@@ -427,7 +431,7 @@ impl Engine {
     /// unless `detailed_messages`, "locked" and "not enrolled" read as a wrong
     /// code, so that the answers do not tell an attacker which accounts exist.
     fn before_password(&self, detailed: String) -> String {
-        if self.cfg.mode == Mode::Otp && !self.cfg.detailed_messages {
+        if matches!(self.cfg.mode, Mode::Otp | Mode::OtpOrPush) && !self.cfg.detailed_messages {
             self.cfg.messages.wrong_code.clone()
         } else {
             detailed
@@ -511,6 +515,9 @@ impl Engine {
             out.outcome = Some(Outcome::Noop);
             return out;
         }
+        if let Some(code) = self.code_alone(input) {
+            return self.verify_code_alone(&names.lookup, code, out, trail);
+        }
         if input.has_state && self.cfg.mode.challenges() {
             // The answer to our challenge: the field holds the answer, not a password.
             trail.debug("answer to a challenge: Auth-Type goes straight to this module");
@@ -588,7 +595,7 @@ impl Engine {
                 };
                 return false;
             }
-            (Mode::Otp | Mode::PasswordThenOtp | Mode::Push, _) => {}
+            (Mode::Otp | Mode::PasswordThenOtp | Mode::Push | Mode::OtpOrPush, _) => {}
         }
         true
     }
@@ -676,7 +683,7 @@ impl Engine {
                 };
                 return self.start_dialogue(&user, entry, &origin, trail);
             }
-            (Mode::Push, _) => {
+            (Mode::Push | Mode::OtpOrPush, _) => {
                 // The first factor has accepted the password: ask the user's device.
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" is not in the token file"));
@@ -877,6 +884,8 @@ mod duo_tests;
 mod eap_tests;
 #[cfg(test)]
 mod mschap_tests;
+#[cfg(test)]
+mod otp_or_push_tests;
 #[cfg(test)]
 mod privacyidea_tests;
 #[cfg(test)]

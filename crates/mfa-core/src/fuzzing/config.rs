@@ -93,7 +93,7 @@ fn check_config(cfg: &Config, raw: &RawConfig) {
             assert!((1..=30).contains(&g.timeout.as_secs()));
         }
     }
-    if cfg.mode == Mode::Push {
+    if matches!(cfg.mode, Mode::Push | Mode::OtpOrPush) {
         assert!(cfg.push.is_some());
     }
     if let Some(p) = &cfg.push {

@@ -1,0 +1,62 @@
+//! Mode otp-or-push: a code alone is decided in authorize; a password is left to
+//! the first factor and a push.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::factor::otp;
+use crate::testutil::TempDir;
+
+use super::test_config::{raw_config, SEED, SEED_B32, T};
+
+fn engine(dir: &TempDir) -> Engine {
+    let tokens = format!(
+        r#"{{"users": {{"alice": {{"tokens": [{{"serial": "T1", "type": "totp", "secret": "{SEED_B32}"}}]}}}}}}"#
+    );
+    dir.file("tokens.json", &tokens, 0o640);
+    let mut raw = raw_config(dir.path(), "otp-or-push");
+    raw.push.url = Some("https://push.example.com/".into());
+    Engine::new("mfa", Config::from_raw(&raw).unwrap(), Arc::new(FixedClock::new(T))).unwrap()
+}
+
+fn authorize(engine: &Engine, user: &str, field: &str) -> AuthorizeOutput {
+    engine.authorize(AuthorizeInput {
+        user_name: Some(user.as_bytes()),
+        password: Some(field.as_bytes()),
+        auth_type: None,
+        has_state: false,
+        eap: false,
+    })
+}
+
+#[test]
+fn a_code_alone_is_accepted_in_authorize_once_and_a_password_goes_on() {
+    let dir = TempDir::new("otp-or-push");
+    let engine = engine(&dir);
+    let code = otp::hotp_code(SEED, T / 30, 6, otp::Algorithm::Sha1);
+    let ok = authorize(&engine, "alice", &code);
+    assert!(ok.accept && ok.outcome == Some(Outcome::Ok), "{:?}", ok.log);
+    assert!(!ok.set_auth_type, "Auth-Type is Accept, not the module");
+    let replay = authorize(&engine, "alice", &code);
+    assert!(!replay.accept);
+    assert_eq!(replay.outcome, Some(Outcome::Reject));
+    assert_eq!(replay.reply_message.as_deref(), Some(engine.config().messages.wrong_code.as_str()));
+
+    let password = authorize(&engine, "alice", "pw-alice");
+    assert!(!password.accept && password.set_auth_type, "the first factor and the push follow");
+    assert_eq!(password.outcome, Some(Outcome::Updated));
+
+    let unknown = authorize(&engine, "nobody", "123456");
+    assert_eq!(unknown.outcome, Some(Outcome::Reject));
+    assert_eq!(unknown.reply_message.as_deref(), Some(engine.config().messages.wrong_code.as_str()));
+}
+
+#[test]
+fn otp_or_push_needs_a_push_provider_and_the_local_backend() {
+    let dir = TempDir::new("otp-or-push-config");
+    let mut raw = raw_config(dir.path(), "otp-or-push");
+    let err = Config::from_raw(&raw).unwrap_err();
+    assert!(err.item.starts_with("push"), "{err:?}");
+    raw.push.url = Some("https://push.example.com/".into());
+    raw.backend = Some("duo".into());
+    assert_eq!(Config::from_raw(&raw).unwrap_err().item, "mode");
+}
