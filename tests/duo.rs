@@ -268,6 +268,14 @@ fn auto_takes_the_passcode_with_the_password_or_asks_for_it() {
     let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
     assert!(server.auth("alice", "pw-alice,123456").is_accept(), "password and passcode at once");
     assert!(server.auth("alice", "wrong,234567").is_reject());
+    // The push word, or the separator with nothing after it: a push, approved.
+    let pushed = server.auth("alice", "pw-alice,");
+    assert!(pushed.is_accept(), "\"password,\" asks for a push: {pushed:?}");
+    assert!(server.auth("alice", "pw-alice,push").is_accept());
+    assert!(server.auth("alice", "wrong,").is_reject(), "the first factor still decides");
+    let factors: Vec<_> =
+        duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").map(|(_, v)| v["factor"].clone()).collect();
+    assert_eq!(factors[1..], ["push", "push"], "a wrong password never reaches Duo");
     let ask = server.auth("alice", "pw-alice");
     assert!(ask.is_challenge(), "the password alone: {ask:?}");
     assert_eq!(ask.message(), Some("Enter OTP:"));

@@ -28,7 +28,8 @@ mod factors;
 use crate::text::printable;
 
 /// What may stand in place of the passcode (password+otp): Duo's factors that
-/// need no typing, a push to the Duo app and a phone call.
+/// need no typing, a push to the Duo app (first: auto's "password," asks for it)
+/// and a phone call.
 const OUT_OF_BAND: [&str; 2] = ["push", "phone"];
 /// In place of the passcode: send new passcodes by SMS.
 const SMS_WORD: &str = "sms";
@@ -218,9 +219,26 @@ impl DuoEngine {
     /// passcode or the word is asked for in a challenge.
     fn split_auto(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) {
         let Some(Ok(field)) = input.password.map(std::str::from_utf8) else { return };
-        let Ok(parts) = password::split(field, &self.cfg.split) else {
-            trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
-            return;
+        let parts = match password::split(field, &self.cfg.split) {
+            Ok(parts) => parts,
+            // "password," (the separator, nothing after it): a push, as the local engine reads it.
+            Err(password::SplitError::EmptyOtp) => {
+                let sep = self.cfg.split.separator.as_str();
+                let bare = match self.cfg.split.otp_position {
+                    password::OtpPosition::Last => field.strip_suffix(sep),
+                    password::OtpPosition::First => field.strip_prefix(sep),
+                };
+                if let Some(bare) = bare {
+                    trail.debug("User-Password ends with the separator alone: a Duo push is asked for");
+                    out.password = Some(bare.to_string());
+                    out.stashed_code = Some(OUT_OF_BAND[0].to_string());
+                }
+                return;
+            }
+            Err(_) => {
+                trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
+                return;
+            }
         };
         let word = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| parts.otp.eq_ignore_ascii_case(w));
         if word || self.auto_code.is_match(parts.otp) {

@@ -343,6 +343,9 @@ fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
     assert_eq!(split("pw,123456"), (Some("pw".into()), Some("123456".into())));
     assert_eq!(split("pw,Push"), (Some("pw".into()), Some("Push".into())));
     assert_eq!(split("pw,sms"), (Some("pw".into()), Some("sms".into())));
+    // The separator with nothing after it asks for a push, as "password,push" does.
+    assert_eq!(split("pw,"), (Some("pw".into()), Some("push".into())));
+    assert_eq!(split("pw,push"), (Some("pw".into()), Some("push".into())));
     assert_eq!(split("pw,abc"), (None, None), "the password alone, with its comma");
     assert_eq!(split("pw"), (None, None));
 
