@@ -3,7 +3,8 @@
 //! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
 //! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
 //! `/auth`: a Duo passcode typed where a code goes, or (`factors.rs`) a push
-//! to the Duo app, a phone call or SMS passcodes, with their challenge round.
+//! to the Duo app, a phone call or SMS passcodes, with their challenge round;
+//! in `auto` with the password alone, a menu of the user's devices (`menu.rs`).
 //! A NAS's re-send of a login in progress joins it.
 //!
 //! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
@@ -25,6 +26,7 @@ use crate::factor::password;
 use crate::store::state_store::StateStore;
 
 mod factors;
+mod menu;
 use crate::text::printable;
 
 /// What may stand in place of the passcode (password+otp): Duo's factors that
@@ -340,9 +342,9 @@ impl DuoEngine {
         };
         match factor {
             Factor::Passcode(code) => self.passcode(call, &code, trail),
-            Factor::OutOfBand(word) => self.push(call, word, trail),
-            Factor::Sms => self.sms(call, &devices, trail),
-            Factor::Ask => self.ask(call, trail),
+            Factor::OutOfBand(word) => self.push(call, word, "auto", trail),
+            Factor::Sms => self.sms(call, &devices, "auto", trail),
+            Factor::Ask => self.ask(call, &devices, trail),
         }
     }
 
