@@ -209,7 +209,6 @@ impl DuoEngine {
     /// The answer to a challenge: a number of the menu; a factor word; empty asks
     /// Duo whether the push was approved (not yet: the challenge again); anything
     /// else is a passcode typed instead.
-
     pub(super) fn answer(&self, call: &Call, state: &[u8], typed: &[u8], trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let user = call.user;
