@@ -30,6 +30,7 @@ const USERS: &[(&str, &str)] = &[
     ("erin", "pw-erin"),
     ("frank", "pw-frank"),
     ("gina", "pw-gina"),
+    ("hank", "pw-hank"),
 ];
 
 /// The fake's users: how each one's preauth and push go, and their passcodes.
@@ -39,7 +40,12 @@ const DUO_USERS: &str = r#"{
     "carol": {"preauth": "auth", "push": "never"},
     "dave": {"preauth": "allow"},
     "erin": {"preauth": "deny"},
-    "frank": {"preauth": "429"}
+    "frank": {"preauth": "429"},
+    "hank": {"preauth": "auth", "push": "approve", "devices": [
+        {"device": "DPHANK1", "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"], "type": "phone",
+         "display_name": "iOS (XXX-XXX-1111)"},
+        {"device": "DPHANK2", "capabilities": ["auto", "push", "sms", "phone"], "type": "phone",
+         "display_name": "Android (XXX-XXX-2222)"}]}
 }"#;
 
 /// The venv's python, or None (and a note) when the fake cannot run here.
@@ -268,9 +274,17 @@ fn auto_takes_the_passcode_with_the_password_or_asks_for_it() {
     let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
     assert!(server.auth("alice", "pw-alice,123456").is_accept(), "password and passcode at once");
     assert!(server.auth("alice", "wrong,234567").is_reject());
+    // The push word, or the separator with nothing after it: a push, approved.
+    let pushed = server.auth("alice", "pw-alice,");
+    assert!(pushed.is_accept(), "\"password,\" asks for a push: {pushed:?}");
+    assert!(server.auth("alice", "pw-alice,push").is_accept());
+    assert!(server.auth("alice", "wrong,").is_reject(), "the first factor still decides");
+    let factors: Vec<_> =
+        duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth").map(|(_, v)| v["factor"].clone()).collect();
+    assert_eq!(factors[1..], ["push", "push"], "a wrong password never reaches Duo");
     let ask = server.auth("alice", "pw-alice");
     assert!(ask.is_challenge(), "the password alone: {ask:?}");
-    assert_eq!(ask.message(), Some("Enter OTP:"));
+    assert_eq!(ask.message(), Some("Choose how to confirm this login:"), "the menu: {ask:?}");
     let answer = |user: &str, typed: &str, state: &str| {
         server.send(&format!("User-Name = \"{user}\", User-Password = \"{typed}\", State = {state}\n"))
     };
@@ -394,4 +408,37 @@ fn duo_through_a_private_ca_needs_its_ca_file() {
     let out =
         Server::start_failing(&module, &setup("otp", &api_host, &format!("\tca_file = \"{}\"", missing.display())));
     assert!(out.contains("invalid 'duo.ca_file'") && out.contains("no-such-ca.pem"), "{}", common::tail(&out, 20));
+}
+
+#[test]
+fn the_menu_offers_each_device_and_the_answer_picks_one() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
+    let menu = server.auth("hank", "pw-hank");
+    assert!(menu.is_challenge(), "{menu:?}");
+    let lines = menu.messages();
+    assert!(lines.iter().map(|l| l.len()).sum::<usize>() <= 253, "{lines:?}");
+    assert!(lines.contains(&"1. Duo Push to iOS (XXX-XXX-1111)"), "{lines:?}");
+    assert!(lines.contains(&"2. Duo Push to Android (XXX-XXX-2222)"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with(". A passcode")), "{lines:?}");
+    let answer = |typed: &str, state: &str| {
+        server.send(&format!("User-Name = \"hank\", User-Password = \"{typed}\", State = {state}\n"))
+    };
+    let chosen = answer("2", menu.state());
+    assert!(chosen.is_accept(), "the push to the second phone, approved: {chosen:?}");
+    let pushes: Vec<_> =
+        duo.requests().into_iter().filter(|(p, v)| p == "/auth/v2/auth" && v["factor"] == "push").collect();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0].1["device"], "DPHANK2", "the device chosen, not device=auto");
+
+    // A number not on the menu asks again; the menu is sealed to hank and this NAS.
+    let menu = server.auth("hank", "pw-hank");
+    let again = answer("8", menu.state());
+    assert!(again.is_challenge(), "{again:?}");
+    assert_eq!(again.messages().last(), Some(&"Enter a number from 1 to 6:"));
+    let forged = server.send(&format!("User-Name = \"alice\", User-Password = \"2\", State = {}\n", again.state()));
+    assert!(forged.is_reject(), "another user's menu: {forged:?}");
+    let count = duo.requests().iter().filter(|(p, _)| p == "/auth/v2/auth").count();
+    assert_eq!(count, 1, "no other /auth reached Duo");
 }

@@ -7,7 +7,9 @@ Duo does. The users and how they behave come from --users (JSON):
 
 preauth: auth | allow | deny | enroll | 429 (the answer to /preauth);
 push: approve (after one "waiting") | deny | fraud | timeout | never (a phone
-call, factor=phone, goes the same way).
+call, factor=phone, goes the same way); devices: the user's devices as preauth
+lists them (one phone unless given). A device= that is not the user's is
+answered 400, as Duo does.
 A passcode is good once; factor=sms adds 777777 to the user's. Users not listed get "enroll". The secret key is read
 from --skey-file at every request, so that a test can change it under a running
 module. Each verified request is appended to --dir/requests.jsonl. Prints
@@ -36,6 +38,11 @@ lock = threading.Lock()
 def log_request(entry):
     with lock, open(os.path.join(args.dir, "requests.jsonl"), "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def devices_of(user):
+    return user.get("devices", [{"device": "DPFAKE", "capabilities": ["push", "sms", "phone"],
+                                 "type": "phone", "display_name": "Phone (XXX-XXX-1234)"}])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -136,9 +143,10 @@ class Handler(BaseHTTPRequestHandler):
             elif result == "allow":
                 self.ok({"result": "allow", "status_msg": "Allowing unknown user"})
             else:
-                self.ok({"result": "auth", "status_msg": "Account is active",
-                         "devices": [{"device": "DPFAKE", "capabilities": ["push", "sms", "phone"],
-                                      "type": "phone", "display_name": "Phone (XXX-XXX-1234)"}]})
+                self.ok({"result": "auth", "status_msg": "Account is active", "devices": devices_of(user)})
+        elif path == "/auth/v2/auth" and params.get("device", "auto") != "auto" and \
+                params["device"] not in [d["device"] for d in devices_of(user)]:
+            self.fail(400, 40002, "Invalid request parameters (device)")
         elif path == "/auth/v2/auth" and params.get("factor") == "passcode":
             code = params.get("passcode", "")
             key = (params.get("username"), code)

@@ -3,7 +3,8 @@
 //! decides. `/preauth` first: `allow` (a bypass user) accepts, `deny` rejects,
 //! `enroll` (a user Duo does not know) follows `duo.enroll`, `auth` goes on to
 //! `/auth`: a Duo passcode typed where a code goes, or (`factors.rs`) a push
-//! to the Duo app, a phone call or SMS passcodes, with their challenge round.
+//! to the Duo app, a phone call or SMS passcodes, with their challenge round;
+//! in `auto` with the password alone, a menu of the user's devices (`menu.rs`).
 //! A NAS's re-send of a login in progress joins it.
 //!
 //! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
@@ -25,10 +26,12 @@ use crate::factor::password;
 use crate::store::state_store::StateStore;
 
 mod factors;
+mod menu;
 use crate::text::printable;
 
 /// What may stand in place of the passcode (password+otp): Duo's factors that
-/// need no typing, a push to the Duo app and a phone call.
+/// need no typing, a push to the Duo app (first: auto's "password," asks for it)
+/// and a phone call.
 const OUT_OF_BAND: [&str; 2] = ["push", "phone"];
 /// In place of the passcode: send new passcodes by SMS.
 const SMS_WORD: &str = "sms";
@@ -226,9 +229,26 @@ impl DuoEngine {
     /// passcode or the word is asked for in a challenge.
     fn split_auto(&self, input: &AuthorizeInput<'_>, out: &mut AuthorizeOutput, trail: &mut Trail) {
         let Some(Ok(field)) = input.password.map(std::str::from_utf8) else { return };
-        let Ok(parts) = password::split(field, &self.cfg.split) else {
-            trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
-            return;
+        let parts = match password::split(field, &self.cfg.split) {
+            Ok(parts) => parts,
+            // "password," (the separator, nothing after it): a push, as the local engine reads it.
+            Err(password::SplitError::EmptyOtp) => {
+                let sep = self.cfg.split.separator.as_str();
+                let bare = match self.cfg.split.otp_position {
+                    password::OtpPosition::Last => field.strip_suffix(sep),
+                    password::OtpPosition::First => field.strip_prefix(sep),
+                };
+                if let Some(bare) = bare {
+                    trail.debug("User-Password ends with the separator alone: a Duo push is asked for");
+                    out.password = Some(bare.to_string());
+                    out.stashed_code = Some(OUT_OF_BAND[0].to_string());
+                }
+                return;
+            }
+            Err(_) => {
+                trail.debug("User-Password holds the password alone: the Duo factor is asked for next");
+                return;
+            }
         };
         let word = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| parts.otp.eq_ignore_ascii_case(w));
         if word || self.auto_code.is_match(parts.otp) {
@@ -330,9 +350,9 @@ impl DuoEngine {
         };
         match factor {
             Factor::Passcode(code) => self.passcode(call, &code, trail),
-            Factor::OutOfBand(word) => self.push(call, word, trail),
-            Factor::Sms => self.sms(call, &devices, trail),
-            Factor::Ask => self.ask(call, trail),
+            Factor::OutOfBand(word) => self.push(call, word, "auto", trail),
+            Factor::Sms => self.sms(call, &devices, "auto", trail),
+            Factor::Ask => self.ask(call, &devices, trail),
         }
     }
 

@@ -343,6 +343,9 @@ fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
     assert_eq!(split("pw,123456"), (Some("pw".into()), Some("123456".into())));
     assert_eq!(split("pw,Push"), (Some("pw".into()), Some("Push".into())));
     assert_eq!(split("pw,sms"), (Some("pw".into()), Some("sms".into())));
+    // The separator with nothing after it asks for a push, as "password,push" does.
+    assert_eq!(split("pw,"), (Some("pw".into()), Some("push".into())));
+    assert_eq!(split("pw,push"), (Some("pw".into()), Some("push".into())));
     assert_eq!(split("pw,abc"), (None, None), "the password alone, with its comma");
     assert_eq!(split("pw"), (None, None));
 
@@ -372,4 +375,60 @@ fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
     let second = ask(&engine);
     assert_eq!(answer(&engine, &second.challenge_state.unwrap(), "123456").outcome, Some(Outcome::Ok));
     assert!(sent.lock().unwrap()[4].1.contains(&("passcode".into(), "123456".into())));
+}
+
+#[test]
+fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
+    let dir = TempDir::new("duo-menu");
+    let two = r#"{"result":"auth","devices":[
+        {"device":"DP1","capabilities":["push","phone"],"display_name":"iOS (XXX-XXX-1111)"},
+        {"device":"DP2","capabilities":["push","sms"],"display_name":"Android (XXX-XXX-2222)"}]}"#;
+    let answers = vec![
+        ok(two),
+        ok(two),
+        ok(r#"{"txid":"t2"}"#),
+        ok(r#"{"result":"allow","status":"allow"}"#),
+        ok(two),
+        ok(two),
+        ok(r#"{"result":"auth","devices":[]}"#),
+    ];
+    let (engine, sent) = duo(&dir, "auto", &[], answers);
+    let ask = |engine: &DuoEngine| {
+        engine.authenticate(AuthenticateInput {
+            user_name: Some(b"alice"),
+            password: Some(b"pw"),
+            nas: "127.0.0.1||".into(),
+            ..AuthenticateInput::default()
+        })
+    };
+    let menu = ask(&engine);
+    assert_eq!(menu.outcome, Some(Outcome::Challenge));
+    assert_eq!(
+        menu.reply_messages,
+        vec![
+            "Choose how to confirm this login:",
+            "1. Duo Push to iOS (XXX-XXX-1111)",
+            "2. Duo Push to Android (XXX-XXX-2222)",
+            "3. Phone call to iOS (XXX-XXX-1111)",
+            "4. SMS passcodes to Android (XXX-XXX-2222)",
+            "5. A passcode",
+            "Enter 1 to 5:"
+        ]
+    );
+    let state = menu.challenge_state.unwrap();
+    assert!(!state.windows(3).any(|w| w == b"DP2"), "the choices travel sealed");
+    assert_eq!(answer(&engine, &state, "2").outcome, Some(Outcome::Ok));
+    let push = sent.lock().unwrap()[2].1.clone();
+    assert!(push.contains(&("device".into(), "DP2".into())), "{push:?}");
+    assert!(push.contains(&("factor".into(), "push".into())));
+    // A number not on the menu: the menu again, and Duo gets no /auth.
+    let menu = ask(&engine);
+    let again = answer(&engine, &menu.challenge_state.unwrap(), "9");
+    assert_eq!(again.outcome, Some(Outcome::Challenge));
+    assert_eq!(again.reply_messages.last().map(String::as_str), Some("Enter a number from 1 to 5:"));
+    // The devices changed since the menu was shown: the answer is refused.
+    let out = answer(&engine, &again.challenge_state.unwrap(), "1");
+    assert_eq!(out.outcome, Some(Outcome::Reject));
+    let sent = sent.lock().unwrap();
+    assert!(sent[4..].iter().all(|(path, _)| path == "/auth/v2/preauth"), "{sent:?}");
 }

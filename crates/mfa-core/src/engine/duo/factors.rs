@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::menu::{number, Choice, Menu, MENU_ID};
 use super::{reason, word, Call, DuoEngine, Slot, OUT_OF_BAND, SMS_WORD};
 use crate::backend::duo::{Answer, CallError};
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, Transaction};
@@ -19,14 +20,15 @@ impl DuoEngine {
     /// `/auth` with factor sms: Duo sends new passcodes (and says `deny`, status
     /// `sent`). With the State key, Access-Challenge for one of them; else a Reject
     /// whose Reply-Message says where they went, for the next login.
-    pub(super) fn sms(&self, call: &Call, devices: &Answer, trail: &mut Trail) -> Decision {
+    /// `device`: Duo's id of the one chosen in the menu, or `auto`.
+    pub(super) fn sms(&self, call: &Call, devices: &Answer, device: &str, trail: &mut Trail) -> Decision {
         let mut params = Self::about(call);
-        params.extend([("factor", "sms"), ("device", "auto")]);
+        params.extend([("factor", "sms"), ("device", device)]);
         match self.api.call("POST", "/auth/v2/auth", &params) {
             Ok(answer) if word(&answer, "status") == "sent" => {
                 let prompt = render(
                     &self.cfg.messages.prompt_sent,
-                    &[("destination", &sms_destination(devices)), ("correlation", ""), ("description", "")],
+                    &[("destination", &sms_destination(devices, device)), ("correlation", ""), ("description", "")],
                 )
                 .replace(" ()", "");
                 trail.info(format!("Duo sent SMS passcodes to \"{}\"", call.user));
@@ -45,7 +47,8 @@ impl DuoEngine {
 
     /// `/auth` with factor push, asynchronously; then `/auth_status` until
     /// `duo.wait`, or (`approval = challenge`) an Access-Challenge at once.
-    pub(super) fn push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Decision {
+    /// `device`: Duo's id of the one chosen in the menu, or `auto`.
+    pub(super) fn push(&self, call: &Call, factor: &str, device: &str, trail: &mut Trail) -> Decision {
         let challenges = self.duo.approval == Approval::Challenge;
         if !challenges && self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -58,7 +61,7 @@ impl DuoEngine {
         // Taken above unless the login challenges.
         let _slot = (!challenges).then(|| Slot(&self.waiting));
         let deadline = Instant::now() + self.duo.wait;
-        let txid = match self.send_push(call, factor, trail) {
+        let txid = match self.send_push(call, factor, device, trail) {
             Ok(txid) => txid,
             Err(decision) => return decision,
         };
@@ -93,10 +96,10 @@ impl DuoEngine {
     }
 
     /// The push's (or the call's) transaction id, or the decision when it cannot be sent.
-    fn send_push(&self, call: &Call, factor: &str, trail: &mut Trail) -> Result<String, Decision> {
+    fn send_push(&self, call: &Call, factor: &str, device: &str, trail: &mut Trail) -> Result<String, Decision> {
         let pushinfo = format!("nas={}", encode_pushinfo(call.nas_name));
         let mut params = Self::about(call);
-        params.extend([("factor", factor), ("device", "auto"), ("async", "1")]);
+        params.extend([("factor", factor), ("device", device), ("async", "1")]);
         if factor == "push" && !call.nas_name.is_empty() {
             params.push(("pushinfo", &pushinfo));
         }
@@ -140,6 +143,11 @@ impl DuoEngine {
     /// An Access-Challenge whose State seals the push's txid, bound to this
     /// instance, the user and the NAS.
     fn challenge(&self, call: &Call, txid: &str, poll: bool, text: &str, trail: &mut Trail) -> Decision {
+        self.challenge_lines(call, txid, poll, vec![cut(&printable(text, 253), 253).to_string()], trail)
+    }
+
+    /// As [`DuoEngine::challenge`], with several Reply-Messages (the menu's lines).
+    fn challenge_lines(&self, call: &Call, txid: &str, poll: bool, lines: Vec<String>, trail: &mut Trail) -> Decision {
         let (Some(key), Some(limits)) = (&self.key, &self.cfg.challenge) else {
             trail.error("a Duo push challenge without a State key");
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
@@ -148,17 +156,59 @@ impl DuoEngine {
             Transaction { id: txid.to_string(), poll, interactive: true, expires: self.clock.now() + limits.timeout };
         let binding = Binding { instance: &self.name, user: call.user, nas: call.nas };
         trail.debug(format!("challenging \"{}\"{}", call.user, if poll { " (push sent)" } else { "" }));
-        Decision::challenge(seal_transaction(key, &binding, &tx), vec![cut(&printable(text, 253), 253).to_string()])
+        Decision::challenge(seal_transaction(key, &binding, &tx), lines)
     }
 
-    /// The answer to a push challenge: empty asks Duo whether the push was approved
-    /// (not yet: the challenge again); anything else is a passcode typed instead.
-    /// auto, the password alone: Access-Challenge for a passcode or a factor word.
-    pub(super) fn ask(&self, call: &Call, trail: &mut Trail) -> Decision {
+    /// auto, the password alone: Access-Challenge with the menu of the user's
+    /// devices (`preauth`'s), or for a passcode or a factor word when Duo can
+    /// reach none of them.
+    pub(super) fn ask(&self, call: &Call, preauth: &Answer, trail: &mut Trail) -> Decision {
+        match Menu::of(preauth, &self.cfg.messages) {
+            Some(menu) => {
+                trail.debug(format!("offering \"{}\" a menu of {} Duo choices", call.user, menu.choices.len()));
+                self.challenge_lines(call, &menu.id(), false, menu.lines, trail)
+            }
+            None => self.ask_passcode(call, trail),
+        }
+    }
+
+    /// Access-Challenge for a passcode (or a factor word).
+    fn ask_passcode(&self, call: &Call, trail: &mut Trail) -> Decision {
         let id = format!("ask-{}", self.clock.now());
         self.challenge(call, &id, false, &self.cfg.messages.prompt_code, trail)
     }
 
+    /// The answer to the menu: `/preauth` again, the same menu (its hash is the
+    /// one sealed), and the choice numbered `number` of it.
+    fn chosen(&self, call: &Call, sealed: &str, number: usize, trail: &mut Trail) -> Decision {
+        let messages = &self.cfg.messages;
+        let devices = match self.preauth(call, trail) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(decision)) => return decision,
+            Err(e) => return self.call_failed(call, e, trail),
+        };
+        let menu = Menu::of(&devices, messages).filter(|menu| menu.id() == sealed);
+        let Some(menu) = menu else {
+            trail.info(format!("rejected: the Duo devices of \"{}\" changed since the menu was shown", call.user));
+            return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+        };
+        let Some(choice) = number.checked_sub(1).and_then(|i| menu.choices.get(i)).cloned() else {
+            trail.info(format!("\"{}\" chose {number}, not on the menu: asking again", call.user));
+            let menu = menu.with_footer(&messages.bad_choice);
+            return self.challenge_lines(call, sealed, false, menu.lines, trail);
+        };
+        trail.debug(format!("\"{}\" chose {number} of the Duo menu", call.user));
+        match choice {
+            Choice::Push(device) => self.push(call, "push", &device, trail),
+            Choice::Phone(device) => self.push(call, "phone", &device, trail),
+            Choice::Sms(device) => self.sms(call, &devices, &device, trail),
+            Choice::Passcode => self.ask_passcode(call, trail),
+        }
+    }
+
+    /// The answer to a challenge: a number of the menu; a factor word; empty asks
+    /// Duo whether the push was approved (not yet: the challenge again); anything
+    /// else is a passcode typed instead.
     pub(super) fn answer(&self, call: &Call, state: &[u8], typed: &[u8], trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let user = call.user;
@@ -186,12 +236,15 @@ impl DuoEngine {
             }
         };
         let typed = String::from_utf8_lossy(typed);
+        if let (Some(sealed), Some(number)) = (tx.id.strip_prefix(MENU_ID).filter(|_| !tx.poll), number(&typed)) {
+            return self.chosen(call, &format!("{MENU_ID}{sealed}"), number, trail);
+        }
         if let Some(word) = OUT_OF_BAND.iter().find(|w| typed.eq_ignore_ascii_case(w)) {
-            return self.push(call, word, trail);
+            return self.push(call, word, "auto", trail);
         }
         if typed.eq_ignore_ascii_case(SMS_WORD) {
             return match self.api.call("POST", "/auth/v2/preauth", &Self::about(call)) {
-                Ok(devices) => self.sms(call, &devices, trail),
+                Ok(devices) => self.sms(call, &devices, "auto", trail),
                 Err(e) => self.call_failed(call, e, trail),
             };
         }
@@ -199,7 +252,7 @@ impl DuoEngine {
             return self.passcode(call, &typed, trail);
         }
         if !tx.poll {
-            trail.info(format!("rejected: \"{user}\" answered the SMS challenge without a passcode"));
+            trail.info(format!("rejected: \"{user}\" answered the challenge without a passcode"));
             return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
         }
         match self.status(call, &tx.id, trail) {
@@ -212,12 +265,14 @@ impl DuoEngine {
     }
 }
 
-/// Where Duo sends SMS passcodes: the first device that takes them, as Duo
-/// names it (its number already masked: `XXX-XXX-1234`).
-fn sms_destination(preauth: &Answer) -> String {
+/// Where Duo sends SMS passcodes: the device chosen, else the first that takes
+/// them, as Duo names it (its number already masked: `XXX-XXX-1234`).
+fn sms_destination(preauth: &Answer, chosen: &str) -> String {
     let devices = preauth.get("devices").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default();
     let takes_sms = |d: &&serde_json::Value| {
+        let id = d.get("device").and_then(|i| i.as_str());
         d.get("capabilities").and_then(|c| c.as_array()).is_some_and(|c| c.iter().any(|c| c == "sms"))
+            && (chosen == "auto" || id == Some(chosen))
     };
     let device = devices.iter().find(takes_sms);
     let name = device.and_then(|d| d.get("display_name").or(d.get("number"))).and_then(|n| n.as_str());
