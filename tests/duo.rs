@@ -50,18 +50,7 @@ const DUO_USERS: &str = r#"{
 
 /// The venv's python, or None (and a note) when the fake cannot run here.
 fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("RLM_MFA_DUO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join(".deps/duo-venv"));
-    let python = venv.join("bin/python");
-    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
-        return Some(python);
-    }
-    if std::env::var("RLM_MFA_REQUIRE_DUO").as_deref() == Ok("1") {
-        panic!("no duo_client venv in {}: run scripts/duo.sh", venv.display());
-    }
-    eprintln!("note: no duo_client venv in {}; test skipped (run scripts/duo.sh)", venv.display());
-    None
+    common::venv::python("duo", "duo_client")
 }
 
 macro_rules! require_duo {

@@ -18,18 +18,7 @@ use common::{Server, Setup};
 const RFC_HOTP: [&str; 4] = ["755224", "287082", "359152", "969429"];
 
 fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("RLM_MFA_MSCHAP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join(".deps/mschap-venv"));
-    let python = venv.join("bin/python");
-    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
-        return Some(python);
-    }
-    if std::env::var("RLM_MFA_REQUIRE_MSCHAP").as_deref() == Ok("1") {
-        panic!("no MS-CHAPv2 client venv in {}: run scripts/mschap.sh", venv.display());
-    }
-    eprintln!("note: no MS-CHAPv2 client venv in {}; test skipped (run scripts/mschap.sh)", venv.display());
-    None
+    common::venv::python("mschap", "MS-CHAPv2 client")
 }
 
 /// What the NAS sends for `user` typing `password`: the radclient attributes.

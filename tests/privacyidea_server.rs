@@ -7,6 +7,7 @@
 //! tests/privacyidea.rs); run it after changing the harness:
 //! `RLM_MFA_REQUIRE_PRIVACYIDEA=1 cargo test --release --test privacyidea_server -- --ignored`.
 
+mod common;
 #[path = "common/privacyidea.rs"]
 mod privacyidea;
 

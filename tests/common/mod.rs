@@ -13,6 +13,7 @@ pub mod fake_privacyidea;
 pub mod fake_push;
 pub mod redis;
 pub mod tls_front;
+pub mod venv;
 
 use std::fs;
 use std::io::Write;

@@ -39,18 +39,7 @@ fn repo() -> PathBuf {
 
 /// The venv's python, or None (and a note) when the server cannot run here.
 pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("RLM_MFA_PRIVACYIDEA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".deps/privacyidea-venv"));
-    let python = venv.join("bin/python");
-    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
-        return Some(python);
-    }
-    if std::env::var("RLM_MFA_REQUIRE_PRIVACYIDEA").as_deref() == Ok("1") {
-        panic!("no privacyIDEA venv in {}: run scripts/privacyidea.sh", venv.display());
-    }
-    eprintln!("note: no privacyIDEA venv in {}; test skipped (run scripts/privacyidea.sh)", venv.display());
-    None
+    crate::common::venv::python("privacyidea", "privacyIDEA")
 }
 
 /// Starts a server, or returns from the test when there is no venv.

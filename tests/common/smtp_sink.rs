@@ -20,17 +20,7 @@ fn repo() -> PathBuf {
 
 /// The venv's python, or None (and a note) when the sink cannot run here.
 pub fn venv_python() -> Option<PathBuf> {
-    let venv =
-        std::env::var_os("RLM_MFA_SMTP_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".deps/smtp-venv"));
-    let python = venv.join("bin/python");
-    if venv.join(".rlm-mfa-installed").is_file() && python.is_file() {
-        return Some(python);
-    }
-    if std::env::var("RLM_MFA_REQUIRE_SMTP").as_deref() == Ok("1") {
-        panic!("no SMTP sink venv in {}: run scripts/smtp.sh", venv.display());
-    }
-    eprintln!("note: no SMTP sink venv in {}; test skipped (run scripts/smtp.sh)", venv.display());
-    None
+    crate::common::venv::python("smtp", "SMTP sink")
 }
 
 /// How the sink is started.
