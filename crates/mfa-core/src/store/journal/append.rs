@@ -195,7 +195,11 @@ impl StateJournal {
             self.state.apply(record);
         }
         if self.opts.fsync {
-            self.file.sync_data().map_err(io_error("sync", &self.path))?;
+            if self.shared {
+                self.unsynced += 1;
+            } else {
+                self.file.sync_data().map_err(io_error("sync", &self.path))?;
+            }
         }
         Ok(())
     }

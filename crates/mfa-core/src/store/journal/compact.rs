@@ -2,7 +2,7 @@
 //! atomically (temporary file, fsync, rename), when enough records piled up or
 //! when asked; writers holding the old file notice and follow.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::error::{io_error, JournalError};
@@ -29,7 +29,7 @@ impl StateJournal {
     /// Under the file lock, after a write: compacts when enough records piled up. A
     /// failure is kept for `take_compaction_error` and not retried on every write.
     pub(super) fn compact_if_due(&mut self) {
-        if self.compaction_due() {
+        if !self.shared && self.compaction_due() {
             if let Err(e) = self.compact_locked() {
                 self.since_compaction = 0;
                 self.compaction_error = Some(e);
@@ -37,7 +37,7 @@ impl StateJournal {
         }
     }
 
-    fn compaction_due(&self) -> bool {
+    pub(super) fn compaction_due(&self) -> bool {
         self.opts.compact_after > 0 && self.since_compaction >= self.opts.compact_after
     }
 
@@ -61,6 +61,94 @@ impl StateJournal {
         self.lines = count;
         self.since_compaction = 0;
         atomic::sync_directory(&self.path).map_err(failed)
+    }
+}
+
+/// A compaction in three steps, so that the rewrite itself holds no lock and
+/// writers go on meanwhile (`SharedJournal` runs it on its own thread):
+/// [`StateJournal::begin_compaction`] (the state as of an offset of the file),
+/// [`Snapshot::write`] (the copy written and synced, no lock held) and
+/// [`StateJournal::finish_compaction`] (under the file lock: the records appended
+/// since copied after the snapshot, the copy renamed over the journal). The
+/// records are idempotent "set" records, so snapshot + later records replay to
+/// the same state as the whole file does.
+pub(super) struct Snapshot {
+    /// The file the snapshot describes, up to `offset` (`lines` lines).
+    from: (u64, u64),
+    offset: u64,
+    lines: u64,
+    bytes: Vec<u8>,
+    count: u64,
+    mode: u32,
+    owner: Owner,
+}
+
+pub(super) struct Written {
+    /// The snapshot, its records dropped (`len` bytes of them are in the copy).
+    snapshot: Snapshot,
+    len: usize,
+    copy: NewFile,
+}
+
+impl StateJournal {
+    /// Step one: catch up (without the file lock: only whole lines are applied)
+    /// and take the records of the current state.
+    pub(super) fn begin_compaction(&mut self) -> Result<Snapshot, JournalError> {
+        self.refresh()?;
+        let old = self.file.metadata().map_err(io_error("inspect", &self.path))?;
+        let (bytes, count) = self.snapshot();
+        Ok(Snapshot {
+            from: self.file_id,
+            offset: self.offset,
+            lines: self.lines,
+            bytes,
+            count,
+            mode: old.mode() & 0o7777,
+            owner: Owner::Exactly { uid: old.uid(), gid: old.gid() },
+        })
+    }
+
+    /// Step three, under the file lock: unless someone else replaced the file
+    /// meanwhile (then theirs stands and the copy is dropped), append what was
+    /// written after the snapshot to the copy and rename it over the journal.
+    pub(super) fn finish_compaction(&mut self, written: Written) -> Result<(), JournalError> {
+        self.lock_current()?;
+        let result = self.read_new(true).and_then(|()| self.finish_locked(written));
+        let _ = unlock_file(&self.file);
+        result
+    }
+
+    fn finish_locked(&mut self, written: Written) -> Result<(), JournalError> {
+        let Written { snapshot, len, mut copy } = written;
+        if self.file_id != snapshot.from {
+            return Ok(());
+        }
+        let failed = |e: AtomicError| compaction_error(&self.path, e);
+        let mut tail = vec![0; (self.offset - snapshot.offset) as usize];
+        self.file.read_exact_at(&mut tail, snapshot.offset).map_err(io_error("read", &self.path))?;
+        copy.write_all(&tail).map_err(failed)?;
+        let file_id = copy.id();
+        let file = copy.rename_over().map_err(failed)?;
+        // From here on the path is the new file, whatever else fails.
+        let tail_lines = self.lines - snapshot.lines;
+        self.file_id = file_id;
+        self.file = file;
+        self.offset = (len + tail.len()) as u64;
+        self.lines = snapshot.count + tail_lines;
+        self.since_compaction = tail_lines as usize;
+        atomic::sync_directory(&self.path).map_err(failed)
+    }
+}
+
+impl Snapshot {
+    /// Step two, no lock held: the copy beside the journal, written and synced.
+    pub(super) fn write(mut self, path: &Path) -> Result<Written, JournalError> {
+        let failed = |e: AtomicError| compaction_error(path, e);
+        let mut copy = NewFile::create(path, self.mode, self.owner).map_err(failed)?;
+        copy.write_all(&self.bytes).map_err(failed)?;
+        copy.sync().map_err(failed)?;
+        let len = std::mem::take(&mut self.bytes).len();
+        Ok(Written { snapshot: self, len, copy })
     }
 }
 
