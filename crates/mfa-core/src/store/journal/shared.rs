@@ -456,3 +456,115 @@ mod tests {
         assert!(journal.lock().take_compaction_error().is_none());
     }
 }
+
+/// Timings, not tests (tests check behaviour, never time): run with
+/// `cargo test --release --locked -p mfa-core -- --ignored --nocapture journal_bench`.
+#[cfg(test)]
+mod journal_bench {
+    use std::fmt::Write as _;
+    use std::time::{Duration, Instant};
+
+    use super::super::fixtures::new_dir;
+    use super::super::{JournalOptions, StateJournal};
+    use super::SharedJournal;
+
+    const USERS: u64 = 100_000;
+
+    /// A journal of 100,000 users who each logged in once (all records live).
+    fn journal_of_users(path: &std::path::Path) {
+        let mut text = String::new();
+        for u in 0..USERS {
+            let _ = writeln!(text, "{{\"k\":\"totp\",\"u\":\"user{u:06}\",\"s\":\"T{u:06}\",\"v\":1}}");
+        }
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn report(what: &str, mut took: Vec<Duration>) {
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+        println!(
+            "{what}: {} claims, median {:?}, p99 {:?}, p99.9 {:?}, worst {:?}",
+            took.len(),
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            took.last().unwrap()
+        );
+    }
+
+    /// Claims of a fresh step by each user in turn, one thread, across a
+    /// compaction of the 100,000 users' state: inline (the write that crosses
+    /// compact_after rewrites the file, as StateJournal alone does) and on the
+    /// compaction thread (SharedJournal, as the module holds it).
+    #[test]
+    #[ignore]
+    fn journal_bench_claims_around_a_compaction() {
+        let opts = JournalOptions { fsync: false, compact_after: 20_000 };
+        let claims = 30_000u64;
+        let dir = new_dir();
+        let path = dir.journal_path();
+        journal_of_users(&path);
+        let mut inline = StateJournal::open(&path, opts).unwrap();
+        let mut took = Vec::new();
+        for u in 0..claims {
+            let start = Instant::now();
+            assert!(inline.claim_totp_step(&format!("user{u:06}"), &format!("T{u:06}"), 2).unwrap());
+            took.push(start.elapsed());
+        }
+        report("inline compaction (before)", took);
+        drop(inline);
+
+        let dir = new_dir();
+        let path = dir.journal_path();
+        journal_of_users(&path);
+        let shared = SharedJournal::open(&path, opts).unwrap();
+        let mut took = Vec::new();
+        for u in 0..claims {
+            let (user, serial) = (format!("user{u:06}"), format!("T{u:06}"));
+            let start = Instant::now();
+            assert!(shared.write(|j| j.claim_totp_step(&user, &serial, 2)).unwrap());
+            took.push(start.elapsed());
+        }
+        shared.finish_compaction();
+        assert!(shared.lock().take_compaction_error().is_none());
+        report("compaction thread (after)", took);
+    }
+
+    /// Claims per second with fsync = yes, by threads claiming at once: one
+    /// fdatasync each (StateJournal behind a mutex, as before) and shared
+    /// (SharedJournal's group commit).
+    #[test]
+    #[ignore]
+    fn journal_bench_fsync_claims_by_concurrency() {
+        let opts = JournalOptions { fsync: true, compact_after: 0 };
+        let per_thread = 300u64;
+        for threads in [1u64, 4, 16] {
+            let dir = new_dir();
+            let alone = std::sync::Mutex::new(StateJournal::open(&dir.journal_path(), opts).unwrap());
+            let before =
+                run(threads, per_thread, |user, step| alone.lock().unwrap().claim_totp_step(user, "T1", step).unwrap());
+            let dir = new_dir();
+            let shared = SharedJournal::open(&dir.journal_path(), opts).unwrap();
+            let after =
+                run(threads, per_thread, |user, step| shared.write(|j| j.claim_totp_step(user, "T1", step)).unwrap());
+            println!("fsync = yes, {threads:2} threads: {before:6.0} claims/s one sync each, {after:6.0} claims/s group commit");
+        }
+    }
+
+    fn run(threads: u64, per_thread: u64, claim: impl Fn(&str, u64) -> bool + Sync) -> f64 {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let claim = &claim;
+                scope.spawn(move || {
+                    let user = format!("user{t}");
+                    for step in 0..per_thread {
+                        assert!(claim(&user, step));
+                    }
+                });
+            }
+        });
+        (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
+    }
+}
