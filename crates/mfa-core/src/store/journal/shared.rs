@@ -112,11 +112,14 @@ impl SharedJournal {
         &self,
         change: impl FnOnce(&mut StateJournal) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        let (result, ticket, due) = {
+        let (due, result, ticket) = {
             let mut journal = self.inner.lock();
             let result = change(&mut journal);
-            let ticket = self.inner.tickets(&mut journal);
-            (result, ticket, journal.compaction_due())
+            let appended = std::mem::take(&mut journal.appended);
+            let ticket = self.inner.tickets(&journal, appended);
+            // As inline: a change that failed starts none (a journal that cannot
+            // be written stays the error it is, see tests/journal_damage.rs).
+            (result.is_ok() && appended > 0 && journal.compaction_due(), result, ticket)
         };
         let synced = match ticket {
             Ok(Some(ticket)) => self.inner.wait_synced(ticket),
@@ -179,9 +182,8 @@ impl Inner {
     /// if anything waits for a sync. When the journal is now another file (a
     /// compaction, ours or another process's), the writes still waiting are in
     /// the old one: it is synced first, then syncs go to the new one.
-    fn tickets(&self, journal: &mut StateJournal) -> Result<Option<u64>, JournalError> {
+    fn tickets(&self, journal: &StateJournal, appended: u64) -> Result<Option<u64>, JournalError> {
         let Some(commit) = &self.commit else { return Ok(None) };
-        let appended = std::mem::take(&mut journal.unsynced);
         let (file_id, old, waiting) = {
             let state = commit.lock();
             (state.file_id, Arc::clone(&state.file), state.written > state.synced)
@@ -252,12 +254,12 @@ impl Inner {
         let snapshot = {
             let mut journal = self.lock();
             let snapshot = journal.begin_compaction();
-            self.tickets(&mut journal).map(|_| snapshot)
+            self.tickets(&journal, 0).map(|_| snapshot)
         };
         let result = snapshot.and_then(|s| s).and_then(|s| s.write(&self.path)).and_then(|written| {
             let mut journal = self.lock();
             let finished = journal.finish_compaction(written);
-            self.tickets(&mut journal).and(finished)
+            self.tickets(&journal, 0).and(finished)
         });
         if let Err(e) = result {
             let mut journal = self.lock();

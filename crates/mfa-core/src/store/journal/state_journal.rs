@@ -46,8 +46,9 @@ pub struct StateJournal {
     /// Held by a [`super::SharedJournal`]: appends neither fdatasync nor compact
     /// here; the holder syncs them in groups and compacts on another thread.
     pub(super) shared: bool,
-    /// Appends not yet synced (with `fsync` and `shared`), for the holder.
-    pub(super) unsynced: u64,
+    /// Appends since the holder last looked (with `shared`): what it syncs, and
+    /// only a change that wrote anything starts a compaction (as inline).
+    pub(super) appended: u64,
 }
 
 impl StateJournal {
@@ -66,7 +67,7 @@ impl StateJournal {
             compaction_error: None,
             locked_size: None,
             shared: false,
-            unsynced: 0,
+            appended: 0,
         };
         journal.lock_current()?;
         // Under the lock no writer is mid-line, so a partial last line is a
