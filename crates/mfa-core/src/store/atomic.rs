@@ -176,6 +176,12 @@ impl NewFile {
         self.file.write_all(bytes).map_err(AtomicError::new(Step::Write, &self.temp.0))
     }
 
+    /// Syncs what was written so far, so that the sync in [`NewFile::rename_over`]
+    /// has little left to do (the journal's compaction writes the bulk unlocked).
+    pub fn sync(&self) -> Result<(), AtomicError> {
+        self.file.sync_data().map_err(AtomicError::new(Step::Sync, &self.temp.0))
+    }
+
     /// (device, inode) of the new file.
     pub fn id(&self) -> (u64, u64) {
         self.id

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use super::journal::{JournalError, JournalOptions, LockState, StateJournal, TokenState};
+use super::journal::{JournalError, JournalOptions, LockState, SharedJournal, StateJournal, TokenState};
 
 /// A store that cannot answer: the caller fails closed (never "not used", never "not locked").
 pub type StoreError = String;
@@ -128,20 +128,19 @@ impl RequestCounts {
 
 /// The state journal of one server (shared by its module instances and mfa-admin).
 pub struct LocalStore {
-    journal: Mutex<StateJournal>,
+    journal: SharedJournal,
     requests: RequestCounts,
 }
 
 impl LocalStore {
     /// Opens (or creates) the journal at `path` and loads it.
     pub fn open(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
-        Ok(LocalStore { journal: Mutex::new(StateJournal::open(path, opts)?), requests: RequestCounts::default() })
+        Ok(LocalStore { journal: SharedJournal::open(path, opts)?, requests: RequestCounts::default() })
     }
 
+    /// For reading; changes go through `self.journal.write`, which syncs them.
     fn journal(&self) -> MutexGuard<'_, StateJournal> {
-        // A panic while holding the lock leaves the journal consistent (each record
-        // is one write), so a poisoned lock is still usable.
-        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+        self.journal.lock()
     }
 }
 
@@ -159,9 +158,7 @@ impl StateStore for LocalStore {
     }
 
     fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
-        let mut journal = self.journal();
-        journal.refresh().map_err(text)?;
-        Ok(journal.lock(user))
+        self.journal.write(|j| j.refresh().map(|()| j.lock(user))).map_err(text)
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
@@ -169,11 +166,11 @@ impl StateStore for LocalStore {
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
-        self.journal().claim_totp_step(user, serial, step).map_err(text)
+        self.journal.write(|j| j.claim_totp_step(user, serial, step)).map_err(text)
     }
 
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
-        self.journal().claim_hotp_counter(user, serial, next_counter).map_err(text)
+        self.journal.write(|j| j.claim_hotp_counter(user, serial, next_counter)).map_err(text)
     }
 
     /// The journal checks the lock under the file lock it takes for the claim:
@@ -183,27 +180,25 @@ impl StateStore for LocalStore {
     }
 
     fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
-        self.journal().take_totp_step_unless_locked(user, serial, step, now).map_err(text)
+        self.journal.write(|j| j.take_totp_step_unless_locked(user, serial, step, now)).map_err(text)
     }
 
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
-        self.journal().update_lock(user, |lock| lock.after_failure(now, max_failures, duration)).map_err(text)
+        self.journal
+            .write(|j| j.update_lock(user, |lock| lock.after_failure(now, max_failures, duration)))
+            .map_err(text)
     }
 
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
-        let mut journal = self.journal();
-        if journal.lock(user).failures > 0 {
-            journal.unlock(user).map_err(text)?;
-        }
-        Ok(())
+        self.journal.write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) }).map_err(text)
     }
 
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
-        self.journal().use_state_once(user, id, expires, now).map_err(text)
+        self.journal.write(|j| j.use_state_once(user, id, expires, now)).map_err(text)
     }
 
     fn forget(&self, user: &str) -> Result<(), StoreError> {
-        self.journal().forget(user).map_err(text)
+        self.journal.write(|j| j.forget(user)).map_err(text)
     }
 
     /// One server: its re-sends join in memory (engine/push.rs), and the other

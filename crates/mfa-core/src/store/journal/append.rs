@@ -194,7 +194,9 @@ impl StateJournal {
         for record in records {
             self.state.apply(record);
         }
-        if self.opts.fsync {
+        if self.shared {
+            self.appended += 1;
+        } else if self.opts.fsync {
             self.file.sync_data().map_err(io_error("sync", &self.path))?;
         }
         Ok(())

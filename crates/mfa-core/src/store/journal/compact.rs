@@ -2,11 +2,14 @@
 //! atomically (temporary file, fsync, rename), when enough records piled up or
 //! when asked; writers holding the old file notice and follow.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::error::{io_error, JournalError};
 use super::lock::unlock_file;
+use super::record::RawRecord;
+use super::state::States;
 use super::StateJournal;
 use crate::store::atomic::{self, AtomicError, NewFile, Owner, Step};
 
@@ -29,7 +32,7 @@ impl StateJournal {
     /// Under the file lock, after a write: compacts when enough records piled up. A
     /// failure is kept for `take_compaction_error` and not retried on every write.
     pub(super) fn compact_if_due(&mut self) {
-        if self.compaction_due() {
+        if !self.shared && self.compaction_due() {
             if let Err(e) = self.compact_locked() {
                 self.since_compaction = 0;
                 self.compaction_error = Some(e);
@@ -37,7 +40,7 @@ impl StateJournal {
         }
     }
 
-    fn compaction_due(&self) -> bool {
+    pub(super) fn compaction_due(&self) -> bool {
         self.opts.compact_after > 0 && self.since_compaction >= self.opts.compact_after
     }
 
@@ -61,6 +64,125 @@ impl StateJournal {
         self.lines = count;
         self.since_compaction = 0;
         atomic::sync_directory(&self.path).map_err(failed)
+    }
+}
+
+/// A compaction in three steps, so that the rewrite itself holds no lock and
+/// writers go on meanwhile (`SharedJournal` runs it on its own thread):
+/// [`StateJournal::begin_compaction`] (an offset of the file, under the mutex only),
+/// [`Snapshot::write`] (the state rebuilt from the file up to that offset, the
+/// copy written and synced, no lock held) and
+/// [`StateJournal::finish_compaction`] (under the file lock: the records appended
+/// since copied after the snapshot, the copy renamed over the journal). The
+/// records are idempotent "set" records, so snapshot + later records replay to
+/// the same state as the whole file does.
+pub(super) struct Snapshot {
+    /// The file the snapshot describes, up to `offset` (`lines` lines).
+    from: (u64, u64),
+    offset: u64,
+    lines: u64,
+    /// The latest time a caller gave: answered States expired by then are left out.
+    now: u64,
+    /// A descriptor of that file (rebuilding the state from its first `offset`
+    /// bytes needs no lock; copying or serialising the state in memory would
+    /// hold the journal for tens of milliseconds at 100,000 users).
+    file: File,
+    mode: u32,
+    owner: Owner,
+}
+
+pub(super) struct Written {
+    from: (u64, u64),
+    offset: u64,
+    lines: u64,
+    /// Records (`count`, `len` bytes) in the copy.
+    count: u64,
+    len: usize,
+    copy: NewFile,
+}
+
+impl StateJournal {
+    /// Step one: catch up (without the file lock: only whole lines are applied)
+    /// and take the records of the current state.
+    pub(super) fn begin_compaction(&mut self) -> Result<Snapshot, JournalError> {
+        self.refresh()?;
+        let old = self.file.metadata().map_err(io_error("inspect", &self.path))?;
+        Ok(Snapshot {
+            from: self.file_id,
+            offset: self.offset,
+            lines: self.lines,
+            now: self.state.now(),
+            file: self.file.try_clone().map_err(io_error("open", &self.path))?,
+            mode: old.mode() & 0o7777,
+            owner: Owner::Exactly { uid: old.uid(), gid: old.gid() },
+        })
+    }
+
+    /// Step three, under the file lock: unless someone else replaced the file
+    /// meanwhile (then theirs stands and the copy is dropped), append what was
+    /// written after the snapshot to the copy and rename it over the journal.
+    pub(super) fn finish_compaction(&mut self, written: Written) -> Result<(), JournalError> {
+        self.lock_current()?;
+        let result = self.read_new(true).and_then(|()| self.finish_locked(written));
+        let _ = unlock_file(&self.file);
+        result
+    }
+
+    fn finish_locked(&mut self, written: Written) -> Result<(), JournalError> {
+        let Written { from, offset, lines, count, len, mut copy } = written;
+        if self.file_id != from {
+            return Ok(());
+        }
+        let failed = |e: AtomicError| compaction_error(&self.path, e);
+        let mut tail = vec![0; (self.offset - offset) as usize];
+        self.file.read_exact_at(&mut tail, offset).map_err(io_error("read", &self.path))?;
+        copy.write_all(&tail).map_err(failed)?;
+        let file_id = copy.id();
+        let file = copy.rename_over().map_err(failed)?;
+        // From here on the path is the new file, whatever else fails.
+        let tail_lines = self.lines - lines;
+        self.file_id = file_id;
+        self.file = file;
+        self.offset = (len + tail.len()) as u64;
+        self.lines = count + tail_lines;
+        self.since_compaction = tail_lines as usize;
+        atomic::sync_directory(&self.path).map_err(failed)
+    }
+}
+
+impl Snapshot {
+    /// Step two, no lock held: the copy beside the journal, written and synced.
+    pub(super) fn write(self, path: &Path) -> Result<Written, JournalError> {
+        let failed = |e: AtomicError| compaction_error(path, e);
+        let (bytes, count) = self.replay(path)?.snapshot();
+        let mut copy = NewFile::create(path, self.mode, self.owner).map_err(failed)?;
+        copy.write_all(&bytes).map_err(failed)?;
+        copy.sync().map_err(failed)?;
+        Ok(Written { from: self.from, offset: self.offset, lines: self.lines, count, len: bytes.len(), copy })
+    }
+}
+
+impl Snapshot {
+    /// The state the file held at `offset`: the same as the journal's then (it
+    /// applied the same lines; what it forgot without a record, expired answered
+    /// States, `now` leaves out again).
+    fn replay(&self, path: &Path) -> Result<States, JournalError> {
+        let mut bytes = vec![0; self.offset as usize];
+        self.file.read_exact_at(&mut bytes, 0).map_err(io_error("read", path))?;
+        let mut state = States::default();
+        state.forget_used_before(self.now);
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let record = serde_json::from_slice::<RawRecord<'_>>(line)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| raw.record().map(|r| state.apply(&r)));
+            if let Err(reason) = record {
+                return Err(JournalError::Corrupt { path: path.to_path_buf(), line: n as u64 + 1, reason });
+            }
+        }
+        Ok(state)
     }
 }
 
@@ -148,6 +270,42 @@ mod tests {
         assert_eq!(again.lock("dave"), LockState::default());
         // No temporary file left behind.
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_compaction_in_steps_keeps_what_was_written_meanwhile_and_yields_to_another() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let (mut module, mut other) = (open(&path), open(&path));
+        for step in 0..50 {
+            module.set_totp_step("alice", "T1", step).unwrap();
+        }
+        let written = module.begin_compaction().unwrap().write(&path).unwrap();
+        // Written while the copy was made, by another process and by ourselves.
+        other.set_totp_step("alice", "T1", 50).unwrap();
+        other.set_lock("bob", LockState { failures: 2, locked_until: 0 }).unwrap();
+        module.set_hotp_counter("carol", "H1", 3).unwrap();
+        module.finish_compaction(written).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        let again = open(&path);
+        assert_eq!(again.token("alice", "T1"), totp(50));
+        assert_eq!(again.lock("bob").failures, 2);
+        assert_eq!(again.token("carol", "H1").next_counter, 3);
+        // Both go on in the new file.
+        other.set_totp_step("alice", "T1", 51).unwrap();
+        module.refresh().unwrap();
+        assert_eq!(module.token("alice", "T1"), totp(51));
+
+        // Someone else compacts first: theirs stands, our copy is dropped.
+        let written = module.begin_compaction().unwrap().write(&path).unwrap();
+        other.compact().unwrap();
+        let theirs = fs::metadata(&path).unwrap().ino();
+        module.set_totp_step("alice", "T1", 52).unwrap();
+        module.finish_compaction(written).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().ino(), theirs);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no copy left behind");
+        assert_eq!(open(&path).token("alice", "T1"), totp(52));
     }
 
     #[test]

@@ -16,10 +16,12 @@ mod fixtures;
 mod lock;
 mod record;
 mod replay;
+mod shared;
 mod state;
 mod state_journal;
 
 pub use crate::factor::state::TokenState;
 pub use error::JournalError;
+pub use shared::SharedJournal;
 pub use state::LockState;
 pub use state_journal::{JournalOptions, StateJournal};

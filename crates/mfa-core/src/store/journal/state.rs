@@ -58,6 +58,11 @@ pub(super) struct States {
 }
 
 impl States {
+    /// The latest time a caller gave (see `now`).
+    pub(super) fn now(&self) -> u64 {
+        self.now
+    }
+
     pub(super) fn token(&self, user: &str, serial: &str) -> TokenState {
         self.users.get(user).and_then(|u| u.tokens.get(serial)).copied().unwrap_or_default()
     }

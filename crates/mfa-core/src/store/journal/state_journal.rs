@@ -25,7 +25,7 @@ impl Default for JournalOptions {
 }
 
 /// The journal file and the state it describes. Not shared between threads by
-/// itself: the module keeps it behind a Mutex.
+/// itself: the module keeps it in a [`super::SharedJournal`].
 #[derive(Debug)]
 pub struct StateJournal {
     pub(super) path: PathBuf,
@@ -43,6 +43,12 @@ pub struct StateJournal {
     pub(super) compaction_error: Option<JournalError>,
     /// The size `lock_current` just saw, for the `read_new` that follows it.
     pub(super) locked_size: Option<u64>,
+    /// Held by a [`super::SharedJournal`]: appends neither fdatasync nor compact
+    /// here; the holder syncs them in groups and compacts on another thread.
+    pub(super) shared: bool,
+    /// Appends since the holder last looked (with `shared`): what it syncs, and
+    /// only a change that wrote anything starts a compaction (as inline).
+    pub(super) appended: u64,
 }
 
 impl StateJournal {
@@ -60,6 +66,8 @@ impl StateJournal {
             state: States::default(),
             compaction_error: None,
             locked_size: None,
+            shared: false,
+            appended: 0,
         };
         journal.lock_current()?;
         // Under the lock no writer is mid-line, so a partial last line is a
