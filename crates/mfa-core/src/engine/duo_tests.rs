@@ -221,6 +221,16 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
     assert_eq!(api.calls.load(Ordering::SeqCst), 2, "one preauth and one auth: the passcode went to Duo once");
 }
 
+/// The password alone, from the NAS that `answer` answers from.
+fn ask(engine: &DuoEngine) -> AuthenticateOutput {
+    engine.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        nas: "127.0.0.1||".into(),
+        ..AuthenticateInput::default()
+    })
+}
+
 fn answer(engine: &DuoEngine, state: &[u8], typed: &str) -> AuthenticateOutput {
     engine.authenticate(AuthenticateInput {
         user_name: Some(b"alice"),
@@ -358,14 +368,6 @@ fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
         ok(r#"{"result":"allow","status":"allow"}"#),
     ];
     let (engine, sent) = duo(&dir, "auto", &[], answers);
-    let ask = |engine: &DuoEngine| {
-        engine.authenticate(AuthenticateInput {
-            user_name: Some(b"alice"),
-            password: Some(b"pw"),
-            nas: "127.0.0.1||".into(),
-            ..AuthenticateInput::default()
-        })
-    };
     let first = ask(&engine);
     assert_eq!(first.outcome, Some(Outcome::Challenge));
     assert_eq!(first.reply_messages, vec![engine.config().messages.prompt_code.clone()]);
@@ -393,14 +395,6 @@ fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
         ok(r#"{"result":"auth","devices":[]}"#),
     ];
     let (engine, sent) = duo(&dir, "auto", &[], answers);
-    let ask = |engine: &DuoEngine| {
-        engine.authenticate(AuthenticateInput {
-            user_name: Some(b"alice"),
-            password: Some(b"pw"),
-            nas: "127.0.0.1||".into(),
-            ..AuthenticateInput::default()
-        })
-    };
     let menu = ask(&engine);
     assert_eq!(menu.outcome, Some(Outcome::Challenge));
     assert_eq!(
