@@ -36,7 +36,7 @@ pub(super) struct Connector {
     settings: RedisSettings,
     /// The PEM of `ca_file`, read at start-up.
     ca: Option<Vec<u8>>,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Armed>>,
 }
 
 /// A failure, in words for the log (never a credential).
@@ -80,7 +80,7 @@ impl Connector {
     ) -> Result<T, String> {
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         if let Some(mut con) = pooled {
-            match self.arm(&con, deadline).and_then(|()| exchange(&mut con)) {
+            match self.rearm(&mut con, deadline).and_then(|()| exchange(&mut con.con)) {
                 Ok(answer) => {
                     self.give_back(con);
                     return Ok(answer);
@@ -95,7 +95,7 @@ impl Connector {
             }
         }
         let mut con = self.connect(deadline)?;
-        let answer = self.arm(&con, deadline).and_then(|()| exchange(&mut con)).map_err(|e| words(&e))?;
+        let answer = self.rearm(&mut con, deadline).and_then(|()| exchange(&mut con.con)).map_err(|e| words(&e))?;
         self.give_back(con);
         Ok(answer)
     }
@@ -106,6 +106,18 @@ impl Connector {
         let step = self.step(deadline)?;
         con.set_read_timeout(Some(step))?;
         con.set_write_timeout(Some(step))
+    }
+
+    /// As [`Connector::arm`] for a connection to the primary: no system call when
+    /// the step is the one already set (the usual case, a full `timeout_ms`).
+    fn rearm(&self, armed: &mut Armed, deadline: Instant) -> Result<(), RedisError> {
+        let step = self.step(deadline)?;
+        if armed.timeout != Some(step) {
+            armed.con.set_read_timeout(Some(step))?;
+            armed.con.set_write_timeout(Some(step))?;
+            armed.timeout = Some(step);
+        }
+        Ok(())
     }
 
     /// What the next step may wait: `timeout_ms`, or less when the deadline is nearer.
@@ -121,7 +133,7 @@ impl Connector {
         Ok(left.min(self.settings.timeout))
     }
 
-    fn give_back(&self, con: Connection) {
+    fn give_back(&self, con: Armed) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(con);
@@ -129,8 +141,8 @@ impl Connector {
     }
 
     /// A new connection to the primary, with the scripts loaded.
-    fn connect(&self, deadline: Instant) -> Result<Connection, String> {
-        let mut con = match &self.settings.sentinel_service {
+    fn connect(&self, deadline: Instant) -> Result<Armed, String> {
+        let con = match &self.settings.sentinel_service {
             None => self.open(&self.settings.servers[0], Node::Data, deadline).map_err(|e| words(&e))?,
             Some(service) => self.primary_from_sentinels(service, deadline)?,
         };
@@ -138,7 +150,8 @@ impl Connector {
         for text in Scripts::texts() {
             load.cmd("SCRIPT").arg("LOAD").arg(text).ignore();
         }
-        self.arm(&con, deadline).and_then(|()| load.exec(&mut con)).map_err(|e| words(&e))?;
+        let mut con = Armed { con, timeout: None };
+        self.rearm(&mut con, deadline).and_then(|()| load.exec(&mut con.con)).map_err(|e| words(&e))?;
         Ok(con)
     }
 
@@ -209,6 +222,12 @@ impl Connector {
         // Connecting, TLS and AUTH share one step; each later exchange arms its own.
         client.get_connection_with_timeout(self.step(deadline)?)
     }
+}
+
+/// A connection to the primary with the read and write timeout last set on it.
+struct Armed {
+    con: Connection,
+    timeout: Option<Duration>,
 }
 
 /// Errors after which the same exchange may succeed on a new connection: the
