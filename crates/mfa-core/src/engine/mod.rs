@@ -516,7 +516,7 @@ impl Engine {
             return out;
         }
         if let Some(code) = self.code_alone(input) {
-            return self.verify_code_alone(&names.lookup, code, out, trail);
+            return self.verify_code_alone(&db, &names.lookup, code, out, trail);
         }
         if input.has_state && self.cfg.mode.challenges() {
             // The answer to our challenge: the field holds the answer, not a password.

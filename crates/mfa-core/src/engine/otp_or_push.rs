@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use super::codes::Given;
 use super::{AuthorizeInput, AuthorizeOutput, Engine, Outcome, Trail};
 use crate::config::Mode;
+use crate::store::tokens::TokenDb;
 
 impl Engine {
     /// The field of a first request in mode otp-or-push when it is a code
@@ -26,13 +27,13 @@ impl Engine {
     /// Checks a code typed alone, with the replay state and lockout of any code.
     pub(super) fn verify_code_alone(
         &self,
+        db: &TokenDb,
         user: &str,
         code: &str,
         mut out: AuthorizeOutput,
         trail: &mut Trail,
     ) -> AuthorizeOutput {
         trail.debug("User-Password is a code: checked alone, without the first factor");
-        let db = self.tokens(trail);
         let decision = match db.user(user).filter(|e| !e.tokens.is_empty()) {
             Some(entry) => self.check_code(user, &entry.tokens, &Given::Code(Cow::Borrowed(code)), trail),
             None => {
