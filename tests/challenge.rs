@@ -234,8 +234,9 @@ fn the_menu_lists_every_method_and_sms_delivers_the_code() {
 
     let menu = server.auth("alice", "pw-alice");
     assert!(menu.is_challenge(), "{menu:?}");
+    assert_eq!(menu.messages().len(), 1, "a NAS that shows only the first Reply-Message shows the whole menu");
     assert_eq!(
-        menu.messages(),
+        menu.lines(),
         vec![
             "Choose how to confirm this login:",
             "1. Authenticator app",
@@ -247,7 +248,7 @@ fn the_menu_lists_every_method_and_sms_delivers_the_code() {
 
     let bad = server.answer("alice", "7", menu.state());
     assert!(bad.is_challenge());
-    assert_eq!(bad.messages()[0], "Enter a number from 1 to 3:");
+    assert_eq!(bad.lines()[0], "Enter a number from 1 to 3:");
 
     let prompt = server.answer("alice", "2", bad.state());
     assert!(prompt.is_challenge(), "{prompt:?}");
@@ -411,7 +412,7 @@ fn an_sms_api_taking_form_fields_and_basic_auth_delivers_the_code() {
     let server =
         Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&form_sms(&sms, "auth-t0ken")));
     let menu = server.auth("alice", "pw-alice");
-    assert_eq!(menu.messages()[2], "2. SMS to +45 **** **12", "{menu:?}");
+    assert_eq!(menu.lines()[2], "2. SMS to +45 **** **12", "{menu:?}");
     let prompt = server.answer("alice", "2", menu.state());
     assert!(prompt.is_challenge(), "{prompt:?}");
 

@@ -273,7 +273,7 @@ fn auto_takes_the_passcode_with_the_password_or_asks_for_it() {
     assert_eq!(factors[1..], ["push", "push"], "a wrong password never reaches Duo");
     let ask = server.auth("alice", "pw-alice");
     assert!(ask.is_challenge(), "the password alone: {ask:?}");
-    assert_eq!(ask.message(), Some("Choose how to confirm this login:"), "the menu: {ask:?}");
+    assert_eq!(ask.lines()[0], "Choose how to confirm this login:", "the menu: {ask:?}");
     let answer = |user: &str, typed: &str, state: &str| {
         server.send(&format!("User-Name = \"{user}\", User-Password = \"{typed}\", State = {state}\n"))
     };
@@ -406,8 +406,8 @@ fn the_menu_offers_each_device_and_the_answer_picks_one() {
     let server = Server::start(&module, &setup("auto", &duo.api_host(), ""));
     let menu = server.auth("hank", "pw-hank");
     assert!(menu.is_challenge(), "{menu:?}");
-    let lines = menu.messages();
-    assert!(lines.iter().map(|l| l.len()).sum::<usize>() <= 253, "{lines:?}");
+    assert_eq!(menu.messages().len(), 1, "the whole menu in one Reply-Message: {menu:?}");
+    let lines = menu.lines();
     assert!(lines.contains(&"1. Duo Push to iOS (XXX-XXX-1111)"), "{lines:?}");
     assert!(lines.contains(&"2. Duo Push to Android (XXX-XXX-2222)"), "{lines:?}");
     assert!(lines.iter().any(|l| l.ends_with(". A passcode")), "{lines:?}");
@@ -425,7 +425,7 @@ fn the_menu_offers_each_device_and_the_answer_picks_one() {
     let menu = server.auth("hank", "pw-hank");
     let again = answer("8", menu.state());
     assert!(again.is_challenge(), "{again:?}");
-    assert_eq!(again.messages().last(), Some(&"Enter a number from 1 to 6:"));
+    assert_eq!(again.lines().last(), Some(&"Enter a number from 1 to 6:"));
     let forged = server.send(&format!("User-Name = \"alice\", User-Password = \"2\", State = {}\n", again.state()));
     assert!(forged.is_reject(), "another user's menu: {forged:?}");
     let count = duo.requests().iter().filter(|(p, _)| p == "/auth/v2/auth").count();

@@ -365,7 +365,7 @@ fn gateway_setup(sms_url: &str, email_url: &str) -> Setup {
 /// Users g0 and g1 choose SMS (2), g2 and g3 e-mail (3); the reply to the choice.
 fn choose_sms_or_email(server: &Server, i: usize) -> (Reply, Duration) {
     let menu = server.auth(&format!("g{i}"), "pw");
-    assert_eq!(menu.messages().len(), 5, "{menu:?}");
+    assert_eq!(menu.lines().len(), 5, "{menu:?}");
     let started = Instant::now();
     let reply = server.answer(&format!("g{i}"), if i < THREADS / 2 { "2" } else { "3" }, menu.state());
     (reply, started.elapsed())

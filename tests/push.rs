@@ -258,7 +258,7 @@ fn auto_mode_sends_a_push_for_the_word_push_or_an_empty_code() {
     assert_eq!(provider.created(), 2, "a code needs no push");
     // The menu lists push next to the app.
     let menu = server.auth("alice", "pw-alice");
-    assert_eq!(menu.messages()[1..3], ["1. Authenticator app", "2. Approve on your device (push)"]);
+    assert_eq!(menu.lines()[1..3], ["1. Authenticator app", "2. Approve on your device (push)"]);
     let prompt = server.answer("alice", "2", menu.state());
     std::thread::sleep(Duration::from_millis(600));
     assert!(server.answer("alice", "ok", prompt.state()).is_accept());

@@ -254,7 +254,7 @@ fn challenge_flows(max_level: bool, secrets: &mut Secrets) -> Vec<u8> {
     common::settle_in_step(10);
     let menu = || {
         let reply = run.login(PASSWORD);
-        assert!(reply.is_challenge() && reply.messages().len() == 7, "{reply:?}");
+        assert!(reply.is_challenge() && reply.lines().len() == 7, "{reply:?}");
         reply
     };
     // 1 app, 2 hardware token, 3 SMS, 4 e-mail, 5 push.

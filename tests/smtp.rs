@@ -43,7 +43,7 @@ fn setup(sink: &SmtpSink, password: &str, extra: &str) -> Setup {
 fn pick_email(server: &Server) -> common::Reply {
     let menu = server.auth("alice", "pw-alice");
     assert!(menu.is_challenge(), "{menu:?}");
-    assert_eq!(menu.messages()[2], "2. E-mail to a***@example.com", "{menu:?}");
+    assert_eq!(menu.lines()[2], "2. E-mail to a***@example.com", "{menu:?}");
     server.answer("alice", "2", menu.state())
 }
 

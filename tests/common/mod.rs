@@ -202,6 +202,10 @@ impl Reply {
     pub fn messages(&self) -> Vec<&str> {
         self.attrs.iter().filter(|(n, _)| n == "Reply-Message").map(|(_, v)| v.as_str()).collect()
     }
+    /// The lines of every Reply-Message (radclient prints a newline in one as `\n`).
+    pub fn lines(&self) -> Vec<&str> {
+        self.messages().into_iter().flat_map(|message| message.split("\\n")).collect()
+    }
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }

@@ -206,6 +206,10 @@ impl Reply {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             .collect()
     }
+    /// The lines of every Reply-Message (a menu's are joined by newlines in one).
+    pub fn lines(&self) -> Vec<String> {
+        self.messages().iter().flat_map(|message| message.split('\n')).map(str::to_string).collect()
+    }
     pub fn message(&self) -> Option<String> {
         self.messages().into_iter().next()
     }

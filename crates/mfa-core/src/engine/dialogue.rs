@@ -11,9 +11,9 @@ use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
 use crate::store::tokens::{Token, TokenKind, User};
-use crate::text::cut;
 use crate::text::mask::{mask_email, mask_phone};
 use crate::text::template::render;
+use crate::text::{cut, join_lines};
 
 /// The most bytes of one Reply-Message.
 const MAX_MESSAGE: usize = 253;
@@ -161,7 +161,7 @@ impl Engine {
             ));
         }
         lines.push(render(&m.menu_footer, &[("total", &total), ("correlation", &corr)]));
-        Decision::challenge(state, lines.iter().map(|line| cut(line, MAX_MESSAGE).to_owned()).collect())
+        Decision::challenge(state, join_lines(&lines, MAX_MESSAGE))
     }
 
     /// The prompt for method `index`; for SMS and e-mail, the code is made and sent first.

@@ -399,15 +399,16 @@ fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
     assert_eq!(menu.outcome, Some(Outcome::Challenge));
     assert_eq!(
         menu.reply_messages,
-        vec![
-            "Choose how to confirm this login:",
-            "1. Duo Push to iOS (XXX-XXX-1111)",
-            "2. Duo Push to Android (XXX-XXX-2222)",
-            "3. Phone call to iOS (XXX-XXX-1111)",
-            "4. SMS passcodes to Android (XXX-XXX-2222)",
-            "5. A passcode",
+        vec![concat!(
+            "Choose how to confirm this login:\n",
+            "1. Duo Push to iOS (XXX-XXX-1111)\n",
+            "2. Duo Push to Android (XXX-XXX-2222)\n",
+            "3. Phone call to iOS (XXX-XXX-1111)\n",
+            "4. SMS passcodes to Android (XXX-XXX-2222)\n",
+            "5. A passcode\n",
             "Enter 1 to 5:"
-        ]
+        )],
+        "the whole menu in one Reply-Message"
     );
     let state = menu.challenge_state.unwrap();
     assert!(!state.windows(3).any(|w| w == b"DP2"), "the choices travel sealed");
@@ -419,7 +420,7 @@ fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
     let menu = ask(&engine);
     let again = answer(&engine, &menu.challenge_state.unwrap(), "9");
     assert_eq!(again.outcome, Some(Outcome::Challenge));
-    assert_eq!(again.reply_messages.last().map(String::as_str), Some("Enter a number from 1 to 5:"));
+    assert!(again.reply_messages[0].ends_with("\nEnter a number from 1 to 5:"), "{again:?}");
     // The devices changed since the menu was shown: the answer is refused.
     let out = answer(&engine, &again.challenge_state.unwrap(), "1");
     assert_eq!(out.outcome, Some(Outcome::Reject));

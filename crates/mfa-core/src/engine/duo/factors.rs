@@ -166,7 +166,7 @@ impl DuoEngine {
         match Menu::of(preauth, &self.cfg.messages) {
             Some(menu) => {
                 trail.debug(format!("offering \"{}\" a menu of {} Duo choices", call.user, menu.choices.len()));
-                self.challenge_lines(call, &menu.id(), false, menu.lines, trail)
+                self.challenge_lines(call, &menu.id(), false, menu.messages(), trail)
             }
             None => self.ask_passcode(call, trail),
         }
@@ -195,7 +195,7 @@ impl DuoEngine {
         let Some(choice) = number.checked_sub(1).and_then(|i| menu.choices.get(i)).cloned() else {
             trail.info(format!("\"{}\" chose {number}, not on the menu: asking again", call.user));
             let menu = menu.with_footer(&messages.bad_choice);
-            return self.challenge_lines(call, sealed, false, menu.lines, trail);
+            return self.challenge_lines(call, sealed, false, menu.messages(), trail);
         };
         trail.debug(format!("\"{}\" chose {number} of the Duo menu", call.user));
         match choice {

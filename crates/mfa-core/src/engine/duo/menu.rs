@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::backend::duo::Answer;
 use crate::config::Messages;
 use crate::text::template::render;
-use crate::text::{cut, printable};
+use crate::text::{cut, join_lines, printable};
 
 /// The start of the sealed id of a menu challenge (Duo's txids are UUIDs).
 pub(super) const MENU_ID: &str = "menu-";
@@ -37,8 +37,8 @@ pub(super) enum Choice {
 
 pub(super) struct Menu {
     pub(super) choices: Vec<Choice>,
-    /// The Reply-Messages: header, one per choice, footer.
-    pub(super) lines: Vec<String>,
+    /// Its lines: header, one per choice, footer.
+    lines: Vec<String>,
 }
 
 impl Menu {
@@ -71,11 +71,17 @@ impl Menu {
             let mut all = offered.clone();
             all.push((Choice::Passcode, "A passcode".to_string()));
             let lines = lines(&all, messages, &messages.menu_footer);
-            if lines.iter().map(String::len).sum::<usize>() <= MAX_PROMPT || offered.len() == 1 {
+            if joined(&lines) <= MAX_PROMPT || offered.len() == 1 {
                 return Some(Menu { choices: all.into_iter().map(|(c, _)| c).collect(), lines });
             }
             offered.pop();
         }
+    }
+
+    /// The Reply-Message: every line in one attribute, so that a NAS that shows
+    /// only the first shows the whole menu.
+    pub(super) fn messages(&self) -> Vec<String> {
+        join_lines(&self.lines, MAX_PROMPT)
     }
 
     /// What the State seals: "menu-" and a hash of the choices in their order.
@@ -106,6 +112,11 @@ impl Menu {
         }
         self
     }
+}
+
+/// The length of `lines` joined by newlines.
+fn joined(lines: &[String]) -> usize {
+    lines.iter().map(|line| line.len() + 1).sum::<usize>().saturating_sub(1)
 }
 
 /// The menu's number in an answer: one or two digits (Duo's passcodes are longer).
@@ -175,7 +186,7 @@ mod tests {
         );
         assert_eq!(menu.lines[2], "2. Duo Push to Android (XXX-XXX-2222)");
         assert_eq!(menu.lines.last().unwrap(), "Enter 1 to 6:");
-        assert!(menu.lines.iter().map(String::len).sum::<usize>() <= MAX_PROMPT);
+        assert!(joined(&menu.lines) <= MAX_PROMPT);
         // The same devices, the same id; another device list, another one.
         assert_eq!(menu.id(), Menu::of(&two, &messages).unwrap().id());
         assert!(menu.id().len() <= crate::challenge::MAX_TRANSACTION_ID);
@@ -186,7 +197,8 @@ mod tests {
             .map(|i| format!(r#"{{"device":"D{i}","capabilities":["push","phone","sms"],"display_name":"Phone number {i} (XXX-XXX-000{i})"}}"#))
             .collect();
         let menu = Menu::of(&preauth(&format!(r#"{{"devices":[{}]}}"#, many.join(","))), &messages).unwrap();
-        assert!(menu.lines.iter().map(String::len).sum::<usize>() <= MAX_PROMPT, "{:?}", menu.lines);
+        assert!(joined(&menu.lines) <= MAX_PROMPT, "{:?}", menu.lines);
+        assert_eq!(menu.messages().len(), 1);
         assert_eq!(menu.choices.last(), Some(&Choice::Passcode));
         assert!(menu.choices.len() <= MAX_CHOICES);
         // No device Duo can reach: no menu.
