@@ -13,6 +13,8 @@
 # /etc/freeradius/3.0/mods-config/files/authorize. README.md, "Container".
 
 FROM debian:trixie AS build
+# What scripts/test.sh removes once a rebuild leaves it untagged.
+LABEL rlm-mfa.image=build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cargo rustc ca-certificates
 WORKDIR /src
@@ -34,6 +36,7 @@ COPY . .
 RUN scripts/package.sh /out
 
 FROM debian:trixie
+LABEL rlm-mfa.image=module
 COPY --from=build /out/*.deb /tmp/
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/rlm-mfa_*.deb freeradius-utils \

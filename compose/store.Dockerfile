@@ -3,6 +3,7 @@
 # the compose network only; a store reached from elsewhere wants a password (ACL)
 # and TLS, which rlm_mfa's redis { } section supports.
 FROM debian:trixie
+LABEL rlm-mfa.image=store
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
     && rm -rf /var/lib/apt/lists/*

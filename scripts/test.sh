@@ -91,6 +91,9 @@ if docker info > /dev/null 2>&1; then
             echo "== $script: FAILED after $((SECONDS - start)) s"
         fi
     done
+    # A rebuild moves the tags (rlm-mfa, rlm-mfa-build:trixie, rlm-mfa-store) to the
+    # new images: remove the old ones it left untagged, ours only (label rlm-mfa.image).
+    docker image prune -f --filter label=rlm-mfa.image > /dev/null || true
     if [ -f target/test-debian13.txt ]; then
         passed=$((passed + $(count passed target/test-debian13.txt)))
         failed=$((failed + $(count failed target/test-debian13.txt)))
