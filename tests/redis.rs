@@ -713,7 +713,7 @@ fn hung_sentinels_cost_a_login_one_deadline_not_one_timeout_each() {
     assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
     let log = server.debug_log();
     // Three Sentinels took the whole deadline: the fourth was not waited for.
-    let cause = format!("Sentinel {}: no answer within timeout_ms (the operation's deadline", list[3]);
+    let cause = format!("Sentinel {}: no answer within timeout_ms (the deadline has passed", list[3]);
     assert!(log.contains(&cause), "{}", common::tail(&log, 30));
     for sentinel in &sentinels {
         sentinel.resume();

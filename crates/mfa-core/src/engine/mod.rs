@@ -16,8 +16,9 @@ use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
+use crate::store::call_budget::CallBudget;
 use crate::store::journal::{JournalOptions, LockState};
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisStore, ROUNDS};
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::TokenDb;
@@ -792,6 +793,7 @@ impl Backend {
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
+        let _budget = self.store_budget();
         match self {
             Backend::Local(e) => e.authorize(input),
             Backend::PrivacyIdea(e) => e.authorize(input),
@@ -800,11 +802,23 @@ impl Backend {
     }
 
     pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
+        let _budget = self.store_budget();
         match self {
             Backend::Local(e) => e.authenticate(input),
             Backend::PrivacyIdea(e) => e.authenticate(input),
             Backend::Duo(e) => e.authenticate(input),
         }
+    }
+}
+
+impl Backend {
+    /// With the shared store: the most one module call waits on it in all,
+    /// [`ROUNDS`] x `timeout_ms` (README, "What happens when Redis fails").
+    fn store_budget(&self) -> CallBudget {
+        CallBudget::enter(match &self.config().store {
+            StoreChoice::Redis(redis) => Some(redis.timeout * ROUNDS),
+            StoreChoice::Journal => None,
+        })
     }
 }
 

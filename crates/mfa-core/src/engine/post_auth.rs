@@ -105,6 +105,7 @@ impl Backend {
     /// The check on an Accept: `Ok` when the module verified the second factor in
     /// this login, `Noop` when the user has none to present, `Reject` otherwise.
     pub fn post_auth(&self, input: PostAuthInput<'_>) -> PostAuthOutput {
+        let _budget = self.store_budget();
         let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let outcome = self.post_auth_inner(&input, &mut trail);
         PostAuthOutput { outcome, log: trail.log }

@@ -2,6 +2,7 @@
 //! reloaded when they change; and the one way all of them are rewritten.
 
 pub mod atomic;
+pub mod call_budget;
 pub mod journal;
 pub mod redis;
 pub mod reload;

@@ -4,7 +4,9 @@
 //! `timeout_ms` from its start, that every step shares (connect, the Sentinel
 //! query, ROLE, SCRIPT LOAD, the exchange): each waits at most `timeout_ms`
 //! and never past the deadline, so that no FreeRADIUS thread waits longer on
-//! a Redis (or a Sentinel) that accepts connections and never answers.
+//! a Redis (or a Sentinel) that accepts connections and never answers. The
+//! operations of one module call share a budget of the same length
+//! (store::call_budget), so that a call's waits on the store add up to no more.
 //!
 //! The Sentinel lookup is done here rather than by the crate's Sentinel client,
 //! whose connections to the Sentinels take no timeout: a Sentinel host that is
@@ -17,13 +19,15 @@ use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisConnectionI
 
 use super::scripts::Scripts;
 use crate::config::{Address, RedisSettings};
+use crate::store::call_budget;
 
 /// Idle connections kept at most; more are closed when handed back.
 const MAX_IDLE: usize = 64;
 
 /// An operation's deadline, in `timeout_ms`: room for a dead pooled
-/// connection or Sentinel, then a new connection's exchanges. README states it.
-pub(super) const ROUNDS: u32 = 3;
+/// connection or Sentinel, then a new connection's exchanges; also the budget
+/// of one module call's operations together. README states it.
+pub const ROUNDS: u32 = 3;
 
 /// Which kind of node a connection goes to: its credentials differ.
 #[derive(Clone, Copy)]
@@ -57,9 +61,11 @@ impl Connector {
         &self.settings
     }
 
-    /// The deadline of an operation starting now.
+    /// The deadline of an operation starting now: its own, or the end of what
+    /// is left of the module call's budget (store::call_budget) when that is nearer.
     pub fn deadline(&self) -> Instant {
-        Instant::now() + self.settings.timeout * ROUNDS
+        let own = self.settings.timeout * ROUNDS;
+        Instant::now() + call_budget::left().map_or(own, |left| left.min(own))
     }
 
     /// Runs `exchange` on a connection to the primary, before a deadline of its own.
@@ -74,6 +80,17 @@ impl Connector {
     /// the other idle ones with it: they lead to the same silent node, and each
     /// would cost a login its wait.
     pub fn run_until<T>(
+        &self,
+        deadline: Instant,
+        exchange: impl Fn(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, String> {
+        let start = Instant::now();
+        let answer = self.try_until(deadline, exchange);
+        call_budget::spend(start.elapsed());
+        answer
+    }
+
+    fn try_until<T>(
         &self,
         deadline: Instant,
         exchange: impl Fn(&mut Connection) -> Result<T, RedisError>,
@@ -126,7 +143,9 @@ impl Connector {
         if left < Duration::from_millis(1) {
             let late = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the operation's deadline, {ROUNDS} x timeout_ms, has passed"),
+                format!(
+                    "the deadline has passed ({ROUNDS} x timeout_ms for an operation, and for all of one module call's)"
+                ),
             );
             return Err(RedisError::from(late));
         }
@@ -237,4 +256,107 @@ fn worth_a_new_connection(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || matches!(e.kind(), ErrorKind::ReadOnly | ErrorKind::NoScriptError | ErrorKind::BusyLoadingError)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::call_budget::CallBudget;
+
+    /// A server that answers every RESP command "+OK", each PING `delay` late (the
+    /// scripts a new connection loads at once), and counts the PINGs.
+    fn slow_server(delay: Duration) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    let mut lines = BufReader::new(stream);
+                    let mut line = String::new();
+                    // A command is "*N", then N pairs of "$len" and the argument.
+                    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                        let parts: usize = line.trim_start_matches('*').trim().parse().unwrap_or(0);
+                        let mut words = vec![];
+                        for _ in 0..parts {
+                            line.clear();
+                            lines.read_line(&mut line).unwrap_or(0);
+                            let len: usize = line.trim_start_matches('$').trim().parse().unwrap_or(0);
+                            let mut word = vec![0; len + 2];
+                            if lines.read_exact(&mut word).is_err() {
+                                return;
+                            }
+                            words.push(String::from_utf8_lossy(&word[..len]).into_owned());
+                        }
+                        if words.first().is_some_and(|w| w == "PING") {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(delay);
+                        }
+                        if out.write_all(b"+OK\r\n").is_err() {
+                            return;
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn connector(port: u16, timeout: Duration) -> Connector {
+        let settings = RedisSettings {
+            servers: vec![Address { host: "127.0.0.1".into(), port }],
+            sentinel_service: None,
+            username: None,
+            password: None,
+            sentinel_password: None,
+            database: 0,
+            prefix: "t".into(),
+            tls: false,
+            ca: None,
+            timeout,
+            wait_replicas: 0,
+        };
+        Connector::new(settings, None)
+    }
+
+    fn ping(con: &mut Connection) -> Result<String, RedisError> {
+        redis::cmd("PING").query(con)
+    }
+
+    /// Each exchange answers within timeout_ms, so every operation alone
+    /// succeeds; within one module call they share 3 x timeout_ms, and once it
+    /// is spent the next operation fails at once, without asking the server.
+    #[test]
+    fn the_operations_of_one_call_share_its_budget() {
+        let timeout = Duration::from_millis(200);
+        let (port, seen) = slow_server(Duration::from_millis(120));
+        let store = connector(port, timeout);
+        for _ in 0..8 {
+            assert_eq!(store.run(ping).unwrap(), "OK", "outside a call, no budget but each operation's own");
+        }
+
+        let _call = CallBudget::enter(Some(timeout * ROUNDS));
+        let mut answered = 0;
+        let refusal = loop {
+            match store.run(ping) {
+                Ok(_) => answered += 1,
+                Err(e) => break e,
+            }
+            assert!(answered < 8, "the budget never ran out");
+        };
+        // 600 ms at 120 ms an exchange: four answered; the fifth hits the deadline.
+        assert!((3..=5).contains(&answered), "{answered} answered before: {refusal}");
+        let asked = seen.load(Ordering::SeqCst);
+        assert!(store.run(ping).unwrap_err().contains("the deadline has passed"));
+        assert_eq!(seen.load(Ordering::SeqCst), asked, "a spent budget asks the server nothing");
+    }
 }

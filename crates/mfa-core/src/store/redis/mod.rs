@@ -22,6 +22,8 @@
 mod connection;
 mod scripts;
 
+pub use self::connection::ROUNDS;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
