@@ -105,8 +105,22 @@ fn a_code_by_mschapv2_is_accepted_once_with_the_reply_freeradius_mschap_gives() 
     assert!(replay.is_reject(), "{replay:?}");
     assert_eq!(replay.attr("MS-CHAP2-Success"), None);
     let wrong = client(&python, "alice", "000000");
+    let oracle = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"oracle\", {wrong}\n"));
     let wrong = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"vpn\", {wrong}\n"));
     assert!(wrong.is_reject(), "{wrong:?}");
+    // MS-CHAP-Error as FreeRADIUS's mschap words it, but for the retry flag (a new
+    // code is a new login) and the fresh challenge, random in both.
+    let error = |reply: &common::Reply| {
+        let text = reply.attr("MS-CHAP-Error").unwrap_or_else(|| panic!("no MS-CHAP-Error: {reply:?}")).to_string();
+        let words: Vec<String> = text
+            .split(' ')
+            .map(|w| if w.starts_with("C=") { "C=<challenge>".into() } else { w.replace("R=1", "R=0") })
+            .collect();
+        words.join(" ")
+    };
+    assert!(oracle.is_reject(), "{oracle:?}");
+    assert_eq!(error(&wrong), error(&oracle), "ours: {wrong:?}\nmschap's: {oracle:?}");
+    assert!(wrong.attr("MS-CHAP-Error").unwrap().contains(" R=0 "), "{wrong:?}");
     assert!(server.debug_log().contains("sent a wrong MS-CHAPv2 answer"));
     assert!(!server.debug_log().contains(RFC_HOTP[1]), "no code in the log");
 }

@@ -277,6 +277,17 @@ impl Engine {
     }
 }
 
+/// MS-CHAP-Error for a refused MS-CHAPv2 login, as FreeRADIUS's mschap module
+/// words it (RFC 2759 section 6): the response's ident, then E=691
+/// (authentication failure, for a wrong, used or locked-out code alike, so it
+/// tells nothing more than the Reject), R=0 (a new code is a new login), a
+/// fresh challenge and version 3. The ident goes as an octal escape, which
+/// FreeRADIUS turns back into the byte.
+pub(super) fn mschap2_error(ident: u8, challenge: &[u8; 16]) -> (String, String) {
+    let challenge = data_encoding::HEXLOWER.encode(challenge);
+    ("MS-CHAP-Error".into(), format!("\\{ident:03o}E=691 R=0 C={challenge} V=3 M=Authentication rejected"))
+}
+
 /// The reply of an accepted MS-CHAPv2 login, as FreeRADIUS's mschap module gives it
 /// (use_mppe = yes, require_encryption = no, require_strong = no): the NAS needs
 /// MS-CHAP2-Success to finish the login and the keys to bring up MPPE.

@@ -607,10 +607,17 @@ impl Engine {
         }
         let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let user_name = input.user_name;
+        let mschap2_ident = input.mschap2.as_ref().map(|m| m.ident);
         let decision = self.authenticate_inner(input, &mut trail);
         let mut reply_attributes = decision.attributes;
         if decision.outcome == Outcome::Ok && !self.rules.is_empty() {
             reply_attributes.extend(self.local_reply(user_name, &mut trail));
+        }
+        if let (Some(ident), Outcome::Reject | Outcome::Userlock | Outcome::Fail | Outcome::Invalid) =
+            (mschap2_ident, decision.outcome)
+        {
+            // The client shows why, instead of waiting for a reply that never comes.
+            reply_attributes.push(codes::mschap2_error(ident, &push::random_bytes()));
         }
         AuthenticateOutput {
             outcome: Some(decision.outcome),

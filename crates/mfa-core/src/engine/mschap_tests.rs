@@ -46,9 +46,14 @@ fn a_code_sent_by_mschapv2_is_accepted_once_with_success_and_mppe_keys() {
     let success = sent.success(&code);
     assert_eq!(ok.reply_attributes[0].1, format!("0x{}", data_encoding::HEXLOWER.encode(&success.mschap2_success)));
 
+    let ident = sent.ident;
     let replay = login(&engine, sent);
     assert_eq!(replay.outcome, Some(Outcome::Reject), "the same code again");
-    assert!(replay.reply_attributes.is_empty());
+    let names: Vec<&str> = replay.reply_attributes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["MS-CHAP-Error"], "no success, no keys");
+    let error = &replay.reply_attributes[0].1;
+    assert!(error.starts_with(&format!("\\{:03o}E=691 R=0 C=", ident)), "{error}");
+    assert!(error.ends_with(" V=3 M=Authentication rejected"), "{error}");
     let wrong = login(&engine, MsChap2::as_client([1; 16], [3; 16], "alice", "000000"));
     assert_eq!(wrong.outcome, Some(Outcome::Reject));
     assert!(wrong.log.iter().any(|l| l.text.contains("wrong MS-CHAPv2 answer")), "{:?}", wrong.log);

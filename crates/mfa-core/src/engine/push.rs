@@ -425,7 +425,7 @@ pub(super) fn random_key() -> [u8; 32] {
     key
 }
 
-fn random_bytes() -> [u8; 16] {
+pub(super) fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     // Without randomness the key is still unique enough for one login: the time.
     if getrandom::getrandom(&mut bytes).is_err() {
