@@ -164,11 +164,14 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
     if raw.signature_version != 2 && raw.signature_version != 5 {
         return Err(invalid("duo.signature_version", format!("{} is not 2 or 5", raw.signature_version)));
     }
-    // preauth, auth, then polls until `wait`, the last one bounded by `timeout`.
-    let longest = if mode == Mode::Push { raw.wait + 3 * raw.timeout } else { 2 * raw.timeout };
+    // preauth, auth, then polls until `wait`, the last one bounded by `timeout`:
+    // every mode but otp can wait on a push or a call (`password,push`,
+    // `password,phone`, auto's "password," and its menu); otp checks passcodes alone.
+    let waits = mode != Mode::Otp;
+    let longest = if waits { raw.wait + 3 * raw.timeout } else { 2 * raw.timeout };
     if max_request_time > 0 && longest >= max_request_time {
         return Err(invalid(
-            if mode == Mode::Push { "duo.wait" } else { "duo.timeout" },
+            if waits { "duo.wait" } else { "duo.timeout" },
             format!(
                 "a login may take {longest} s, not less than the server's max_request_time of \
                  {max_request_time} s: lower it, or raise max_request_time in radiusd.conf"
@@ -233,5 +236,10 @@ mod tests {
         assert_eq!(item(&|r| r.signature_version = 4, Mode::Otp), "duo.signature_version");
         assert_eq!(item(&|r| r.approval = Some("later".into()), Mode::Push), "duo.approval");
         assert_eq!(item(&|r| r.wait = 20, Mode::Push), "duo.wait");
+        // password,push and auto's push or menu wait as mode push does.
+        assert_eq!(item(&|r| r.wait = 20, Mode::PasswordOtp), "duo.wait");
+        assert_eq!(item(&|r| r.wait = 20, Mode::Auto), "duo.wait");
+        assert!(settings(&RawDuo { wait: 20, ..good() }, Mode::Otp, 30).is_ok(), "passcodes alone never wait");
+        assert_eq!(item(&|r| r.timeout = 15, Mode::Otp), "duo.timeout");
     }
 }
