@@ -15,9 +15,9 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::joining::farm::{Claim, Claimed, Farm, Published};
+use super::joining::farm::{Claimed, Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
@@ -369,56 +369,18 @@ impl DuoEngine {
         if matches!(factor, Factor::Ask) {
             return self.decide(call, factor, trail);
         }
-        let ttl = self.join_bound().as_secs() + 1;
-        match farm.claim(store, farm.login(&self.name, key), ttl, self.clock.now()) {
-            Ok(Claim::First(claimed)) => {
+        let login = farm.login(&self.name, key);
+        match farm.enter(store, login, call.user, self.join_bound(), &*self.clock, trail) {
+            Turn::First(claimed) => {
                 let call = Call { ipaddr: call.ipaddr.clone(), shared: Some(&claimed), ..*call };
                 let decision = self.decide(&call, factor, trail);
-                if let Err(e) = claimed.end(&decision, self.clock.now()) {
-                    trail.warn(format!(
-                        "cannot publish how the login of \"{}\" ended in the {}: {e} (a re-send of it to another \
-                         server is refused)",
-                        call.user,
-                        store.describe()
-                    ));
-                }
+                claimed.end(&decision, self.clock.now(), trail);
                 decision
             }
-            Ok(Claim::Joined(login, seen)) => self.join_farm(call, farm, store, &login, seen, trail),
-            Err(e) => {
-                trail.error(format!(
-                    "refused \"{}\": cannot claim the login in the {}: {e}",
-                    call.user,
-                    store.describe()
-                ));
-                Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
-            }
-        }
-    }
-
-    /// A re-send of a login another server of the farm is deciding: its ending,
-    /// or (a push) its txid, polled here within this server's bounds.
-    fn join_farm(
-        &self,
-        call: &Call,
-        farm: &Farm,
-        store: &dyn StateStore,
-        login: &str,
-        seen: Vec<u8>,
-        trail: &mut Trail,
-    ) -> Decision {
-        trail.info(format!("the same login of \"{}\" is being decided on another server: joining it", call.user));
-        let clock = self.clock.clone();
-        match farm.wait(store, login, seen, Instant::now() + self.join_bound(), &|| clock.now()) {
-            Ok(Published::Ending(decision)) => {
-                trail.debug(format!("the login of \"{}\" ended on the other server: answering the same", call.user));
-                decision
-            }
-            Ok(Published::Txid(txid)) => self.poll_joined(call, &txid, trail),
-            Err(why) => {
-                trail.error(format!("refused \"{}\": the login it joined on another server: {why}", call.user));
-                Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
-            }
+            Turn::Joined(Published::Ending(decision)) => decision,
+            // A push waiting for the user: polled here within this server's bounds.
+            Turn::Joined(Published::Txid(txid)) => self.poll_joined(call, &txid, trail),
+            Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }
 
@@ -427,7 +389,7 @@ impl DuoEngine {
     /// (used up by then) or the push again.
     fn join(&self, call: &Call, other: Joiner<Decision>, trail: &mut Trail) -> Decision {
         trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-        other.wait(self.duo.wait + 4 * self.duo.timeout).unwrap_or_else(|| {
+        other.wait(self.join_bound()).unwrap_or_else(|| {
             trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })

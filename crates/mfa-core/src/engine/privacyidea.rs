@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::joining::farm::{Claim, Farm, Published};
+use super::joining::farm::{Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::mapping::{reply_attributes, Rule};
@@ -261,49 +261,29 @@ impl PiEngine {
         let Some(farm) = &self.farm else {
             return self.ask(call, pass, trail);
         };
-        let store = &*self.used;
         let bound = self.pi.poll_wait + 4 * self.pi.client.timeout;
-        let failed = |trail: &mut Trail, why: String| {
-            trail.error(format!("refused \"{}\": {why}", call.user));
-            Ending::from(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()))
-        };
-        match farm.claim(store, farm.login(&self.name, key), bound.as_secs() + 1, self.clock.now()) {
-            Ok(Claim::First(claimed)) => {
+        let login = farm.login(&self.name, key);
+        match farm.enter(&*self.used, login, call.user, bound, &*self.clock, trail) {
+            Turn::First(claimed) => {
                 let ending = self.ask(call, pass, trail);
+                // The reply attributes travel in the published decision.
                 let mut published = ending.decision.clone();
                 published.attributes.extend(ending.attributes.iter().cloned());
-                if let Err(e) = claimed.end(&published, self.clock.now()) {
-                    trail.warn(format!(
-                        "cannot publish how the login of \"{}\" ended in the {}: {e} (a re-send of it to another \
-                         server is refused)",
-                        call.user,
-                        store.describe()
-                    ));
-                }
+                claimed.end(&published, self.clock.now(), trail);
                 ending
             }
-            Ok(Claim::Joined(login, seen)) => {
-                trail.info(format!(
-                    "the same login of \"{}\" is being decided on another server: joining it",
+            Turn::Joined(Published::Ending(mut decision)) => {
+                let attributes = std::mem::take(&mut decision.attributes);
+                Ending { decision, attributes }
+            }
+            Turn::Joined(Published::Txid(_)) => {
+                trail.error(format!(
+                    "refused \"{}\": the login it joined on another server is not understood",
                     call.user
                 ));
-                let clock = self.clock.clone();
-                match farm.wait(store, &login, seen, Instant::now() + bound, &|| clock.now()) {
-                    Ok(Published::Ending(mut decision)) => {
-                        trail.debug(format!(
-                            "the login of \"{}\" ended on the other server: answering the same",
-                            call.user
-                        ));
-                        let attributes = std::mem::take(&mut decision.attributes);
-                        Ending { decision, attributes }
-                    }
-                    Ok(Published::Txid(_)) => {
-                        failed(trail, "the login it joined on another server: not understood".into())
-                    }
-                    Err(why) => failed(trail, format!("the login it joined on another server: {why}")),
-                }
+                Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
             }
-            Err(e) => failed(trail, format!("cannot claim the login in the {}: {e}", store.describe())),
+            Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into(),
         }
     }
 

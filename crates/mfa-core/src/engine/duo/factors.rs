@@ -64,12 +64,7 @@ impl DuoEngine {
             Err(decision) => return decision,
         };
         if let Some(shared) = call.shared.filter(|_| !challenges) {
-            if let Err(e) = shared.txid(&txid, self.join_bound().as_secs() + 1) {
-                trail.warn(format!(
-                    "cannot publish the Duo push of \"{}\" for re-sends to other servers: {e} (they are refused)",
-                    call.user
-                ));
-            }
+            shared.txid(&txid, self.join_bound().as_secs() + 1, trail);
         }
         if challenges {
             let prompt =

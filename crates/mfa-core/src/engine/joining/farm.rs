@@ -22,7 +22,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::challenge::StateKey;
-use crate::engine::{Decision, Outcome};
+use crate::clock::Clock;
+use crate::engine::{Decision, Outcome, Trail};
 use crate::store::state_store::StateStore;
 
 /// How often a re-send reads the store while the first request decides.
@@ -67,10 +68,23 @@ pub(in crate::engine) struct Claimed<'a> {
     store: &'a dyn StateStore,
     login: String,
     now: u64,
+    /// Whose login, for log lines.
+    user: String,
 }
 
-/// How a request stands to the other servers of the farm.
-pub(in crate::engine) enum Claim<'a> {
+/// Where a request stands among the servers of the farm, any waiting done.
+pub(in crate::engine) enum Turn<'a> {
+    /// The first: it decides, publishing on the way, then [`Claimed::end`].
+    First(Claimed<'a>),
+    /// Another server's login: what that server published.
+    Joined(Published),
+    /// Nothing to go by (the store failed, nothing in time, nothing that
+    /// opens), logged: the caller refuses as unavailable.
+    Refused,
+}
+
+/// How a request stands to the other servers of the farm, at its claim.
+enum Claim<'a> {
     /// The first: decide the login, publishing on the way.
     First(Claimed<'a>),
     /// Another server has it: what it published so far (empty while nothing).
@@ -93,16 +107,54 @@ impl Farm {
         data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()[..20])
     }
 
+    /// The login `login` (see [`Farm::login`]) of `user`: claimed in `store`
+    /// for this request, or, claimed already by another server, joined: what
+    /// it publishes, waited for at most `bound` (the bound of a re-send joining
+    /// on the same server). The log says which, and why a refusal.
+    pub(in crate::engine) fn enter<'a>(
+        &'a self,
+        store: &'a dyn StateStore,
+        login: String,
+        user: &str,
+        bound: Duration,
+        clock: &dyn Clock,
+        trail: &mut Trail,
+    ) -> Turn<'a> {
+        let now = clock.now();
+        let (login, seen) = match self.claim(store, login, bound.as_secs() + 1, now, user) {
+            Ok(Claim::First(claimed)) => return Turn::First(claimed),
+            Ok(Claim::Joined(login, seen)) => (login, seen),
+            Err(e) => {
+                trail.error(format!("refused \"{user}\": cannot claim the login in the {}: {e}", store.describe()));
+                return Turn::Refused;
+            }
+        };
+        trail.info(format!("the same login of \"{user}\" is being decided on another server: joining it"));
+        match self.wait(store, &login, seen, Instant::now() + bound, &|| clock.now()) {
+            Ok(published) => {
+                if matches!(published, Published::Ending(_)) {
+                    trail.debug(format!("the login of \"{user}\" ended on the other server: answering the same"));
+                }
+                Turn::Joined(published)
+            }
+            Err(why) => {
+                trail.error(format!("refused \"{user}\": the login it joined on another server: {why}"));
+                Turn::Refused
+            }
+        }
+    }
+
     /// Claims `login` for `ttl` seconds (the longest a re-send waits for it).
-    pub(in crate::engine) fn claim<'a>(
+    fn claim<'a>(
         &'a self,
         store: &'a dyn StateStore,
         login: String,
         ttl: u64,
         now: u64,
+        user: &str,
     ) -> Result<Claim<'a>, String> {
         Ok(match store.claim_login(&login, ttl)? {
-            None => Claim::First(Claimed { farm: self, store, login, now }),
+            None => Claim::First(Claimed { farm: self, store, login, now, user: user.to_string() }),
             Some(value) => Claim::Joined(login, value),
         })
     }
@@ -110,7 +162,7 @@ impl Farm {
     /// Reads the store until the first request of `login` published (`seen`
     /// first, what the claim found), or `deadline`: what it published, or why
     /// there is nothing to go by (the caller fails closed).
-    pub(in crate::engine) fn wait(
+    fn wait(
         &self,
         store: &dyn StateStore,
         login: &str,
@@ -190,16 +242,29 @@ impl Farm {
 }
 
 impl Claimed<'_> {
-    /// Publishes the push's transaction id, for re-sends to poll until `ttl`.
-    pub(in crate::engine) fn txid(&self, txid: &str, ttl: u64) -> Result<(), String> {
+    /// Publishes the push's transaction id, for re-sends to poll until `ttl`
+    /// seconds from the claim. A failure is logged: the re-sends are refused.
+    pub(in crate::engine) fn txid(&self, txid: &str, ttl: u64, trail: &mut Trail) {
         let sealed = self.farm.seal(&self.login, &Published::Txid(txid.to_string()), self.now + ttl);
-        self.store.publish_login(&self.login, &sealed, ttl)
+        self.publish(&sealed, ttl, "the push", trail);
     }
 
     /// Publishes how the login ended, kept [`ENDING_KEPT`] seconds from `now`.
-    pub(in crate::engine) fn end(&self, decision: &Decision, now: u64) -> Result<(), String> {
+    /// A failure is logged: the re-sends are refused.
+    pub(in crate::engine) fn end(&self, decision: &Decision, now: u64, trail: &mut Trail) {
         let sealed = self.farm.seal(&self.login, &Published::Ending(decision.clone()), now + ENDING_KEPT);
-        self.store.publish_login(&self.login, &sealed, ENDING_KEPT)
+        self.publish(&sealed, ENDING_KEPT, "how it ended", trail);
+    }
+
+    fn publish(&self, sealed: &[u8], ttl: u64, what: &str, trail: &mut Trail) {
+        if let Err(e) = self.store.publish_login(&self.login, sealed, ttl) {
+            trail.warn(format!(
+                "cannot publish {what} of the login of \"{}\" in the {}: {e} (a re-send of it to another server \
+                 is refused)",
+                self.user,
+                self.store.describe()
+            ));
+        }
     }
 }
 
@@ -367,21 +432,21 @@ mod tests {
         let login = farm.login("mfa", &[7; 32]);
         assert_ne!(login, farm.login("mfa2", &[7; 32]), "per instance");
         assert_ne!(login, self::farm(2).login("mfa", &[7; 32]), "keyed");
-        let Ok(Claim::First(first)) = farm.claim(&store, login.clone(), 30, 100) else { panic!("the first") };
-        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100));
+        let Ok(Claim::First(first)) = farm.claim(&store, login.clone(), 30, 100, "alice") else { panic!("the first") };
+        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100, "alice"));
         assert!(seen.is_empty(), "nothing published yet");
         let soon = Instant::now() + Duration::from_millis(300);
         assert!(farm.wait(&store, &name, seen, soon, &|| 100).is_err(), "nothing in time: fail closed");
 
-        first.txid("tx-1", 30).unwrap();
-        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100));
+        first.txid("tx-1", 30, &mut Trail::default());
+        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100, "alice"));
         let far = Instant::now() + Duration::from_secs(5);
         assert!(matches!(farm.wait(&store, &name, seen, far, &|| 100), Ok(Published::Txid(t)) if t == "tx-1"));
 
         let mut reply = Decision::challenge(vec![1, 2, 3], vec!["one".into(), "two".into()]);
         reply.attributes.push(("Class".into(), "x".into()));
-        first.end(&reply, 110).unwrap();
-        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100));
+        first.end(&reply, 110, &mut Trail::default());
+        let (name, seen) = joined(farm.claim(&store, login.clone(), 30, 100, "alice"));
         let Ok(Published::Ending(ending)) = farm.wait(&store, &name, seen.clone(), far, &|| 110 + ENDING_KEPT) else {
             panic!("the ending")
         };
@@ -396,12 +461,12 @@ mod tests {
     fn a_waiting_resend_sees_the_ending_published_meanwhile() {
         let (farm, store) = (farm(1), Logins::default());
         let login = farm.login("mfa", &[8; 32]);
-        let Ok(Claim::First(first)) = farm.claim(&store, login.clone(), 30, 100) else { panic!("the first") };
-        let (name, seen) = joined(farm.claim(&store, login, 30, 100));
+        let Ok(Claim::First(first)) = farm.claim(&store, login.clone(), 30, 100, "alice") else { panic!("the first") };
+        let (name, seen) = joined(farm.claim(&store, login, 30, 100, "alice"));
         std::thread::scope(|s| {
             let waiting = s.spawn(|| farm.wait(&store, &name, seen, Instant::now() + Duration::from_secs(30), &|| 100));
             std::thread::sleep(Duration::from_millis(150));
-            first.end(&Decision::accept(), 100).unwrap();
+            first.end(&Decision::accept(), 100, &mut Trail::default());
             let ending = waiting.join().unwrap();
             assert!(matches!(ending, Ok(Published::Ending(d)) if d.outcome == Outcome::Ok));
         });
@@ -413,14 +478,16 @@ mod tests {
         let (alice, bob) = (farm.login("mfa", &[1; 32]), farm.login("mfa", &[2; 32]));
         let far = Instant::now() + Duration::from_secs(5);
         // Bob's Accept moved onto Alice's login.
-        let Ok(Claim::First(first)) = farm.claim(&store, bob.clone(), 30, 100) else { panic!("the first") };
-        first.end(&Decision::accept(), 100).unwrap();
+        let Ok(Claim::First(first)) = farm.claim(&store, bob.clone(), 30, 100, "bob") else { panic!("the first") };
+        first.end(&Decision::accept(), 100, &mut Trail::default());
         let moved = store.read_login(&bob).unwrap().unwrap();
         assert!(farm.wait(&store, &alice, moved.clone(), far, &|| 100).is_err());
         // An Accept sealed with another State key, any flipped byte, noise, a login gone.
         let other = self::farm(2);
-        let Ok(Claim::First(forged)) = other.claim(&store, alice.clone(), 30, 100) else { panic!("the first") };
-        forged.end(&Decision::accept(), 100).unwrap();
+        let Ok(Claim::First(forged)) = other.claim(&store, alice.clone(), 30, 100, "alice") else {
+            panic!("the first")
+        };
+        forged.end(&Decision::accept(), 100, &mut Trail::default());
         let forged = store.read_login(&alice).unwrap().unwrap();
         assert!(farm.wait(&store, &alice, forged, far, &|| 100).is_err());
         for i in 0..moved.len() {
