@@ -345,7 +345,19 @@ pub(in crate::engine) mod testing {
     /// A store of logins in memory that its clones share, as the servers of a
     /// farm share Redis (without expiry).
     #[derive(Clone, Default)]
-    pub(in crate::engine) struct Logins(pub Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>);
+    pub(in crate::engine) struct Logins(pub Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>, pub Down);
+
+    /// Set: every operation on the logins fails, as with Redis down.
+    pub(in crate::engine) type Down = Arc<std::sync::atomic::AtomicBool>;
+
+    impl Logins {
+        fn up(&self) -> Result<(), StoreError> {
+            match self.1.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("no answer within timeout_ms".into()),
+                false => Ok(()),
+            }
+        }
+    }
 
     impl StateStore for Logins {
         fn describe(&self) -> String {
@@ -385,6 +397,7 @@ pub(in crate::engine) mod testing {
             Ok(id.into())
         }
         fn claim_login(&self, login: &str, _: u64) -> Result<Option<Vec<u8>>, StoreError> {
+            self.up()?;
             let mut all = self.0.lock().unwrap();
             match all.get(login) {
                 Some(value) => Ok(Some(value.clone())),
@@ -395,10 +408,12 @@ pub(in crate::engine) mod testing {
             }
         }
         fn publish_login(&self, login: &str, value: &[u8], _: u64) -> Result<(), StoreError> {
+            self.up()?;
             self.0.lock().unwrap().insert(login.into(), value.to_vec());
             Ok(())
         }
         fn read_login(&self, login: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.up()?;
             Ok(self.0.lock().unwrap().get(login).cloned())
         }
         fn count_request(&self, _: &str, _: &str, _: u64, _: u64) -> Result<(u32, u64), StoreError> {
@@ -498,5 +513,41 @@ mod tests {
         assert!(farm.wait(&store, &bob, vec![0; 30], far, &|| 100).is_err());
         assert!(farm.wait(&store, &bob, moved, far, &|| 100).is_ok(), "the untouched one opens");
         assert!(farm.wait(&store, "gone", vec![], far, &|| 100).is_err(), "no such login: nothing to join");
+    }
+
+    #[test]
+    fn a_store_that_fails_refuses_the_login_with_a_log_line() {
+        use crate::clock::FixedClock;
+        let (farm, store) = (farm(1), Logins::default());
+        let clock = FixedClock::new(100);
+        let login = || farm.login("mfa", &[3; 32]);
+        let bound = Duration::from_secs(5);
+        store.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut trail = Trail::default();
+        assert!(matches!(farm.enter(&store, login(), "alice", bound, &clock, &mut trail), Turn::Refused));
+        let lines: Vec<&str> = trail.log.iter().map(|l| l.text.as_str()).collect();
+        assert!(lines.iter().any(|l| l.contains("cannot claim the login") && l.contains("timeout_ms")), "{lines:?}");
+
+        // Claimed while the store answered, then down: the first logs that it
+        // cannot publish, and a re-send waiting for it is refused.
+        store.1.store(false, std::sync::atomic::Ordering::SeqCst);
+        let Turn::First(first) = farm.enter(&store, login(), "alice", bound, &clock, &mut Trail::default()) else {
+            panic!("the first")
+        };
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                let mut trail = Trail::default();
+                let turn = farm.enter(&store, login(), "alice", bound, &clock, &mut trail);
+                (matches!(turn, Turn::Refused), trail.log.iter().map(|l| l.text.clone()).collect::<Vec<_>>())
+            });
+            std::thread::sleep(Duration::from_millis(150));
+            store.1.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut trail = Trail::default();
+            first.end(&Decision::accept(), 100, &mut trail);
+            assert!(trail.log.iter().any(|l| l.text.contains("cannot publish how it ended")));
+            let (refused, lines) = waiting.join().unwrap();
+            assert!(refused, "{lines:?}");
+            assert!(lines.iter().any(|l| l.contains("the login it joined on another server: cannot read it")));
+        });
     }
 }
