@@ -5,7 +5,9 @@
 //!
 //! Push approved, denied, timed out; passcodes right, wrong and replayed; bypass
 //! and unenrolled users; a secret key Duo does not accept (at start-up and
-//! later); Duo down under both failmodes; rate limiting.
+//! later); Duo down under both failmodes; rate limiting; a login re-sent to the
+//! other server of a farm sharing a real Redis joins the first (one push, one
+//! passcode check at Duo).
 //!
 //! Without the venv the tests are skipped, unless `RLM_MFA_REQUIRE_DUO=1`, where
 //! they fail. `RLM_MFA_DUO_VENV` names another venv.
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Server, Setup};
+use common::{Reply, Server, Setup};
 
 const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
 const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
@@ -31,6 +33,8 @@ const USERS: &[(&str, &str)] = &[
     ("frank", "pw-frank"),
     ("gina", "pw-gina"),
     ("hank", "pw-hank"),
+    ("ivan", "pw-ivan"),
+    ("judy", "pw-judy"),
 ];
 
 /// The fake's users: how each one's preauth and push go, and their passcodes.
@@ -41,6 +45,9 @@ const DUO_USERS: &str = r#"{
     "dave": {"preauth": "allow"},
     "erin": {"preauth": "deny"},
     "frank": {"preauth": "429"},
+    "ivan": {"preauth": "auth", "push": "approve", "waits": 4},
+    "judy": {"preauth": "auth", "push": "deny", "waits": 4},
+    "kim": {"preauth": "auth", "passcodes": ["345678"], "slow": 2},
     "hank": {"preauth": "auth", "push": "approve", "devices": [
         {"device": "DPHANK1", "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"], "type": "phone",
          "display_name": "iOS (XXX-XXX-1111)"},
@@ -430,4 +437,67 @@ fn the_menu_offers_each_device_and_the_answer_picks_one() {
     assert!(forged.is_reject(), "another user's menu: {forged:?}");
     let count = duo.requests().iter().filter(|(p, _)| p == "/auth/v2/auth").count();
     assert_eq!(count, 1, "no other /auth reached Duo");
+}
+
+/// Two servers of a farm sharing a real Redis and the State key, in `mode`.
+fn farm_of_two(module: &std::path::Path, redis: &common::redis::RedisServer, mode: &str, duo: &FakeDuo) -> Vec<Server> {
+    let setup = setup(mode, &duo.api_host(), "")
+        .file("mods-config/mfa/state.key", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n")
+        .with(&format!("state_store = redis\nredis {{\n\tserver = {}\n\tprefix = t\n}}\n", redis.address()));
+    (0..2).map(|_| Server::start(module, &setup)).collect()
+}
+
+/// `user`'s login sent to server A, then re-sent (a new RADIUS ID) to server B
+/// after `later` while A waits for Duo: both replies.
+fn sent_to_a_then_b(servers: &[Server], user: &str, password: &str, later: std::time::Duration) -> (Reply, Reply) {
+    std::thread::scope(|s| {
+        let first = s.spawn(|| servers[0].auth(user, password));
+        std::thread::sleep(later);
+        let second = servers[1].auth(user, password);
+        (first.join().unwrap(), second)
+    })
+}
+
+fn auth_calls(duo: &FakeDuo, user: &str) -> usize {
+    duo.requests().iter().filter(|(p, v)| p == "/auth/v2/auth" && v["username"] == user).count()
+}
+
+#[test]
+fn a_push_re_sent_to_the_other_server_joins_the_first_push() {
+    let (module, bin) = require_redis!();
+    let duo = require_duo!();
+    let redis = common::redis::RedisServer::start(&bin);
+    let servers = farm_of_two(&module, &redis, "push", &duo);
+    let later = std::time::Duration::from_millis(1500);
+
+    let (a, b) = sent_to_a_then_b(&servers, "ivan", "pw-ivan", later);
+    assert!(a.is_accept() && b.is_accept(), "{a:?} {b:?}");
+    assert_eq!(auth_calls(&duo, "ivan"), 1, "one push for one login, across two servers");
+    assert!(servers[1].debug_log().contains("is being decided on another server: joining it"));
+    let login_keys = redis.cli(&["KEYS", "t:login:*"]);
+    assert_eq!(login_keys.lines().count(), 1, "one login claimed, under a keyed name: {login_keys}");
+    assert!(!login_keys.contains("ivan"), "{login_keys}");
+    let ttl: i64 = redis.cli(&["TTL", login_keys.trim()]).trim().parse().unwrap();
+    assert!(ttl > 0, "the login expires: {ttl}");
+
+    let (a, b) = sent_to_a_then_b(&servers, "judy", "pw-judy", later);
+    for reply in [&a, &b] {
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{a:?} {b:?}");
+    }
+    assert_eq!(auth_calls(&duo, "judy"), 1);
+}
+
+#[test]
+fn a_passcode_re_sent_to_the_other_server_while_duo_is_slow_is_checked_once() {
+    let (module, bin) = require_redis!();
+    let duo = require_duo!();
+    let redis = common::redis::RedisServer::start(&bin);
+    let servers = farm_of_two(&module, &redis, "otp", &duo);
+    let (a, b) = sent_to_a_then_b(&servers, "kim", "345678", std::time::Duration::from_millis(500));
+    assert!(a.is_accept() && b.is_accept(), "the second is not refused as a used passcode: {a:?} {b:?}");
+    assert_eq!(auth_calls(&duo, "kim"), 1, "the passcode went to Duo once");
+    assert!(servers[1].debug_log().contains("is being decided on another server: joining it"));
+    for server in &servers {
+        assert!(!server.debug_log().contains("345678"), "never the passcode");
+    }
 }

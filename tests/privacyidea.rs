@@ -2,7 +2,9 @@
 //! (tests/common/privacyidea.rs starts one per test; scripts/privacyidea.sh installs
 //! it): HOTP and TOTP, PIN plus code, realms, e-mail, SMS and challenge_response
 //! challenges, push approved and declined on a simulated phone, reply attributes
-//! from privacyIDEA's answer, user not found, wrong realm, server down.
+//! from privacyIDEA's answer, user not found, wrong realm, server down; a code
+//! re-sent to the other server of a farm (a real Redis) while privacyIDEA is
+//! slow gets the first server's answer.
 //!
 //! The same flows run against a fake in tests/privacyidea_fake.rs, with the bad
 //! answers a real server does not give on demand.
@@ -11,8 +13,11 @@ mod common;
 #[path = "common/privacyidea.rs"]
 mod privacyidea;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{now, settle_in_step, totp_at, Reply, Server, Setup};
 use privacyidea::{PrivacyIdea, RFC_HOTP, RFC_KEY_HEX};
@@ -25,15 +30,20 @@ fn start(module: &std::path::Path, pi: &PrivacyIdea, poll: &str) -> Server {
 
 /// As `start`, with more items in `privacyidea { }`.
 fn start_with(module: &std::path::Path, pi: &PrivacyIdea, poll: &str, items: &str) -> Server {
+    Server::start(module, &setup(pi.url(), poll, items))
+}
+
+/// The configuration `start_with` starts, asking privacyIDEA at `url`.
+fn setup(url: &str, poll: &str, items: &str) -> Setup {
     let mut setup = Setup::otp_mode(r#"{"users": {}}"#).with(&format!(
         "backend = privacyidea\nprivacyidea {{\n\turl = \"{}\"\n\ttimeout = 5\n\tpoll = {poll}\n\tpoll_wait = 12\n{items}\
          \trealms {{\n\t\texample.com = corp\n\t}}\n}}\n\
          reply Filter-Id {{\n\tfrom = \"serial\"\n\tprefix = \"token-\"\n}}\n",
-        pi.url()
+        url
     ));
     setup.site =
         Some(std::fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa-privacyidea")).unwrap());
-    Server::start(module, &setup)
+    setup
 }
 
 /// One login, with time for privacyIDEA to answer on a loaded machine.
@@ -208,4 +218,67 @@ fn push_by_challenge_then_check() {
     assert!(both.is_challenge(), "{both:?}");
     let typed = answer(&server, "dave", RFC_HOTP[0], both.state());
     assert!(typed.is_accept(), "{typed:?}");
+}
+
+/// A TCP relay to `backend` on a port of its own that holds each chunk of the
+/// answers for `delay`: a slow privacyIDEA (the check done, its answer late).
+fn slow_relay(backend: u16, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else { continue };
+            let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_server);
+                let _ = to_server.shutdown(Shutdown::Write);
+            });
+            let (chunks, held) = mpsc::channel::<(Instant, Vec<u8>)>();
+            let mut from_server = server;
+            thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = from_server.read(&mut buf) {
+                    if chunks.send((Instant::now(), buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut to_client = client;
+            thread::spawn(move || {
+                for (at, bytes) in held {
+                    thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+                    if to_client.write_all(&bytes).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_client.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_code_re_sent_to_the_other_server_while_privacyidea_is_slow_gets_the_same_answer() {
+    let (module, bin) = require_redis!();
+    let pi = require_privacyidea!();
+    let hotp = pi.enroll_hotp("alice", "corp", RFC_KEY_HEX, None);
+    let redis = common::redis::RedisServer::start(&bin);
+    let relay = format!("http://127.0.0.1:{}", slow_relay(pi.port, Duration::from_secs(2)));
+    let farm = setup(&relay, "wait", "")
+        .file("mods-config/mfa/state.key", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n")
+        .with(&format!("state_store = redis\nredis {{\n\tserver = {}\n\tprefix = t\n}}\n", redis.address()));
+    let servers: Vec<Server> = (0..2).map(|_| Server::start(&module, &farm)).collect();
+    let (a, b) = thread::scope(|s| {
+        let first = s.spawn(|| login(&servers[0], "alice", RFC_HOTP[0]));
+        thread::sleep(Duration::from_millis(500));
+        let second = login(&servers[1], "alice", RFC_HOTP[0]);
+        (first.join().unwrap(), second)
+    });
+    assert!(a.is_accept() && b.is_accept(), "the re-send is not refused as a used code: {a:?} {b:?}");
+    let serial = format!("token-{}", hotp.serial);
+    assert_eq!((a.attr("Filter-Id"), b.attr("Filter-Id")), (Some(serial.as_str()), Some(serial.as_str())));
+    assert!(servers[1].debug_log().contains("is being decided on another server: joining it"));
+    // privacyIDEA checked it once: the code is used, the next one is good.
+    assert!(login(&servers[1], "alice", RFC_HOTP[1]).is_accept());
 }

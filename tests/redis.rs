@@ -750,3 +750,31 @@ fn the_sent_code_limit_holds_across_the_farm() {
     assert_eq!(gateway.requests().len(), 2, "no third code reached the gateway");
     assert_eq!(redis.cli(&["GET", "t:count:code:una"]).trim(), "3");
 }
+
+/// The store's claim of a login (how re-sends join across servers), against
+/// the real Redis through two connections as two servers hold them: the first
+/// claims, the other sees what the first published (bytes as they are), under
+/// the prefix, expiring.
+#[test]
+fn a_login_is_claimed_once_and_what_the_first_published_is_read_by_the_other() {
+    use mfa_core::config::redis::{redis_settings, RawRedis};
+    use mfa_core::store::redis::RedisStore;
+    use mfa_core::store::state_store::StateStore;
+    let (_module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let raw = RawRedis { server: Some(redis.address()), prefix: Some("t".into()), ..RawRedis::default() };
+    let open = || RedisStore::open(redis_settings(&raw).unwrap()).unwrap();
+    let (first, other) = (open(), open());
+    assert_eq!(first.claim_login("L1", 30), Ok(None), "the first claims");
+    assert_eq!(other.claim_login("L1", 30), Ok(Some(vec![])), "claimed, nothing published yet");
+    assert_eq!(first.claim_login("L1", 30), Ok(Some(vec![])), "once, even for the one that claimed");
+    let sealed = b"\x00sealed\xff\r\n".to_vec();
+    first.publish_login("L1", &sealed, 5).unwrap();
+    assert_eq!(other.claim_login("L1", 30), Ok(Some(sealed.clone())));
+    assert_eq!(other.read_login("L1"), Ok(Some(sealed)));
+    assert_eq!(other.read_login("L2"), Ok(None), "never claimed");
+    let ttl: i64 = redis.cli(&["TTL", "t:login:L1"]).trim().parse().unwrap();
+    assert!((1..=5).contains(&ttl), "published with its own lifetime: {ttl}");
+    redis.cli(&["DEL", "t:login:L1"]);
+    assert_eq!(other.claim_login("L1", 30), Ok(None), "gone: the next login is a first again");
+}

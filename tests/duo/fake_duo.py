@@ -6,8 +6,10 @@ Duo does. The users and how they behave come from --users (JSON):
   {"alice": {"preauth": "auth", "push": "approve", "passcodes": ["123456"]}, ...}
 
 preauth: auth | allow | deny | enroll | 429 (the answer to /preauth);
-push: approve (after one "waiting") | deny | fraud | timeout | never (a phone
-call, factor=phone, goes the same way); devices: the user's devices as preauth
+push: approve | deny | fraud | timeout | never (a phone call, factor=phone,
+goes the same way), answered after "waits" polls that say "waiting" (1 for
+approve, 0 for the others unless given), counting the polls of every caller;
+slow: seconds a passcode's /auth takes; devices: the user's devices as preauth
 lists them (one phone unless given). A device= that is not the user's is
 answered 400, as Duo does.
 A passcode is good once; factor=sms adds 777777 to the user's. Users not listed get "enroll". The secret key is read
@@ -148,6 +150,7 @@ class Handler(BaseHTTPRequestHandler):
                 params["device"] not in [d["device"] for d in devices_of(user)]:
             self.fail(400, 40002, "Invalid request parameters (device)")
         elif path == "/auth/v2/auth" and params.get("factor") == "passcode":
+            time.sleep(user.get("slow", 0))
             code = params.get("passcode", "")
             key = (params.get("username"), code)
             with lock:
@@ -167,7 +170,9 @@ class Handler(BaseHTTPRequestHandler):
                 return
             txid = str(uuid.uuid4())
             with lock:
-                transactions[txid] = {"push": user.get("push", "never"), "polls": 0}
+                how = user.get("push", "never")
+                waits = user.get("waits", 1 if how == "approve" else 0)
+                transactions[txid] = {"push": how, "polls": 0, "waits": waits}
             self.ok({"txid": txid})
         elif path == "/auth/v2/auth_status":
             with lock:
@@ -179,17 +184,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
             waiting = {"result": "waiting", "status": "pushed", "status_msg": "Pushed a login request to your device..."}
             how = tx["push"]
-            if how == "approve":
-                self.ok(waiting if tx["polls"] < 2 else {"result": "allow", "status": "allow",
-                                                          "status_msg": "Success. Logging you in..."})
+            if tx["polls"] <= tx["waits"] or how == "never":
+                self.ok(waiting)
+            elif how == "approve":
+                self.ok({"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."})
             elif how == "deny":
                 self.ok({"result": "deny", "status": "deny", "status_msg": "Login request denied."})
             elif how == "fraud":
                 self.ok({"result": "deny", "status": "fraud", "status_msg": "Login request reported as fraudulent."})
             elif how == "timeout":
                 self.ok({"result": "deny", "status": "timeout", "status_msg": "Login timed out."})
-            else:
-                self.ok(waiting)
         else:
             self.fail(404, 40401, "Resource not found")
 

@@ -307,7 +307,9 @@ impl Config {
         };
         // Push answers may come back as a challenge round too: the State key is needed.
         let duo_challenges = duo.as_ref().is_some_and(|d| d.approval == Approval::Challenge);
-        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() || duo_challenges {
+        // Duo in a farm: what a login published for its re-sends on other servers is sealed with it.
+        let duo_farm = duo.is_some() && matches!(store, StoreChoice::Redis(_));
+        let challenge = if mode.challenges() || push.is_some() || privacyidea.is_some() || duo_challenges || duo_farm {
             Some(challenge_settings(raw)?)
         } else {
             None

@@ -5,7 +5,8 @@
 //! `/auth`: a Duo passcode typed where a code goes, or (`factors.rs`) a push
 //! to the Duo app, a phone call or SMS passcodes, with their challenge round;
 //! in `auto` with the password alone, a menu of the user's devices (`menu.rs`).
-//! A NAS's re-send of a login in progress joins it.
+//! A NAS's re-send of a login in progress joins it, on this server or, with
+//! `state_store = redis`, on another server of the farm (`joining/farm.rs`).
 //!
 //! Duo's reasons ("Incorrect passcode", status `fraud`) go to the log; the
 //! user sees the configured messages. Neither password nor passcode enters a
@@ -14,14 +15,16 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::joining::farm::{Claimed, Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
 use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
 use crate::challenge::StateKey;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Failmode, Mode};
+use crate::config::{Config, ConfigError, Failmode, Mode, StoreChoice};
 use crate::factor::password;
 use crate::store::state_store::StateStore;
 
@@ -64,6 +67,8 @@ pub struct DuoEngine {
     auto_code: regex::Regex,
     /// Logins being decided now, by a hash of what makes them the same login.
     in_progress: InProgress<Decision>,
+    /// With a store shared by a farm: the keys that join re-sends across it.
+    farm: Option<Farm>,
 }
 
 /// Keeps the count of waiting logins right however the wait ends.
@@ -83,6 +88,9 @@ struct Call<'a> {
     nas_name: &'a str,
     /// What a challenge is bound to: the client's address, NAS-IP-Address and NAS-Identifier.
     nas: &'a str,
+    /// The login as claimed in the farm's store, where the re-sends on other
+    /// servers read what it comes to.
+    shared: Option<&'a Claimed<'a>>,
 }
 
 impl DuoEngine {
@@ -126,7 +134,9 @@ impl DuoEngine {
             None => (None, None),
         };
         let auto_code = crate::config::auto_code(&cfg.auto_code_pattern)?;
+        let farm = key.as_ref().filter(|_| matches!(cfg.store, StoreChoice::Redis(_))).map(Farm::new);
         Ok(DuoEngine {
+            farm,
             auto_code,
             key,
             used,
@@ -176,6 +186,14 @@ impl DuoEngine {
     #[cfg(test)]
     pub(super) fn joiners(&self) -> usize {
         self.in_progress.joiners()
+    }
+
+    /// Shares `store` with the other servers of a farm (for the tests: Redis's stand-in).
+    #[cfg(test)]
+    pub(super) fn in_farm(mut self, store: Box<dyn StateStore>) -> DuoEngine {
+        self.farm = self.key.as_ref().map(Farm::new);
+        self.used = Some(store);
+        self
     }
 
     pub fn startup_warnings(&self) -> Vec<String> {
@@ -280,8 +298,13 @@ impl DuoEngine {
                 return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());
             }
         };
-        let call =
-            Call { user: &user, ipaddr: station_address(&input.session), nas_name: &input.nas_name, nas: &input.nas };
+        let call = Call {
+            user: &user,
+            ipaddr: station_address(&input.session),
+            nas_name: &input.nas_name,
+            nas: &input.nas,
+            shared: None,
+        };
         // The answer to a push challenge (an inner EAP session's State is eap's, not ours).
         if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
             return self.answer(&call, state, input.password.unwrap_or_default(), trail);
@@ -326,7 +349,38 @@ impl DuoEngine {
         ]);
         match self.in_progress.enter(key) {
             Entry::Joined(other) => self.join(&call, other, trail),
-            Entry::First(first) => first.end(self.decide(&call, factor, trail)),
+            Entry::First(first) => first.end(self.decide_in_farm(&call, factor, &key, trail)),
+        }
+    }
+
+    /// How long a re-send waits for the login it joined.
+    fn join_bound(&self) -> Duration {
+        self.duo.wait + 4 * self.duo.timeout
+    }
+
+    /// With a store shared by a farm: the first server to see the login decides
+    /// it, publishing the push's txid and the ending; a re-send to another
+    /// server joins it there. Alone: decides.
+    fn decide_in_farm(&self, call: &Call, factor: Factor, key: &[u8; 32], trail: &mut Trail) -> Decision {
+        let (Some(farm), Some(store)) = (&self.farm, self.used.as_deref()) else {
+            return self.decide(call, factor, trail);
+        };
+        // The menu sends nothing to the user: nothing to join.
+        if matches!(factor, Factor::Ask) {
+            return self.decide(call, factor, trail);
+        }
+        let login = farm.login(&self.name, key);
+        match farm.enter(store, login, call.user, self.join_bound(), &*self.clock, trail) {
+            Turn::First(claimed) => {
+                let call = Call { ipaddr: call.ipaddr.clone(), shared: Some(&claimed), ..*call };
+                let decision = self.decide(&call, factor, trail);
+                claimed.end(&decision, self.clock.now(), trail);
+                decision
+            }
+            Turn::Joined(Published::Ending(decision)) => decision,
+            // A push waiting for the user: polled here within this server's bounds.
+            Turn::Joined(Published::Txid(txid)) => self.poll_joined(call, &txid, trail),
+            Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }
 
@@ -335,7 +389,7 @@ impl DuoEngine {
     /// (used up by then) or the push again.
     fn join(&self, call: &Call, other: Joiner<Decision>, trail: &mut Trail) -> Decision {
         trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-        other.wait(self.duo.wait + 4 * self.duo.timeout).unwrap_or_else(|| {
+        other.wait(self.join_bound()).unwrap_or_else(|| {
             trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })

@@ -427,3 +427,128 @@ fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
     let sent = sent.lock().unwrap();
     assert!(sent[4..].iter().all(|(path, _)| path == "/auth/v2/preauth"), "{sent:?}");
 }
+
+/// A Duo API that holds every call until the test lets it go, then answers
+/// from a script, recording the calls; shared by the test and the engine.
+#[derive(Clone)]
+struct Held(Arc<HeldCalls>);
+
+struct HeldCalls {
+    answers: Mutex<Vec<Result<Answer, CallError>>>,
+    gate: Mutex<std::sync::mpsc::Receiver<()>>,
+    sent: Sent,
+}
+
+impl Held {
+    fn new(answers: Vec<Result<Answer, CallError>>) -> (Held, std::sync::mpsc::Sender<()>) {
+        let (release, gate) = std::sync::mpsc::channel();
+        let calls = HeldCalls { answers: Mutex::new(answers), gate: Mutex::new(gate), sent: Sent::default() };
+        (Held(Arc::new(calls)), release)
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.0.sent.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+    }
+}
+
+impl DuoApi for Held {
+    fn call(&self, _method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.0.sent.lock().unwrap().push((path.to_string(), params));
+        let _ = self.0.gate.lock().unwrap().recv();
+        self.0.answers.lock().unwrap().remove(0)
+    }
+}
+
+/// Two servers of a farm (`state_store = redis`), `store` their shared store.
+fn farm_of_two(
+    dir: &TempDir,
+    mode: &str,
+    apis: [Held; 2],
+    store: &super::joining::farm::testing::Logins,
+) -> Vec<Arc<DuoEngine>> {
+    let mut raw = raw_config(dir.path(), mode);
+    raw.backend = Some("duo".into());
+    raw.state_store = Some("redis".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIKEY".into());
+    raw.duo.secret_key = Some("skey".into());
+    raw.duo.wait = 5;
+    raw.duo.poll_interval = 1;
+    let cfg = Config::from_raw(&raw).unwrap();
+    apis.into_iter()
+        .map(|api| {
+            let clock = Arc::new(crate::clock::FixedClock::new(1_700_000_000));
+            let engine = DuoEngine::with_api("mfa", cfg.clone(), clock, Box::new(api)).unwrap();
+            Arc::new(engine.in_farm(Box::new(store.clone())))
+        })
+        .collect()
+}
+
+fn in_thread(engine: &Arc<DuoEngine>, password: &'static str) -> std::thread::JoinHandle<AuthenticateOutput> {
+    let engine = engine.clone();
+    std::thread::spawn(move || login(&engine, password, None))
+}
+
+#[test]
+fn a_passcode_resent_to_the_other_server_gets_the_first_servers_answer() {
+    let dir = TempDir::new("duo-farm-passcode");
+    let store = super::joining::farm::testing::Logins::default();
+    let (a, release_a) = Held::new(vec![ok(AUTH), ok(r#"{"result":"allow","status":"allow"}"#)]);
+    let (b, _) = Held::new(vec![]);
+    let servers = farm_of_two(&dir, "otp", [a.clone(), b.clone()], &store);
+    let first = in_thread(&servers[0], "123456");
+    while a.paths().is_empty() {
+        std::thread::yield_now();
+    }
+    // A holds the login (claimed, Duo's answer not in yet): B's re-send joins it.
+    assert_eq!(store.0.lock().unwrap().len(), 1);
+    let second = in_thread(&servers[1], "123456");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    release_a.send(()).unwrap();
+    release_a.send(()).unwrap();
+    assert_eq!(first.join().unwrap().outcome, Some(Outcome::Ok));
+    let joined = second.join().unwrap();
+    assert_eq!(joined.outcome, Some(Outcome::Ok), "the re-send gets the same answer");
+    assert!(b.paths().is_empty(), "the passcode went to Duo once, from A");
+    let log: Vec<&str> = joined.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(log.iter().any(|l| l.contains("on another server: joining it")), "{log:?}");
+
+    // What the store holds, changed by someone with write access to it only: refused.
+    for value in store.0.lock().unwrap().values_mut() {
+        let last = value.len() - 1;
+        value[last] ^= 1;
+    }
+    let forged = login(&servers[1], "123456", None);
+    assert_eq!(forged.outcome, Some(Outcome::Fail));
+    assert_eq!(forged.reply_messages, [servers[1].config().messages.internal.clone()]);
+    assert!(b.paths().is_empty());
+}
+
+#[test]
+fn a_push_resent_to_the_other_server_polls_the_first_push() {
+    let dir = TempDir::new("duo-farm-push");
+    let store = super::joining::farm::testing::Logins::default();
+    let waiting = || ok(r#"{"result":"waiting","status":"pushed"}"#);
+    let denied = || ok(r#"{"result":"deny","status":"deny"}"#);
+    let (a, release_a) = Held::new(vec![ok(AUTH), ok(r#"{"txid":"tx-1"}"#), waiting(), denied()]);
+    let (b, release_b) = Held::new(vec![denied()]);
+    let servers = farm_of_two(&dir, "push", [a.clone(), b.clone()], &store);
+    let first = in_thread(&servers[0], "pw");
+    release_a.send(()).unwrap();
+    release_a.send(()).unwrap();
+    // The txid published: B's re-send polls that push, sending none of its own.
+    while store.0.lock().unwrap().values().all(Vec::is_empty) {
+        std::thread::yield_now();
+    }
+    release_b.send(()).unwrap();
+    let joined = login(&servers[1], "pw", None);
+    assert_eq!(joined.outcome, Some(Outcome::Reject));
+    assert_eq!(joined.reply_messages, [servers[1].config().messages.push_denied.clone()]);
+    let sent = b.0.sent.lock().unwrap().clone();
+    assert_eq!(sent, [("/auth/v2/auth_status".to_string(), vec![("txid".to_string(), "tx-1".to_string())])]);
+    // A's next poll is answered the same: both Reject.
+    drop(release_a);
+    assert_eq!(first.join().unwrap().outcome, Some(Outcome::Reject));
+    assert_eq!(a.paths().iter().filter(|p| *p == "/auth/v2/auth").count(), 1, "one push");
+}

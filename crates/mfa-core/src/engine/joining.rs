@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+pub(super) mod farm;
+
 /// The key of a login: a hash of length-prefixed parts (so that no two lists of
 /// parts collide), never kept or shown.
 pub fn login_key(parts: &[&[u8]]) -> [u8; 32] {

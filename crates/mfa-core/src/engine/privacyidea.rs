@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::joining::farm::{Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::mapping::{reply_attributes, Rule};
@@ -20,7 +21,7 @@ use crate::backend::privacyidea::{
 };
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StoreChoice};
 use crate::store::state_store::StateStore;
 use crate::text::{cut, printable};
 
@@ -40,6 +41,8 @@ pub struct PiEngine {
     /// login: a NAS's re-send with a new RADIUS ID joins the one in progress
     /// instead of sending the code (used up by then) or the push trigger again.
     in_progress: InProgress<Ending>,
+    /// With a store shared by a farm: the keys that join re-sends across it.
+    farm: Option<Farm>,
 }
 
 /// Keeps the count of polling logins right however the wait ends.
@@ -92,7 +95,9 @@ impl PiEngine {
         let key =
             StateKey::load_or_create(&challenge.state_key).map_err(|message| ConfigError::new("state_key", message))?;
         let rules = crate::backend::mapping::compile(&cfg.reply)?;
+        let farm = matches!(cfg.store, StoreChoice::Redis(_)).then(|| Farm::new(&key));
         Ok(PiEngine {
+            farm,
             name: name.to_string(),
             pi,
             clock,
@@ -104,6 +109,14 @@ impl PiEngine {
             in_progress: InProgress::default(),
             cfg,
         })
+    }
+
+    /// Shares `store` with the other servers of a farm (for the tests: Redis's stand-in).
+    #[cfg(test)]
+    pub(super) fn in_farm(mut self, store: Box<dyn StateStore>) -> PiEngine {
+        self.farm = Some(Farm::new(&self.key));
+        self.used = store;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -237,16 +250,52 @@ impl PiEngine {
                     Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
                 })
             }
-            Entry::First(first) => {
-                trail.debug(format!(
-                    "asking privacyIDEA about \"{}\"{}",
-                    call.user,
-                    call.realm.map(|r| format!(" in realm \"{r}\"")).unwrap_or_default()
-                ));
-                let answer = self.check(call, pass, None, trail);
-                first.end(self.finish(call, answer, trail))
-            }
+            Entry::First(first) => first.end(self.first_in_farm(call, pass, &key, trail)),
         }
+    }
+
+    /// With a store shared by a farm: the first server to see the login asks
+    /// privacyIDEA and publishes the ending; a re-send to another server waits
+    /// for it there. Alone: asks.
+    fn first_in_farm(&self, call: &Call, pass: &str, key: &[u8; 32], trail: &mut Trail) -> Ending {
+        let Some(farm) = &self.farm else {
+            return self.ask(call, pass, trail);
+        };
+        let bound = self.pi.poll_wait + 4 * self.pi.client.timeout;
+        let login = farm.login(&self.name, key);
+        match farm.enter(&*self.used, login, call.user, bound, &*self.clock, trail) {
+            Turn::First(claimed) => {
+                let ending = self.ask(call, pass, trail);
+                // The reply attributes travel in the published decision.
+                let mut published = ending.decision.clone();
+                published.attributes.extend(ending.attributes.iter().cloned());
+                claimed.end(&published, self.clock.now(), trail);
+                ending
+            }
+            Turn::Joined(Published::Ending(mut decision)) => {
+                let attributes = std::mem::take(&mut decision.attributes);
+                Ending { decision, attributes }
+            }
+            Turn::Joined(Published::Txid(_)) => {
+                trail.error(format!(
+                    "refused \"{}\": the login it joined on another server is not understood",
+                    call.user
+                ));
+                Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
+            }
+            Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into(),
+        }
+    }
+
+    /// privacyIDEA's `/validate/check` of the credential, and what its answer comes to.
+    fn ask(&self, call: &Call, pass: &str, trail: &mut Trail) -> Ending {
+        trail.debug(format!(
+            "asking privacyIDEA about \"{}\"{}",
+            call.user,
+            call.realm.map(|r| format!(" in realm \"{r}\"")).unwrap_or_default()
+        ));
+        let answer = self.check(call, pass, None, trail);
+        self.finish(call, answer, trail)
     }
 
     /// A call's result; the servers that failed on the way are logged.

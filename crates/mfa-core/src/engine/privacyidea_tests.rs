@@ -312,3 +312,68 @@ fn a_resent_login_joins_the_one_in_progress() {
     engine.authenticate(login(b"alice", b"pin123456", None));
     assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// Counts every call; must not be asked (the other server asks).
+#[derive(Default)]
+struct Unasked(std::sync::atomic::AtomicUsize);
+
+impl Validate for Unasked {
+    fn check(&self, _form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        answer(REJECT).into()
+    }
+    fn poll(&self, _transaction_id: &str) -> Called<PollStatus> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(PollStatus::Pending).into()
+    }
+}
+
+#[test]
+fn a_code_resent_to_the_other_server_gets_the_first_servers_answer() {
+    let dir = TempDir::new("pi-farm");
+    let mut raw = pi_raw_config(&dir);
+    raw.state_store = Some("redis".into());
+    raw.reply = vec![RawRule { attribute: "Filter-Id".into(), from: Some("serial".into()), ..RawRule::default() }];
+    let cfg = Config::from_raw(&raw).unwrap();
+    let store = super::joining::farm::testing::Logins::default();
+    let server = |client: Box<dyn Validate>| {
+        let engine = PiEngine::with_client("mfa", cfg.clone(), Arc::new(FixedClock::new(T)), client).unwrap();
+        engine.in_farm(Box::new(store.clone()))
+    };
+    let slow = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
+    struct Shared(Arc<SlowAccept>);
+    impl Validate for Shared {
+        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+            self.0.check(form)
+        }
+        fn poll(&self, id: &str) -> Called<PollStatus> {
+            self.0.poll(id)
+        }
+    }
+    let unasked = Arc::new(Unasked::default());
+    struct Counted(Arc<Unasked>);
+    impl Validate for Counted {
+        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+            self.0.check(form)
+        }
+        fn poll(&self, id: &str) -> Called<PollStatus> {
+            self.0.poll(id)
+        }
+    }
+    let (a, b) = (server(Box::new(Shared(slow.clone()))), server(Box::new(Counted(unasked.clone()))));
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| a.authenticate(login(b"alice", b"pin123456", None)));
+        while slow.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let second = b.authenticate(login(b"alice", b"pin123456", None));
+        (first.join().unwrap(), second)
+    });
+    assert_eq!(first.outcome, Some(Outcome::Ok));
+    assert_eq!(second.outcome, Some(Outcome::Ok), "the re-send answers as the first");
+    assert_eq!(second.reply_attributes, first.reply_attributes);
+    assert_eq!(second.reply_attributes, [("Filter-Id".to_string(), "HOTP1".to_string())]);
+    assert_eq!(unasked.0.load(std::sync::atomic::Ordering::SeqCst), 0, "the code went to privacyIDEA once");
+    let keys: Vec<String> = store.0.lock().unwrap().keys().cloned().collect();
+    assert!(keys.iter().all(|k| !k.contains("alice") && k.len() == 40), "keyed names only: {keys:?}");
+}

@@ -94,6 +94,21 @@ pub trait StateStore: Send + Sync {
     /// push instead of sending a second one.
     fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError>;
 
+    /// Claims the login `login` (a keyed digest, nothing of a password in it)
+    /// for `ttl` seconds, for the servers sharing the store: None when this
+    /// request is the first, which decides the login and publishes what its
+    /// re-sends on other servers need ([`StateStore::publish_login`]); else what
+    /// the first published so far (empty while nothing).
+    fn claim_login(&self, login: &str, ttl: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Publishes `value` (sealed by the caller) as what the login claimed by
+    /// [`StateStore::claim_login`] has come to, kept `ttl` seconds from now.
+    fn publish_login(&self, login: &str, value: &[u8], ttl: u64) -> Result<(), StoreError>;
+
+    /// What the first request of `login` published so far (empty while nothing);
+    /// None when no request holds the login (it expired, or was never claimed).
+    fn read_login(&self, login: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Counts one more request of `kind` ("push", "code") for `user` in a fixed
     /// window of `window` seconds starting at the first: returns the count with
     /// this one and the seconds until the window ends.
@@ -208,6 +223,21 @@ impl StateStore for LocalStore {
         Ok(request_id.to_string())
     }
 
+    /// One server: its re-sends join in memory (engine/joining.rs); every
+    /// login is the first here.
+    fn claim_login(&self, _login: &str, _ttl: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Nobody else reads it.
+    fn publish_login(&self, _login: &str, _value: &[u8], _ttl: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn read_login(&self, _login: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
     /// Counted in memory: per server, and started again by a restart.
     fn count_request(&self, kind: &str, user: &str, now: u64, window: u64) -> Result<(u32, u64), StoreError> {
         Ok(self.requests.count(kind, user, now, window))
@@ -299,6 +329,16 @@ mod tests {
         let locked = store.take_totp_step_unless_locked("alice", "T1", 11, 120).unwrap();
         assert_eq!(locked, Take::Locked(LockState { failures: 3, locked_until: 160 }));
         assert!(store.checks_lock_in_claims());
+    }
+
+    #[test]
+    fn every_login_is_the_first_in_a_local_store() {
+        let dir = TempDir::new("state-store-logins");
+        let store = open(&dir.path().join("state.jsonl"));
+        assert_eq!(store.claim_login("L", 30), Ok(None));
+        store.publish_login("L", b"sealed", 30).unwrap();
+        assert_eq!(store.claim_login("L", 30), Ok(None), "the other servers are not here to join");
+        assert_eq!(store.read_login("L"), Ok(None));
     }
 
     #[test]

@@ -50,21 +50,22 @@ impl DuoEngine {
     /// `device`: Duo's id of the one chosen in the menu, or `auto`.
     pub(super) fn push(&self, call: &Call, factor: &str, device: &str, trail: &mut Trail) -> Decision {
         let challenges = self.duo.approval == Approval::Challenge;
-        if !challenges && self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            trail.warn(format!(
-                "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
-                call.user, self.duo.max_waiting
-            ));
-            return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
-        }
-        // Taken above unless the login challenges.
-        let _slot = (!challenges).then(|| Slot(&self.waiting));
+        // Held while the login waits, unless it challenges.
+        let _slot = match challenges {
+            true => None,
+            false => match self.waiting_slot(call, trail) {
+                Ok(slot) => Some(slot),
+                Err(busy) => return busy,
+            },
+        };
         let deadline = Instant::now() + self.duo.wait;
         let txid = match self.send_push(call, factor, device, trail) {
             Ok(txid) => txid,
             Err(decision) => return decision,
         };
+        if let Some(shared) = call.shared.filter(|_| !challenges) {
+            shared.txid(&txid, self.join_bound().as_secs() + 1, trail);
+        }
         if challenges {
             let prompt =
                 self.cfg.messages.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
@@ -81,8 +82,38 @@ impl DuoEngine {
             self.duo.wait.as_secs(),
             call.user
         ));
+        self.wait_for(call, &txid, deadline, trail)
+    }
+
+    /// A slot among the `duo.max_waiting` logins that wait for a push at once,
+    /// or the refusal when none is free.
+    fn waiting_slot(&self, call: &Call, trail: &mut Trail) -> Result<Slot<'_>, Decision> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.duo.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            trail.warn(format!(
+                "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
+                call.user, self.duo.max_waiting
+            ));
+            return Err(Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone()));
+        }
+        Ok(Slot(&self.waiting))
+    }
+
+    /// A re-send of a push login another server of the farm sent: this server
+    /// polls the same push, within its own `duo.wait` and `duo.max_waiting`.
+    pub(super) fn poll_joined(&self, call: &Call, txid: &str, trail: &mut Trail) -> Decision {
+        let _slot = match self.waiting_slot(call, trail) {
+            Ok(slot) => slot,
+            Err(busy) => return busy,
+        };
+        trail.debug(format!("polling the Duo push another server sent to \"{}\"", call.user));
+        self.wait_for(call, txid, Instant::now() + self.duo.wait, trail)
+    }
+
+    /// `/auth_status` every `duo.poll_interval` until the push is answered or `deadline`.
+    fn wait_for(&self, call: &Call, txid: &str, deadline: Instant, trail: &mut Trail) -> Decision {
         loop {
-            if let Some(decision) = self.status(call, &txid, trail) {
+            if let Some(decision) = self.status(call, txid, trail) {
                 return decision;
             }
             let left = deadline.saturating_duration_since(Instant::now());

@@ -374,6 +374,27 @@ impl StateStore for RedisStore {
         })
     }
 
+    fn claim_login(&self, login: &str, ttl: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key("login", login);
+        let (first, value): (i64, Vec<u8>) = self.claim(|pipe| {
+            pipe.cmd("EVALSHA").arg(self.scripts.claim_login.get_hash()).arg(1).arg(&key).arg(ttl.max(1));
+        })?;
+        Ok((first != 1).then_some(value))
+    }
+
+    fn publish_login(&self, login: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
+        let key = self.key("login", login);
+        let _: redis::Value = self.claim(|pipe| {
+            pipe.cmd("SET").arg(&key).arg(value).arg("EX").arg(ttl.max(1));
+        })?;
+        Ok(())
+    }
+
+    fn read_login(&self, login: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key("login", login);
+        self.connector.run(|con| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(con))
+    }
+
     fn count_request(&self, kind: &str, user: &str, _now: u64, window: u64) -> Result<(u32, u64), StoreError> {
         let key = self.key(&format!("count:{kind}"), user);
         let (count, left): (u32, u64) = self.claim(|pipe| {

@@ -34,6 +34,13 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] 
 return redis.call('GET', KEYS[1])
 ";
 
+/// KEYS[1] a login; ARGV[1] seconds: claims the login for the first request
+/// ({1, ""}), or returns what the first published so far ({0, value}; "" while nothing).
+const CLAIM_LOGIN: &str = r"
+if redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[1]) then return {1, ''} end
+return {0, redis.call('GET', KEYS[1]) or ''}
+";
+
 /// KEYS[1] a user's request count; ARGV[1] the window in seconds: counts one
 /// more in the window that the first one opened. Returns {count, seconds left}.
 const COUNT: &str = r"
@@ -98,6 +105,7 @@ pub(super) struct Scripts {
     pub take_unless_locked: Script,
     pub merge_lock: Script,
     pub use_state: Script,
+    pub claim_login: Script,
 }
 
 impl Scripts {
@@ -110,11 +118,12 @@ impl Scripts {
             take_unless_locked: Script::new(TAKE_UNLESS_LOCKED),
             merge_lock: Script::new(MERGE_LOCK),
             use_state: Script::new(USE_STATE),
+            claim_login: Script::new(CLAIM_LOGIN),
         }
     }
 
     /// Every script's text, for SCRIPT LOAD on a new connection.
-    pub fn texts() -> [&'static str; 7] {
-        [RAISE, SWAP_LOCK, JOIN, COUNT, TAKE_UNLESS_LOCKED, MERGE_LOCK, USE_STATE]
+    pub fn texts() -> [&'static str; 8] {
+        [RAISE, SWAP_LOCK, JOIN, COUNT, TAKE_UNLESS_LOCKED, MERGE_LOCK, USE_STATE, CLAIM_LOGIN]
     }
 }
