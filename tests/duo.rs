@@ -365,6 +365,43 @@ fn broken_configuration_is_named() {
     assert!(out.contains("duo.api_host"), "{}", common::tail(&out, 20));
 }
 
+/// The secret key from `secret_key_file` (one line, mode 0640): logins work as
+/// with `secret_key`; a file others can read stops the start naming the item;
+/// neither form of the key ever reaches the debug output.
+#[test]
+fn the_secret_key_from_a_private_file_and_never_in_the_debug_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let module = require_module!();
+    let duo = require_duo!();
+    let file = duo.dir.join("skey-private");
+    std::fs::write(&file, format!("{SKEY}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let section = |key_line: String| {
+        format!(
+            "backend = duo\nduo {{\n\tapi_host = \"{}\"\n\tintegration_key = \"{IKEY}\"\n\t{key_line}\n\
+             \ttimeout = 3\n\twait = 6\n\tpoll_interval = 1\n}}\n",
+            duo.api_host()
+        )
+    };
+    let from_file = section(format!("secret_key_file = \"{}\"", file.display()));
+    let server = Server::start(&module, &Setup::otp_mode(r#"{"users": {}}"#).with(&from_file));
+    assert!(server.auth("alice", "123456").is_accept(), "signed with the key from the file");
+    assert!(!server.debug_log().contains(SKEY), "the key is not in the debug output");
+    drop(server);
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Server::start_failing(&module, &Setup::otp_mode(r#"{"users": {}}"#).with(&from_file));
+    assert!(out.contains("duo.secret_key_file"), "{}", common::tail(&out, 20));
+    assert!(!out.contains(SKEY));
+
+    // Inline: FreeRADIUS hides it as a secret in its own debug output.
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), ""));
+    assert!(server.auth("alice", "654321").is_reject(), "a wrong passcode, refused by Duo");
+    assert!(server.debug_log().contains("Incorrect passcode"), "Duo was asked");
+    assert!(server.debug_log().contains("secret_key = <<< secret >>>"), "the item is shown, hidden");
+    assert!(!server.debug_log().contains(SKEY), "{}", common::tail(&server.debug_log(), 40));
+}
+
 /// duo.ca_file / duo.ca_path: Duo (here the fake, behind an HTTPS front with a
 /// certificate from a private CA the test makes) is verified against those CAs
 /// alone when set; the system's store does not know that CA, so without them the
