@@ -35,6 +35,7 @@ const USERS: &[(&str, &str)] = &[
     ("hank", "pw-hank"),
     ("ivan", "pw-ivan"),
     ("judy", "pw-judy"),
+    ("leo", "pw-leo"),
 ];
 
 /// The fake's users: how each one's preauth and push go, and their passcodes.
@@ -47,6 +48,7 @@ const DUO_USERS: &str = r#"{
     "frank": {"preauth": "429"},
     "ivan": {"preauth": "auth", "push": "approve", "waits": 4},
     "judy": {"preauth": "auth", "push": "deny", "waits": 4},
+    "leo": {"preauth": "auth", "push": "timeout"},
     "kim": {"preauth": "auth", "passcodes": ["345678"], "slow": 2},
     "hank": {"preauth": "auth", "push": "approve", "devices": [
         {"device": "DPHANK1", "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"], "type": "phone",
@@ -234,6 +236,21 @@ fn push_approved_denied_and_unanswered() {
         server.send_with(&["-r", "2", "-t", "20"], "User-Name = \"carol\", User-Password = \"pw-carol\"\n");
     assert_eq!(unanswered.message(), Some("No answer from your device in time"), "{unanswered:?}");
     assert!(server.debug_log().contains("Login request denied."), "Duo's reason is logged");
+    // Duo's own "timeout" (the push expired on Duo's side) reads as an unanswered push.
+    let expired = server.auth("leo", "pw-leo");
+    assert_eq!(expired.message(), Some("No answer from your device in time"), "{expired:?}");
+    assert!(server.debug_log().contains("Login timed out."), "Duo's reason is logged");
+}
+
+/// An integration key Duo does not know: /check at start-up names the item.
+#[test]
+fn an_integration_key_duo_does_not_know_stops_the_start() {
+    let module = require_module!();
+    let duo = require_duo!();
+    let section = duo_section(&duo.api_host(), "").replace(IKEY, "DIXXXXXXXXXXXXXXXXXX");
+    let out = Server::start_failing(&module, &Setup::otp_mode(r#"{"users": {}}"#).with(&section));
+    assert!(out.contains("duo.integration_key"), "{}", common::tail(&out, 20));
+    assert!(out.contains("Invalid integration key"), "Duo's reason: {}", common::tail(&out, 20));
 }
 
 #[test]
