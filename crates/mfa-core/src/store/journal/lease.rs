@@ -202,6 +202,41 @@ mod tests {
         assert_eq!(open(&path).token("alice", "T1"), totp(5));
     }
 
+    /// Two servers sharing one journal, each taking the lease when it can: every
+    /// counter value is claimed by exactly one of them, as without the lease.
+    #[test]
+    fn two_holders_of_one_journal_never_claim_one_counter_twice() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let (a, b) = (
+            SharedJournal::open(&path, JournalOptions::default()).unwrap(),
+            SharedJournal::open(&path, JournalOptions::default()).unwrap(),
+        );
+        let won: u64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = [&a, &b, &a, &b]
+                .into_iter()
+                .map(|journal| {
+                    scope.spawn(move || {
+                        let mut won = 0;
+                        for _ in 0..200 {
+                            let claimed = journal.write(|j| {
+                                j.refresh()?;
+                                let next = j.token("alice", "H1").next_counter + 1;
+                                j.claim_hotp_counter("alice", "H1", next)
+                            });
+                            won += u64::from(claimed.unwrap());
+                        }
+                        won
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert!(won > 0);
+        drop((a, b));
+        assert_eq!(open(&path).token("alice", "H1").next_counter, won);
+    }
+
     #[test]
     fn a_journal_deleted_under_the_lease_is_written_back() {
         let dir = new_dir();
