@@ -230,7 +230,7 @@ impl StateStore for LocalStore {
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {
-        self.journal().take_compaction_error().map(text)
+        self.journal.take_upkeep_error().map(text)
     }
 }
 

@@ -103,7 +103,13 @@ fn run(inner: &Inner, watch: &Watch, name: &OsStr) {
             match quiet_until {
                 Some(until) if until > now => Some(until - now),
                 _ => {
-                    let taken = inner.lock().try_lease();
+                    let taken = {
+                        let mut journal = inner.lock();
+                        let taken = journal.try_lease();
+                        // Catching up may have repaired damage, kept for the log.
+                        inner.note_upkeep(&journal);
+                        taken
+                    };
                     if !matches!(taken, Ok(true)) {
                         // Held by someone else, or an error the next write reports.
                         quiet_until = Some(now + QUIET);

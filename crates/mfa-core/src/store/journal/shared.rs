@@ -40,6 +40,9 @@ pub(super) struct Inner {
     /// The thread that holds the file lock on lease (`lease.rs`), started by the first write.
     lease: Mutex<Option<Lease>>,
     lease_started: AtomicBool,
+    /// The journal holds an upkeep error for the log (`take_compaction_error`): set
+    /// where one may have been kept, so that a login looks without taking the mutex.
+    upkeep: AtomicBool,
     /// Held by a test to keep the compaction thread from starting.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -101,6 +104,7 @@ impl SharedJournal {
             compactor: Mutex::default(),
             lease: Mutex::default(),
             lease_started: AtomicBool::new(false),
+            upkeep: AtomicBool::new(false),
             #[cfg(test)]
             gate: Mutex::default(),
         };
@@ -124,6 +128,7 @@ impl SharedJournal {
             let result = change(&mut journal);
             let appended = std::mem::take(&mut journal.appended);
             let ticket = self.inner.tickets(&journal, appended);
+            self.inner.note_upkeep(&journal);
             // As inline: a change that failed starts none (a journal that cannot
             // be written stays the error it is, see tests/journal_damage.rs).
             (result.is_ok() && appended > 0 && journal.compaction_due(), result, ticket)
@@ -141,6 +146,18 @@ impl SharedJournal {
         }
         let value = result?;
         synced.map(|()| value)
+    }
+
+    /// The upkeep error kept for the log, if any (see `StateJournal::take_compaction_error`);
+    /// no lock taken when there is none.
+    pub fn take_upkeep_error(&self) -> Option<JournalError> {
+        if !self.inner.upkeep.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut journal = self.inner.lock();
+        let taken = journal.take_compaction_error();
+        self.inner.note_upkeep(&journal);
+        taken
     }
 
     /// Takes the file lock for each write only, never on lease (a brief user: mfa-admin).
@@ -184,6 +201,7 @@ impl SharedJournal {
                 let mut journal = self.inner.lock();
                 journal.compaction_error = Some(io_error("start a compaction of", &self.inner.path)(e));
                 journal.since_compaction = 0;
+                self.inner.note_upkeep(&journal);
             }
         }
     }
@@ -207,6 +225,11 @@ impl Drop for SharedJournal {
 impl Inner {
     pub(super) fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Under the journal mutex: records whether an upkeep error waits for the log.
+    pub(super) fn note_upkeep(&self, journal: &StateJournal) {
+        self.upkeep.store(journal.compaction_error.is_some(), Ordering::Release);
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, StateJournal> {
@@ -298,11 +321,12 @@ impl Inner {
             let finished = journal.finish_compaction(written);
             self.tickets(&journal, 0).and(finished)
         });
+        let mut journal = self.lock();
         if let Err(e) = result {
-            let mut journal = self.lock();
             journal.since_compaction = 0;
             journal.compaction_error = Some(e);
         }
+        self.note_upkeep(&journal);
     }
 }
 
