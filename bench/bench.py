@@ -2057,6 +2057,8 @@ def main():
     ap.add_argument("--cost-rounds", type=int, default=3, help="rounds of part 6's CPU measure")
     ap.add_argument("--cost-strace", type=int, default=1000,
                     help="logins per path counted by strace -c in part 6; 0: none")
+    ap.add_argument("--cost-memory", type=int, default=100000,
+                    help="users logging in once each for part 6's memory measure; 0: none")
     ap.add_argument("--parts", default="1,2,3,4,5,6", help="parts to run, e.g. 3 or 1,4 (default: all)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
     ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
@@ -2081,8 +2083,9 @@ def main():
         parts = set()
     if not parts or not parts <= {1, 2, 3, 4, 5, 6}:
         ap.error("--parts takes part numbers 1 to 6, e.g. --parts 3 or --parts 1,4")
-    if args.cost_logins < 0 or args.cost_users < 1 or args.cost_rounds < 1 or args.cost_strace < 0:
-        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins and --cost-strace >= 0")
+    if (args.cost_logins < 0 or args.cost_users < 1 or args.cost_rounds < 1 or args.cost_strace < 0
+            or args.cost_memory < 0):
+        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins, --cost-strace and --cost-memory >= 0")
     if (args.redis_users < 1 or args.redis_rounds < 1 or args.redis_latency < 1 or args.redis_latency_warmup < 0
             or args.callgrind < 0):
         ap.error("--redis-users, --redis-rounds, --redis-latency must be >= 1, --redis-latency-warmup and "

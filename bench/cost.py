@@ -9,13 +9,15 @@
 #   CPU           a plain server per path, the paths' radclient turns interleaved
 #                 in rounds, CPU time from /proc/PID/task/*/schedstat;
 #   system calls  the same plain servers, `strace -c -f` attached over N logins,
-#                 less what the same attach counts while the server is idle.
+#                 less what the same attach counts while the server is idle;
+#   memory        a server of the otp path with 100,000 users (--cost-memory): its
+#                 VmRSS after every user logged in once, less before the first login.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -115,8 +117,9 @@ def part_cost(args, work, pid_file, b):
           f"interleaved); system calls: strace -c -f over {n_strace} logins"
           + ("" if have_strace else " (strace missing: left out)"))
 
-    rng = random.Random(614)
-    keys = {p: [rng.randbytes(20) for _ in range(per_path)] for p in ("totp", "otp", "pwotp", "redis")}
+    def key(path, i):
+        # The TOTP secret of user i of a path: 20 bytes, the same from run to run.
+        return hashlib.sha1(f"cost-{path}-{i}".encode()).digest()
 
     def name(path, i):
         return f"{PREFIX[path]}{i:06d}"
@@ -124,12 +127,12 @@ def part_cost(args, work, pid_file, b):
     def password(path, i, step):
         if path in ("accept", "pap"):
             return PASSWORD
-        code = b.hotp(keys[path][i], step)
+        code = b.hotp(key(path, i), step)
         return f"{PASSWORD},{code}" if path == "pwotp" else code
 
     def files_entry(path, i):
         return {"accept": "Auth-Type := Accept", "pap": f'Auth-Type := PAP, Cleartext-Password := "{PASSWORD}"',
-                "totp": f'Auth-Type := totp, TOTP-Secret := "{b.b32(keys["totp"][i]) if path == "totp" else ""}"',
+                "totp": f'Auth-Type := totp, TOTP-Secret := "{b.b32(key("totp", i)) if path == "totp" else ""}"',
                 "otp": "Auth-Type := mfa", "redis": "Auth-Type := mfa",
                 "pwotp": f'Cleartext-Password := "{PASSWORD}"'}[path]
 
@@ -138,7 +141,7 @@ def part_cost(args, work, pid_file, b):
         store = {"users": {}}
         if path in MFA_PATHS:
             store["users"] = {name(path, i): {"tokens": [{
-                "serial": f"C-{i:06d}", "type": "totp", "secret": b.b32(keys[path][i]), "algorithm": "SHA1",
+                "serial": f"C-{i:06d}", "type": "totp", "secret": b.b32(key(path, i)), "algorithm": "SHA1",
                 "digits": 6, "period": b.STEP}]} for i in indices}
         tokens = os.path.join(work, f"tokens-cost-{label}.json")
         b.write_file(tokens, json.dumps(store), 0o640)
@@ -238,6 +241,11 @@ def part_cost(args, work, pid_file, b):
         for path in paths:
             servers[path].stop()
 
+        # ---- Memory: the otp path's state for --cost-memory users who each log in once.
+        memory = None
+        if args.cost_memory:
+            memory = memory_count(b, args, work, servers, make_server, password, name)
+
         # ---- Instructions: a fresh server per path under callgrind, one after the other.
         if have_cg:
             for path in paths:
@@ -249,7 +257,66 @@ def part_cost(args, work, pid_file, b):
             server.stop()
         if redis is not None:
             redis.stop()
-    return report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top)
+    return report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top, memory)
+
+
+def memory_count(b, args, work, servers, make_server, password, name):
+    """The resident memory (VmRSS) that `--cost-memory` users, each logging in once, add to
+    a server of the otp path and to one of the files+rlm_totp path, which keeps nothing
+    per user: the difference is what the module's state adds. Each is measured after one
+    login (everything loaded and warmed, the users file and token store of all the users
+    included) and after the last; FreeRADIUS's cleanup_delay is 0 here.
+    Returns {path: MiB added}."""
+    n = args.cost_memory
+    base = 200000  # user numbers of their own, after every other server's
+    added = {}
+    for path in ("totp", "otp"):
+        server = make_server(path, f"{path}-memory", range(base, base + n), None)
+        servers[f"{path}-memory"] = server
+        # Requests are freed as soon as they are answered (FreeRADIUS keeps each for
+        # cleanup_delay otherwise: tens of thousands at once at these rates, a high water
+        # mark of the server's, not state of the module).
+        conf = os.path.join(server.dir, "radiusd.conf")
+        with open(conf) as f:
+            text = f.read()
+        b.write_file(conf, text.replace("cleanup_delay = 5", "cleanup_delay = 0"))
+        try:
+            server.start(timeout=300)
+            client = b.RadiusClient(server.port)
+            try:
+                got, _ = client.send(*client.packet(name(path, base), password(path, base, b.step_now())))
+            finally:
+                client.close()
+            if got != 2:
+                raise b.BenchError(f"part 6, memory, {LABEL[path]}: reply code {got} for the first login")
+            time.sleep(1)
+            before = server.status_kib("VmRSS")
+            done, chunk = 1, args.chunk
+            while done < n:
+                count = min(chunk, n - done)
+                idx = range(base + done, base + done + count)
+                left = b.STEP - time.time() % b.STEP
+                if left < 4:
+                    time.sleep(left + 0.05)
+                step = b.step_now()
+                packet_file = os.path.join(work, "packets-cost-memory.txt")
+                b.write_file(packet_file, b.packets([name(path, i) for i in idx],
+                                                    [password(path, i, step) for i in idx]))
+                _, acc, rej, lost, _ = b.radclient(server.port, [packet_file], args.parallel, 1, args.batch_timeout)
+                if acc != count or rej or lost:
+                    raise b.BenchError(f"part 6, memory, {LABEL[path]}: {acc} accepted, {rej} rejected, {lost} lost"
+                                       f" of {count}; server log:\n" + b.tail(server.log, 30))
+                done += count
+            time.sleep(1)
+            after = server.status_kib("VmRSS")
+        finally:
+            server.stop()
+        added[path] = (after - before) / 1024
+        b.say(f"   memory, {LABEL[path]}: {n:,} users who each logged in once: VmRSS "
+              f"{before / 1024:.1f} -> {after / 1024:.1f} MiB ({added[path]:+.1f} MiB)")
+    b.say(f"   memory the module's state adds for {n:,} users: {added['otp'] - added['totp']:+.1f} MiB "
+          f"({(added['otp'] - added['totp']) * 1048576 / n:.0f} bytes per user)")
+    return added
 
 
 def strace_count(b, work, server, send, logins):
@@ -314,7 +381,7 @@ def callgrind_count(b, args, servers, path, make_server, redis, one_login, indic
         server.stop(grace=60)
 
 
-def report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top):
+def report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top, memory):
     med = {p: statistics.median(cpu[p]) for p in paths}
     base = "totp"
     b.say("")
@@ -349,6 +416,9 @@ def report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top):
         # password+otp may cost what PAP costs plus what rlm_totp adds to a users-file Accept.
         budget = instructions["pap"] + instructions["totp"] - instructions["accept"]
         check("mfa password+otp / (pap + totp - Accept), instructions", instructions["pwotp"] / budget, 1.0)
+    if memory is not None:
+        check(f"memory the module's state adds for {args.cost_memory:,} users, MiB", memory["otp"] - memory["totp"],
+              32.0)
     if "redis" in paths:
         added = [r - o for r, o in zip(cpu["redis"], cpu["otp"])]
         check("server CPU Redis adds, us/login (median of rounds)", statistics.median(added), args.target_redis_cpu)

@@ -622,7 +622,7 @@ fn open_state(paths: &Paths, create: bool) -> Result<Option<Box<dyn StateStore>>
     if !exists && !create {
         return Ok(None);
     }
-    let store = LocalStore::open(&paths.state, JournalOptions::default())?;
+    let store = LocalStore::open_unleased(&paths.state, JournalOptions::default())?;
     eprintln!("mfa-admin: state in the {}", store.describe());
     Ok(Some(Box::new(store)))
 }

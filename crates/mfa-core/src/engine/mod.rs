@@ -322,6 +322,7 @@ impl Engine {
             None => None,
         };
         let store = open_store(&cfg)?;
+        store.expect_users(tokens.current().len());
         let dialogues = match &cfg.challenge {
             Some(c) => Some(Dialogues {
                 key: StateKey::load_or_create(&c.state_key)

@@ -116,6 +116,10 @@ pub trait StateStore: Send + Sync {
 
     /// Upkeep that failed after a change that stood (a compaction), once, for the log.
     fn take_upkeep_error(&self) -> Option<StoreError>;
+
+    /// The token file holds `users` users: a store that keeps them in memory makes
+    /// room for them at once.
+    fn expect_users(&self, _users: usize) {}
 }
 
 /// Requests counted per user and window in one process (the local store's rate limits).
@@ -148,9 +152,17 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (or creates) the journal at `path` and loads it.
+    /// Opens (or creates) the journal at `path` and loads it, as the module holds
+    /// it: the file lock kept between writes while nobody else opens the file.
     pub fn open(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
         Ok(LocalStore { journal: SharedJournal::open(path, opts)?, requests: RequestCounts::default() })
+    }
+
+    /// The same for a brief user (mfa-admin): the lock taken for each write only.
+    pub fn open_unleased(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
+        let journal = SharedJournal::open(path, opts)?;
+        journal.never_lease();
+        Ok(LocalStore { journal, requests: RequestCounts::default() })
     }
 
     /// For reading; changes go through `self.journal.write`, which syncs them.
@@ -166,6 +178,10 @@ fn text(e: JournalError) -> StoreError {
 impl StateStore for LocalStore {
     fn describe(&self) -> String {
         format!("state journal {}", self.journal().path().display())
+    }
+
+    fn expect_users(&self, users: usize) {
+        self.journal().reserve_users(users);
     }
 
     fn cached_lock(&self, user: &str) -> LockState {
@@ -244,7 +260,7 @@ impl StateStore for LocalStore {
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {
-        self.journal().take_compaction_error().map(text)
+        self.journal.take_upkeep_error().map(text)
     }
 }
 

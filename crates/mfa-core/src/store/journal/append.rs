@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 
 use super::error::{io_error, JournalError};
-use super::lock::unlock_file;
 use super::record::Record;
 use super::{LockState, StateJournal};
 use crate::store::state_store::Take;
@@ -75,7 +74,7 @@ impl StateJournal {
         if result.is_ok() {
             self.compact_if_due();
         }
-        let _ = unlock_file(&self.file);
+        self.release();
         result
     }
 
@@ -115,7 +114,7 @@ impl StateJournal {
         }
         // After a compaction `file` is the new, unlocked file; the old one's lock
         // went with its descriptor. Unlocking an unlocked file is harmless.
-        let _ = unlock_file(&self.file);
+        self.release();
         result
     }
 
@@ -149,7 +148,7 @@ impl StateJournal {
         if matches!(result, Ok(Take::Taken)) {
             self.compact_if_due();
         }
-        let _ = unlock_file(&self.file);
+        self.release();
         result
     }
 

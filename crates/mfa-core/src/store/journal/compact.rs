@@ -7,7 +7,6 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::error::{io_error, JournalError};
-use super::lock::unlock_file;
 use super::record::RawRecord;
 use super::state::States;
 use super::StateJournal;
@@ -18,7 +17,7 @@ impl StateJournal {
     pub fn compact(&mut self) -> Result<(), JournalError> {
         self.lock_current()?;
         let result = self.read_new(true).and_then(|()| self.compact_locked());
-        let _ = unlock_file(&self.file);
+        self.release();
         result
     }
 
@@ -60,6 +59,8 @@ impl StateJournal {
         // From here on the path is the new file, whatever else fails.
         self.file_id = file_id;
         self.file = file;
+        // The lease was on the old file's lock, which went with it.
+        self.leased = false;
         self.offset = bytes.len() as u64;
         self.lines = count;
         self.since_compaction = 0;
@@ -83,6 +84,8 @@ pub(super) struct Snapshot {
     lines: u64,
     /// The latest time a caller gave: answered States expired by then are left out.
     now: u64,
+    /// Users with state then: the table the replay builds is allocated once.
+    users: usize,
     /// A descriptor of that file (rebuilding the state from its first `offset`
     /// bytes needs no lock; copying or serialising the state in memory would
     /// hold the journal for tens of milliseconds at 100,000 users).
@@ -112,6 +115,7 @@ impl StateJournal {
             offset: self.offset,
             lines: self.lines,
             now: self.state.now(),
+            users: self.state.user_count(),
             file: self.file.try_clone().map_err(io_error("open", &self.path))?,
             mode: old.mode() & 0o7777,
             owner: Owner::Exactly { uid: old.uid(), gid: old.gid() },
@@ -124,7 +128,7 @@ impl StateJournal {
     pub(super) fn finish_compaction(&mut self, written: Written) -> Result<(), JournalError> {
         self.lock_current()?;
         let result = self.read_new(true).and_then(|()| self.finish_locked(written));
-        let _ = unlock_file(&self.file);
+        self.release();
         result
     }
 
@@ -143,6 +147,8 @@ impl StateJournal {
         let tail_lines = self.lines - lines;
         self.file_id = file_id;
         self.file = file;
+        // The lease was on the old file's lock, which went with it.
+        self.leased = false;
         self.offset = (len + tail.len()) as u64;
         self.lines = count + tail_lines;
         self.since_compaction = tail_lines as usize;
@@ -167,19 +173,41 @@ impl Snapshot {
     /// applied the same lines; what it forgot without a record, expired answered
     /// States, `now` leaves out again).
     fn replay(&self, path: &Path) -> Result<States, JournalError> {
-        let mut bytes = vec![0; self.offset as usize];
-        self.file.read_exact_at(&mut bytes, 0).map_err(io_error("read", path))?;
+        // Read in pieces, not whole: at 100,000 users the file is megabytes, and the
+        // compaction's memory stays with the process as its high-water mark.
+        const PIECE: usize = 1 << 20;
         let mut state = States::default();
+        state.reserve(self.users);
         state.forget_used_before(self.now);
-        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let (mut at, mut line_no) = (0u64, 0u64);
+        let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
+        while at < self.offset || !buf.is_empty() {
+            let want = (self.offset - at).min(PIECE as u64) as usize;
+            let start = buf.len();
+            buf.resize(start + want, 0);
+            self.file.read_exact_at(&mut buf[start..], at).map_err(io_error("read", path))?;
+            at += want as u64;
+            // Whole lines only; the rest waits for the next piece (the file up to
+            // `offset` ends with a newline).
+            let whole =
+                if at == self.offset { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+            for line in buf[..whole].split(|&b| b == b'\n') {
+                line_no += 1;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let record = serde_json::from_slice::<RawRecord<'_>>(line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|raw| raw.record().map(|r| state.apply(&r)));
+                if let Err(reason) = record {
+                    return Err(JournalError::Corrupt { path: path.to_path_buf(), line: line_no, reason });
+                }
             }
-            let record = serde_json::from_slice::<RawRecord<'_>>(line)
-                .map_err(|e| e.to_string())
-                .and_then(|raw| raw.record().map(|r| state.apply(&r)));
-            if let Err(reason) = record {
-                return Err(JournalError::Corrupt { path: path.to_path_buf(), line: n as u64 + 1, reason });
+            // split() yields one piece after the last newline: not a line.
+            line_no -= 1;
+            buf.drain(..whole);
+            if want == 0 {
+                break;
             }
         }
         Ok(state)

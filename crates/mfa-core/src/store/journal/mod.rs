@@ -3,7 +3,8 @@
 //!
 //! The FreeRADIUS module and `mfa-admin` share one file. Every writer takes an
 //! exclusive `flock` on the file, catches up with what others appended, then
-//! appends one JSON line with a single `write()`. Records are idempotent "set"
+//! appends one JSON line with a single `write()`. The module keeps the lock
+//! between writes while nobody else opens the file (`lease.rs`). Records are idempotent "set"
 //! records, so replaying a file always yields the same state. A state we cannot
 //! read is an error, never "empty": forgetting a step would let a code be used twice.
 
@@ -13,6 +14,7 @@ mod error;
 mod file;
 #[cfg(test)]
 mod fixtures;
+mod lease;
 mod lock;
 mod record;
 mod replay;

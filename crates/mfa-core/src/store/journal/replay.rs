@@ -8,7 +8,6 @@ use std::os::unix::fs::MetadataExt;
 
 use super::error::{io_error, JournalError};
 use super::file::open_file;
-use super::lock::unlock_file;
 use super::record::RawRecord;
 use super::StateJournal;
 
@@ -16,6 +15,10 @@ impl StateJournal {
     /// Applies records other processes appended since our last read. Costs one
     /// fstat and one stat when nothing changed.
     pub fn refresh(&mut self) -> Result<(), JournalError> {
+        if self.leased {
+            // Nobody else can have written (see `lease.rs`).
+            return Ok(());
+        }
         let meta = self.file.metadata().map_err(io_error("inspect", &self.path))?;
         let size = meta.len();
         // Our file still has a name (nlink > 0) while no compaction replaced it and no
@@ -41,6 +44,7 @@ impl StateJournal {
     /// (a compacted file holds the complete state).
     pub(super) fn reopen(&mut self) -> Result<(), JournalError> {
         let (file, file_id) = open_file(&self.path)?;
+        self.end_lease();
         self.file = file;
         self.file_id = file_id;
         self.offset = 0;
@@ -67,7 +71,7 @@ impl StateJournal {
             if !locked {
                 self.lock_current()?;
                 let repaired = self.read_new(true);
-                let _ = unlock_file(&self.file);
+                self.release();
                 return repaired;
             }
             return self.repair_shrunk(size);

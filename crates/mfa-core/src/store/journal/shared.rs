@@ -13,10 +13,12 @@
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::error::{io_error, JournalError};
+use super::lease::Lease;
 use super::lock::unlock_file;
 use super::{JournalOptions, StateJournal};
 
@@ -29,12 +31,18 @@ pub struct SharedJournal {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     path: PathBuf,
     journal: Mutex<StateJournal>,
     /// None with `fsync = no`: every write is done when its write() is.
     commit: Option<GroupCommit>,
     compactor: Mutex<Option<JoinHandle<()>>>,
+    /// The thread that holds the file lock on lease (`lease.rs`), started by the first write.
+    lease: Mutex<Option<Lease>>,
+    lease_started: AtomicBool,
+    /// The journal holds an upkeep error for the log (`take_compaction_error`): set
+    /// where one may have been kept, so that a login looks without taking the mutex.
+    upkeep: AtomicBool,
     /// Held by a test to keep the compaction thread from starting.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -94,6 +102,9 @@ impl SharedJournal {
             journal: Mutex::new(journal),
             commit,
             compactor: Mutex::default(),
+            lease: Mutex::default(),
+            lease_started: AtomicBool::new(false),
+            upkeep: AtomicBool::new(false),
             #[cfg(test)]
             gate: Mutex::default(),
         };
@@ -117,6 +128,7 @@ impl SharedJournal {
             let result = change(&mut journal);
             let appended = std::mem::take(&mut journal.appended);
             let ticket = self.inner.tickets(&journal, appended);
+            self.inner.note_upkeep(&journal);
             // As inline: a change that failed starts none (a journal that cannot
             // be written stays the error it is, see tests/journal_damage.rs).
             (result.is_ok() && appended > 0 && journal.compaction_due(), result, ticket)
@@ -129,8 +141,45 @@ impl SharedJournal {
         if due {
             self.start_compaction();
         }
+        if !self.inner.lease_started.load(Ordering::Relaxed) {
+            self.start_lease();
+        }
         let value = result?;
         synced.map(|()| value)
+    }
+
+    /// The upkeep error kept for the log, if any (see `StateJournal::take_compaction_error`);
+    /// no lock taken when there is none.
+    pub fn take_upkeep_error(&self) -> Option<JournalError> {
+        if !self.inner.upkeep.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut journal = self.inner.lock();
+        let taken = journal.take_compaction_error();
+        self.inner.note_upkeep(&journal);
+        taken
+    }
+
+    /// Takes the file lock for each write only, never on lease (a brief user: mfa-admin).
+    pub fn never_lease(&self) {
+        self.inner.lease_started.store(true, Ordering::SeqCst);
+    }
+
+    /// Starts the lease's thread, once (from a request, so after a fork).
+    fn start_lease(&self) {
+        if self.inner.lease_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let lease = Lease::start(&self.inner);
+        *self.inner.lease.lock().unwrap_or_else(|p| p.into_inner()) = lease;
+    }
+
+    /// Lets go of the lease and stops its thread (tests; the end of the module).
+    fn stop_lease(&self) {
+        let lease = self.inner.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(lease) = lease {
+            lease.stop();
+        }
     }
 
     /// Starts a compaction on its own thread unless one is running.
@@ -152,6 +201,7 @@ impl SharedJournal {
                 let mut journal = self.inner.lock();
                 journal.compaction_error = Some(io_error("start a compaction of", &self.inner.path)(e));
                 journal.since_compaction = 0;
+                self.inner.note_upkeep(&journal);
             }
         }
     }
@@ -168,11 +218,21 @@ impl SharedJournal {
 impl Drop for SharedJournal {
     fn drop(&mut self) {
         self.finish_compaction();
+        self.stop_lease();
     }
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, StateJournal> {
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Under the journal mutex: records whether an upkeep error waits for the log.
+    pub(super) fn note_upkeep(&self, journal: &StateJournal) {
+        self.upkeep.store(journal.compaction_error.is_some(), Ordering::Release);
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, StateJournal> {
         // A panic while holding the lock leaves the journal consistent (each record
         // is one write), so a poisoned lock is still usable.
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
@@ -261,11 +321,12 @@ impl Inner {
             let finished = journal.finish_compaction(written);
             self.tickets(&journal, 0).and(finished)
         });
+        let mut journal = self.lock();
         if let Err(e) = result {
-            let mut journal = self.lock();
             journal.since_compaction = 0;
             journal.compaction_error = Some(e);
         }
+        self.note_upkeep(&journal);
     }
 }
 
@@ -531,6 +592,37 @@ mod journal_bench {
         shared.finish_compaction();
         assert!(shared.lock().take_compaction_error().is_none());
         report("compaction thread (after)", took);
+    }
+
+    /// The process's resident memory, in bytes (VmRSS).
+    fn resident() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Resident memory the journal's state adds for 100,000 users who each logged
+    /// in once (one TOTP claim each), as the module holds it (the names made
+    /// before the measure). Run alone: other tests' memory would count.
+    #[test]
+    #[ignore]
+    fn journal_bench_memory_of_100000_users() {
+        let opts = JournalOptions { fsync: false, compact_after: 0 };
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let names: Vec<(String, String)> = (0..USERS).map(|u| (format!("user{u:06}"), format!("T{u:06}"))).collect();
+        let shared = SharedJournal::open(&path, opts).unwrap();
+        let before = resident();
+        for (user, serial) in &names {
+            assert!(shared.write(|j| j.claim_totp_step(user, serial, 1)).unwrap());
+        }
+        let added = resident() - before;
+        assert_eq!(shared.lock().users().len(), USERS as usize);
+        println!(
+            "100,000 users, one TOTP token each: {:.1} MiB added by their logins ({} bytes per user)",
+            added as f64 / (1 << 20) as f64,
+            added / USERS
+        );
     }
 
     /// Claims per second with fsync = yes, by threads claiming at once: one

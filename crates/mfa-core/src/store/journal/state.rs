@@ -35,16 +35,122 @@ impl LockState {
     }
 }
 
+/// What one user holds, kept small and in one piece: a server holds one per user
+/// who ever logged in, in one table with no allocation of its own for a user whose
+/// name and serial are short (up to [`INLINE`] bytes) and who has one token.
 #[derive(Debug, Default)]
 struct UserState {
-    tokens: FastMap<String, TokenState>,
+    tokens: Tokens,
     lock: LockState,
+}
+
+/// A user's tokens: most have one (or a few, searched in order).
+#[derive(Debug, Default)]
+enum Tokens {
+    #[default]
+    None,
+    One((Key, TokenState)),
+    Many(Box<[(Key, TokenState)]>),
+}
+
+impl Tokens {
+    fn as_slice(&self) -> &[(Key, TokenState)] {
+        match self {
+            Tokens::None => &[],
+            Tokens::One(one) => std::slice::from_ref(one),
+            Tokens::Many(many) => many,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(Key, TokenState)] {
+        match self {
+            Tokens::None => &mut [],
+            Tokens::One(one) => std::slice::from_mut(one),
+            Tokens::Many(many) => many,
+        }
+    }
+
+    fn get(&self, serial: &str) -> Option<&TokenState> {
+        self.as_slice().iter().find(|(s, _)| s.as_str() == serial).map(|(_, t)| t)
+    }
+
+    fn get_or_insert(&mut self, serial: &str) -> &mut TokenState {
+        let at = match self.as_slice().iter().position(|(s, _)| s.as_str() == serial) {
+            Some(at) => at,
+            None => {
+                let new = (Key::new(serial), TokenState::default());
+                *self = match std::mem::take(self) {
+                    Tokens::None => Tokens::One(new),
+                    Tokens::One(one) => Tokens::Many(Box::new([one, new])),
+                    Tokens::Many(many) => {
+                        let mut many = many.into_vec();
+                        many.push(new);
+                        Tokens::Many(many.into_boxed_slice())
+                    }
+                };
+                self.as_slice().len() - 1
+            }
+        };
+        &mut self.as_mut_slice()[at].1
+    }
+}
+
+/// The longest name or serial kept inline in a [`Key`].
+const INLINE: usize = 22;
+
+/// A user name or a serial as the journal's maps keep it: inline when it is short
+/// (most are), on the heap otherwise. Hashes and compares as the `&str` it holds,
+/// so that maps keyed by it are looked up with a `&str`.
+#[derive(Clone, Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Key {
+    fn new(text: &str) -> Key {
+        if text.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Key::Inline { len: text.len() as u8, bytes }
+        } else {
+            Key::Heap(text.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The whole of a &str: always valid UTF-8 (checked again, as no `unsafe` is allowed here).
+            Key::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Key::Heap(text) => text,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
 }
 
 /// Every user with any state, and the States answered and not yet expired.
 #[derive(Debug, Default)]
 pub(super) struct States {
-    users: FastMap<String, UserState>,
+    users: FastMap<Key, UserState>,
     /// Answered State ids, with when each expires and who answered it.
     used: HashMap<[u8; 16], (u64, String)>,
     /// The same, soonest expiry first, so that forgetting the expired ones pops
@@ -73,7 +179,7 @@ impl States {
 
     /// Users that have any state, sorted.
     pub(super) fn users(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.users.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.users.keys().map(Key::as_str).collect();
         names.sort_unstable();
         names
     }
@@ -106,6 +212,18 @@ impl States {
                 }
             }
         }
+    }
+
+    /// How many users have any state.
+    pub(super) fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Room for `users` users in all, so that the table of users is allocated once
+    /// instead of doubling as they first log in (each doubling leaves the old table
+    /// behind as free memory that the process may keep).
+    pub(super) fn reserve(&mut self, users: usize) {
+        self.users.reserve(users.saturating_sub(self.users.len()));
     }
 
     pub(super) fn clear(&mut self) {
@@ -169,22 +287,18 @@ impl States {
     fn user_mut(&mut self, user: &str) -> &mut UserState {
         // Look up first: allocating the key for every record would dominate loading.
         if !self.users.contains_key(user) {
-            self.users.insert(user.to_owned(), UserState::default());
+            self.users.insert(Key::new(user), UserState::default());
         }
         self.users.get_mut(user).expect("just inserted")
     }
 
     fn token_mut(&mut self, user: &str, serial: &str) -> &mut TokenState {
-        let tokens = &mut self.user_mut(user).tokens;
-        if !tokens.contains_key(serial) {
-            tokens.insert(serial.to_owned(), TokenState::default());
-        }
-        tokens.get_mut(serial).expect("just inserted")
+        self.user_mut(user).tokens.get_or_insert(serial)
     }
 
     fn drop_if_empty(&mut self, user: &str) {
         if let Some(state) = self.users.get(user) {
-            if state.tokens.is_empty() && state.lock == LockState::default() {
+            if state.tokens.as_slice().is_empty() && state.lock == LockState::default() {
                 self.users.remove(user);
             }
         }
@@ -198,10 +312,11 @@ impl States {
             record.write_line(&mut out);
             count += 1;
         };
-        let mut users: Vec<(&String, &UserState)> = self.users.iter().collect();
+        let mut users: Vec<(&str, &UserState)> = self.users.iter().map(|(u, s)| (u.as_str(), s)).collect();
         users.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (user, state) in users {
-            let mut tokens: Vec<(&String, &TokenState)> = state.tokens.iter().collect();
+            let mut tokens: Vec<(&str, &TokenState)> =
+                state.tokens.as_slice().iter().map(|(s, t)| (s.as_str(), t)).collect();
             tokens.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (serial, token) in tokens {
                 if let Some(step) = token.last_step {
@@ -232,8 +347,9 @@ impl States {
             .map(|u| {
                 let tokens: usize = u
                     .tokens
-                    .values()
-                    .map(|t| usize::from(t.last_step.is_some()) + usize::from(t.next_counter > 0))
+                    .as_slice()
+                    .iter()
+                    .map(|(_, t)| usize::from(t.last_step.is_some()) + usize::from(t.next_counter > 0))
                     .sum();
                 tokens + usize::from(u.lock != LockState::default())
             })
@@ -277,5 +393,40 @@ mod tests {
         assert_eq!(states.token("alice", "T1"), TokenState::default());
         states.clear();
         assert!(states.users().is_empty());
+    }
+
+    /// Names and serials short enough to be kept inline and longer ones, users with
+    /// one token and with several: looked up, changed and snapshotted alike.
+    #[test]
+    fn short_and_long_names_and_several_tokens_are_kept_alike() {
+        let long = "a.user.whose.name.is.longer.than.twenty-two@example.org";
+        let exactly = "abcdefghijklmnopqrstuv";
+        assert_eq!(exactly.len(), super::INLINE);
+        let mut states = States::default();
+        for (u, s) in
+            [(long, "T1"), (exactly, "TOTP-0123456789ABCDEFGHIJ"), ("bob", "T1"), ("bob", "T2"), ("bob", "T3")]
+        {
+            states.apply(&Record::Totp { u, s, v: 10 });
+        }
+        states.apply(&Record::Totp { u: "bob", s: "T2", v: 11 });
+        states.apply(&Record::Hotp { u: "bob", s: "T4", v: 2 });
+        assert_eq!(states.token(long, "T1").last_step, Some(10));
+        assert_eq!(states.token(exactly, "TOTP-0123456789ABCDEFGHIJ").last_step, Some(10));
+        assert_eq!(states.token(exactly, "TOTP-0123456789ABCDEFGHI"), TokenState::default());
+        assert_eq!(states.token(&exactly[..21], "TOTP-0123456789ABCDEFGHIJ"), TokenState::default());
+        assert_eq!(states.token("bob", "T2").last_step, Some(11));
+        assert_eq!(states.token("bob", "T3").last_step, Some(10));
+        assert_eq!(states.token("bob", "T4").next_counter, 2);
+        assert_eq!(states.users(), ["a.user.whose.name.is.longer.than.twenty-two@example.org", exactly, "bob"]);
+        let (snapshot, count) = states.snapshot();
+        assert_eq!(count, 6);
+        let mut again = States::default();
+        for line in snapshot.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let raw = serde_json::from_slice::<super::super::record::RawRecord<'_>>(line).unwrap();
+            again.apply(&raw.record().unwrap());
+        }
+        assert_eq!(again.snapshot().0, snapshot);
+        states.apply(&Record::Forget { u: long });
+        assert_eq!(states.token(long, "T1"), TokenState::default());
     }
 }

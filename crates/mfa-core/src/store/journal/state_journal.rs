@@ -46,6 +46,9 @@ pub struct StateJournal {
     /// Held by a [`super::SharedJournal`]: appends neither fdatasync nor compact
     /// here; the holder syncs them in groups and compacts on another thread.
     pub(super) shared: bool,
+    /// The file lock is held between writes (`lease.rs`, only in a
+    /// [`super::SharedJournal`]): no other writer can append meanwhile.
+    pub(super) leased: bool,
     /// Appends since the holder last looked (with `shared`): what it syncs, and
     /// only a change that wrote anything starts a compaction (as inline).
     pub(super) appended: u64,
@@ -67,6 +70,7 @@ impl StateJournal {
             compaction_error: None,
             locked_size: None,
             shared: false,
+            leased: false,
             appended: 0,
         };
         journal.lock_current()?;
@@ -94,6 +98,11 @@ impl StateJournal {
     /// The answered States not expired at `now` (id, expiry, user), for a move to another store.
     pub fn answered_states(&self, now: u64) -> Vec<([u8; 16], u64, String)> {
         self.state.answered(now)
+    }
+
+    /// Makes room for the state of `users` users (those of the token file), once.
+    pub fn reserve_users(&mut self, users: usize) {
+        self.state.reserve(users);
     }
 
     /// Users that have any state, sorted (for listings).
