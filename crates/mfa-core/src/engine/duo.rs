@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
+use crate::stats::Cause;
 use crate::backend::duo::secret;
 use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
 use crate::challenge::StateKey;
@@ -220,6 +221,7 @@ impl DuoEngine {
         };
         trail.info(format!("rejected: {why}"));
         out.outcome = Some(Outcome::Reject);
+        out.tally = crate::stats::Tally::Reject { cause: Cause::Malformed, locks: false };
         out.reply_message = Some(self.cfg.messages.no_code.clone());
         false
     }
@@ -267,6 +269,7 @@ impl DuoEngine {
             challenge_state: decision.state,
             reply_attributes: vec![],
             split: None,
+            tally: decision.tally,
             log: trail.log,
         }
     }
@@ -308,7 +311,7 @@ impl DuoEngine {
                 Some(Ok(code)) if !code.is_empty() => Factor::Passcode(code.to_string()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no passcode (User-Password is missing or empty)"));
-                    return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+                    return Decision::reject(Cause::WrongCode, messages.wrong_code.clone());
                 }
             },
         };
@@ -379,12 +382,12 @@ impl DuoEngine {
             }
             "deny" => {
                 trail.info(format!("rejected: Duo denies \"{user}\": {}", reason(&answer)));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+                Decision::reject(Cause::Denied, messages.rejected.clone())
             }
             "enroll" => match self.duo.enroll {
                 Enroll::Reject => {
                     trail.info(format!("rejected: \"{user}\" is not enrolled in Duo (duo.enroll = reject)"));
-                    Decision::refuse(Outcome::Reject, messages.no_token.clone())
+                    Decision::reject(Cause::NoToken, messages.no_token.clone())
                 }
                 Enroll::Allow => {
                     trail.warn(format!(
@@ -398,7 +401,7 @@ impl DuoEngine {
                     "rejected \"{user}\": Duo's preauth result \"{}\" is unknown",
                     printable(other, 40)
                 ));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }))
     }
@@ -414,7 +417,7 @@ impl DuoEngine {
             }
             Ok(answer) => {
                 trail.info(format!("rejected: Duo refuses the passcode of \"{}\": {}", call.user, reason(&answer)));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone())
+                Decision::reject(Cause::WrongCode, self.cfg.messages.wrong_code.clone())
             }
             Err(e) => self.call_failed(call, e, trail),
         }
@@ -427,7 +430,7 @@ impl DuoEngine {
             CallError::Unavailable(why) => match self.duo.failmode {
                 Failmode::Secure => {
                     trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));
-                    Decision::refuse(Outcome::Reject, messages.push_unavailable.clone())
+                    Decision::reject(Cause::PushFailed, messages.push_unavailable.clone())
                 }
                 Failmode::Safe => {
                     trail.warn(format!(
@@ -443,7 +446,7 @@ impl DuoEngine {
             }
             CallError::Refused { .. } => {
                 trail.error(format!("rejected \"{user}\": {e}"));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }
     }

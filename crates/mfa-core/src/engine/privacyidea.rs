@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
+use crate::stats::Cause;
 use crate::backend::mapping::{reply_attributes, Rule};
 use crate::backend::privacyidea::answer::USER_NOT_FOUND;
 use crate::backend::privacyidea::{
@@ -144,6 +145,7 @@ impl PiEngine {
             challenge_state: ending.decision.state,
             reply_attributes: ending.attributes,
             split: None,
+            tally: ending.decision.tally,
             log: trail.log,
         }
     }
@@ -163,7 +165,7 @@ impl PiEngine {
         }
         let Ok(pass) = std::str::from_utf8(pass) else {
             trail.info(format!("rejected: the User-Password of \"{user}\" is not valid UTF-8"));
-            return Decision::refuse(Outcome::Reject, messages.rejected.clone()).into();
+            return Decision::reject(Cause::Denied, messages.rejected.clone()).into();
         };
         let bound_user = format!("{user}\0{}", realm.as_deref().unwrap_or(""));
         let binding = Binding { instance: &self.name, user: &bound_user, nas: &input.nas };
@@ -178,7 +180,7 @@ impl PiEngine {
                 Ok(true) => tx,
                 Ok(false) => {
                     trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
-                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+                    return Decision::reject(Cause::BadState, messages.bad_state.clone()).into();
                 }
                 Err(e) => {
                     // Without the record the State could be answered again: fail closed.
@@ -189,7 +191,7 @@ impl PiEngine {
             Err(why) => {
                 // Never forwarded: privacyIDEA only ever sees transaction ids it issued to us.
                 trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
-                return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+                return Decision::reject(Cause::BadState, messages.bad_state.clone()).into();
             }
         };
         if tx.poll && pass.is_empty() {
@@ -201,7 +203,7 @@ impl PiEngine {
                 }
                 Ok(PollStatus::Declined) => {
                     trail.info(format!("rejected: \"{user}\" declined the push"));
-                    Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+                    Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into()
                 }
                 Ok(PollStatus::Pending) => {
                     trail.debug(format!("the push to \"{user}\" is not answered yet: asking again"));
@@ -289,11 +291,11 @@ impl PiEngine {
             Verdict::Reject => {
                 let why = answer.detail.get("message").and_then(|m| m.as_str()).unwrap_or("no reason given");
                 trail.info(format!("rejected: privacyIDEA says no to \"{user}\": {}", printable(why, 200)));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone()).into()
+                Decision::reject(Cause::Denied, messages.rejected.clone()).into()
             }
             Verdict::Declined => {
                 trail.info(format!("rejected: \"{user}\" declined the push"));
-                Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+                Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into()
             }
             Verdict::Challenge(c) if c.poll && self.pi.poll == PollMode::Wait => self.wait_for_push(call, &c, trail),
             Verdict::Challenge(c) => self.challenge(call, &c, trail).into(),
@@ -357,7 +359,7 @@ impl PiEngine {
                 }
                 Ok(PollStatus::Declined) => {
                     trail.info(format!("rejected: \"{}\" declined the push", call.user));
-                    return Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into();
+                    return Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into();
                 }
                 Ok(PollStatus::Pending) => {}
                 Err(e) => return self.call_failed(call.user, e, trail).into(),
@@ -373,7 +375,7 @@ impl PiEngine {
             return self.challenge(call, c, trail).into();
         }
         trail.info(format!("rejected: \"{}\" did not approve the push in time", call.user));
-        Decision::refuse(Outcome::Reject, messages.push_timeout.clone()).into()
+        Decision::reject(Cause::PushTimeout, messages.push_timeout.clone()).into()
     }
 
     fn call_failed(&self, user: &str, e: CallError, trail: &mut Trail) -> Decision {
@@ -389,11 +391,11 @@ impl PiEngine {
                     "rejected: privacyIDEA refused \"{user}\"{what}: {}",
                     AnswerError::Refused { code, message }
                 ));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+                Decision::reject(Cause::Denied, messages.rejected.clone())
             }
             CallError::Answer(other) => {
                 trail.error(format!("rejected \"{user}\": privacyIDEA's answer cannot be used: {other}"));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }
     }

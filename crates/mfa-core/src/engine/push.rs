@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::limits::Request;
 use super::{Decision, Engine, Origin, Outcome, Trail};
+use crate::stats::Cause;
 use crate::channel::push::{
     Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
 };
@@ -196,7 +197,7 @@ impl Engine {
     pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
         self.reset_failures(user, trail);
         trail.debug(format!("accepted: \"{user}\" approved the push"));
-        Decision::accept()
+        Decision::accept_push()
     }
 
     /// A push that could not be sent. push.failmode decides only when the provider
@@ -214,7 +215,7 @@ impl Engine {
     /// was sent: the user may have seen it and ignored it): always a reject.
     pub(super) fn push_refused(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
         trail.error(format!("rejected: \"{user}\": push failed ({why})"));
-        Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+        Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
     }
 
     /// A provider that cannot be used: push.failmode decides.
@@ -223,7 +224,7 @@ impl Engine {
         match failmode {
             Failmode::Secure => {
                 trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+                Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
             }
             Failmode::Safe => {
                 trail.warn(format!(
@@ -271,7 +272,7 @@ impl Engine {
             if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
                 pusher.waiting.fetch_sub(1, Ordering::SeqCst);
                 trail.warn(format!("rejected: \"{user}\": too many logins waiting for a push (push.max_waiting)"));
-                return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
+                return Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone());
             }
             let _slot = Slot(&pusher.waiting);
             trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
@@ -307,7 +308,7 @@ impl Engine {
                     "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
                     cfg.max_waiting
                 ));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone())
+                Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone())
             }
         }
     }
@@ -390,15 +391,16 @@ impl Engine {
         match ending {
             Some(Ending::Approved) => self.push_approved(user, trail),
             Some(Ending::Denied) => {
-                self.push_failed(user, &format!("\"{user}\" denied the push"), &m.push_denied, trail)
+                self.push_failed(user, &format!("\"{user}\" denied the push"), (Cause::PushDenied, &m.push_denied), trail)
             }
             Some(Ending::TimedOut) | None => {
-                self.push_failed(user, &format!("\"{user}\" did not answer the push in time"), &m.push_timeout, trail)
+                self.push_failed(user, &format!("\"{user}\" did not answer the push in time"), (Cause::PushTimeout, &m.push_timeout), trail)
             }
+            Some(Ending::Limited(Outcome::Reject, message)) => Decision::reject(Cause::RateLimited, message),
             Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
             Some(Ending::Busy) => {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
-                Decision::refuse(Outcome::Reject, m.push_busy.clone())
+                Decision::reject(Cause::RateLimited, m.push_busy.clone())
             }
             Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
             Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),
