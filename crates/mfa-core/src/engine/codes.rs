@@ -4,10 +4,10 @@
 use std::borrow::{Borrow, Cow};
 
 use super::{Chap, Decision, Engine, MsChap2, Outcome, Trail};
-use crate::stats::Cause;
 use crate::factor::otp;
 use crate::factor::state::TokenState;
 use crate::factor::verify;
+use crate::stats::Cause;
 use crate::store::state_store::Take;
 use crate::store::tokens::{Token, TokenKind};
 

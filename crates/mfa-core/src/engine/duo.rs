@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
-use crate::stats::Cause;
 use crate::backend::duo::secret;
 use crate::backend::duo::{Answer, CallError, DuoApi, DuoConfig, Enroll, HttpDuo, SecretKey};
 use crate::challenge::StateKey;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Failmode, Mode};
 use crate::factor::password;
+use crate::stats::Cause;
 use crate::store::state_store::StateStore;
 
 mod factors;

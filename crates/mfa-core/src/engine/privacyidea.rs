@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
-use crate::stats::Cause;
 use crate::backend::mapping::{reply_attributes, Rule};
 use crate::backend::privacyidea::answer::USER_NOT_FOUND;
 use crate::backend::privacyidea::{
@@ -22,6 +21,7 @@ use crate::backend::privacyidea::{
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::stats::Cause;
 use crate::store::state_store::StateStore;
 use crate::text::{cut, printable};
 

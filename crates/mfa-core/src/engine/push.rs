@@ -18,11 +18,11 @@ use sha2::{Digest, Sha256};
 
 use super::limits::Request;
 use super::{Decision, Engine, Origin, Outcome, Trail};
-use crate::stats::Cause;
 use crate::channel::push::{
     Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
 };
 use crate::config::{Approval, Failmode, Push};
+use crate::stats::Cause;
 use crate::store::tokens::User;
 use crate::text::template::render;
 
@@ -390,12 +390,18 @@ impl Engine {
         let m = &self.cfg.messages;
         match ending {
             Some(Ending::Approved) => self.push_approved(user, trail),
-            Some(Ending::Denied) => {
-                self.push_failed(user, &format!("\"{user}\" denied the push"), (Cause::PushDenied, &m.push_denied), trail)
-            }
-            Some(Ending::TimedOut) | None => {
-                self.push_failed(user, &format!("\"{user}\" did not answer the push in time"), (Cause::PushTimeout, &m.push_timeout), trail)
-            }
+            Some(Ending::Denied) => self.push_failed(
+                user,
+                &format!("\"{user}\" denied the push"),
+                (Cause::PushDenied, &m.push_denied),
+                trail,
+            ),
+            Some(Ending::TimedOut) | None => self.push_failed(
+                user,
+                &format!("\"{user}\" did not answer the push in time"),
+                (Cause::PushTimeout, &m.push_timeout),
+                trail,
+            ),
             Some(Ending::Limited(Outcome::Reject, message)) => Decision::reject(Cause::RateLimited, message),
             Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
             Some(Ending::Busy) => {
