@@ -355,7 +355,11 @@ impl PiEngine {
             match Self::noted(self.client.poll(&c.transaction_id), trail) {
                 Ok(PollStatus::Accepted) => {
                     let answer = self.check(call, "", Some(&c.transaction_id), trail);
-                    return self.finish(call, answer, trail);
+                    let mut ending = self.finish(call, answer, trail);
+                    if ending.decision.tally == crate::stats::Tally::Accept {
+                        ending.decision.tally = crate::stats::Tally::PushApproved;
+                    }
+                    return ending;
                 }
                 Ok(PollStatus::Declined) => {
                     trail.info(format!("rejected: \"{}\" declined the push", call.user));
