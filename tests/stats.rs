@@ -97,7 +97,15 @@ fn a_known_sequence_of_logins_is_counted_exactly() {
     for (outcome, count) in [("approved", 1), ("denied", 1), ("timeout", 0), ("failed", 0)] {
         expected.push(format!("rlm_mfa_pushes_total{{{m},outcome=\"{outcome}\"}} {count}"));
     }
+    // Every call to the push provider timed; none failed.
+    for (kind, count) in [("provider", 0), ("gateway", 0)] {
+        expected.push(format!("rlm_mfa_failures_total{{{m},kind=\"{kind}\"}} {count}"));
+    }
+    let calls = provider.calls();
+    expected.push(format!("rlm_mfa_call_duration_seconds_count{{{m},call=\"push\"}} {calls}"));
+    expected.push(format!("rlm_mfa_call_duration_seconds_bucket{{{m},call=\"push\",le=\"+Inf\"}} {calls}"));
     let text = wait_for(&file, &expected);
+    assert!(!text.contains("call=\"gateway\""), "no gateway is configured: {text}");
     for line in &expected {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
     }

@@ -30,6 +30,7 @@ mod eap;
 mod gates;
 mod joining;
 mod limits;
+mod metered;
 mod otp_or_push;
 pub mod post_auth;
 mod privacyidea;
@@ -382,6 +383,19 @@ impl Engine {
         sms: Option<Box<dyn Sender>>,
         email: Option<Box<dyn Sender>>,
     ) -> Result<Engine, ConfigError> {
+        // With `stats { file }`: the gateways' and the push provider's calls timed and counted.
+        let counters = cfg.stats.as_ref().map(|_| crate::stats::Counters::for_instance(name));
+        let email_call = match cfg.challenge.as_ref().and_then(|c| c.smtp.as_ref()) {
+            Some(_) => crate::stats::Call::Smtp,
+            None => crate::stats::Call::Gateway,
+        };
+        let (sms, email) = match counters {
+            Some(c) => (
+                sms.map(|s| metered::MeteredSender::wrap(s, crate::stats::Call::Gateway, c)),
+                email.map(|s| metered::MeteredSender::wrap(s, email_call, c)),
+            ),
+            None => (sms, email),
+        };
         let load = if cfg.ignore_case { load_tokens_ignoring_case } else { load_tokens };
         let tokens = Reloading::open(&cfg.tokens, load, CHECK_INTERVAL)
             .map_err(|message| ConfigError::new("tokens", message))?;
@@ -403,7 +417,13 @@ impl Engine {
             None => None,
         };
         let pusher = match &cfg.push {
-            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?),
+            Some(p) => {
+                let pusher = Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?;
+                Some(match counters {
+                    Some(c) => pusher.metered(c),
+                    None => pusher,
+                })
+            }
             None => None,
         };
         let auto_code = crate::config::auto_code(&cfg.auto_code_pattern)?;

@@ -114,6 +114,11 @@ impl Pusher {
     pub(super) fn with_provider(provider: Box<dyn PushProvider>) -> Pusher {
         Pusher { provider, waiting: AtomicUsize::new(0), logins: Mutex::new(HashMap::new()) }
     }
+
+    /// The provider's calls timed and counted (`stats { file }`).
+    pub(super) fn metered(self, counters: &'static crate::stats::Counters) -> Pusher {
+        Pusher { provider: super::metered::MeteredPush::wrap(self.provider, counters), ..self }
+    }
 }
 
 /// What identifies one login attempt: user, NAS, the calling station and port, and

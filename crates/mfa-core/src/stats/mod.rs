@@ -1,5 +1,5 @@
 //! Counters for administrators: accepts, rejects by cause, challenges, pushes by
-//! outcome, lockouts, written in the Prometheus text format (version 0.0.4) for
+//! outcome, lockouts, failed outgoing calls and their latency, written in the Prometheus text format (version 0.0.4) for
 //! node_exporter's textfile collector.
 //!
 //! Counting is a relaxed atomic add: no lock and no allocation on a request's path.
@@ -7,8 +7,9 @@
 //! (which builds a new instance) does not start them again from zero.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 mod render;
 mod writer;
@@ -110,6 +111,75 @@ impl Push {
     }
 }
 
+/// An outgoing call whose latency is measured: the `call` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Push,
+    Gateway,
+    Smtp,
+}
+
+impl Call {
+    pub const ALL: [Call; 3] = [Call::Push, Call::Gateway, Call::Smtp];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Call::Push => "push",
+            Call::Gateway => "gateway",
+            Call::Smtp => "smtp",
+        }
+    }
+
+    /// The `failures_total` kind a failed call counts under.
+    fn kind(self) -> Failure {
+        match self {
+            Call::Push => Failure::Provider,
+            Call::Gateway | Call::Smtp => Failure::Gateway,
+        }
+    }
+}
+
+/// What failed: the `kind` label of `failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The push provider.
+    Provider,
+    /// The SMS or e-mail gateway (HTTP or SMTP).
+    Gateway,
+}
+
+impl Failure {
+    pub const ALL: [Failure; 2] = [Failure::Provider, Failure::Gateway];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Provider => "provider",
+            Failure::Gateway => "gateway",
+        }
+    }
+}
+
+/// The upper bounds (seconds) of the latency histogram's buckets.
+pub const BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// One call's latency histogram: counts per bucket (not cumulative), the sum in
+/// microseconds, and whether the configuration uses the call (only those are written).
+#[derive(Debug, Default)]
+struct Histogram {
+    used: AtomicBool,
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A snapshot of one call's histogram; `buckets` cumulative, as Prometheus has them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub buckets: [u64; BUCKETS.len()],
+    pub sum_micros: u64,
+    pub count: u64,
+}
+
 /// What one answer of the module counts as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Tally {
@@ -135,6 +205,8 @@ pub struct Counters {
     lockouts: AtomicU64,
     rejects: [AtomicU64; Cause::ALL.len()],
     pushes: [AtomicU64; Push::ALL.len()],
+    failures: [AtomicU64; Failure::ALL.len()],
+    calls: [Histogram; Call::ALL.len()],
 }
 
 /// A snapshot of the counters, in the order of `Cause::ALL` and `Push::ALL`.
@@ -145,6 +217,9 @@ pub struct Snapshot {
     pub lockouts: u64,
     pub rejects: [u64; Cause::ALL.len()],
     pub pushes: [u64; Push::ALL.len()],
+    pub failures: [u64; Failure::ALL.len()],
+    /// The calls the configuration uses, in the order of `Call::ALL`.
+    pub calls: Vec<(Call, Latency)>,
 }
 
 impl Snapshot {
@@ -153,6 +228,9 @@ impl Snapshot {
     }
     pub fn pushes(&self, push: Push) -> u64 {
         self.pushes[push as usize]
+    }
+    pub fn failures(&self, kind: Failure) -> u64 {
+        self.failures[kind as usize]
     }
 }
 
@@ -190,6 +268,26 @@ impl Counters {
         }
     }
 
+    /// The configuration uses `call`: its histogram is written (at zero until a call).
+    pub fn uses(&self, call: Call) {
+        self.calls[call as usize].used.store(true, Ordering::Relaxed);
+    }
+
+    /// One outgoing call, `took` long; a failed one counts in `failures_total` too.
+    pub fn observe(&self, call: Call, took: Duration, failed: bool) {
+        let h = &self.calls[call as usize];
+        h.used.store(true, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        if let Some(at) = BUCKETS.iter().position(|&bound| seconds <= bound) {
+            h.buckets[at].fetch_add(1, Ordering::Relaxed);
+        }
+        h.sum_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        h.count.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failures[call.kind() as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {
@@ -198,6 +296,20 @@ impl Counters {
             lockouts: load(&self.lockouts),
             rejects: std::array::from_fn(|i| load(&self.rejects[i])),
             pushes: std::array::from_fn(|i| load(&self.pushes[i])),
+            failures: std::array::from_fn(|i| load(&self.failures[i])),
+            calls: Call::ALL
+                .iter()
+                .zip(&self.calls)
+                .filter(|(_, h)| h.used.load(Ordering::Relaxed))
+                .map(|(call, h)| {
+                    let mut total = 0;
+                    let buckets = std::array::from_fn(|i| {
+                        total += load(&h.buckets[i]);
+                        total
+                    });
+                    (*call, Latency { buckets, sum_micros: load(&h.sum_micros), count: load(&h.count) })
+                })
+                .collect(),
         }
     }
 }
@@ -235,6 +347,25 @@ mod tests {
         assert_eq!(s.rejects(Cause::WrongCode), 1);
         assert_eq!(s.rejects.iter().sum::<u64>(), 3);
         assert_eq!(s.pushes, [1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn calls_fall_in_their_buckets_and_failures_count_by_kind() {
+        let c = Counters::default();
+        assert!(c.snapshot().calls.is_empty(), "no call used, no histogram");
+        c.uses(Call::Smtp);
+        c.observe(Call::Push, Duration::from_millis(5), false);
+        c.observe(Call::Push, Duration::from_millis(300), true);
+        c.observe(Call::Push, Duration::from_secs(11), false);
+        let s = c.snapshot();
+        assert_eq!(s.calls.len(), 2);
+        let (call, push) = &s.calls[0];
+        assert_eq!(*call, Call::Push);
+        assert_eq!(push.buckets, [1, 1, 1, 1, 2, 2, 2, 2], "cumulative; 11 s is past the last bound");
+        assert_eq!((push.count, push.sum_micros), (3, 11_305_000));
+        assert_eq!(s.calls[1], (Call::Smtp, Latency::default()));
+        assert_eq!(s.failures(Failure::Provider), 1);
+        assert_eq!(s.failures(Failure::Gateway), 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Cause, Push, Snapshot};
+use super::{Cause, Failure, Push, Snapshot, BUCKETS};
 
 /// The text of the file: every metric with its HELP and TYPE lines, each sample
 /// labelled `module="<instance name>"`; `written` is the time of writing (Unix seconds).
@@ -29,6 +29,27 @@ pub fn render(module: &str, counts: &Snapshot, written: u64) -> String {
         let _ = writeln!(out, "rlm_mfa_pushes_total{{module=\"{module}\",outcome=\"{}\"}} {value}", push.label());
     }
     single(&mut out, "lockouts_total", "counter", "Users locked by lockout.max_failures.", counts.lockouts);
+    let _ = writeln!(out, "# HELP rlm_mfa_failures_total Outgoing calls that failed, by what was called.");
+    let _ = writeln!(out, "# TYPE rlm_mfa_failures_total counter");
+    for kind in Failure::ALL {
+        let value = counts.failures(kind);
+        let _ = writeln!(out, "rlm_mfa_failures_total{{module=\"{module}\",kind=\"{}\"}} {value}", kind.label());
+    }
+    if !counts.calls.is_empty() {
+        let name = "rlm_mfa_call_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} How long outgoing calls took.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (call, latency) in &counts.calls {
+            let labels = format!("module=\"{module}\",call=\"{}\"", call.label());
+            for (bound, count) in BUCKETS.iter().zip(latency.buckets) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", latency.count);
+            let sum = format!("{}.{:06}", latency.sum_micros / 1_000_000, latency.sum_micros % 1_000_000);
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", latency.count);
+        }
+    }
     single(
         &mut out,
         "stats_written_timestamp_seconds",
@@ -89,11 +110,38 @@ rlm_mfa_pushes_total{module="mfa",outcome="failed"} 0
 # HELP rlm_mfa_lockouts_total Users locked by lockout.max_failures.
 # TYPE rlm_mfa_lockouts_total counter
 rlm_mfa_lockouts_total{module="mfa"} 1
+# HELP rlm_mfa_failures_total Outgoing calls that failed, by what was called.
+# TYPE rlm_mfa_failures_total counter
+rlm_mfa_failures_total{module="mfa",kind="provider"} 0
+rlm_mfa_failures_total{module="mfa",kind="gateway"} 0
 # HELP rlm_mfa_stats_written_timestamp_seconds When the module wrote this file (Unix time).
 # TYPE rlm_mfa_stats_written_timestamp_seconds gauge
 rlm_mfa_stats_written_timestamp_seconds{module="mfa"} 1700000000
 "#;
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_used_call_has_its_histogram() {
+        let c = Counters::default();
+        c.observe(crate::stats::Call::Gateway, std::time::Duration::from_millis(70), true);
+        let text = render("mfa", &c.snapshot(), 0);
+        let expected = r#"rlm_mfa_failures_total{module="mfa",kind="gateway"} 1
+# HELP rlm_mfa_call_duration_seconds How long outgoing calls took.
+# TYPE rlm_mfa_call_duration_seconds histogram
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.01"} 0
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.05"} 0
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.1"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.25"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.5"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="1"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="2.5"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="10"} 1
+rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="+Inf"} 1
+rlm_mfa_call_duration_seconds_sum{module="mfa",call="gateway"} 0.070000
+rlm_mfa_call_duration_seconds_count{module="mfa",call="gateway"} 1
+"#;
+        assert!(text.contains(expected), "{text}");
     }
 
     #[test]
