@@ -123,6 +123,9 @@ fn a_known_sequence_of_logins_is_counted_exactly() {
         out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["rejects", "cause=wrong_code", "5"]),
         "{out}"
     );
+    let count = ["call_duration_seconds_count", "call=push", &calls.to_string()].map(String::from).to_vec();
+    assert!(out.lines().any(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>() == count), "{out}");
+    assert!(!out.contains("_bucket"), "the buckets are Prometheus's: {out}");
     let raw = server.admin(&["stats", "--prometheus"]);
     assert!(raw.status.success());
     assert!(String::from_utf8_lossy(&raw.stdout).lines().any(|l| l == expected[0]), "{raw:?}");

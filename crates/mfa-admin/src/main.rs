@@ -275,7 +275,8 @@ fn stats(paths: &Paths, prometheus: bool, file: Option<PathBuf>) -> Result<ExitC
     }
     println!("{}", path.display());
     let now = SystemClock.now();
-    for (name, labels, value) in text.lines().filter_map(sample) {
+    // The histograms' buckets are for Prometheus; their count and sum are shown.
+    for (name, labels, value) in text.lines().filter_map(sample).filter(|(name, _, _)| !name.ends_with("_bucket")) {
         if name == "stats_written_timestamp_seconds" {
             let age = value.parse::<u64>().map(|at| now.saturating_sub(at));
             let age = age.map(|a| format!("{a} s ago")).unwrap_or_else(|_| value.to_string());
