@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first; modules on one line are one layer.
 const LAYERS: &[&[&str]] = &[
     &["clock", "text", "guard", "fast_map"],
-    &["identity", "factor"],
+    &["identity", "factor", "stats"],
     &["config"],
     &["store"],
     &["challenge"],

@@ -18,12 +18,18 @@ use super::bindings::{
 use mfa_core::config::declare::paths;
 use mfa_core::config::{Item, Kind, RawConfig, Section, Value};
 use mfa_core::engine::Backend;
+use mfa_core::stats::{Counters, Writer};
 
 /// The instance memory FreeRADIUS allocates (zeroed: no engine yet).
 #[repr(C)]
 pub struct Instance {
     /// Set by instantiate (Arc::into_raw), released by detach.
     pub engine: *const Backend,
+    /// With `stats { file }`: the instance name's counters (they live as long as the
+    /// process); null when the counters are off.
+    pub counters: *const Counters,
+    /// With `stats { file }`: the thread writing them (Box::into_raw), stopped by detach.
+    pub stats_writer: *mut Writer,
 }
 
 /// One item's room in the parsed values.

@@ -24,6 +24,7 @@ use mfa_core::config::Config;
 use mfa_core::engine::post_auth::{Duty, PostAuthInput};
 use mfa_core::engine::{AuthenticateInput, AuthorizeInput, Backend, Chap, Level, MsChap2, Outcome};
 use mfa_core::guard::{guarded, install_panic_hook};
+use mfa_core::stats::{Counters, Report, Writer};
 
 /// `module_t` holds raw pointers; the server only reads it.
 #[repr(transparent)]
@@ -132,10 +133,32 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
                 return -1;
             }
         };
+        let stats = cfg.stats.clone();
         match Backend::new(&name, cfg, Arc::new(SystemClock)) {
             Ok(engine) => {
                 for warning in engine.startup_warnings() {
                     log_global(Level::Warn, &format!("rlm_mfa ({name}): {warning}"));
+                }
+                if let Some(stats) = stats {
+                    let counters = Counters::for_instance(&name);
+                    let tag = name.clone();
+                    // SAFETY: radlog may be called from any thread of the server.
+                    let report: Report = Arc::new(move |line: &str| unsafe {
+                        log_global(Level::Error, &format!("rlm_mfa ({tag}): {line}"))
+                    });
+                    match Writer::start(&name, &stats.file, stats.interval, counters, Arc::new(SystemClock), report) {
+                        Ok(writer) => {
+                            inst.counters = counters;
+                            inst.stats_writer = Box::into_raw(Box::new(writer));
+                        }
+                        Err(e) => {
+                            config_error(
+                                conf,
+                                &format!("rlm_mfa ({name}): invalid 'stats.file': {}: {e}", stats.file.display()),
+                            );
+                            return -1;
+                        }
+                    }
                 }
                 inst.engine = Arc::into_raw(Arc::new(engine));
                 0
@@ -160,6 +183,11 @@ unsafe extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
                     // The instance's reference; requests still running keep theirs.
                     drop(Arc::from_raw(engine));
                 }
+                let writer = std::mem::replace(&mut inst.stats_writer, ptr::null_mut());
+                if !writer.is_null() {
+                    // Stops the thread, which writes the counters once more.
+                    drop(Box::from_raw(writer));
+                }
             }
             0
         },
@@ -178,6 +206,12 @@ fn rcode(outcome: Option<Outcome>) -> rlm_rcode_t {
         Some(Outcome::Challenge) => rlm_rcodes_RLM_MODULE_HANDLED,
         Some(Outcome::Fail) | None => rlm_rcodes_RLM_MODULE_FAIL,
     }
+}
+
+/// The instance's counters, when `stats { file }` turns them on.
+unsafe fn counters(instance: *mut c_void) -> Option<&'static Counters> {
+    // SAFETY: the pointer is null or from Counters::for_instance, which lives as long as the process.
+    (instance as *const Instance).as_ref().and_then(|i| i.counters.as_ref())
 }
 
 /// Runs a request callback with the panic guard and the instance's engine.
@@ -207,6 +241,7 @@ unsafe fn with_engine(
 }
 
 unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
         let auth_type = request.auth_type();
         let out = engine.authorize(AuthorizeInput {
@@ -216,6 +251,9 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             has_state: request.bytes(List::Request, PW_STATE).is_some(),
             eap: request.bytes(List::Request, PW_EAP_MESSAGE).is_some(),
         });
+        if let Some(counters) = counters {
+            counters.count(out.tally());
+        }
         for line in &out.log {
             request.log(line.level, &line.text);
         }
@@ -275,6 +313,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 }
 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
         let stashed_code = request.take_stash(engine.name());
         let deferred_split = request.take(Slot::Pending, engine.name()).is_some();
@@ -325,6 +364,9 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             deferred_split,
             quiet: !request.debug_enabled(),
         });
+        if let Some(counters) = counters {
+            counters.count(out.tally());
+        }
         for line in &out.log {
             request.log(line.level, &line.text);
         }

@@ -98,6 +98,15 @@ enum Command {
     Groups { user: String, groups: Vec<String> },
     /// Copy the state journal (--state) into the module's Redis store (state_store = redis)
     MoveStateToRedis,
+    /// Print the counters the module writes (its `stats { file }`); exit status 1 when the file is missing
+    Stats {
+        /// Print the file as it is (the Prometheus text format)
+        #[arg(long)]
+        prometheus: bool,
+        /// Read this file instead of the one the module's configuration (--module) names
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
     /// Print the current code of a token (for demos and tests on this server)
     Code {
         user: String,
@@ -238,7 +247,65 @@ fn run(command: Command, paths: &Paths) -> Result<ExitCode> {
         Command::Code { user, serial } => print_code(paths, &user, serial.as_deref()),
         Command::Groups { user, groups } => set_groups(paths, &user, groups),
         Command::MoveStateToRedis => move_state_to_redis(paths),
+        Command::Stats { prometheus, file } => stats(paths, prometheus, file),
     }
+}
+
+/// The counters file: --file, else the module's `stats { file }`.
+fn stats(paths: &Paths, prometheus: bool, file: Option<PathBuf>) -> Result<ExitCode> {
+    let path = match file {
+        Some(path) => path,
+        None => {
+            let module = paths.module.as_deref().ok_or("no module configuration (--module) to find stats.file in")?;
+            module_conf::stats_file(module)?
+                .ok_or_else(|| format!("{} sets no stats {{ file }}: the counters are off", module.display()))?
+        }
+    };
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("mfa-admin: {} does not exist: is the module running with stats {{ file }} set?", path.display());
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display()).into()),
+    };
+    if prometheus {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", path.display());
+    let now = SystemClock.now();
+    // The histograms' buckets are for Prometheus; their count and sum are shown.
+    for (name, labels, value) in text.lines().filter_map(sample).filter(|(name, _, _)| !name.ends_with("_bucket")) {
+        if name == "stats_written_timestamp_seconds" {
+            let age = value.parse::<u64>().map(|at| now.saturating_sub(at));
+            let age = age.map(|a| format!("{a} s ago")).unwrap_or_else(|_| value.to_string());
+            println!("  {:<36} {age}", "written");
+        } else {
+            let name = name.strip_suffix("_total").unwrap_or(name);
+            let what = if labels.is_empty() { name.to_string() } else { format!("{name} {labels}") };
+            println!("  {what:<36} {value:>10}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One sample line of the file: the name without `rlm_mfa_`, the labels other than
+/// `module` (`cause=wrong_code`), the value.
+fn sample(line: &str) -> Option<(&str, String, &str)> {
+    let line = line.strip_prefix("rlm_mfa_")?;
+    let (series, value) = line.rsplit_once(' ')?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, rest.strip_suffix('}').unwrap_or(rest)),
+        None => (series, ""),
+    };
+    let labels: Vec<String> = labels
+        .split(',')
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "module")
+        .map(|(k, v)| format!("{k}={}", v.trim_matches('"')))
+        .collect();
+    Some((name, labels.join(","), value))
 }
 
 fn set_groups(paths: &Paths, user: &str, groups: Vec<String>) -> Result<ExitCode> {

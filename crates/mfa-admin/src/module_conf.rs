@@ -17,6 +17,7 @@ use mfa_core::config::RawRedis;
 struct Items {
     top: HashMap<String, String>,
     redis: HashMap<String, String>,
+    stats: HashMap<String, String>,
 }
 
 /// The module's `redis { }` section when its `state_store` is `redis`; None
@@ -67,6 +68,20 @@ pub fn ignore_case(path: &Path) -> Result<bool, String> {
     }
 }
 
+/// The module's `stats { file }`: where it writes its counters; None when unset.
+pub fn stats_file(path: &Path) -> Result<Option<PathBuf>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let confdir = path.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let items = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match items.stats.get("file").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => {
+            let value = expand(value, &confdir).map_err(|e| format!("{}: stats.file: {e}", path.display()))?;
+            Ok(Some(PathBuf::from(value)))
+        }
+    }
+}
+
 /// `${confdir}`, `${raddbdir}`, `${modconfdir}` and `${certdir}` as Debian's
 /// radiusd.conf sets them, relative to the directory above mods-enabled.
 fn expand(value: &str, confdir: &Path) -> Result<String, String> {
@@ -113,6 +128,9 @@ fn parse(text: &str) -> Result<Items, String> {
             }
             2 if stack[1] == "redis" => {
                 items.redis.entry(name).or_insert(value);
+            }
+            2 if stack[1] == "stats" => {
+                items.stats.entry(name).or_insert(value);
             }
             _ => {}
         }
@@ -171,6 +189,25 @@ mod tests {
         assert!(redis_section(&path).unwrap().is_none());
         fs::write(&path, "mfa {\n}\n").unwrap();
         assert!(redis_section(&path).unwrap().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_the_stats_file_of_a_module_file() {
+        let dir = std::env::temp_dir().join(format!("mfa-admin-stats-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mfa");
+        for (text, want) in [
+            (
+                "mfa {\n\tstats {\n\t\tfile = /var/lib/prometheus/node-exporter/mfa.prom\n\t}\n}\n",
+                Some("/var/lib/prometheus/node-exporter/mfa.prom"),
+            ),
+            ("mfa {\n#\tstats {\n#\t\tfile = /x.prom\n#\t}\n}\n", None),
+            ("mfa {\n\tfile = /top.prom\n\tstats {\n\t\tinterval = 5\n\t}\n}\n", None),
+        ] {
+            fs::write(&path, text).unwrap();
+            assert_eq!(stats_file(&path).unwrap(), want.map(PathBuf::from), "{text}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

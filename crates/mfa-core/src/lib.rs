@@ -5,7 +5,8 @@
 //! Layers, lowest first (a module uses only those before it; tests/layers.rs checks):
 //! - `clock`, `text`, `guard`, `fast_map`: time, text that fits, panics contained, the
 //!   hash maps of the login path;
-//! - `identity`, `factor`: who the user is; codes and how they are checked;
+//! - `identity`, `factor`, `stats`: who the user is; codes and how they are checked;
+//!   the counters administrators watch;
 //! - `config`: every configuration item, declared once, and the checked settings;
 //! - `store`: the token file, the state journal, files reloaded when they change;
 //! - `challenge`: the sealed State of a dialogue;
@@ -25,6 +26,7 @@ pub mod fast_map;
 pub mod fuzzing;
 pub mod guard;
 pub mod identity;
+pub mod stats;
 pub mod store;
 #[cfg(test)]
 mod testutil;

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::factor::password::{OtpPosition, SplitConfig};
 use crate::identity::realm::{RealmConfig, RealmPosition, Split};
@@ -31,7 +32,7 @@ pub use limits::Limits;
 pub use messages::Messages;
 pub use privacyidea::{PiConfig, PollMode, RawPrivacyIdea};
 pub use push::{push_settings, Approval, Failmode, Push, RawPush};
-pub use raw::{RawConfig, RawLockout, RawRealm};
+pub use raw::{RawConfig, RawLockout, RawRealm, RawStats};
 pub use redis::{Address, RawRedis, RedisSettings};
 pub use reply::RawRule;
 pub use smtp::{smtp, RawSmtp, Smtp, SmtpTls};
@@ -133,6 +134,13 @@ pub struct Lockout {
     pub duration: u64,
 }
 
+/// `stats { }`: where and how often the counters are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsFile {
+    pub file: PathBuf,
+    pub interval: Duration,
+}
+
 /// The checked configuration of one module instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -154,6 +162,8 @@ pub struct Config {
     pub user_map: Option<PathBuf>,
     pub realm: RealmConfig,
     pub lockout: Lockout,
+    /// Set when `stats.file` is: the counters are written there.
+    pub stats: Option<StatsFile>,
     pub limits: Limits,
     pub messages: Messages,
     /// Set in the modes that challenge.
@@ -340,6 +350,8 @@ impl Config {
             user_map: raw.user_map.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
             realm,
             lockout: Lockout { max_failures: raw.lockout.max_failures, duration: u64::from(raw.lockout.duration) },
+            stats: optional_path(&raw.stats.file)
+                .map(|file| StatsFile { file, interval: Duration::from_secs(u64::from(raw.stats.interval)) }),
             limits: raw.limits.clone(),
             messages: raw.messages.clone(),
         })

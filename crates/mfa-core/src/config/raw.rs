@@ -57,6 +57,7 @@ crate::section! {
         push: RawPush,
         realm: RawRealm,
         lockout: RawLockout,
+        stats: RawStats,
         limits: Limits,
         redis: RawRedis,
         messages: Messages,
@@ -90,5 +91,15 @@ crate::section! {
         max_failures: u32 = "5",
         /// Seconds the user stays locked.
         duration: u32 = "300",
+    }
+}
+
+crate::section! {
+    /// `stats { }`: the counters, written for node_exporter's textfile collector.
+    pub struct RawStats {
+        /// The file the counters are written to (Prometheus text format); unset: not written.
+        file: Option<String>,
+        /// Seconds between two writes.
+        interval: u32 = "15" [range(1, 3600, "seconds")],
     }
 }

@@ -7,6 +7,7 @@ use super::{Chap, Decision, Engine, MsChap2, Outcome, Trail};
 use crate::factor::otp;
 use crate::factor::state::TokenState;
 use crate::factor::verify;
+use crate::stats::Cause;
 use crate::store::state_store::Take;
 use crate::store::tokens::{Token, TokenKind};
 
@@ -111,12 +112,14 @@ impl Engine {
                 return decision;
             }
         }
+        let mut cause = Cause::Malformed;
         let why = if well_formed {
             let replayed = used_before
                 || match given {
                     Given::Code(code) => each_token().any(|t| verify::is_replay(t, code, now, self.windows())),
                     Given::Chap(_) | Given::MsChap2(_) => false,
                 };
+            cause = if replayed { Cause::Replayed } else { Cause::WrongCode };
             format!("\"{user}\" sent a {} {}", if replayed { "used (replayed)" } else { "wrong" }, given.what(),)
         } else {
             let refs: Vec<&Token> = each_token().collect();
@@ -134,7 +137,11 @@ impl Engine {
             // "abc" is a wrong code), and how long its codes are.
             None => self.before_password(self.bad_format_message(&each_token().collect::<Vec<_>>())),
         };
-        Decision::refuse(if locked.is_some() { Outcome::Userlock } else { Outcome::Reject }, message)
+        if locked.is_some() {
+            Decision::locks(message)
+        } else {
+            Decision::reject(cause, message)
+        }
     }
 
     /// Records the accepted step or counter as a claim of the store, so that
@@ -150,7 +157,7 @@ impl Engine {
             Ok(true) => self.note_upkeep_error(trail),
             Ok(false) => {
                 trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
-                return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+                return Decision::reject(Cause::Replayed, messages.wrong_code.clone());
             }
             Err(e) => {
                 // Accepting without a durable record would let the code be used again.

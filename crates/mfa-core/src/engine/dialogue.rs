@@ -10,6 +10,7 @@ use super::limits::Request;
 use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
+use crate::stats::Cause;
 use crate::store::tokens::{Token, TokenKind, User};
 use crate::text::mask::{mask_email, mask_phone};
 use crate::text::template::render;
@@ -117,7 +118,7 @@ impl Engine {
                     "rejected: \"{user}\" has no second factor this module can use (an SMS or e-mail \
                      destination needs its gateway configured)"
                 ));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.no_token.clone())
+                Decision::reject(Cause::NoToken, self.cfg.messages.no_token.clone())
             }
             1 => self.open_method(user, &methods, 0, origin, trail),
             _ => {
@@ -220,7 +221,7 @@ impl Engine {
         }
         if let Err(e) = sender.send_rendered(user, destination, &text, &values) {
             trail.error(format!("rejected: the code for \"{user}\" could not be sent: {e}"));
-            return Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone());
+            return Decision::reject(Cause::Unavailable, self.cfg.messages.send_failed.clone());
         }
         trail.info(format!("challenge: a code was sent to \"{user}\" by {}", self.describe(&methods[index])));
         self.prompt_for(&methods[index], state, None, "")
@@ -280,21 +281,21 @@ impl Engine {
         let m = &self.cfg.messages;
         let Some(dialogues) = self.dialogues.as_ref() else {
             trail.info(format!("rejected: \"{user}\" sent a State, but this instance never challenges"));
-            return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+            return Decision::reject(Cause::BadState, m.bad_state.clone());
         };
         let now = self.clock.now();
         let (dialogue, id) = match challenge::unseal(&dialogues.key, &self.binding(user, origin.nas), now, state) {
             Ok(opened) => opened,
             Err(why) => {
                 trail.info(format!("rejected: \"{user}\" answered with a bad State: {why}"));
-                return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+                return Decision::reject(Cause::BadState, m.bad_state.clone());
             }
         };
         match self.store().use_state_once(user, &id, dialogue.expires, now) {
             Ok(true) => {}
             Ok(false) => {
                 trail.info(format!("rejected: \"{user}\" answered with a State that was already used"));
-                return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+                return Decision::reject(Cause::BadState, m.bad_state.clone());
             }
             Err(e) => {
                 // Without the record the State could be answered again: fail closed.
@@ -308,7 +309,7 @@ impl Engine {
             Stage::Code => {
                 let Some(method) = methods.get(usize::from(dialogue.method)) else {
                     trail.info(format!("rejected: \"{user}\" no longer has the method chosen"));
-                    return Decision::refuse(Outcome::Reject, m.bad_state.clone());
+                    return Decision::reject(Cause::BadState, m.bad_state.clone());
                 };
                 self.check_answer(user, origin, method, dialogue, answer, trail)
             }
@@ -330,7 +331,7 @@ impl Engine {
                 let round = dialogue.round.saturating_add(1);
                 if round >= self.challenge_cfg().max_rounds {
                     trail.info(format!("rejected: \"{user}\" made {round} invalid choices"));
-                    return Decision::refuse(Outcome::Reject, self.cfg.messages.bad_state.clone());
+                    return Decision::reject(Cause::BadState, self.cfg.messages.bad_state.clone());
                 }
                 trail.info(format!("challenge: \"{user}\" made an invalid choice, asked again"));
                 let total = methods.len().to_string();
@@ -359,7 +360,7 @@ impl Engine {
             (Method::Sms(_) | Method::Email(_), Some(sent)) => self.check_sent_code(user, sent, answer, trail),
             (Method::Sms(_) | Method::Email(_) | Method::Push(_), None) => {
                 trail.info(format!("rejected: \"{user}\" answered a State that carries no code"));
-                return Decision::refuse(Outcome::Reject, self.cfg.messages.bad_state.clone());
+                return Decision::reject(Cause::BadState, self.cfg.messages.bad_state.clone());
             }
         };
         if decision.outcome != Outcome::Reject {
@@ -395,7 +396,7 @@ impl Engine {
         }
         match self.record_failure(user, now, Some(&format!("\"{user}\" sent a wrong code")), trail) {
             Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
-            Ok(None) => Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone()),
+            Ok(None) => Decision::reject(Cause::WrongCode, self.cfg.messages.wrong_code.clone()),
             // As when the store is unavailable: the reply tells nothing of the code.
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
@@ -492,14 +493,14 @@ impl Engine {
             // Counted toward the lockout when the push was sent (open_push).
             Ok(PushStatus::Denied) => {
                 trail.info(format!("rejected: \"{user}\" denied the push"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_denied.clone())
+                Decision::reject(Cause::PushDenied, self.cfg.messages.push_denied.clone())
             }
             Ok(PushStatus::Expired) => {
                 trail.info(format!("rejected: \"{user}\" did not answer the push in time"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+                Decision::reject(Cause::PushTimeout, self.cfg.messages.push_timeout.clone())
             }
             Ok(PushStatus::Pending) => {
-                let timeout = Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone());
+                let timeout = Decision::reject(Cause::PushTimeout, self.cfg.messages.push_timeout.clone());
                 trail.info(format!("\"{user}\" pressed OK before approving the push"));
                 self.ask_again(user, origin, method, dialogue, timeout, self.cfg.messages.push_pending.clone(), trail)
             }

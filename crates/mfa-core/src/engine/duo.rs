@@ -26,6 +26,7 @@ use crate::challenge::StateKey;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Failmode, Mode, StoreChoice};
 use crate::factor::password;
+use crate::stats::Cause;
 use crate::store::state_store::StateStore;
 
 mod factors;
@@ -238,6 +239,7 @@ impl DuoEngine {
         };
         trail.info(format!("rejected: {why}"));
         out.outcome = Some(Outcome::Reject);
+        out.tally = crate::stats::Tally::Reject { cause: Cause::Malformed, locks: false };
         out.reply_message = Some(self.cfg.messages.no_code.clone());
         false
     }
@@ -285,6 +287,7 @@ impl DuoEngine {
             challenge_state: decision.state,
             reply_attributes: vec![],
             split: None,
+            tally: decision.tally,
             log: trail.log,
         }
     }
@@ -331,7 +334,7 @@ impl DuoEngine {
                 Some(Ok(code)) if !code.is_empty() => Factor::Passcode(code.to_string()),
                 _ => {
                     trail.info(format!("rejected: \"{user}\" sent no passcode (User-Password is missing or empty)"));
-                    return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+                    return Decision::reject(Cause::WrongCode, messages.wrong_code.clone());
                 }
             },
         };
@@ -377,7 +380,7 @@ impl DuoEngine {
                 claimed.end(&decision, self.clock.now(), trail);
                 decision
             }
-            Turn::Joined(Published::Ending(decision)) => decision,
+            Turn::Joined(Published::Ending(decision)) => decision.joined(),
             // A push waiting for the user: polled here within this server's bounds.
             Turn::Joined(Published::Txid(txid)) => self.poll_joined(call, &txid, trail),
             Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
@@ -389,7 +392,7 @@ impl DuoEngine {
     /// (used up by then) or the push again.
     fn join(&self, call: &Call, other: Joiner<Decision>, trail: &mut Trail) -> Decision {
         trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-        other.wait(self.join_bound()).unwrap_or_else(|| {
+        other.wait(self.join_bound()).map(Decision::joined).unwrap_or_else(|| {
             trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })
@@ -433,12 +436,12 @@ impl DuoEngine {
             }
             "deny" => {
                 trail.info(format!("rejected: Duo denies \"{user}\": {}", reason(&answer)));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+                Decision::reject(Cause::Denied, messages.rejected.clone())
             }
             "enroll" => match self.duo.enroll {
                 Enroll::Reject => {
                     trail.info(format!("rejected: \"{user}\" is not enrolled in Duo (duo.enroll = reject)"));
-                    Decision::refuse(Outcome::Reject, messages.no_token.clone())
+                    Decision::reject(Cause::NoToken, messages.no_token.clone())
                 }
                 Enroll::Allow => {
                     trail.warn(format!(
@@ -452,7 +455,7 @@ impl DuoEngine {
                     "rejected \"{user}\": Duo's preauth result \"{}\" is unknown",
                     printable(other, 40)
                 ));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }))
     }
@@ -468,7 +471,7 @@ impl DuoEngine {
             }
             Ok(answer) => {
                 trail.info(format!("rejected: Duo refuses the passcode of \"{}\": {}", call.user, reason(&answer)));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone())
+                Decision::reject(Cause::WrongCode, self.cfg.messages.wrong_code.clone())
             }
             Err(e) => self.call_failed(call, e, trail),
         }
@@ -481,7 +484,7 @@ impl DuoEngine {
             CallError::Unavailable(why) => match self.duo.failmode {
                 Failmode::Secure => {
                     trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));
-                    Decision::refuse(Outcome::Reject, messages.push_unavailable.clone())
+                    Decision::reject(Cause::PushFailed, messages.push_unavailable.clone())
                 }
                 Failmode::Safe => {
                     trail.warn(format!(
@@ -497,7 +500,7 @@ impl DuoEngine {
             }
             CallError::Refused { .. } => {
                 trail.error(format!("rejected \"{user}\": {e}"));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }
     }

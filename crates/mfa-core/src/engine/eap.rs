@@ -45,6 +45,7 @@ impl Engine {
             log.push(LogLine { level: super::Level::Info, text: format!("rejected: {why}") });
             AuthenticateOutput {
                 outcome: Some(Outcome::Reject),
+                tally: crate::stats::Tally::Reject { cause: crate::stats::Cause::Malformed, locks: false },
                 reply_messages: vec![self.cfg.messages.no_code.clone()],
                 log,
                 ..AuthenticateOutput::default()

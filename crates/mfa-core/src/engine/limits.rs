@@ -5,6 +5,7 @@
 //! toward the lockout like a wrong code.
 
 use super::{Decision, Engine, Outcome, Trail};
+use crate::stats::Cause;
 
 /// What a request would start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl Engine {
                     if request == Request::Push { "pushes (limits.pushes)" } else { "sent codes (limits.codes_sent)" };
                 trail.warn(format!("rejected: \"{user}\" is past {max} {what} in {} s", limits.window));
                 let message = self.cfg.messages.too_many_requests.replace("{seconds}", &left.to_string());
-                Some(Decision::refuse(Outcome::Reject, message))
+                Some(Decision::reject(Cause::RateLimited, message))
             }
             Err(e) => {
                 trail.error(format!("cannot count the request in the {}: {e}", self.store().describe()));
@@ -51,10 +52,16 @@ impl Engine {
 
     /// A push denied or left unanswered (`why`, for the log): a failure toward the
     /// lockout; the refusal to send (`message`, or the lockout's when this one locks).
-    pub(super) fn push_failed(&self, user: &str, why: &str, message: &str, trail: &mut Trail) -> Decision {
+    pub(super) fn push_failed(
+        &self,
+        user: &str,
+        why: &str,
+        (cause, message): (Cause, &str),
+        trail: &mut Trail,
+    ) -> Decision {
         match self.record_failure(user, self.clock.now(), Some(why), trail) {
-            Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
-            Ok(None) => Decision::refuse(Outcome::Reject, message.to_string()),
+            Ok(Some(seconds)) => Decision::locks(self.locked_message(seconds)),
+            Ok(None) => Decision::reject(cause, message.to_string()),
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }

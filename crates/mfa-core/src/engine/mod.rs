@@ -16,6 +16,7 @@ use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
+use crate::stats::{Cause, Tally};
 use crate::store::call_budget::CallBudget;
 use crate::store::journal::{JournalOptions, LockState};
 use crate::store::redis::{RedisStore, ROUNDS};
@@ -30,6 +31,7 @@ mod eap;
 mod gates;
 mod joining;
 mod limits;
+mod metered;
 mod otp_or_push;
 pub mod post_auth;
 mod privacyidea;
@@ -102,7 +104,16 @@ pub struct AuthorizeOutput {
     /// Mode otp-or-push: authorize verified a code typed alone; Auth-Type := Accept,
     /// and the request counts as verified by the module (the post-auth check).
     pub accept: bool,
+    /// What the answer counts as (rlm_mfa_*_total); see [`tally_of`].
+    pub tally: Tally,
     pub log: Vec<LogLine>,
+}
+
+impl AuthorizeOutput {
+    /// What this answer counts as: every refusal counted under one cause.
+    pub fn tally(&self) -> Tally {
+        tally_of(self.outcome, self.tally)
+    }
 }
 
 pub use crate::factor::mschap::MsChap2;
@@ -176,7 +187,44 @@ pub struct AuthenticateOutput {
     /// With `Outcome::Updated`: "password,code" split here (EAP-GTC), for the first
     /// factor that follows and the module's next call.
     pub split: Option<LateSplit>,
+    /// What the answer counts as (rlm_mfa_*_total); see [`tally_of`].
+    pub tally: Tally,
     pub log: Vec<LogLine>,
+}
+
+impl AuthenticateOutput {
+    /// What this answer counts as: every refusal counted under one cause.
+    pub fn tally(&self) -> Tally {
+        tally_of(self.outcome, self.tally)
+    }
+}
+
+/// What an answer counts as: the tally its decision carries, and for a refusal that
+/// carries none, the cause its return code stands for. So no refusal goes uncounted,
+/// and none is counted twice.
+pub fn tally_of(outcome: Option<Outcome>, tally: Tally) -> Tally {
+    match (outcome, tally) {
+        (Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None, Tally::Reject { .. }) => {
+            tally
+        }
+        (Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None, _) => {
+            Tally::Reject { cause: default_cause(outcome), locks: false }
+        }
+        (Some(Outcome::Ok), Tally::Accept | Tally::PushApproved) => tally,
+        (Some(Outcome::Ok), _) => Tally::Accept,
+        (Some(Outcome::Challenge), _) => Tally::Challenge,
+        (Some(Outcome::Updated | Outcome::Noop), _) => Tally::Nothing,
+    }
+}
+
+/// The cause a refusal that names none is counted under, by its return code.
+fn default_cause(outcome: Option<Outcome>) -> Cause {
+    match outcome {
+        Some(Outcome::Userlock) => Cause::LockedOut,
+        Some(Outcome::Invalid) => Cause::Malformed,
+        Some(Outcome::Reject) => Cause::Denied,
+        _ => Cause::Unavailable,
+    }
 }
 
 /// Where a request comes from: what a challenge is bound to and a push message names.
@@ -199,17 +247,54 @@ struct Decision {
     state: Option<Vec<u8>>,
     /// Reply attributes the check itself gives (MS-CHAP2-Success and the MPPE keys).
     attributes: Vec<(String, String)>,
+    /// What it counts as (the counters): the cause of a refusal travels with it.
+    tally: Tally,
 }
 
 impl Decision {
-    fn accept() -> Decision {
-        Decision { outcome: Outcome::Ok, messages: vec![], state: None, attributes: vec![] }
+    /// The same answer for a re-send that joined this login (on this server or
+    /// another of the farm): counted as its own request's accept or refusal, but
+    /// not as a second push approved or a second lockout.
+    fn joined(mut self) -> Decision {
+        self.tally = match self.tally {
+            Tally::PushApproved => Tally::Accept,
+            Tally::Reject { cause, .. } => Tally::Reject { cause, locks: false },
+            other => other,
+        };
+        self
     }
+
+    fn accept() -> Decision {
+        Decision { outcome: Outcome::Ok, messages: vec![], state: None, attributes: vec![], tally: Tally::Accept }
+    }
+    /// An accept after the user approved a push.
+    fn accept_push() -> Decision {
+        Decision { tally: Tally::PushApproved, ..Decision::accept() }
+    }
+    /// A refusal with a return code other than Reject (Userlock, Invalid, Fail), counted
+    /// under the cause the code stands for; a Reject says its cause ([`Decision::reject`]).
     fn refuse(outcome: Outcome, message: String) -> Decision {
-        Decision { outcome, messages: vec![message], state: None, attributes: vec![] }
+        let tally = tally_of(Some(outcome), Tally::Nothing);
+        Decision { outcome, messages: vec![message], state: None, attributes: vec![], tally }
+    }
+    /// Reject, counted under `cause`.
+    fn reject(cause: Cause, message: String) -> Decision {
+        let tally = Tally::Reject { cause, locks: false };
+        Decision { outcome: Outcome::Reject, messages: vec![message], state: None, attributes: vec![], tally }
+    }
+    /// The failure that locked the user: Userlock, counted as a lockout too.
+    fn locks(message: String) -> Decision {
+        let tally = Tally::Reject { cause: Cause::LockedOut, locks: true };
+        Decision { outcome: Outcome::Userlock, messages: vec![message], state: None, attributes: vec![], tally }
     }
     fn challenge(state: Vec<u8>, messages: Vec<String>) -> Decision {
-        Decision { outcome: Outcome::Challenge, messages, state: Some(state), attributes: vec![] }
+        Decision {
+            outcome: Outcome::Challenge,
+            messages,
+            state: Some(state),
+            attributes: vec![],
+            tally: Tally::Challenge,
+        }
     }
 }
 
@@ -311,6 +396,19 @@ impl Engine {
         sms: Option<Box<dyn Sender>>,
         email: Option<Box<dyn Sender>>,
     ) -> Result<Engine, ConfigError> {
+        // With `stats { file }`: the gateways' and the push provider's calls timed and counted.
+        let counters = cfg.stats.as_ref().map(|_| crate::stats::Counters::for_instance(name));
+        let email_call = match cfg.challenge.as_ref().and_then(|c| c.smtp.as_ref()) {
+            Some(_) => crate::stats::Call::Smtp,
+            None => crate::stats::Call::Gateway,
+        };
+        let (sms, email) = match counters {
+            Some(c) => (
+                sms.map(|s| metered::MeteredSender::wrap(s, crate::stats::Call::Gateway, c)),
+                email.map(|s| metered::MeteredSender::wrap(s, email_call, c)),
+            ),
+            None => (sms, email),
+        };
         let load = if cfg.ignore_case { load_tokens_ignoring_case } else { load_tokens };
         let tokens = Reloading::open(&cfg.tokens, load, CHECK_INTERVAL)
             .map_err(|message| ConfigError::new("tokens", message))?;
@@ -333,7 +431,13 @@ impl Engine {
             None => None,
         };
         let pusher = match &cfg.push {
-            Some(p) => Some(Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?),
+            Some(p) => {
+                let pusher = Pusher::new(p).map_err(|(item, message)| ConfigError::new(item, message))?;
+                Some(match counters {
+                    Some(c) => pusher.metered(c),
+                    None => pusher,
+                })
+            }
             None => None,
         };
         let auto_code = crate::config::auto_code(&cfg.auto_code_pattern)?;
@@ -505,6 +609,7 @@ impl Engine {
                     (false, _) => None,
                 };
                 out.outcome = Some(decision.outcome);
+                out.tally = decision.tally;
                 return out;
             }
         }
@@ -545,6 +650,7 @@ impl Engine {
                 trail.info("rejected: User-Password is not valid UTF-8, so it is not split into password and code");
                 *out = AuthorizeOutput {
                     outcome: Some(Outcome::Reject),
+                    tally: Tally::Reject { cause: Cause::Malformed, locks: false },
                     reply_message: Some(self.cfg.messages.no_code.clone()),
                     ..AuthorizeOutput::default()
                 };
@@ -592,6 +698,7 @@ impl Engine {
                 trail.info(format!("rejected: {why}"));
                 *out = AuthorizeOutput {
                     outcome: Some(Outcome::Reject),
+                    tally: Tally::Reject { cause: Cause::Malformed, locks: false },
                     reply_message: Some(self.cfg.messages.no_code.clone()),
                     ..AuthorizeOutput::default()
                 };
@@ -626,6 +733,7 @@ impl Engine {
             challenge_state: decision.state,
             reply_attributes,
             split: None,
+            tally: decision.tally,
             log: trail.log,
         }
     }
@@ -650,7 +758,13 @@ impl Engine {
         // authorize leaves such a user to pap everywhere else.
         if entry.is_none() && !self.cfg.require_token && input.inner_eap() {
             trail.debug(format!("\"{user}\" has no token and require_token is off: the first factor alone decides"));
-            return Decision { outcome: Outcome::Noop, messages: vec![], state: None, attributes: vec![] };
+            return Decision {
+                outcome: Outcome::Noop,
+                messages: vec![],
+                state: None,
+                attributes: vec![],
+                tally: Tally::Nothing,
+            };
         }
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
@@ -661,7 +775,7 @@ impl Engine {
             if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
-                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                    return Decision::reject(Cause::NoToken, messages.no_token.clone());
                 };
                 let answer = input.password.map(String::from_utf8_lossy).unwrap_or_default();
                 return self.answer(&user, entry, state, &answer, &origin, trail);
@@ -672,7 +786,7 @@ impl Engine {
             (Mode::Auto, Some(word)) if word == PUSH_WORD => {
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" is not in the token file"));
-                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                    return Decision::reject(Cause::NoToken, messages.no_token.clone());
                 };
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
@@ -688,7 +802,7 @@ impl Engine {
                 // The first factor has accepted the password: ask for the second.
                 let Some(entry) = entry.filter(|e| e.has_factor()) else {
                     trail.info(format!("rejected: \"{user}\" has no second factor enrolled"));
-                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                    return Decision::reject(Cause::NoToken, messages.no_token.clone());
                 };
                 return self.start_dialogue(&user, entry, &origin, trail);
             }
@@ -696,7 +810,7 @@ impl Engine {
                 // The first factor has accepted the password: ask the user's device.
                 let Some(entry) = entry else {
                     trail.info(format!("rejected: \"{user}\" is not in the token file"));
-                    return Decision::refuse(Outcome::Reject, messages.no_token.clone());
+                    return Decision::reject(Cause::NoToken, messages.no_token.clone());
                 };
                 return self.push_login(&user, entry, &origin, input.password.unwrap_or_default(), trail);
             }
@@ -713,7 +827,7 @@ impl Engine {
 
         let Some(entry) = entry.filter(|e| !e.tokens.is_empty()) else {
             trail.info(format!("rejected: \"{user}\" has no token enrolled"));
-            return Decision::refuse(Outcome::Reject, self.before_password(messages.no_token.clone()));
+            return Decision::reject(Cause::NoToken, self.before_password(messages.no_token.clone()));
         };
         self.check_code(&user, &entry.tokens, &given, trail)
     }
@@ -744,6 +858,7 @@ fn refuse_eap_with_password(cfg: &Config, trail: &mut Trail) -> AuthorizeOutput 
     trail.info("rejected: the request carries both an EAP-Message and a User-Password, which no EAP client sends");
     AuthorizeOutput {
         outcome: Some(Outcome::Reject),
+        tally: Tally::Reject { cause: Cause::BadState, locks: false },
         reply_message: Some(cfg.messages.bad_state.clone()),
         ..AuthorizeOutput::default()
     }
@@ -912,6 +1027,8 @@ mod otp_or_push_tests;
 mod privacyidea_tests;
 #[cfg(test)]
 mod push_tests;
+#[cfg(test)]
+mod stats_tests;
 #[cfg(test)]
 mod test_config;
 #[cfg(test)]

@@ -39,13 +39,14 @@ impl Engine {
             None => {
                 trail.info(format!("rejected: \"{user}\" typed a code but has no token enrolled"));
                 // As a wrong code: no password was checked, so nothing tells that the account exists.
-                super::Decision::refuse(Outcome::Reject, self.cfg.messages.wrong_code.clone())
+                super::Decision::reject(super::Cause::WrongCode, self.cfg.messages.wrong_code.clone())
             }
         };
         if decision.outcome == Outcome::Ok {
             out.accept = true;
         }
         out.outcome = Some(decision.outcome);
+        out.tally = decision.tally;
         out.reply_message = decision.messages.into_iter().next();
         out
     }

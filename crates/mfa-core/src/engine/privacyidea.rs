@@ -22,6 +22,7 @@ use crate::backend::privacyidea::{
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, StateKey, Transaction};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, StoreChoice};
+use crate::stats::Cause;
 use crate::store::state_store::StateStore;
 use crate::text::{cut, printable};
 
@@ -157,6 +158,7 @@ impl PiEngine {
             challenge_state: ending.decision.state,
             reply_attributes: ending.attributes,
             split: None,
+            tally: ending.decision.tally,
             log: trail.log,
         }
     }
@@ -176,7 +178,7 @@ impl PiEngine {
         }
         let Ok(pass) = std::str::from_utf8(pass) else {
             trail.info(format!("rejected: the User-Password of \"{user}\" is not valid UTF-8"));
-            return Decision::refuse(Outcome::Reject, messages.rejected.clone()).into();
+            return Decision::reject(Cause::Denied, messages.rejected.clone()).into();
         };
         let bound_user = format!("{user}\0{}", realm.as_deref().unwrap_or(""));
         let binding = Binding { instance: &self.name, user: &bound_user, nas: &input.nas };
@@ -191,7 +193,7 @@ impl PiEngine {
                 Ok(true) => tx,
                 Ok(false) => {
                     trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
-                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+                    return Decision::reject(Cause::BadState, messages.bad_state.clone()).into();
                 }
                 Err(e) => {
                     // Without the record the State could be answered again: fail closed.
@@ -202,7 +204,7 @@ impl PiEngine {
             Err(why) => {
                 // Never forwarded: privacyIDEA only ever sees transaction ids it issued to us.
                 trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
-                return Decision::refuse(Outcome::Reject, messages.bad_state.clone()).into();
+                return Decision::reject(Cause::BadState, messages.bad_state.clone()).into();
             }
         };
         if tx.poll && pass.is_empty() {
@@ -214,7 +216,7 @@ impl PiEngine {
                 }
                 Ok(PollStatus::Declined) => {
                     trail.info(format!("rejected: \"{user}\" declined the push"));
-                    Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+                    Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into()
                 }
                 Ok(PollStatus::Pending) => {
                     trail.debug(format!("the push to \"{user}\" is not answered yet: asking again"));
@@ -245,7 +247,8 @@ impl PiEngine {
         match self.in_progress.enter(key) {
             Entry::Joined(other) => {
                 trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-                other.wait(self.pi.poll_wait + 4 * self.pi.client.timeout).unwrap_or_else(|| {
+                let joined = other.wait(self.pi.poll_wait + 4 * self.pi.client.timeout);
+                joined.map(|ending| Ending { decision: ending.decision.joined(), ..ending }).unwrap_or_else(|| {
                     trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
                     Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
                 })
@@ -274,7 +277,7 @@ impl PiEngine {
             }
             Turn::Joined(Published::Ending(mut decision)) => {
                 let attributes = std::mem::take(&mut decision.attributes);
-                Ending { decision, attributes }
+                Ending { decision: decision.joined(), attributes }
             }
             Turn::Joined(Published::Txid(_)) => {
                 trail.error(format!(
@@ -338,11 +341,11 @@ impl PiEngine {
             Verdict::Reject => {
                 let why = answer.detail.get("message").and_then(|m| m.as_str()).unwrap_or("no reason given");
                 trail.info(format!("rejected: privacyIDEA says no to \"{user}\": {}", printable(why, 200)));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone()).into()
+                Decision::reject(Cause::Denied, messages.rejected.clone()).into()
             }
             Verdict::Declined => {
                 trail.info(format!("rejected: \"{user}\" declined the push"));
-                Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into()
+                Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into()
             }
             Verdict::Challenge(c) if c.poll && self.pi.poll == PollMode::Wait => self.wait_for_push(call, &c, trail),
             Verdict::Challenge(c) => self.challenge(call, &c, trail).into(),
@@ -402,11 +405,15 @@ impl PiEngine {
             match Self::noted(self.client.poll(&c.transaction_id), trail) {
                 Ok(PollStatus::Accepted) => {
                     let answer = self.check(call, "", Some(&c.transaction_id), trail);
-                    return self.finish(call, answer, trail);
+                    let mut ending = self.finish(call, answer, trail);
+                    if ending.decision.tally == crate::stats::Tally::Accept {
+                        ending.decision.tally = crate::stats::Tally::PushApproved;
+                    }
+                    return ending;
                 }
                 Ok(PollStatus::Declined) => {
                     trail.info(format!("rejected: \"{}\" declined the push", call.user));
-                    return Decision::refuse(Outcome::Reject, messages.push_denied.clone()).into();
+                    return Decision::reject(Cause::PushDenied, messages.push_denied.clone()).into();
                 }
                 Ok(PollStatus::Pending) => {}
                 Err(e) => return self.call_failed(call.user, e, trail).into(),
@@ -422,7 +429,7 @@ impl PiEngine {
             return self.challenge(call, c, trail).into();
         }
         trail.info(format!("rejected: \"{}\" did not approve the push in time", call.user));
-        Decision::refuse(Outcome::Reject, messages.push_timeout.clone()).into()
+        Decision::reject(Cause::PushTimeout, messages.push_timeout.clone()).into()
     }
 
     fn call_failed(&self, user: &str, e: CallError, trail: &mut Trail) -> Decision {
@@ -438,11 +445,11 @@ impl PiEngine {
                     "rejected: privacyIDEA refused \"{user}\"{what}: {}",
                     AnswerError::Refused { code, message }
                 ));
-                Decision::refuse(Outcome::Reject, messages.rejected.clone())
+                Decision::reject(Cause::Denied, messages.rejected.clone())
             }
             CallError::Answer(other) => {
                 trail.error(format!("rejected \"{user}\": privacyIDEA's answer cannot be used: {other}"));
-                Decision::refuse(Outcome::Reject, messages.internal.clone())
+                Decision::reject(Cause::Unavailable, messages.internal.clone())
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::channel::push::{
     Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
 };
 use crate::config::{Approval, Failmode, Push};
+use crate::stats::Cause;
 use crate::store::tokens::User;
 use crate::text::template::render;
 
@@ -113,6 +114,11 @@ impl Pusher {
     pub(super) fn with_provider(provider: Box<dyn PushProvider>) -> Pusher {
         Pusher { provider, waiting: AtomicUsize::new(0), logins: Mutex::new(HashMap::new()) }
     }
+
+    /// The provider's calls timed and counted (`stats { file }`).
+    pub(super) fn metered(self, counters: &'static crate::stats::Counters) -> Pusher {
+        Pusher { provider: super::metered::MeteredPush::wrap(self.provider, counters), ..self }
+    }
 }
 
 /// What identifies one login attempt: user, NAS, the calling station and port, and
@@ -196,7 +202,7 @@ impl Engine {
     pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
         self.reset_failures(user, trail);
         trail.debug(format!("accepted: \"{user}\" approved the push"));
-        Decision::accept()
+        Decision::accept_push()
     }
 
     /// A push that could not be sent. push.failmode decides only when the provider
@@ -214,7 +220,7 @@ impl Engine {
     /// was sent: the user may have seen it and ignored it): always a reject.
     pub(super) fn push_refused(&self, user: &str, why: &str, trail: &mut Trail) -> Decision {
         trail.error(format!("rejected: \"{user}\": push failed ({why})"));
-        Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+        Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
     }
 
     /// A provider that cannot be used: push.failmode decides.
@@ -223,7 +229,7 @@ impl Engine {
         match failmode {
             Failmode::Secure => {
                 trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_unavailable.clone())
+                Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
             }
             Failmode::Safe => {
                 trail.warn(format!(
@@ -271,7 +277,7 @@ impl Engine {
             if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
                 pusher.waiting.fetch_sub(1, Ordering::SeqCst);
                 trail.warn(format!("rejected: \"{user}\": too many logins waiting for a push (push.max_waiting)"));
-                return Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone());
+                return Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone());
             }
             let _slot = Slot(&pusher.waiting);
             trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
@@ -307,7 +313,7 @@ impl Engine {
                     "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
                     cfg.max_waiting
                 ));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone())
+                Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone())
             }
         }
     }
@@ -389,16 +395,23 @@ impl Engine {
         let m = &self.cfg.messages;
         match ending {
             Some(Ending::Approved) => self.push_approved(user, trail),
-            Some(Ending::Denied) => {
-                self.push_failed(user, &format!("\"{user}\" denied the push"), &m.push_denied, trail)
-            }
-            Some(Ending::TimedOut) | None => {
-                self.push_failed(user, &format!("\"{user}\" did not answer the push in time"), &m.push_timeout, trail)
-            }
+            Some(Ending::Denied) => self.push_failed(
+                user,
+                &format!("\"{user}\" denied the push"),
+                (Cause::PushDenied, &m.push_denied),
+                trail,
+            ),
+            Some(Ending::TimedOut) | None => self.push_failed(
+                user,
+                &format!("\"{user}\" did not answer the push in time"),
+                (Cause::PushTimeout, &m.push_timeout),
+                trail,
+            ),
+            Some(Ending::Limited(Outcome::Reject, message)) => Decision::reject(Cause::RateLimited, message),
             Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
             Some(Ending::Busy) => {
                 trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
-                Decision::refuse(Outcome::Reject, m.push_busy.clone())
+                Decision::reject(Cause::RateLimited, m.push_busy.clone())
             }
             Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
             Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),

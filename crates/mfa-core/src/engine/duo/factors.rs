@@ -13,6 +13,7 @@ use crate::backend::duo::{Answer, CallError};
 use crate::challenge::{seal_transaction, unseal_transaction, Binding, Transaction};
 use crate::config::Approval;
 use crate::engine::{Decision, Outcome, Trail};
+use crate::stats::Cause;
 use crate::text::template::render;
 use crate::text::{cut, printable};
 
@@ -35,11 +36,11 @@ impl DuoEngine {
                 if self.key.is_some() {
                     return self.challenge(call, &format!("sms-{}", self.clock.now()), false, &prompt, trail);
                 }
-                Decision::refuse(Outcome::Reject, prompt)
+                Decision::reject(Cause::Denied, prompt)
             }
             Ok(answer) => {
                 trail.info(format!("rejected: Duo sent no SMS passcodes to \"{}\": {}", call.user, reason(&answer)));
-                Decision::refuse(Outcome::Reject, self.cfg.messages.send_failed.clone())
+                Decision::reject(Cause::Unavailable, self.cfg.messages.send_failed.clone())
             }
             Err(e) => self.call_failed(call, e, trail),
         }
@@ -94,7 +95,7 @@ impl DuoEngine {
                 "rejected: \"{}\": {} logins are already waiting for a push (duo.max_waiting)",
                 call.user, self.duo.max_waiting
             ));
-            return Err(Decision::refuse(Outcome::Reject, self.cfg.messages.push_busy.clone()));
+            return Err(Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone()));
         }
         Ok(Slot(&self.waiting))
     }
@@ -123,7 +124,7 @@ impl DuoEngine {
             std::thread::sleep(left.min(self.duo.poll_interval).max(Duration::from_millis(10)));
         }
         trail.info(format!("rejected: \"{}\" did not approve the Duo push in time", call.user));
-        Decision::refuse(Outcome::Reject, self.cfg.messages.push_timeout.clone())
+        Decision::reject(Cause::PushTimeout, self.cfg.messages.push_timeout.clone())
     }
 
     /// The push's (or the call's) transaction id, or the decision when it cannot be sent.
@@ -140,7 +141,7 @@ impl DuoEngine {
                     Some(txid) => Ok(txid.to_string()),
                     None => {
                         trail.error(format!("rejected \"{}\": Duo's answer to the push has no usable txid", call.user));
-                        Err(Decision::refuse(Outcome::Reject, self.cfg.messages.internal.clone()))
+                        Err(Decision::reject(Cause::Unavailable, self.cfg.messages.internal.clone()))
                     }
                 }
             }
@@ -155,14 +156,15 @@ impl DuoEngine {
             Ok(answer) => match word(&answer, "result") {
                 "allow" => {
                     trail.debug(format!("\"{}\" approved the Duo push", call.user));
-                    Some(Decision::accept())
+                    Some(Decision::accept_push())
                 }
                 "waiting" => None,
                 _ => {
                     trail.info(format!("rejected: Duo denies the push to \"{}\": {}", call.user, reason(&answer)));
                     let timed_out = word(&answer, "status") == "timeout";
                     let message = if timed_out { &messages.push_timeout } else { &messages.push_denied };
-                    Some(Decision::refuse(Outcome::Reject, message.clone()))
+                    let cause = if timed_out { Cause::PushTimeout } else { Cause::PushDenied };
+                    Some(Decision::reject(cause, message.clone()))
                 }
             },
             // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
@@ -221,7 +223,7 @@ impl DuoEngine {
         let menu = Menu::of(&devices, messages).filter(|menu| menu.id() == sealed);
         let Some(menu) = menu else {
             trail.info(format!("rejected: the Duo devices of \"{}\" changed since the menu was shown", call.user));
-            return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+            return Decision::reject(Cause::BadState, messages.bad_state.clone());
         };
         let Some(choice) = number.checked_sub(1).and_then(|i| menu.choices.get(i)).cloned() else {
             trail.info(format!("\"{}\" chose {number}, not on the menu: asking again", call.user));
@@ -245,7 +247,7 @@ impl DuoEngine {
         let user = call.user;
         let (Some(key), Some(used)) = (&self.key, &self.used) else {
             trail.info(format!("rejected: \"{user}\" sent a State, and this instance does not challenge"));
-            return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+            return Decision::reject(Cause::BadState, messages.bad_state.clone());
         };
         let binding = Binding { instance: &self.name, user, nas: call.nas };
         let now = self.clock.now();
@@ -254,7 +256,7 @@ impl DuoEngine {
                 Ok(true) => tx,
                 Ok(false) => {
                     trail.info(format!("rejected: \"{user}\" sent a State that was already used"));
-                    return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+                    return Decision::reject(Cause::BadState, messages.bad_state.clone());
                 }
                 Err(e) => {
                     trail.error(format!("cannot record the answered State in the {}: {e}", used.describe()));
@@ -263,7 +265,7 @@ impl DuoEngine {
             },
             Err(why) => {
                 trail.info(format!("rejected: \"{user}\" sent a State this module cannot use: {why}"));
-                return Decision::refuse(Outcome::Reject, messages.bad_state.clone());
+                return Decision::reject(Cause::BadState, messages.bad_state.clone());
             }
         };
         let typed = String::from_utf8_lossy(typed);
@@ -284,7 +286,7 @@ impl DuoEngine {
         }
         if !tx.poll {
             trail.info(format!("rejected: \"{user}\" answered the challenge without a passcode"));
-            return Decision::refuse(Outcome::Reject, messages.wrong_code.clone());
+            return Decision::reject(Cause::WrongCode, messages.wrong_code.clone());
         }
         match self.status(call, &tx.id, trail) {
             Some(decision) => decision,

@@ -24,6 +24,7 @@ use sha2::Sha256;
 use crate::challenge::StateKey;
 use crate::clock::Clock;
 use crate::engine::{Decision, Outcome, Trail};
+use crate::stats::{Cause, Tally};
 use crate::store::state_store::StateStore;
 
 /// How often a re-send reads the store while the first request decides.
@@ -311,6 +312,11 @@ fn encode(out: &mut Vec<u8>, decision: &Decision) {
         put(out, name.as_bytes());
         put(out, value.as_bytes());
     }
+    // A refusal's cause, for the counters of the server that joins (0: none).
+    out.push(match decision.tally {
+        Tally::Reject { cause, .. } => 1 + Cause::ALL.iter().position(|c| *c == cause).unwrap_or(0) as u8,
+        _ => 0,
+    });
 }
 
 fn decode(input: &mut &[u8]) -> Option<Decision> {
@@ -331,6 +337,9 @@ fn decode(input: &mut &[u8]) -> Option<Decision> {
     }
     for _ in 0..byte(input)? {
         decision.attributes.push((text(input)?, text(input)?));
+    }
+    if let Some(&cause) = byte(input).and_then(|b| Cause::ALL.get(usize::from(b).checked_sub(1)?)) {
+        decision.tally = Tally::Reject { cause, locks: false };
     }
     Some(decision)
 }
@@ -470,6 +479,25 @@ mod tests {
         assert_eq!(ending.state, Some(vec![1, 2, 3]));
         assert_eq!(ending.attributes, [("Class".to_string(), "x".to_string())]);
         assert!(farm.wait(&store, &name, seen, far, &|| 110 + ENDING_KEPT + 1).is_err(), "kept for a while only");
+    }
+
+    #[test]
+    fn an_ending_travels_with_its_cause_but_not_as_a_second_lockout() {
+        let mut refused = Decision::reject(Cause::Replayed, "Wrong or already used code".into());
+        refused.tally = Tally::Reject { cause: Cause::Replayed, locks: true };
+        for (decision, tally) in
+            [(refused, Tally::Reject { cause: Cause::Replayed, locks: false }), (Decision::accept(), Tally::Accept)]
+        {
+            let mut bytes = vec![];
+            encode(&mut bytes, &decision);
+            let back = decode(&mut bytes.as_slice()).unwrap();
+            assert_eq!((back.outcome, back.messages.clone(), back.tally), (decision.outcome, decision.messages, tally));
+        }
+        // A value written without the cause (an older server of the farm) still opens.
+        let mut bytes = vec![];
+        encode(&mut bytes, &Decision::accept());
+        bytes.pop();
+        assert_eq!(decode(&mut bytes.as_slice()).map(|d| d.outcome), Some(Outcome::Ok));
     }
 
     #[test]
