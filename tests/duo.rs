@@ -242,6 +242,28 @@ fn push_approved_denied_and_unanswered() {
     assert!(server.debug_log().contains("Login timed out."), "Duo's reason is logged");
 }
 
+/// With `stats { file }`, every call to Duo is timed (`call="duo"`: as many as the
+/// fake received, /check at start-up included) and Duo unreachable counts as a
+/// provider failure.
+#[test]
+fn duo_calls_are_timed_and_their_failures_counted() {
+    let module = require_module!();
+    let mut duo = require_duo!();
+    let stats = "stats {\n file = ${confdir}/mfa.prom\n interval = 1\n}\n";
+    let server = Server::start(&module, &setup("otp", &duo.api_host(), "").with(stats));
+    let file = server.dir.join("mfa.prom");
+    assert!(server.auth("alice", "123456").is_accept());
+    assert!(server.auth("alice", "999999").is_reject());
+    let calls = duo.requests().len() as f64;
+    let count = r#"rlm_mfa_call_duration_seconds_count{module="mfa",call="duo"}"#;
+    assert_eq!(common::prom::wait_for(&file, count, calls), Some(calls), "every call to Duo timed");
+    let failures = r#"rlm_mfa_failures_total{module="mfa",kind="provider"}"#;
+    assert_eq!(common::prom::sample(&file, failures), Some(0.0), "a refused passcode is an answer");
+    duo.stop();
+    assert!(server.auth("alice", "234567").is_reject(), "Duo down, failmode secure");
+    assert_eq!(common::prom::wait_for(&file, failures, 1.0), Some(1.0), "Duo unreachable: one failure");
+}
+
 /// An integration key Duo does not know: /check at start-up names the item.
 #[test]
 fn an_integration_key_duo_does_not_know_stops_the_start() {

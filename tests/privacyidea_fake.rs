@@ -40,6 +40,30 @@ fn pin_and_code_accept_with_mapped_reply_attributes() {
     assert!(sent.header("User-Agent").is_some_and(|ua| ua.starts_with("rlm_mfa/")));
 }
 
+/// With `stats { file }`, each call to privacyIDEA is timed (`call="privacyidea"`: as
+/// many as the fake received) and privacyIDEA unreachable counts as a provider failure.
+#[test]
+fn privacyidea_calls_are_timed_and_their_failures_counted() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    let stats = "stats {\n file = ${confdir}/mfa.prom\n interval = 1\n}";
+    let server = Server::start(&dir, &pi_setup(&pi.url(), "", stats));
+    let file = server.dir.join("mfa.prom");
+    assert!(server.auth("alice@example.com", GOOD_PASS).is_accept());
+    assert!(server.auth("alice@example.com", "wrong").is_reject());
+    let calls = pi.requests().len() as f64;
+    let count = r#"rlm_mfa_call_duration_seconds_count{module="mfa",call="privacyidea"}"#;
+    assert_eq!(common::prom::wait_for(&file, count, calls), Some(calls), "every call timed");
+    let failures = r#"rlm_mfa_failures_total{module="mfa",kind="provider"}"#;
+    assert_eq!(common::prom::sample(&file, failures), Some(0.0), "a refusal is an answer");
+    drop(server);
+
+    let down = Server::start(&dir, &pi_setup("http://127.0.0.1:1", "", stats));
+    let file = down.dir.join("mfa.prom");
+    assert!(down.auth("alice@example.com", GOOD_PASS).is_reject());
+    assert_eq!(common::prom::wait_for(&file, failures, 1.0), Some(1.0), "privacyIDEA unreachable: one failure");
+}
+
 #[test]
 fn rejects_say_the_configured_words_and_the_log_says_why() {
     let dir = require_module!();

@@ -561,6 +561,30 @@ fn with_redis_hung_every_login_is_refused_within_the_bound_and_service_resumes()
     }
 }
 
+/// With `stats { file }`, each operation on Redis is timed (`call="redis"`) and
+/// one that fails counts as a store failure: Redis hung, a login's first
+/// operation fails and ends it, one failure.
+#[test]
+fn redis_operations_are_timed_and_their_failures_counted() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let stats = "stats {\n file = ${confdir}/mfa.prom\n interval = 1\n}\n";
+    let setup = Setup::otp_mode(&hotp_tokens(&["una"])).with(&store_lines(&redis, "\ttimeout_ms = 200\n")).with(stats);
+    let server = Server::start(&module, &setup);
+    let file = server.dir.join("mfa.prom");
+    assert!(server.auth("una", &hotp(0)).is_accept());
+    let count = r#"rlm_mfa_call_duration_seconds_count{module="mfa",call="redis"}"#;
+    let failures = r#"rlm_mfa_failures_total{module="mfa",kind="store"}"#;
+    let operations = common::prom::wait_until(&file, count, |n| n >= 1.0);
+    assert!(operations >= Some(1.0), "the login's operations timed: {operations:?}");
+    assert_eq!(common::prom::sample(&file, failures), Some(0.0));
+    redis.pause();
+    let refused = server.auth("una", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    assert_eq!(common::prom::wait_for(&file, failures, 1.0), Some(1.0), "one failed operation ended the login");
+    redis.resume();
+}
+
 /// `wait_replicas = 1` with no replica attached: WAIT answers 0, so the login
 /// is refused as unavailable, and the claim it made stands (the code is spent,
 /// also for a server that does not wait): the guarantee is WAIT's, not timing.

@@ -11,6 +11,7 @@
 pub mod fake_gateway;
 pub mod fake_privacyidea;
 pub mod fake_push;
+pub mod prom;
 pub mod redis;
 pub mod tls_front;
 pub mod venv;

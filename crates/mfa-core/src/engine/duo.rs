@@ -126,11 +126,15 @@ impl DuoEngine {
         api: Box<dyn DuoApi>,
     ) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
+        let api = match super::counters_of(name, &cfg) {
+            Some(counters) => super::metered::MeteredDuo::wrap(api, counters),
+            None => api,
+        };
         // The State key and the answered States, only where the push challenges.
         let (key, used) = match &cfg.challenge {
             Some(c) => (
                 Some(StateKey::load_or_create(&c.state_key).map_err(|m| ConfigError::new("state_key", m))?),
-                Some(super::open_store(&cfg)?),
+                Some(super::open_store(&cfg, super::counters_of(name, &cfg))?),
             ),
             None => (None, None),
         };

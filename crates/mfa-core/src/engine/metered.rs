@@ -1,9 +1,13 @@
-//! The outgoing calls of the local engine (the SMS and e-mail gateways, the push
-//! provider), timed and their failures counted, when `stats { file }` turns the
-//! counters on: a wrapper around each, so that the callers do not change.
+//! The outgoing calls of the engines (the SMS and e-mail gateways, the push
+//! provider, privacyIDEA, Duo), timed and their failures counted, when
+//! `stats { file }` turns the counters on: a wrapper around each, so that the
+//! callers do not change. (The Redis store times its own operations.)
 
 use std::time::Instant;
 
+use crate::backend::duo::client::{Answer, CallError as DuoError, DuoApi};
+use crate::backend::privacyidea::answer::{CheckAnswer, PollStatus};
+use crate::backend::privacyidea::client::{CallError as PiError, Called, Validate};
 use crate::channel::gateway::{SendError, Sender};
 use crate::channel::push::{PushError, PushProvider, PushRequest, PushStatus};
 use crate::stats::{Call, Counters};
@@ -77,5 +81,63 @@ impl PushProvider for MeteredPush {
     }
     fn cancel(&self, id: &str) -> Result<(), PushError> {
         self.timed(|| self.inner.cancel(id))
+    }
+}
+
+pub(super) struct MeteredPrivacyIdea {
+    inner: Box<dyn Validate>,
+    counters: &'static Counters,
+}
+
+impl MeteredPrivacyIdea {
+    pub(super) fn wrap(inner: Box<dyn Validate>, counters: &'static Counters) -> Box<dyn Validate> {
+        counters.uses(Call::PrivacyIdea);
+        Box::new(MeteredPrivacyIdea { inner, counters })
+    }
+
+    fn timed<T>(&self, call: impl FnOnce() -> Called<T>) -> Called<T> {
+        let started = Instant::now();
+        let called = call();
+        // privacyIDEA's "no" is an answer; no server answering is a failure.
+        let failed = matches!(called.result, Err(PiError::Unavailable(_)));
+        self.counters.observe(Call::PrivacyIdea, started.elapsed(), failed);
+        called
+    }
+}
+
+impl Validate for MeteredPrivacyIdea {
+    fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.timed(|| self.inner.check(form))
+    }
+    fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
+        self.timed(|| self.inner.poll(transaction_id))
+    }
+}
+
+pub(super) struct MeteredDuo {
+    inner: Box<dyn DuoApi>,
+    counters: &'static Counters,
+}
+
+impl MeteredDuo {
+    pub(super) fn wrap(inner: Box<dyn DuoApi>, counters: &'static Counters) -> Box<dyn DuoApi> {
+        counters.uses(Call::Duo);
+        Box::new(MeteredDuo { inner, counters })
+    }
+}
+
+impl DuoApi for MeteredDuo {
+    fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, DuoError> {
+        let started = Instant::now();
+        let result = self.inner.call(method, path, params);
+        // Duo unreachable or failing is a failure; a refusal or a 429 is an answer, and
+        // /auth_status cut by `timeout` is a long poll that had nothing to say yet.
+        let failed = match &result {
+            Err(DuoError::Unavailable(_)) => true,
+            Err(DuoError::TimedOut) => !path.ends_with("/auth_status"),
+            _ => false,
+        };
+        self.counters.observe(Call::Duo, started.elapsed(), failed);
+        result
     }
 }

@@ -16,7 +16,7 @@ use crate::factor::password;
 use crate::factor::verify::Windows;
 use crate::identity::realm;
 use crate::identity::usermap::UserMap;
-use crate::stats::{Cause, Tally};
+use crate::stats::{Cause, Counters, Tally};
 use crate::store::call_budget::CallBudget;
 use crate::store::journal::{JournalOptions, LockState};
 use crate::store::redis::{RedisStore, ROUNDS};
@@ -397,7 +397,7 @@ impl Engine {
         email: Option<Box<dyn Sender>>,
     ) -> Result<Engine, ConfigError> {
         // With `stats { file }`: the gateways' and the push provider's calls timed and counted.
-        let counters = cfg.stats.as_ref().map(|_| crate::stats::Counters::for_instance(name));
+        let counters = counters_of(name, &cfg);
         let email_call = match cfg.challenge.as_ref().and_then(|c| c.smtp.as_ref()) {
             Some(_) => crate::stats::Call::Smtp,
             None => crate::stats::Call::Gateway,
@@ -419,7 +419,7 @@ impl Engine {
             ),
             None => None,
         };
-        let store = open_store(&cfg)?;
+        let store = open_store(&cfg, counters)?;
         store.expect_users(tokens.current().len());
         let dialogues = match &cfg.challenge {
             Some(c) => Some(Dialogues {
@@ -999,18 +999,34 @@ fn smtp_sender(smtp: &crate::config::Smtp) -> Result<Box<dyn Sender>, ConfigErro
 }
 
 /// The store `state_store` names: the state journal `cfg.state`, or Redis.
-pub(crate) fn open_store(cfg: &Config) -> Result<Box<dyn StateStore>, ConfigError> {
+/// The state store the configuration names; with `stats { file }`, counted in `counters`.
+pub(crate) fn open_store(
+    cfg: &Config,
+    counters: Option<&'static Counters>,
+) -> Result<Box<dyn StateStore>, ConfigError> {
     match &cfg.store {
         StoreChoice::Journal => {
             let options = JournalOptions { fsync: cfg.fsync, ..JournalOptions::default() };
-            let store = LocalStore::open(&cfg.state, options).map_err(|e| ConfigError::new("state", e.to_string()))?;
+            let mut store =
+                LocalStore::open(&cfg.state, options).map_err(|e| ConfigError::new("state", e.to_string()))?;
+            if let Some(counters) = counters {
+                store.meter(counters);
+            }
             Ok(Box::new(store))
         }
         StoreChoice::Redis(settings) => {
-            let store = RedisStore::open(settings.clone()).map_err(|(item, e)| ConfigError::new(item, e))?;
+            let mut store = RedisStore::open(settings.clone()).map_err(|(item, e)| ConfigError::new(item, e))?;
+            if let Some(counters) = counters {
+                store.meter(counters);
+            }
             Ok(Box::new(store))
         }
     }
+}
+
+/// The counters of instance `name`, when `stats { file }` turns them on.
+pub(crate) fn counters_of(name: &str, cfg: &Config) -> Option<&'static Counters> {
+    cfg.stats.as_ref().map(|_| Counters::for_instance(name))
 }
 
 #[cfg(test)]

@@ -97,6 +97,11 @@ impl PiEngine {
             StateKey::load_or_create(&challenge.state_key).map_err(|message| ConfigError::new("state_key", message))?;
         let rules = crate::backend::mapping::compile(&cfg.reply)?;
         let farm = matches!(cfg.store, StoreChoice::Redis(_)).then(|| Farm::new(&key));
+        let counters = super::counters_of(name, &cfg);
+        let client = match counters {
+            Some(counters) => super::metered::MeteredPrivacyIdea::wrap(client, counters),
+            None => client,
+        };
         Ok(PiEngine {
             farm,
             name: name.to_string(),
@@ -104,7 +109,7 @@ impl PiEngine {
             clock,
             client,
             key,
-            used: super::open_store(&cfg)?,
+            used: super::open_store(&cfg, counters)?,
             rules,
             waiting: AtomicUsize::new(0),
             in_progress: InProgress::default(),

@@ -117,24 +117,32 @@ pub enum Call {
     Push,
     Gateway,
     Smtp,
+    PrivacyIdea,
+    Duo,
+    /// One operation on the shared store (`state_store = redis`).
+    Redis,
 }
 
 impl Call {
-    pub const ALL: [Call; 3] = [Call::Push, Call::Gateway, Call::Smtp];
+    pub const ALL: [Call; 6] = [Call::Push, Call::Gateway, Call::Smtp, Call::PrivacyIdea, Call::Duo, Call::Redis];
 
     pub fn label(self) -> &'static str {
         match self {
             Call::Push => "push",
             Call::Gateway => "gateway",
             Call::Smtp => "smtp",
+            Call::PrivacyIdea => "privacyidea",
+            Call::Duo => "duo",
+            Call::Redis => "redis",
         }
     }
 
     /// The `failures_total` kind a failed call counts under.
     fn kind(self) -> Failure {
         match self {
-            Call::Push => Failure::Provider,
+            Call::Push | Call::PrivacyIdea | Call::Duo => Failure::Provider,
             Call::Gateway | Call::Smtp => Failure::Gateway,
+            Call::Redis => Failure::Store,
         }
     }
 }
@@ -142,19 +150,22 @@ impl Call {
 /// What failed: the `kind` label of `failures_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// The push provider.
+    /// The push provider, privacyIDEA or Duo.
     Provider,
     /// The SMS or e-mail gateway (HTTP or SMTP).
     Gateway,
+    /// The state store: an operation on Redis, or a journal write.
+    Store,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 2] = [Failure::Provider, Failure::Gateway];
+    pub const ALL: [Failure; 3] = [Failure::Provider, Failure::Gateway, Failure::Store];
 
     pub fn label(self) -> &'static str {
         match self {
             Failure::Provider => "provider",
             Failure::Gateway => "gateway",
+            Failure::Store => "store",
         }
     }
 }
@@ -271,6 +282,11 @@ impl Counters {
     /// The configuration uses `call`: its histogram is written (at zero until a call).
     pub fn uses(&self, call: Call) {
         self.calls[call as usize].used.store(true, Ordering::Relaxed);
+    }
+
+    /// A failure of `kind` that is no timed call (a journal write).
+    pub fn failed(&self, kind: Failure) {
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// One outgoing call, `took` long; a failed one counts in `failures_total` too.

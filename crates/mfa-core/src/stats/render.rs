@@ -114,6 +114,7 @@ rlm_mfa_lockouts_total{module="mfa"} 1
 # TYPE rlm_mfa_failures_total counter
 rlm_mfa_failures_total{module="mfa",kind="provider"} 0
 rlm_mfa_failures_total{module="mfa",kind="gateway"} 0
+rlm_mfa_failures_total{module="mfa",kind="store"} 0
 # HELP rlm_mfa_stats_written_timestamp_seconds When the module wrote this file (Unix time).
 # TYPE rlm_mfa_stats_written_timestamp_seconds gauge
 rlm_mfa_stats_written_timestamp_seconds{module="mfa"} 1700000000
@@ -127,6 +128,7 @@ rlm_mfa_stats_written_timestamp_seconds{module="mfa"} 1700000000
         c.observe(crate::stats::Call::Gateway, std::time::Duration::from_millis(70), true);
         let text = render("mfa", &c.snapshot(), 0);
         let expected = r#"rlm_mfa_failures_total{module="mfa",kind="gateway"} 1
+rlm_mfa_failures_total{module="mfa",kind="store"} 0
 # HELP rlm_mfa_call_duration_seconds How long outgoing calls took.
 # TYPE rlm_mfa_call_duration_seconds histogram
 rlm_mfa_call_duration_seconds_bucket{module="mfa",call="gateway",le="0.01"} 0

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use super::journal::{JournalError, JournalOptions, LockState, SharedJournal, StateJournal, TokenState};
+use crate::stats::{Counters, Failure};
 
 /// A store that cannot answer: the caller fails closed (never "not used", never "not locked").
 pub type StoreError = String;
@@ -149,30 +150,41 @@ impl RequestCounts {
 pub struct LocalStore {
     journal: SharedJournal,
     requests: RequestCounts,
+    /// With `stats { file }`: a journal write that fails counts as a store failure.
+    counters: Option<&'static Counters>,
 }
 
 impl LocalStore {
     /// Opens (or creates) the journal at `path` and loads it, as the module holds
     /// it: the file lock kept between writes while nobody else opens the file.
     pub fn open(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
-        Ok(LocalStore { journal: SharedJournal::open(path, opts)?, requests: RequestCounts::default() })
+        Ok(LocalStore { journal: SharedJournal::open(path, opts)?, requests: RequestCounts::default(), counters: None })
     }
 
     /// The same for a brief user (mfa-admin): the lock taken for each write only.
     pub fn open_unleased(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
         let journal = SharedJournal::open(path, opts)?;
         journal.never_lease();
-        Ok(LocalStore { journal, requests: RequestCounts::default() })
+        Ok(LocalStore { journal, requests: RequestCounts::default(), counters: None })
+    }
+
+    /// Counts the journal's failures in `counters` (`failures_total{kind="store"}`).
+    pub fn meter(&mut self, counters: &'static Counters) {
+        self.counters = Some(counters);
+    }
+
+    /// A journal error, for the engine's log line; counted when counting is on.
+    fn failed(&self, e: JournalError) -> StoreError {
+        if let Some(counters) = self.counters {
+            counters.failed(Failure::Store);
+        }
+        e.to_string()
     }
 
     /// For reading; changes go through `self.journal.write`, which syncs them.
     fn journal(&self) -> MutexGuard<'_, StateJournal> {
         self.journal.lock()
     }
-}
-
-fn text(e: JournalError) -> StoreError {
-    e.to_string()
 }
 
 impl StateStore for LocalStore {
@@ -189,7 +201,7 @@ impl StateStore for LocalStore {
     }
 
     fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
-        self.journal.write(|j| j.refresh().map(|()| j.lock(user))).map_err(text)
+        self.journal.write(|j| j.refresh().map(|()| j.lock(user))).map_err(|e| self.failed(e))
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
@@ -197,11 +209,11 @@ impl StateStore for LocalStore {
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.claim_totp_step(user, serial, step)).map_err(text)
+        self.journal.write(|j| j.claim_totp_step(user, serial, step)).map_err(|e| self.failed(e))
     }
 
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.claim_hotp_counter(user, serial, next_counter)).map_err(text)
+        self.journal.write(|j| j.claim_hotp_counter(user, serial, next_counter)).map_err(|e| self.failed(e))
     }
 
     /// The journal checks the lock under the file lock it takes for the claim:
@@ -211,25 +223,27 @@ impl StateStore for LocalStore {
     }
 
     fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
-        self.journal.write(|j| j.take_totp_step_unless_locked(user, serial, step, now)).map_err(text)
+        self.journal.write(|j| j.take_totp_step_unless_locked(user, serial, step, now)).map_err(|e| self.failed(e))
     }
 
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
         self.journal
             .write(|j| j.update_lock(user, |lock| lock.after_failure(now, max_failures, duration)))
-            .map_err(text)
+            .map_err(|e| self.failed(e))
     }
 
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
-        self.journal.write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) }).map_err(text)
+        self.journal
+            .write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) })
+            .map_err(|e| self.failed(e))
     }
 
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.use_state_once(user, id, expires, now)).map_err(text)
+        self.journal.write(|j| j.use_state_once(user, id, expires, now)).map_err(|e| self.failed(e))
     }
 
     fn forget(&self, user: &str) -> Result<(), StoreError> {
-        self.journal.write(|j| j.forget(user)).map_err(text)
+        self.journal.write(|j| j.forget(user)).map_err(|e| self.failed(e))
     }
 
     /// One server: its re-sends join in memory (engine/push.rs), and the other
@@ -260,7 +274,7 @@ impl StateStore for LocalStore {
     }
 
     fn take_upkeep_error(&self) -> Option<StoreError> {
-        self.journal.take_upkeep_error().map(text)
+        self.journal.take_upkeep_error().map(|e| self.failed(e))
     }
 }
 

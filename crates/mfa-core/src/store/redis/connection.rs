@@ -19,6 +19,7 @@ use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisConnectionI
 
 use super::scripts::Scripts;
 use crate::config::{Address, RedisSettings};
+use crate::stats::{Call, Counters};
 use crate::store::call_budget;
 
 /// Idle connections kept at most; more are closed when handed back.
@@ -41,6 +42,8 @@ pub(super) struct Connector {
     /// The PEM of `ca_file`, read at start-up.
     ca: Option<Vec<u8>>,
     idle: Mutex<Vec<Armed>>,
+    /// With `stats { file }`: each operation timed, a failed one counted.
+    pub(super) counters: Option<&'static Counters>,
 }
 
 /// A failure, in words for the log (never a credential).
@@ -54,7 +57,7 @@ pub(super) fn words(e: &RedisError) -> String {
 
 impl Connector {
     pub fn new(settings: RedisSettings, ca: Option<Vec<u8>>) -> Connector {
-        Connector { settings, ca, idle: Mutex::new(Vec::new()) }
+        Connector { settings, ca, idle: Mutex::new(Vec::new()), counters: None }
     }
 
     pub fn settings(&self) -> &RedisSettings {
@@ -86,7 +89,11 @@ impl Connector {
     ) -> Result<T, String> {
         let start = Instant::now();
         let answer = self.try_until(deadline, exchange);
-        call_budget::spend(start.elapsed());
+        let took = start.elapsed();
+        call_budget::spend(took);
+        if let Some(counters) = self.counters {
+            counters.observe(Call::Redis, took, answer.is_err());
+        }
         answer
     }
 

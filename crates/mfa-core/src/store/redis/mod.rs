@@ -58,6 +58,12 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// Times each operation in `counters` (`call="redis"`), a failed one counted too.
+    pub fn meter(&mut self, counters: &'static crate::stats::Counters) {
+        counters.uses(crate::stats::Call::Redis);
+        self.connector.counters = Some(counters);
+    }
+
     /// Checks `ca_file` and `ca_path` now (a start-up error names them); connects
     /// on first use, so that a Redis down while FreeRADIUS starts costs requests,
     /// not the start.
