@@ -74,6 +74,20 @@ pub enum Outcome {
     Challenge,
 }
 
+impl Outcome {
+    /// Every outcome, in a fixed order (the farm's published endings number them).
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Ok,
+        Outcome::Updated,
+        Outcome::Noop,
+        Outcome::Reject,
+        Outcome::Userlock,
+        Outcome::Invalid,
+        Outcome::Fail,
+        Outcome::Challenge,
+    ];
+}
+
 /// What authorize reads from the request.
 pub struct AuthorizeInput<'a> {
     pub user_name: Option<&'a [u8]>,

@@ -8,17 +8,6 @@ use crate::factor::otp;
 use crate::stats::{Cause, Counters, Tally};
 use crate::testutil::TempDir;
 
-const ALL_OUTCOMES: [Outcome; 8] = [
-    Outcome::Ok,
-    Outcome::Updated,
-    Outcome::Noop,
-    Outcome::Reject,
-    Outcome::Userlock,
-    Outcome::Invalid,
-    Outcome::Fail,
-    Outcome::Challenge,
-];
-
 fn refuses(outcome: Option<Outcome>) -> bool {
     matches!(outcome, None | Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail))
 }
@@ -32,7 +21,7 @@ fn every_refusal_is_counted_under_one_cause_and_nothing_else_is() {
         Tally::Challenge,
         Tally::Reject { cause: Cause::WrongCode, locks: false },
     ];
-    for outcome in ALL_OUTCOMES.map(Some).into_iter().chain([None]) {
+    for outcome in Outcome::ALL.map(Some).into_iter().chain([None]) {
         for tally in tallies {
             let counted = tally_of(outcome, tally);
             assert_eq!(

@@ -282,20 +282,9 @@ fn take<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-const OUTCOMES: [Outcome; 8] = [
-    Outcome::Ok,
-    Outcome::Updated,
-    Outcome::Noop,
-    Outcome::Reject,
-    Outcome::Userlock,
-    Outcome::Invalid,
-    Outcome::Fail,
-    Outcome::Challenge,
-];
-
 /// A decision as bytes: its outcome, Reply-Messages, State and reply attributes.
 fn encode(out: &mut Vec<u8>, decision: &Decision) {
-    out.push(OUTCOMES.iter().position(|o| *o == decision.outcome).expect("every outcome is listed") as u8);
+    out.push(Outcome::ALL.iter().position(|o| *o == decision.outcome).expect("every outcome is listed") as u8);
     out.push(decision.messages.len().min(255) as u8);
     for message in decision.messages.iter().take(255) {
         put(out, message.as_bytes());
@@ -326,7 +315,7 @@ fn decode(input: &mut &[u8]) -> Option<Decision> {
         *input = rest;
         Some(*first)
     };
-    let outcome = *OUTCOMES.get(usize::from(byte(input)?))?;
+    let outcome = *Outcome::ALL.get(usize::from(byte(input)?))?;
     let mut decision = Decision::refuse(outcome, String::new());
     decision.messages.clear();
     for _ in 0..byte(input)? {

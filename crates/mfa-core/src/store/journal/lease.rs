@@ -167,7 +167,7 @@ mod tests {
     use std::fs::{self, OpenOptions};
     use std::time::{Duration, Instant};
 
-    use super::super::fixtures::{new_dir, open, totp};
+    use super::super::fixtures::{claim_next_counters, new_dir, open, totp};
     use super::super::lock::try_lock_file;
     use super::super::{JournalOptions, SharedJournal};
 
@@ -221,20 +221,7 @@ mod tests {
         let won: u64 = std::thread::scope(|scope| {
             let workers: Vec<_> = [&a, &b, &a, &b]
                 .into_iter()
-                .map(|journal| {
-                    scope.spawn(move || {
-                        let mut won = 0;
-                        for _ in 0..200 {
-                            let claimed = journal.write(|j| {
-                                j.refresh()?;
-                                let next = j.token("alice", "H1").next_counter + 1;
-                                j.claim_hotp_counter("alice", "H1", next)
-                            });
-                            won += u64::from(claimed.unwrap());
-                        }
-                        won
-                    })
-                })
+                .map(|journal| scope.spawn(move || claim_next_counters(journal, 200)))
                 .collect();
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         });

@@ -353,7 +353,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    use super::super::fixtures::{new_dir, open, totp};
+    use super::super::fixtures::{claim_next_counters, new_dir, open, totp};
     use super::super::{JournalOptions, StateJournal};
     use super::SharedJournal;
 
@@ -463,22 +463,7 @@ mod tests {
         let opts = JournalOptions { fsync: true, compact_after: 30 };
         let journal = SharedJournal::open(&path, opts).unwrap();
         let won: u64 = std::thread::scope(|scope| {
-            let module: Vec<_> = (0..3)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut won = 0;
-                        for _ in 0..100 {
-                            let claimed = journal.write(|j| {
-                                j.refresh()?;
-                                let next = j.token("alice", "H1").next_counter + 1;
-                                j.claim_hotp_counter("alice", "H1", next)
-                            });
-                            won += u64::from(claimed.unwrap());
-                        }
-                        won
-                    })
-                })
-                .collect();
+            let module: Vec<_> = (0..3).map(|_| scope.spawn(|| claim_next_counters(&journal, 100))).collect();
             // Another process (mfa-admin, a second server) claiming the same counter.
             let other = scope.spawn(|| {
                 let mut j = StateJournal::open(&path, JournalOptions { fsync: false, compact_after: 0 }).unwrap();
