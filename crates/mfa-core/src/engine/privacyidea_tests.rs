@@ -280,20 +280,23 @@ impl Validate for SlowAccept {
     }
 }
 
+/// A fake that the test keeps a handle on while an engine owns it.
+struct Shared<T>(Arc<T>);
+
+impl<T: Validate> Validate for Shared<T> {
+    fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        self.0.check(form)
+    }
+    fn poll(&self, id: &str) -> Called<PollStatus> {
+        self.0.poll(id)
+    }
+}
+
 #[test]
 fn a_resent_login_joins_the_one_in_progress() {
     let dir = TempDir::new("pi-join");
     let raw = pi_raw_config(&dir);
     let counter = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
-    struct Shared(Arc<SlowAccept>);
-    impl Validate for Shared {
-        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
-            self.0.check(form)
-        }
-        fn poll(&self, id: &str) -> Called<PollStatus> {
-            self.0.poll(id)
-        }
-    }
     let engine = PiEngine::with_client(
         "mfa",
         Config::from_raw(&raw).unwrap(),
@@ -341,26 +344,8 @@ fn a_code_resent_to_the_other_server_gets_the_first_servers_answer() {
         engine.in_farm(Box::new(store.clone()))
     };
     let slow = Arc::new(SlowAccept(std::sync::atomic::AtomicUsize::new(0)));
-    struct Shared(Arc<SlowAccept>);
-    impl Validate for Shared {
-        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
-            self.0.check(form)
-        }
-        fn poll(&self, id: &str) -> Called<PollStatus> {
-            self.0.poll(id)
-        }
-    }
     let unasked = Arc::new(Unasked::default());
-    struct Counted(Arc<Unasked>);
-    impl Validate for Counted {
-        fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
-            self.0.check(form)
-        }
-        fn poll(&self, id: &str) -> Called<PollStatus> {
-            self.0.poll(id)
-        }
-    }
-    let (a, b) = (server(Box::new(Shared(slow.clone()))), server(Box::new(Counted(unasked.clone()))));
+    let (a, b) = (server(Box::new(Shared(slow.clone()))), server(Box::new(Shared(unasked.clone()))));
     let (first, second) = std::thread::scope(|s| {
         let first = s.spawn(|| a.authenticate(login(b"alice", b"pin123456", None)));
         while slow.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
