@@ -91,6 +91,7 @@ fn a_known_sequence_of_logins_is_counted_exactly() {
         ("push_timeout", 0),
         ("push_failed", 0),
         ("denied", 0),
+        ("unverified", 0),
     ] {
         expected.push(format!("rlm_mfa_rejects_total{{{m},cause=\"{cause}\"}} {count}"));
     }
@@ -134,6 +135,25 @@ fn a_known_sequence_of_logins_is_counted_exactly() {
     let missing = server.admin(&["stats", "--file", &server.dir.join("none.prom").display().to_string()]);
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("none.prom does not exist"), "{missing:?}");
+}
+
+/// An Accept the module did not check (here a policy sets Auth-Type := Accept
+/// before it) is refused by the post-auth check and counted as `unverified`.
+#[test]
+fn an_accept_refused_by_the_post_auth_check_counts_as_unverified() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let mut setup = setup(&provider);
+    let site = setup.site.take().unwrap();
+    let at = site.find("authorize {\n").expect("the site's authorize section") + "authorize {\n".len();
+    setup.site = Some(format!("{}\tupdate control {{\n\t\t&Auth-Type := Accept\n\t}}\n{}", &site[..at], &site[at..]));
+    let server = Server::start(&module, &setup);
+    let refused = server.auth("alice", "pw-alice");
+    assert!(refused.is_reject(), "{refused:?}");
+    let line = "rlm_mfa_rejects_total{module=\"mfa\",cause=\"unverified\"} 1".to_string();
+    let accepts = "rlm_mfa_accepts_total{module=\"mfa\"} 0".to_string();
+    let text = wait_for(&server.dir.join("mfa.prom"), &[line.clone(), accepts.clone()]);
+    assert!(text.lines().any(|l| l == line) && text.lines().any(|l| l == accepts), "{text}");
 }
 
 #[test]

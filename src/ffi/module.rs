@@ -431,6 +431,7 @@ fn accept_path(request: &Request<'_>) -> String {
 const ACCEPT_ONLY: [(u32, u32); 3] = [(PW_EAP_MESSAGE, 0), (16, 311), (17, 311)];
 
 unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
+    let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
         let code = request.reply_code();
         if code == PW_CODE_PW_CODE_ACCESS_REJECT || code == PW_CODE_PW_CODE_ACCESS_CHALLENGE {
@@ -452,6 +453,9 @@ unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> 
             path: &path,
             quiet: !request.debug_enabled(),
         });
+        if let Some(counters) = counters {
+            counters.count(out.tally());
+        }
         for line in &out.log {
             request.log(line.level, &line.text);
         }

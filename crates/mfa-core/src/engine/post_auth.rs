@@ -50,6 +50,17 @@ pub struct PostAuthOutput {
     pub log: Vec<LogLine>,
 }
 
+impl PostAuthOutput {
+    /// What this answer counts as: a refused Accept, as `unverified`; nothing else
+    /// (the login was counted when the module checked it, if it did).
+    pub fn tally(&self) -> crate::stats::Tally {
+        match self.outcome {
+            Outcome::Reject => crate::stats::Tally::Reject { cause: crate::stats::Cause::Unverified, locks: false },
+            _ => crate::stats::Tally::Nothing,
+        }
+    }
+}
+
 impl Engine {
     fn duty(&self, user_name: Option<&[u8]>) -> Duty {
         let mut trail = Trail::default();

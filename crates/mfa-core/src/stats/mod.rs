@@ -42,10 +42,13 @@ pub enum Cause {
     PushFailed,
     /// The remote backend (privacyIDEA, Duo) refused without saying more.
     Denied,
+    /// An Accept that another module or policy gave without the second factor,
+    /// refused by the post-auth check (a way around the module, tried).
+    Unverified,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 12] = [
+    pub const ALL: [Cause; 13] = [
         Cause::WrongCode,
         Cause::Replayed,
         Cause::LockedOut,
@@ -58,6 +61,7 @@ impl Cause {
         Cause::PushTimeout,
         Cause::PushFailed,
         Cause::Denied,
+        Cause::Unverified,
     ];
 
     /// The label's value.
@@ -75,6 +79,7 @@ impl Cause {
             Cause::PushTimeout => "push_timeout",
             Cause::PushFailed => "push_failed",
             Cause::Denied => "denied",
+            Cause::Unverified => "unverified",
         }
     }
 

@@ -98,6 +98,7 @@ rlm_mfa_rejects_total{module="mfa",cause="push_denied"} 1
 rlm_mfa_rejects_total{module="mfa",cause="push_timeout"} 0
 rlm_mfa_rejects_total{module="mfa",cause="push_failed"} 0
 rlm_mfa_rejects_total{module="mfa",cause="denied"} 0
+rlm_mfa_rejects_total{module="mfa",cause="unverified"} 0
 # HELP rlm_mfa_challenges_total Access-Challenges the module sent.
 # TYPE rlm_mfa_challenges_total counter
 rlm_mfa_challenges_total{module="mfa"} 1
