@@ -127,7 +127,7 @@ impl DuoEngine {
     ) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
         let api = match super::counters_of(name, &cfg) {
-            Some(counters) => super::metered::MeteredDuo::wrap(api, counters),
+            Some(counters) => Box::new(super::metered::Metered::wrap(api, crate::stats::Call::Duo, counters)),
             None => api,
         };
         // The State key and the answered States, only where the push challenges.

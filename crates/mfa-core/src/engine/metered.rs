@@ -1,7 +1,8 @@
 //! The outgoing calls of the engines (the SMS and e-mail gateways, the push
 //! provider, privacyIDEA, Duo), timed and their failures counted, when
-//! `stats { file }` turns the counters on: a wrapper around each, so that the
-//! callers do not change. (The Redis store times its own operations.)
+//! `stats { file }` turns the counters on: one wrapper, [`Metered`], around
+//! each, so that the callers do not change. (The Redis store times its own
+//! operations.)
 
 use std::time::Instant;
 
@@ -9,32 +10,35 @@ use crate::backend::duo::client::{Answer, CallError as DuoError, DuoApi};
 use crate::backend::privacyidea::answer::{CheckAnswer, PollStatus};
 use crate::backend::privacyidea::client::{CallError as PiError, Called, Validate};
 use crate::channel::gateway::{SendError, Sender};
-use crate::channel::push::{PushError, PushProvider, PushRequest, PushStatus};
+use crate::channel::push::{is_failure, PushError, PushProvider, PushRequest, PushStatus};
 use crate::stats::{Call, Counters};
 
-pub(super) struct MeteredSender {
-    pub(super) inner: Box<dyn Sender>,
-    pub(super) call: Call,
-    pub(super) counters: &'static Counters,
+/// `inner`, each of its calls timed as one `call` in `counters`.
+pub(super) struct Metered<I: ?Sized> {
+    inner: Box<I>,
+    call: Call,
+    counters: &'static Counters,
 }
 
-impl MeteredSender {
-    pub(super) fn wrap(inner: Box<dyn Sender>, call: Call, counters: &'static Counters) -> Box<dyn Sender> {
+impl<I: ?Sized> Metered<I> {
+    /// `inner` wrapped; `call`'s histogram is written from now on (at zero until a call).
+    pub(super) fn wrap(inner: Box<I>, call: Call, counters: &'static Counters) -> Metered<I> {
         counters.uses(call);
-        Box::new(MeteredSender { inner, call, counters })
+        Metered { inner, call, counters }
     }
 
-    fn timed(&self, send: impl FnOnce() -> Result<(), SendError>) -> Result<(), SendError> {
+    /// Runs `run`, timed; `failed` says whether its result counts as a failure.
+    fn timed<T>(&self, failed: impl FnOnce(&T) -> bool, run: impl FnOnce() -> T) -> T {
         let started = Instant::now();
-        let result = send();
-        self.counters.observe(self.call, started.elapsed(), result.is_err());
+        let result = run();
+        self.counters.observe(self.call, started.elapsed(), failed(&result));
         result
     }
 }
 
-impl Sender for MeteredSender {
+impl Sender for Metered<dyn Sender> {
     fn send(&self, user: &str, destination: &str, message: &str) -> Result<(), SendError> {
-        self.timed(|| self.inner.send(user, destination, message))
+        self.timed(Result::is_err, || self.inner.send(user, destination, message))
     }
 
     fn send_rendered(
@@ -44,100 +48,53 @@ impl Sender for MeteredSender {
         message: &str,
         values: &[(&str, &str)],
     ) -> Result<(), SendError> {
-        self.timed(|| self.inner.send_rendered(user, destination, message, values))
+        self.timed(Result::is_err, || self.inner.send_rendered(user, destination, message, values))
     }
 }
 
-pub(super) struct MeteredPush {
-    inner: Box<dyn PushProvider>,
-    counters: &'static Counters,
+/// A refusal (4xx) is an answer; a provider that fails or is unreachable is a failure.
+fn push_failed<T>(result: &Result<T, PushError>) -> bool {
+    result.as_ref().err().is_some_and(is_failure)
 }
 
-impl MeteredPush {
-    pub(super) fn wrap(inner: Box<dyn PushProvider>, counters: &'static Counters) -> Box<dyn PushProvider> {
-        counters.uses(Call::Push);
-        Box::new(MeteredPush { inner, counters })
-    }
-
-    fn timed<T>(&self, call: impl FnOnce() -> Result<T, PushError>) -> Result<T, PushError> {
-        let started = Instant::now();
-        let result = call();
-        // A refusal (4xx) is an answer; a provider that fails or is unreachable is a failure.
-        let failed = result.as_ref().err().is_some_and(crate::channel::push::is_failure);
-        self.counters.observe(Call::Push, started.elapsed(), failed);
-        result
-    }
-}
-
-impl PushProvider for MeteredPush {
+impl PushProvider for Metered<dyn PushProvider> {
     fn open(&self, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        self.timed(|| self.inner.open(req))
+        self.timed(push_failed, || self.inner.open(req))
     }
     fn open_on(&self, index: usize, req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        self.timed(|| self.inner.open_on(index, req))
+        self.timed(push_failed, || self.inner.open_on(index, req))
     }
     fn status(&self, id: &str) -> Result<PushStatus, PushError> {
-        self.timed(|| self.inner.status(id))
+        self.timed(push_failed, || self.inner.status(id))
     }
     fn cancel(&self, id: &str) -> Result<(), PushError> {
-        self.timed(|| self.inner.cancel(id))
+        self.timed(push_failed, || self.inner.cancel(id))
     }
 }
 
-pub(super) struct MeteredPrivacyIdea {
-    inner: Box<dyn Validate>,
-    counters: &'static Counters,
+/// privacyIDEA's "no" is an answer; no server answering is a failure.
+fn privacyidea_failed<T>(called: &Called<T>) -> bool {
+    matches!(called.result, Err(PiError::Unavailable(_)))
 }
 
-impl MeteredPrivacyIdea {
-    pub(super) fn wrap(inner: Box<dyn Validate>, counters: &'static Counters) -> Box<dyn Validate> {
-        counters.uses(Call::PrivacyIdea);
-        Box::new(MeteredPrivacyIdea { inner, counters })
-    }
-
-    fn timed<T>(&self, call: impl FnOnce() -> Called<T>) -> Called<T> {
-        let started = Instant::now();
-        let called = call();
-        // privacyIDEA's "no" is an answer; no server answering is a failure.
-        let failed = matches!(called.result, Err(PiError::Unavailable(_)));
-        self.counters.observe(Call::PrivacyIdea, started.elapsed(), failed);
-        called
-    }
-}
-
-impl Validate for MeteredPrivacyIdea {
+impl Validate for Metered<dyn Validate> {
     fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
-        self.timed(|| self.inner.check(form))
+        self.timed(privacyidea_failed, || self.inner.check(form))
     }
     fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
-        self.timed(|| self.inner.poll(transaction_id))
+        self.timed(privacyidea_failed, || self.inner.poll(transaction_id))
     }
 }
 
-pub(super) struct MeteredDuo {
-    inner: Box<dyn DuoApi>,
-    counters: &'static Counters,
-}
-
-impl MeteredDuo {
-    pub(super) fn wrap(inner: Box<dyn DuoApi>, counters: &'static Counters) -> Box<dyn DuoApi> {
-        counters.uses(Call::Duo);
-        Box::new(MeteredDuo { inner, counters })
-    }
-}
-
-impl DuoApi for MeteredDuo {
+impl DuoApi for Metered<dyn DuoApi> {
     fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, DuoError> {
-        let started = Instant::now();
-        let result = self.inner.call(method, path, params);
         // Duo unreachable or failing is a failure; a refusal or a 429 is an answer, and
         // /auth_status cut by `timeout` is a long poll that had nothing to say yet.
-        let failed = match &result {
+        let failed = |result: &Result<Answer, DuoError>| match result {
             Err(DuoError::Unavailable(_)) => true,
             Err(DuoError::TimedOut) => !path.ends_with("/auth_status"),
             _ => false,
         };
-        self.counters.observe(Call::Duo, started.elapsed(), failed);
-        result
+        self.timed(failed, || self.inner.call(method, path, params))
     }
 }

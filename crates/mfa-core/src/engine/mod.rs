@@ -418,8 +418,8 @@ impl Engine {
         };
         let (sms, email) = match counters {
             Some(c) => (
-                sms.map(|s| metered::MeteredSender::wrap(s, crate::stats::Call::Gateway, c)),
-                email.map(|s| metered::MeteredSender::wrap(s, email_call, c)),
+                sms.map(|s| Box::new(metered::Metered::wrap(s, crate::stats::Call::Gateway, c)) as Box<dyn Sender>),
+                email.map(|s| Box::new(metered::Metered::wrap(s, email_call, c)) as Box<dyn Sender>),
             ),
             None => (sms, email),
         };

@@ -99,7 +99,9 @@ impl PiEngine {
         let farm = matches!(cfg.store, StoreChoice::Redis(_)).then(|| Farm::new(&key));
         let counters = super::counters_of(name, &cfg);
         let client = match counters {
-            Some(counters) => super::metered::MeteredPrivacyIdea::wrap(client, counters),
+            Some(counters) => {
+                Box::new(super::metered::Metered::wrap(client, crate::stats::Call::PrivacyIdea, counters))
+            }
             None => client,
         };
         Ok(PiEngine {

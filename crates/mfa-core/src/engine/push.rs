@@ -117,7 +117,10 @@ impl Pusher {
 
     /// The provider's calls timed and counted (`stats { file }`).
     pub(super) fn metered(self, counters: &'static crate::stats::Counters) -> Pusher {
-        Pusher { provider: super::metered::MeteredPush::wrap(self.provider, counters), ..self }
+        Pusher {
+            provider: Box::new(super::metered::Metered::wrap(self.provider, crate::stats::Call::Push, counters)),
+            ..self
+        }
     }
 }
 
