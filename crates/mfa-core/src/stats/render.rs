@@ -14,27 +14,23 @@ pub fn render(module: &str, counts: &Snapshot, written: u64) -> String {
         let _ = writeln!(out, "# TYPE rlm_mfa_{name} {kind}");
         let _ = writeln!(out, "rlm_mfa_{name}{{module=\"{module}\"}} {value}");
     };
+    // A counter with one label, a sample per value of it.
+    let labelled = |out: &mut String, name: &str, help: &str, label: &str, samples: Vec<(&str, u64)>| {
+        let _ = writeln!(out, "# HELP rlm_mfa_{name} {help}");
+        let _ = writeln!(out, "# TYPE rlm_mfa_{name} counter");
+        for (value_of_label, value) in samples {
+            let _ = writeln!(out, "rlm_mfa_{name}{{module=\"{module}\",{label}=\"{value_of_label}\"}} {value}");
+        }
+    };
     single(&mut out, "accepts_total", "counter", "Logins the module accepted.", counts.accepts);
-    let _ = writeln!(out, "# HELP rlm_mfa_rejects_total Logins the module refused, by cause.");
-    let _ = writeln!(out, "# TYPE rlm_mfa_rejects_total counter");
-    for cause in Cause::ALL {
-        let value = counts.rejects(cause);
-        let _ = writeln!(out, "rlm_mfa_rejects_total{{module=\"{module}\",cause=\"{}\"}} {value}", cause.label());
-    }
+    let rejects = Cause::ALL.map(|cause| (cause.label(), counts.rejects(cause))).to_vec();
+    labelled(&mut out, "rejects_total", "Logins the module refused, by cause.", "cause", rejects);
     single(&mut out, "challenges_total", "counter", "Access-Challenges the module sent.", counts.challenges);
-    let _ = writeln!(out, "# HELP rlm_mfa_pushes_total Push approvals asked for, by how they ended.");
-    let _ = writeln!(out, "# TYPE rlm_mfa_pushes_total counter");
-    for push in Push::ALL {
-        let value = counts.pushes(push);
-        let _ = writeln!(out, "rlm_mfa_pushes_total{{module=\"{module}\",outcome=\"{}\"}} {value}", push.label());
-    }
+    let pushes = Push::ALL.map(|push| (push.label(), counts.pushes(push))).to_vec();
+    labelled(&mut out, "pushes_total", "Push approvals asked for, by how they ended.", "outcome", pushes);
     single(&mut out, "lockouts_total", "counter", "Users locked by lockout.max_failures.", counts.lockouts);
-    let _ = writeln!(out, "# HELP rlm_mfa_failures_total Outgoing calls that failed, by what was called.");
-    let _ = writeln!(out, "# TYPE rlm_mfa_failures_total counter");
-    for kind in Failure::ALL {
-        let value = counts.failures(kind);
-        let _ = writeln!(out, "rlm_mfa_failures_total{{module=\"{module}\",kind=\"{}\"}} {value}", kind.label());
-    }
+    let failures = Failure::ALL.map(|kind| (kind.label(), counts.failures(kind))).to_vec();
+    labelled(&mut out, "failures_total", "Outgoing calls that failed, by what was called.", "kind", failures);
     if !counts.calls.is_empty() {
         let name = "rlm_mfa_call_duration_seconds";
         let _ = writeln!(out, "# HELP {name} How long outgoing calls took.");
