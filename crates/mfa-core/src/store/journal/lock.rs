@@ -24,10 +24,8 @@ use super::StateJournal;
 pub(super) fn lock_file(file: &fs::File, path: &Path) -> io::Result<()> {
     let mut pause = Duration::from_micros(20);
     loop {
-        match flock(file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(()),
-            Err(Errno::WOULDBLOCK) | Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        if try_lock_file(file)? {
+            return Ok(());
         }
         drop(fs::File::open(path));
         std::thread::sleep(pause);
