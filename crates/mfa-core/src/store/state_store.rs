@@ -163,9 +163,10 @@ impl LocalStore {
 
     /// The same for a brief user (mfa-admin): the lock taken for each write only.
     pub fn open_unleased(path: &Path, opts: JournalOptions) -> Result<LocalStore, JournalError> {
-        let journal = SharedJournal::open(path, opts)?;
-        journal.never_lease();
-        Ok(LocalStore { journal, requests: RequestCounts::default(), counters: None })
+        let store = LocalStore::open(path, opts)?;
+        // Before any write: the lease starts with the first one.
+        store.journal.never_lease();
+        Ok(store)
     }
 
     /// Counts the journal's failures in `counters` (`failures_total{kind="store"}`).
@@ -181,7 +182,12 @@ impl LocalStore {
         e.to_string()
     }
 
-    /// For reading; changes go through `self.journal.write`, which syncs them.
+    /// A change to the journal, synced as configured; its failure counted.
+    fn write<T>(&self, change: impl FnOnce(&mut StateJournal) -> Result<T, JournalError>) -> Result<T, StoreError> {
+        self.journal.write(change).map_err(|e| self.failed(e))
+    }
+
+    /// For reading; changes go through [`LocalStore::write`], which syncs them.
     fn journal(&self) -> MutexGuard<'_, StateJournal> {
         self.journal.lock()
     }
@@ -201,7 +207,7 @@ impl StateStore for LocalStore {
     }
 
     fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
-        self.journal.write(|j| j.refresh().map(|()| j.lock(user))).map_err(|e| self.failed(e))
+        self.write(|j| j.refresh().map(|()| j.lock(user)))
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
@@ -209,11 +215,11 @@ impl StateStore for LocalStore {
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.claim_totp_step(user, serial, step)).map_err(|e| self.failed(e))
+        self.write(|j| j.claim_totp_step(user, serial, step))
     }
 
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.claim_hotp_counter(user, serial, next_counter)).map_err(|e| self.failed(e))
+        self.write(|j| j.claim_hotp_counter(user, serial, next_counter))
     }
 
     /// The journal checks the lock under the file lock it takes for the claim:
@@ -223,27 +229,23 @@ impl StateStore for LocalStore {
     }
 
     fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
-        self.journal.write(|j| j.take_totp_step_unless_locked(user, serial, step, now)).map_err(|e| self.failed(e))
+        self.write(|j| j.take_totp_step_unless_locked(user, serial, step, now))
     }
 
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
-        self.journal
-            .write(|j| j.update_lock(user, |lock| lock.after_failure(now, max_failures, duration)))
-            .map_err(|e| self.failed(e))
+        self.write(|j| j.update_lock(user, |lock| lock.after_failure(now, max_failures, duration)))
     }
 
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
-        self.journal
-            .write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) })
-            .map_err(|e| self.failed(e))
+        self.write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) })
     }
 
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError> {
-        self.journal.write(|j| j.use_state_once(user, id, expires, now)).map_err(|e| self.failed(e))
+        self.write(|j| j.use_state_once(user, id, expires, now))
     }
 
     fn forget(&self, user: &str) -> Result<(), StoreError> {
-        self.journal.write(|j| j.forget(user)).map_err(|e| self.failed(e))
+        self.write(|j| j.forget(user))
     }
 
     /// One server: its re-sends join in memory (engine/push.rs), and the other
