@@ -126,7 +126,8 @@ impl DuoEngine {
         api: Box<dyn DuoApi>,
     ) -> Result<DuoEngine, ConfigError> {
         let duo = cfg.duo.clone().ok_or(ConfigError::new("backend", "not duo"))?;
-        let api = match super::counters_of(name, &cfg) {
+        let counters = super::counters_of(name, &cfg);
+        let api = match counters {
             Some(counters) => Box::new(super::metered::Metered::wrap(api, crate::stats::Call::Duo, counters)),
             None => api,
         };
@@ -134,7 +135,7 @@ impl DuoEngine {
         let (key, used) = match &cfg.challenge {
             Some(c) => (
                 Some(StateKey::load_or_create(&c.state_key).map_err(|m| ConfigError::new("state_key", m))?),
-                Some(super::open_store(&cfg, super::counters_of(name, &cfg))?),
+                Some(super::open_store(&cfg, counters)?),
             ),
             None => (None, None),
         };

@@ -254,7 +254,7 @@ impl PiEngine {
         match self.in_progress.enter(key) {
             Entry::Joined(other) => {
                 trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-                let joined = other.wait(self.pi.poll_wait + 4 * self.pi.client.timeout);
+                let joined = other.wait(self.join_bound());
                 joined.map(|ending| Ending { decision: ending.decision.joined(), ..ending }).unwrap_or_else(|| {
                     trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
                     Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
@@ -264,6 +264,11 @@ impl PiEngine {
         }
     }
 
+    /// How long a re-send waits for the login it joined, here or on another server.
+    fn join_bound(&self) -> Duration {
+        self.pi.poll_wait + 4 * self.pi.client.timeout
+    }
+
     /// With a store shared by a farm: the first server to see the login asks
     /// privacyIDEA and publishes the ending; a re-send to another server waits
     /// for it there. Alone: asks.
@@ -271,9 +276,8 @@ impl PiEngine {
         let Some(farm) = &self.farm else {
             return self.ask(call, pass, trail);
         };
-        let bound = self.pi.poll_wait + 4 * self.pi.client.timeout;
         let login = farm.login(&self.name, key);
-        match farm.enter(&*self.used, login, call.user, bound, &*self.clock, trail) {
+        match farm.enter(&*self.used, login, call.user, self.join_bound(), &*self.clock, trail) {
             Turn::First(claimed) => {
                 let ending = self.ask(call, pass, trail);
                 // The reply attributes travel in the published decision.
