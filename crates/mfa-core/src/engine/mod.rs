@@ -772,13 +772,7 @@ impl Engine {
         // authorize leaves such a user to pap everywhere else.
         if entry.is_none() && !self.cfg.require_token && input.inner_eap() {
             trail.debug(format!("\"{user}\" has no token and require_token is off: the first factor alone decides"));
-            return Decision {
-                outcome: Outcome::Noop,
-                messages: vec![],
-                state: None,
-                attributes: vec![],
-                tally: Tally::Nothing,
-            };
+            return Decision { outcome: Outcome::Noop, tally: Tally::Nothing, ..Decision::accept() };
         }
         // A State on this path is the answer to one of our challenges, or it is refused:
         // the site skips the first factor for such requests.
