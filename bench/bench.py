@@ -45,6 +45,7 @@ import platform
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -54,6 +55,48 @@ import sys
 import time
 
 SECRET = "testing123"
+
+# Parts 5 and 6 pin the FreeRADIUS under test to one CPU and everything that
+# loads it (radclient, redis-server) to another (issue 14: "the server pinned to
+# one core and the clients to the other"), so that the server's CPU per login is
+# not the cost of the scheduler moving its threads between CPUs it shares with
+# the load. None: nothing pinned (parts 1 to 4, --no-pin, or one CPU).
+PINNED = None  # (server CPU, load CPU)
+
+
+def pinned(role):
+    """The command prefix that pins a process of `role` ("server" or "load"), or ()."""
+    if PINNED is None:
+        return ()
+    return ("taskset", "-c", str(PINNED[0] if role == "server" else PINNED[1]))
+
+
+class Pinning:
+    """Pins what starts inside it (see PINNED), when `wanted` and there are CPUs for it."""
+
+    def __init__(self, wanted):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.cpus = (cpus[0], cpus[1]) if wanted and len(cpus) >= 2 and shutil.which("taskset") else None
+
+    def describe(self):
+        if self.cpus is None:
+            return "nothing pinned"
+        return (f"the server pinned to CPU {self.cpus[0]}; radclient, redis-server and this script to "
+                f"CPU {self.cpus[1]}")
+
+    def __enter__(self):
+        global PINNED
+        PINNED = self.cpus
+        self.before = os.sched_getaffinity(0)
+        if self.cpus is not None:
+            # This process sends the one-at-a-time logins: it is load too.
+            os.sched_setaffinity(0, {self.cpus[1]})
+        return self
+
+    def __exit__(self, *_):
+        global PINNED
+        PINNED = None
+        os.sched_setaffinity(0, self.before)
 PATHS = ("pap", "totp", "mfa")
 LABEL = {"pap": "PAP", "totp": "totp", "mfa": "rlm_mfa"}
 # One-letter prefixes keep every User-Name the same length on all paths.
@@ -293,7 +336,7 @@ class Server:
         out = open(os.path.join(self.dir, "log", "stdout.log"), "ab")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [*self.command_prefix, "freeradius", "-f", "-l", self.log, "-d", self.dir],
+            [*pinned("server"), *self.command_prefix, "freeradius", "-f", "-l", self.log, "-d", self.dir],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
         out.close()
@@ -394,7 +437,7 @@ def radclient(port, packet_files, parallel, clients, timeout):
         while pending or running:
             while pending and len(running) < clients:
                 packet_file = pending.pop(0)
-                cmd = ["radclient", "-q", "-s", "-p", str(parallel), "-r", "1", "-t", "10",
+                cmd = [*pinned("load"), "radclient", "-q", "-s", "-p", str(parallel), "-r", "1", "-t", "10",
                        "-f", packet_file, f"127.0.0.1:{port}", "auth", SECRET]
                 out = open(packet_file + ".out", "w+")
                 running.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
@@ -1506,7 +1549,8 @@ class RedisProcess:
         write_file(conf, f'port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.log}\n'
                          f'save ""\nappendonly no\n')
         # .deps/redis/bin/redis-server is a script that execs the server: same pid.
-        self.proc = subprocess.Popen([os.path.join(bin_dir, "redis-server"), conf], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*pinned("load"), os.path.join(bin_dir, "redis-server"), conf],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         with open(pid_file, "a") as f:
             f.write(f"{self.proc.pid} {self.dir} redis\n")  # run.sh's safety net checks its cwd
@@ -1935,7 +1979,6 @@ def callgrind_stores(args, work, redis, make_server, write_users, name, password
     in a second server (the same configuration, only its own users): instrumentation
     is switched on after start-up, then each path's logins run between a zeroing
     and a dump of the counters (callgrind_control)."""
-    import shutil
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         return None
     t_start = time.monotonic()
@@ -2059,6 +2102,8 @@ def main():
                     help="logins per path counted by strace -c in part 6; 0: none")
     ap.add_argument("--cost-memory", type=int, default=100000,
                     help="users logging in once each for part 6's memory measure; 0: none")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="parts 5 and 6: pin nothing (by default the server runs on one CPU, the load on another)")
     ap.add_argument("--parts", default="1,2,3,4,5,6", help="parts to run, e.g. 3 or 1,4 (default: all)")
     ap.add_argument("--skip-throughput", action="store_true", help="leave out part 1")
     ap.add_argument("--skip-store", action="store_true", help="leave out part 2")
@@ -2127,10 +2172,14 @@ def main():
         if 4 in parts:
             checks += part_privacyidea(args, work, pid_file)
         if 5 in parts:
-            checks += part_redis(args, work, pid_file)
+            with Pinning(not args.no_pin) as pins:
+                say(f"== Part 5 runs with {pins.describe()}")
+                checks += part_redis(args, work, pid_file)
         if 6 in parts:
             import cost  # bench/cost.py, beside this file
-            checks += cost.part_cost(args, work, pid_file, sys.modules[__name__])
+            with Pinning(not args.no_pin) as pins:
+                say(f"== Part 6 runs with {pins.describe()}")
+                checks += cost.part_cost(args, work, pid_file, sys.modules[__name__])
     except BenchError as e:
         say(f"\nFAILED: {e}")
         return 1

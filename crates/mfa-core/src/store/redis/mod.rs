@@ -90,7 +90,13 @@ impl RedisStore {
     }
 
     fn key(&self, kind: &str, rest: &str) -> String {
-        format!("{}:{kind}:{rest}", self.connector.settings().prefix)
+        // Pushed rather than format!()ed: two or three keys a login.
+        let prefix = &self.connector.settings().prefix;
+        let mut key = String::with_capacity(prefix.len() + kind.len() + rest.len() + 2);
+        for part in [prefix.as_str(), ":", kind, ":", rest] {
+            key.push_str(part);
+        }
+        key
     }
 
     /// Merges a user's lockout state from elsewhere (moving a journal into
@@ -121,7 +127,10 @@ impl RedisStore {
         if all.len() >= MAX_SNAPSHOTS && !all.contains_key(user) {
             all.clear();
         }
-        update(all.entry(user.to_string()).or_default());
+        match all.get_mut(user) {
+            Some(known) => update(known),
+            None => update(all.entry(user.to_string()).or_default()),
+        }
     }
 
     fn snapshot(&self, user: &str) -> Option<Snapshot> {
@@ -150,9 +159,13 @@ impl RedisStore {
             build(&mut pipe);
             if wait > 0 {
                 pipe.cmd("WAIT").arg(wait).arg(wait_ms);
-                pipe.query::<(T, u32)>(con)
-            } else {
-                pipe.query::<(T,)>(con).map(|(t,)| (t, 0))
+                return pipe.query::<(T, u32)>(con);
+            }
+            // One command: sent as itself, without the pipeline's wrapping of its answer.
+            let mut commands = pipe.cmd_iter();
+            match (commands.next(), commands.next()) {
+                (Some(only), None) => only.query::<T>(con).map(|t| (t, 0)),
+                _ => pipe.query::<(T,)>(con).map(|(t,)| (t, 0)),
             }
         })?;
         if replicas < wait {
@@ -169,6 +182,14 @@ impl RedisStore {
             pipe.cmd("EVALSHA").arg(self.scripts.raise.get_hash()).arg(1).arg(&key).arg(&field).arg(value);
         })?;
         Ok(raised == 1)
+    }
+}
+
+/// Changes a token's entry in a snapshot, made when missing (no allocation when not).
+fn update_token(tokens: &mut HashMap<String, TokenState>, serial: &str, update: impl FnOnce(&mut TokenState)) {
+    match tokens.get_mut(serial) {
+        Some(known) => update(known),
+        None => update(tokens.entry(serial.to_string()).or_default()),
     }
 }
 
@@ -268,7 +289,7 @@ impl StateStore for RedisStore {
             [1] => {
                 self.remember(user, |s| {
                     s.lock = LockState::default();
-                    s.tokens.entry(serial.to_string()).or_default().last_step = Some(step);
+                    update_token(&mut s.tokens, serial, |t| t.last_step = Some(step));
                 });
                 Ok(Take::Taken)
             }
@@ -285,7 +306,7 @@ impl StateStore for RedisStore {
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError> {
         let taken = self.raise(user, format!("h:{serial}"), next_counter)?;
         if taken {
-            self.remember(user, |s| s.tokens.entry(serial.to_string()).or_default().next_counter = next_counter);
+            self.remember(user, |s| update_token(&mut s.tokens, serial, |t| t.next_counter = next_counter));
         }
         Ok(taken)
     }
