@@ -133,8 +133,9 @@ impl RedisStore {
         }
     }
 
-    fn snapshot(&self, user: &str) -> Option<Snapshot> {
-        self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(user).cloned()
+    /// Reads a user's snapshot in place (no copy of its tables), or None.
+    fn in_snapshot<T>(&self, user: &str, read: impl FnOnce(&Snapshot) -> Option<T>) -> Option<T> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(user).and_then(read)
     }
 
     /// Runs a claim's commands, then WAIT for `wait_replicas` when set, in one
@@ -245,7 +246,7 @@ impl StateStore for RedisStore {
     }
 
     fn cached_lock(&self, user: &str) -> LockState {
-        self.snapshot(user).map(|s| s.lock).unwrap_or_default()
+        self.in_snapshot(user, |s| Some(s.lock)).unwrap_or_default()
     }
 
     fn current_lock(&self, user: &str) -> Result<LockState, StoreError> {
@@ -257,13 +258,13 @@ impl StateStore for RedisStore {
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
-        self.snapshot(user).and_then(|s| s.tokens.get(serial).copied()).unwrap_or_default()
+        self.in_snapshot(user, |s| s.tokens.get(serial).copied()).unwrap_or_default()
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
         let taken = self.raise(user, format!("t:{serial}"), step)?;
         if taken {
-            self.remember(user, |s| s.tokens.entry(serial.to_string()).or_default().last_step = Some(step));
+            self.remember(user, |s| update_token(&mut s.tokens, serial, |t| t.last_step = Some(step)));
         }
         Ok(taken)
     }
