@@ -110,8 +110,7 @@ impl RedisStore {
         let key = self.key("lock", user);
         let memory = lock.locked_until.saturating_sub(now) + FAILURE_MEMORY;
         let (failures, locked_until): (u32, u64) = self.claim(|pipe| {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.merge_lock.get_hash())
+            pipe.add_command(evalsha(self.scripts.merge_lock.get_hash()))
                 .arg(1)
                 .arg(&key)
                 .arg(lock.failures)
@@ -180,10 +179,18 @@ impl RedisStore {
     fn raise(&self, user: &str, field: String, value: u64) -> Result<bool, StoreError> {
         let key = self.key("tokens", user);
         let raised: i64 = self.claim(|pipe| {
-            pipe.cmd("EVALSHA").arg(self.scripts.raise.get_hash()).arg(1).arg(&key).arg(&field).arg(value);
+            pipe.add_command(evalsha(self.scripts.raise.get_hash())).arg(1).arg(&key).arg(&field).arg(value);
         })?;
         Ok(raised == 1)
     }
+}
+
+/// An EVALSHA of `hash`, its keys and arguments to follow, with room for them:
+/// a command built from empty buffers grows them several times a login.
+fn evalsha(hash: &str) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(12, 256);
+    cmd.arg("EVALSHA").arg(hash);
+    cmd
 }
 
 /// Changes a token's entry in a snapshot, made when missing (no allocation when not).
@@ -277,8 +284,7 @@ impl StateStore for RedisStore {
         let (tokens, lock) = (self.key("tokens", user), self.key("lock", user));
         let field = format!("t:{serial}");
         let answer: Vec<i64> = self.claim(|pipe| {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.take_unless_locked.get_hash())
+            pipe.add_command(evalsha(self.scripts.take_unless_locked.get_hash()))
                 .arg(2)
                 .arg(&tokens)
                 .arg(&lock)
@@ -323,8 +329,7 @@ impl StateStore for RedisStore {
             let next = seen.after_failure(now, max_failures, duration);
             let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
             let answer: Vec<u64> = self.claim_until(deadline, |pipe| {
-                pipe.cmd("EVALSHA")
-                    .arg(self.scripts.swap_lock.get_hash())
+                pipe.add_command(evalsha(self.scripts.swap_lock.get_hash()))
                     .arg(1)
                     .arg(&key)
                     .arg(seen.failures)
@@ -371,8 +376,7 @@ impl StateStore for RedisStore {
         let (key, held_key) = (self.key("state", &hex), self.key("answered", user));
         let seconds = expires.saturating_sub(now).max(1);
         let answer: Vec<i64> = self.claim(|pipe| {
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.use_state.get_hash())
+            pipe.add_command(evalsha(self.scripts.use_state.get_hash()))
                 .arg(2)
                 .arg(&key)
                 .arg(&held_key)
@@ -398,14 +402,14 @@ impl StateStore for RedisStore {
     fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {
         let key = self.key("push", login);
         self.claim(|pipe| {
-            pipe.cmd("EVALSHA").arg(self.scripts.join.get_hash()).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
+            pipe.add_command(evalsha(self.scripts.join.get_hash())).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
         })
     }
 
     fn claim_login(&self, login: &str, ttl: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key("login", login);
         let (first, value): (i64, Vec<u8>) = self.claim(|pipe| {
-            pipe.cmd("EVALSHA").arg(self.scripts.claim_login.get_hash()).arg(1).arg(&key).arg(ttl.max(1));
+            pipe.add_command(evalsha(self.scripts.claim_login.get_hash())).arg(1).arg(&key).arg(ttl.max(1));
         })?;
         Ok((first != 1).then_some(value))
     }
@@ -426,7 +430,7 @@ impl StateStore for RedisStore {
     fn count_request(&self, kind: &str, user: &str, _now: u64, window: u64) -> Result<(u32, u64), StoreError> {
         let key = self.key(&format!("count:{kind}"), user);
         let (count, left): (u32, u64) = self.claim(|pipe| {
-            pipe.cmd("EVALSHA").arg(self.scripts.count.get_hash()).arg(1).arg(&key).arg(window.max(1));
+            pipe.add_command(evalsha(self.scripts.count.get_hash())).arg(1).arg(&key).arg(window.max(1));
         })?;
         Ok((count, left))
     }
