@@ -250,6 +250,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             auth_type: auth_type.as_deref(),
             has_state: request.bytes(List::Request, PW_STATE).is_some(),
             eap: request.bytes(List::Request, PW_EAP_MESSAGE).is_some(),
+            quiet: !request.debug_enabled(),
         });
         if let Some(counters) = counters {
             counters.count(out.tally());

@@ -4,6 +4,7 @@
 //! with the request, and logs through `radlog_request` with a constant "%s"
 //! format, so that nothing a user sent is ever read as a format.
 
+use std::borrow::Cow;
 use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
 
@@ -297,7 +298,7 @@ impl<'a> Request<'a> {
         let (key, tag) = stash_key(slot, name);
         // A C string ends at its first NUL: escape it, so that "123456<NUL>junk" stays a
         // malformed code instead of coming back as "123456".
-        let value = value.replace('\0', "\\0");
+        let value = if value.contains('\0') { value.replace('\0', "\\0").into() } else { Cow::Borrowed(value) };
         // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
         unsafe {
             let copy = talloc_strndup(self.raw as *const c_void, value.as_ptr() as *const c_char, value.len());

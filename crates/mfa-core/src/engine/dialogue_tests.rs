@@ -236,6 +236,7 @@ fn auto_mode_checks_a_joined_code_at_once() {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.password.as_deref(), Some("secret"));
     let code = out.stashed_code.clone().unwrap();
@@ -253,6 +254,7 @@ fn auto_mode_checks_a_joined_code_at_once() {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(alone.password, None, "no code in the field: the password stays whole");
     assert_eq!(f.start("bob").outcome, Some(Outcome::Challenge));
@@ -270,6 +272,7 @@ fn auto_mode_leaves_a_field_that_is_not_utf8_whole() {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Updated));
     assert_eq!(out.password, None);
@@ -285,6 +288,7 @@ fn the_answer_round_skips_the_password_split() {
         auth_type: None,
         has_state: true,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.password, None);
     assert_eq!(out.stashed_code, None);
@@ -324,6 +328,7 @@ fn auto_mode_code_pattern_is_configurable() {
             auth_type: None,
             has_state: false,
             eap: false,
+            quiet: false,
         });
         assert_eq!(out.stashed_code.is_some(), holds_code);
     }

@@ -207,7 +207,7 @@ impl DuoEngine {
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let mut out = AuthorizeOutput::default();
         if super::remote_authorize::user_of_request(&self.cfg, &self.name, &input, &mut out, &mut trail) {
             // The answer to a push challenge holds no password to split.

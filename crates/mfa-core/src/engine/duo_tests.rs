@@ -347,6 +347,7 @@ fn auto_splits_a_passcode_or_a_word_and_asks_otherwise() {
             auth_type: None,
             has_state: false,
             eap: false,
+            quiet: false,
         });
         (out.password, out.stashed_code)
     };

@@ -32,6 +32,7 @@ fn eap_authorize(b: &Backend, password: Option<&str>) -> AuthorizeOutput {
         auth_type: None,
         has_state: true,
         eap: true,
+        quiet: false,
     })
 }
 
@@ -114,6 +115,7 @@ fn a_password_next_to_an_eap_message_is_refused_and_nothing_is_kept() {
                 auth_type: None,
                 has_state,
                 eap: true,
+                quiet: false,
             });
             assert_eq!(out.outcome, Some(Outcome::Reject), "{mode} state {has_state}");
             assert!(out.stashed_code.is_none() && out.password.is_none(), "{mode}: nothing kept");
@@ -132,6 +134,7 @@ fn a_password_next_to_an_eap_message_is_refused_and_nothing_is_kept() {
         auth_type: None,
         has_state: false,
         eap: true,
+        quiet: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Reject));
 }
@@ -212,6 +215,7 @@ fn duo_refuses_a_password_next_to_an_eap_message_and_a_made_up_state_outside_a_t
             auth_type: None,
             has_state: true,
             eap: true,
+            quiet: false,
         });
         assert_eq!(out.outcome, Some(Outcome::Reject), "{mode}");
         assert!(out.stashed_code.is_none() && out.password.is_none() && !out.set_auth_type, "{mode}");
@@ -237,6 +241,7 @@ fn an_auth_type_set_before_the_module_is_said_at_info_level() {
         auth_type: Some("PAP"),
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Noop));
     assert!(out.log.iter().any(|l| l.level == Level::Info && l.text.contains("already \"PAP\"")));

@@ -98,6 +98,8 @@ pub struct AuthorizeInput<'a> {
     pub has_state: bool,
     /// Whether the request carries an EAP-Message (802.1X: the eap module's).
     pub eap: bool,
+    /// The server prints no debug lines for this request: the engine builds none.
+    pub quiet: bool,
 }
 
 /// What authorize asks the FFI layer to do. Holds the code: no Debug.
@@ -559,7 +561,7 @@ impl Engine {
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let mut out = self.authorize_inner(&input, &mut trail);
         out.log = trail.log;
         out

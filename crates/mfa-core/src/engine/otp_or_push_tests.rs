@@ -25,6 +25,7 @@ fn authorize(engine: &Engine, user: &str, field: &str) -> AuthorizeOutput {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     })
 }
 

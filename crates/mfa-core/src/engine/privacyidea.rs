@@ -145,7 +145,7 @@ impl PiEngine {
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {
-        let mut trail = Trail::default();
+        let mut trail = Trail { quiet: input.quiet, ..Trail::default() };
         let mut out = AuthorizeOutput::default();
         if super::remote_authorize::user_of_request(&self.cfg, &self.name, &input, &mut out, &mut trail) {
             // privacyIDEA checks the whole credential (PIN or password and code).

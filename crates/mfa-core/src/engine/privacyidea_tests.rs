@@ -230,6 +230,7 @@ fn authorize_sets_auth_type_and_strips_the_realm() {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Updated));
     assert!(out.set_auth_type);

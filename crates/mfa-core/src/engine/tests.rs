@@ -73,6 +73,7 @@ impl Fixture {
             auth_type: None,
             has_state: false,
             eap: false,
+            quiet: false,
         })
     }
 
@@ -249,6 +250,7 @@ fn authorize_sets_names_and_auth_type() {
         auth_type: Some("Accept"),
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(other.outcome, Some(Outcome::Noop));
     assert!(!other.set_auth_type);
@@ -259,6 +261,7 @@ fn authorize_sets_names_and_auth_type() {
         auth_type: Some("mfa"),
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(ours.outcome, Some(Outcome::Updated));
     assert!(!ours.set_auth_type);
@@ -317,6 +320,7 @@ fn password_otp_mode_refuses_a_field_that_is_not_utf8() {
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     });
     assert_eq!(out.outcome, Some(Outcome::Reject));
     assert_eq!(out.password, None, "nothing is handed to the first factor");
@@ -447,6 +451,7 @@ fn password_modes_refuse_a_locked_user_before_the_password_as_a_wrong_password()
         auth_type: None,
         has_state: false,
         eap: false,
+        quiet: false,
     };
     let early = engine.authorize(input());
     assert_eq!(early.outcome, Some(Outcome::Userlock));

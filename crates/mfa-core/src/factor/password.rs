@@ -72,13 +72,16 @@ pub fn split<'a>(field: &'a str, cfg: &SplitConfig) -> Result<Split<'a>, SplitEr
         split_fixed(field, cfg.otp_length, cfg.otp_position)?
     } else {
         let sep = cfg.separator.as_str();
-        match cfg.otp_position {
-            OtpPosition::Last => field.rsplit_once(sep).ok_or(SplitError::NoSeparator)?,
-            OtpPosition::First => {
-                let (otp, password) = field.split_once(sep).ok_or(SplitError::NoSeparator)?;
-                (password, otp)
-            }
-        }
+        // One character (the usual ","): searched as a char, without a substring
+        // searcher's set-up, which costs more than the search itself.
+        let mut one = sep.chars();
+        let split = match (one.next(), one.next(), cfg.otp_position) {
+            (Some(c), None, OtpPosition::Last) => field.rsplit_once(c),
+            (Some(c), None, OtpPosition::First) => field.split_once(c).map(|(otp, password)| (password, otp)),
+            (_, _, OtpPosition::Last) => field.rsplit_once(sep),
+            (_, _, OtpPosition::First) => field.split_once(sep).map(|(otp, password)| (password, otp)),
+        };
+        split.ok_or(SplitError::NoSeparator)?
     };
     if password.is_empty() {
         return Err(SplitError::EmptyPassword);
