@@ -62,6 +62,8 @@ SECRET = "testing123"
 # not the cost of the scheduler moving its threads between CPUs it shares with
 # the load. None: nothing pinned (parts 1 to 4, --no-pin, or one CPU).
 PINNED = None  # (server CPU, load CPU)
+# --redis-beside-server: redis-server on the server's CPU instead of the load's.
+REDIS_BESIDE = False
 
 
 def pinned(role):
@@ -81,8 +83,10 @@ class Pinning:
     def describe(self):
         if self.cpus is None:
             return "nothing pinned"
-        return (f"the server pinned to CPU {self.cpus[0]}; radclient, redis-server and this script to "
-                f"CPU {self.cpus[1]}")
+        server, load = self.cpus
+        if REDIS_BESIDE:
+            return f"the server and redis-server pinned to CPU {server}; radclient and this script to CPU {load}"
+        return f"the server pinned to CPU {server}; radclient, redis-server and this script to CPU {load}"
 
     def __enter__(self):
         global PINNED
@@ -1549,7 +1553,8 @@ class RedisProcess:
         write_file(conf, f'port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.log}\n'
                          f'save ""\nappendonly no\n')
         # .deps/redis/bin/redis-server is a script that execs the server: same pid.
-        self.proc = subprocess.Popen([*pinned("load"), os.path.join(bin_dir, "redis-server"), conf],
+        role = "server" if REDIS_BESIDE else "load"
+        self.proc = subprocess.Popen([*pinned(role), os.path.join(bin_dir, "redis-server"), conf],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         with open(pid_file, "a") as f:
@@ -2102,6 +2107,8 @@ def main():
                     help="logins per path counted by strace -c in part 6; 0: none")
     ap.add_argument("--cost-memory", type=int, default=100000,
                     help="users logging in once each for part 6's memory measure; 0: none")
+    ap.add_argument("--redis-beside-server", action="store_true",
+                    help="parts 5 and 6: pin redis-server to the server's CPU, not the load's")
     ap.add_argument("--no-pin", action="store_true",
                     help="parts 5 and 6: pin nothing (by default the server runs on one CPU, the load on another)")
     ap.add_argument("--parts", default="1,2,3,4,5,6", help="parts to run, e.g. 3 or 1,4 (default: all)")
@@ -2156,6 +2163,8 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    global REDIS_BESIDE
+    REDIS_BESIDE = args.redis_beside_server
     if args.results:
         RESULTS.append(open(args.results, "w"))
     self_test()

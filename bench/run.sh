@@ -69,6 +69,7 @@ Options passed on to bench/bench.py (defaults in brackets):
   --cost-rounds N    rounds of part 6's CPU measure [3]
   --cost-strace N    logins per path counted by strace -c in part 6, 0: none [1000]
   --cost-memory N    users logging in once each for part 6's memory measure, 0: none [100000]
+  --redis-beside-server   parts 5 and 6: redis-server on the server's CPU, not the load's
   --no-pin           parts 5 and 6: pin nothing (by default the server runs on one
                      CPU, radclient, redis-server and the script on another)
   --parts LIST       parts to run: 1 throughput, 2 token store, 3 pushes pending,

@@ -34,6 +34,7 @@ use self::scripts::Scripts;
 use super::journal::{LockState, TokenState};
 use super::state_store::{StateStore, StoreError, Take};
 use crate::config::RedisSettings;
+use crate::fast_map::FastMap;
 
 /// How long a failure count outlives the last failure (or the lock).
 const FAILURE_MEMORY: u64 = 24 * 3600;
@@ -54,7 +55,9 @@ struct Snapshot {
 pub struct RedisStore {
     connector: Connector,
     scripts: Scripts,
-    snapshots: Mutex<HashMap<String, Snapshot>>,
+    /// foldhash, as the journal's table: SipHash's resistance to chosen keys buys
+    /// nothing in a table cleared whenever it reaches MAX_SNAPSHOTS.
+    snapshots: Mutex<FastMap<String, Snapshot>>,
 }
 
 impl RedisStore {
