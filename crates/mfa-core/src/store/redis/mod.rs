@@ -49,7 +49,8 @@ const MAX_SNAPSHOTS: usize = 10_000;
 #[derive(Clone, Default)]
 struct Snapshot {
     lock: LockState,
-    tokens: HashMap<String, TokenState>,
+    /// By serial; a user has a token or three, so a list (no table to build per user).
+    tokens: Vec<(String, TokenState)>,
 }
 
 pub struct RedisStore {
@@ -197,10 +198,14 @@ fn evalsha(hash: &str) -> redis::Cmd {
 }
 
 /// Changes a token's entry in a snapshot, made when missing (no allocation when not).
-fn update_token(tokens: &mut HashMap<String, TokenState>, serial: &str, update: impl FnOnce(&mut TokenState)) {
-    match tokens.get_mut(serial) {
-        Some(known) => update(known),
-        None => update(tokens.entry(serial.to_string()).or_default()),
+fn update_token(tokens: &mut Vec<(String, TokenState)>, serial: &str, update: impl FnOnce(&mut TokenState)) {
+    match tokens.iter_mut().find(|(s, _)| s == serial) {
+        Some((_, known)) => update(known),
+        None => {
+            let mut state = TokenState::default();
+            update(&mut state);
+            tokens.push((serial.to_string(), state));
+        }
     }
 }
 
@@ -235,9 +240,9 @@ fn read_user(con: &mut Connection, tokens_key: &str, lock_key: &str) -> Result<S
     };
     for (field, value) in fields {
         if let Some(serial) = field.strip_prefix("t:") {
-            snapshot.tokens.entry(serial.to_string()).or_default().last_step = Some(value);
+            update_token(&mut snapshot.tokens, serial, |t| t.last_step = Some(value));
         } else if let Some(serial) = field.strip_prefix("h:") {
-            snapshot.tokens.entry(serial.to_string()).or_default().next_counter = value;
+            update_token(&mut snapshot.tokens, serial, |t| t.next_counter = value);
         }
     }
     Ok(snapshot)
@@ -268,7 +273,7 @@ impl StateStore for RedisStore {
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
-        self.in_snapshot(user, |s| s.tokens.get(serial).copied()).unwrap_or_default()
+        self.in_snapshot(user, |s| s.tokens.iter().find(|(s, _)| s == serial).map(|(_, t)| *t)).unwrap_or_default()
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
