@@ -53,6 +53,12 @@ struct Snapshot {
     tokens: Vec<(String, TokenState)>,
 }
 
+impl Snapshot {
+    fn token(&self, serial: &str) -> Option<TokenState> {
+        self.tokens.iter().find(|(known, _)| known == serial).map(|(_, state)| *state)
+    }
+}
+
 pub struct RedisStore {
     connector: Connector,
     scripts: Scripts,
@@ -199,7 +205,7 @@ fn evalsha(hash: &str) -> redis::Cmd {
 
 /// Changes a token's entry in a snapshot, made when missing (no allocation when not).
 fn update_token(tokens: &mut Vec<(String, TokenState)>, serial: &str, update: impl FnOnce(&mut TokenState)) {
-    match tokens.iter_mut().find(|(s, _)| s == serial) {
+    match tokens.iter_mut().find(|(known, _)| known == serial) {
         Some((_, known)) => update(known),
         None => {
             let mut state = TokenState::default();
@@ -273,7 +279,7 @@ impl StateStore for RedisStore {
     }
 
     fn token(&self, user: &str, serial: &str) -> TokenState {
-        self.in_snapshot(user, |s| s.tokens.iter().find(|(s, _)| s == serial).map(|(_, t)| *t)).unwrap_or_default()
+        self.in_snapshot(user, |s| s.token(serial)).unwrap_or_default()
     }
 
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError> {
