@@ -119,13 +119,10 @@ impl RedisStore {
         }
         let key = self.key("lock", user);
         let memory = lock.locked_until.saturating_sub(now) + FAILURE_MEMORY;
-        let (failures, locked_until): (u32, u64) = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.merge_lock.get_hash()))
-                .arg(1)
-                .arg(&key)
-                .arg(lock.failures)
-                .arg(lock.locked_until)
-                .arg(memory);
+        let (failures, locked_until): (u32, u64) = self.claim(|| {
+            let mut call = evalsha(self.scripts.merge_lock.get_hash());
+            call.arg(1).arg(&key).arg(lock.failures).arg(lock.locked_until).arg(memory);
+            call
         })?;
         self.remember(user, |s| s.lock = LockState { failures, locked_until });
         Ok(())
@@ -147,10 +144,10 @@ impl RedisStore {
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner()).get(user).and_then(read)
     }
 
-    /// Runs a claim's commands, then WAIT for `wait_replicas` when set, in one
+    /// Runs a claim's command, then WAIT for `wait_replicas` when set, in one
     /// round trip: a claim that did not reach them in time is an error, so that
     /// the login it would accept is refused rather than lost in a failover.
-    fn claim<T: redis::FromRedisValue>(&self, build: impl Fn(&mut redis::Pipeline)) -> Result<T, StoreError> {
+    fn claim<T: redis::FromRedisValue>(&self, build: impl Fn() -> redis::Cmd) -> Result<T, StoreError> {
         self.claim_until(self.connector.deadline(), build)
     }
 
@@ -158,25 +155,19 @@ impl RedisStore {
     fn claim_until<T: redis::FromRedisValue>(
         &self,
         deadline: std::time::Instant,
-        build: impl Fn(&mut redis::Pipeline),
+        build: impl Fn() -> redis::Cmd,
     ) -> Result<T, StoreError> {
         let settings = self.connector.settings();
         let wait = settings.wait_replicas;
         // Half the bound, so that WAIT's own answer arrives within the read timeout.
         let wait_ms = (settings.timeout.as_millis() as u64 / 2).max(1);
         let (answer, replicas) = self.connector.run_until(deadline, |con: &mut Connection| {
-            let mut pipe = redis::pipe();
-            build(&mut pipe);
-            if wait > 0 {
-                pipe.cmd("WAIT").arg(wait).arg(wait_ms);
-                return pipe.query::<(T, u32)>(con);
+            let claim = build();
+            if wait == 0 {
+                // Sent as itself: a pipeline would wrap the command and its answer.
+                return claim.query::<T>(con).map(|t| (t, 0));
             }
-            // One command: sent as itself, without the pipeline's wrapping of its answer.
-            let mut commands = pipe.cmd_iter();
-            match (commands.next(), commands.next()) {
-                (Some(only), None) => only.query::<T>(con).map(|t| (t, 0)),
-                _ => pipe.query::<(T,)>(con).map(|(t,)| (t, 0)),
-            }
+            redis::pipe().add_command(claim).cmd("WAIT").arg(wait).arg(wait_ms).query::<(T, u32)>(con)
         })?;
         if replicas < wait {
             return Err(format!(
@@ -188,8 +179,10 @@ impl RedisStore {
 
     fn raise(&self, user: &str, field: String, value: u64) -> Result<bool, StoreError> {
         let key = self.key("tokens", user);
-        let raised: i64 = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.raise.get_hash())).arg(1).arg(&key).arg(&field).arg(value);
+        let raised: i64 = self.claim(|| {
+            let mut call = evalsha(self.scripts.raise.get_hash());
+            call.arg(1).arg(&key).arg(&field).arg(value);
+            call
         })?;
         Ok(raised == 1)
     }
@@ -297,14 +290,10 @@ impl StateStore for RedisStore {
     fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
         let (tokens, lock) = (self.key("tokens", user), self.key("lock", user));
         let field = format!("t:{serial}");
-        let answer: Vec<i64> = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.take_unless_locked.get_hash()))
-                .arg(2)
-                .arg(&tokens)
-                .arg(&lock)
-                .arg(&field)
-                .arg(step)
-                .arg(now);
+        let answer: Vec<i64> = self.claim(|| {
+            let mut call = evalsha(self.scripts.take_unless_locked.get_hash());
+            call.arg(2).arg(&tokens).arg(&lock).arg(&field).arg(step).arg(now);
+            call
         })?;
         match answer.as_slice() {
             [1] => {
@@ -342,15 +331,16 @@ impl StateStore for RedisStore {
         for _ in 0..8 {
             let next = seen.after_failure(now, max_failures, duration);
             let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
-            let answer: Vec<u64> = self.claim_until(deadline, |pipe| {
-                pipe.add_command(evalsha(self.scripts.swap_lock.get_hash()))
-                    .arg(1)
+            let answer: Vec<u64> = self.claim_until(deadline, || {
+                let mut call = evalsha(self.scripts.swap_lock.get_hash());
+                call.arg(1)
                     .arg(&key)
                     .arg(seen.failures)
                     .arg(seen.locked_until)
                     .arg(next.failures)
                     .arg(next.locked_until)
                     .arg(memory);
+                call
             })?;
             match answer.as_slice() {
                 [1] => {
@@ -378,8 +368,10 @@ impl StateStore for RedisStore {
 
     fn forget(&self, user: &str) -> Result<(), StoreError> {
         let keys = [self.key("tokens", user), self.key("lock", user)];
-        let _: i64 = self.claim(|pipe| {
-            pipe.cmd("DEL").arg(&keys);
+        let _: i64 = self.claim(|| {
+            let mut call = redis::cmd("DEL");
+            call.arg(&keys);
+            call
         })?;
         self.remember(user, |s| *s = Snapshot::default());
         Ok(())
@@ -389,9 +381,9 @@ impl StateStore for RedisStore {
         let hex = data_encoding::HEXLOWER.encode(id);
         let (key, held_key) = (self.key("state", &hex), self.key("answered", user));
         let seconds = expires.saturating_sub(now).max(1);
-        let answer: Vec<i64> = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.use_state.get_hash()))
-                .arg(2)
+        let answer: Vec<i64> = self.claim(|| {
+            let mut call = evalsha(self.scripts.use_state.get_hash());
+            call.arg(2)
                 .arg(&key)
                 .arg(&held_key)
                 .arg(user)
@@ -400,6 +392,7 @@ impl StateStore for RedisStore {
                 .arg(now)
                 .arg(MAX_ANSWERED_PER_USER)
                 .arg(&hex);
+            call
         })?;
         match answer.as_slice() {
             [1] => Ok(true),
@@ -415,23 +408,29 @@ impl StateStore for RedisStore {
 
     fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {
         let key = self.key("push", login);
-        self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.join.get_hash())).arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
+        self.claim(|| {
+            let mut call = evalsha(self.scripts.join.get_hash());
+            call.arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
+            call
         })
     }
 
     fn claim_login(&self, login: &str, ttl: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key("login", login);
-        let (first, value): (i64, Vec<u8>) = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.claim_login.get_hash())).arg(1).arg(&key).arg(ttl.max(1));
+        let (first, value): (i64, Vec<u8>) = self.claim(|| {
+            let mut call = evalsha(self.scripts.claim_login.get_hash());
+            call.arg(1).arg(&key).arg(ttl.max(1));
+            call
         })?;
         Ok((first != 1).then_some(value))
     }
 
     fn publish_login(&self, login: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
         let key = self.key("login", login);
-        let _: redis::Value = self.claim(|pipe| {
-            pipe.cmd("SET").arg(&key).arg(value).arg("EX").arg(ttl.max(1));
+        let _: redis::Value = self.claim(|| {
+            let mut call = redis::cmd("SET");
+            call.arg(&key).arg(value).arg("EX").arg(ttl.max(1));
+            call
         })?;
         Ok(())
     }
@@ -443,8 +442,10 @@ impl StateStore for RedisStore {
 
     fn count_request(&self, kind: &str, user: &str, _now: u64, window: u64) -> Result<(u32, u64), StoreError> {
         let key = self.key(&format!("count:{kind}"), user);
-        let (count, left): (u32, u64) = self.claim(|pipe| {
-            pipe.add_command(evalsha(self.scripts.count.get_hash())).arg(1).arg(&key).arg(window.max(1));
+        let (count, left): (u32, u64) = self.claim(|| {
+            let mut call = evalsha(self.scripts.count.get_hash());
+            call.arg(1).arg(&key).arg(window.max(1));
+            call
         })?;
         Ok((count, left))
     }
