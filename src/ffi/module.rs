@@ -89,7 +89,7 @@ unsafe fn log_global(level: Level, text: &str) {
         Level::Warn => log_type_L_WARN,
         Level::Error => log_type_L_ERR,
     };
-    let text = std::ffi::CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    let text = std::ffi::CString::new(super::request::escape_nul(text).as_bytes()).unwrap_or_default();
     radlog(kind, c"%s".as_ptr(), text.as_ptr());
 }
 

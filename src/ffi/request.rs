@@ -296,9 +296,8 @@ impl<'a> Request<'a> {
     /// Keeps a string with the request in one of the module's slots, until [`Request::take`].
     pub fn keep(&mut self, slot: Slot, name: &str, value: &str) -> bool {
         let (key, tag) = stash_key(slot, name);
-        // A C string ends at its first NUL: escape it, so that "123456<NUL>junk" stays a
-        // malformed code instead of coming back as "123456".
-        let value = if value.contains('\0') { value.replace('\0', "\\0").into() } else { Cow::Borrowed(value) };
+        // "123456<NUL>junk" stays a malformed code instead of coming back as "123456".
+        let value = escape_nul(value);
         // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
         unsafe {
             let copy = talloc_strndup(self.raw as *const c_void, value.as_ptr() as *const c_char, value.len());
@@ -436,6 +435,16 @@ impl<'a> Request<'a> {
     }
 }
 
+/// `text` with each NUL written as `\0`, since a C string ends at its first; a copy
+/// only when there is one.
+pub(super) fn escape_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\\0"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Logs one line against a request.
 ///
 /// # Safety
@@ -450,7 +459,7 @@ pub unsafe fn log_raw(raw: *mut REQUEST, level: Level, text: &str) {
         Level::Warn => (log_type_L_WARN, log_lvl_L_DBG_LVL_OFF),
         Level::Error => (log_type_L_ERR, log_lvl_L_DBG_LVL_OFF),
     };
-    let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    let text = CString::new(escape_nul(text).as_bytes()).unwrap_or_default();
     radlog_request(kind, lvl, raw, c"%s".as_ptr(), text.as_ptr());
 }
 
