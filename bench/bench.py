@@ -60,31 +60,34 @@ SECRET = "testing123"
 # loads it (radclient, redis-server) to another (issue 14: "the server pinned to
 # one core and the clients to the other"), so that the server's CPU per login is
 # not the cost of the scheduler moving its threads between CPUs it shares with
-# the load. None: nothing pinned (parts 1 to 4, --no-pin, or one CPU).
-PINNED = None  # (server CPU, load CPU)
-# --redis-beside-server: redis-server on the server's CPU instead of the load's.
-REDIS_BESIDE = False
+# the load. None: nothing pinned (parts 1 to 4, --no-pin, or one CPU); otherwise
+# the CPU of each role: "server", "load" and "redis" (the load's, or with
+# --redis-beside-server the server's).
+PINNED = None
 
 
 def pinned(role):
-    """The command prefix that pins a process of `role` ("server" or "load"), or ()."""
+    """The command prefix that pins a process of `role` ("server", "load", "redis"), or ()."""
     if PINNED is None:
         return ()
-    return ("taskset", "-c", str(PINNED[0] if role == "server" else PINNED[1]))
+    return ("taskset", "-c", str(PINNED[role]))
 
 
 class Pinning:
     """Pins what starts inside it (see PINNED), when `wanted` and there are CPUs for it."""
 
-    def __init__(self, wanted):
+    def __init__(self, wanted, redis_beside_server):
         cpus = sorted(os.sched_getaffinity(0))
-        self.cpus = (cpus[0], cpus[1]) if wanted and len(cpus) >= 2 and shutil.which("taskset") else None
+        self.cpus = None
+        if wanted and len(cpus) >= 2 and shutil.which("taskset"):
+            server, load = cpus[0], cpus[1]
+            self.cpus = {"server": server, "load": load, "redis": server if redis_beside_server else load}
 
     def describe(self):
         if self.cpus is None:
             return "nothing pinned"
-        server, load = self.cpus
-        if REDIS_BESIDE:
+        server, load = self.cpus["server"], self.cpus["load"]
+        if self.cpus["redis"] == server:
             return f"the server and redis-server pinned to CPU {server}; radclient and this script to CPU {load}"
         return f"the server pinned to CPU {server}; radclient, redis-server and this script to CPU {load}"
 
@@ -94,13 +97,15 @@ class Pinning:
         self.before = os.sched_getaffinity(0)
         if self.cpus is not None:
             # This process sends the one-at-a-time logins: it is load too.
-            os.sched_setaffinity(0, {self.cpus[1]})
+            os.sched_setaffinity(0, {self.cpus["load"]})
         return self
 
     def __exit__(self, *_):
         global PINNED
         PINNED = None
         os.sched_setaffinity(0, self.before)
+
+
 PATHS = ("pap", "totp", "mfa")
 LABEL = {"pap": "PAP", "totp": "totp", "mfa": "rlm_mfa"}
 # One-letter prefixes keep every User-Name the same length on all paths.
@@ -1553,8 +1558,7 @@ class RedisProcess:
         write_file(conf, f'port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.log}\n'
                          f'save ""\nappendonly no\n')
         # .deps/redis/bin/redis-server is a script that execs the server: same pid.
-        role = "server" if REDIS_BESIDE else "load"
-        self.proc = subprocess.Popen([*pinned(role), os.path.join(bin_dir, "redis-server"), conf],
+        self.proc = subprocess.Popen([*pinned("redis"), os.path.join(bin_dir, "redis-server"), conf],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         with open(pid_file, "a") as f:
@@ -2163,8 +2167,6 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
-    global REDIS_BESIDE
-    REDIS_BESIDE = args.redis_beside_server
     if args.results:
         RESULTS.append(open(args.results, "w"))
     self_test()
@@ -2181,12 +2183,12 @@ def main():
         if 4 in parts:
             checks += part_privacyidea(args, work, pid_file)
         if 5 in parts:
-            with Pinning(not args.no_pin) as pins:
+            with Pinning(not args.no_pin, args.redis_beside_server) as pins:
                 say(f"== Part 5 runs with {pins.describe()}")
                 checks += part_redis(args, work, pid_file)
         if 6 in parts:
             import cost  # bench/cost.py, beside this file
-            with Pinning(not args.no_pin) as pins:
+            with Pinning(not args.no_pin, args.redis_beside_server) as pins:
                 say(f"== Part 6 runs with {pins.describe()}")
                 checks += cost.part_cost(args, work, pid_file, sys.modules[__name__])
     except BenchError as e:
