@@ -133,11 +133,11 @@ def part_cost(args, work, pid_file, b):
     def files_entry(path, i):
         return {"accept": "Auth-Type := Accept", "pap": f'Auth-Type := PAP, Cleartext-Password := "{PASSWORD}"',
                 "totp": f'Auth-Type := totp, TOTP-Secret := "{b.b32(key("totp", i)) if path == "totp" else ""}"',
-                "otp": "Auth-Type := mfa", "redis": "Auth-Type := mfa",
-                "pwotp": f'Cleartext-Password := "{PASSWORD}"'}[path]
+                "otp": None, "redis": None, "pwotp": f'Cleartext-Password := "{PASSWORD}"'}[path]
 
     def make_server(path, label, indices, redis):
-        users = "".join(f"{name(path, i)}\t{files_entry(path, i)}\n" for i in indices)
+        users = "".join(f"{name(path, i)}\t{files_entry(path, i)}\n" for i in indices
+                        if files_entry(path, i) is not None)
         store = {"users": {}}
         if path in MFA_PATHS:
             store["users"] = {name(path, i): {"tokens": [{
