@@ -66,7 +66,7 @@ Options passed on to bench/bench.py (defaults in brackets):
                      0 to leave it out [200]
   --cost-logins N    logins per path counted under callgrind in part 6, 0: none [300]
   --cost-users N     logins per path per round of part 6's CPU measure [4000]
-  --cost-rounds N    rounds of part 6's CPU measure [3]
+  --cost-rounds N    rounds of part 6's CPU measure [11]
   --cost-strace N    logins per path counted by strace -c in part 6, 0: none [1000]
   --cost-memory N    users logging in once each for part 6's memory measure, 0: none [100000]
   --redis-beside-server   parts 5 and 6: redis-server on the server's CPU, not the load's
@@ -117,9 +117,9 @@ if [ -z "$module_dir" ]; then
         # Chained with &&: set -e does not apply on the left of ||.
         ( cd "$repo" &&
             scripts/setup.sh &&
-            cargo build --release --locked --lib --features freeradius --target-dir target/freeradius &&
+            cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius &&
             mkdir -p target/module &&
-            cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so ) || {
+            cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so ) || {
             echo "run.sh: building the module failed; fix the build or pass --module-dir DIR" >&2
             exit 1
         }

@@ -51,9 +51,9 @@ if [ -z "$module_dir" ]; then
     if [ ! -f "$so" ] || [ -n "$stale" ]; then
         echo "== building rlm_mfa.so (feature freeradius, release)"
         ( cd "$repo" &&
-            cargo build --release --locked --lib --features freeradius --target-dir target/freeradius &&
+            cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius &&
             mkdir -p target/module &&
-            cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so ) || {
+            cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so ) || {
             echo "soak.sh: building the module failed; fix the build or pass --module-dir DIR" >&2
             exit 1
         }

@@ -13,9 +13,9 @@ esac
 
 scripts/setup.sh
 echo "== building rlm_mfa.so (feature freeradius)"
-cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
+cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
-cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
+cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so
 # The test runs mfa-admin (crate mfa-admin) from beside its own binary: same profile.
 echo "== building mfa-admin"
 cargo build --release --locked -p mfa-admin

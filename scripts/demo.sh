@@ -15,9 +15,9 @@ ONCE=0
 
 scripts/setup.sh
 echo "== building rlm_mfa.so and mfa-admin"
-cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
+cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
-cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
+cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so
 cargo build --release --locked -p mfa-admin
 ADMIN=$ROOT/target/release/mfa-admin
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 echo "== building rlm_mfa.so"
-cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
+cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
-cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
+cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so
 exec python3 scripts/guess.py "$@"

@@ -34,8 +34,8 @@ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no
 [ -d /cache/cargo ] || cp -a "$HOME/.cargo" /cache/cargo
 cargo --version
 # The module as scripts/test.sh builds it (shared with the package build: nothing to do).
-cargo build --release --locked --lib --features freeradius --target-dir /cache/target/freeradius
-mkdir -p /cache/module && cp /cache/target/freeradius/release/librlm_mfa.so /cache/module/rlm_mfa.so
+cargo build --profile module --locked --lib --features freeradius --target-dir /cache/target/freeradius
+mkdir -p /cache/module && cp /cache/target/freeradius/module/librlm_mfa.so /cache/module/rlm_mfa.so
 cargo build --release --locked -p mfa-admin
 export RLM_MFA_MODULE_DIR=/cache/module RLM_MFA_TEST_DIR=/tmp/integration
 # The root package: the integration tests (tests/), which start FreeRADIUS;

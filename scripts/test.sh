@@ -36,9 +36,9 @@ if newer:
 
 echo "== building rlm_mfa.so (feature freeradius)"
 # A target directory of its own, so that the two feature sets do not rebuild each other.
-cargo build --release --locked --lib --features freeradius --target-dir target/freeradius
+cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius
 mkdir -p target/module
-cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so
+cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so
 
 echo "== building mfa-admin (the integration tests run it)"
 cargo build --release --locked -p mfa-admin

@@ -36,9 +36,9 @@ done
 if [ -z "$module_dir" ]; then
     echo "== building rlm_mfa.so (feature freeradius, release with line tables)"
     ( cd "$repo" &&
-        cargo build --release --locked --lib --features freeradius --target-dir target/freeradius &&
+        cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius &&
         mkdir -p target/module &&
-        cp target/freeradius/release/librlm_mfa.so target/module/rlm_mfa.so )
+        cp target/freeradius/module/librlm_mfa.so target/module/rlm_mfa.so )
     module_dir="$repo/target/module"
 fi
 
