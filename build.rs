@@ -127,7 +127,7 @@ fn generate_bindings() -> Result<(), String> {
         .allowlist_type("log_type_t|log_lvl_t|FR_TOKEN|PW_TYPE|PW_CODE|rlm_mfa_abi|rlm_components|RADCLIENT|radclient|main_config_t")
         .allowlist_function("fr_pair_(find_by_num|afrom_num|add|replace|make|value_bstrncpy|value_memcpy|delete_by_num)")
         .allowlist_function("radlog_request|radlog|cf_log_err_cs|cf_section_name[12]|cf_section_sub_find|cf_section_parse|cf_subsection_find_next|cf_pair_find_next|cf_pair_attr|cf_pair_value|dict_attrbyname")
-        .allowlist_function("request_data_(add|get|reference)|talloc_strndup|_talloc_free|dict_valbyattr|dict_addattr")
+        .allowlist_function("request_data_(add|get|reference)|talloc_strndup|_talloc_free|dict_valbyattr|dict_valbyname|dict_addattr")
         .allowlist_function("cf_top_section|cf_item_find_next|cf_item_is_section|cf_item_is_pair|cf_item_to_section|cf_item_to_pair")
         .allowlist_var("rad_debug_lvl|main_config|PW_.*|RLM_TYPE_.*|TAG_ANY|VENDORPEC_MICROSOFT")
         .derive_default(true)

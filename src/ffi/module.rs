@@ -276,7 +276,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
         if out.accept {
             // Mode otp-or-push: a code typed alone, verified here. Auth-Type Accept skips
             // the first factor, which never saw this field; post-auth finds the mark.
-            if !request.set_auth_type("Accept") || !request.keep(Slot::Verified, engine.name(), "") {
+            if !request.set_auth_type("Accept") || !request.keep_mark(Slot::Verified, engine.name()) {
                 request.log(Level::Error, "cannot set Auth-Type Accept or keep a mark with the request");
                 return rlm_rcodes_RLM_MODULE_FAIL;
             }
@@ -296,7 +296,7 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
             );
             return rlm_rcodes_RLM_MODULE_FAIL;
         }
-        if out.deferred && !request.keep(Slot::Pending, engine.name(), "") {
+        if out.deferred && !request.keep_mark(Slot::Pending, engine.name()) {
             request.log(Level::Error, "cannot keep a mark with the request");
             return rlm_rcodes_RLM_MODULE_FAIL;
         }
@@ -317,7 +317,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
         let stashed_code = request.take_stash(engine.name());
-        let deferred_split = request.take(Slot::Pending, engine.name()).is_some();
+        let deferred_split = request.take_mark(Slot::Pending, engine.name());
         let eap = request.bytes(List::Request, PW_EAP_MESSAGE).is_some();
         let pushes = engine.config().push.is_some();
         let privacyidea = engine.config().privacyidea.is_some();
@@ -396,7 +396,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             }
         }
         if out.outcome == Some(Outcome::Ok) {
-            if !request.keep(Slot::Verified, engine.name(), "") {
+            if !request.keep_mark(Slot::Verified, engine.name()) {
                 request.log(Level::Error, "cannot keep a mark with the request");
                 return rlm_rcodes_RLM_MODULE_FAIL;
             }
@@ -438,7 +438,7 @@ unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> 
         if code == PW_CODE_PW_CODE_ACCESS_REJECT || code == PW_CODE_PW_CODE_ACCESS_CHALLENGE {
             return rlm_rcodes_RLM_MODULE_NOOP;
         }
-        let verified_here = request.take(Slot::Verified, engine.name()).is_some();
+        let verified_here = request.take_mark(Slot::Verified, engine.name());
         let tunnel = if request.is_inner() || verified_here {
             vec![]
         } else {

@@ -7,14 +7,16 @@
 use std::borrow::Cow;
 use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
+use std::sync::{PoisonError, RwLock};
 
 use super::bindings::{
-    dict_valbyattr, fr_pair_add, fr_pair_afrom_num, fr_pair_delete_by_num, fr_pair_find_by_num, fr_pair_make,
-    fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD, fr_token_t_T_OP_SET,
-    log_lvl_L_DBG_LVL_2, log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO, log_type_L_WARN,
-    rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup, PW_AUTH_TYPE,
-    PW_CALLING_STATION_ID, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_EAP_TYPE, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS,
-    PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE, PW_STATE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY, VALUE_PAIR,
+    dict_valbyattr, dict_valbyname, fr_pair_add, fr_pair_afrom_num, fr_pair_delete_by_num, fr_pair_find_by_num,
+    fr_pair_make, fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD,
+    fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2, log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO,
+    log_type_L_WARN, rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
+    value_type_VT_DATA, PW_AUTH_TYPE, PW_CALLING_STATION_ID, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_EAP_TYPE,
+    PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE, PW_STATE, PW_STRIPPED_USER_NAME,
+    REQUEST, TAG_ANY, VALUE_PAIR,
 };
 use mfa_core::engine::Level;
 use mfa_core::text::cut;
@@ -108,33 +110,26 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Sets `control:Auth-Type := name`.
+    /// Sets `control:Auth-Type := name`: the pair made as an integer, from the value the
+    /// dictionary gives the name (what fr_pair_make does, without looking the attribute up
+    /// by name and parsing the value as text on every login: most of its cost).
     pub fn set_auth_type(&mut self, name: &str) -> bool {
-        // The instance name as a C string, on the stack when it is short (as names are):
-        // no allocation per request.
-        let mut short = [0u8; 64];
-        let long;
-        let value: &std::ffi::CStr = if name.len() < short.len() && !name.contains('\0') {
-            short[..name.len()].copy_from_slice(name.as_bytes());
-            match std::ffi::CStr::from_bytes_until_nul(&short) {
-                Ok(value) => value,
-                Err(_) => return false,
-            }
-        } else {
-            let Ok(value) = CString::new(name) else { return false };
-            long = value;
-            &long
+        let Some(value) = auth_type_value(name) else {
+            return false; // no "Auth-Type <name> { }" section declared the value
         };
-        // SAFETY: the control list belongs to the request, which is its talloc parent.
+        // SAFETY: the new pair is a talloc child of the request, and the control list,
+        // which then owns it, is the request's.
         unsafe {
-            !fr_pair_make(
-                self.raw as *mut c_void,
-                &mut (*self.raw).config,
-                c"Auth-Type".as_ptr(),
-                value.as_ptr(),
-                fr_token_t_T_OP_SET,
-            )
-            .is_null()
+            let vp = fr_pair_afrom_num(self.raw as *mut c_void, PW_AUTH_TYPE, 0);
+            if vp.is_null() {
+                return false;
+            }
+            (*vp).op = fr_token_t_T_OP_SET;
+            (*vp).data.integer = value;
+            (*vp).length = std::mem::size_of::<u32>();
+            (*vp).type_ = value_type_VT_DATA;
+            fr_pair_replace(&mut (*self.raw).config, vp);
+            true
         }
     }
 
@@ -308,6 +303,15 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Leaves a mark with the request in `slot`, holding nothing: no copy to allocate.
+    /// [`Request::take_mark`] takes it.
+    pub fn keep_mark(&mut self, slot: Slot, name: &str) -> bool {
+        let (key, tag) = stash_key(slot, name);
+        // SAFETY: the data is the key itself, one of this library's statics, which the
+        // request never frees (free_opaque false).
+        unsafe { request_data_add(self.raw, key, tag, key, false) == 0 }
+    }
+
     /// Takes (removes) what [`Request::keep`] kept in `slot`.
     pub fn take(&mut self, slot: Slot, name: &str) -> Option<String> {
         let (key, tag) = stash_key(slot, name);
@@ -319,6 +323,13 @@ impl<'a> Request<'a> {
             }
             Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
         }
+    }
+
+    /// Takes (removes) a mark [`Request::keep_mark`] left in `slot`: whether there was one.
+    pub fn take_mark(&mut self, slot: Slot, name: &str) -> bool {
+        let (key, tag) = stash_key(slot, name);
+        // SAFETY: a lookup (and removal) in the request's own data list.
+        unsafe { !request_data_get(self.raw, key, tag).is_null() }
     }
 
     /// Whether the request is an inner-tunnel one (EAP-TTLS, PEAP): it has a parent.
@@ -496,6 +507,34 @@ pub enum Slot {
     Pending,
     /// authenticate accepted this request.
     Verified,
+}
+
+/// The Auth-Type values looked up so far, by name. FreeRADIUS adds one to the dictionary
+/// for each `Auth-Type <name> { }` section as it loads the sites and never changes or
+/// removes it, so a value once found stays right. A handful of names at most (the
+/// instances' own, "Accept"). A static, never dropped: nothing runs at unload or thread exit.
+static AUTH_TYPE_VALUES: RwLock<Vec<(Box<str>, u32)>> = RwLock::new(Vec::new());
+
+/// The dictionary's value of `Auth-Type` named `name`, if a section declared it.
+fn auth_type_value(name: &str) -> Option<u32> {
+    let known = |values: &[(Box<str>, u32)]| values.iter().find(|(n, _)| **n == *name).map(|(_, v)| *v);
+    if let Some(value) = known(&AUTH_TYPE_VALUES.read().unwrap_or_else(PoisonError::into_inner)) {
+        return Some(value);
+    }
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name; dictionary values live as long as the server.
+    let value = unsafe {
+        let dv = dict_valbyname(PW_AUTH_TYPE, 0, c_name.as_ptr());
+        if dv.is_null() {
+            return None;
+        }
+        (*dv).value as u32
+    };
+    let mut values = AUTH_TYPE_VALUES.write().unwrap_or_else(PoisonError::into_inner);
+    if known(&values).is_none() {
+        values.push((name.into(), value));
+    }
+    Some(value)
 }
 
 /// request_data's key for a module instance: one of this library's own statics (no
