@@ -2106,7 +2106,7 @@ def main():
     ap.add_argument("--cost-logins", type=int, default=300,
                     help="logins per path counted under callgrind in part 6; 0: none")
     ap.add_argument("--cost-users", type=int, default=4000, help="logins per path per round of part 6's CPU measure")
-    ap.add_argument("--cost-rounds", type=int, default=3, help="rounds of part 6's CPU measure")
+    ap.add_argument("--cost-rounds", type=int, default=11, help="rounds of part 6's CPU measure")
     ap.add_argument("--cost-strace", type=int, default=1000,
                     help="logins per path counted by strace -c in part 6; 0: none")
     ap.add_argument("--cost-memory", type=int, default=100000,
