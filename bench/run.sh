@@ -113,7 +113,7 @@ if [ -z "$module_dir" ]; then
         stale=$(cd "$repo" && find src crates/mfa-core include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
     fi
     if [ ! -f "$so" ] || [ -n "$stale" ]; then
-        echo "== building rlm_mfa.so (${stale:+$stale changed since the last build; }feature freeradius, release)"
+        echo "== building rlm_mfa.so (${stale:+$stale changed since the last build; }feature freeradius, profile module)"
         # Chained with &&: set -e does not apply on the left of ||.
         ( cd "$repo" &&
             scripts/setup.sh &&

@@ -49,7 +49,7 @@ if [ -z "$module_dir" ]; then
     stale=""
     [ -f "$so" ] && stale=$(cd "$repo" && find src crates/mfa-core include build.rs Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)
     if [ ! -f "$so" ] || [ -n "$stale" ]; then
-        echo "== building rlm_mfa.so (feature freeradius, release)"
+        echo "== building rlm_mfa.so (feature freeradius, profile module)"
         ( cd "$repo" &&
             cargo build --profile module --locked --lib --features freeradius --target-dir target/freeradius &&
             mkdir -p target/module &&
