@@ -281,16 +281,7 @@ impl<'a> Request<'a> {
     /// [`Request::take_stash`]: keyed by name, not by instance memory, so that
     /// authenticate finds it even when a HUP replaced the instance in between.
     pub fn stash(&mut self, name: &str, value: &str) -> bool {
-        self.keep(Slot::Code, name, value)
-    }
-
-    pub fn take_stash(&mut self, name: &str) -> Option<String> {
-        self.take(Slot::Code, name)
-    }
-
-    /// Keeps a string with the request in one of the module's slots, until [`Request::take`].
-    pub fn keep(&mut self, slot: Slot, name: &str, value: &str) -> bool {
-        let (key, tag) = stash_key(slot, name);
+        let (key, tag) = stash_key(Slot::Code, name);
         // "123456<NUL>junk" stays a malformed code instead of coming back as "123456".
         let value = escape_nul(value);
         // SAFETY: the copy is a talloc child of the request, freed with it at the latest.
@@ -303,19 +294,11 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Leaves a mark with the request in `slot`, holding nothing: no copy to allocate.
-    /// [`Request::take_mark`] takes it.
-    pub fn keep_mark(&mut self, slot: Slot, name: &str) -> bool {
-        let (key, tag) = stash_key(slot, name);
-        // SAFETY: the data is the key itself, one of this library's statics, which the
-        // request never frees (free_opaque false).
-        unsafe { request_data_add(self.raw, key, tag, key, false) == 0 }
-    }
-
-    /// Takes (removes) what [`Request::keep`] kept in `slot`.
-    pub fn take(&mut self, slot: Slot, name: &str) -> Option<String> {
-        let (key, tag) = stash_key(slot, name);
-        // SAFETY: the data under this key is only ever a string this module stashed.
+    /// Takes (removes) what [`Request::stash`] kept.
+    pub fn take_stash(&mut self, name: &str) -> Option<String> {
+        let (key, tag) = stash_key(Slot::Code, name);
+        // SAFETY: under this key there is only ever a string `stash` copied (marks use
+        // the other slots).
         unsafe {
             let p = request_data_get(self.raw, key, tag) as *const c_char;
             if p.is_null() {
@@ -323,6 +306,15 @@ impl<'a> Request<'a> {
             }
             Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
         }
+    }
+
+    /// Leaves a mark with the request in `slot`, holding nothing: no copy to allocate.
+    /// [`Request::take_mark`] takes it.
+    pub fn keep_mark(&mut self, slot: Slot, name: &str) -> bool {
+        let (key, tag) = stash_key(slot, name);
+        // SAFETY: the data is the key itself, one of this library's statics, which the
+        // request never frees (free_opaque false).
+        unsafe { request_data_add(self.raw, key, tag, key, false) == 0 }
     }
 
     /// Takes (removes) a mark [`Request::keep_mark`] left in `slot`: whether there was one.
