@@ -136,8 +136,8 @@ def part_cost(args, work, pid_file, b):
                 "otp": None, "redis": None, "pwotp": f'Cleartext-Password := "{PASSWORD}"'}[path]
 
     def make_server(path, label, indices, redis):
-        users = "".join(f"{name(path, i)}\t{files_entry(path, i)}\n" for i in indices
-                        if files_entry(path, i) is not None)
+        entries = ((i, files_entry(path, i)) for i in indices)
+        users = "".join(f"{name(path, i)}\t{entry}\n" for i, entry in entries if entry is not None)
         store = {"users": {}}
         if path in MFA_PATHS:
             store["users"] = {name(path, i): {"tokens": [{
