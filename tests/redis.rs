@@ -49,11 +49,18 @@ fn farm(module: &std::path::Path, setup: Setup, n: usize) -> Vec<Server> {
 /// Each login (user, password) sent to every server at the same instant, one
 /// login after another: for each server, whether each login was accepted.
 fn at_once(servers: &[Server], logins: &[(String, String)]) -> Vec<Vec<bool>> {
+    together(servers, &vec![logins.to_vec(); servers.len()])
+}
+
+/// The i-th logins of every server's list sent at the same instant (server k
+/// sends `logins[k]`), one i after another: for each server, which were accepted.
+fn together(servers: &[Server], logins: &[Vec<(String, String)>]) -> Vec<Vec<bool>> {
     let barrier = Arc::new(Barrier::new(servers.len()));
     let workers: Vec<_> = servers
         .iter()
-        .map(|server| {
-            let (port, barrier, logins) = (server.port, barrier.clone(), logins.to_vec());
+        .zip(logins)
+        .map(|(server, logins)| {
+            let (port, barrier, logins) = (server.port, barrier.clone(), logins.clone());
             thread::spawn(move || {
                 let mut client = Client::new(port, SECRET, Duration::from_secs(10));
                 logins
@@ -86,6 +93,43 @@ fn the_same_code_sent_to_two_servers_at_the_same_instant_is_accepted_once() {
         let accepted = answers.iter().filter(|a| a[counter]).count();
         assert_eq!(accepted, 1, "code of counter {counter}: {accepted} Accepts from two servers");
     }
+}
+
+/// The lockout holds to `max_failures` across the farm even for guesses that
+/// reach two servers at the same instant: with one failure counted and
+/// `max_failures = 2`, a wrong code on one server and the right one on the other,
+/// together, for 200 users (HOTP: the path that reads the lock before it checks
+/// the code). The right code is accepted only when its claim reaches Redis
+/// before the failure that locks (the success clears the count, and the wrong
+/// code then counts 1); once that failure is in, it is refused as locked, on
+/// any server, even when its server read the count before the lock.
+#[test]
+fn a_right_code_racing_the_failure_that_locks_is_judged_in_redis_order() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let users: Vec<String> = (0..200).map(|i| format!("g{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let setup = Setup::otp_mode(&hotp_tokens(&names))
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 2\n\tduration = 300\n}");
+    let servers = farm(&module, setup, 2);
+    for user in &users {
+        assert!(servers[0].auth(user, "000000").is_reject());
+    }
+    let wrong: Vec<(String, String)> = users.iter().map(|u| (u.clone(), "000000".to_string())).collect();
+    let right: Vec<(String, String)> = users.iter().map(|u| (u.clone(), hotp(0))).collect();
+    let answers = together(&servers, &[wrong, right]);
+    let mut accepted = 0;
+    for (i, user) in users.iter().enumerate() {
+        let failures = redis.cli(&["HGET", &format!("t:lock:{user}"), "f"]).trim().to_string();
+        if answers[1][i] {
+            accepted += 1;
+            assert_eq!(failures, "1", "{user}: the right code was accepted after the failure that locked");
+        } else {
+            assert_eq!(failures, "2", "{user}: the right code was refused, the user is not locked");
+        }
+    }
+    eprintln!("{accepted} of {} right codes came before the locking failure", users.len());
 }
 
 #[test]

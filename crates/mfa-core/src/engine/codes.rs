@@ -8,7 +8,7 @@ use crate::factor::otp;
 use crate::factor::state::TokenState;
 use crate::factor::verify;
 use crate::stats::Cause;
-use crate::store::state_store::Take;
+use crate::store::state_store::{Claim, Take};
 use crate::store::tokens::{Token, TokenKind};
 
 /// What the user gave: a code borrowed from the request where it can be.
@@ -88,18 +88,24 @@ impl Engine {
                     }),
                 };
                 if let Some(found) = found {
-                    if one_trip {
-                        match self.take_in_one_trip(user, token, found, now, trail) {
-                            Some(decision) => return decision,
-                            None => {
-                                used_before = true; // a replay: counted below
-                                break;
-                            }
+                    let mut decision = match self.take(user, claim_of(token, found), now, trail) {
+                        Some(decision) => decision,
+                        None if one_trip => {
+                            used_before = true; // a replay: counted below
+                            break;
                         }
-                    }
-                    let mut decision = self.claim(user, token, found, trail);
-                    if let (Given::MsChap2(m), Outcome::Ok) = (given, decision.outcome) {
-                        decision.attributes = mschap2_reply(&m.success(&verify::code_at(token, found)));
+                        None => {
+                            trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
+                            return Decision::reject(Cause::Replayed, messages.wrong_code.clone());
+                        }
+                    };
+                    if decision.outcome == Outcome::Ok {
+                        // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with
+                        // auth = yes), and a log line per accept is the costliest part of an accept.
+                        trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
+                        if let Given::MsChap2(m) = given {
+                            decision.attributes = mschap2_reply(&m.success(&verify::code_at(token, found)));
+                        }
                     }
                     return decision;
                 }
@@ -144,41 +150,14 @@ impl Engine {
         }
     }
 
-    /// Records the accepted step or counter as a claim of the store, so that
-    /// another process sharing it (a second instance after a HUP, mfa-admin,
-    /// another server) cannot take it too.
-    fn claim(&self, user: &str, token: &Token, found: u64, trail: &mut Trail) -> Decision {
-        let messages = &self.cfg.messages;
-        let claimed = match token.kind {
-            TokenKind::Totp { .. } => self.store().claim_totp_step(user, &token.serial, found),
-            TokenKind::Hotp => self.store().claim_hotp_counter(user, &token.serial, found.saturating_add(1)),
-        };
-        match claimed {
-            Ok(true) => self.note_upkeep_error(trail),
-            Ok(false) => {
-                trail.info(format!("rejected: \"{user}\" sent a code used meanwhile by another process"));
-                return Decision::reject(Cause::Replayed, messages.wrong_code.clone());
-            }
-            Err(e) => {
-                // Accepting without a durable record would let the code be used again.
-                trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
-                return Decision::refuse(Outcome::Fail, messages.internal.clone());
-            }
-        }
-        self.reset_failures(user, trail);
-        // Debug, not info: FreeRADIUS logs the accept itself ("Login OK" with auth = yes),
-        // and a log line per accept is the costliest part of an accept.
-        trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
-        Decision::accept()
-    }
-
-    /// A TOTP step taken in one round trip: the decision, or None for a replay
-    /// (the caller counts it as a failure).
-    fn take_in_one_trip(&self, user: &str, token: &Token, step: u64, now: u64, trail: &mut Trail) -> Option<Decision> {
-        match self.store().take_totp_step_unless_locked(user, &token.serial, step, now) {
+    /// Takes what an accepted login claims, with the lock check, as one step of
+    /// the store (so that another process sharing it, a second instance after a
+    /// HUP, mfa-admin or another server, cannot take it too, and a lock counted
+    /// there first refuses it): the decision, or None when the claim was used before.
+    pub(super) fn take(&self, user: &str, claim: Claim<'_>, now: u64, trail: &mut Trail) -> Option<Decision> {
+        match self.store().take_unless_locked(user, claim, now) {
             Ok(Take::Taken) => {
                 self.note_upkeep_error(trail);
-                trail.debug_with(|| format!("accepted: \"{user}\" with token {}", token.serial));
                 Some(Decision::accept())
             }
             Ok(Take::Used) => None,
@@ -188,6 +167,7 @@ impl Engine {
                 Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
             }
             Err(e) => {
+                // Accepting without a durable record would let the code be used again.
                 trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
                 Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()))
             }
@@ -293,6 +273,14 @@ impl Engine {
 pub(super) fn mschap2_error(ident: u8, challenge: &[u8; 16]) -> (String, String) {
     let challenge = data_encoding::HEXLOWER.encode(challenge);
     ("MS-CHAP-Error".into(), format!("\\{ident:03o}E=691 R=0 C={challenge} V=3 M=Authentication rejected"))
+}
+
+/// What accepting `found` (a TOTP step, or an HOTP counter) claims of `token`.
+fn claim_of(token: &Token, found: u64) -> Claim<'_> {
+    match token.kind {
+        TokenKind::Totp { .. } => Claim::TotpStep { serial: &token.serial, step: found },
+        TokenKind::Hotp => Claim::HotpCounter { serial: &token.serial, next: found.saturating_add(1) },
+    }
 }
 
 /// The reply of an accepted MS-CHAPv2 login, as FreeRADIUS's mschap module gives it

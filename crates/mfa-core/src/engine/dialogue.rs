@@ -11,6 +11,7 @@ use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
 use crate::stats::Cause;
+use crate::store::state_store::Claim;
 use crate::store::tokens::{Token, TokenKind, User};
 use crate::text::mask::{mask_email, mask_phone};
 use crate::text::template::render;
@@ -390,9 +391,16 @@ impl Engine {
             return decision;
         }
         if bool::from(answer.trim().as_bytes().ct_eq(sent.as_bytes())) {
-            self.reset_failures(user, trail);
-            trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
-            return Decision::accept();
+            // The lock checked again as the store clears the failures: one counted
+            // on another server since the read above refuses the code.
+            let decision = self.take(user, Claim::Nothing, now, trail);
+            // Never None: nothing is claimed, so nothing was used before.
+            let decision =
+                decision.unwrap_or_else(|| Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()));
+            if decision.outcome == Outcome::Ok {
+                trail.debug(format!("accepted: \"{user}\" with a code sent by the module"));
+            }
+            return decision;
         }
         match self.record_failure(user, now, Some(&format!("\"{user}\" sent a wrong code")), trail) {
             Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),

@@ -17,7 +17,7 @@ use crate::stats::{Counters, Failure};
 /// A store that cannot answer: the caller fails closed (never "not used", never "not locked").
 pub type StoreError = String;
 
-/// How [`StateStore::take_totp_step_unless_locked`] went.
+/// How [`StateStore::take_unless_locked`] went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
     /// The step is the user's now; failures cleared.
@@ -26,6 +26,18 @@ pub enum Take {
     Used,
     /// The user is locked: nothing was taken.
     Locked(LockState),
+}
+
+/// What an accepted login takes from the store ([`StateStore::take_unless_locked`]),
+/// besides the clearing of the user's failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim<'a> {
+    /// A TOTP step of the token `serial`: later than every step taken before.
+    TotpStep { serial: &'a str, step: u64 },
+    /// The token's next HOTP counter: it only moves forward.
+    HotpCounter { serial: &'a str, next: u64 },
+    /// Nothing more (a code the module sent, single use through its State).
+    Nothing,
 }
 
 /// The state a login's decisions depend on, wherever it is kept.
@@ -46,28 +58,21 @@ pub trait StateStore: Send + Sync {
     /// taken before, here or by any writer sharing the store.
     fn claim_totp_step(&self, user: &str, serial: &str, step: u64) -> Result<bool, StoreError>;
 
-    /// True when [`StateStore::take_totp_step_unless_locked`] costs one round trip
-    /// where `current_lock` then `claim_totp_step` cost two (a store over the
-    /// network): the engine then checks a TOTP code without reading first.
+    /// True when [`StateStore::take_unless_locked`] checks the lock as it claims,
+    /// so that a TOTP code needs no read first: one round trip where
+    /// `current_lock` then the claim cost two (a store over the network), one
+    /// catching up where they cost two (the journal). The engine then checks a
+    /// TOTP code without reading first.
     fn checks_lock_in_claims(&self) -> bool {
         false
     }
 
-    /// The lock check and the claim of a TOTP step at once; on success the
-    /// user's failures are cleared. A store that reads locally does both in turn.
-    fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
-        let lock = self.current_lock(user)?;
-        if lock.is_locked(now) {
-            return Ok(Take::Locked(lock));
-        }
-        if !self.claim_totp_step(user, serial, step)? {
-            return Ok(Take::Used);
-        }
-        if lock.failures > 0 {
-            self.reset_failures(user)?;
-        }
-        Ok(Take::Taken)
-    }
+    /// The lock check and the claim of an accepted login as one step of the
+    /// store; on success the user's failures are cleared. A lock counted
+    /// anywhere before the claim refuses it, so that a right code racing the
+    /// failure that locks (on another server, or in another process sharing a
+    /// journal) is judged in the order the store saw them.
+    fn take_unless_locked(&self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, StoreError>;
 
     /// Moves the token's next HOTP counter to `next_counter`: true only when that moves it forward.
     fn claim_hotp_counter(&self, user: &str, serial: &str, next_counter: u64) -> Result<bool, StoreError>;
@@ -228,8 +233,8 @@ impl StateStore for LocalStore {
         true
     }
 
-    fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
-        self.write(|j| j.take_totp_step_unless_locked(user, serial, step, now))
+    fn take_unless_locked(&self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, StoreError> {
+        self.write(|j| j.take_unless_locked(user, claim, now))
     }
 
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
@@ -348,18 +353,32 @@ mod tests {
     }
 
     #[test]
-    fn a_step_taken_unless_locked_in_turn_by_a_local_store() {
+    fn every_claim_is_taken_unless_locked_by_a_local_store() {
         let dir = TempDir::new("state-store-take");
         let store = open(&dir.path().join("state.jsonl"));
+        let step = |step| Claim::TotpStep { serial: "T1", step };
+        let counter = |next| Claim::HotpCounter { serial: "H1", next };
         store.record_failure("alice", 100, 3, 60).unwrap();
-        assert_eq!(store.take_totp_step_unless_locked("alice", "T1", 10, 100), Ok(Take::Taken));
+        assert_eq!(store.take_unless_locked("alice", step(10), 100), Ok(Take::Taken));
         assert_eq!(store.current_lock("alice"), Ok(LockState::default()), "a success clears the failures");
-        assert_eq!(store.take_totp_step_unless_locked("alice", "T1", 10, 100), Ok(Take::Used));
+        assert_eq!(store.take_unless_locked("alice", step(10), 100), Ok(Take::Used));
+        store.record_failure("alice", 100, 3, 60).unwrap();
+        assert_eq!(store.take_unless_locked("alice", counter(1), 100), Ok(Take::Taken));
+        assert_eq!(store.token("alice", "H1").next_counter, 1);
+        assert_eq!(store.current_lock("alice"), Ok(LockState::default()));
+        assert_eq!(store.take_unless_locked("alice", counter(1), 100), Ok(Take::Used));
+        store.record_failure("alice", 100, 3, 60).unwrap();
+        assert_eq!(store.take_unless_locked("alice", Claim::Nothing, 100), Ok(Take::Taken));
+        assert_eq!(store.current_lock("alice"), Ok(LockState::default()));
         for _ in 0..3 {
             store.record_failure("alice", 100, 3, 60).unwrap();
         }
-        let locked = store.take_totp_step_unless_locked("alice", "T1", 11, 120).unwrap();
-        assert_eq!(locked, Take::Locked(LockState { failures: 3, locked_until: 160 }));
+        let locked = Take::Locked(LockState { failures: 3, locked_until: 160 });
+        for claim in [step(11), counter(2), Claim::Nothing] {
+            assert_eq!(store.take_unless_locked("alice", claim, 120), Ok(locked), "{claim:?}");
+        }
+        assert_eq!(store.token("alice", "T1").last_step, Some(10), "nothing taken while locked");
+        assert_eq!(store.token("alice", "H1").next_counter, 1);
         assert!(store.checks_lock_in_claims());
     }
 

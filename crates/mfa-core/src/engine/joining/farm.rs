@@ -338,7 +338,7 @@ pub(in crate::engine) mod testing {
     use std::sync::{Arc, Mutex};
 
     use crate::store::journal::{LockState, TokenState};
-    use crate::store::state_store::{StateStore, StoreError, Take};
+    use crate::store::state_store::{Claim, StateStore, StoreError, Take};
 
     /// A store of logins in memory that its clones share, as the servers of a
     /// farm share Redis (without expiry).
@@ -373,7 +373,7 @@ pub(in crate::engine) mod testing {
         fn claim_totp_step(&self, _: &str, _: &str, _: u64) -> Result<bool, StoreError> {
             Ok(true)
         }
-        fn take_totp_step_unless_locked(&self, _: &str, _: &str, _: u64, _: u64) -> Result<Take, StoreError> {
+        fn take_unless_locked(&self, _: &str, _: Claim<'_>, _: u64) -> Result<Take, StoreError> {
             Ok(Take::Taken)
         }
         fn claim_hotp_counter(&self, _: &str, _: &str, _: u64) -> Result<bool, StoreError> {

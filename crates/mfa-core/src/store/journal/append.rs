@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use super::error::{io_error, JournalError};
 use super::record::Record;
 use super::{LockState, StateJournal};
-use crate::store::state_store::Take;
+use crate::store::state_store::{Claim, Take};
 
 /// Answered States one user may hold until they expire (a person answers a
 /// few per login; a State lives at most challenge_timeout, 3600 s at most).
@@ -132,19 +132,14 @@ impl StateJournal {
         Ok(true)
     }
 
-    /// Takes a TOTP step unless the user is locked at `now`, in one hold of the
-    /// file lock: catch up, check the lock, check the step, append the claim (and
-    /// the clearing of the failures, in the same write). The same decision as a
-    /// lock check followed by a claim, without catching up twice.
-    pub fn take_totp_step_unless_locked(
-        &mut self,
-        user: &str,
-        serial: &str,
-        step: u64,
-        now: u64,
-    ) -> Result<Take, JournalError> {
+    /// Takes what an accepted login claims unless the user is locked at `now`, in
+    /// one hold of the file lock: catch up, check the lock, check the claim, append
+    /// it (and the clearing of the failures, in the same write). The same decision
+    /// as a lock check followed by a claim, without catching up twice, and without
+    /// a lock another writer set between the two being missed.
+    pub fn take_unless_locked(&mut self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, JournalError> {
         self.lock_current()?;
-        let result = self.take_locked(user, serial, step, now);
+        let result = self.take_locked(user, claim, now);
         if matches!(result, Ok(Take::Taken)) {
             self.compact_if_due();
         }
@@ -152,23 +147,36 @@ impl StateJournal {
         result
     }
 
-    fn take_locked(&mut self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, JournalError> {
+    fn take_locked(&mut self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, JournalError> {
         self.read_new(true)?;
         let lock = self.lock(user);
         if lock.is_locked(now) {
             return Ok(Take::Locked(lock));
         }
-        if self.token(user, serial).last_step.is_some_and(|last| step <= last) {
-            return Ok(Take::Used);
-        }
-        let claim = Record::Totp { u: user, s: serial, v: step };
-        let mut line = claim.line();
-        if lock.failures > 0 {
-            let clear = Record::Unlock { u: user };
-            clear.write_line(&mut line);
-            self.write_records(&line, &[claim, clear])?;
-        } else {
-            self.write_records(&line, &[claim])?;
+        let record = match claim {
+            Claim::TotpStep { serial, step } => {
+                if self.token(user, serial).last_step.is_some_and(|last| step <= last) {
+                    return Ok(Take::Used);
+                }
+                Some(Record::Totp { u: user, s: serial, v: step })
+            }
+            Claim::HotpCounter { serial, next } => {
+                if next <= self.token(user, serial).next_counter {
+                    return Ok(Take::Used);
+                }
+                Some(Record::Hotp { u: user, s: serial, v: next })
+            }
+            Claim::Nothing => None,
+        };
+        let clear = (lock.failures > 0).then_some(Record::Unlock { u: user });
+        match (record, clear) {
+            (Some(claim), Some(clear)) => {
+                let mut line = claim.line();
+                clear.write_line(&mut line);
+                self.write_records(&line, &[claim, clear])?;
+            }
+            (Some(one), None) | (None, Some(one)) => self.write_records(&one.line(), &[one])?,
+            (None, None) => {}
         }
         Ok(Take::Taken)
     }
@@ -212,18 +220,19 @@ mod tests {
     /// The one-hold take decides as a lock check and then a claim would, on the
     /// state another writer left, and its records read back the same after a reopen.
     #[test]
-    fn a_take_checks_the_lock_and_the_step_under_one_hold_of_the_file_lock() {
-        use crate::store::state_store::Take;
+    fn a_take_checks_the_lock_and_the_claim_under_one_hold_of_the_file_lock() {
+        use crate::store::state_store::{Claim, Take};
         let dir = new_dir();
         let path = dir.journal_path();
         let (mut module, mut other) = (open(&path), open(&path));
-        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 10, 100).unwrap(), Take::Taken);
-        assert_eq!(other.take_totp_step_unless_locked("alice", "T1", 10, 100).unwrap(), Take::Used, "caught up");
-        assert_eq!(other.take_totp_step_unless_locked("alice", "T1", 9, 100).unwrap(), Take::Used);
+        let step = |step| Claim::TotpStep { serial: "T1", step };
+        assert_eq!(module.take_unless_locked("alice", step(10), 100).unwrap(), Take::Taken);
+        assert_eq!(other.take_unless_locked("alice", step(10), 100).unwrap(), Take::Used, "caught up");
+        assert_eq!(other.take_unless_locked("alice", step(9), 100).unwrap(), Take::Used);
         // Failures another writer counted are cleared by the take, in the same write.
         other.set_lock("alice", LockState { failures: 2, locked_until: 0 }).unwrap();
         let size = fs::metadata(&path).unwrap().len();
-        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 11, 100).unwrap(), Take::Taken);
+        assert_eq!(module.take_unless_locked("alice", step(11), 100).unwrap(), Take::Taken);
         let added = fs::read_to_string(&path).unwrap()[size as usize..].to_string();
         assert_eq!(
             added,
@@ -234,12 +243,27 @@ mod tests {
         let locked = LockState { failures: 3, locked_until: 160 };
         other.set_lock("alice", locked).unwrap();
         let size = fs::metadata(&path).unwrap().len();
-        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 12, 150).unwrap(), Take::Locked(locked));
+        assert_eq!(module.take_unless_locked("alice", step(12), 150).unwrap(), Take::Locked(locked));
         assert_eq!(fs::metadata(&path).unwrap().len(), size);
-        assert_eq!(module.take_totp_step_unless_locked("alice", "T1", 12, 160).unwrap(), Take::Taken);
+        assert_eq!(module.take_unless_locked("alice", step(12), 160).unwrap(), Take::Taken);
         let again = open(&path);
         assert_eq!(again.token("alice", "T1"), totp(12));
         assert_eq!(again.lock("alice"), LockState::default());
+        // An HOTP counter, and a success that claims nothing, the same way.
+        let counter = |next| Claim::HotpCounter { serial: "H1", next };
+        assert_eq!(module.take_unless_locked("alice", counter(3), 160).unwrap(), Take::Taken);
+        assert_eq!(other.take_unless_locked("alice", counter(3), 160).unwrap(), Take::Used, "caught up");
+        other.set_lock("alice", locked).unwrap();
+        assert_eq!(module.take_unless_locked("alice", counter(4), 150).unwrap(), Take::Locked(locked));
+        assert_eq!(module.take_unless_locked("alice", Claim::Nothing, 150).unwrap(), Take::Locked(locked));
+        let size = fs::metadata(&path).unwrap().len();
+        assert_eq!(module.take_unless_locked("alice", Claim::Nothing, 160).unwrap(), Take::Taken);
+        let added = fs::read_to_string(&path).unwrap()[size as usize..].to_string();
+        assert_eq!(added, "{\"k\":\"unlock\",\"u\":\"alice\"}\n", "nothing but the clearing");
+        let size = fs::metadata(&path).unwrap().len();
+        assert_eq!(module.take_unless_locked("alice", Claim::Nothing, 160).unwrap(), Take::Taken);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size, "no failures: nothing written");
+        assert_eq!(open(&path).token("alice", "H1").next_counter, 3);
     }
 
     #[test]

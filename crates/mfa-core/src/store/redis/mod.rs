@@ -32,7 +32,7 @@ use redis::{Connection, RedisError};
 use self::connection::Connector;
 use self::scripts::Scripts;
 use super::journal::{LockState, TokenState};
-use super::state_store::{StateStore, StoreError, Take};
+use super::state_store::{Claim, StateStore, StoreError, Take};
 use crate::config::RedisSettings;
 use crate::fast_map::FastMap;
 
@@ -287,19 +287,31 @@ impl StateStore for RedisStore {
         true
     }
 
-    fn take_totp_step_unless_locked(&self, user: &str, serial: &str, step: u64, now: u64) -> Result<Take, StoreError> {
+    fn take_unless_locked(&self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, StoreError> {
         let (tokens, lock) = (self.key("tokens", user), self.key("lock", user));
-        let field = format!("t:{serial}");
+        let (field, value) = match claim {
+            Claim::TotpStep { serial, step } => (format!("t:{serial}"), step),
+            Claim::HotpCounter { serial, next } => (format!("h:{serial}"), next),
+            Claim::Nothing => (String::new(), 0),
+        };
         let answer: Vec<i64> = self.claim(|| {
             let mut call = evalsha(self.scripts.take_unless_locked.get_hash());
-            call.arg(2).arg(&tokens).arg(&lock).arg(&field).arg(step).arg(now);
+            call.arg(2).arg(&tokens).arg(&lock).arg(&field).arg(value).arg(now);
             call
         })?;
         match answer.as_slice() {
             [1] => {
                 self.remember(user, |s| {
                     s.lock = LockState::default();
-                    update_token(&mut s.tokens, serial, |t| t.last_step = Some(step));
+                    match claim {
+                        Claim::TotpStep { serial, step } => {
+                            update_token(&mut s.tokens, serial, |t| t.last_step = Some(step))
+                        }
+                        Claim::HotpCounter { serial, next } => {
+                            update_token(&mut s.tokens, serial, |t| t.next_counter = next)
+                        }
+                        Claim::Nothing => {}
+                    }
                 });
                 Ok(Take::Taken)
             }
@@ -309,7 +321,7 @@ impl StateStore for RedisStore {
                 self.remember(user, |s| s.lock = lock);
                 Ok(Take::Locked(lock))
             }
-            _ => Err("unexpected answer to the claim of a step".to_string()),
+            _ => Err("unexpected answer to the claim of an accepted login".to_string()),
         }
     }
 

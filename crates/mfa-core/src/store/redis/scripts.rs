@@ -54,16 +54,20 @@ return {n, left}
 ";
 
 /// KEYS[1] the user's tokens hash, KEYS[2] the user's lock hash; ARGV[1] the
-/// step's field, ARGV[2] the step, ARGV[3] now. A locked user takes nothing:
-/// {-1, failures, locked until}; a step not later than the one stored: {0};
-/// else the step is taken and the failures cleared: {1}.
+/// field of what an accepted login claims (a TOTP step, `t:serial`, or the next
+/// HOTP counter, `h:serial`; empty when it claims nothing), ARGV[2] its value,
+/// ARGV[3] now. A locked user takes nothing: {-1, failures, locked until}; a
+/// value not past the one stored: {0}; else it is taken and the failures
+/// cleared: {1}.
 const TAKE_UNLESS_LOCKED: &str = r"
 local lock = redis.call('HMGET', KEYS[2], 'f', 'u')
 local locked_until = tonumber(lock[2] or '0')
 if locked_until > tonumber(ARGV[3]) then return {-1, tonumber(lock[1] or '0'), locked_until} end
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if current >= tonumber(ARGV[2]) then return {0} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[1] ~= '' then
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+  if current >= tonumber(ARGV[2]) then return {0} end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
 redis.call('DEL', KEYS[2])
 return {1}
 ";
