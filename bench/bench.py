@@ -1543,6 +1543,29 @@ def task_cpu_seconds(pid):
     return total / 1e9
 
 
+# A bare client of Redis, run by RedisProcess.bare_round_trip: one HGET at a time over a
+# TCP connection to 127.0.0.1 (TCP_NODELAY, as the module's client), its own CPU time
+# per round trip, user and kernel apart, printed as two numbers.
+BARE_ROUND_TRIP = r"""
+import resource, socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+cmd = b"*3\r\n$4\r\nHGET\r\n$10\r\nbench:bare\r\n$3\r\nt:1\r\n"
+def trips(k):
+    for _ in range(k):
+        s.sendall(cmd)
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            reply += s.recv(64)
+trips(200)
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+trips(n)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+print(1e6 * (r1.ru_utime - r0.ru_utime) / n, 1e6 * (r1.ru_stime - r0.ru_stime) / n)
+"""
+
+
 class RedisProcess:
     """A redis-server on a free loopback port, persisting nothing, with a small
     RESP client for INFO and checks."""
@@ -1579,6 +1602,18 @@ class RedisProcess:
                 raise BenchError(f"redis-server did not start on 127.0.0.1:{self.port}:\n" + tail(self.log))
             time.sleep(0.02)
         self.version = self.info("server").get("redis_version", "?")
+
+    def bare_round_trip(self, n):
+        """What one round trip to this Redis costs a bare client on the server's CPU, one at
+        a time: (user, kernel) CPU microseconds per round trip. The kernel's part is what
+        any client that waits for Redis's answer pays on this machine (the user part is
+        Python's)."""
+        done = subprocess.run([*pinned("server"), sys.executable, "-c", BARE_ROUND_TRIP, str(self.port), str(n)],
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise BenchError("the bare Redis client failed:\n" + done.stderr[-2000:])
+        user, kernel = (float(x) for x in done.stdout.split())
+        return user, kernel
 
     def command(self, *args):
         data = b"*%d\r\n" % len(args)
@@ -2109,6 +2144,8 @@ def main():
     ap.add_argument("--cost-rounds", type=int, default=11, help="rounds of part 6's CPU measure")
     ap.add_argument("--cost-strace", type=int, default=1000,
                     help="logins per path counted by strace -c in part 6; 0: none")
+    ap.add_argument("--cost-bare-trips", type=int, default=2000,
+                    help="round trips of a bare Redis client per round of part 6 (the floor); 0: none")
     ap.add_argument("--cost-memory", type=int, default=100000,
                     help="users logging in once each for part 6's memory measure; 0: none")
     ap.add_argument("--redis-beside-server", action="store_true",
@@ -2140,8 +2177,9 @@ def main():
     if not parts or not parts <= {1, 2, 3, 4, 5, 6}:
         ap.error("--parts takes part numbers 1 to 6, e.g. --parts 3 or --parts 1,4")
     if (args.cost_logins < 0 or args.cost_users < 1 or args.cost_rounds < 1 or args.cost_strace < 0
-            or args.cost_memory < 0):
-        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins, --cost-strace and --cost-memory >= 0")
+            or args.cost_memory < 0 or args.cost_bare_trips < 0):
+        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins, --cost-strace, --cost-bare-trips and "
+                 "--cost-memory >= 0")
     if (args.redis_users < 1 or args.redis_rounds < 1 or args.redis_latency < 1 or args.redis_latency_warmup < 0
             or args.callgrind < 0):
         ap.error("--redis-users, --redis-rounds, --redis-latency must be >= 1, --redis-latency-warmup and "

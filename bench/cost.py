@@ -171,6 +171,7 @@ def part_cost(args, work, pid_file, b):
     servers = {}
     cpu = {p: [] for p in paths}
     redis_cpu = []
+    bare = []  # (user, kernel) us per round trip of a bare Redis client, one per round
     syscalls, top = {}, {}
     instructions = {}
     try:
@@ -232,6 +233,8 @@ def part_cost(args, work, pid_file, b):
             if redis is not None:
                 redis_cpu.append(1e6 * totals["redis"][1] / n_cpu)
             b.say(f"   round {r + 1}: server CPU us/login " + ", ".join(f"{LABEL[p]} {cpu[p][-1]:.1f}" for p in paths))
+            if redis is not None and args.cost_bare_trips:
+                bare.append(redis.bare_round_trip(args.cost_bare_trips))
 
         if have_strace:
             for path in paths:
@@ -257,7 +260,7 @@ def part_cost(args, work, pid_file, b):
             server.stop()
         if redis is not None:
             redis.stop()
-    return report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top, memory)
+    return report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, memory)
 
 
 def memory_count(b, args, work, servers, make_server, password, name):
@@ -381,7 +384,7 @@ def callgrind_count(b, args, servers, path, make_server, redis, one_login, indic
         server.stop(grace=60)
 
 
-def report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top, memory):
+def report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, memory):
     med = {p: statistics.median(cpu[p]) for p in paths}
     base = "totp"
     b.say("")
@@ -423,6 +426,12 @@ def report(b, args, paths, instructions, cpu, redis_cpu, syscalls, top, memory):
         added = [r - o for r, o in zip(cpu["redis"], cpu["otp"])]
         check("server CPU Redis adds, us/login (median of rounds)", statistics.median(added), args.target_redis_cpu)
         b.say(f"   (round by round: {' '.join(f'{x:+.1f}' for x in added)})")
+        if bare:
+            kernel = statistics.median(k for _, k in bare)
+            b.say(f"   (the floor: one round trip to the same Redis costs a bare client on the server's CPU "
+                  f"{kernel:.1f} us of kernel CPU,")
+            b.say(f"    one at a time, median of rounds; what Redis adds / that: "
+                  f"{statistics.median(added) / kernel:.2f})")
         if "redis" in instructions:
             b.say(f"   instructions Redis adds: {instructions['redis'] - instructions['otp']:+,.0f} per login")
     return checks

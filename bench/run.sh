@@ -68,6 +68,8 @@ Options passed on to bench/bench.py (defaults in brackets):
   --cost-users N     logins per path per round of part 6's CPU measure [4000]
   --cost-rounds N    rounds of part 6's CPU measure [11]
   --cost-strace N    logins per path counted by strace -c in part 6, 0: none [1000]
+  --cost-bare-trips N   round trips of a bare Redis client per round of part 6, the
+                     floor beside what Redis adds, 0: none [2000]
   --cost-memory N    users logging in once each for part 6's memory measure, 0: none [100000]
   --redis-beside-server   parts 5 and 6: redis-server on the server's CPU, not the load's
   --no-pin           parts 5 and 6: pin nothing (by default the server runs on one
