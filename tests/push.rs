@@ -373,6 +373,24 @@ fn a_wait_longer_than_max_request_time_stops_freeradius() {
     assert!(out.contains("invalid 'push.wait'") && out.contains("max_request_time"), "{}", common::tail(&out, 20));
 }
 
+/// With the Redis store the call that waits for the push may also wait on Redis,
+/// 3 x timeout_ms: 15 + 2 x 5 + 3 x 2 s outlasts max_request_time (30 s). No Redis
+/// is needed: the check is made as the configuration is read.
+#[test]
+fn a_wait_that_with_the_redis_store_outlasts_max_request_time_stops_freeradius() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::NeverAnswer);
+    let setup = Setup::challenge_mode("push", &tokens(), USERS)
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 5\n wait = 15\n}}", provider.url()))
+        .with("state_store = redis\nredis {\n\tserver = 127.0.0.1:1\n\ttimeout_ms = 2000\n}\n");
+    let out = Server::start_failing(&module, &setup);
+    assert!(
+        out.contains("invalid 'push.wait'") && out.contains("6.0 s more on the Redis state store"),
+        "{}",
+        common::tail(&out, 20)
+    );
+}
+
 #[test]
 fn the_same_login_at_both_servers_of_a_pair_sends_one_push() {
     let module = require_module!();

@@ -22,6 +22,7 @@ mod push;
 mod raw;
 pub mod redis;
 pub mod reply;
+mod request_time;
 mod smtp;
 mod warnings;
 
@@ -35,6 +36,7 @@ pub use push::{push_settings, Approval, Failmode, Push, RawPush};
 pub use raw::{RawConfig, RawLockout, RawRealm, RawStats};
 pub use redis::{Address, RawRedis, RedisSettings};
 pub use reply::RawRule;
+pub use request_time::RequestTime;
 pub use smtp::{smtp, RawSmtp, Smtp, SmtpTls};
 
 /// auto mode's default code pattern: 6 to 8 digits.
@@ -299,19 +301,25 @@ impl Config {
         if mode == Mode::OtpOrPush && backend != Backend::Local {
             return Err(invalid("mode", "otp-or-push is for the local backend (the token file and the push provider)"));
         }
+        // A login that waits on a backend or a push may also wait on the store, in the same call.
+        let store_wait = match &store {
+            StoreChoice::Redis(settings) => settings.timeout * redis::ROUNDS,
+            StoreChoice::Journal => Duration::ZERO,
+        };
+        let request_time = RequestTime { max_request_time: raw.server_max_request_time, store_wait };
         let privacyidea = match backend {
-            Backend::PrivacyIdea => Some(privacyidea::settings(&raw.privacyidea, raw.server_max_request_time)?),
+            Backend::PrivacyIdea => Some(privacyidea::settings(&raw.privacyidea, request_time)?),
             _ => None,
         };
         let duo = match backend {
-            Backend::Duo => Some(duo::settings(&raw.duo, mode, raw.server_max_request_time)?),
+            Backend::Duo => Some(duo::settings(&raw.duo, mode, request_time)?),
             _ => None,
         };
 
         let push_configured = !raw.push.url.as_deref().map(str::trim).unwrap_or("").is_empty();
         // With Duo, mode push is Duo's push: the generic provider's section is not used.
         let push = if duo.is_none() && (matches!(mode, Mode::Push | Mode::OtpOrPush) || push_configured) {
-            Some(push_settings(&raw.push, raw.server_max_request_time)?)
+            Some(push_settings(&raw.push, request_time)?)
         } else {
             None
         };
@@ -548,6 +556,19 @@ mod tests {
         let err = Config::from_raw(&raw).unwrap_err();
         assert_eq!(err.item, "push.wait");
         assert!(err.message.contains("33 s (2 providers x timeout 11"), "{err}");
+
+        // With the Redis store, the call that waits for the push may wait on it too:
+        // 3 x timeout_ms. 15 + 2 x 5 + 3 x 2 s is not less than 30.
+        let mut raw = push_raw();
+        raw.push.wait = 15;
+        assert!(Config::from_raw(&raw).is_ok(), "the journal: 25 s");
+        raw.state_store = Some("redis".into());
+        raw.redis.timeout_ms = 2000;
+        let err = Config::from_raw(&raw).unwrap_err();
+        assert_eq!(err.item, "push.wait");
+        assert!(err.message.contains("may take 25 s (wait 15 + 2 x timeout 5) and 6.0 s more on the Redis"), "{err}");
+        raw.redis.timeout_ms = 500;
+        assert!(Config::from_raw(&raw).is_ok(), "25 + 1.5 s");
 
         let mut raw = push_raw();
         raw.push.url = None;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, optional_path, ConfigError};
+use super::{choice, invalid, optional_path, ConfigError, RequestTime};
 use crate::text::url::redact;
 
 crate::section! {
@@ -128,9 +128,9 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-/// Checks the section. `max_request_time` is the server's (0 when unknown):
-/// a poll wait and the calls around it must end before it.
-pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig, ConfigError> {
+/// Checks the section. A poll wait and the calls around it, with the state
+/// store's wait, must end before the server's max_request_time.
+pub fn settings(raw: &RawPrivacyIdea, request_time: RequestTime) -> Result<PiConfig, ConfigError> {
     let urls: Vec<String> =
         raw.url.as_deref().unwrap_or("").split_whitespace().map(|u| u.trim_end_matches('/').to_string()).collect();
     if urls.is_empty() {
@@ -151,13 +151,10 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
     // A login may make a check, a wait with polls, and a final check: all within
     // the server's max_request_time, or it abandons the request mid-way.
     let longest = if poll == PollMode::Wait { raw.poll_wait + 3 * raw.timeout } else { 2 * raw.timeout };
-    if max_request_time > 0 && longest >= max_request_time {
+    if let Some(words) = request_time.refuses("a login", longest, "") {
         return Err(invalid(
             if poll == PollMode::Wait { "privacyidea.poll_wait" } else { "privacyidea.timeout" },
-            format!(
-                "a login may take {longest} s, not less than the server's max_request_time of \
-                 {max_request_time} s: lower it, or raise max_request_time in radiusd.conf"
-            ),
+            words,
         ));
     }
     let api_key = raw.api_key.as_deref().filter(|k| !k.is_empty()).map(|key| {
@@ -203,6 +200,9 @@ pub fn settings(raw: &RawPrivacyIdea, max_request_time: u32) -> Result<PiConfig,
 mod tests {
     use super::*;
 
+    /// The stock max_request_time, with the local journal (no store wait).
+    const THIRTY: RequestTime = RequestTime { max_request_time: 30, store_wait: Duration::ZERO };
+
     fn good() -> RawPrivacyIdea {
         RawPrivacyIdea {
             url: Some("https://pi1.example.com/ https://pi2.example.com".into()),
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn urls_in_order_and_defaults() {
-        let cfg = settings(&good(), 30).unwrap();
+        let cfg = settings(&good(), THIRTY).unwrap();
         assert_eq!(cfg.client.urls, ["https://pi1.example.com", "https://pi2.example.com"]);
         assert_eq!(cfg.poll, PollMode::Wait);
         assert_eq!(cfg.client.api_key, None);
@@ -228,50 +228,50 @@ mod tests {
     fn errors_name_the_item() {
         let mut raw = good();
         raw.url = None;
-        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.url");
+        assert_eq!(settings(&raw, THIRTY).unwrap_err().item, "privacyidea.url");
         raw.url = Some("ftp://x".into());
-        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.url");
+        assert_eq!(settings(&raw, THIRTY).unwrap_err().item, "privacyidea.url");
         let mut raw = good();
         raw.poll_wait = 25;
-        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.poll_wait");
+        assert_eq!(settings(&raw, THIRTY).unwrap_err().item, "privacyidea.poll_wait");
         let mut raw = good();
         raw.realms = vec![("".into(), "corp".into())];
-        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.realms");
+        assert_eq!(settings(&raw, THIRTY).unwrap_err().item, "privacyidea.realms");
     }
 
     #[test]
     fn a_name_with_an_unlisted_realm_is_sent_whole_unless_split() {
         let mut raw = good();
         raw.realms = vec![("Example.COM".into(), "corp".into())];
-        let cfg = settings(&raw, 30).unwrap();
+        let cfg = settings(&raw, THIRTY).unwrap();
         assert_eq!(cfg.user_name, UserName::Whole);
         let sent = |cfg: &PiConfig, whole, user, realm| cfg.user_and_realm(whole, user, realm);
         assert_eq!(sent(&cfg, "bob@mail.test", "bob", Some("mail.test")), ("bob@mail.test".into(), None));
         assert_eq!(sent(&cfg, "bob@example.com", "bob", Some("example.com")), ("bob".into(), Some("corp".into())));
         assert_eq!(sent(&cfg, "bob", "bob", None), ("bob".into(), None));
         raw.realm = Some("fixed".into());
-        let cfg = settings(&raw, 30).unwrap();
+        let cfg = settings(&raw, THIRTY).unwrap();
         assert_eq!(
             sent(&cfg, "bob@mail.test", "bob", Some("mail.test")),
             ("bob@mail.test".into(), Some("fixed".into()))
         );
         raw.realm = None;
         raw.user_name = Some("split".into());
-        let cfg = settings(&raw, 30).unwrap();
+        let cfg = settings(&raw, THIRTY).unwrap();
         assert_eq!(sent(&cfg, "bob@mail.test", "bob", Some("mail.test")), ("bob".into(), Some("mail.test".into())));
         raw.user_name = Some("halves".into());
-        assert_eq!(settings(&raw, 30).unwrap_err().item, "privacyidea.user_name");
+        assert_eq!(settings(&raw, THIRTY).unwrap_err().item, "privacyidea.user_name");
     }
 
     #[test]
     fn realm_mapping() {
         let mut raw = good();
         raw.realms = vec![("Example.COM".into(), "corp".into())];
-        let cfg = settings(&raw, 0).unwrap();
+        let cfg = settings(&raw, RequestTime::default()).unwrap();
         assert_eq!(cfg.realm_for(Some("example.com")), Some("corp"));
         assert_eq!(cfg.realm_for(Some("other")), Some("other"));
         assert_eq!(cfg.realm_for(None), None);
         raw.realm = Some("fixed".into());
-        assert_eq!(settings(&raw, 0).unwrap().realm_for(Some("example.com")), Some("fixed"));
+        assert_eq!(settings(&raw, RequestTime::default()).unwrap().realm_for(Some("example.com")), Some("fixed"));
     }
 }

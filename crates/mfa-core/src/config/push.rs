@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, optional_path, ConfigError};
+use super::{choice, invalid, optional_path, ConfigError, RequestTime};
 use crate::text::url::{has_http_scheme, redact};
 
 crate::section! {
@@ -93,9 +93,9 @@ impl fmt::Debug for Push {
     }
 }
 
-/// Checks the section; `max_request_time` is the server's (0 when unknown): a
-/// push, with the calls around it, must end before it.
-pub fn push_settings(p: &RawPush, max_request_time: u32) -> Result<Push, ConfigError> {
+/// Checks the section. A push, with the calls around it and the state store's
+/// wait, must end before the server's max_request_time.
+pub fn push_settings(p: &RawPush, request_time: RequestTime) -> Result<Push, ConfigError> {
     let mut urls = Vec::new();
     for (item, url) in [("push.url", &p.url), ("push.secondary_url", &p.secondary_url)] {
         let url = url.as_deref().map(str::trim).unwrap_or("");
@@ -115,19 +115,13 @@ pub fn push_settings(p: &RawPush, max_request_time: u32) -> Result<Push, ConfigE
     // try every provider, a timeout each; when that outlasts the wait, the cancel follows.
     let create = urls.len() as u32 * p.timeout;
     let longest = create.max(p.wait + p.timeout) + p.timeout;
-    if max_request_time > 0 && longest >= max_request_time {
-        let how = if create > p.wait + p.timeout {
-            format!("{} providers x timeout {} to create it, then a cancel", urls.len(), p.timeout)
-        } else {
-            format!("wait {} + 2 x timeout {}", p.wait, p.timeout)
-        };
-        return Err(invalid(
-            "push.wait",
-            format!(
-                "a push may take {longest} s ({how}), not less than the server's \
-                 max_request_time of {max_request_time} s: lower it, or raise max_request_time in radiusd.conf"
-            ),
-        ));
+    let how = if create > p.wait + p.timeout {
+        format!("{} providers x timeout {} to create it, then a cancel", urls.len(), p.timeout)
+    } else {
+        format!("wait {} + 2 x timeout {}", p.wait, p.timeout)
+    };
+    if let Some(words) = request_time.refuses("a push", longest, &format!(" ({how})")) {
+        return Err(invalid("push.wait", words));
     }
     let failmode = choice(
         "push.failmode",

@@ -51,6 +51,11 @@ pub struct CaSources {
     pub path: Option<PathBuf>,
 }
 
+/// An operation's deadline on the store, in `timeout_ms`: room for a dead pooled
+/// connection or Sentinel, then a new connection's exchanges; also the budget
+/// of one module call's operations together. README states it.
+pub const ROUNDS: u32 = 3;
+
 /// The checked `redis { }` section.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {

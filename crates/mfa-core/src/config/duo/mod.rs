@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{choice, invalid, optional_path, Approval, ConfigError, Failmode, Mode};
+use super::{choice, invalid, optional_path, Approval, ConfigError, Failmode, Mode, RequestTime};
 
 pub mod endpoint;
 
@@ -106,9 +106,9 @@ pub fn check_secret_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the section for `mode`; `max_request_time` is the server's (0 when
-/// unknown): a preauth, an auth and a wait with polls must end before it.
-pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoConfig, ConfigError> {
+/// Checks the section for `mode`. A preauth, an auth and a wait with polls, with
+/// the state store's wait, must end before the server's max_request_time.
+pub fn settings(raw: &RawDuo, mode: Mode, request_time: RequestTime) -> Result<DuoConfig, ConfigError> {
     if !matches!(mode, Mode::Otp | Mode::PasswordOtp | Mode::Auto | Mode::Push) {
         return Err(invalid(
             "mode",
@@ -169,14 +169,8 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
     // `password,phone`, auto's "password," and its menu); otp checks passcodes alone.
     let waits = mode != Mode::Otp;
     let longest = if waits { raw.wait + 3 * raw.timeout } else { 2 * raw.timeout };
-    if max_request_time > 0 && longest >= max_request_time {
-        return Err(invalid(
-            if waits { "duo.wait" } else { "duo.timeout" },
-            format!(
-                "a login may take {longest} s, not less than the server's max_request_time of \
-                 {max_request_time} s: lower it, or raise max_request_time in radiusd.conf"
-            ),
-        ));
+    if let Some(words) = request_time.refuses("a login", longest, "") {
+        return Err(invalid(if waits { "duo.wait" } else { "duo.timeout" }, words));
     }
     Ok(DuoConfig {
         api_host,
@@ -199,6 +193,9 @@ pub fn settings(raw: &RawDuo, mode: Mode, max_request_time: u32) -> Result<DuoCo
 mod tests {
     use super::*;
 
+    /// The stock max_request_time, with the local journal (no store wait).
+    const THIRTY: RequestTime = RequestTime { max_request_time: 30, store_wait: Duration::ZERO };
+
     fn good() -> RawDuo {
         RawDuo {
             api_host: Some("api-12345678.duosecurity.com".into()),
@@ -210,7 +207,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        let cfg = settings(&good(), Mode::Push, 30).unwrap();
+        let cfg = settings(&good(), Mode::Push, THIRTY).unwrap();
         assert_eq!(cfg.failmode, Failmode::Secure);
         assert_eq!(cfg.enroll, Enroll::Reject);
         assert_eq!(cfg.signature_version, 5);
@@ -222,7 +219,7 @@ mod tests {
         let item = |change: &dyn Fn(&mut RawDuo), mode| {
             let mut raw = good();
             change(&mut raw);
-            settings(&raw, mode, 30).unwrap_err().item
+            settings(&raw, mode, THIRTY).unwrap_err().item
         };
         assert_eq!(item(&|_| {}, Mode::PasswordThenOtp), "mode");
         assert_eq!(item(&|r| r.api_host = None, Mode::Otp), "duo.api_host");
@@ -239,7 +236,7 @@ mod tests {
         // password,push and auto's push or menu wait as mode push does.
         assert_eq!(item(&|r| r.wait = 20, Mode::PasswordOtp), "duo.wait");
         assert_eq!(item(&|r| r.wait = 20, Mode::Auto), "duo.wait");
-        assert!(settings(&RawDuo { wait: 20, ..good() }, Mode::Otp, 30).is_ok(), "passcodes alone never wait");
+        assert!(settings(&RawDuo { wait: 20, ..good() }, Mode::Otp, THIRTY).is_ok(), "passcodes alone never wait");
         assert_eq!(item(&|r| r.timeout = 15, Mode::Otp), "duo.timeout");
     }
 }

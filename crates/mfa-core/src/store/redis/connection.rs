@@ -18,17 +18,13 @@ use std::time::{Duration, Instant};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, RedisError};
 
 use super::scripts::Scripts;
+use crate::config::redis::ROUNDS;
 use crate::config::{Address, RedisSettings};
 use crate::stats::{Call, Counters};
 use crate::store::call_budget;
 
 /// Idle connections kept at most; more are closed when handed back.
 const MAX_IDLE: usize = 64;
-
-/// An operation's deadline, in `timeout_ms`: room for a dead pooled
-/// connection or Sentinel, then a new connection's exchanges; also the budget
-/// of one module call's operations together. README states it.
-pub const ROUNDS: u32 = 3;
 
 /// Which kind of node a connection goes to: its credentials differ.
 #[derive(Clone, Copy)]

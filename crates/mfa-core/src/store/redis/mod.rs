@@ -22,7 +22,7 @@
 mod connection;
 mod scripts;
 
-pub use self::connection::ROUNDS;
+pub use crate::config::redis::ROUNDS;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
