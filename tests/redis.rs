@@ -557,6 +557,39 @@ fn totp_codes_in_one_round_trip_race_lock_and_reset_across_servers() {
     assert_eq!(redis.cli(&["EXISTS", "t:lock:t1"]).trim(), "0", "a success clears the failures");
 }
 
+/// A wrong TOTP code costs one round trip as a right one does: one EVALSHA counts
+/// the failure by compare-and-set from this server's copy of the count (no read
+/// first); for a user that another server locked, the same script counts nothing.
+#[test]
+fn a_wrong_totp_code_is_counted_in_one_round_trip_and_not_while_locked() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let secret = data_encoding::BASE32_NOPAD.encode(b"one-trip-failure-seed");
+    let tokens =
+        format!(r#"{{"users": {{"w": {{"tokens": [{{"serial": "T", "type": "totp", "secret": "{secret}"}}]}}}}}}"#);
+    let setup = Setup::otp_mode(&tokens)
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n\tmax_failures = 2\n\tduration = 300\n}");
+    let servers = farm(&module, setup, 2);
+    let calls = |command: &str| -> u64 {
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        let line = stats.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:")));
+        line.and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok()).unwrap_or(0)
+    };
+    // The first server counts two failures, which lock; the second, which has not
+    // seen the user, is refused a third in the same one script, and nothing is counted.
+    for (i, (server, failures)) in [(&servers[0], "1"), (&servers[0], "2"), (&servers[1], "2")].into_iter().enumerate()
+    {
+        // HGETALL is the read's alone (the scripts' own commands count too, and they use HMGET).
+        let (evalsha, reads) = (calls("evalsha"), calls("hgetall"));
+        assert!(server.auth("w", "000000").is_reject(), "guess {i}");
+        assert_eq!(calls("evalsha") - evalsha, 1, "guess {i}: one script");
+        assert_eq!(calls("hgetall") - reads, 0, "guess {i}: no read first");
+        assert_eq!(redis.cli(&["HGET", "t:lock:w", "f"]).trim(), failures, "guess {i}");
+    }
+    assert!(servers[1].debug_log().contains("\"w\" is locked for"), "the refusal is logged as locked");
+}
+
 /// A Redis that accepts connections and never answers (SIGSTOP: the kernel
 /// still completes them): more concurrent logins than FreeRADIUS has threads
 /// (32 in tests/radiusd.conf.in) are each refused as unavailable on radclient's

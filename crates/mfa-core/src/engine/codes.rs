@@ -8,7 +8,7 @@ use crate::factor::otp;
 use crate::factor::state::TokenState;
 use crate::factor::verify;
 use crate::stats::Cause;
-use crate::store::state_store::{Claim, Take};
+use crate::store::state_store::{Claim, FailureCount, Take};
 use crate::store::tokens::{Token, TokenKind};
 
 /// What the user gave: a code borrowed from the request where it can be.
@@ -111,13 +111,6 @@ impl Engine {
                 }
             }
         }
-        if one_trip {
-            // The claim checks the lock only for a code that matched: a locked user's
-            // other codes are refused as locked, neither looked at nor counted.
-            if let Some(decision) = self.refuse_if_locked(user, trail) {
-                return decision;
-            }
-        }
         let mut cause = Cause::Malformed;
         let why = if well_formed {
             let replayed = used_before
@@ -132,9 +125,16 @@ impl Engine {
             format!("\"{user}\" sent a code that is not {}", self.digit_words(&refs))
         };
 
-        let Ok(locked) = self.record_failure(user, now, Some(&why), trail) else {
+        // One trip: the claim checked the lock only for a code that matched; the
+        // store checks it as it counts this failure, in the same step, so that a
+        // locked user's other codes are refused as locked, not counted.
+        let locked = match self.count_failure(user, now, Some(&why), one_trip, trail) {
+            Ok(FailureCount::Counted(lock)) => (lock.locked_until > now).then(|| lock.locked_until - now),
+            Ok(FailureCount::Locked(lock)) => {
+                return Decision::refuse(Outcome::Userlock, self.locked_message(lock.locked_until.saturating_sub(now)))
+            }
             // Answered as when the store is unavailable, so the reply tells nothing of the code.
-            return Decision::refuse(Outcome::Fail, messages.internal.clone());
+            Err(()) => return Decision::refuse(Outcome::Fail, messages.internal.clone()),
         };
         let message = match locked {
             Some(seconds) => self.locked_message(seconds),
@@ -209,22 +209,50 @@ impl Engine {
         why: Option<&str>,
         trail: &mut Trail,
     ) -> Result<Option<u64>, ()> {
+        match self.count_failure(user, now, why, false, trail)? {
+            FailureCount::Counted(lock) => Ok((lock.locked_until > now).then(|| lock.locked_until - now)),
+            // Not asked for: the failure was counted.
+            FailureCount::Locked(_) => Ok(None),
+        }
+    }
+
+    /// [`Engine::record_failure`]'s work; with `unless_locked`, a user locked at
+    /// `now` is refused as locked (logged so) and nothing is counted, the check
+    /// and the count one step of the store.
+    fn count_failure(
+        &self,
+        user: &str,
+        now: u64,
+        why: Option<&str>,
+        unless_locked: bool,
+        trail: &mut Trail,
+    ) -> Result<FailureCount, ()> {
         let lockout = &self.cfg.lockout;
-        let updated = self.store().record_failure(user, now, lockout.max_failures, lockout.duration);
-        if let (Some(why), Ok(_)) = (why, &updated) {
-            trail.info(format!("rejected: {why}"));
+        let (max, duration) = (lockout.max_failures, lockout.duration);
+        let updated = if unless_locked {
+            self.store().record_failure_unless_locked(user, now, max, duration)
+        } else {
+            self.store().record_failure(user, now, max, duration).map(FailureCount::Counted)
+        };
+        match (&updated, why) {
+            (Ok(FailureCount::Locked(lock)), _) => {
+                let seconds = lock.locked_until.saturating_sub(now);
+                trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
+            }
+            (Ok(FailureCount::Counted(_)), Some(why)) => trail.info(format!("rejected: {why}")),
+            _ => {}
         }
         self.note_upkeep_error(trail);
         match updated {
-            Ok(lock) if lock.locked_until > now => {
+            Ok(FailureCount::Counted(lock)) if lock.locked_until > now => {
                 trail.warn(format!(
                     "\"{user}\" locked for {} seconds after {} consecutive failures",
                     lock.locked_until - now,
                     lock.failures
                 ));
-                Ok(Some(lock.locked_until - now))
+                Ok(FailureCount::Counted(lock))
             }
-            Ok(_) => Ok(None),
+            Ok(counted) => Ok(counted),
             Err(e) => {
                 let store = self.store().describe();
                 trail.error(match why {

@@ -20,9 +20,9 @@ pub type StoreError = String;
 /// How [`StateStore::take_unless_locked`] went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
-    /// The step is the user's now; failures cleared.
+    /// The claim (a step, a counter) is the user's now; failures cleared.
     Taken,
-    /// That step (or a later one) was taken before: a replay.
+    /// That step (or a later one), or that counter, was taken before: a replay.
     Used,
     /// The user is locked: nothing was taken.
     Locked(LockState),
@@ -38,6 +38,15 @@ pub enum Claim<'a> {
     HotpCounter { serial: &'a str, next: u64 },
     /// Nothing more (a code the module sent, single use through its State).
     Nothing,
+}
+
+/// How [`StateStore::record_failure_unless_locked`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureCount {
+    /// Counted: the user's state after it.
+    Counted(LockState),
+    /// The user was locked: nothing counted.
+    Locked(LockState),
 }
 
 /// The state a login's decisions depend on, wherever it is kept.
@@ -80,6 +89,25 @@ pub trait StateStore: Send + Sync {
     /// Counts one failure at `now` (see [`LockState::after_failure`]) and returns the
     /// user's state after it; no failure counted by another writer is lost.
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError>;
+
+    /// Counts one failure at `now` unless the user is locked then (a locked user's
+    /// guesses are refused as locked, not counted): the lock check and the count
+    /// as one step, so that a wrong code costs what a right one does (one round
+    /// trip to Redis when this server's copy of the count is current). This
+    /// default, for a store that reads locally, does the two in turn.
+    fn record_failure_unless_locked(
+        &self,
+        user: &str,
+        now: u64,
+        max_failures: u32,
+        duration: u64,
+    ) -> Result<FailureCount, StoreError> {
+        let lock = self.current_lock(user)?;
+        if lock.is_locked(now) {
+            return Ok(FailureCount::Locked(lock));
+        }
+        self.record_failure(user, now, max_failures, duration).map(FailureCount::Counted)
+    }
 
     /// Clears the user's failures (after a success).
     fn reset_failures(&self, user: &str) -> Result<(), StoreError>;
@@ -241,6 +269,16 @@ impl StateStore for LocalStore {
         self.write(|j| j.update_lock(user, |lock| lock.after_failure(now, max_failures, duration)))
     }
 
+    fn record_failure_unless_locked(
+        &self,
+        user: &str,
+        now: u64,
+        max_failures: u32,
+        duration: u64,
+    ) -> Result<FailureCount, StoreError> {
+        self.write(|j| j.count_failure_unless_locked(user, now, |lock| lock.after_failure(now, max_failures, duration)))
+    }
+
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {
         self.write(|j| if j.lock(user).failures > 0 { j.unlock(user) } else { Ok(()) })
     }
@@ -380,6 +418,19 @@ mod tests {
         assert_eq!(store.token("alice", "T1").last_step, Some(10), "nothing taken while locked");
         assert_eq!(store.token("alice", "H1").next_counter, 1);
         assert!(store.checks_lock_in_claims());
+    }
+
+    #[test]
+    fn a_failure_is_counted_unless_locked_by_a_local_store() {
+        let dir = TempDir::new("state-store-count");
+        let store = open(&dir.path().join("state.jsonl"));
+        let count = |now| store.record_failure_unless_locked("alice", now, 2, 60);
+        assert_eq!(count(100), Ok(FailureCount::Counted(LockState { failures: 1, locked_until: 0 })));
+        let locked = LockState { failures: 2, locked_until: 160 };
+        assert_eq!(count(100), Ok(FailureCount::Counted(locked)), "the second locks");
+        assert_eq!(count(120), Ok(FailureCount::Locked(locked)), "locked: nothing counted");
+        assert_eq!(store.current_lock("alice"), Ok(locked));
+        assert_eq!(count(160), Ok(FailureCount::Counted(LockState { failures: 1, locked_until: 0 })), "ran out");
     }
 
     #[test]

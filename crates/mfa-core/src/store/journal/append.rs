@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use super::error::{io_error, JournalError};
 use super::record::Record;
 use super::{LockState, StateJournal};
-use crate::store::state_store::{Claim, Take};
+use crate::store::state_store::{Claim, FailureCount, Take};
 
 /// Answered States one user may hold until they expire (a person answers a
 /// few per login; a State lives at most challenge_timeout, 3600 s at most).
@@ -72,6 +72,33 @@ impl StateJournal {
         self.lock_current()?;
         let result = self.update_lock_locked(user, change);
         if result.is_ok() {
+            self.compact_if_due();
+        }
+        self.release();
+        result
+    }
+
+    /// Applies `change` to the user's lock state unless the user is locked at
+    /// `now`, in one hold of the file lock (catch up, check, append): a locked
+    /// user's failure is not counted.
+    pub fn count_failure_unless_locked(
+        &mut self,
+        user: &str,
+        now: u64,
+        change: impl FnOnce(LockState) -> LockState,
+    ) -> Result<FailureCount, JournalError> {
+        self.lock_current()?;
+        let result = self.read_new(true).and_then(|()| {
+            let lock = self.lock(user);
+            if lock.is_locked(now) {
+                return Ok(FailureCount::Locked(lock));
+            }
+            let next = change(lock);
+            let record = Record::Lock { u: user, f: next.failures, until: next.locked_until };
+            self.write_records(&record.line(), &[record])?;
+            Ok(FailureCount::Counted(next))
+        });
+        if matches!(result, Ok(FailureCount::Counted(_))) {
             self.compact_if_due();
         }
         self.release();
@@ -264,6 +291,28 @@ mod tests {
         assert_eq!(module.take_unless_locked("alice", Claim::Nothing, 160).unwrap(), Take::Taken);
         assert_eq!(fs::metadata(&path).unwrap().len(), size, "no failures: nothing written");
         assert_eq!(open(&path).token("alice", "H1").next_counter, 3);
+    }
+
+    /// A failure counted unless locked sees the lock another writer set, and
+    /// then counts nothing and writes nothing.
+    #[test]
+    fn a_failure_is_not_counted_for_a_user_another_writer_locked() {
+        use crate::store::state_store::FailureCount;
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let (mut module, mut other) = (open(&path), open(&path));
+        let fail = |lock: LockState| lock.after_failure(100, 3, 60);
+        let counted = module.count_failure_unless_locked("alice", 100, fail).unwrap();
+        assert_eq!(counted, FailureCount::Counted(LockState { failures: 1, locked_until: 0 }));
+        let locked = LockState { failures: 3, locked_until: 160 };
+        other.set_lock("alice", locked).unwrap();
+        let size = fs::metadata(&path).unwrap().len();
+        assert_eq!(module.count_failure_unless_locked("alice", 100, fail).unwrap(), FailureCount::Locked(locked));
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        let fail_later = |lock: LockState| lock.after_failure(160, 3, 60);
+        let counted = module.count_failure_unless_locked("alice", 160, fail_later).unwrap();
+        assert_eq!(counted, FailureCount::Counted(LockState { failures: 1, locked_until: 0 }), "the lock ran out");
+        assert_eq!(open(&path).lock("alice"), LockState { failures: 1, locked_until: 0 });
     }
 
     #[test]

@@ -32,7 +32,7 @@ use redis::{Connection, RedisError};
 use self::connection::Connector;
 use self::scripts::Scripts;
 use super::journal::{LockState, TokenState};
-use super::state_store::{Claim, StateStore, StoreError, Take};
+use super::state_store::{Claim, FailureCount, StateStore, StoreError, Take};
 use crate::config::RedisSettings;
 use crate::fast_map::FastMap;
 
@@ -175,6 +175,57 @@ impl RedisStore {
             ));
         }
         Ok(answer)
+    }
+
+    /// Counts a failure by compare and set, from this server's copy of the user's
+    /// state: one round trip when it is current; a writer that changed the count
+    /// meanwhile makes us start again from what it wrote. With `unless_locked`, a
+    /// user locked at `now` (as Redis has it) is left as is. Bounded, as
+    /// everything here: the tries share one deadline.
+    fn count_failure(
+        &self,
+        user: &str,
+        now: u64,
+        max_failures: u32,
+        duration: u64,
+        unless_locked: bool,
+    ) -> Result<FailureCount, StoreError> {
+        let key = self.key("lock", user);
+        let mut seen = self.cached_lock(user);
+        let locked_at = if unless_locked { now } else { 0 };
+        let deadline = self.connector.deadline();
+        for _ in 0..8 {
+            let next = seen.after_failure(now, max_failures, duration);
+            let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
+            let answer: Vec<i64> = self.claim_until(deadline, || {
+                let mut call = evalsha(self.scripts.swap_lock.get_hash());
+                call.arg(1)
+                    .arg(&key)
+                    .arg(seen.failures)
+                    .arg(seen.locked_until)
+                    .arg(next.failures)
+                    .arg(next.locked_until)
+                    .arg(memory)
+                    .arg(locked_at);
+                call
+            })?;
+            match answer.as_slice() {
+                [1] => {
+                    self.remember(user, |s| s.lock = next);
+                    return Ok(FailureCount::Counted(next));
+                }
+                [0, failures, until] => {
+                    seen = LockState { failures: *failures as u32, locked_until: *until as u64 };
+                }
+                [-1, failures, until] if unless_locked => {
+                    let lock = LockState { failures: *failures as u32, locked_until: *until as u64 };
+                    self.remember(user, |s| s.lock = lock);
+                    return Ok(FailureCount::Locked(lock));
+                }
+                _ => return Err("unexpected answer to the lockout update".to_string()),
+            }
+        }
+        Err("the failure count kept changing under this update (8 tries)".to_string())
     }
 
     fn raise(&self, user: &str, field: String, value: u64) -> Result<bool, StoreError> {
@@ -334,38 +385,20 @@ impl StateStore for RedisStore {
     }
 
     fn record_failure(&self, user: &str, now: u64, max_failures: u32, duration: u64) -> Result<LockState, StoreError> {
-        let key = self.key("lock", user);
-        let mut seen = self.cached_lock(user);
-        // Compare and set: a writer that changed the count meanwhile makes us
-        // start again from what it wrote. Bounded, as everything here: the tries
-        // share one deadline.
-        let deadline = self.connector.deadline();
-        for _ in 0..8 {
-            let next = seen.after_failure(now, max_failures, duration);
-            let memory = next.locked_until.saturating_sub(now) + FAILURE_MEMORY;
-            let answer: Vec<u64> = self.claim_until(deadline, || {
-                let mut call = evalsha(self.scripts.swap_lock.get_hash());
-                call.arg(1)
-                    .arg(&key)
-                    .arg(seen.failures)
-                    .arg(seen.locked_until)
-                    .arg(next.failures)
-                    .arg(next.locked_until)
-                    .arg(memory);
-                call
-            })?;
-            match answer.as_slice() {
-                [1] => {
-                    self.remember(user, |s| s.lock = next);
-                    return Ok(next);
-                }
-                [0, failures, until] => {
-                    seen = LockState { failures: *failures as u32, locked_until: *until };
-                }
-                _ => return Err("unexpected answer to the lockout update".to_string()),
-            }
+        match self.count_failure(user, now, max_failures, duration, false)? {
+            FailureCount::Counted(lock) => Ok(lock),
+            FailureCount::Locked(_) => Err("unexpected answer to the lockout update".to_string()),
         }
-        Err("the failure count kept changing under this update (8 tries)".to_string())
+    }
+
+    fn record_failure_unless_locked(
+        &self,
+        user: &str,
+        now: u64,
+        max_failures: u32,
+        duration: u64,
+    ) -> Result<FailureCount, StoreError> {
+        self.count_failure(user, now, max_failures, duration, true)
     }
 
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {

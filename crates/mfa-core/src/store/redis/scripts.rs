@@ -14,13 +14,17 @@ return 1
 ";
 
 /// KEYS[1] a user's lock hash (f: failures, u: locked until); ARGV: the state the
-/// caller read, the state it computed from it, and the key's lifetime in seconds.
+/// caller read, the state it computed from it, the key's lifetime in seconds,
+/// and a time (0: none) at which a locked user's state is left as it is.
 /// Writes only when nobody changed the state meanwhile (compare and set), so
 /// that the lockout rule stays in Rust and no failure counted elsewhere is lost.
-/// Returns {1} when written, else {0, failures, locked_until} as they are now.
+/// Returns {1} when written; {-1, failures, locked_until} when the user is
+/// locked at ARGV[6]; else {0, failures, locked_until} as they are now.
 const SWAP_LOCK: &str = r"
 local now = redis.call('HMGET', KEYS[1], 'f', 'u')
 local f, u = now[1] or '0', now[2] or '0'
+local at = tonumber(ARGV[6])
+if at > 0 and tonumber(u) > at then return {-1, tonumber(f), tonumber(u)} end
 if f ~= ARGV[1] or u ~= ARGV[2] then return {0, tonumber(f), tonumber(u)} end
 redis.call('HSET', KEYS[1], 'f', ARGV[3], 'u', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
