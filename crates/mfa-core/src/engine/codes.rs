@@ -131,7 +131,7 @@ impl Engine {
         let locked = match self.count_failure(user, now, Some(&why), one_trip, trail) {
             Ok(FailureCount::Counted(lock)) => (lock.locked_until > now).then(|| lock.locked_until - now),
             Ok(FailureCount::Locked(lock)) => {
-                return Decision::refuse(Outcome::Userlock, self.locked_message(lock.locked_until.saturating_sub(now)))
+                return self.refuse_locked(user, lock.locked_until.saturating_sub(now), trail);
             }
             // Answered as when the store is unavailable, so the reply tells nothing of the code.
             Err(()) => return Decision::refuse(Outcome::Fail, messages.internal.clone()),
@@ -161,11 +161,7 @@ impl Engine {
                 Some(Decision::accept())
             }
             Ok(Take::Used) => None,
-            Ok(Take::Locked(lock)) => {
-                let seconds = lock.locked_until.saturating_sub(now);
-                trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
-                Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
-            }
+            Ok(Take::Locked(lock)) => Some(self.refuse_locked(user, lock.locked_until.saturating_sub(now), trail)),
             Err(e) => {
                 // Accepting without a durable record would let the code be used again.
                 trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
@@ -186,8 +182,13 @@ impl Engine {
             }
         };
         let seconds = self.locked_for(&lock)?;
+        Some(self.refuse_locked(user, seconds, trail))
+    }
+
+    /// The refusal of a user locked for `seconds` more, and its log line.
+    fn refuse_locked(&self, user: &str, seconds: u64, trail: &mut Trail) -> Decision {
         trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
-        Some(Decision::refuse(Outcome::Userlock, self.locked_message(seconds)))
+        Decision::refuse(Outcome::Userlock, self.locked_message(seconds))
     }
 
     pub(super) fn reset_failures(&self, user: &str, trail: &mut Trail) {
@@ -216,9 +217,9 @@ impl Engine {
         }
     }
 
-    /// [`Engine::record_failure`]'s work; with `unless_locked`, a user locked at
-    /// `now` is refused as locked (logged so) and nothing is counted, the check
-    /// and the count one step of the store.
+    /// [`Engine::record_failure`]'s work; with `unless_locked`, nothing is counted
+    /// for a user locked at `now` (the caller refuses as locked), the check and
+    /// the count one step of the store.
     fn count_failure(
         &self,
         user: &str,
@@ -234,13 +235,8 @@ impl Engine {
         } else {
             self.store().record_failure(user, now, max, duration).map(FailureCount::Counted)
         };
-        match (&updated, why) {
-            (Ok(FailureCount::Locked(lock)), _) => {
-                let seconds = lock.locked_until.saturating_sub(now);
-                trail.info(format!("rejected: \"{user}\" is locked for {seconds} more seconds"));
-            }
-            (Ok(FailureCount::Counted(_)), Some(why)) => trail.info(format!("rejected: {why}")),
-            _ => {}
+        if let (Ok(FailureCount::Counted(_)), Some(why)) = (&updated, why) {
+            trail.info(format!("rejected: {why}"));
         }
         self.note_upkeep_error(trail);
         match updated {

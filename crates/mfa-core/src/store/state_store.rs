@@ -276,7 +276,9 @@ impl StateStore for LocalStore {
         max_failures: u32,
         duration: u64,
     ) -> Result<FailureCount, StoreError> {
-        self.write(|j| j.count_failure_unless_locked(user, now, |lock| lock.after_failure(now, max_failures, duration)))
+        self.write(|j| {
+            j.count_failure_unless_locked(user, Some(now), |lock| lock.after_failure(now, max_failures, duration))
+        })
     }
 
     fn reset_failures(&self, user: &str) -> Result<(), StoreError> {

@@ -69,52 +69,33 @@ impl StateJournal {
         user: &str,
         change: impl FnOnce(LockState) -> LockState,
     ) -> Result<LockState, JournalError> {
-        self.lock_current()?;
-        let result = self.update_lock_locked(user, change);
-        if result.is_ok() {
-            self.compact_if_due();
+        // With no time to be locked at, the change is always made.
+        match self.count_failure_unless_locked(user, None, change)? {
+            FailureCount::Counted(lock) | FailureCount::Locked(lock) => Ok(lock),
         }
-        self.release();
-        result
     }
 
-    /// Applies `change` to the user's lock state unless the user is locked at
-    /// `now`, in one hold of the file lock (catch up, check, append): a locked
-    /// user's failure is not counted.
+    /// [`StateJournal::update_lock`], but not for a user locked at `locked_at`
+    /// (when given), checked in the same hold of the file lock: a locked user's
+    /// failure is not counted.
     pub fn count_failure_unless_locked(
         &mut self,
         user: &str,
-        now: u64,
+        locked_at: Option<u64>,
         change: impl FnOnce(LockState) -> LockState,
     ) -> Result<FailureCount, JournalError> {
-        self.lock_current()?;
-        let result = self.read_new(true).and_then(|()| {
-            let lock = self.lock(user);
-            if lock.is_locked(now) {
+        let update = |j: &mut Self| {
+            j.read_new(true)?;
+            let lock = j.lock(user);
+            if locked_at.is_some_and(|now| lock.is_locked(now)) {
                 return Ok(FailureCount::Locked(lock));
             }
             let next = change(lock);
             let record = Record::Lock { u: user, f: next.failures, until: next.locked_until };
-            self.write_records(&record.line(), &[record])?;
+            j.write_records(&record.line(), &[record])?;
             Ok(FailureCount::Counted(next))
-        });
-        if matches!(result, Ok(FailureCount::Counted(_))) {
-            self.compact_if_due();
-        }
-        self.release();
-        result
-    }
-
-    fn update_lock_locked(
-        &mut self,
-        user: &str,
-        change: impl FnOnce(LockState) -> LockState,
-    ) -> Result<LockState, JournalError> {
-        self.read_new(true)?;
-        let next = change(self.lock(user));
-        let record = Record::Lock { u: user, f: next.failures, until: next.locked_until };
-        self.append_locked(&record.line(), &record, |_| true)?;
-        Ok(next)
+        };
+        self.under_file_lock(update, |counted| matches!(counted, FailureCount::Counted(_)))
     }
 
     /// Clears failures and lockout.
@@ -134,9 +115,19 @@ impl StateJournal {
     /// Under the file lock: catch up, and if `wanted` still holds, append.
     fn append_if(&mut self, record: &Record<'_>, wanted: impl FnOnce(&Self) -> bool) -> Result<bool, JournalError> {
         let line = record.line();
+        self.under_file_lock(|j| j.append_locked(&line, record, wanted), |appended| *appended)
+    }
+
+    /// Runs `change` under the file lock; when `wrote` says it appended, starts a
+    /// compaction if one is due; then lets go of the lock.
+    fn under_file_lock<T>(
+        &mut self,
+        change: impl FnOnce(&mut Self) -> Result<T, JournalError>,
+        wrote: impl FnOnce(&T) -> bool,
+    ) -> Result<T, JournalError> {
         self.lock_current()?;
-        let result = self.append_locked(&line, record, wanted);
-        if matches!(result, Ok(true)) {
+        let result = change(self);
+        if result.as_ref().is_ok_and(wrote) {
             self.compact_if_due();
         }
         // After a compaction `file` is the new, unlocked file; the old one's lock
@@ -165,13 +156,7 @@ impl StateJournal {
     /// as a lock check followed by a claim, without catching up twice, and without
     /// a lock another writer set between the two being missed.
     pub fn take_unless_locked(&mut self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, JournalError> {
-        self.lock_current()?;
-        let result = self.take_locked(user, claim, now);
-        if matches!(result, Ok(Take::Taken)) {
-            self.compact_if_due();
-        }
-        self.release();
-        result
+        self.under_file_lock(|j| j.take_locked(user, claim, now), |taken| *taken == Take::Taken)
     }
 
     fn take_locked(&mut self, user: &str, claim: Claim<'_>, now: u64) -> Result<Take, JournalError> {
@@ -302,15 +287,15 @@ mod tests {
         let path = dir.journal_path();
         let (mut module, mut other) = (open(&path), open(&path));
         let fail = |lock: LockState| lock.after_failure(100, 3, 60);
-        let counted = module.count_failure_unless_locked("alice", 100, fail).unwrap();
+        let counted = module.count_failure_unless_locked("alice", Some(100), fail).unwrap();
         assert_eq!(counted, FailureCount::Counted(LockState { failures: 1, locked_until: 0 }));
         let locked = LockState { failures: 3, locked_until: 160 };
         other.set_lock("alice", locked).unwrap();
         let size = fs::metadata(&path).unwrap().len();
-        assert_eq!(module.count_failure_unless_locked("alice", 100, fail).unwrap(), FailureCount::Locked(locked));
+        assert_eq!(module.count_failure_unless_locked("alice", Some(100), fail).unwrap(), FailureCount::Locked(locked));
         assert_eq!(fs::metadata(&path).unwrap().len(), size);
         let fail_later = |lock: LockState| lock.after_failure(160, 3, 60);
-        let counted = module.count_failure_unless_locked("alice", 160, fail_later).unwrap();
+        let counted = module.count_failure_unless_locked("alice", Some(160), fail_later).unwrap();
         assert_eq!(counted, FailureCount::Counted(LockState { failures: 1, locked_until: 0 }), "the lock ran out");
         assert_eq!(open(&path).lock("alice"), LockState { failures: 1, locked_until: 0 });
     }
