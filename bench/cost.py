@@ -171,7 +171,7 @@ def part_cost(args, work, pid_file, b):
     servers = {}
     cpu = {p: [] for p in paths}
     redis_cpu = []
-    bare = []  # (user, kernel) us per round trip of a bare Redis client, one per round
+    bare = []  # kernel us per round trip of a bare Redis client, one per round
     syscalls, top = {}, {}
     instructions = {}
     try:
@@ -426,7 +426,7 @@ def report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, me
         added = [r - o for r, o in zip(cpu["redis"], cpu["otp"])]
         check("server CPU Redis adds, us/login (median of rounds)", statistics.median(added), args.target_redis_cpu)
         b.say(f"   (round by round: {' '.join(f'{x:+.1f}' for x in added)})")
-        kernel = statistics.median(k for _, k in bare) if bare else 0.0
+        kernel = statistics.median(bare) if bare else 0.0
         if kernel > 0:
             b.say(f"   (the floor: one round trip to the same Redis costs a bare client on the server's CPU "
                   f"{kernel:.1f} us of kernel CPU,")

@@ -303,7 +303,7 @@ impl Config {
         }
         // A login that waits on a backend or a push may also wait on the store, in the same call.
         let store_wait = match &store {
-            StoreChoice::Redis(settings) => settings.timeout * redis::ROUNDS,
+            StoreChoice::Redis(settings) => settings.budget(),
             StoreChoice::Journal => Duration::ZERO,
         };
         let request_time = RequestTime { max_request_time: raw.server_max_request_time, store_wait };

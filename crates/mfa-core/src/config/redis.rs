@@ -77,6 +77,15 @@ pub struct RedisSettings {
     pub wait_replicas: u32,
 }
 
+impl RedisSettings {
+    /// [`ROUNDS`] x `timeout_ms`: the deadline of one operation on the store, and
+    /// what one module call may wait on it in all (README, "What happens when
+    /// Redis fails").
+    pub fn budget(&self) -> Duration {
+        self.timeout * ROUNDS
+    }
+}
+
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")

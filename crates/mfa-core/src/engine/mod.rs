@@ -19,7 +19,7 @@ use crate::identity::usermap::UserMap;
 use crate::stats::{Cause, Counters, Tally};
 use crate::store::call_budget::CallBudget;
 use crate::store::journal::{JournalOptions, LockState};
-use crate::store::redis::{RedisStore, ROUNDS};
+use crate::store::redis::RedisStore;
 use crate::store::reload::{ReloadEvent, Reloading, CHECK_INTERVAL};
 use crate::store::state_store::{LocalStore, StateStore};
 use crate::store::tokens::TokenDb;
@@ -946,10 +946,10 @@ impl Backend {
 
 impl Backend {
     /// With the shared store: the most one module call waits on it in all,
-    /// [`ROUNDS`] x `timeout_ms` (README, "What happens when Redis fails").
+    /// [`crate::config::RedisSettings::budget`] (README, "What happens when Redis fails").
     fn store_budget(&self) -> CallBudget {
         CallBudget::enter(match &self.config().store {
-            StoreChoice::Redis(redis) => Some(redis.timeout * ROUNDS),
+            StoreChoice::Redis(redis) => Some(redis.budget()),
             StoreChoice::Journal => None,
         })
     }

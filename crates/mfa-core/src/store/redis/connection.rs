@@ -63,7 +63,7 @@ impl Connector {
     /// The deadline of an operation starting now: its own, or the end of what
     /// is left of the module call's budget (store::call_budget) when that is nearer.
     pub fn deadline(&self) -> Instant {
-        let own = self.settings.timeout * ROUNDS;
+        let own = self.settings.budget();
         Instant::now() + call_budget::left().map_or(own, |left| left.min(own))
     }
 

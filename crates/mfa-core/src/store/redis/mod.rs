@@ -22,8 +22,6 @@
 mod connection;
 mod scripts;
 
-pub use crate::config::redis::ROUNDS;
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 
