@@ -69,6 +69,10 @@ pub struct PiConfig {
     pub poll: PollMode,
     pub poll_wait: Duration,
     pub poll_interval: Duration,
+    /// The longest a login may take (`poll_wait + 3 x timeout`, or `2 x timeout`
+    /// with `poll = challenge`), which the start-up check keeps under
+    /// `max_request_time`: also the longest a NAS's re-send waits for the login it joined.
+    pub longest: Duration,
     /// Logins polling at once, at most; more get the challenge instead.
     pub max_waiting: usize,
     /// Cut User-Password at its first NUL (for NAS that pad it).
@@ -190,6 +194,7 @@ pub fn settings(raw: &RawPrivacyIdea, request_time: RequestTime) -> Result<PiCon
         poll,
         poll_wait: Duration::from_secs(u64::from(raw.poll_wait)),
         poll_interval: Duration::from_secs(u64::from(raw.poll_interval)),
+        longest: Duration::from_secs(u64::from(longest)),
         max_waiting: raw.max_waiting as usize,
         split_null_byte: raw.split_null_byte,
         send_client: raw.send_client,
@@ -214,6 +219,15 @@ mod tests {
             max_waiting: 8,
             ..RawPrivacyIdea::default()
         }
+    }
+
+    /// What the start-up check counts is what a re-send of a login waits at most.
+    #[test]
+    fn the_longest_a_login_takes_is_what_max_request_time_is_checked_against() {
+        let cfg = settings(&good(), THIRTY).unwrap();
+        assert_eq!(cfg.longest, Duration::from_secs(15 + 3 * 2), "poll_wait + 3 x timeout");
+        let raw = RawPrivacyIdea { poll: Some("challenge".into()), ..good() };
+        assert_eq!(settings(&raw, THIRTY).unwrap().longest, Duration::from_secs(4), "2 x timeout");
     }
 
     #[test]

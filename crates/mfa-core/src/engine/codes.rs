@@ -155,6 +155,8 @@ impl Engine {
     /// HUP, mfa-admin or another server, cannot take it too, and a lock counted
     /// there first refuses it): the decision, or None when the claim was used before.
     pub(super) fn take(&self, user: &str, claim: Claim<'_>, now: u64, trail: &mut Trail) -> Option<Decision> {
+        // A code the module sent claims nothing of a token: its login is what is recorded.
+        let what = if matches!(claim, Claim::Nothing) { "login" } else { "code" };
         match self.store().take_unless_locked(user, claim, now) {
             Ok(Take::Taken) => {
                 self.note_upkeep_error(trail);
@@ -164,7 +166,7 @@ impl Engine {
             Ok(Take::Locked(lock)) => Some(self.refuse_locked(user, lock.locked_until.saturating_sub(now), trail)),
             Err(e) => {
                 // Accepting without a durable record would let the code be used again.
-                trail.error(format!("cannot record the accepted code in the {}: {e}", self.store().describe()));
+                trail.error(format!("cannot record the accepted {what} in the {}: {e}", self.store().describe()));
                 Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()))
             }
         }

@@ -15,9 +15,9 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use super::joining::farm::{Claimed, Farm, Published, Turn};
+use super::joining::farm::{Bounds, Claimed, Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::duo::secret;
@@ -361,9 +361,17 @@ impl DuoEngine {
         }
     }
 
-    /// How long a re-send waits for the login it joined.
-    fn join_bound(&self) -> Duration {
-        self.duo.wait + 4 * self.duo.timeout
+    /// How long the store keeps a login's claim and the push's txid: longer than
+    /// the login may take, so that a re-send never claims it a second time.
+    /// A re-send itself waits at most `duo.longest`, which ends before the
+    /// server's `max_request_time`.
+    fn claim_ttl(&self) -> u64 {
+        (self.duo.wait + 4 * self.duo.timeout).as_secs() + 1
+    }
+
+    /// The farm's bounds: the claim's life, and a re-send's wait.
+    fn bounds(&self) -> Bounds {
+        Bounds { claim: self.claim_ttl(), wait: self.duo.longest }
     }
 
     /// With a store shared by a farm: the first server to see the login decides
@@ -378,7 +386,8 @@ impl DuoEngine {
             return self.decide(call, factor, trail);
         }
         let login = farm.login(&self.name, key);
-        match farm.enter(store, login, call.user, self.join_bound(), &*self.clock, trail) {
+        let until = Instant::now() + self.duo.longest;
+        match farm.enter(store, login, call.user, self.bounds(), &*self.clock, trail) {
             Turn::First(claimed) => {
                 let call = Call { ipaddr: call.ipaddr.clone(), shared: Some(&claimed), ..*call };
                 let decision = self.decide(&call, factor, trail);
@@ -387,7 +396,7 @@ impl DuoEngine {
             }
             Turn::Joined(Published::Ending(decision)) => decision.joined(),
             // A push waiting for the user: polled here within this server's bounds.
-            Turn::Joined(Published::Txid(txid)) => self.poll_joined(call, &txid, trail),
+            Turn::Joined(Published::Txid(txid)) => self.poll_joined(call, &txid, until, trail),
             Turn::Refused => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }
     }
@@ -397,7 +406,7 @@ impl DuoEngine {
     /// (used up by then) or the push again.
     fn join(&self, call: &Call, other: Joiner<Decision>, trail: &mut Trail) -> Decision {
         trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-        other.wait(self.join_bound()).map(Decision::joined).unwrap_or_else(|| {
+        other.wait(self.duo.longest).map(Decision::joined).unwrap_or_else(|| {
             trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })

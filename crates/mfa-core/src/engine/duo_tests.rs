@@ -221,6 +221,59 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
     assert_eq!(api.calls.load(Ordering::SeqCst), 2, "one preauth and one auth: the passcode went to Duo once");
 }
 
+/// A re-send waits for the login it joined no longer than that login may take
+/// (`duo.longest`, checked against max_request_time at start-up): refused, as
+/// unavailable, while the first is still held here.
+#[test]
+fn a_resend_waits_no_longer_than_the_login_it_joined_may_take() {
+    use std::sync::atomic::Ordering;
+    let dir = TempDir::new("duo-join-bound");
+    let mut raw = raw_config(dir.path(), "otp");
+    raw.backend = Some("duo".into());
+    raw.duo.api_host = Some("api-test.duosecurity.com".into());
+    raw.duo.integration_key = Some("DIKEY".into());
+    raw.duo.secret_key = Some("skey".into());
+    raw.duo.timeout = 1;
+    let cfg = Config::from_raw(&raw).unwrap();
+    let longest = cfg.duo.as_ref().unwrap().longest;
+    assert_eq!(longest, std::time::Duration::from_secs(2), "mode otp: preauth and auth, a timeout each");
+    let (release, gate) = std::sync::mpsc::channel();
+    let api = Arc::new(Gated { release: Mutex::new(gate), calls: Default::default() });
+    struct Shared(Arc<Gated>);
+    impl DuoApi for Shared {
+        fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+            self.0.call(method, path, params)
+        }
+    }
+    let engine = Arc::new(
+        DuoEngine::with_api(
+            "mfa",
+            cfg,
+            Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
+            Box::new(Shared(api.clone())),
+        )
+        .unwrap(),
+    );
+    let first = {
+        let engine = engine.clone();
+        std::thread::spawn(move || login(&engine, "123456", None).outcome)
+    };
+    while api.calls.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let started = std::time::Instant::now();
+    let resent = login(&engine, "123456", None);
+    assert_eq!(resent.outcome, Some(Outcome::Fail), "refused as unavailable, not left waiting");
+    let waited = started.elapsed();
+    assert!(waited >= longest, "it waited for the first as long as that may take");
+    // Not duo.wait + 4 x timeout (19 s here), the bound before: past max_request_time
+    // with the defaults, the server would have dropped the re-send unanswered.
+    assert!(waited < longest * 5, "waited {waited:?}");
+    assert!(resent.log.iter().any(|l| l.text.contains("did not end in time")), "{:?}", resent.log);
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Some(Outcome::Ok), "the first, held past that, still decides");
+}
+
 /// The password alone, from the NAS that `answer` answers from.
 fn ask(engine: &DuoEngine) -> AuthenticateOutput {
     engine.authenticate(AuthenticateInput {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::joining::farm::{Farm, Published, Turn};
+use super::joining::farm::{Bounds, Farm, Published, Turn};
 use super::joining::{login_key, Entry, InProgress};
 use super::{AuthenticateInput, AuthenticateOutput, AuthorizeInput, AuthorizeOutput, Decision, Outcome, Trail};
 use crate::backend::mapping::{reply_attributes, Rule};
@@ -254,7 +254,7 @@ impl PiEngine {
         match self.in_progress.enter(key) {
             Entry::Joined(other) => {
                 trail.debug(format!("the same login of \"{}\" is in progress: waiting for its answer", call.user));
-                let joined = other.wait(self.join_bound());
+                let joined = other.wait(self.pi.longest);
                 joined.map(|ending| Ending { decision: ending.decision.joined(), ..ending }).unwrap_or_else(|| {
                     trail.error(format!("the login of \"{}\" this one joined did not end in time", call.user));
                     Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()).into()
@@ -264,9 +264,12 @@ impl PiEngine {
         }
     }
 
-    /// How long a re-send waits for the login it joined, here or on another server.
-    fn join_bound(&self) -> Duration {
-        self.pi.poll_wait + 4 * self.pi.client.timeout
+    /// The farm's bounds: the claim kept longer than the login may take, so
+    /// that a re-send never claims it a second time; a re-send waiting at most
+    /// what the login may take (as one on this server), which ends before the
+    /// server's `max_request_time`.
+    fn bounds(&self) -> Bounds {
+        Bounds { claim: (self.pi.poll_wait + 4 * self.pi.client.timeout).as_secs() + 1, wait: self.pi.longest }
     }
 
     /// With a store shared by a farm: the first server to see the login asks
@@ -277,7 +280,7 @@ impl PiEngine {
             return self.ask(call, pass, trail);
         };
         let login = farm.login(&self.name, key);
-        match farm.enter(&*self.used, login, call.user, self.join_bound(), &*self.clock, trail) {
+        match farm.enter(&*self.used, login, call.user, self.bounds(), &*self.clock, trail) {
             Turn::First(claimed) => {
                 let ending = self.ask(call, pass, trail);
                 // The reply attributes travel in the published decision.

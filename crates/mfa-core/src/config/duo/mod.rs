@@ -69,6 +69,10 @@ pub struct DuoConfig {
     pub poll_interval: Duration,
     pub max_waiting: usize,
     pub approval: Approval,
+    /// The longest a login may take (`wait + 3 x timeout`, or `2 x timeout` in mode
+    /// otp), which the start-up check keeps under `max_request_time`: also the
+    /// longest a NAS's re-send waits for the login it joined.
+    pub longest: Duration,
     pub signature_version: u8,
     /// The CAs trusted for `api_host` when set (those alone), else the system's.
     pub ca_file: Option<PathBuf>,
@@ -183,6 +187,7 @@ pub fn settings(raw: &RawDuo, mode: Mode, request_time: RequestTime) -> Result<D
         poll_interval: Duration::from_secs(u64::from(raw.poll_interval)),
         max_waiting: raw.max_waiting as usize,
         approval,
+        longest: Duration::from_secs(u64::from(longest)),
         signature_version: raw.signature_version as u8,
         ca_file: optional_path(&raw.ca_file),
         ca_path: optional_path(&raw.ca_path),
@@ -238,5 +243,20 @@ mod tests {
         assert_eq!(item(&|r| r.wait = 20, Mode::Auto), "duo.wait");
         assert!(settings(&RawDuo { wait: 20, ..good() }, Mode::Otp, THIRTY).is_ok(), "passcodes alone never wait");
         assert_eq!(item(&|r| r.timeout = 15, Mode::Otp), "duo.timeout");
+    }
+
+    /// What the start-up check counts is what a re-send of a login waits at most,
+    /// so that it too ends before the server's max_request_time.
+    #[test]
+    fn the_longest_a_login_takes_is_what_max_request_time_is_checked_against() {
+        let (wait, timeout) = (15, 4);
+        let raw = RawDuo { wait, timeout, ..good() };
+        let push = settings(&raw, Mode::Push, THIRTY).unwrap();
+        assert_eq!(push.longest, Duration::from_secs(u64::from(wait + 3 * timeout)));
+        assert_eq!(settings(&raw, Mode::Otp, THIRTY).unwrap().longest, Duration::from_secs(8), "2 x timeout");
+        let redis = RequestTime { max_request_time: 30, store_wait: Duration::from_millis(1500) };
+        assert_eq!(settings(&raw, Mode::Push, redis).unwrap().longest, push.longest);
+        let tight = RequestTime { max_request_time: 28, store_wait: Duration::from_millis(1500) };
+        assert_eq!(settings(&raw, Mode::Push, tight).unwrap_err().item, "duo.wait", "27 + 1.5 is not under 28");
     }
 }

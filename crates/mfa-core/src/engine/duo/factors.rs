@@ -65,7 +65,7 @@ impl DuoEngine {
             Err(decision) => return decision,
         };
         if let Some(shared) = call.shared.filter(|_| !challenges) {
-            shared.txid(&txid, self.join_bound().as_secs() + 1, trail);
+            shared.txid(&txid, self.claim_ttl(), trail);
         }
         if challenges {
             let prompt =
@@ -101,14 +101,16 @@ impl DuoEngine {
     }
 
     /// A re-send of a push login another server of the farm sent: this server
-    /// polls the same push, within its own `duo.wait` and `duo.max_waiting`.
-    pub(super) fn poll_joined(&self, call: &Call, txid: &str, trail: &mut Trail) -> Decision {
+    /// polls the same push, within its own `duo.wait` and `duo.max_waiting`, and
+    /// so that its last poll ends by `until` (the re-send's own bound).
+    pub(super) fn poll_joined(&self, call: &Call, txid: &str, until: Instant, trail: &mut Trail) -> Decision {
         let _slot = match self.waiting_slot(call, trail) {
             Ok(slot) => slot,
             Err(busy) => return busy,
         };
         trail.debug(format!("polling the Duo push another server sent to \"{}\"", call.user));
-        self.wait_for(call, txid, Instant::now() + self.duo.wait, trail)
+        let last_poll = until.checked_sub(self.duo.timeout).unwrap_or(until);
+        self.wait_for(call, txid, (Instant::now() + self.duo.wait).min(last_poll), trail)
     }
 
     /// `/auth_status` every `duo.poll_interval` until the push is answered or `deadline`.

@@ -73,6 +73,15 @@ pub(in crate::engine) struct Claimed<'a> {
     user: String,
 }
 
+/// How long a login is claimed in the store, and how long a re-send waits for it.
+#[derive(Clone, Copy)]
+pub(in crate::engine) struct Bounds {
+    /// Seconds: longer than the login may take, so that no re-send claims it again.
+    pub claim: u64,
+    /// The longest the login may take (the bound of a re-send on the same server too).
+    pub wait: Duration,
+}
+
 /// Where a request stands among the servers of the farm, any waiting done.
 pub(in crate::engine) enum Turn<'a> {
     /// The first: it decides, publishing on the way, then [`Claimed::end`].
@@ -110,19 +119,18 @@ impl Farm {
 
     /// The login `login` (see [`Farm::login`]) of `user`: claimed in `store`
     /// for this request, or, claimed already by another server, joined: what
-    /// it publishes, waited for at most `bound` (the bound of a re-send joining
-    /// on the same server). The log says which, and why a refusal.
+    /// it publishes, waited for within `bounds`. The log says which, and why a refusal.
     pub(in crate::engine) fn enter<'a>(
         &'a self,
         store: &'a dyn StateStore,
         login: String,
         user: &str,
-        bound: Duration,
+        bounds: Bounds,
         clock: &dyn Clock,
         trail: &mut Trail,
     ) -> Turn<'a> {
         let now = clock.now();
-        let (login, seen) = match self.claim(store, login, bound.as_secs() + 1, now, user) {
+        let (login, seen) = match self.claim(store, login, bounds.claim, now, user) {
             Ok(Claim::First(claimed)) => return Turn::First(claimed),
             Ok(Claim::Joined(login, seen)) => (login, seen),
             Err(e) => {
@@ -131,7 +139,7 @@ impl Farm {
             }
         };
         trail.info(format!("the same login of \"{user}\" is being decided on another server: joining it"));
-        match self.wait(store, &login, seen, Instant::now() + bound, &|| clock.now()) {
+        match self.wait(store, &login, seen, Instant::now() + bounds.wait, &|| clock.now()) {
             Ok(published) => {
                 if matches!(published, Published::Ending(_)) {
                     trail.debug(format!("the login of \"{user}\" ended on the other server: answering the same"));
@@ -145,7 +153,7 @@ impl Farm {
         }
     }
 
-    /// Claims `login` for `ttl` seconds (the longest a re-send waits for it).
+    /// Claims `login` for `ttl` seconds (longer than the login may take).
     fn claim<'a>(
         &'a self,
         store: &'a dyn StateStore,
@@ -538,23 +546,23 @@ mod tests {
         let (farm, store) = (farm(1), Logins::default());
         let clock = FixedClock::new(100);
         let login = || farm.login("mfa", &[3; 32]);
-        let bound = Duration::from_secs(5);
+        let bounds = Bounds { claim: 6, wait: Duration::from_secs(5) };
         store.1.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut trail = Trail::default();
-        assert!(matches!(farm.enter(&store, login(), "alice", bound, &clock, &mut trail), Turn::Refused));
+        assert!(matches!(farm.enter(&store, login(), "alice", bounds, &clock, &mut trail), Turn::Refused));
         let lines: Vec<&str> = trail.log.iter().map(|l| l.text.as_str()).collect();
         assert!(lines.iter().any(|l| l.contains("cannot claim the login") && l.contains("timeout_ms")), "{lines:?}");
 
         // Claimed while the store answered, then down: the first logs that it
         // cannot publish, and a re-send waiting for it is refused.
         store.1.store(false, std::sync::atomic::Ordering::SeqCst);
-        let Turn::First(first) = farm.enter(&store, login(), "alice", bound, &clock, &mut Trail::default()) else {
+        let Turn::First(first) = farm.enter(&store, login(), "alice", bounds, &clock, &mut Trail::default()) else {
             panic!("the first")
         };
         std::thread::scope(|s| {
             let waiting = s.spawn(|| {
                 let mut trail = Trail::default();
-                let turn = farm.enter(&store, login(), "alice", bound, &clock, &mut trail);
+                let turn = farm.enter(&store, login(), "alice", bounds, &clock, &mut trail);
                 (matches!(turn, Turn::Refused), trail.log.iter().map(|l| l.text.clone()).collect::<Vec<_>>())
             });
             std::thread::sleep(Duration::from_millis(150));
