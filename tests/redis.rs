@@ -216,6 +216,47 @@ fn with_redis_down_logins_are_refused_within_the_bound_and_come_back_with_it() {
     assert!(server.auth("frank", &hotp(1)).is_reject(), "replay refused again");
 }
 
+/// A push login with Redis down is refused as any login is then ("unavailable",
+/// not the push's own words), and no push goes out.
+#[test]
+fn with_redis_down_a_push_login_is_refused_as_unavailable_and_sends_no_push() {
+    let (module, bin) = require_redis!();
+    let mut redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let setup = Setup::challenge_mode("push", r#"{"users": {"kate": {}}}"#, &[("kate", "pw-kate")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, "\ttimeout_ms = 200\n"))
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let server = Server::start(&module, &setup);
+    assert!(server.auth("kate", "pw-kate").is_accept(), "approved while Redis is up");
+    assert_eq!(provider.created(), 1);
+    redis.stop();
+    let refused = server.auth("kate", "pw-kate");
+    assert!(refused.is_reject(), "{refused:?}");
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    assert_eq!(provider.created(), 1, "no push without the store to register it in");
+    let log = server.debug_log();
+    assert!(log.contains("cannot register the push in the Redis store"), "{}", common::tail(&log, 30));
+}
+
+/// `database` selects where the keys go: replay protection works there, and
+/// database 0 stays empty.
+#[test]
+fn the_keys_go_to_the_configured_database() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let setup = Setup::otp_mode(&hotp_tokens(&["lena"])).with(&store_lines(&redis, "\tdatabase = 7\n"));
+    let server = Server::start(&module, &setup);
+    assert!(server.auth("lena", &hotp(0)).is_accept());
+    assert!(server.auth("lena", &hotp(0)).is_reject(), "replay refused");
+    assert_eq!(
+        redis.cli(&["-n", "7", "HGET", "t:tokens:lena", "h:H-lena"]).trim(),
+        "1",
+        "the next counter, in database 7"
+    );
+    assert_eq!(redis.cli(&["-n", "0", "DBSIZE"]).trim(), "0", "nothing in database 0");
+}
+
 #[test]
 fn a_broken_redis_section_stops_the_start_naming_the_item() {
     let Some(module) = common::module_dir() else { return };

@@ -193,10 +193,15 @@ impl Engine {
         Decision::refuse(Outcome::Userlock, self.locked_message(seconds))
     }
 
-    pub(super) fn reset_failures(&self, user: &str, trail: &mut Trail) {
-        if let Err(e) = self.store().reset_failures(user) {
-            trail.error(format!("cannot reset the failure count: {e}"));
-        }
+    /// Clears the user's failures (after an approved push); a store that fails
+    /// refuses the login, as any operation on it that fails does.
+    pub(super) fn reset_failures(&self, user: &str, trail: &mut Trail) -> Option<Decision> {
+        let e = self.store().reset_failures(user).err()?;
+        trail.error(format!(
+            "refused \"{user}\": cannot reset the failure count in the {}: {e}",
+            self.store().describe()
+        ));
+        Some(Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()))
     }
 
     /// Counts a failure; returns the seconds of lockout when this failure locks the user.

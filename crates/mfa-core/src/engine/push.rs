@@ -41,6 +41,8 @@ enum Ending {
     Busy,
     /// Not sent: the user is locked or past `limits.pushes` (the Reply-Message says until when).
     Limited(Outcome, String),
+    /// Not sent: the state store failed (why, for the log): refused as unavailable.
+    StoreFailed(String),
 }
 
 /// One push being waited for, shared by the requests that repeat its login.
@@ -203,7 +205,9 @@ impl Engine {
     }
 
     pub(super) fn push_approved(&self, user: &str, trail: &mut Trail) -> Decision {
-        self.reset_failures(user, trail);
+        if let Some(refused) = self.reset_failures(user, trail) {
+            return refused;
+        }
         trail.debug(format!("accepted: \"{user}\" approved the push"));
         Decision::accept_push()
     }
@@ -352,7 +356,7 @@ impl Engine {
                 id
             }
             Err(e) => {
-                return Ending::Refused(format!("cannot register the push in the {}: {e}", self.store().describe()))
+                return Ending::StoreFailed(format!("cannot register the push in the {}: {e}", self.store().describe()))
             }
         };
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id, number: None };
@@ -418,6 +422,10 @@ impl Engine {
             }
             Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
             Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),
+            Some(Ending::StoreFailed(why)) => {
+                trail.error(format!("refused \"{user}\": {why}"));
+                Decision::refuse(Outcome::Fail, m.internal.clone())
+            }
         }
     }
 }
