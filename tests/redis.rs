@@ -144,6 +144,11 @@ fn a_state_answered_on_one_server_is_refused_on_every_other_and_after_kill_9() {
     assert!(challenge.is_challenge(), "{challenge:?}");
     let state = challenge.state().to_string();
     assert!(servers[1].answer("carol", &hotp(0), &state).is_accept());
+    // Kept in Redis until the State expires (challenge_timeout, 180 s by default), not longer.
+    let answered: Vec<String> = redis.cli(&["KEYS", "t:state:*"]).lines().map(str::to_string).collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    let ttl: i64 = redis.cli(&["TTL", &answered[0]]).trim().parse().unwrap();
+    assert!((1..=180).contains(&ttl), "the answered State expires with the State: {ttl}");
     // The same State with the next valid code, on the other servers: refused.
     let again = servers[0].answer("carol", &hotp(1), &state);
     assert!(again.is_reject(), "{again:?}");
@@ -433,6 +438,8 @@ fn the_push_limit_holds_across_the_farm() {
     let message = third.message().unwrap_or_default();
     assert!(message.starts_with("Too many approval requests: try again in "), "{third:?}");
     assert_eq!(provider.created(), 2, "no third push reached the provider");
+    let ttl: i64 = redis.cli(&["TTL", "t:count:push:kate"]).trim().parse().unwrap();
+    assert!((1..=600).contains(&ttl), "the count expires with limits.window: {ttl}");
 }
 
 fn admin_ok(server: &Server, args: &[&str]) -> (String, String) {
@@ -891,6 +898,8 @@ fn the_sent_code_limit_holds_across_the_farm() {
     assert!(third.message().unwrap_or_default().starts_with("Too many "), "{third:?}");
     assert_eq!(gateway.requests().len(), 2, "no third code reached the gateway");
     assert_eq!(redis.cli(&["GET", "t:count:code:una"]).trim(), "3");
+    let ttl: i64 = redis.cli(&["TTL", "t:count:code:una"]).trim().parse().unwrap();
+    assert!((1..=600).contains(&ttl), "the count expires with limits.window: {ttl}");
 }
 
 /// The store's claim of a login (how re-sends join across servers), against
