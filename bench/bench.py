@@ -2140,6 +2140,9 @@ def main():
                     help="logins per path counted under callgrind in part 6; 0: none")
     ap.add_argument("--cost-users", type=int, default=4000, help="logins per path per round of part 6's CPU measure")
     ap.add_argument("--cost-rounds", type=int, default=11, help="rounds of part 6's CPU measure")
+    ap.add_argument("--cost-together", type=int, default=11,
+                    help="rounds of part 6's CPU measure with the otp and totp servers served at the same time "
+                         "(0: none)")
     ap.add_argument("--cost-strace", type=int, default=1000,
                     help="logins per path counted by strace -c in part 6; 0: none")
     ap.add_argument("--cost-bare-trips", type=int, default=2000,
@@ -2175,8 +2178,9 @@ def main():
     if not parts or not parts <= {1, 2, 3, 4, 5, 6}:
         ap.error("--parts takes part numbers 1 to 6, e.g. --parts 3 or --parts 1,4")
     if (args.cost_logins < 0 or args.cost_users < 1 or args.cost_rounds < 1 or args.cost_strace < 0
-            or args.cost_memory < 0 or args.cost_bare_trips < 0):
-        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins, --cost-strace, --cost-bare-trips and "
+            or args.cost_memory < 0 or args.cost_bare_trips < 0 or args.cost_together < 0):
+        ap.error("--cost-users and --cost-rounds must be >= 1, --cost-logins, --cost-strace, --cost-bare-trips, "
+                 "--cost-together and "
                  "--cost-memory >= 0")
     if (args.redis_users < 1 or args.redis_rounds < 1 or args.redis_latency < 1 or args.redis_latency_warmup < 0
             or args.callgrind < 0):

@@ -7,7 +7,10 @@
 #                 over N sequential logins after a warm-up, less the idle rate;
 #                 load on the machine does not change this count;
 #   CPU           a plain server per path, the paths' radclient turns interleaved
-#                 in rounds, CPU time from /proc/PID/task/*/schedstat;
+#                 in rounds, CPU time from /proc/PID/task/*/schedstat; then rounds
+#                 in which the otp and totp servers serve their logins at the same
+#                 time on the server's CPU, so that whatever slows the machine in a
+#                 round (its neighbours, on a virtual machine) slows both alike;
 #   system calls  the same plain servers, `strace -c -f` attached over N logins,
 #                 less what the same attach counts while the server is idle;
 #   memory        a server of the otp path with 100,000 users (--cost-memory): its
@@ -23,6 +26,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import threading
 import time
 
 PATHS = ("accept", "pap", "totp", "otp", "pwotp", "redis")
@@ -107,14 +111,15 @@ def part_cost(args, work, pid_file, b):
     chunk = min(args.chunk, n_cpu)
     have_cg = bool(shutil.which("valgrind") and shutil.which("callgrind_control")) and n_cg > 0
     have_strace = bool(shutil.which("strace")) and n_strace > 0
-    plain_count = 1 + args.warmup + rounds * n_cpu + n_strace
+    n_together = args.cost_together
+    plain_count = 1 + args.warmup + (rounds + n_together) * n_cpu + n_strace
     per_path = plain_count + (CG_WARMUP + n_cg if have_cg else 0)
     b.say(f"\n== Part 6: the server's cost of one accepted login, a FreeRADIUS of its own per path "
           f"({', '.join(LABEL[p] for p in PATHS)})")
     b.say(f"   instructions: {n_cg} sequential logins per path under callgrind"
           + ("" if have_cg else " (valgrind or callgrind_control missing: left out)")
           + f"; CPU: {rounds} rounds of {n_cpu} logins per path (radclient -p {args.parallel}, turns of {chunk}, "
-          f"interleaved); system calls: strace -c -f over {n_strace} logins"
+          f"interleaved), then {n_together} rounds of {n_cpu} logins each for otp and totp at once; system calls: strace -c -f over {n_strace} logins"
           + ("" if have_strace else " (strace missing: left out)"))
 
     def key(path, i):
@@ -172,6 +177,7 @@ def part_cost(args, work, pid_file, b):
     cpu = {p: [] for p in paths}
     redis_cpu = []
     bare = []  # kernel us per round trip of a bare Redis client, one per round
+    together = []  # (otp, totp) us/login, each round's two from the same time
     syscalls, top = {}, {}
     instructions = {}
     try:
@@ -236,6 +242,51 @@ def part_cost(args, work, pid_file, b):
             if redis is not None and args.cost_bare_trips:
                 bare.append(redis.bare_round_trip(args.cost_bare_trips))
 
+        def at_once(pair, count):
+            # Each path's turn, at the same time: one radclient each, both servers on
+            # the server's CPU; each server's CPU over the window both ran in.
+            step = fresh_step(max(1.0, 3 * longest[0] + 0.3))
+            files = {}
+            for path in pair:
+                first = next_user[path]
+                next_user[path] += count
+                idx = range(first, first + count)
+                files[path] = os.path.join(work, f"packets-together-{path}.txt")
+                b.write_file(files[path], b.packets([name(path, i) for i in idx],
+                                                    [password(path, i, step) for i in idx]))
+            pids = {path: servers[path].proc.pid for path in pair}
+            cpu0 = {path: b.task_cpu_seconds(pids[path]) for path in pair}
+            results, errors = {}, []
+
+            def send(path):
+                try:
+                    results[path] = b.radclient(servers[path].port, [files[path]], args.parallel, 1,
+                                                args.batch_timeout)
+                except Exception as e:  # raised again below, in the main thread
+                    errors.append(e)
+
+            threads = [threading.Thread(target=send, args=(path,)) for path in pair]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            used = {path: b.task_cpu_seconds(pids[path]) - cpu0[path] for path in pair}
+            if errors:
+                raise errors[0]
+            for path in pair:
+                seconds, acc, rej, lost, _ = results[path]
+                longest[0] = max(longest[0], seconds)
+                if acc != count or rej or lost:
+                    raise b.BenchError(f"part 6, {LABEL[path]} (at once): {acc} accepted, {rej} rejected, {lost} lost "
+                                       f"of {count}; server log:\n" + b.tail(servers[path].log, 30))
+            return used
+
+        for r in range(n_together):
+            used = at_once(("otp", "totp"), n_cpu)
+            together.append((1e6 * used["otp"] / n_cpu, 1e6 * used["totp"] / n_cpu))
+            b.say(f"   at once {r + 1}: server CPU us/login {LABEL['otp']} {together[-1][0]:.1f}, "
+                  f"{LABEL['totp']} {together[-1][1]:.1f}")
+
         if have_strace:
             for path in paths:
                 syscalls[path], top[path] = strace_count(b, work, servers[path], lambda p=path: turn(p, n_strace),
@@ -260,7 +311,7 @@ def part_cost(args, work, pid_file, b):
             server.stop()
         if redis is not None:
             redis.stop()
-    return report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, memory)
+    return report(b, args, paths, instructions, cpu, redis_cpu, bare, together, syscalls, top, memory)
 
 
 def memory_count(b, args, work, servers, make_server, password, name):
@@ -384,7 +435,7 @@ def callgrind_count(b, args, servers, path, make_server, redis, one_login, indic
         server.stop(grace=60)
 
 
-def report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, memory):
+def report(b, args, paths, instructions, cpu, redis_cpu, bare, together, syscalls, top, memory):
     med = {p: statistics.median(cpu[p]) for p in paths}
     base = "totp"
     b.say("")
@@ -413,6 +464,10 @@ def report(b, args, paths, instructions, cpu, redis_cpu, bare, syscalls, top, me
     check("mfa otp / rlm_totp, server CPU (median of rounds)", med["otp"] / med["totp"], 1.0)
     paired = [o / t for o, t in zip(cpu["otp"], cpu["totp"])]
     b.say(f"   (round by round: {' '.join(f'{x:.2f}' for x in paired)})")
+    if together:
+        at_once = [o / t for o, t in together]
+        check("mfa otp / rlm_totp, server CPU, both at once (median of rounds)", statistics.median(at_once), 1.0)
+        b.say(f"   (round by round: {' '.join(f'{x:.2f}' for x in at_once)})")
     if "otp" in syscalls and "pap" in syscalls:
         check("mfa otp - files+pap, system calls", syscalls["otp"] - syscalls["pap"], 1.0)
     if all(p in instructions for p in ("pwotp", "pap", "totp", "accept")):
