@@ -269,12 +269,23 @@ fn a_broken_redis_section_stops_the_start_naming_the_item() {
         ("state_store = redis\nredis {\n\tserver = \"a:1 b:2\"\n}\n", "redis.server"),
         ("state_store = redis\nredis {\n\ttls = yes\n\tca_file = /nonexistent/ca.pem\n}\n", "redis.ca_file"),
         ("state_store = redis\nredis {\n\ttimeout_ms = 5\n}\n", "redis.timeout_ms"),
+        ("state_store = redis\nredis {\n\ttimeout_ms = 10001\n}\n", "redis.timeout_ms"),
+        // Checked against its range with the journal too (README, "redis { }").
+        ("redis {\n\ttimeout_ms = 5\n}\n", "redis.timeout_ms"),
+        ("state_store = redis\nredis {\n\twait_replicas = 11\n}\n", "redis.wait_replicas"),
+        ("state_store = redis\nredis {\n\tprefix = \"a b\"\n}\n", "redis.prefix"),
         ("state_store = redis\nredis {\n\ttls = yes\n\tca_path = /nonexistent/certs\n}\n", "redis.ca_path"),
         ("state_store = memcached\n", "state_store"),
     ] {
         let out = Server::start_failing(&module, &Setup::otp_mode(&hotp_tokens(&["x"])).with(lines));
         assert!(out.contains(&format!("'{item}'")), "{item}:\n{}", common::tail(&out, 20));
     }
+    // A ca_path that exists but holds no certificate trusts nothing: a mistake.
+    let no_ca = Setup::otp_mode(&hotp_tokens(&["x"]))
+        .file("mods-config/mfa/no-ca/README", "not a certificate\n")
+        .with("state_store = redis\nredis {\n\ttls = yes\n\tca_path = ${modconfdir}/mfa/no-ca\n}\n");
+    let out = Server::start_failing(&module, &no_ca);
+    assert!(out.contains("'redis.ca_path'") && out.contains("no PEM certificate"), "{}", common::tail(&out, 20));
 }
 
 #[test]
@@ -492,6 +503,31 @@ fn move_state(local: &Server, shared: &Server) -> String {
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     said
+}
+
+/// The move copies the answered States too: a State answered before the move
+/// is refused after it, with a code never used, and a fresh login takes that code.
+#[test]
+fn mfa_admin_moves_the_answered_states_into_redis() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let tokens = hotp_tokens(&["olga"]);
+    let challenge = |store: &str| {
+        Setup::challenge_mode("password-then-otp", &tokens, &[("olga", "pw-olga")])
+            .file("mods-config/mfa/state.key", KEY)
+            .with(store)
+    };
+    let local = Server::start(&module, &challenge(""));
+    let asked = local.auth("olga", "pw-olga");
+    assert!(asked.is_challenge(), "{asked:?}");
+    let state = asked.state().to_string();
+    assert!(local.answer("olga", &hotp(0), &state).is_accept());
+    let shared = Server::start(&module, &challenge(&store_lines(&redis, "")));
+    let said = move_state(&local, &shared);
+    assert!(said.contains("1 answered State(s)"), "{said}");
+    assert!(shared.answer("olga", &hotp(1), &state).is_reject(), "a State answered before the move");
+    let fresh = shared.auth("olga", "pw-olga");
+    assert!(shared.answer("olga", &hotp(1), fresh.state()).is_accept(), "the code was not used by the refusal");
 }
 
 /// A server moving from its journal to Redis: mfa-admin copies the journal,
