@@ -474,15 +474,26 @@ fn abandoned_challenge_pushes_count_toward_the_lockout() {
     provider.set_behaviour(PushBehaviour::NeverAnswer);
 
     // Three challenges never answered: the third push locks, the fourth is not sent.
+    let mut last = None;
     for _ in 0..3 {
         let started = server.auth("bob", "pw-bob");
         assert!(started.is_challenge(), "{started:?}");
+        last = Some(started);
     }
     let created = provider.created();
     let locked = server.auth("bob", "pw-bob");
     assert!(locked.is_reject(), "{locked:?}");
     assert!(locked.message().unwrap_or_default().starts_with("Too many failed attempts"), "{locked:?}");
     assert_eq!(provider.created(), created, "a locked user gets no push");
+
+    // The push that locked is on the device: it may still be approved, which unlocks.
+    provider.set_behaviour(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let approved = server.answer("bob", "ok", last.unwrap().state());
+    assert!(approved.is_accept(), "{approved:?}");
+    // Unlocked: the next login is not refused as locked (limits.pushes, six pushes
+    // in this test, refuses it now).
+    let next = server.auth("bob", "pw-bob");
+    assert!(next.message().unwrap_or_default().starts_with("Too many approval requests"), "{next:?}");
 }
 
 /// Number matching in the push's own text: `{number}` in push.message is the

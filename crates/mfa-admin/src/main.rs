@@ -689,7 +689,9 @@ fn open_state(paths: &Paths, create: bool) -> Result<Option<Box<dyn StateStore>>
     if !exists && !create {
         return Ok(None);
     }
-    let store = LocalStore::open_unleased(&paths.state, JournalOptions::default())?;
+    // Each change flushed (README, "State journal"): an administrator's few writes
+    // cost nothing to make durable, whatever the module's `fsync`.
+    let store = LocalStore::open_unleased(&paths.state, JournalOptions { fsync: true, ..JournalOptions::default() })?;
     eprintln!("mfa-admin: state in the {}", store.describe());
     Ok(Some(Box::new(store)))
 }

@@ -60,7 +60,9 @@ impl Engine {
         trail: &mut Trail,
     ) -> Decision {
         match self.record_failure(user, self.clock.now(), Some(why), trail) {
-            Ok(Some(seconds)) => Decision::locks(self.locked_message(seconds)),
+            // A push goes only to whoever gave the password (otp-or-push too): the
+            // lockout's own words, as after any password.
+            Ok(Some(seconds)) => Decision::locks(self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())),
             Ok(None) => Decision::reject(cause, message.to_string()),
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }

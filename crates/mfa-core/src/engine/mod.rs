@@ -612,16 +612,21 @@ impl Engine {
             // The journal as last read; read it again only for a user it shows locked,
             // who may have been unlocked by mfa-admin since (authenticate always reads it).
             // authorize only looks at the journal in memory (authenticate reads it again):
-            // a user it shows locked is refused before the first factor runs.
-            let refused = self
-                .locked_for(&self.store().cached_lock(&names.lookup))
+            // a user it shows locked is refused before the first factor runs. Not an
+            // answer to a challenge (a State): no first factor runs then, and authenticate
+            // checks the lock with each answer, but for the approval of the push whose
+            // sending locked the user, which may still be approved (README, mode push).
+            let refused = (!input.has_state)
+                .then(|| self.locked_for(&self.store().cached_lock(&names.lookup)))
+                .flatten()
                 .and_then(|_| self.refuse_if_locked(&names.lookup, trail));
             if let Some(decision) = refused {
                 // Before the first factor: unless detailed_messages, a locked user is
-                // refused as a wrong password is (no Reply-Message), or in mode otp as
-                // a wrong code, so that the lock does not show the account exists.
+                // refused as a wrong password is (no Reply-Message), or in modes otp and
+                // otp-or-push (whose answers before a password are otp's) as a wrong
+                // code, so that the lock does not show the account exists.
                 out.reply_message = match (self.cfg.detailed_messages, self.cfg.mode) {
-                    (true, _) | (false, Mode::Otp) => decision.messages.into_iter().next(),
+                    (true, _) | (false, Mode::Otp | Mode::OtpOrPush) => decision.messages.into_iter().next(),
                     (false, _) => None,
                 };
                 out.outcome = Some(decision.outcome);

@@ -51,6 +51,25 @@ fn a_code_alone_is_accepted_in_authorize_once_and_a_password_goes_on() {
     assert_eq!(unknown.reply_message.as_deref(), Some(engine.config().messages.wrong_code.as_str()));
 }
 
+/// Before any password, a locked user's answers are otp's: a wrong code's words,
+/// not a silence that would tell the account is locked.
+#[test]
+fn a_locked_user_s_code_alone_reads_as_a_wrong_code() {
+    let dir = TempDir::new("otp-or-push-locked");
+    let engine = engine(&dir);
+    let wrong_code = engine.config().messages.wrong_code.clone();
+    let right = |c: &str| (T / 30 - 1..=T / 30 + 1).any(|s| otp::hotp_code(SEED, s, 6, otp::Algorithm::Sha1) == c);
+    let wrong = ["000000", "111111", "222222"].into_iter().find(|c| !right(c)).unwrap();
+    for _ in 0..engine.config().lockout.max_failures {
+        authorize(&engine, "alice", wrong);
+    }
+    let code = otp::hotp_code(SEED, T / 30, 6, otp::Algorithm::Sha1);
+    let locked = authorize(&engine, "alice", &code);
+    assert!(!locked.accept, "{:?}", locked.log);
+    assert_eq!(locked.outcome, Some(Outcome::Userlock), "{:?}", locked.log);
+    assert_eq!(locked.reply_message.as_deref(), Some(wrong_code.as_str()), "{:?}", locked.log);
+}
+
 #[test]
 fn otp_or_push_needs_a_push_provider_and_the_local_backend() {
     let dir = TempDir::new("otp-or-push-config");
