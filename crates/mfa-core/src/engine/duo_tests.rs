@@ -175,23 +175,32 @@ impl DuoApi for Gated {
     }
 }
 
-#[test]
-fn a_resend_with_a_new_id_joins_the_login_in_progress() {
-    use std::sync::atomic::Ordering;
-    let dir = TempDir::new("duo-join");
+/// The engine's handle on a [`Gated`] API the test also holds.
+struct Shared(Arc<Gated>);
+
+impl DuoApi for Shared {
+    fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
+        self.0.call(method, path, params)
+    }
+}
+
+/// A Duo engine in mode otp (`duo.timeout` as given) whose first login is held
+/// in `/preauth` until the returned sender releases it; the thread of that
+/// login, started and inside `/preauth`; the API, for its count of calls.
+fn held_first_login(
+    dir: &TempDir,
+    timeout: Option<u32>,
+) -> (Arc<DuoEngine>, Arc<Gated>, std::sync::mpsc::Sender<()>, std::thread::JoinHandle<Option<Outcome>>) {
     let mut raw = raw_config(dir.path(), "otp");
     raw.backend = Some("duo".into());
     raw.duo.api_host = Some("api-test.duosecurity.com".into());
     raw.duo.integration_key = Some("DIKEY".into());
     raw.duo.secret_key = Some("skey".into());
+    if let Some(timeout) = timeout {
+        raw.duo.timeout = timeout;
+    }
     let (release, gate) = std::sync::mpsc::channel();
     let api = Arc::new(Gated { release: Mutex::new(gate), calls: Default::default() });
-    struct Shared(Arc<Gated>);
-    impl DuoApi for Shared {
-        fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
-            self.0.call(method, path, params)
-        }
-    }
     let engine = Arc::new(
         DuoEngine::with_api(
             "mfa",
@@ -205,9 +214,17 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
         let engine = engine.clone();
         std::thread::spawn(move || login(&engine, "123456", None).outcome)
     };
-    while api.calls.load(Ordering::SeqCst) == 0 {
+    while api.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         std::thread::yield_now();
     }
+    (engine, api, release, first)
+}
+
+#[test]
+fn a_resend_with_a_new_id_joins_the_login_in_progress() {
+    use std::sync::atomic::Ordering;
+    let dir = TempDir::new("duo-join");
+    let (engine, api, release, first) = held_first_login(&dir, None);
     let second = {
         let engine = engine.clone();
         std::thread::spawn(move || login(&engine, "123456", None).outcome)
@@ -226,41 +243,10 @@ fn a_resend_with_a_new_id_joins_the_login_in_progress() {
 /// unavailable, while the first is still held here.
 #[test]
 fn a_resend_waits_no_longer_than_the_login_it_joined_may_take() {
-    use std::sync::atomic::Ordering;
     let dir = TempDir::new("duo-join-bound");
-    let mut raw = raw_config(dir.path(), "otp");
-    raw.backend = Some("duo".into());
-    raw.duo.api_host = Some("api-test.duosecurity.com".into());
-    raw.duo.integration_key = Some("DIKEY".into());
-    raw.duo.secret_key = Some("skey".into());
-    raw.duo.timeout = 1;
-    let cfg = Config::from_raw(&raw).unwrap();
-    let longest = cfg.duo.as_ref().unwrap().longest;
+    let (engine, _api, release, first) = held_first_login(&dir, Some(1));
+    let longest = engine.config().duo.as_ref().unwrap().longest;
     assert_eq!(longest, std::time::Duration::from_secs(2), "mode otp: preauth and auth, a timeout each");
-    let (release, gate) = std::sync::mpsc::channel();
-    let api = Arc::new(Gated { release: Mutex::new(gate), calls: Default::default() });
-    struct Shared(Arc<Gated>);
-    impl DuoApi for Shared {
-        fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
-            self.0.call(method, path, params)
-        }
-    }
-    let engine = Arc::new(
-        DuoEngine::with_api(
-            "mfa",
-            cfg,
-            Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
-            Box::new(Shared(api.clone())),
-        )
-        .unwrap(),
-    );
-    let first = {
-        let engine = engine.clone();
-        std::thread::spawn(move || login(&engine, "123456", None).outcome)
-    };
-    while api.calls.load(Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
     let started = std::time::Instant::now();
     let resent = login(&engine, "123456", None);
     assert_eq!(resent.outcome, Some(Outcome::Fail), "refused as unavailable, not left waiting");

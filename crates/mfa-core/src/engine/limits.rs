@@ -62,7 +62,7 @@ impl Engine {
         match self.record_failure(user, self.clock.now(), Some(why), trail) {
             // A push goes only to whoever gave the password (otp-or-push too): the
             // lockout's own words, as after any password.
-            Ok(Some(seconds)) => Decision::locks(self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())),
+            Ok(Some(seconds)) => Decision::locks(self.lockout_words(seconds)),
             Ok(None) => Decision::reject(cause, message.to_string()),
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
         }

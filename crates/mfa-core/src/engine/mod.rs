@@ -545,8 +545,14 @@ impl Engine {
         (lock.locked_until > now).then(|| lock.locked_until - now)
     }
 
+    /// The lockout's words, where a refusal may tell them (see [`Engine::before_password`]).
     fn locked_message(&self, seconds: u64) -> String {
-        self.before_password(self.cfg.messages.locked.replace("{seconds}", &seconds.to_string()))
+        self.before_password(self.lockout_words(seconds))
+    }
+
+    /// `messages.locked` for `seconds` more: what any refusal after a password says.
+    fn lockout_words(&self, seconds: u64) -> String {
+        self.cfg.messages.locked.replace("{seconds}", &seconds.to_string())
     }
 
     /// A refusal's Reply-Message in mode otp, where no password is ever checked:
@@ -616,10 +622,12 @@ impl Engine {
             // answer to a challenge (a State): no first factor runs then, and authenticate
             // checks the lock with each answer, but for the approval of the push whose
             // sending locked the user, which may still be approved (README, mode push).
-            let refused = (!input.has_state)
-                .then(|| self.locked_for(&self.store().cached_lock(&names.lookup)))
-                .flatten()
-                .and_then(|_| self.refuse_if_locked(&names.lookup, trail));
+            let refused = if input.has_state {
+                None
+            } else {
+                self.locked_for(&self.store().cached_lock(&names.lookup))
+                    .and_then(|_| self.refuse_if_locked(&names.lookup, trail))
+            };
             if let Some(decision) = refused {
                 // Before the first factor: unless detailed_messages, a locked user is
                 // refused as a wrong password is (no Reply-Message), or in modes otp and
