@@ -65,9 +65,20 @@ impl std::error::Error for RealmError {}
 /// Delimiters other than the splitting one stay inside the part they fall in.
 /// An empty name counts as an empty user part: there is nobody to look up.
 pub fn parse(name: &str, cfg: &RealmConfig) -> Result<ParsedName, RealmError> {
-    let found = match cfg.split {
-        Split::First => name.split_once(cfg.delimiter),
-        Split::Last => name.rsplit_once(cfg.delimiter),
+    let found = if cfg.delimiter.is_ascii() {
+        // An ASCII byte is a whole character in UTF-8: a byte search finds the same
+        // split as the character search below, for less (this runs on every login).
+        let (bytes, delimiter) = (name.as_bytes(), cfg.delimiter as u8);
+        let at = match cfg.split {
+            Split::First => bytes.iter().position(|&b| b == delimiter),
+            Split::Last => bytes.iter().rposition(|&b| b == delimiter),
+        };
+        at.map(|at| (&name[..at], &name[at + 1..]))
+    } else {
+        match cfg.split {
+            Split::First => name.split_once(cfg.delimiter),
+            Split::Last => name.rsplit_once(cfg.delimiter),
+        }
     };
     let Some((before, after)) = found else {
         if name.is_empty() {

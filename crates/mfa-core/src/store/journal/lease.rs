@@ -2,10 +2,13 @@
 //! file lock between writes, so that a claim is one `write()` and no other
 //! system call (no `flock` pair, no `fstat` to catch up: nobody else can append).
 //!
-//! A thread of the module watches the journal's directory (inotify) and lets go
-//! of the lock, under the journal's mutex, as soon as anyone opens the journal
+//! A thread of the module watches the journal and its directory (inotify) and lets
+//! go of the lock, under the journal's mutex, as soon as anyone opens the journal
 //! (mfa-admin, a second server, an editor, `truncate`), deletes it, or renames
-//! something over or away from it. Every writer that finds the lock held opens
+//! something over or away from it. Opens are watched on the file itself, not as
+//! the directory's children: a directory that watches its children's opens makes
+//! every write to any of them look that watch up (about a tenth of what the
+//! journal's `write` costs the kernel). Every writer that finds the lock held opens
 //! the file before trying again (`lock_file`'s knock), so a writer that opened
 //! it earlier (a second server sharing the file) is let in too. After
 //! [`QUIET`] without such an event, the thread takes the lock again if it is
@@ -53,8 +56,7 @@ impl Lease {
         let path = inner.path();
         let name = path.file_name()?.to_owned();
         let fd = inotify::init(CreateFlags::CLOEXEC).ok()?;
-        let events = WatchFlags::OPEN
-            | WatchFlags::CREATE
+        let events = WatchFlags::CREATE
             | WatchFlags::DELETE
             | WatchFlags::MOVED_FROM
             | WatchFlags::MOVED_TO
@@ -89,6 +91,8 @@ enum Seen {
 
 fn run(inner: &Inner, watch: &Watch, name: &OsStr) {
     let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    // The watch on the journal file's opens, on the file at the path when it was added.
+    let mut file_wd: Option<i32> = None;
     // None: try to take the lease now.
     let mut quiet_until: Option<Instant> = None;
     loop {
@@ -103,6 +107,12 @@ fn run(inner: &Inner, watch: &Watch, name: &OsStr) {
             match quiet_until {
                 Some(until) if until > now => Some(until - now),
                 _ => {
+                    // Before the lease: try_lease refuses a file that is no longer the one
+                    // at the path, and a later replacement shows in the directory's events.
+                    if !watch_file(watch, inner.path(), &mut file_wd) {
+                        quiet_until = Some(now + QUIET);
+                        continue;
+                    }
                     let taken = {
                         let mut journal = inner.lock();
                         let taken = journal.try_lease();
@@ -138,6 +148,17 @@ fn run(inner: &Inner, watch: &Watch, name: &OsStr) {
     inner.lock().end_lease();
 }
 
+/// Watches the opens of the file now at `path` (the same watch when it is the same
+/// file); false when it cannot be watched, and then no lease is taken.
+fn watch_file(watch: &Watch, path: &std::path::Path, file_wd: &mut Option<i32>) -> bool {
+    let Ok(wd) = inotify::add_watch(&watch.fd, path, WatchFlags::OPEN) else { return false };
+    if let Some(old) = file_wd.replace(wd).filter(|&old| old != wd) {
+        // A file replaced since: its watch is of no use (IN_IGNORED follows, and is skipped).
+        let _ = inotify::remove_watch(&watch.fd, old);
+    }
+    true
+}
+
 /// Reads what is queued (one `read`) and sorts it.
 fn read_events(watch: &Watch, buf: &mut [MaybeUninit<u8>], name: &OsStr) -> Seen {
     let mut reader = inotify::Reader::new(&watch.fd, buf);
@@ -148,12 +169,14 @@ fn read_events(watch: &Watch, buf: &mut [MaybeUninit<u8>], name: &OsStr) -> Seen
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => return Seen::End,
         };
-        let flags = event.events();
-        if flags.intersects(ReadFlags::IGNORED | ReadFlags::UNMOUNT) {
+        let (flags, of_directory) = (event.events(), event.wd() == watch.wd);
+        if flags.contains(ReadFlags::UNMOUNT) || (of_directory && flags.contains(ReadFlags::IGNORED)) {
             return Seen::End;
         }
-        let ours = event.file_name().is_some_and(|n| OsStr::from_bytes(n.to_bytes()) == name);
-        if ours || flags.intersects(ReadFlags::QUEUE_OVERFLOW | ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF) {
+        let opened = !of_directory && flags.contains(ReadFlags::OPEN);
+        let ours = of_directory && event.file_name().is_some_and(|n| OsStr::from_bytes(n.to_bytes()) == name);
+        let directory_gone = of_directory && flags.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF);
+        if opened || ours || directory_gone || flags.contains(ReadFlags::QUEUE_OVERFLOW) {
             seen = Seen::Journal;
         }
         if reader.is_buffer_empty() {
@@ -243,6 +266,27 @@ mod tests {
         let again = open(&path);
         assert_eq!(again.token("alice", "T1"), totp(5));
         assert_eq!(again.token("alice", "H1").next_counter, 2);
+    }
+
+    /// Opens are watched on the file itself: after the journal is replaced (another
+    /// server's compaction renames its new file over it), the lease ends, and once
+    /// taken again an open of the new file ends it as well.
+    #[test]
+    fn the_watch_on_opens_follows_the_journal_when_it_is_replaced() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let journal = SharedJournal::open(&path, JournalOptions::default()).unwrap();
+        assert!(journal.write(|j| j.claim_totp_step("alice", "T1", 1)).unwrap());
+        until("leased", || journal.lock().leased);
+        let new = path.with_extension("new");
+        fs::write(&new, "{\"k\":\"totp\",\"u\":\"alice\",\"s\":\"T1\",\"v\":7}\n").unwrap();
+        fs::rename(&new, &path).unwrap();
+        until("the lease ended", || !journal.lock().leased);
+        assert!(!journal.write(|j| j.claim_totp_step("alice", "T1", 7)).unwrap(), "the new file is read");
+        until("leased again", || journal.lock().leased);
+        let other = OpenOptions::new().read(true).append(true).open(&path).unwrap();
+        until("the lease ended on an open of the new file", || !journal.lock().leased);
+        assert!(try_lock_file(&other).unwrap());
     }
 
     #[test]

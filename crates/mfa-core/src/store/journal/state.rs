@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use crate::fast_map::FastMap;
+use crate::fast_map::{FastMap, Name};
 
 use super::record::{state_id, Record};
 use crate::factor::state::TokenState;
@@ -37,7 +37,7 @@ impl LockState {
 
 /// What one user holds, kept small and in one piece: a server holds one per user
 /// who ever logged in, in one table with no allocation of its own for a user whose
-/// name and serial are short (up to [`INLINE`] bytes) and who has one token.
+/// name and serial are short (up to [`INLINE`](crate::fast_map::INLINE) bytes) and who has one token.
 #[derive(Debug, Default)]
 struct UserState {
     tokens: Tokens,
@@ -49,12 +49,12 @@ struct UserState {
 enum Tokens {
     #[default]
     None,
-    One((Key, TokenState)),
-    Many(Box<[(Key, TokenState)]>),
+    One((Name, TokenState)),
+    Many(Box<[(Name, TokenState)]>),
 }
 
 impl Tokens {
-    fn as_slice(&self) -> &[(Key, TokenState)] {
+    fn as_slice(&self) -> &[(Name, TokenState)] {
         match self {
             Tokens::None => &[],
             Tokens::One(one) => std::slice::from_ref(one),
@@ -62,7 +62,7 @@ impl Tokens {
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [(Key, TokenState)] {
+    fn as_mut_slice(&mut self) -> &mut [(Name, TokenState)] {
         match self {
             Tokens::None => &mut [],
             Tokens::One(one) => std::slice::from_mut(one),
@@ -71,14 +71,14 @@ impl Tokens {
     }
 
     fn get(&self, serial: &str) -> Option<&TokenState> {
-        self.as_slice().iter().find(|(s, _)| s.as_str() == serial).map(|(_, t)| t)
+        self.as_slice().iter().find(|(s, _)| s.as_bytes() == serial.as_bytes()).map(|(_, t)| t)
     }
 
     fn get_or_insert(&mut self, serial: &str) -> &mut TokenState {
-        let at = match self.as_slice().iter().position(|(s, _)| s.as_str() == serial) {
+        let at = match self.as_slice().iter().position(|(s, _)| s.as_bytes() == serial.as_bytes()) {
             Some(at) => at,
             None => {
-                let new = (Key::new(serial), TokenState::default());
+                let new = (Name::new(serial), TokenState::default());
                 *self = match std::mem::take(self) {
                     Tokens::None => Tokens::One(new),
                     Tokens::One(one) => Tokens::Many(Box::new([one, new])),
@@ -95,62 +95,10 @@ impl Tokens {
     }
 }
 
-/// The longest name or serial kept inline in a [`Key`].
-const INLINE: usize = 22;
-
-/// A user name or a serial as the journal's maps keep it: inline when it is short
-/// (most are), on the heap otherwise. Hashes and compares as the `&str` it holds,
-/// so that maps keyed by it are looked up with a `&str`.
-#[derive(Clone, Debug)]
-enum Key {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
-}
-
-impl Key {
-    fn new(text: &str) -> Key {
-        if text.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            Key::Inline { len: text.len() as u8, bytes }
-        } else {
-            Key::Heap(text.into())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // The whole of a &str: always valid UTF-8 (checked again, as no `unsafe` is allowed here).
-            Key::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
-            Key::Heap(text) => text,
-        }
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Key {}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl std::borrow::Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
 /// Every user with any state, and the States answered and not yet expired.
 #[derive(Debug, Default)]
 pub(super) struct States {
-    users: FastMap<Key, UserState>,
+    users: FastMap<Name, UserState>,
     /// Answered State ids, with when each expires and who answered it.
     used: HashMap<[u8; 16], (u64, String)>,
     /// The same, soonest expiry first, so that forgetting the expired ones pops
@@ -170,16 +118,16 @@ impl States {
     }
 
     pub(super) fn token(&self, user: &str, serial: &str) -> TokenState {
-        self.users.get(user).and_then(|u| u.tokens.get(serial)).copied().unwrap_or_default()
+        self.users.get(user.as_bytes()).and_then(|u| u.tokens.get(serial)).copied().unwrap_or_default()
     }
 
     pub(super) fn lock(&self, user: &str) -> LockState {
-        self.users.get(user).map(|u| u.lock).unwrap_or_default()
+        self.users.get(user.as_bytes()).map(|u| u.lock).unwrap_or_default()
     }
 
     /// Users that have any state, sorted.
     pub(super) fn users(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.users.keys().map(Key::as_str).collect();
+        let mut names: Vec<&str> = self.users.keys().map(Name::as_str).collect();
         names.sort_unstable();
         names
     }
@@ -264,13 +212,13 @@ impl States {
                 self.drop_if_empty(u);
             }
             Record::Unlock { u } => {
-                if let Some(state) = self.users.get_mut(u) {
+                if let Some(state) = self.users.get_mut(u.as_bytes()) {
                     state.lock = LockState::default();
                     self.drop_if_empty(u);
                 }
             }
             Record::Forget { u } => {
-                self.users.remove(u);
+                self.users.remove(u.as_bytes());
             }
             Record::Used { u, s, v } => {
                 // record() checked the id.
@@ -286,10 +234,10 @@ impl States {
 
     fn user_mut(&mut self, user: &str) -> &mut UserState {
         // Look up first: allocating the key for every record would dominate loading.
-        if !self.users.contains_key(user) {
-            self.users.insert(Key::new(user), UserState::default());
+        if !self.users.contains_key(user.as_bytes()) {
+            self.users.insert(Name::new(user), UserState::default());
         }
-        self.users.get_mut(user).expect("just inserted")
+        self.users.get_mut(user.as_bytes()).expect("just inserted")
     }
 
     fn token_mut(&mut self, user: &str, serial: &str) -> &mut TokenState {
@@ -297,9 +245,9 @@ impl States {
     }
 
     fn drop_if_empty(&mut self, user: &str) {
-        if let Some(state) = self.users.get(user) {
+        if let Some(state) = self.users.get(user.as_bytes()) {
             if state.tokens.as_slice().is_empty() && state.lock == LockState::default() {
-                self.users.remove(user);
+                self.users.remove(user.as_bytes());
             }
         }
     }
@@ -401,7 +349,7 @@ mod tests {
     fn short_and_long_names_and_several_tokens_are_kept_alike() {
         let long = "a.user.whose.name.is.longer.than.twenty-two@example.org";
         let exactly = "abcdefghijklmnopqrstuv";
-        assert_eq!(exactly.len(), super::INLINE);
+        assert_eq!(exactly.len(), crate::fast_map::INLINE);
         let mut states = States::default();
         for (u, s) in
             [(long, "T1"), (exactly, "TOTP-0123456789ABCDEFGHIJ"), ("bob", "T1"), ("bob", "T2"), ("bob", "T3")]

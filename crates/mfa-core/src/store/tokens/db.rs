@@ -1,7 +1,7 @@
 //! All users and their tokens, in memory: lookups and the edits mfa-admin makes,
 //! each checked by the file's rules.
 
-use crate::fast_map::FastMap;
+use crate::fast_map::{FastMap, Name};
 
 use super::validate::{duplicate_serial, validate_email, validate_groups, validate_sms, validate_user_name};
 use super::{TokenError, User};
@@ -11,7 +11,7 @@ use crate::factor::token::Token;
 /// All users and their tokens, as read from the token file.
 #[derive(Debug, Clone, Default)]
 pub struct TokenDb {
-    pub(super) users: FastMap<String, User>,
+    pub(super) users: FastMap<Name, User>,
 }
 
 impl TokenDb {
@@ -24,10 +24,10 @@ impl TokenDb {
     pub fn folded(self) -> Result<TokenDb, TokenError> {
         let mut users = crate::fast_map::with_capacity(self.users.len());
         for (name, user) in self.users {
-            let folded = crate::identity::case::fold(&name);
-            if users.insert(folded.clone(), user).is_some() {
+            let folded = crate::identity::case::fold(name.as_str());
+            if users.insert(Name::new(&folded), user).is_some() {
                 return Err(TokenError::invalid(
-                    &name,
+                    name.as_str(),
                     None,
                     "users",
                     format!("the user appears twice when case is ignored (as {folded:?})"),
@@ -38,7 +38,7 @@ impl TokenDb {
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
-        self.users.get(name)
+        self.users.get(name.as_bytes())
     }
 
     /// The name as written in this (unfolded) file of the user the module finds
@@ -46,11 +46,11 @@ impl TokenDb {
     /// without case (identity::case). An error when two entries are.
     pub fn entry_name(&self, name: &str, ignore_case: bool) -> Result<Option<&str>, String> {
         if !ignore_case {
-            return Ok(self.users.get_key_value(name).map(|(n, _)| n.as_str()));
+            return Ok(self.users.get_key_value(name.as_bytes()).map(|(n, _)| n.as_str()));
         }
-        let mut found = self.users.keys().filter(|n| crate::identity::case::same(n, name, true));
+        let mut found = self.users.keys().map(Name::as_str).filter(|n| crate::identity::case::same(n, name, true));
         match (found.next(), found.next()) {
-            (Some(one), None) => Ok(Some(one.as_str())),
+            (Some(one), None) => Ok(Some(one)),
             (None, _) => Ok(None),
             (Some(a), Some(b)) => Err(format!("{a:?} and {b:?} are the same user when case is ignored")),
         }
@@ -105,7 +105,7 @@ impl TokenDb {
                 ),
             ));
         }
-        let entry = self.users.entry(user.to_owned()).or_default();
+        let entry = self.users.entry(Name::new(user)).or_default();
         if entry.token(&token.serial).is_some() {
             return Err(duplicate_serial(user, &token.serial));
         }
@@ -127,7 +127,7 @@ impl TokenDb {
         if let Some(Some(address)) = &email {
             validate_email(user, address)?;
         }
-        let entry = self.users.entry(user.to_owned()).or_default();
+        let entry = self.users.entry(Name::new(user)).or_default();
         if let Some(sms) = sms {
             entry.sms = sms;
         }
@@ -135,7 +135,7 @@ impl TokenDb {
             entry.email = email;
         }
         if !entry.has_factor() {
-            self.users.remove(user);
+            self.users.remove(user.as_bytes());
         }
         Ok(())
     }
@@ -144,7 +144,7 @@ impl TokenDb {
     pub fn set_groups(&mut self, user: &str, groups: Vec<String>) -> Result<(), TokenError> {
         validate_user_name(user)?;
         validate_groups(user, &groups)?;
-        let Some(entry) = self.users.get_mut(user) else {
+        let Some(entry) = self.users.get_mut(user.as_bytes()) else {
             return Err(TokenError::invalid(
                 user,
                 None,
@@ -157,17 +157,17 @@ impl TokenDb {
     }
 
     pub fn remove_user(&mut self, user: &str) -> Option<User> {
-        self.users.remove(user)
+        self.users.remove(user.as_bytes())
     }
 
     /// Removes one token; a user left without tokens is removed as well, so that
     /// the file never lists users who cannot log in.
     pub fn remove_token(&mut self, user: &str, serial: &str) -> Option<Token> {
-        let entry = self.users.get_mut(user)?;
+        let entry = self.users.get_mut(user.as_bytes())?;
         let index = entry.tokens.iter().position(|t| t.serial == serial)?;
         let token = entry.tokens.remove(index);
         if !entry.has_factor() {
-            self.users.remove(user);
+            self.users.remove(user.as_bytes());
         }
         Some(token)
     }

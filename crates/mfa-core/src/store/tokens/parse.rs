@@ -1,7 +1,7 @@
 //! Reading the token file's JSON: strict (unknown fields are errors), each user
 //! checked as soon as it is read, errors that name the user and stay one log line.
 
-use crate::fast_map::FastMap;
+use crate::fast_map::{FastMap, Name};
 use std::cell::RefCell;
 use std::fmt;
 
@@ -127,14 +127,14 @@ struct FileSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
-    type Value = FastMap<String, User>;
+    type Value = FastMap<Name, User>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for FileSeed<'_> {
-    type Value = FastMap<String, User>;
+    type Value = FastMap<Name, User>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with a \"users\" field")
     }
@@ -158,14 +158,14 @@ struct UsersSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for UsersSeed<'_> {
-    type Value = FastMap<String, User>;
+    type Value = FastMap<Name, User>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for UsersSeed<'_> {
-    type Value = FastMap<String, User>;
+    type Value = FastMap<Name, User>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object mapping user names to {\"tokens\": [...]}")
     }
@@ -180,7 +180,7 @@ impl<'de> Visitor<'de> for UsersSeed<'_> {
                 }
             };
             let checked = build_user(&name, raw).and_then(|user| {
-                if users.contains_key(&name) {
+                if users.contains_key(name.as_bytes()) {
                     Err(TokenError::invalid(&name, None, "users", "the user appears twice".into()))
                 } else {
                     Ok(user)
@@ -188,7 +188,7 @@ impl<'de> Visitor<'de> for UsersSeed<'_> {
             });
             match checked {
                 Ok(user) => {
-                    users.insert(name, user);
+                    users.insert(Name::from(name), user);
                 }
                 Err(e) => {
                     let text = e.to_string();
