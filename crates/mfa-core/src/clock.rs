@@ -1,6 +1,7 @@
 //! Wall-clock time, injected so that TOTP, lockout and expiry tests are exact.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -13,10 +14,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        // The coarse wall clock (updated every tick, a few milliseconds): whole seconds
-        // are all a login needs, and it is read several times per login.
-        let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-        u64::try_from(now.tv_sec).unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 }
 

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What identifies one version of a file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +33,6 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-/// The coarse monotonic clock in milliseconds (a tick's resolution, plenty for a
-/// once-a-second look, and cheaper to read on every login than `Instant`).
-fn coarse_millis() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    u64::try_from(now.tv_sec).unwrap_or(0) * 1000 + u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000
-}
-
 /// What happened when a request looked at the file.
 pub enum ReloadEvent {
     Reloaded,
@@ -56,8 +49,9 @@ pub struct Reloading<T> {
     /// The file is looked at no more often than this, so that a busy server does not
     /// stat it on every request.
     interval: Duration,
-    /// When it was last looked at, in milliseconds of the coarse monotonic clock.
+    /// When it was last looked at, in milliseconds since `started`.
     last_check: AtomicU64,
+    started: Instant,
 }
 
 /// How often the token file and the user map are checked for changes.
@@ -76,12 +70,13 @@ impl<T> Reloading<T> {
             seen: Mutex::new(seen),
             interval,
             last_check: AtomicU64::new(0),
+            started: Instant::now(),
         })
     }
 
     /// Whether the interval since the last look has passed (and claims this look).
     fn due(&self) -> bool {
-        let now = coarse_millis();
+        let now = self.started.elapsed().as_millis() as u64;
         let last = self.last_check.load(Ordering::Relaxed);
         if now.saturating_sub(last) < self.interval.as_millis() as u64 && last != 0 {
             return false;
