@@ -220,35 +220,25 @@ impl PushProvider for Answering {
     }
 }
 
+/// In mode push and in otp-or-push alike (the push follows the password there
+/// too), the denial that locks answers with the lockout's words, as after any
+/// password (not a code's "wrong code").
 #[test]
 fn denied_pushes_count_toward_the_lockout() {
     let strict = |r: &mut RawConfig| {
         push_config(r);
         r.lockout.max_failures = 2;
     };
-    let (_d, mut a, _b) = two_instances("push", strict);
-    a.set_push_provider(Box::new(Answering(PushStatus::Denied)));
-    let first = push_login(&a);
-    assert_eq!(first.outcome, Some(Outcome::Reject), "{first:?}");
-    assert_eq!(first.reply_messages, vec!["The login was denied on your device".to_string()]);
-    let second = push_login(&a);
-    assert_eq!(second.outcome, Some(Outcome::Userlock), "{second:?}");
-    assert!(second.reply_messages[0].starts_with("Too many failed attempts"), "{second:?}");
-}
-
-/// otp-or-push: the push follows the password, so the denial that locks answers
-/// with the lockout's words, as after any password (not a code's "wrong code").
-#[test]
-fn in_otp_or_push_the_denial_that_locks_says_locked() {
-    let strict = |r: &mut RawConfig| {
-        push_config(r);
-        r.lockout.max_failures = 1;
-    };
-    let (_d, mut a, _b) = two_instances("otp-or-push", strict);
-    a.set_push_provider(Box::new(Answering(PushStatus::Denied)));
-    let denied = push_login(&a);
-    assert_eq!(denied.outcome, Some(Outcome::Userlock), "{denied:?}");
-    assert!(denied.reply_messages[0].starts_with("Too many failed attempts"), "{denied:?}");
+    for mode in ["push", "otp-or-push"] {
+        let (_d, mut a, _b) = two_instances(mode, strict);
+        a.set_push_provider(Box::new(Answering(PushStatus::Denied)));
+        let first = push_login(&a);
+        assert_eq!(first.outcome, Some(Outcome::Reject), "{mode}: {first:?}");
+        assert_eq!(first.reply_messages, vec!["The login was denied on your device".to_string()], "{mode}");
+        let second = push_login(&a);
+        assert_eq!(second.outcome, Some(Outcome::Userlock), "{mode}: {second:?}");
+        assert!(second.reply_messages[0].starts_with("Too many failed attempts"), "{mode}: {second:?}");
+    }
 }
 
 #[test]
