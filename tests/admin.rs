@@ -153,3 +153,175 @@ fn a_secret_is_read_from_standard_input_or_a_file_never_the_command_line() {
     assert!(out.status.success(), "{}", stdout(&out));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A code of the seed's token at `counter`.
+fn code_of(counter: u64, digits: u32, algorithm: Algorithm) -> String {
+    hotp_code(b"12345678901234567890", counter, digits, algorithm)
+}
+
+/// The serial `enroll` printed ("enrolled SERIAL for ...").
+fn enrolled_serial(out: &Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(out);
+    text.strip_prefix("enrolled ").and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{text}")).into()
+}
+
+/// What enroll's options say is what the module and `code` then use: the type, the
+/// algorithm, the digits, the period, the description and the issuer in the URI;
+/// `remove --serial` takes one token and leaves the others.
+#[test]
+fn enroll_options_make_the_token_the_module_accepts() {
+    let module = require_module!();
+    let tokens = format!(
+        r#"{{"users": {{"bob": {{"tokens": [{{"serial": "T-bob", "type": "totp", "secret": "{SEED_B32}"}}]}}}}}}"#
+    );
+    let server = Server::start(&module, &Setup::otp_mode(&tokens));
+    let enroll = [
+        "enroll",
+        "erin",
+        "--algorithm",
+        "SHA256",
+        "--digits",
+        "8",
+        "--period",
+        "60",
+        "--description",
+        "Erin's phone",
+        "--issuer",
+        "ACME VPN",
+        "--secret-file",
+        "-",
+        "--no-qr",
+    ];
+    let out = server.admin_with_input(&enroll, SEED_B32);
+    let totp = enrolled_serial(&out);
+    let uri = stdout(&out).lines().nth(1).unwrap_or_default().to_string();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    for part in ["algorithm=SHA256", "digits=8", "period=60", &format!("secret={SEED_B32}")] {
+        assert!(uri.contains(part), "{part} in {uri}");
+    }
+    assert!(uri.contains("issuer=ACME%20VPN") && uri.contains("ACME%20VPN:erin"), "{uri}");
+    let listed = stdout(&server.admin(&["list", "erin"]));
+    assert!(listed.contains("SHA256") && listed.contains("8 digits") && listed.contains("period 60s"), "{listed}");
+    assert!(listed.contains("\"Erin's phone\""), "{listed}");
+
+    let out = server.admin_with_input(&["enroll", "erin", "--type", "hotp", "--secret-file", "-", "--no-qr"], SEED_B32);
+    let hotp = enrolled_serial(&out);
+    assert!(stdout(&out).lines().nth(1).unwrap_or_default().starts_with("otpauth://hotp/"), "{}", stdout(&out));
+    common::wait_for_reload();
+
+    // code --serial picks the token; the module takes both codes.
+    let step = loop {
+        let t = now();
+        if 60 - t % 60 >= 8 {
+            break t / 60;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let code = stdout(&server.admin(&["code", "erin", "--serial", &totp])).trim().to_string();
+    assert_eq!(code, code_of(step, 8, Algorithm::Sha256));
+    assert!(server.auth("erin", &code).is_accept());
+    let code = stdout(&server.admin(&["code", "erin", "--serial", &hotp])).trim().to_string();
+    assert_eq!(code, code_of(0, 6, Algorithm::Sha1));
+    assert!(server.auth("erin", &code).is_accept());
+    // The counter moved past it: `code` now prints the next one.
+    let next = stdout(&server.admin(&["code", "erin", "--serial", &hotp])).trim().to_string();
+    assert_eq!(next, code_of(1, 6, Algorithm::Sha1));
+
+    let out = server.admin(&["remove", "erin", "--serial", &hotp]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = stdout(&server.admin(&["list", "erin"]));
+    assert!(listed.contains(&totp) && !listed.contains(&hotp), "{listed}");
+    common::wait_for_reload();
+    assert!(server.auth("erin", &code_of(2, 6, Algorithm::Sha1)).is_reject(), "the removed token's codes are refused");
+    assert!(stdout(&server.admin(&["list", "bob"])).contains("T-bob"), "other users are left alone");
+}
+
+/// `contact` sets where codes are sent and `""` clears one; `groups` sets the
+/// user's groups and none clears them.
+#[test]
+fn contact_and_groups_set_and_clear() {
+    let dir = scratch("contact");
+    let out = common::admin_with_stdin(
+        &dir.join("tokens.json"),
+        &["enroll", "fay", "--secret-file", "-", "--no-qr"],
+        SEED_B32,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |user: &str| -> serde_json::Value {
+        let text = fs::read_to_string(dir.join("tokens.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["users"][user].clone()
+    };
+
+    let out = admin(&dir, &["contact", "fay", "--sms", "+4512345612", "--email", "fay@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        (read("fay")["sms"].as_str(), read("fay")["email"].as_str()),
+        (Some("+4512345612"), Some("fay@example.com"))
+    );
+    let listed = stdout(&admin(&dir, &["list", "fay"]));
+    assert!(listed.contains("sms    +4512345612") && listed.contains("email  fay@example.com"), "{listed}");
+
+    let out = admin(&dir, &["contact", "fay", "--sms", ""]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(read("fay").get("sms").is_none_or(|v| v.is_null()), "{}", read("fay"));
+    assert_eq!(read("fay")["email"].as_str(), Some("fay@example.com"), "the other one stays");
+    assert!(!admin(&dir, &["contact", "fay"]).status.success(), "neither option: refused");
+
+    let out = admin(&dir, &["groups", "fay", "vpn-users", "staff"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read("fay")["groups"], serde_json::json!(["vpn-users", "staff"]));
+    let out = admin(&dir, &["groups", "fay"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(read("fay")["groups"].as_array().is_none_or(|g| g.is_empty()), "{}", read("fay"));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// MFA_TOKENS, MFA_STATE, MFA_MODULE and MFA_IGNORE_CASE stand in for the options,
+/// and an option wins over its variable.
+#[test]
+fn the_environment_names_the_files_and_the_case_rule() {
+    let dir = scratch("environment");
+    fs::write(dir.join("mfa"), "mfa {\n\tignore_case = yes\n}\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &Path)], input: Option<&str>| -> Output {
+        let mut command = Command::new(common::admin_bin());
+        command.env_remove("MFA_TOKENS").env_remove("MFA_STATE").env_remove("MFA_MODULE").env_remove("MFA_IGNORE_CASE");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.unwrap_or("").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let (tokens, state, module) = (dir.join("tokens.json"), dir.join("state.jsonl"), dir.join("mfa"));
+    let env = [("MFA_TOKENS", tokens.as_path()), ("MFA_STATE", state.as_path()), ("MFA_MODULE", module.as_path())];
+
+    let out = run(&["enroll", "Gus", "--type", "hotp", "--secret-file", "-", "--no-qr"], &env, Some(SEED_B32));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(tokens.is_file(), "MFA_TOKENS names the token file");
+    // ignore_case = yes from MFA_MODULE: "gus" is Gus, and the code is recorded in MFA_STATE.
+    let out = run(&["check", "gus", &hotp(0), "--consume"], &env, None);
+    assert!(stdout(&out).starts_with("match: "), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let journal = fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        journal.contains("\"gus\""),
+        "MFA_STATE names the journal, the state kept under the lower-case name: {journal}"
+    );
+
+    // MFA_IGNORE_CASE=no overrides the module's ignore_case, and --ignore-case=yes overrides that.
+    let mut strict: Vec<(&str, &Path)> = env.to_vec();
+    strict.push(("MFA_IGNORE_CASE", Path::new("no")));
+    assert!(!run(&["check", "gus", &hotp(1)], &strict, None).status.success(), "case counts with MFA_IGNORE_CASE=no");
+    let out = run(&["--ignore-case=yes", "check", "gus", &hotp(1)], &strict, None);
+    assert!(stdout(&out).starts_with("match: "), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+
+    // --tokens wins over MFA_TOKENS.
+    let other = dir.join("other.json");
+    let out = run(&["--tokens", other.to_str().unwrap(), "enroll", "hal", "--no-qr"], &env, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(fs::read_to_string(&other).unwrap().contains("\"hal\""));
+    assert!(!fs::read_to_string(&tokens).unwrap().contains("\"hal\""));
+    fs::remove_dir_all(&dir).unwrap();
+}

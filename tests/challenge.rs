@@ -37,15 +37,20 @@ fn gateways(sms: &FakeGateway, email: &FakeGateway) -> String {
     )
 }
 
-/// The code in the last message the gateway was sent.
+/// The code in the last message the gateway was sent (`code_length` 6, the default).
 fn sent_code(gateway: &FakeGateway) -> String {
+    sent_code_of(gateway, 6)
+}
+
+/// The code of `digits` digits in the last message the gateway was sent.
+fn sent_code_of(gateway: &FakeGateway, digits: usize) -> String {
     let requests = gateway.requests();
     let body = &requests.last().expect("the gateway was sent nothing").body;
     let text: serde_json::Value = serde_json::from_str(body).unwrap();
     let message = text["text"].as_str().unwrap();
     let code: String =
         message.trim_start_matches("Your login code is ").chars().take_while(char::is_ascii_digit).collect();
-    assert_eq!(code.len(), 6, "{message}");
+    assert_eq!(code.len(), digits, "{message}");
     code
 }
 
@@ -493,4 +498,51 @@ fn past_limits_codes_sent_no_code_is_sent() {
     assert!(third.message().unwrap_or_default().starts_with("Too many approval requests: try again in "), "{third:?}");
     assert_eq!((sms.requests().len(), email.requests().len()), (2, 0), "no third code, by any channel");
     assert!(server.debug_log().contains("limits.codes_sent"), "the log names the limit");
+}
+
+#[test]
+fn code_length_sets_the_digits_of_a_code_sent() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    let email = FakeGateway::start(Behaviour::Accept);
+    let setup =
+        setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)).with("code_length = 8");
+    let server = Server::start(&module, &setup);
+    let menu = server.auth("alice", "pw-alice");
+    let prompt = server.answer("alice", "2", menu.state());
+    assert!(prompt.is_challenge(), "{prompt:?}");
+    let code = sent_code_of(&sms, 8);
+    // Its first six digits are not the code.
+    let again = server.answer("alice", &code[..6], prompt.state());
+    assert!(again.is_challenge(), "{again:?}");
+    assert!(server.answer("alice", &code, again.state()).is_accept());
+}
+
+/// A locked user is sent no code: not on a new login, and not from a menu shown
+/// before the lock.
+#[test]
+fn a_locked_user_is_sent_no_code() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    let email = FakeGateway::start(Behaviour::Accept);
+    let setup = setup("password-then-otp", &three_method_tokens())
+        .with(&gateways(&sms, &email))
+        .with("max_rounds = 5\nlockout {\n max_failures = 2\n duration = 600\n}");
+    let server = Server::start(&module, &setup);
+    let early = server.auth("alice", "pw-alice");
+    assert!(early.is_challenge(), "{early:?}");
+
+    let menu = server.auth("alice", "pw-alice");
+    let app = server.answer("alice", "1", menu.state());
+    let again = server.answer("alice", "000000", app.state());
+    assert!(again.is_challenge(), "{again:?}");
+    let locked = server.answer("alice", "000000", again.state());
+    assert!(locked.message().unwrap_or_default().starts_with("Too many failed attempts"), "{locked:?}");
+
+    assert!(server.auth("alice", "pw-alice").is_reject());
+    for choice in ["2", "3"] {
+        let late = server.answer("alice", choice, early.state());
+        assert!(late.is_reject(), "{late:?}");
+    }
+    assert_eq!((sms.requests().len(), email.requests().len()), (0, 0), "no code, by any channel");
 }

@@ -521,6 +521,26 @@ fn number_in_the_push_message() {
     assert!(body.get("number").is_none_or(|n| n.is_null()), "no number without a prompt: {body}");
 }
 
+/// `{nas}` in push.message is the NAS's name: its NAS-Identifier, else its
+/// NAS-IP-Address, else the address the request came from.
+#[test]
+fn the_push_message_names_the_nas() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::ZERO));
+    let server = Server::start(&module, &push_setup(&provider, "message = \"{user} at {nas} ({client})\""));
+    for (attrs, nas) in [
+        ("NAS-Identifier = \"vpn-gw-1\", NAS-IP-Address = 192.0.2.7", "vpn-gw-1"),
+        ("NAS-IP-Address = 192.0.2.7", "192.0.2.7"),
+        ("", "127.0.0.1"),
+    ] {
+        let attrs = if attrs.is_empty() { String::new() } else { format!(", {attrs}") };
+        let reply = server.send(&format!("User-Name = \"alice\", User-Password = \"pw-alice\"{attrs}\n"));
+        assert!(reply.is_reject(), "{reply:?}");
+        let body = provider.last_create_body().unwrap();
+        assert_eq!(body["message"], format!("alice at {nas} (localhost)"), "{attrs}");
+    }
+}
+
 /// Length-prefixed parts under SHA-256, as the module hashed them before its
 /// request ids were keyed (whoever read the provider's logs could test guesses).
 fn unkeyed(parts: &[&[u8]]) -> [u8; 32] {
