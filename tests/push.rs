@@ -236,7 +236,12 @@ fn past_max_waiting_logins_fall_back_to_challenge() {
     std::thread::sleep(Duration::from_millis(700));
     let second = server.auth("bob", "pw-bob");
     assert!(second.is_challenge(), "{second:?}");
+    // A re-send of the waiting login would hold a second thread: refused, not challenged
+    // (a challenge would send alice a second push for the one login).
+    let re_sent = server.auth("alice", "pw-alice");
+    assert_eq!(re_sent.message(), Some("Too many logins are waiting for approval, try again shortly"), "{re_sent:?}");
     assert!(waiting.join().unwrap().is_accept());
+    assert_eq!(provider.created(), 2, "alice's push and bob's challenge push");
     std::thread::sleep(Duration::from_secs(3));
     assert!(server.answer("bob", "ok", second.state()).is_accept());
 }
