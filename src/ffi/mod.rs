@@ -5,7 +5,8 @@
 //! - `conf`: the CONF_PARSER table and the instance memory it fills;
 //! - every callback runs under `mfa_core::guard::guarded`: a panic becomes
 //!   `RLM_MODULE_FAIL` (or -1 at instantiate) and a log line, never an unwind into C;
-//! - `request`: a thin safe view of a `REQUEST` for the callbacks.
+//! - `request`: a thin safe view of a `REQUEST` for the callbacks;
+//! - `attributes`: the request attributes a callback reads, in one walk of the list.
 
 // unnecessary_transmutes is a lint of Rust 1.88; Debian 13's 1.85 does not know it.
 #[allow(unknown_lints)]
@@ -14,6 +15,7 @@ mod bindings {
     include!(concat!(env!("OUT_DIR"), "/freeradius_bindings.rs"));
 }
 
+mod attributes;
 mod conf;
 mod module;
 mod post_auth;

@@ -11,10 +11,8 @@ use super::bindings::{
     rlm_components_MOD_COUNT, rlm_components_MOD_POST_AUTH, rlm_mfa_abi_RLM_MFA_MODULE_INIT, rlm_rcode_t,
     rlm_rcodes_RLM_MODULE_FAIL, rlm_rcodes_RLM_MODULE_HANDLED, rlm_rcodes_RLM_MODULE_INVALID,
     rlm_rcodes_RLM_MODULE_NOOP, rlm_rcodes_RLM_MODULE_OK, rlm_rcodes_RLM_MODULE_REJECT, rlm_rcodes_RLM_MODULE_UPDATED,
-    rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD,
-    PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT, PW_EAP_MESSAGE, PW_MSCHAP2_RESPONSE,
-    PW_MSCHAP_CHALLENGE, PW_MS_CHAP_USER_NAME, PW_STATE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE,
-    RLM_TYPE_THREAD_SAFE, VENDORPEC_MICROSOFT,
+    rlm_rcodes_RLM_MODULE_USERLOCK, CONF_SECTION, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_CODE_PW_CODE_ACCESS_REJECT,
+    PW_EAP_MESSAGE, PW_USER_NAME, PW_USER_PASSWORD, REQUEST, RLM_TYPE_HUP_SAFE, RLM_TYPE_THREAD_SAFE,
 };
 use super::conf::{self, Instance};
 use super::post_auth;
@@ -244,12 +242,13 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
         let auth_type = request.auth_type();
+        let attributes = request.attributes();
         let out = engine.authorize(AuthorizeInput {
-            user_name: request.bytes(List::Request, PW_USER_NAME),
-            password: request.bytes(List::Request, PW_USER_PASSWORD),
+            user_name: attributes.user_name,
+            password: attributes.user_password,
             auth_type: auth_type.as_deref(),
-            has_state: request.bytes(List::Request, PW_STATE).is_some(),
-            eap: request.bytes(List::Request, PW_EAP_MESSAGE).is_some(),
+            has_state: attributes.state.is_some(),
+            eap: attributes.eap_message.is_some(),
             quiet: !request.debug_enabled(),
         });
         if let Some(counters) = counters {
@@ -318,33 +317,31 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
     with_engine(instance, raw, |engine, mut request| {
         let stashed_code = request.take_stash(engine.name());
         let deferred_split = request.take_mark(Slot::Pending, engine.name());
-        let eap = request.bytes(List::Request, PW_EAP_MESSAGE).is_some();
+        let attributes = request.attributes();
+        let eap = attributes.eap_message.is_some();
         let pushes = engine.config().push.is_some();
         let privacyidea = engine.config().privacyidea.is_some();
         let duo = engine.config().duo.is_some();
         let binds_nas = pushes || privacyidea || duo || engine.config().mode.challenges();
-        let nas = binds_nas.then(|| request.nas_identity());
-        let chap = request.bytes(List::Request, PW_CHAP_PASSWORD).and_then(|answer| {
+        let nas = binds_nas.then(|| request.nas_identity(&attributes));
+        let chap = attributes.chap_password.and_then(|answer| {
             let authenticator = request.authenticator();
-            let challenge = request.bytes(List::Request, PW_CHAP_CHALLENGE).unwrap_or(&authenticator);
+            let challenge = attributes.chap_challenge.unwrap_or(&authenticator);
             Chap::from_attribute(answer, challenge)
         });
         // MS-CHAPv2 (RFC 2548): the name the client hashed is MS-CHAP-User-Name where
         // rlm_eap_mschapv2 set one, else User-Name.
-        let mschap2 =
-            request.vendor_bytes(List::Request, PW_MSCHAP2_RESPONSE, VENDORPEC_MICROSOFT).and_then(|answer| {
-                let challenge = request.vendor_bytes(List::Request, PW_MSCHAP_CHALLENGE, VENDORPEC_MICROSOFT)?;
-                let name = request
-                    .bytes(List::Request, PW_MS_CHAP_USER_NAME)
-                    .or_else(|| request.bytes(List::Request, PW_USER_NAME))?;
-                MsChap2::from_attributes(challenge, answer, name)
-            });
+        let mschap2 = attributes.mschap2_response.and_then(|answer| {
+            let challenge = attributes.mschap_challenge?;
+            let name = attributes.ms_chap_user_name.or(attributes.user_name)?;
+            MsChap2::from_attributes(challenge, answer, name)
+        });
         let out = engine.authenticate(AuthenticateInput {
-            user_name: request.bytes(List::Request, PW_USER_NAME),
-            password: request.bytes(List::Request, PW_USER_PASSWORD),
+            user_name: attributes.user_name,
+            password: attributes.user_password,
             chap,
             mschap2,
-            state: request.bytes(List::Request, PW_STATE),
+            state: attributes.state,
             // Only challenges and pushes use the NAS; the other modes skip the formatting.
             nas: nas.as_ref().map(NasIdentity::key).unwrap_or_default(),
             client: if pushes { request.client_name() } else { String::new() },
@@ -353,7 +350,7 @@ unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) 
             } else {
                 String::new()
             },
-            session: if pushes || privacyidea || duo { request.session() } else { String::new() },
+            session: if pushes || privacyidea || duo { attributes.session() } else { String::new() },
             nas_address: if privacyidea {
                 nas.as_ref().map(|n| n.address().to_string()).unwrap_or_default()
             } else {

@@ -9,14 +9,14 @@ use std::ffi::{c_char, c_void, CString};
 use std::marker::PhantomData;
 use std::sync::{PoisonError, RwLock};
 
+use super::attributes::Attributes;
 use super::bindings::{
     dict_valbyattr, dict_valbyname, fr_pair_add, fr_pair_afrom_num, fr_pair_delete_by_num, fr_pair_find_by_num,
     fr_pair_make, fr_pair_replace, fr_pair_value_bstrncpy, fr_pair_value_memcpy, fr_token_t_T_OP_ADD,
     fr_token_t_T_OP_SET, log_lvl_L_DBG_LVL_2, log_lvl_L_DBG_LVL_OFF, log_type_L_DBG, log_type_L_ERR, log_type_L_INFO,
     log_type_L_WARN, rad_debug_lvl, radlog_request, request_data_add, request_data_get, talloc_strndup,
-    value_type_VT_DATA, PW_AUTH_TYPE, PW_CALLING_STATION_ID, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_EAP_TYPE,
-    PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT, PW_REALM, PW_REPLY_MESSAGE, PW_STATE, PW_STRIPPED_USER_NAME,
-    REQUEST, TAG_ANY, VALUE_PAIR,
+    value_type_VT_DATA, PW_AUTH_TYPE, PW_CODE_PW_CODE_ACCESS_CHALLENGE, PW_EAP_TYPE, PW_REALM, PW_REPLY_MESSAGE,
+    PW_STATE, PW_STRIPPED_USER_NAME, REQUEST, TAG_ANY, VALUE_PAIR,
 };
 use mfa_core::engine::Level;
 use mfa_core::text::cut;
@@ -47,7 +47,7 @@ impl<'a> Request<'a> {
         Some(Request { raw, _lifetime: PhantomData })
     }
 
-    fn list_head(&self, list: List) -> *mut *mut VALUE_PAIR {
+    pub(super) fn list_head(&self, list: List) -> *mut *mut VALUE_PAIR {
         // SAFETY: `raw` and its packet are valid (from_raw).
         unsafe {
             match list {
@@ -179,9 +179,9 @@ impl<'a> Request<'a> {
         unsafe { (*(*self.raw).packet).vector }
     }
 
-    /// Who is asking: the packet's source address, NAS-IP-Address and NAS-Identifier,
-    /// which a challenge's State is bound to.
-    pub fn nas_identity(&self) -> NasIdentity {
+    /// Who is asking: the packet's source address, NAS-IP-Address and NAS-Identifier
+    /// (from `attributes`), which a challenge's State is bound to.
+    pub fn nas_identity(&self, attributes: &Attributes<'_>) -> NasIdentity {
         // SAFETY: the packet is valid; the union member read is the one `af` names.
         let source = unsafe {
             let addr = &(*(*self.raw).packet).src_ipaddr;
@@ -191,16 +191,8 @@ impl<'a> Request<'a> {
                 other => format!("af{other}"),
             }
         };
-        let nas_ip = self.find(List::Request, PW_NAS_IP_ADDRESS);
-        // SAFETY: reading the length of a live pair.
-        let ip = if nas_ip.is_null() || unsafe { (*nas_ip).length } != 4 {
-            String::new()
-        } else {
-            // SAFETY: NAS-IP-Address is an ipaddr pair: `data.ipaddr` is the member in use.
-            unsafe { std::net::Ipv4Addr::from(u32::from_be((*nas_ip).data.ipaddr.s_addr)).to_string() }
-        };
-        let id =
-            self.bytes(List::Request, PW_NAS_IDENTIFIER).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+        let ip = attributes.nas_ip_address.map(|a| std::net::Ipv4Addr::from(a).to_string()).unwrap_or_default();
+        let id = attributes.nas_identifier.map(String::from_utf8_lossy).unwrap_or_default().into_owned();
         NasIdentity { source, ip, id }
     }
 
@@ -214,13 +206,6 @@ impl<'a> Request<'a> {
             }
             std::ffi::CStr::from_ptr((*client).shortname).to_string_lossy().into_owned()
         }
-    }
-
-    /// Calling-Station-Id and NAS-Port: what tells two logins of one user at one NAS apart.
-    pub fn session(&self) -> String {
-        let station = self.bytes(List::Request, PW_CALLING_STATION_ID).map(String::from_utf8_lossy).unwrap_or_default();
-        let port = self.integer(List::Request, PW_NAS_PORT).map(|p| p.to_string()).unwrap_or_default();
-        format!("{station}|{port}")
     }
 
     /// The value of an integer attribute.

@@ -127,14 +127,14 @@ struct FileSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
-    type Value = FastMap<Name, User>;
+    type Value = FastMap<Name, Box<User>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for FileSeed<'_> {
-    type Value = FastMap<Name, User>;
+    type Value = FastMap<Name, Box<User>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with a \"users\" field")
     }
@@ -158,14 +158,14 @@ struct UsersSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for UsersSeed<'_> {
-    type Value = FastMap<Name, User>;
+    type Value = FastMap<Name, Box<User>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for UsersSeed<'_> {
-    type Value = FastMap<Name, User>;
+    type Value = FastMap<Name, Box<User>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object mapping user names to {\"tokens\": [...]}")
     }
@@ -188,7 +188,7 @@ impl<'de> Visitor<'de> for UsersSeed<'_> {
             });
             match checked {
                 Ok(user) => {
-                    users.insert(Name::from(name), user);
+                    users.insert(Name::from(name), Box::new(user));
                 }
                 Err(e) => {
                     let text = e.to_string();
