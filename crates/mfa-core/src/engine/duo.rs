@@ -300,7 +300,7 @@ impl DuoEngine {
     fn authenticate_inner(&self, input: &AuthenticateInput, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let user = match super::parse_user_name(input.user_name, &self.cfg.realm) {
-            Ok(parsed) => parsed.user,
+            Ok(parsed) => parsed.user.to_owned(),
             Err(why) => {
                 trail.info(format!("rejected: {why}"));
                 return Decision::refuse(Outcome::Invalid, messages.bad_user.clone());

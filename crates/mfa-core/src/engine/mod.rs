@@ -4,6 +4,7 @@
 //!
 //! Secrets (the password, the code, token seeds) never enter a log line.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -346,12 +347,14 @@ impl Trail {
 }
 
 /// The names a request resolves to.
-struct Names {
+/// Borrowed from the User-Name, but for a lookup name the map, the suffix or case
+/// changed: resolving allocates nothing for most names (it runs twice per login).
+struct Names<'a> {
     /// After realm handling: what Stripped-User-Name gets.
-    stripped: String,
-    realm: Option<String>,
+    stripped: &'a str,
+    realm: Option<&'a str>,
     /// After the user map and suffix: the token-store name.
-    lookup: String,
+    lookup: Cow<'a, str>,
 }
 
 /// The parts of the challenge modes.
@@ -514,7 +517,7 @@ impl Engine {
     }
 
     /// Realm handling, user map and suffix. An error says why the name is unusable.
-    fn resolve(&self, user_name: Option<&[u8]>, trail: &mut Trail) -> Result<Names, &'static str> {
+    fn resolve<'a>(&self, user_name: Option<&'a [u8]>, trail: &mut Trail) -> Result<Names<'a>, &'static str> {
         let parsed = parse_user_name(user_name, &self.cfg.realm)?;
         let mapped = match &self.user_map {
             Some(map) => {
@@ -522,21 +525,28 @@ impl Engine {
                 if let Some(ReloadEvent::Refused(why)) = event {
                     trail.error(format!("user map not reloaded, keeping the last good copy: {why}"));
                 }
-                map.get(&parsed.user).map(str::to_string)
+                map.get(parsed.user).map(str::to_string)
             }
             None => None,
         };
         if let Some(to) = &mapped {
             trail.debug(format!("user map: \"{}\" is \"{to}\" in the token store", parsed.user));
         }
-        // Built in one allocation (two when case is ignored): this runs twice per login.
-        let base = mapped.as_deref().unwrap_or(&parsed.user);
-        let mut lookup = String::with_capacity(base.len() + self.cfg.user_suffix.len());
-        lookup.push_str(base);
-        lookup.push_str(&self.cfg.user_suffix);
-        if self.cfg.ignore_case {
-            lookup = crate::identity::case::fold(&lookup);
-        }
+        let suffix = &self.cfg.user_suffix;
+        let lookup = match mapped {
+            None if suffix.is_empty() && !self.cfg.ignore_case => Cow::Borrowed(parsed.user),
+            mapped => {
+                // Built in one allocation (two when case is ignored).
+                let base = mapped.as_deref().unwrap_or(parsed.user);
+                let mut lookup = String::with_capacity(base.len() + suffix.len());
+                lookup.push_str(base);
+                lookup.push_str(suffix);
+                if self.cfg.ignore_case {
+                    lookup = crate::identity::case::fold(&lookup);
+                }
+                Cow::Owned(lookup)
+            }
+        };
         Ok(Names { stripped: parsed.user, realm: parsed.realm, lookup })
     }
 
@@ -596,9 +606,9 @@ impl Engine {
         };
         // Like rlm_realm: Stripped-User-Name only when a realm was actually stripped.
         if self.cfg.realm.strip && names.realm.is_some() {
-            out.stripped_user_name = Some(names.stripped.clone());
+            out.stripped_user_name = Some(names.stripped.to_owned());
         }
-        out.realm = names.realm.clone();
+        out.realm = names.realm.map(str::to_owned);
         if let Some(realm) = &names.realm {
             trail.debug(format!("user \"{}\" in realm \"{realm}\"", names.stripped));
         }
@@ -888,7 +898,10 @@ fn refuse_eap_with_password(cfg: &Config, trail: &mut Trail) -> AuthorizeOutput 
 }
 
 /// A User-Name split by the realm settings; an error says why it is unusable.
-fn parse_user_name(user_name: Option<&[u8]>, cfg: &realm::RealmConfig) -> Result<realm::ParsedName, &'static str> {
+fn parse_user_name<'a>(
+    user_name: Option<&'a [u8]>,
+    cfg: &realm::RealmConfig,
+) -> Result<realm::ParsedName<'a>, &'static str> {
     let raw = user_name.ok_or("the request has no User-Name")?;
     let name = std::str::from_utf8(raw).map_err(|_| "the User-Name is not valid UTF-8")?;
     // Bytes for an ASCII name (the usual one), characters otherwise (C1 controls are two bytes).

@@ -66,7 +66,7 @@ impl Engine {
         let mut trail = Trail::default();
         match self.resolve(user_name, &mut trail) {
             Ok(names) if self.cfg.require_token || self.tokens(&mut trail).user(&names.lookup).is_some() => {
-                Duty::Required(names.lookup)
+                Duty::Required(names.lookup.into_owned())
             }
             Ok(_) => Duty::NotRequired,
             Err(_) if self.cfg.require_token => Duty::Required(shown(user_name)),
@@ -89,7 +89,7 @@ impl DuoEngine {
     /// Duo decides who has a second factor: every user is its to check.
     fn duty(&self, user_name: Option<&[u8]>) -> Duty {
         match super::parse_user_name(user_name, &self.config().realm) {
-            Ok(parsed) => Duty::Required(parsed.user),
+            Ok(parsed) => Duty::Required(parsed.user.to_owned()),
             Err(_) => Duty::Required(shown(user_name)),
         }
     }

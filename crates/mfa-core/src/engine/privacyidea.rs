@@ -141,7 +141,7 @@ impl PiEngine {
         let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
         // parse_user_name has checked that the name is UTF-8.
         let whole = std::str::from_utf8(user_name.unwrap_or_default()).unwrap_or_default();
-        Ok(self.pi.user_and_realm(whole, &parsed.user, parsed.realm.as_deref()))
+        Ok(self.pi.user_and_realm(whole, parsed.user, parsed.realm))
     }
 
     pub fn authorize(&self, input: AuthorizeInput<'_>) -> AuthorizeOutput {

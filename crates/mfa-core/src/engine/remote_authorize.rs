@@ -42,9 +42,9 @@ pub(super) fn user_of_request(
         }
         Ok(parsed) => {
             if cfg.realm.strip && parsed.realm.is_some() {
-                out.stripped_user_name = Some(parsed.user);
+                out.stripped_user_name = Some(parsed.user.to_owned());
             }
-            out.realm = parsed.realm;
+            out.realm = parsed.realm.map(str::to_owned);
             true
         }
     }

@@ -36,7 +36,7 @@ pub fn user_name(data: &[u8]) {
         let expected = if name.is_empty() {
             Err(RealmError::EmptyUser)
         } else {
-            Ok(realm::ParsedName { user: name.to_owned(), realm: None })
+            Ok(realm::ParsedName { user: name, realm: None })
         };
         assert_eq!(result, expected, "a name without delimiter is the user, whole");
         return;
@@ -51,7 +51,7 @@ pub fn user_name(data: &[u8]) {
         Err(RealmError::EmptyRealm) => assert!(!user.is_empty() && realm_part.is_empty()),
         Ok(parsed) => {
             assert!(!user.is_empty() && !realm_part.is_empty());
-            assert_eq!(parsed.realm.as_deref(), Some(realm_part));
+            assert_eq!(parsed.realm, Some(realm_part));
             if cfg.strip {
                 assert_eq!(parsed.user, user);
             } else {

@@ -34,13 +34,15 @@ impl Default for RealmConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedName {
+/// Pieces of the name parsed, borrowed from it: parsing allocates nothing (it runs
+/// twice per login).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedName<'a> {
     /// The name to look tokens up by: stripped of the realm when `strip` is set,
     /// the whole original name otherwise.
-    pub user: String,
+    pub user: &'a str,
     /// The realm, if the name had a delimiter.
-    pub realm: Option<String>,
+    pub realm: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +66,7 @@ impl std::error::Error for RealmError {}
 ///
 /// Delimiters other than the splitting one stay inside the part they fall in.
 /// An empty name counts as an empty user part: there is nobody to look up.
-pub fn parse(name: &str, cfg: &RealmConfig) -> Result<ParsedName, RealmError> {
+pub fn parse<'a>(name: &'a str, cfg: &RealmConfig) -> Result<ParsedName<'a>, RealmError> {
     let found = if cfg.delimiter.is_ascii() {
         // An ASCII byte is a whole character in UTF-8: a byte search finds the same
         // split as the character search below, for less (this runs on every login).
@@ -84,7 +86,7 @@ pub fn parse(name: &str, cfg: &RealmConfig) -> Result<ParsedName, RealmError> {
         if name.is_empty() {
             return Err(RealmError::EmptyUser);
         }
-        return Ok(ParsedName { user: name.to_owned(), realm: None });
+        return Ok(ParsedName { user: name, realm: None });
     };
     let (user, realm) = match cfg.position {
         RealmPosition::Suffix => (before, after),
@@ -96,7 +98,7 @@ pub fn parse(name: &str, cfg: &RealmConfig) -> Result<ParsedName, RealmError> {
     if realm.is_empty() {
         return Err(RealmError::EmptyRealm);
     }
-    Ok(ParsedName { user: if cfg.strip { user } else { name }.to_owned(), realm: Some(realm.to_owned()) })
+    Ok(ParsedName { user: if cfg.strip { user } else { name }, realm: Some(realm) })
 }
 
 #[cfg(test)]
@@ -107,8 +109,8 @@ mod tests {
         RealmConfig { delimiter, split, position, strip }
     }
 
-    fn ok(user: &str, realm: Option<&str>) -> Result<ParsedName, RealmError> {
-        Ok(ParsedName { user: user.to_owned(), realm: realm.map(str::to_owned) })
+    fn ok<'a>(user: &'a str, realm: Option<&'a str>) -> Result<ParsedName<'a>, RealmError> {
+        Ok(ParsedName { user, realm })
     }
 
     #[test]

@@ -181,15 +181,21 @@ impl StateJournal {
             Claim::Nothing => None,
         };
         let clear = (lock.failures > 0).then_some(Record::Unlock { u: user });
-        match (record, clear) {
+        let both;
+        let records: &[Record<'_>] = match (record, clear) {
             (Some(claim), Some(clear)) => {
-                let mut line = claim.line();
-                clear.write_line(&mut line);
-                self.write_records(&line, &[claim, clear])?;
+                both = [claim, clear];
+                &both
             }
-            (Some(one), None) | (None, Some(one)) => self.write_records(&one.line(), &[one])?,
-            (None, None) => {}
-        }
+            (Some(one), None) | (None, Some(one)) => &[one],
+            (None, None) => return Ok(Take::Taken),
+        };
+        let mut line = std::mem::take(&mut self.claim_line);
+        line.clear();
+        records.iter().for_each(|r| r.write_line(&mut line));
+        let written = self.write_records(&line, records);
+        self.claim_line = line;
+        written?;
         Ok(Take::Taken)
     }
 

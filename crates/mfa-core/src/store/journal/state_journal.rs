@@ -52,6 +52,8 @@ pub struct StateJournal {
     /// Appends since the holder last looked (with `shared`): what it syncs, and
     /// only a change that wrote anything starts a compaction (as inline).
     pub(super) appended: u64,
+    /// The bytes of a login's claim, kept between claims: the claim allocates nothing.
+    pub(super) claim_line: Vec<u8>,
 }
 
 impl StateJournal {
@@ -72,6 +74,7 @@ impl StateJournal {
             shared: false,
             leased: false,
             appended: 0,
+            claim_line: Vec::new(),
         };
         journal.lock_current()?;
         // Under the lock no writer is mid-line, so a partial last line is a
