@@ -346,9 +346,9 @@ impl Trail {
     }
 }
 
-/// The names a request resolves to.
-/// Borrowed from the User-Name, but for a lookup name the map, the suffix or case
-/// changed: resolving allocates nothing for most names (it runs twice per login).
+/// The names a request resolves to, borrowed from the User-Name but for a lookup
+/// name that the user map, the suffix or case changed: resolving allocates nothing
+/// for most names (it runs twice per login).
 struct Names<'a> {
     /// After realm handling: what Stripped-User-Name gets.
     stripped: &'a str,

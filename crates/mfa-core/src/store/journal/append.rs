@@ -181,13 +181,16 @@ impl StateJournal {
             Claim::Nothing => None,
         };
         let clear = (lock.failures > 0).then_some(Record::Unlock { u: user });
-        let both;
+        let (both, alone);
         let records: &[Record<'_>] = match (record, clear) {
             (Some(claim), Some(clear)) => {
                 both = [claim, clear];
                 &both
             }
-            (Some(one), None) | (None, Some(one)) => &[one],
+            (Some(one), None) | (None, Some(one)) => {
+                alone = [one];
+                &alone
+            }
             (None, None) => return Ok(Take::Taken),
         };
         let mut line = std::mem::take(&mut self.claim_line);
