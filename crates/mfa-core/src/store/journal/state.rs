@@ -233,7 +233,11 @@ impl States {
     }
 
     fn user_mut(&mut self, user: &str) -> &mut UserState {
-        // Look up first: allocating the key for every record would dominate loading.
+        if user.len() <= crate::fast_map::INLINE {
+            // An inline name costs a copy: one probe of the table, not three.
+            return self.users.entry(Name::new(user)).or_default();
+        }
+        // Look up first: allocating a long key for every record would dominate loading.
         if !self.users.contains_key(user.as_bytes()) {
             self.users.insert(Name::new(user), UserState::default());
         }
