@@ -3,14 +3,15 @@
 //! Each `fr_pair_find_by_num` walks the list from its head, with the server's
 //! cursor and checks: about 150 instructions, and authorize and authenticate made
 //! ten of them per login. One walk finds them all, the first of each as the
-//! server's lookup does (tags ignored, as with `TAG_ANY`).
+//! server's lookup does (tags ignored, as with `TAG_ANY`); for NAS-IP-Address and
+//! NAS-Port, the first of the right length.
 
 use super::bindings::{
     PW_CALLING_STATION_ID, PW_CHAP_CHALLENGE, PW_CHAP_PASSWORD, PW_EAP_MESSAGE, PW_MSCHAP2_RESPONSE,
     PW_MSCHAP_CHALLENGE, PW_MS_CHAP_USER_NAME, PW_NAS_IDENTIFIER, PW_NAS_IP_ADDRESS, PW_NAS_PORT, PW_STATE,
     PW_USER_NAME, PW_USER_PASSWORD, VALUE_PAIR, VENDORPEC_MICROSOFT,
 };
-use super::request::{List, Request};
+use super::request::{pair_bytes, pair_integer, List, Request};
 
 /// The values of the request attributes the module reads; `None` when absent.
 #[derive(Clone, Copy, Default)]
@@ -83,8 +84,8 @@ impl<'a> Request<'a> {
                         if found.nas_ip_address.is_none() && (*vp).length == 4 {
                             found.nas_ip_address = Some((*vp).data.ipaddr.s_addr.to_ne_bytes());
                         }
-                    } else if vendor == 0 && attr == PW_NAS_PORT && found.nas_port.is_none() && (*vp).length == 4 {
-                        found.nas_port = Some((*vp).data.integer);
+                    } else if vendor == 0 && attr == PW_NAS_PORT && found.nas_port.is_none() {
+                        found.nas_port = pair_integer(vp);
                     }
                 }
                 vp = (*vp).next;
@@ -92,16 +93,4 @@ impl<'a> Request<'a> {
         }
         found
     }
-}
-
-/// The bytes of a string or octets pair.
-///
-/// # Safety
-/// `vp` is a valid pair of a string or octets attribute, alive for `'r`.
-unsafe fn pair_bytes<'r>(vp: *const VALUE_PAIR) -> &'r [u8] {
-    let data = (*vp).data.strvalue as *const u8;
-    if data.is_null() {
-        return &[];
-    }
-    std::slice::from_raw_parts(data, (*vp).length)
 }

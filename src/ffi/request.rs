@@ -57,39 +57,19 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The first pair of a standard attribute in `list`, or null.
     fn find(&self, list: List, attr: u32) -> *mut VALUE_PAIR {
-        self.find_vendor(list, attr, 0)
-    }
-
-    fn find_vendor(&self, list: List, attr: u32, vendor: u32) -> *mut VALUE_PAIR {
         // SAFETY: the list head is valid; the server's lookup walks it read-only.
-        unsafe { fr_pair_find_by_num(*self.list_head(list), attr, vendor, TAG_ANY as i8) }
+        unsafe { fr_pair_find_by_num(*self.list_head(list), attr, 0, TAG_ANY as i8) }
     }
 
     /// The bytes of a string or octets attribute (User-Password arrives decoded).
     /// They borrow the request: a `&mut self` method that replaces or frees the
     /// attribute cannot run while they are held.
     pub fn bytes(&self, list: List, attr: u32) -> Option<&[u8]> {
-        self.vendor_bytes(list, attr, 0)
-    }
-
-    /// As [`Request::bytes`], for a vendor's attribute (0: the standard ones).
-    pub fn vendor_bytes(&self, list: List, attr: u32, vendor: u32) -> Option<&[u8]> {
-        let vp = self.find_vendor(list, attr, vendor);
-        if vp.is_null() {
-            return None;
-        }
-        // SAFETY: a string/octets pair keeps `length` bytes at `data.strvalue` until the
-        // pair is changed or freed, which only `&mut self` methods do here: the slice
-        // borrows `self`, so none of them can run while it lives.
-        unsafe {
-            let data = (*vp).data.strvalue as *const u8;
-            let len = (*vp).length;
-            if data.is_null() {
-                return Some(&[]);
-            }
-            Some(std::slice::from_raw_parts(data, len))
-        }
+        let vp = self.find(list, attr);
+        // SAFETY: a pair of the request's list, string or octets, alive while `self` is borrowed.
+        (!vp.is_null()).then(|| unsafe { pair_bytes(vp) })
     }
 
     /// The name of `control:Auth-Type`'s value, if one is set.
@@ -211,9 +191,8 @@ impl<'a> Request<'a> {
     /// The value of an integer attribute.
     fn integer(&self, list: List, attr: u32) -> Option<u32> {
         let vp = self.find(list, attr);
-        // SAFETY: an integer pair keeps its value in `data.integer`; the length check
-        // refuses a malformed attribute decoded as octets.
-        unsafe { (!vp.is_null() && (*vp).length == 4).then(|| (*vp).data.integer) }
+        // SAFETY: a pair of the request's list, or null.
+        unsafe { (!vp.is_null()).then(|| pair_integer(vp)).flatten() }
     }
 
     /// Answers with Access-Challenge carrying `state`.
@@ -449,6 +428,28 @@ pub unsafe fn log_raw(raw: *mut REQUEST, level: Level, text: &str) {
     };
     let text = CString::new(escape_nul(text).as_bytes()).unwrap_or_default();
     radlog_request(kind, lvl, raw, c"%s".as_ptr(), text.as_ptr());
+}
+
+/// The bytes of a string or octets pair: `length` bytes at `data.strvalue` until the
+/// pair is changed or freed, which only `&mut` methods of [`Request`] do.
+///
+/// # Safety
+/// `vp` is a valid pair of a string or octets attribute, alive for `'r`.
+pub(super) unsafe fn pair_bytes<'r>(vp: *const VALUE_PAIR) -> &'r [u8] {
+    let data = (*vp).data.strvalue as *const u8;
+    if data.is_null() {
+        return &[];
+    }
+    std::slice::from_raw_parts(data, (*vp).length)
+}
+
+/// The value of an integer pair (`data.integer`); `None` for a malformed attribute
+/// decoded as octets, whose length is not 4.
+///
+/// # Safety
+/// `vp` is a valid pair.
+pub(super) unsafe fn pair_integer(vp: *const VALUE_PAIR) -> Option<u32> {
+    ((*vp).length == 4).then(|| (*vp).data.integer)
 }
 
 /// Who sent a request: the packet's source address, NAS-IP-Address, NAS-Identifier.
