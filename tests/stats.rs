@@ -13,10 +13,15 @@ use common::fake_push::{FakePush, PushBehaviour};
 use common::{now, settle_in_step, totp_at, totp_tokens, Server, Setup};
 
 fn setup(provider: &FakePush) -> Setup {
+    setup_with_push(provider, "")
+}
+
+/// The set-up with `extra` items in its `push { }` section.
+fn setup_with_push(provider: &FakePush, extra: &str) -> Setup {
     let mut setup = Setup::challenge_mode("otp-or-push", &totp_tokens(&["alice", "carol"]), &[("alice", "pw-alice")])
         .with(&format!(
             "stats {{\n file = ${{confdir}}/mfa.prom\n interval = 1\n}}\nlockout {{\n max_failures = 4\n}}\n\
-             push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n approval = challenge\n}}",
+             push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n approval = challenge\n {extra}\n}}",
             provider.url()
         ));
     setup.site = Some(fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa")).unwrap());
@@ -75,6 +80,7 @@ fn a_known_sequence_of_logins_is_counted_exactly() {
     let m = "module=\"mfa\"";
     let mut expected = vec![
         format!("rlm_mfa_accepts_total{{{m}}} 2"),
+        format!("rlm_mfa_failsafe_accepts_total{{{m}}} 0"),
         format!("rlm_mfa_challenges_total{{{m}}} 2"),
         format!("rlm_mfa_lockouts_total{{{m}}} 1"),
     ];
@@ -154,6 +160,31 @@ fn an_accept_refused_by_the_post_auth_check_counts_as_unverified() {
     let accepts = "rlm_mfa_accepts_total{module=\"mfa\"} 0".to_string();
     let text = wait_for(&server.dir.join("mfa.prom"), &[line.clone(), accepts.clone()]);
     assert!(text.lines().any(|l| l == line) && text.lines().any(|l| l == accepts), "{text}");
+}
+
+/// A login let in on the password alone because the provider failed (`failmode =
+/// safe`) is an accept, a fail-safe accept and a failed push, and the failed call.
+#[test]
+fn a_failmode_safe_accept_is_counted_apart() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::Error500);
+    let server = Server::start(&module, &setup_with_push(&provider, "failmode = safe"));
+    let accepted = server.auth("alice", "pw-alice");
+    assert!(accepted.is_accept(), "{accepted:?}");
+    let m = "module=\"mfa\"";
+    let expected = [
+        format!("rlm_mfa_accepts_total{{{m}}} 1"),
+        format!("rlm_mfa_failsafe_accepts_total{{{m}}} 1"),
+        format!("rlm_mfa_pushes_total{{{m},outcome=\"failed\"}} 1"),
+        format!("rlm_mfa_failures_total{{{m},kind=\"provider\"}} {}", provider.calls()),
+    ];
+    let text = wait_for(&server.dir.join("mfa.prom"), &expected);
+    for line in &expected {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    let table = server.admin(&["stats"]);
+    let out = String::from_utf8_lossy(&table.stdout);
+    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["failsafe_accepts", "1"]), "{out}");
 }
 
 #[test]

@@ -504,7 +504,7 @@ impl DuoEngine {
                     trail.warn(format!(
                         "accepted \"{user}\" on the first factor alone: Duo is unavailable ({why}); duo.failmode = safe"
                     ));
-                    Decision::accept()
+                    Decision::accept_failsafe()
                 }
             },
             // Never failmode: a flood that makes Duo answer 429 must not open the door.

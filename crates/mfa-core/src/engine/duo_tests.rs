@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::backend::duo::{Answer, CallError, DuoApi};
+use crate::stats::{Cause, Tally};
 use crate::testutil::TempDir;
 
 use super::test_config::raw_config;
@@ -135,9 +136,14 @@ fn failures_follow_failmode_but_a_rate_limit_never_accepts() {
     let dir = TempDir::new("duo-failmode");
     let down = || Err(CallError::Unavailable("connection refused".into()));
     let (secure, _) = duo(&dir, "password+otp", &[], vec![down()]);
-    assert_eq!(login(&secure, "pw", Some("123456")).outcome, Some(Outcome::Reject));
+    let refused = login(&secure, "pw", Some("123456"));
+    assert_eq!(
+        (refused.outcome, refused.tally()),
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::PushFailed, locks: false })
+    );
     let (safe, _) = duo(&dir, "password+otp", &[("failmode", "safe")], vec![down(), Err(CallError::RateLimited)]);
-    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Ok));
+    let accepted = login(&safe, "pw", Some("123456"));
+    assert_eq!((accepted.outcome, accepted.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept));
     assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Fail));
 }
 

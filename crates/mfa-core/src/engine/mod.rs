@@ -227,7 +227,7 @@ pub fn tally_of(outcome: Option<Outcome>, tally: Tally) -> Tally {
         (Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None, _) => {
             Tally::Reject { cause: default_cause(outcome), locks: false }
         }
-        (Some(Outcome::Ok), Tally::Accept | Tally::PushApproved) => tally,
+        (Some(Outcome::Ok), Tally::Accept | Tally::PushApproved | Tally::FailsafeAccept) => tally,
         (Some(Outcome::Ok), _) => Tally::Accept,
         (Some(Outcome::Challenge), _) => Tally::Challenge,
         (Some(Outcome::Updated | Outcome::Noop), _) => Tally::Nothing,
@@ -274,7 +274,7 @@ impl Decision {
     /// not as a second push approved or a second lockout.
     fn joined(mut self) -> Decision {
         self.tally = match self.tally {
-            Tally::PushApproved => Tally::Accept,
+            Tally::PushApproved | Tally::FailsafeAccept => Tally::Accept,
             Tally::Reject { cause, .. } => Tally::Reject { cause, locks: false },
             other => other,
         };
@@ -287,6 +287,10 @@ impl Decision {
     /// An accept after the user approved a push.
     fn accept_push() -> Decision {
         Decision { tally: Tally::PushApproved, ..Decision::accept() }
+    }
+    /// An accept on the first factor alone: the provider failed and `failmode = safe`.
+    fn accept_failsafe() -> Decision {
+        Decision { tally: Tally::FailsafeAccept, ..Decision::accept() }
     }
     /// A refusal with a return code other than Reject (Userlock, Invalid, Fail), counted
     /// under the cause the code stands for; a Reject says its cause ([`Decision::reject`]).

@@ -242,7 +242,7 @@ impl Engine {
                 trail.warn(format!(
                     "accepted \"{user}\" on the first factor alone: push unavailable ({why}); push.failmode = safe"
                 ));
-                Decision::accept()
+                Decision::accept_failsafe()
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::channel::push::{PushError, PushProvider, PushRequest, PushStatus};
 use crate::clock::FixedClock;
 use crate::config::RawConfig;
 use crate::factor::otp;
+use crate::stats::{Cause, Tally};
 use crate::testutil::TempDir;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -182,6 +183,39 @@ fn failmode_safe_never_accepts_a_sent_push_or_a_refused_one() {
     b.set_push_provider(Box::new(Refusing));
     let out = push_login(&b);
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
+}
+
+/// A provider that cannot be reached at all.
+struct Down;
+
+impl PushProvider for Down {
+    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
+        Err(PushError::Unreachable("connection refused".into()))
+    }
+    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
+        Err(PushError::Unreachable("connection refused".into()))
+    }
+    fn cancel(&self, _id: &str) -> Result<(), PushError> {
+        Ok(())
+    }
+}
+
+/// An accept on the password alone counts as an accept, a fail-safe accept and a
+/// failed push; with `secure` the same failure is a push_failed refusal.
+#[test]
+fn a_failmode_safe_accept_is_counted_as_one() {
+    let safe = |r: &mut RawConfig| {
+        push_config(r);
+        r.push.failmode = Some("safe".into());
+    };
+    let (_d, mut a, _b) = two_instances("push", safe);
+    a.set_push_provider(Box::new(Down));
+    let out = push_login(&a);
+    assert_eq!((out.outcome, out.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept), "{out:?}");
+    let (_d, mut secure, _b) = two_instances("push", push_config);
+    secure.set_push_provider(Box::new(Down));
+    let out = push_login(&secure);
+    assert_eq!(out.tally(), Tally::Reject { cause: Cause::PushFailed, locks: false }, "{out:?}");
 }
 
 #[test]

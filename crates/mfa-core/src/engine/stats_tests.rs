@@ -18,6 +18,7 @@ fn every_refusal_is_counted_under_one_cause_and_nothing_else_is() {
         Tally::Nothing,
         Tally::Accept,
         Tally::PushApproved,
+        Tally::FailsafeAccept,
         Tally::Challenge,
         Tally::Reject { cause: Cause::WrongCode, locks: false },
     ];

@@ -205,6 +205,9 @@ pub enum Tally {
     Accept,
     /// An accept after the user approved a push.
     PushApproved,
+    /// An accept on the first factor alone: the push provider or Duo could not be
+    /// used and its `failmode = safe` let the login in (a push that failed, too).
+    FailsafeAccept,
     Challenge,
     /// A refusal; `locks`: this failure is the one that locked the user.
     Reject {
@@ -217,6 +220,7 @@ pub enum Tally {
 #[derive(Debug, Default)]
 pub struct Counters {
     accepts: AtomicU64,
+    failsafe_accepts: AtomicU64,
     challenges: AtomicU64,
     lockouts: AtomicU64,
     rejects: [AtomicU64; Cause::ALL.len()],
@@ -229,6 +233,7 @@ pub struct Counters {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub accepts: u64,
+    pub failsafe_accepts: u64,
     pub challenges: u64,
     pub lockouts: u64,
     pub rejects: [u64; Cause::ALL.len()],
@@ -270,6 +275,11 @@ impl Counters {
             Tally::PushApproved => {
                 add(&self.accepts);
                 add(&self.pushes[Push::Approved as usize]);
+            }
+            Tally::FailsafeAccept => {
+                add(&self.accepts);
+                add(&self.failsafe_accepts);
+                add(&self.pushes[Push::Failed as usize]);
             }
             Tally::Challenge => add(&self.challenges),
             Tally::Reject { cause, locks } => {
@@ -313,6 +323,7 @@ impl Counters {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {
             accepts: load(&self.accepts),
+            failsafe_accepts: load(&self.failsafe_accepts),
             challenges: load(&self.challenges),
             lockouts: load(&self.lockouts),
             rejects: std::array::from_fn(|i| load(&self.rejects[i])),
@@ -356,18 +367,19 @@ mod tests {
         let c = Counters::default();
         c.count(Tally::Accept);
         c.count(Tally::PushApproved);
+        c.count(Tally::FailsafeAccept);
         c.count(Tally::Challenge);
         c.count(Tally::Nothing);
         c.count(Tally::Reject { cause: Cause::PushDenied, locks: false });
         c.count(Tally::Reject { cause: Cause::PushTimeout, locks: true });
         c.count(Tally::Reject { cause: Cause::WrongCode, locks: false });
         let s = c.snapshot();
-        assert_eq!((s.accepts, s.challenges, s.lockouts), (2, 1, 1));
+        assert_eq!((s.accepts, s.failsafe_accepts, s.challenges, s.lockouts), (3, 1, 1, 1));
         assert_eq!(s.rejects(Cause::PushDenied), 1);
         assert_eq!(s.rejects(Cause::PushTimeout), 1);
         assert_eq!(s.rejects(Cause::WrongCode), 1);
         assert_eq!(s.rejects.iter().sum::<u64>(), 3);
-        assert_eq!(s.pushes, [1, 1, 1, 0]);
+        assert_eq!(s.pushes, [1, 1, 1, 1]);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub fn render(module: &str, counts: &Snapshot, written: u64) -> String {
         }
     };
     single(&mut out, "accepts_total", "counter", "Logins the module accepted.", counts.accepts);
+    let failsafe =
+        "Logins accepted on the first factor alone because the push provider or Duo failed (failmode = safe).";
+    single(&mut out, "failsafe_accepts_total", "counter", failsafe, counts.failsafe_accepts);
     let rejects = Cause::ALL.map(|cause| (cause.label(), counts.rejects(cause))).to_vec();
     labelled(&mut out, "rejects_total", "Logins the module refused, by cause.", "cause", rejects);
     single(&mut out, "challenges_total", "counter", "Access-Challenges the module sent.", counts.challenges);
@@ -72,6 +75,7 @@ mod tests {
         c.count(Tally::Accept);
         c.count(Tally::Accept);
         c.count(Tally::PushApproved);
+        c.count(Tally::FailsafeAccept);
         c.count(Tally::Challenge);
         c.count(Tally::Reject { cause: Cause::WrongCode, locks: false });
         c.count(Tally::Reject { cause: Cause::LockedOut, locks: true });
@@ -79,7 +83,10 @@ mod tests {
         let text = render("mfa", &c.snapshot(), 1_700_000_000);
         let expected = r#"# HELP rlm_mfa_accepts_total Logins the module accepted.
 # TYPE rlm_mfa_accepts_total counter
-rlm_mfa_accepts_total{module="mfa"} 3
+rlm_mfa_accepts_total{module="mfa"} 4
+# HELP rlm_mfa_failsafe_accepts_total Logins accepted on the first factor alone because the push provider or Duo failed (failmode = safe).
+# TYPE rlm_mfa_failsafe_accepts_total counter
+rlm_mfa_failsafe_accepts_total{module="mfa"} 1
 # HELP rlm_mfa_rejects_total Logins the module refused, by cause.
 # TYPE rlm_mfa_rejects_total counter
 rlm_mfa_rejects_total{module="mfa",cause="wrong_code"} 1
@@ -103,7 +110,7 @@ rlm_mfa_challenges_total{module="mfa"} 1
 rlm_mfa_pushes_total{module="mfa",outcome="approved"} 1
 rlm_mfa_pushes_total{module="mfa",outcome="denied"} 1
 rlm_mfa_pushes_total{module="mfa",outcome="timeout"} 0
-rlm_mfa_pushes_total{module="mfa",outcome="failed"} 0
+rlm_mfa_pushes_total{module="mfa",outcome="failed"} 1
 # HELP rlm_mfa_lockouts_total Users locked by lockout.max_failures.
 # TYPE rlm_mfa_lockouts_total counter
 rlm_mfa_lockouts_total{module="mfa"} 1
