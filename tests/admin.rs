@@ -325,3 +325,45 @@ fn the_environment_names_the_files_and_the_case_rule() {
     assert!(!fs::read_to_string(&tokens).unwrap().contains("\"hal\""));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `check` matches in the module's own `totp_window` and `hotp_look_ahead` (read
+/// from --module), an option given wins, and a value the module would refuse is refused.
+#[test]
+fn check_matches_in_the_modules_windows() {
+    let dir = scratch("windows");
+    let module = dir.join("mfa");
+    fs::write(&module, "mfa {\n\ttotp_window = 3\n\thotp_look_ahead = 20\n}\n").unwrap();
+    let with_module = |args: &[&str]| {
+        let mut all = vec!["--module", module.to_str().unwrap()];
+        all.extend_from_slice(args);
+        admin(&dir, &all)
+    };
+    let enroll = ["enroll", "ida", "--type", "hotp", "--secret-file", "-", "--no-qr"];
+    let out = common::admin_with_stdin(&dir.join("tokens.json"), &enroll, SEED_B32);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let enroll = ["enroll", "jan", "--secret-file", "-", "--no-qr"];
+    let out = common::admin_with_stdin(&dir.join("tokens.json"), &enroll, SEED_B32);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // HOTP counter 15: past the default look-ahead of 10, within the module's 20.
+    assert_eq!(admin(&dir, &["check", "ida", &hotp(15)]).status.code(), Some(1), "default look-ahead");
+    let out = with_module(&["check", "ida", &hotp(15)]);
+    assert!(stdout(&out).starts_with("match: "), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let narrowed = with_module(&["check", "ida", &hotp(15), "--look-ahead", "5"]);
+    assert_eq!(narrowed.status.code(), Some(1), "the option wins: {}", stdout(&narrowed));
+
+    // TOTP three steps ahead: outside the default window of 1, inside the module's 3.
+    let ahead = totp_at(now() + 90);
+    assert_eq!(admin(&dir, &["check", "jan", &ahead]).status.code(), Some(1), "default window");
+    let out = with_module(&["check", "jan", &ahead]);
+    assert!(stdout(&out).starts_with("match: "), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let narrowed = with_module(&["check", "jan", &ahead, "--window", "1"]);
+    assert_eq!(narrowed.status.code(), Some(1), "the option wins: {}", stdout(&narrowed));
+
+    fs::write(&module, "mfa {\n\thotp_look_ahead = 5000\n}\n").unwrap();
+    let refused = with_module(&["check", "ida", &hotp(15)]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("hotp_look_ahead \"5000\" is not within 0 to 1000 codes"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -153,12 +153,12 @@ struct EnrollArgs {
 struct CheckArgs {
     user: String,
     code: String,
-    /// TOTP steps accepted either side of the current one
-    #[arg(long, default_value_t = 1)]
-    window: u64,
-    /// HOTP counters accepted past the stored one
-    #[arg(long, default_value_t = 10)]
-    look_ahead: u64,
+    /// TOTP steps accepted either side of the current one [default: the module's totp_window]
+    #[arg(long)]
+    window: Option<u64>,
+    /// HOTP counters accepted past the stored one [default: the module's hotp_look_ahead]
+    #[arg(long)]
+    look_ahead: Option<u64>,
     /// Record the matching step or counter, so the code cannot be used again
     #[arg(long)]
     consume: bool,
@@ -488,6 +488,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
     let store = open_state(paths, args.consume)?;
     let now = SystemClock.now();
     let code = args.code.trim();
+    let windows = windows(paths, args)?;
     let lock = match &store {
         Some(store) => store.current_lock(state)?,
         None => Default::default(),
@@ -501,7 +502,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
 
     for token in &user.tokens {
         let token_state = token_state(store.as_deref(), state, &token.serial);
-        let Some(found) = verify::find(token, &token_state, code, now, windows(args)) else {
+        let Some(found) = verify::find(token, &token_state, code, now, windows) else {
             continue;
         };
         let what = match token.kind {
@@ -527,7 +528,7 @@ fn check(paths: &Paths, args: &CheckArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    match replayed_token(user, code, now, windows(args)) {
+    match replayed_token(user, code, now, windows) {
         Some(serial) => println!("no match: that code of {serial} was already used"),
         None => println!("no match"),
     }
@@ -753,8 +754,14 @@ fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn windows(args: &CheckArgs) -> Windows {
-    Windows { totp_window: args.window, hotp_look_ahead: args.look_ahead }
+/// The windows `check` matches in: an option given wins; else the module's own
+/// `totp_window` and `hotp_look_ahead` (from --module); else the module's defaults.
+fn windows(paths: &Paths, args: &CheckArgs) -> Result<Windows> {
+    let module = module_conf::windows(paths.module.as_deref())?;
+    Ok(Windows {
+        totp_window: args.window.unwrap_or(module.totp_window),
+        hotp_look_ahead: args.look_ahead.unwrap_or(module.hotp_look_ahead),
+    })
 }
 
 /// A TOTP token for which `code` is right but was already used (to explain a "no match").

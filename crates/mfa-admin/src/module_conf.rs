@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mfa_core::config::RawRedis;
+use mfa_core::config::{Item, RawConfig, RawRedis, Section};
+use mfa_core::factor::verify::Windows;
 
 /// The items of the module's top level and of its `redis { }` section.
 #[derive(Default)]
@@ -66,6 +67,32 @@ pub fn ignore_case(path: &Path) -> Result<bool, String> {
         Some("yes" | "true" | "on") => Ok(true),
         Some(other) => Err(format!("{}: ignore_case \"{other}\" is not yes or no", path.display())),
     }
+}
+
+/// The windows the module matches codes in: its `totp_window` and
+/// `hotp_look_ahead` where `path` sets them, else their declared defaults,
+/// each checked against its declared range as the module checks it.
+pub fn windows(path: Option<&Path>) -> Result<Windows, String> {
+    let items = match path {
+        Some(path) => {
+            let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Items::default(),
+    };
+    let shown = path.map(|p| p.display().to_string()).unwrap_or_default();
+    let number = |name: &str| -> Result<u64, String> {
+        let item: &Item = RawConfig::ITEMS.iter().find(|item| item.name == name).expect("a declared item");
+        let Some(value) = items.top.get(name) else {
+            return Ok(item.default.and_then(|d| d.parse().ok()).expect("a declared number"));
+        };
+        let (low, high, unit) = item.range.expect("a declared range");
+        match value.trim().parse::<u32>() {
+            Ok(n) if (low..=high).contains(&n) => Ok(u64::from(n)),
+            _ => Err(format!("{shown}: {name} \"{value}\" is not within {low} to {high} {unit}")),
+        }
+    };
+    Ok(Windows { totp_window: number("totp_window")?, hotp_look_ahead: number("hotp_look_ahead")? })
 }
 
 /// The module's `stats { file }`: where it writes its counters; None when unset.
