@@ -320,6 +320,10 @@ fn invalid_configuration_stops_freeradius_with_the_item_named() {
     let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with("realm {\n delimiter = \"#\"\n}"));
     assert!(out.contains("invalid 'realm.delimiter'"), "{}", common::tail(&out, 20));
 
+    let locked_for_nothing = "lockout {\n max_failures = 3\n duration = 0\n}";
+    let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with(locked_for_nothing));
+    assert!(out.contains("invalid 'lockout.duration'"), "{}", common::tail(&out, 20));
+
     let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with("tokens = /nonexistent/tokens.json"));
     assert!(out.contains("invalid 'tokens'") && out.contains("/nonexistent/tokens.json"), "{}", common::tail(&out, 20));
 }
