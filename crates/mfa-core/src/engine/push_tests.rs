@@ -185,6 +185,28 @@ fn failmode_safe_never_accepts_a_sent_push_or_a_refused_one() {
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
 }
 
+/// A push approved while the store cannot clear the user's failures is refused as
+/// unavailable (the first store operation that fails ends the login), not accepted.
+#[test]
+fn an_approval_the_store_cannot_record_is_refused_as_unavailable() {
+    let (_d, mut a, _b) = two_instances("push", push_config);
+    let store = super::joining::farm::testing::Logins::default();
+    store.2.store(true, Ordering::SeqCst);
+    a.store = Box::new(store.clone());
+    let provider = Arc::new(Provider::default());
+    a.set_push_provider(Box::new(Shared(provider.clone())));
+    provider.approved.store(true, Ordering::SeqCst);
+    let out = push_login(&a);
+    assert_eq!(out.outcome, Some(Outcome::Fail), "{out:?}");
+    assert_eq!(out.reply_messages, vec![a.config().messages.internal.clone()]);
+    assert_eq!(out.tally(), Tally::Reject { cause: Cause::Unavailable, locks: false });
+    assert!(out.log.iter().any(|l| l.text.contains("cannot reset the failure count")), "{:?}", out.log);
+    assert_eq!(provider.created.load(Ordering::SeqCst), 1, "the push was sent and approved");
+
+    store.2.store(false, Ordering::SeqCst);
+    assert_eq!(push_login(&a).outcome, Some(Outcome::Ok), "with the store back, an approval lets in");
+}
+
 /// A provider that cannot be reached at all.
 struct Down;
 

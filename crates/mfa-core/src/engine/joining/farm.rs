@@ -349,9 +349,10 @@ pub(in crate::engine) mod testing {
     use crate::store::state_store::{Claim, StateStore, StoreError, Take};
 
     /// A store of logins in memory that its clones share, as the servers of a
-    /// farm share Redis (without expiry).
+    /// farm share Redis (without expiry). The third field fails the clearing of
+    /// failures alone: a store lost between a push's approval and its accept.
     #[derive(Clone, Default)]
-    pub(in crate::engine) struct Logins(pub Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>, pub Down);
+    pub(in crate::engine) struct Logins(pub Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>, pub Down, pub Down);
 
     /// Set: every operation on the logins fails, as with Redis down.
     pub(in crate::engine) type Down = Arc<std::sync::atomic::AtomicBool>;
@@ -391,7 +392,10 @@ pub(in crate::engine) mod testing {
             Ok(LockState::default())
         }
         fn reset_failures(&self, _: &str) -> Result<(), StoreError> {
-            Ok(())
+            match self.2.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("no answer within timeout_ms".into()),
+                false => Ok(()),
+            }
         }
         fn forget(&self, _: &str) -> Result<(), StoreError> {
             Ok(())
