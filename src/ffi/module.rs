@@ -241,6 +241,8 @@ unsafe fn with_engine(
 unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
+        // The request's store budget, which its authenticate goes on with.
+        let _budget = engine.request_budget(Some(request.number()));
         let auth_type = request.auth_type();
         let attributes = request.attributes();
         let out = engine.authorize(AuthorizeInput {
@@ -315,6 +317,8 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
+        // What the request's authorize left of its store budget.
+        let _budget = engine.request_budget(Some(request.number()));
         let stashed_code = request.take_stash(engine.name());
         let deferred_split = request.take_mark(Slot::Pending, engine.name());
         let attributes = request.attributes();

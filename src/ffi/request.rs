@@ -288,6 +288,13 @@ impl<'a> Request<'a> {
         unsafe { !request_data_get(self.raw, key, tag).is_null() }
     }
 
+    /// FreeRADIUS's number of the request (counted up per request the server
+    /// takes in; an inner-tunnel request has its outer one's).
+    pub fn number(&self) -> u64 {
+        // SAFETY: a field of a valid request.
+        unsafe { u64::from((*self.raw).number) }
+    }
+
     /// Whether the request is an inner-tunnel one (EAP-TTLS, PEAP): it has a parent.
     pub fn is_inner(&self) -> bool {
         // SAFETY: a field of a valid request.

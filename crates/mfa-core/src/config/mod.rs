@@ -301,7 +301,7 @@ impl Config {
         if mode == Mode::OtpOrPush && backend != Backend::Local {
             return Err(invalid("mode", "otp-or-push is for the local backend (the token file and the push provider)"));
         }
-        // A login that waits on a backend or a push may also wait on the store, in the same call.
+        // A login that waits on a backend or a push may also wait on the store, in the same request.
         let store_wait = match &store {
             StoreChoice::Redis(settings) => settings.budget(),
             StoreChoice::Journal => Duration::ZERO,

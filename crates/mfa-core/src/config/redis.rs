@@ -53,7 +53,7 @@ pub struct CaSources {
 
 /// An operation's deadline on the store, in `timeout_ms`: room for a dead pooled
 /// connection or Sentinel, then a new connection's exchanges; also the budget
-/// of one module call's operations together. README states it.
+/// of one request's operations together (its module calls share it). README states it.
 pub const ROUNDS: u32 = 3;
 
 /// The checked `redis { }` section.
@@ -79,7 +79,7 @@ pub struct RedisSettings {
 
 impl RedisSettings {
     /// [`ROUNDS`] x `timeout_ms`: the deadline of one operation on the store, and
-    /// what one module call may wait on it in all (README, "What happens when
+    /// what one request may wait on it in all (README, "What happens when
     /// Redis fails").
     pub fn budget(&self) -> Duration {
         self.timeout * ROUNDS

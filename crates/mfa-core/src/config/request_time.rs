@@ -10,7 +10,7 @@ use std::time::Duration;
 pub struct RequestTime {
     /// radiusd.conf's `max_request_time`, in seconds; 0 when unknown (no check).
     pub max_request_time: u32,
-    /// With `state_store = redis`: the budget of the module call that waits
+    /// With `state_store = redis`: the budget of the request that waits
     /// (3 x `redis.timeout_ms`, README "What happens when Redis fails"); else zero.
     pub store_wait: Duration,
 }

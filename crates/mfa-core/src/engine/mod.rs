@@ -978,10 +978,18 @@ impl Backend {
     /// With the shared store: the most one module call waits on it in all,
     /// [`crate::config::RedisSettings::budget`] (README, "What happens when Redis fails").
     fn store_budget(&self) -> CallBudget {
-        CallBudget::enter(match &self.config().store {
+        self.request_budget(None)
+    }
+
+    /// The store budget of a call of FreeRADIUS's request `number`, held by the
+    /// FFI layer around authorize and authenticate: the calls of one request share
+    /// one budget, so that the request's waits on the store add up to no more.
+    pub fn request_budget(&self, number: Option<u64>) -> CallBudget {
+        let budget = match &self.config().store {
             StoreChoice::Redis(redis) => Some(redis.budget()),
             StoreChoice::Journal => None,
-        })
+        };
+        CallBudget::for_request(budget, number)
     }
 }
 

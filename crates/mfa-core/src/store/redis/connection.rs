@@ -5,7 +5,7 @@
 //! query, ROLE, SCRIPT LOAD, the exchange): each waits at most `timeout_ms`
 //! and never past the deadline, so that no FreeRADIUS thread waits longer on
 //! a Redis (or a Sentinel) that accepts connections and never answers. The
-//! operations of one module call share a budget of the same length
+//! operations of one request (its module calls) share a budget of the same length
 //! (store::call_budget), so that a call's waits on the store add up to no more.
 //!
 //! The Sentinel lookup is done here rather than by the crate's Sentinel client,
@@ -61,7 +61,7 @@ impl Connector {
     }
 
     /// The deadline of an operation starting now: its own, or the end of what
-    /// is left of the module call's budget (store::call_budget) when that is nearer.
+    /// is left of the request's budget (store::call_budget) when that is nearer.
     pub fn deadline(&self) -> Instant {
         let own = self.settings.budget();
         Instant::now() + call_budget::left().map_or(own, |left| left.min(own))
@@ -147,7 +147,7 @@ impl Connector {
             let late = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "the deadline has passed ({ROUNDS} x timeout_ms for an operation, and for all of one module call's)"
+                    "the deadline has passed ({ROUNDS} x timeout_ms for an operation, and for all of one request's)"
                 ),
             );
             return Err(RedisError::from(late));
