@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::fake_gateway::{Behaviour, FakeGateway};
 use common::{now, settle_in_step, totp_at, Server, Setup};
 
@@ -56,6 +58,16 @@ fn sent_code_of(gateway: &FakeGateway, digits: usize) -> String {
 
 fn setup(mode: &str, tokens: &str) -> Setup {
     Setup::challenge_mode(mode, tokens, USERS).file("mods-config/mfa/state.key", KEY)
+}
+
+/// An SMS and an e-mail gateway behaving as given, and a server in mode
+/// password-then-otp for the users of three methods using them, with `extra`
+/// items (bound in this order, the server is dropped first).
+fn menu_server(module: &Path, sms: Behaviour, email: Behaviour, extra: &str) -> (FakeGateway, FakeGateway, Server) {
+    let (sms, email) = (FakeGateway::start(sms), FakeGateway::start(email));
+    let setup = setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)).with(extra);
+    let server = Server::start(module, &setup);
+    (sms, email, server)
 }
 
 #[test]
@@ -232,10 +244,7 @@ fn auto_mode_takes_both_or_challenges() {
 #[test]
 fn the_menu_lists_every_method_and_sms_delivers_the_code() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let setup = setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email));
-    let server = Server::start(&module, &setup);
+    let (sms, email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, "");
 
     let menu = server.auth("alice", "pw-alice");
     assert!(menu.is_challenge(), "{menu:?}");
@@ -286,10 +295,7 @@ fn the_menu_lists_every_method_and_sms_delivers_the_code() {
 #[test]
 fn email_delivers_the_code_and_a_wrong_one_asks_again() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let server =
-        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let (_sms, email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, "");
     let menu = server.auth("alice", "pw-alice");
     let prompt = server.answer("alice", "3", menu.state());
     assert!(prompt.message().unwrap().starts_with("Enter the code sent to a***@example.com"), "{prompt:?}");
@@ -303,10 +309,7 @@ fn email_delivers_the_code_and_a_wrong_one_asks_again() {
 #[test]
 fn one_method_skips_the_menu() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let server =
-        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let (_sms, _email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, "");
     let first = server.auth("bob", "pw-bob");
     assert_eq!(first.messages(), vec!["Enter OTP:"]);
 }
@@ -314,10 +317,7 @@ fn one_method_skips_the_menu() {
 #[test]
 fn a_failing_or_hanging_gateway_gives_a_reject_that_says_so() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Fail);
-    let email = FakeGateway::start(Behaviour::Hang);
-    let server =
-        Server::start(&module, &setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)));
+    let (sms, email, server) = menu_server(&module, Behaviour::Fail, Behaviour::Hang, "");
     for (choice, gateway) in [("2", &sms), ("3", &email)] {
         let menu = server.auth("alice", "pw-alice");
         let reply = server.answer("alice", choice, menu.state());
@@ -480,12 +480,8 @@ fn a_form_body_that_is_no_form_stops_the_start() {
 #[test]
 fn past_limits_codes_sent_no_code_is_sent() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let setup = setup("password-then-otp", &three_method_tokens())
-        .with(&gateways(&sms, &email))
-        .with("limits {\n codes_sent = 2\n window = 600\n}");
-    let server = Server::start(&module, &setup);
+    let limit = "limits {\n codes_sent = 2\n window = 600\n}";
+    let (sms, email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, limit);
     for _ in 0..2 {
         let menu = server.auth("alice", "pw-alice");
         let prompt = server.answer("alice", "2", menu.state());
@@ -503,11 +499,7 @@ fn past_limits_codes_sent_no_code_is_sent() {
 #[test]
 fn code_length_sets_the_digits_of_a_code_sent() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let setup =
-        setup("password-then-otp", &three_method_tokens()).with(&gateways(&sms, &email)).with("code_length = 8");
-    let server = Server::start(&module, &setup);
+    let (sms, _email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, "code_length = 8");
     let menu = server.auth("alice", "pw-alice");
     let prompt = server.answer("alice", "2", menu.state());
     assert!(prompt.is_challenge(), "{prompt:?}");
@@ -523,12 +515,8 @@ fn code_length_sets_the_digits_of_a_code_sent() {
 #[test]
 fn a_locked_user_is_sent_no_code() {
     let module = require_module!();
-    let sms = FakeGateway::start(Behaviour::Accept);
-    let email = FakeGateway::start(Behaviour::Accept);
-    let setup = setup("password-then-otp", &three_method_tokens())
-        .with(&gateways(&sms, &email))
-        .with("max_rounds = 5\nlockout {\n max_failures = 2\n duration = 600\n}");
-    let server = Server::start(&module, &setup);
+    let lockout = "max_rounds = 5\nlockout {\n max_failures = 2\n duration = 600\n}";
+    let (sms, email, server) = menu_server(&module, Behaviour::Accept, Behaviour::Accept, lockout);
     let early = server.auth("alice", "pw-alice");
     assert!(early.is_challenge(), "{early:?}");
 
