@@ -459,3 +459,28 @@ fn password_modes_refuse_a_locked_user_before_the_password_as_a_wrong_password()
     let detailed = Engine::new("mfa", cfg(true), clock).unwrap().authorize(input());
     assert!(detailed.reply_message.unwrap().starts_with("Too many failed attempts"));
 }
+
+/// The module's journal, opened as the module opens it, is compacted once 100,000
+/// records have piled up (README, "State journal"), and not before.
+#[test]
+fn the_modules_journal_compacts_after_100_000_records() {
+    use crate::store::state_store::{Claim, Take};
+    let dir = TempDir::new("compact-100k");
+    let cfg = Config::from_raw(&raw_config(dir.path(), "otp")).unwrap();
+    let store = open_store(&cfg, None).unwrap();
+    let claim = |step| store.take_unless_locked("alice", Claim::TotpStep { serial: "T1", step }, T).unwrap();
+    let lines = || fs::read_to_string(&cfg.state).unwrap().lines().count();
+    for step in 1..100_000 {
+        assert_eq!(claim(step), Take::Taken);
+    }
+    assert_eq!(lines(), 99_999, "one record a claim, none compacted away");
+    assert_eq!(claim(100_000), Take::Taken);
+    // Compaction runs on its own thread: the file is one record once it has.
+    let started = std::time::Instant::now();
+    while lines() > 1 && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(lines(), 1, "compacted to alice's one token");
+    assert_eq!(claim(100_000), Take::Used, "the claims survive it");
+    assert_eq!(store.token("alice", "T1").last_step, Some(100_000));
+}
