@@ -595,6 +595,56 @@ fn redis_over_tls_checked_against_ca_file() {
     let unchecked = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls("")));
     let refused = unchecked.auth("olga", &hotp(2));
     assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
+    drop(unchecked);
+    // ca_file and ca_path together are trusted together: a ca_file of another CA
+    // alone is refused, and with the directory that holds the right one, accepted.
+    let other = common::tls_front::TestCa::create(&dir.join("other"));
+    let other_file = format!("\tca_file = {}\n", other.ca_file.display());
+    let wrong = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls(&other_file)));
+    let refused = wrong.auth("olga", &hotp(2));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "another CA alone: {refused:?}");
+    drop(wrong);
+    let both = format!("{other_file}\tca_path = {}\n", certs.display());
+    let both = Server::start(&module, &Setup::otp_mode(&hotp_tokens(&["olga"])).with(&tls(&both)));
+    assert!(both.auth("olga", &hotp(2)).is_accept(), "ca_path's CA trusted beside ca_file's");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `tls = yes` with Sentinels: the Sentinel is asked over TLS and the primary it
+/// names is reached over TLS, both checked against `ca_file`; without it (the
+/// system's trust store, which does not hold the test CA) the login is refused.
+#[test]
+fn sentinels_and_primary_over_tls_checked_against_ca_file() {
+    let (module, bin) = require_redis!();
+    let dir = std::env::temp_dir().join(format!("rlm-mfa-sentinel-tls-{}", std::process::id()));
+    let ca = common::tls_front::TestCa::create(&dir);
+    let tls_lines = |port: u16| {
+        format!(
+            "tls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n\
+             tls-replication yes\n",
+            ca.server_cert.display(),
+            ca.server_key.display(),
+            ca.ca_file.display()
+        )
+    };
+    let (primary_tls, sentinel_tls) = (common::redis::free_tcp_port(), common::redis::free_tcp_port());
+    let primary = RedisServer::start_with(&bin, &tls_lines(primary_tls));
+    let _sentinel = RedisServer::sentinel_with(&bin, "mfa-primary", primary_tls, &tls_lines(sentinel_tls));
+    let lines = |extra: &str| {
+        format!(
+            "state_store = redis\nredis {{\n\tserver = 127.0.0.1:{sentinel_tls}\n\tsentinel_service = mfa-primary\n\
+             \tprefix = t\n\ttls = yes\n{extra}}}\n"
+        )
+    };
+    let tokens = hotp_tokens(&["tia"]);
+    let ca_file = format!("\tca_file = {}\n", ca.ca_file.display());
+    let checked = Server::start(&module, &Setup::otp_mode(&tokens).with(&lines(&ca_file)));
+    assert!(checked.auth("tia", &hotp(0)).is_accept());
+    assert!(checked.auth("tia", &hotp(0)).is_reject());
+    assert_eq!(primary.cli(&["HGET", "t:tokens:tia", "h:H-tia"]).trim(), "1", "the claim reached the primary");
+    let unchecked = Server::start(&module, &Setup::otp_mode(&tokens).with(&lines("")));
+    let refused = unchecked.auth("tia", &hotp(1));
+    assert_eq!(refused.message().unwrap_or_default(), UNAVAILABLE, "{refused:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
