@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first; modules on one line are one layer.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "text", "guard", "fast_map"],
+    &["clock", "text", "guard", "fast_map", "sealing"],
     &["identity", "factor", "stats"],
     &["config"],
     &["store"],

@@ -757,6 +757,9 @@ fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
 /// The windows `check` matches in: an option given wins; else the module's own
 /// `totp_window` and `hotp_look_ahead` (from --module); else the module's defaults.
 fn windows(paths: &Paths, args: &CheckArgs) -> Result<Windows> {
+    if let (Some(totp_window), Some(hotp_look_ahead)) = (args.window, args.look_ahead) {
+        return Ok(Windows { totp_window, hotp_look_ahead });
+    }
     let module = module_conf::windows(paths.module.as_deref())?;
     Ok(Windows {
         totp_window: args.window.unwrap_or(module.totp_window),

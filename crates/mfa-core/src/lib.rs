@@ -3,8 +3,8 @@
 //! crate (`rlm_mfa`, `src/ffi/`) adapts FreeRADIUS's ABI to [`engine`].
 //!
 //! Layers, lowest first (a module uses only those before it; tests/layers.rs checks):
-//! - `clock`, `text`, `guard`, `fast_map`: time, text that fits, panics contained, the
-//!   hash maps of the login path;
+//! - `clock`, `text`, `guard`, `fast_map`, `sealing`: time, text that fits, panics
+//!   contained, the hash maps of the login path, the one way bytes are sealed;
 //! - `identity`, `factor`, `stats`: who the user is; codes and how they are checked;
 //!   the counters administrators watch;
 //! - `config`: every configuration item, declared once, and the checked settings;
@@ -26,6 +26,7 @@ pub mod fast_map;
 pub mod fuzzing;
 pub mod guard;
 pub mod identity;
+pub mod sealing;
 pub mod stats;
 pub mod store;
 #[cfg(test)]

@@ -13,19 +13,15 @@
 //! The kind byte was the format's version before there were two kinds, so every
 //! State issued since version 1 still opens.
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{Tag, XNonce};
-
 use super::binding::BINDING_LEN;
 use super::{Binding, StateError, StateKey};
+use crate::sealing::{self, NONCE_LEN, OVERHEAD};
 
 /// Kind byte of a State carrying a dialogue.
 pub(super) const DIALOGUE: u8 = 1;
 /// Kind byte of a State carrying a privacyIDEA transaction.
 pub(super) const TRANSACTION: u8 = 2;
 
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 /// The random id by which a node accepts each State once.
 const ID_LEN: usize = 16;
 // Header offsets.
@@ -55,7 +51,7 @@ pub(super) trait Payload: Sized {
 
 /// Bytes of every State of a payload of `payload_len` bytes.
 pub(super) const fn sealed_len(payload_len: usize) -> usize {
-    1 + NONCE_LEN + HEADER_LEN + payload_len + TAG_LEN
+    1 + OVERHEAD + HEADER_LEN + payload_len
 }
 
 /// Seals `payload` for `binding`: always `sealed_len(P::LEN)` bytes.
@@ -64,22 +60,16 @@ pub(super) const fn sealed_len(payload_len: usize) -> usize {
 /// If the payload cannot be encoded, or if the system random number generator fails.
 pub(super) fn seal<P: Payload>(key: &StateKey, binding: &Binding, payload: &P) -> Vec<u8> {
     const { assert!(sealed_len(P::LEN) <= MAX_STATE, "a State must fit one RADIUS attribute") };
-    let nonce: [u8; NONCE_LEN] = random();
     let mut state = Vec::with_capacity(sealed_len(P::LEN));
     state.push(P::KIND);
-    state.extend_from_slice(&nonce);
+    state.resize(1 + NONCE_LEN, 0); // the nonce's place
     state.extend_from_slice(&binding.hashes());
     state.extend_from_slice(&random::<ID_LEN>());
     state.extend_from_slice(&payload.expires().to_be_bytes());
     let start = state.len();
     state.resize(start + P::LEN, 0);
     payload.encode(&mut state[start..]);
-    // Encrypted where it was written: the plaintext is never copied elsewhere.
-    let tag = key
-        .cipher()
-        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &[P::KIND], &mut state[1 + NONCE_LEN..])
-        .expect("a fixed-size plaintext is within the AEAD's limit");
-    state.extend_from_slice(&tag);
+    sealing::seal_in_place(&key.cipher(), &[P::KIND], &mut state, 1);
     debug_assert_eq!(state.len(), sealed_len(P::LEN));
     state
 }
@@ -98,15 +88,8 @@ pub(super) fn open<P: Payload>(
     if state.len() != sealed_len(P::LEN) || state[0] != P::KIND {
         return Err(StateError::Malformed);
     }
-    let (nonce, sealed) = state[1..].split_at(NONCE_LEN);
-    let (body, tag) = sealed.split_at(HEADER_LEN + P::LEN);
-    let mut plain = body.to_vec();
-    let opened =
-        key.cipher().decrypt_in_place_detached(XNonce::from_slice(nonce), &[P::KIND], &mut plain, Tag::from_slice(tag));
-    let result = match opened {
-        Ok(()) => read(&plain, binding, now),
-        Err(_) => Err(StateError::Forged),
-    };
+    let mut plain = sealing::open(&key.cipher(), &[P::KIND], &state[1..]).ok_or(StateError::Forged)?;
+    let result = read(&plain, binding, now);
     plain.fill(0);
     std::hint::black_box(&plain);
     result

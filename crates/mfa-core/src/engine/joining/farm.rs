@@ -16,14 +16,14 @@
 
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::challenge::StateKey;
 use crate::clock::Clock;
 use crate::engine::{Decision, Outcome, Trail};
+use crate::sealing::{self, NONCE_LEN, OVERHEAD};
 use crate::stats::{Cause, Tally};
 use crate::store::state_store::StateStore;
 
@@ -35,8 +35,6 @@ const STORE_POLL: Duration = Duration::from_millis(100);
 /// ending is forgotten at once), never an answer reused.
 pub(in crate::engine) const ENDING_KEPT: u64 = 3;
 
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 const TXID: u8 = 1;
 const ENDING: u8 = 2;
 
@@ -196,7 +194,7 @@ impl Farm {
     }
 
     fn seal(&self, login: &str, published: &Published, expires: u64) -> Vec<u8> {
-        let mut plain = vec![];
+        let mut plain = vec![0; NONCE_LEN]; // the nonce's place
         match published {
             Published::Txid(txid) => {
                 plain.push(TXID);
@@ -209,29 +207,16 @@ impl Farm {
                 encode(&mut plain, decision);
             }
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        // Without randomness a nonce could repeat: stop, as the States do.
-        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
-        let tag = self
-            .cipher()
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), login.as_bytes(), &mut plain)
-            .expect("an ending is within the AEAD's limit");
-        let mut sealed = nonce.to_vec();
-        sealed.append(&mut plain);
-        sealed.extend_from_slice(&tag);
-        sealed
+        sealing::seal_in_place(&self.cipher(), login.as_bytes(), &mut plain, 0);
+        plain
     }
 
     fn open(&self, login: &str, sealed: &[u8], now: u64) -> Result<Published, String> {
-        if sealed.len() < NONCE_LEN + TAG_LEN + 9 {
+        if sealed.len() < OVERHEAD + 9 {
             return Err("what the store holds for it is malformed".into());
         }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut plain = body.to_vec();
-        self.cipher()
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), login.as_bytes(), &mut plain, Tag::from_slice(tag))
-            .map_err(|_| "what the store holds for it is not sealed with this State key".to_string())?;
+        let plain = sealing::open(&self.cipher(), login.as_bytes(), sealed)
+            .ok_or_else(|| "what the store holds for it is not sealed with this State key".to_string())?;
         let expires = u64::from_be_bytes(plain[1..9].try_into().expect("8 bytes"));
         if now > expires {
             return Err("what the store holds for it has expired".into());
