@@ -201,11 +201,15 @@ class FakePrivacyIdea:
 
 # ---------------------------------------------------------------- configuration
 
+# limits off: the soak sends each push and SMS user a login every cycle or two, far
+# past a person's rate, and would meet limits.pushes and limits.codes_sent (5 per
+# 900 s by default) after a few cycles; tests/ check the limits themselves.
 def instance(name, mode, extra=""):
     return (f"mfa {name} {{\n\tmode = {mode}\n\ttokens = ${{modconfdir}}/mfa/{name}.json\n"
             f"\tstate = ${{db_dir}}/mfa/{name}.jsonl\n\tstate_key = ${{modconfdir}}/mfa/{name}.key\n"
             f"\trequire_token = no\n\ttotp_window = 1\n\tchallenge_timeout = {{challenge_timeout}}\n"
-            f"\tlockout {{\n\t\tmax_failures = 5\n\t\tduration = 300\n\t}}\n{extra}}}\n")
+            f"\tlockout {{\n\t\tmax_failures = 5\n\t\tduration = 300\n\t}}\n"
+            f"\tlimits {{\n\t\tpushes = 0\n\t\tcodes_sent = 0\n\t}}\n{extra}}}\n")
 
 
 MODULES = {
@@ -378,6 +382,17 @@ def parse_verbose(text):
     return replies
 
 
+def udp_receive_drops():
+    """The kernel's count of UDP datagrams dropped because a receive buffer was
+    full (/proc/net/snmp, Udp RcvbufErrors), or None where it cannot be read."""
+    try:
+        with open("/proc/net/snmp") as f:
+            names, values = [ln.split() for ln in f if ln.startswith("Udp:")][:2]
+        return int(values[names.index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_jobs(jobs, port, work, parallel, timeout):
     procs = []
     for job in jobs:
@@ -387,7 +402,12 @@ def run_jobs(jobs, port, work, parallel, timeout):
         with open(path, "w") as f:
             f.write("".join(line + "\n\n" for _, line in job.lines))
         out = open(path + ".out", "w+")
-        cmd = ["radclient", "-x" if job.verbose else "-q", "-s", "-p", str(parallel), "-r", "1",
+        # Two tries, as a NAS re-sends: a datagram the kernel drops (the server's receive
+        # buffer full in a burst; the report counts them) is sent again after `timeout`,
+        # where with one try it was lost and, past challenge_timeout, spoilt the States
+        # of its cycle. A request the server still works on is not run twice: FreeRADIUS
+        # takes the second copy for a duplicate; a lost reply is re-sent from its cache.
+        cmd = ["radclient", "-x" if job.verbose else "-q", "-s", "-p", str(parallel), "-r", "2",
                "-t", str(timeout), "-f", path, f"127.0.0.1:{port}", "auth", SECRET]
         # stderr apart: radclient's "Expected Access-Accept got Access-Challenge" lines would
         # land in the middle of buffered stdout lines.
@@ -545,7 +565,9 @@ def main():
     ap.add_argument("--logins", type=int, default=300000, help="logins in all (at least)")
     ap.add_argument("--cycle", type=int, default=6000, help="logins per cycle, spread over the flows")
     ap.add_argument("--parallel", type=int, default=32, help="radclient -p, per radclient")
-    ap.add_argument("--timeout", type=int, default=30, help="radclient -t (one try: -r 1)")
+    ap.add_argument("--timeout", type=int, default=15,
+                    help="radclient -t, seconds before the second of two tries (-r 2); more than a push's "
+                         "wait (10 s) and less than half of challenge_timeout")
     ap.add_argument("--sample", type=float, default=5.0, help="seconds between VmRSS samples")
     # Every State answered is remembered until it expires (at most 100,000 per instance):
     # 30 s keeps that table small enough to reach its largest size within the warm-up.
@@ -634,11 +656,12 @@ def main():
         f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     say(f"   at least {args.logins} logins in cycles of {sum(per.values())}: " +
         ", ".join(f"{k} {v}" for k, v in per.items()))
-    say(f"   {total_users} users in 6 instances; radclient -p {args.parallel} -r 1 -t {args.timeout}, "
+    say(f"   {total_users} users in 6 instances; radclient -p {args.parallel} -r 2 -t {args.timeout}, "
         f"one radclient per flow and round, all flows at once; challenge_timeout {args.challenge_timeout} s")
     started = server.start()
     say(f"   server pid {server.proc.pid} ready after {started:.2f} s (freeradius -f, log {server.log})")
 
+    drops_before = udp_receive_drops()
     done = {"logins": 0, "requests": 0}
     totals = {k: {"logins": 0, "lost": 0, "unexpected": 0} for k in per}
     examples = []
@@ -794,6 +817,12 @@ def main():
     pi_ok = pi.peer.calls == pi_logins and pi.peer.bad == 0
     say(f"   fake privacyIDEA: {pi.peer.calls} calls for {pi_logins} logins ({pi.accepted} accepted, "
         f"{pi.rejected} rejected), {pi.peer.bad} bad calls{'' if pi_ok else ': NOT one call a login'}")
+    # A request the kernel dropped (the server's UDP receive buffer full in a burst)
+    # never reached the server: radclient counts it lost, as a NAS would re-send it.
+    drops = None if drops_before is None or udp_receive_drops() is None else udp_receive_drops() - drops_before
+    if drops is not None:
+        say(f"   kernel: {drops} UDP datagrams dropped on receive during the run (RcvbufErrors, every socket "
+            f"of the machine){': the lost requests never reached the server' if lost and drops >= lost else ''}")
     errors = [ln for ln in log_text.splitlines() if ": Error: " in ln]
     say(f"   server log: {len(errors)} error lines" + (f", e.g. {errors[0][-160:]!r}" if errors else "")
         + f"; exit status after SIGTERM: {exit_status}")

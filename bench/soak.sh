@@ -9,6 +9,7 @@
 #   --logins N             logins in all, at least [300000]
 #   --cycle N              logins per cycle, spread over the flows [6000]
 #   --parallel N           radclient -p, per radclient [32]
+#   --timeout S            radclient -t: seconds before the second of two tries [15]
 #   --sample S             seconds between VmRSS samples [5]
 #   --challenge-timeout S  challenge_timeout of the instances [30]
 #   --warm F               fraction of the run counted as warm-up [0.2]

@@ -435,6 +435,8 @@ const ACCEPT_ONLY: [(u32, u32); 3] = [(PW_EAP_MESSAGE, 0), (16, 311), (17, 311)]
 unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
+        // What the request's authorize and authenticate left of its store budget.
+        let _budget = engine.request_budget(Some(request.number()));
         let code = request.reply_code();
         if code == PW_CODE_PW_CODE_ACCESS_REJECT || code == PW_CODE_PW_CODE_ACCESS_CHALLENGE {
             return rlm_rcodes_RLM_MODULE_NOOP;

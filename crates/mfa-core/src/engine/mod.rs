@@ -982,7 +982,7 @@ impl Backend {
     }
 
     /// The store budget of a call of FreeRADIUS's request `number`, held by the
-    /// FFI layer around authorize and authenticate: the calls of one request share
+    /// FFI layer around authorize, authenticate and post-auth: the calls of one request share
     /// one budget, so that the request's waits on the store add up to no more.
     pub fn request_budget(&self, number: Option<u64>) -> CallBudget {
         let budget = match &self.config().store {

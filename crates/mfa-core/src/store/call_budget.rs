@@ -1,4 +1,4 @@
-//! The time one request's module calls (authorize, then authenticate) may spend
+//! The time one request's module calls (authorize, authenticate, post-auth) may spend
 //! waiting on the shared store, whatever the number of operations they make.
 //! Each operation already has a deadline of its own; this bounds their sum, so
 //! that a Redis that answers every exchange just before `timeout_ms` cannot
