@@ -155,32 +155,44 @@ impl PushProvider for Unreadable {
     }
 }
 
-/// A provider that refuses every push (a 4xx).
-struct Refusing;
+/// A provider whose every call fails with the error its function makes.
+struct Failing(fn() -> PushError);
 
-impl PushProvider for Refusing {
+impl PushProvider for Failing {
     fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        Err(PushError::Status(404))
+        Err((self.0)())
     }
     fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
-        Err(PushError::Status(404))
+        Err((self.0)())
     }
     fn cancel(&self, _id: &str) -> Result<(), PushError> {
         Ok(())
     }
 }
 
+/// A provider that refuses the push (a 4xx).
+fn refusing() -> Box<Failing> {
+    Box::new(Failing(|| PushError::Status(404)))
+}
+
+/// A provider that cannot be reached at all.
+fn down() -> Box<Failing> {
+    Box::new(Failing(|| PushError::Unreachable("connection refused".into())))
+}
+
+/// The push settings with `failmode = safe`.
+fn failmode_safe(r: &mut RawConfig) {
+    push_config(r);
+    r.push.failmode = Some("safe".into());
+}
+
 #[test]
 fn failmode_safe_never_accepts_a_sent_push_or_a_refused_one() {
-    let safe = |r: &mut RawConfig| {
-        push_config(r);
-        r.push.failmode = Some("safe".into());
-    };
-    let (_d, mut a, mut b) = two_instances("push", safe);
+    let (_d, mut a, mut b) = two_instances("push", failmode_safe);
     a.set_push_provider(Box::new(Unreadable));
     let out = push_login(&a);
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
-    b.set_push_provider(Box::new(Refusing));
+    b.set_push_provider(refusing());
     let out = push_login(&b);
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
 }
@@ -207,35 +219,16 @@ fn an_approval_the_store_cannot_record_is_refused_as_unavailable() {
     assert_eq!(push_login(&a).outcome, Some(Outcome::Ok), "with the store back, an approval lets in");
 }
 
-/// A provider that cannot be reached at all.
-struct Down;
-
-impl PushProvider for Down {
-    fn open(&self, _req: &PushRequest<'_>) -> Result<(String, PushStatus), PushError> {
-        Err(PushError::Unreachable("connection refused".into()))
-    }
-    fn status(&self, _id: &str) -> Result<PushStatus, PushError> {
-        Err(PushError::Unreachable("connection refused".into()))
-    }
-    fn cancel(&self, _id: &str) -> Result<(), PushError> {
-        Ok(())
-    }
-}
-
 /// An accept on the password alone counts as an accept, a fail-safe accept and a
 /// failed push; with `secure` the same failure is a push_failed refusal.
 #[test]
 fn a_failmode_safe_accept_is_counted_as_one() {
-    let safe = |r: &mut RawConfig| {
-        push_config(r);
-        r.push.failmode = Some("safe".into());
-    };
-    let (_d, mut a, _b) = two_instances("push", safe);
-    a.set_push_provider(Box::new(Down));
+    let (_d, mut a, _b) = two_instances("push", failmode_safe);
+    a.set_push_provider(down());
     let out = push_login(&a);
     assert_eq!((out.outcome, out.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept), "{out:?}");
     let (_d, mut secure, _b) = two_instances("push", push_config);
-    secure.set_push_provider(Box::new(Down));
+    secure.set_push_provider(down());
     let out = push_login(&secure);
     assert_eq!(out.tally(), Tally::Reject { cause: Cause::PushFailed, locks: false }, "{out:?}");
 }
