@@ -975,15 +975,17 @@ impl Backend {
 }
 
 impl Backend {
-    /// With the shared store: the most one module call waits on it in all,
+    /// With the shared store: the most a call waits on it in all,
     /// [`crate::config::RedisSettings::budget`] (README, "What happens when Redis fails").
+    /// Within a request's budget (the FFI layer's [`Backend::request_budget`]) it
+    /// changes nothing; a call that names no request (tests, tools) gets its own.
     fn store_budget(&self) -> CallBudget {
         self.request_budget(None)
     }
 
     /// The store budget of a call of FreeRADIUS's request `number`, held by the
-    /// FFI layer around authorize, authenticate and post-auth: the calls of one request share
-    /// one budget, so that the request's waits on the store add up to no more.
+    /// FFI layer around authorize, authenticate and post-auth: the calls of one
+    /// request share one budget, so that its waits on the store add up to no more.
     pub fn request_budget(&self, number: Option<u64>) -> CallBudget {
         let budget = match &self.config().store {
             StoreChoice::Redis(redis) => Some(redis.budget()),
