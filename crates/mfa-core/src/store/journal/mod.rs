@@ -10,6 +10,7 @@
 
 mod append;
 mod compact;
+mod compactor;
 mod error;
 mod file;
 #[cfg(test)]

@@ -15,8 +15,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
 
+use super::compactor::Compactor;
 use super::error::{io_error, JournalError};
 use super::lease::Lease;
 use super::lock::unlock_file;
@@ -36,7 +36,8 @@ pub(super) struct Inner {
     journal: Mutex<StateJournal>,
     /// None with `fsync = no`: every write is done when its write() is.
     commit: Option<GroupCommit>,
-    compactor: Mutex<Option<JoinHandle<()>>>,
+    /// The compaction thread (`compactor.rs`), started by the first compaction due.
+    compactor: Mutex<Option<Compactor>>,
     /// The thread that holds the file lock on lease (`lease.rs`), started by the first write.
     lease: Mutex<Option<Lease>>,
     lease_started: AtomicBool,
@@ -182,42 +183,49 @@ impl SharedJournal {
         }
     }
 
-    /// Starts a compaction on its own thread unless one is running.
+    /// Asks the compaction thread for a compaction unless one is running; starts
+    /// the thread the first time.
     fn start_compaction(&self) {
         let mut slot = self.inner.compactor.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_some_and(|running| !running.is_finished()) {
-            return;
-        }
-        if let Some(done) = slot.take() {
-            let _ = done.join();
-        }
-        let inner = Arc::clone(&self.inner);
-        match thread::Builder::new().name("mfa-compact".into()).spawn(move || inner.compact()) {
-            Ok(running) => *slot = Some(running),
-            Err(e) => {
-                // No thread to spare: said in the log; tried again after
-                // compact_after more records.
-                drop(slot);
-                let mut journal = self.inner.lock();
-                journal.compaction_error = Some(io_error("start a compaction of", &self.inner.path)(e));
-                journal.since_compaction = 0;
-                self.inner.note_upkeep(&journal);
+        if slot.is_none() {
+            match Compactor::start(&self.inner) {
+                Ok(started) => *slot = Some(started),
+                Err(e) => {
+                    // No thread to spare: said in the log; tried again after
+                    // compact_after more records.
+                    drop(slot);
+                    let mut journal = self.inner.lock();
+                    journal.compaction_error = Some(io_error("start a compaction of", &self.inner.path)(e));
+                    journal.since_compaction = 0;
+                    self.inner.note_upkeep(&journal);
+                    return;
+                }
             }
+        }
+        if let Some(compactor) = slot.as_ref() {
+            compactor.request();
         }
     }
 
-    /// Waits for a compaction under way (tests, and the end of the module).
+    /// Waits for a compaction asked for or under way (tests).
     pub fn finish_compaction(&self) {
-        let running = self.inner.compactor.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(running) = running {
-            let _ = running.join();
+        if let Some(compactor) = self.inner.compactor.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            compactor.wait_idle();
+        }
+    }
+
+    /// Stops the compaction thread, after a compaction under way.
+    fn stop_compactor(&self) {
+        let compactor = self.inner.compactor.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(compactor) = compactor {
+            compactor.stop();
         }
     }
 }
 
 impl Drop for SharedJournal {
     fn drop(&mut self) {
-        self.finish_compaction();
+        self.stop_compactor();
         self.stop_lease();
     }
 }
@@ -305,10 +313,10 @@ impl Inner {
         }
     }
 
-    /// The compaction thread: the rewrite itself holds neither the journal mutex
-    /// nor the file lock (see `compact.rs`). A failure is kept for the log and
-    /// not retried until `compact_after` more records piled up.
-    fn compact(&self) {
+    /// A compaction, on the compaction thread: the rewrite itself holds neither
+    /// the journal mutex nor the file lock (see `compact.rs`). A failure is kept
+    /// for the log and not retried until `compact_after` more records piled up.
+    pub(super) fn compact(&self) {
         #[cfg(test)]
         drop(self.gate.lock());
         let snapshot = {
@@ -482,6 +490,29 @@ mod tests {
         assert_eq!(open(&path).token("alice", "H1").next_counter, won);
         assert!(fs::read_to_string(&path).unwrap().lines().count() < 100, "compacted");
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no copy left behind");
+    }
+
+    /// Every compaction runs on one thread, kept for the journal (a thread per
+    /// compaction left its memory in another malloc arena each time).
+    #[test]
+    fn compactions_run_on_one_thread_kept_until_the_journal_is_dropped() {
+        let dir = new_dir();
+        let path = dir.journal_path();
+        let journal = SharedJournal::open(&path, JournalOptions { fsync: false, compact_after: 10 }).unwrap();
+        let mut threads = Vec::new();
+        for round in 0..3u64 {
+            for step in 0..10 {
+                journal.write(|j| j.set_totp_step("alice", "T1", round * 10 + step)).unwrap();
+            }
+            journal.finish_compaction();
+            assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1, "compacted in round {round}");
+            let slot = journal.inner.compactor.lock().unwrap();
+            threads.push(slot.as_ref().expect("the thread is kept").thread_id());
+        }
+        assert!(threads.iter().all(|t| *t == threads[0]), "one thread: {threads:?}");
+        assert!(journal.lock().take_compaction_error().is_none());
+        drop(journal);
+        assert_eq!(open(&path).token("alice", "T1"), totp(29), "whole after the thread stopped");
     }
 
     /// The write that crosses compact_after leaves the rewrite to the thread.
