@@ -212,7 +212,9 @@ unsafe fn counters(instance: *mut c_void) -> Option<&'static Counters> {
     (instance as *const Instance).as_ref().and_then(|i| i.counters.as_ref())
 }
 
-/// Runs a request callback with the panic guard and the instance's engine.
+/// Runs a request callback with the panic guard and the instance's engine, within
+/// the request's store budget: authorize, authenticate and post-auth of one request
+/// share it (each goes on with what the one before it left).
 unsafe fn with_engine(
     instance: *mut c_void,
     raw: *mut REQUEST,
@@ -228,7 +230,10 @@ unsafe fn with_engine(
             Arc::from_raw(pointer)
         });
         match (engine.as_deref(), Request::from_raw(raw)) {
-            (Some(engine), Some(request)) => body(engine, request),
+            (Some(engine), Some(request)) => {
+                let _budget = engine.request_budget(Some(request.number()));
+                body(engine, request)
+            }
             (None, _) => {
                 log_raw(raw, Level::Error, "module instance has no engine (instantiate failed?)");
                 rlm_rcodes_RLM_MODULE_FAIL
@@ -241,8 +246,6 @@ unsafe fn with_engine(
 unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
-        // The request's store budget, which its authenticate goes on with.
-        let _budget = engine.request_budget(Some(request.number()));
         let auth_type = request.auth_type();
         let attributes = request.attributes();
         let out = engine.authorize(AuthorizeInput {
@@ -317,8 +320,6 @@ unsafe extern "C" fn mod_authorize(instance: *mut c_void, raw: *mut REQUEST) -> 
 unsafe extern "C" fn mod_authenticate(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
-        // What the request's authorize left of its store budget.
-        let _budget = engine.request_budget(Some(request.number()));
         let stashed_code = request.take_stash(engine.name());
         let deferred_split = request.take_mark(Slot::Pending, engine.name());
         let attributes = request.attributes();
@@ -435,8 +436,6 @@ const ACCEPT_ONLY: [(u32, u32); 3] = [(PW_EAP_MESSAGE, 0), (16, 311), (17, 311)]
 unsafe extern "C" fn mod_post_auth(instance: *mut c_void, raw: *mut REQUEST) -> rlm_rcode_t {
     let counters = counters(instance);
     with_engine(instance, raw, |engine, mut request| {
-        // What the request's authorize and authenticate left of its store budget.
-        let _budget = engine.request_budget(Some(request.number()));
         let code = request.reply_code();
         if code == PW_CODE_PW_CODE_ACCESS_REJECT || code == PW_CODE_PW_CODE_ACCESS_CHALLENGE {
             return rlm_rcodes_RLM_MODULE_NOOP;
