@@ -208,6 +208,7 @@ def instance(name, mode, extra=""):
     return (f"mfa {name} {{\n\tmode = {mode}\n\ttokens = ${{modconfdir}}/mfa/{name}.json\n"
             f"\tstate = ${{db_dir}}/mfa/{name}.jsonl\n\tstate_key = ${{modconfdir}}/mfa/{name}.key\n"
             f"\trequire_token = no\n\ttotp_window = 1\n\tchallenge_timeout = {{challenge_timeout}}\n"
+            f"\tcode_lifetime = {{code_lifetime}}\n"
             f"\tlockout {{\n\t\tmax_failures = 5\n\t\tduration = 300\n\t}}\n"
             f"\tlimits {{\n\t\tpushes = 0\n\t\tcodes_sent = 0\n\t}}\n{extra}}}\n")
 
@@ -504,6 +505,9 @@ class HeapProbe:
         subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=120, check=False)
 
+    def rests(self):
+        return len(self.readings)
+
     def read(self, label, logins):
         size = os.path.getsize(self.report)
         if not self.readings:
@@ -518,6 +522,63 @@ class HeapProbe:
         if len(values) != 2:
             raise RuntimeError(f"no malloc_stats() report from the server (is gdb allowed to attach?):\n{text[-300:]}")
         self.readings.append((label, logins, values[1], values[0]))
+
+
+class HeaptrackProbe:
+    """The heap in use at rest, where gdb cannot call into the server: heaptrack's
+    preload library records every allocation and free of the server (LD_PRELOAD, set
+    for the server alone), and the bytes in use at each rest are read from the
+    record after the run. Slower than the gdb probe (every allocation is traced)."""
+
+    LIBRARY = "/usr/lib/heaptrack/libheaptrack_preload.so"
+    INTERPRET = "/usr/lib/heaptrack/libexec/heaptrack_interpret"
+
+    def __init__(self, work):
+        for tool in (self.LIBRARY, self.INTERPRET):
+            if not os.path.exists(tool):
+                raise RuntimeError(f"{tool} is missing (apt install heaptrack)")
+        self.raw = os.path.join(work, "heaptrack.raw")
+        self.marks = []  # (label, logins, seconds since the server started)
+        self.readings = []  # (label, logins, in-use bytes, peak bytes so far)
+        self.started = None
+        self.kept = None
+
+    def prefix(self):
+        return ("env", f"LD_PRELOAD={self.LIBRARY}", f"DUMP_HEAPTRACK_OUTPUT={self.raw}")
+
+    def rests(self):
+        return len(self.marks)
+
+    def read(self, label, logins):
+        # Five seconds before the end of the rest: no login has started since.
+        self.marks.append((label, logins, time.monotonic() - self.started - 5))
+
+    def finish(self):
+        """After the server stopped: the bytes in use at each mark. The record is kept
+        as heaptrack.freeradius.gz, for heaptrack_print (where the memory went)."""
+        interpreted = os.path.join(os.path.dirname(self.raw), "heaptrack.freeradius")
+        with open(self.raw, "rb") as src, open(interpreted, "wb") as dst:
+            subprocess.run([self.INTERPRET], stdin=src, stdout=dst, stderr=subprocess.DEVNULL, check=True)
+        sizes, in_use, peak, at = [], 0, 0, 0.0
+        marks = list(self.marks)
+        with open(interpreted, "rb") as f:
+            for line in f:
+                kind = line[:1]
+                if kind == b"+":
+                    in_use += sizes[int(line[2:], 16)]
+                    peak = max(peak, in_use)
+                elif kind == b"-":
+                    in_use -= sizes[int(line[2:], 16)]
+                elif kind == b"a":
+                    sizes.append(int(line.split()[1], 16))
+                elif kind == b"c":
+                    at = int(line[2:], 16) / 1000
+                    while marks and marks[0][2] <= at:
+                        label, logins, _ = marks.pop(0)
+                        self.readings.append((label, logins, in_use, peak))
+        os.unlink(self.raw)
+        subprocess.run(["gzip", "-1", "-f", interpreted], check=True)
+        self.kept = interpreted + ".gz"
 
 
 def say(text=""):
@@ -571,6 +632,7 @@ def main():
     ap.add_argument("--sample", type=float, default=5.0, help="seconds between VmRSS samples")
     # Every State answered is remembered until it expires (at most 100,000 per instance):
     # 30 s keeps that table small enough to reach its largest size within the warm-up.
+    # An SMS code's State lives code_lifetime, made the same (at least its minimum, 30).
     ap.add_argument("--challenge-timeout", type=int, default=30, help="challenge_timeout of the instances")
     ap.add_argument("--warm", type=float, default=0.2, help="fraction of the run counted as warm-up")
     ap.add_argument("--rss-threshold", type=float, default=4.0, help="MiB of VmRSS growth allowed after warm-up")
@@ -579,10 +641,14 @@ def main():
                     help="report VmRSS without judging it (runs under valgrind)")
     ap.add_argument("--heap-check", action="store_true",
                     help="also read the heap's bytes in use (gdb) at rest after warm-up and at the end")
+    ap.add_argument("--heaptrack", action="store_true",
+                    help="as --heap-check, but read by heaptrack's preload library instead of gdb")
     ap.add_argument("--heap-threshold", type=float, default=1.0,
                     help="MiB the heap in use at rest may grow from warm-up to the end")
     ap.add_argument("--results", help="also write the report to this file")
     args = ap.parse_args()
+    # The longest a State lives: challenge_timeout, or an SMS code's code_lifetime.
+    state_lifetime = max(30, args.challenge_timeout)
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -642,6 +708,7 @@ def main():
                          if k not in ("otp_totp", "otp_hotp", "otp_wrong", "privacyidea", "privacyidea_wrong")
                          for u in p.names)
     mods = {name: text.replace("{challenge_timeout}", str(args.challenge_timeout))
+            .replace("{code_lifetime}", str(state_lifetime))
             .replace("{sms_url}", sms.url).replace("{push_url}", push.url).replace("{pi_url}", pi.url)
             .replace("{{", "{").replace("}}", "}")
             for name, text in MODULES.items()}
@@ -658,6 +725,10 @@ def main():
         ", ".join(f"{k} {v}" for k, v in per.items()))
     say(f"   {total_users} users in 6 instances; radclient -p {args.parallel} -r 2 -t {args.timeout}, "
         f"one radclient per flow and round, all flows at once; challenge_timeout {args.challenge_timeout} s")
+    heap = HeaptrackProbe(work) if args.heaptrack else HeapProbe if args.heap_check else None
+    if args.heaptrack:
+        server.command_prefix = heap.prefix()
+        heap.started = time.monotonic()
     started = server.start()
     say(f"   server pid {server.proc.pid} ready after {started:.2f} s (freeradius -f, log {server.log})")
 
@@ -683,18 +754,22 @@ def main():
         return int(time.time()) // STEP
 
     def rest(probe, label, logins):
-        # Every State answered is remembered until challenge_timeout; FreeRADIUS keeps a
+        # Every State answered is remembered until it expires; FreeRADIUS keeps a
         # request cleanup_delay (5 s) after its reply. Past both, only what lasts is left.
-        pause = args.challenge_timeout + 10
+        pause = state_lifetime + 10
         say(f"   resting {pause} s ({label}), then reading the heap")
         time.sleep(pause)
         rested[0] += pause
         probe.read(label, logins)
+        if isinstance(probe, HeaptrackProbe):
+            say(f"   heap at rest {label}: read from heaptrack's record after the run")
+            return
         _, _, in_use, system = probe.readings[-1]
         say(f"   heap at rest {label}: {in_use / 2 ** 20:.2f} MiB in use, {system / 2 ** 20:.1f} MiB from the "
             f"system; VmRSS {sampler.rss() / 1024:.1f} MiB")
 
-    heap = HeapProbe(server.proc.pid, work) if args.heap_check else None
+    if heap is HeapProbe:
+        heap = HeapProbe(server.proc.pid, work)
     rested = [0.0]
 
     try:
@@ -772,9 +847,9 @@ def main():
                     f"{time.monotonic() - t_run:6.1f} s, VmRSS {rss:6.1f} MiB, lost or unexpected {bad}")
             if bad > 200:
                 raise RuntimeError("more than 200 lost or unexpected replies: stopping")
-            if heap and (len(heap.readings) == 0 and done["logins"] >= args.warm * args.logins
+            if heap and (heap.rests() == 0 and done["logins"] >= args.warm * args.logins
                          or done["logins"] >= args.logins):
-                rest(heap, "after warm-up" if not heap.readings else "at the end", done["logins"])
+                rest(heap, "after warm-up" if not heap.rests() else "at the end", done["logins"])
     except (RuntimeError, KeyboardInterrupt) as e:
         say(f"\nSTOPPED: {e}")
     finally:
@@ -785,6 +860,8 @@ def main():
         proc = server.proc
         server.stop(grace=args.stop_grace)
         exit_status = proc.returncode
+        if isinstance(heap, HeaptrackProbe):
+            heap.finish()
         sms.peer.stop()
         push.peer.stop()
         pi.peer.stop()
@@ -854,6 +931,8 @@ def main():
             say(f"   heap in use at rest: {a / 2 ** 20:.2f} MiB after {n0} logins, {b / 2 ** 20:.2f} MiB after {n1}: "
                 f"{held:+.2f} MiB for {n1 - n0} more logins ({(b - a) / (n1 - n0):+.1f} bytes a login; threshold "
                 f"{args.heap_threshold:g} MiB): {'NOTHING HELD' if steady else 'GROWING'}")
+            if isinstance(heap, HeaptrackProbe):
+                say(f"   every allocation of the server: heaptrack_print {heap.kept}")
             ok = ok and steady
     else:
         ok = False

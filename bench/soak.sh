@@ -16,6 +16,8 @@
 #   --rss-threshold MIB    VmRSS growth allowed after warm-up [4]
 #   --heap-check           also rest after warm-up and at the end and read the heap's
 #                          bytes in use (gdb calls malloc_stats() in the server)
+#   --heaptrack            the same rests and reading, by heaptrack's preload library
+#                          (apt install heaptrack) where gdb cannot call into a process
 #   --heap-threshold MIB   growth of the heap in use at rest allowed [1]
 #
 # Without --module-dir (or RLM_MFA_MODULE_DIR), the module is built from this
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --module-dir) module_dir=${2:?--module-dir needs a directory}; shift 2 ;;
         --out) out=${2:?--out needs a directory}; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
