@@ -83,8 +83,6 @@ fn run(inner: &Inner, signal: &Signal) {
             wanted = signal.changed.wait(wanted).unwrap_or_else(|p| p.into_inner());
         }
         if wanted.stop {
-            wanted.due = false;
-            signal.changed.notify_all();
             return;
         }
         wanted.due = false;
