@@ -505,10 +505,16 @@ class HeapProbe:
         subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=120, check=False)
 
+    kept = None  # no record of the run is kept
+
     def rests(self):
         return len(self.readings)
 
+    def finish(self):
+        pass  # each reading was taken at its rest
+
     def read(self, label, logins):
+        """Returns the reading: (label, logins, in-use bytes, bytes from the system)."""
         size = os.path.getsize(self.report)
         if not self.readings:
             # O_WRONLY | O_CREAT | O_APPEND, mode 0644, made the server's stderr.
@@ -522,6 +528,7 @@ class HeapProbe:
         if len(values) != 2:
             raise RuntimeError(f"no malloc_stats() report from the server (is gdb allowed to attach?):\n{text[-300:]}")
         self.readings.append((label, logins, values[1], values[0]))
+        return self.readings[-1]
 
 
 class HeaptrackProbe:
@@ -539,19 +546,23 @@ class HeaptrackProbe:
                 raise RuntimeError(f"{tool} is missing (apt install heaptrack)")
         self.raw = os.path.join(work, "heaptrack.raw")
         self.marks = []  # (label, logins, seconds since the server started)
-        self.readings = []  # (label, logins, in-use bytes, peak bytes so far)
+        self.readings = []  # (label, logins, in-use bytes, None)
         self.started = None
         self.kept = None
 
-    def prefix(self):
-        return ("env", f"LD_PRELOAD={self.LIBRARY}", f"DUMP_HEAPTRACK_OUTPUT={self.raw}")
+    def wrap(self, server):
+        """Has `server` start with the preload library; call just before it starts."""
+        server.command_prefix = ("env", f"LD_PRELOAD={self.LIBRARY}", f"DUMP_HEAPTRACK_OUTPUT={self.raw}")
+        self.started = time.monotonic()
 
     def rests(self):
         return len(self.marks)
 
     def read(self, label, logins):
+        """Marks the rest; its reading comes from the record after the run (None now)."""
         # Five seconds before the end of the rest: no login has started since.
         self.marks.append((label, logins, time.monotonic() - self.started - 5))
+        return None
 
     def finish(self):
         """After the server stopped: the bytes in use at each mark. The record is kept
@@ -559,14 +570,13 @@ class HeaptrackProbe:
         interpreted = os.path.join(os.path.dirname(self.raw), "heaptrack.freeradius")
         with open(self.raw, "rb") as src, open(interpreted, "wb") as dst:
             subprocess.run([self.INTERPRET], stdin=src, stdout=dst, stderr=subprocess.DEVNULL, check=True)
-        sizes, in_use, peak, at = [], 0, 0, 0.0
+        sizes, in_use = [], 0
         marks = list(self.marks)
         with open(interpreted, "rb") as f:
             for line in f:
                 kind = line[:1]
                 if kind == b"+":
                     in_use += sizes[int(line[2:], 16)]
-                    peak = max(peak, in_use)
                 elif kind == b"-":
                     in_use -= sizes[int(line[2:], 16)]
                 elif kind == b"a":
@@ -575,7 +585,9 @@ class HeaptrackProbe:
                     at = int(line[2:], 16) / 1000
                     while marks and marks[0][2] <= at:
                         label, logins, _ = marks.pop(0)
-                        self.readings.append((label, logins, in_use, peak))
+                        self.readings.append((label, logins, in_use, None))
+        if marks:
+            raise RuntimeError(f"heaptrack's record ends before the rest {marks[0][0]!r}: no reading")
         os.unlink(self.raw)
         subprocess.run(["gzip", "-1", "-f", interpreted], check=True)
         self.kept = interpreted + ".gz"
@@ -725,10 +737,9 @@ def main():
         ", ".join(f"{k} {v}" for k, v in per.items()))
     say(f"   {total_users} users in 6 instances; radclient -p {args.parallel} -r 2 -t {args.timeout}, "
         f"one radclient per flow and round, all flows at once; challenge_timeout {args.challenge_timeout} s")
-    heap = HeaptrackProbe(work) if args.heaptrack else HeapProbe if args.heap_check else None
-    if args.heaptrack:
-        server.command_prefix = heap.prefix()
-        heap.started = time.monotonic()
+    heaptrack = HeaptrackProbe(work) if args.heaptrack else None
+    if heaptrack:
+        heaptrack.wrap(server)
     started = server.start()
     say(f"   server pid {server.proc.pid} ready after {started:.2f} s (freeradius -f, log {server.log})")
 
@@ -760,16 +771,15 @@ def main():
         say(f"   resting {pause} s ({label}), then reading the heap")
         time.sleep(pause)
         rested[0] += pause
-        probe.read(label, logins)
-        if isinstance(probe, HeaptrackProbe):
+        reading = probe.read(label, logins)
+        if reading is None:
             say(f"   heap at rest {label}: read from heaptrack's record after the run")
             return
-        _, _, in_use, system = probe.readings[-1]
+        _, _, in_use, system = reading
         say(f"   heap at rest {label}: {in_use / 2 ** 20:.2f} MiB in use, {system / 2 ** 20:.1f} MiB from the "
             f"system; VmRSS {sampler.rss() / 1024:.1f} MiB")
 
-    if heap is HeapProbe:
-        heap = HeapProbe(server.proc.pid, work)
+    heap = heaptrack or (HeapProbe(server.proc.pid, work) if args.heap_check else None)
     rested = [0.0]
 
     try:
@@ -860,8 +870,11 @@ def main():
         proc = server.proc
         server.stop(grace=args.stop_grace)
         exit_status = proc.returncode
-        if isinstance(heap, HeaptrackProbe):
-            heap.finish()
+        if heap:
+            try:
+                heap.finish()
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+                say(f"\nNO HEAP READING: {e}")
         sms.peer.stop()
         push.peer.stop()
         pi.peer.stop()
@@ -931,9 +944,11 @@ def main():
             say(f"   heap in use at rest: {a / 2 ** 20:.2f} MiB after {n0} logins, {b / 2 ** 20:.2f} MiB after {n1}: "
                 f"{held:+.2f} MiB for {n1 - n0} more logins ({(b - a) / (n1 - n0):+.1f} bytes a login; threshold "
                 f"{args.heap_threshold:g} MiB): {'NOTHING HELD' if steady else 'GROWING'}")
-            if isinstance(heap, HeaptrackProbe):
+            if heap.kept:
                 say(f"   every allocation of the server: heaptrack_print {heap.kept}")
             ok = ok and steady
+        elif heap:
+            ok = False  # the heap check was asked for and has no two readings
     else:
         ok = False
     return 0 if ok else 1
