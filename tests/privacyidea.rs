@@ -13,12 +13,10 @@ mod common;
 #[path = "common/privacyidea.rs"]
 mod privacyidea;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::slow_relay::SlowRelay;
 use common::{now, settle_in_step, totp_at, Reply, Server, Setup};
 use privacyidea::{PrivacyIdea, RFC_HOTP, RFC_KEY_HEX};
 
@@ -220,51 +218,14 @@ fn push_by_challenge_then_check() {
     assert!(typed.is_accept(), "{typed:?}");
 }
 
-/// A TCP relay to `backend` on a port of its own that holds each chunk of the
-/// answers for `delay`: a slow privacyIDEA (the check done, its answer late).
-fn slow_relay(backend: u16, delay: Duration) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else { continue };
-            let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut from_client, &mut to_server);
-                let _ = to_server.shutdown(Shutdown::Write);
-            });
-            let (chunks, held) = mpsc::channel::<(Instant, Vec<u8>)>();
-            let mut from_server = server;
-            thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n @ 1..) = from_server.read(&mut buf) {
-                    if chunks.send((Instant::now(), buf[..n].to_vec())).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut to_client = client;
-            thread::spawn(move || {
-                for (at, bytes) in held {
-                    thread::sleep((at + delay).saturating_duration_since(Instant::now()));
-                    if to_client.write_all(&bytes).is_err() {
-                        break;
-                    }
-                }
-                let _ = to_client.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_code_re_sent_to_the_other_server_while_privacyidea_is_slow_gets_the_same_answer() {
     let (module, bin) = require_redis!();
     let pi = require_privacyidea!();
     let hotp = pi.enroll_hotp("alice", "corp", RFC_KEY_HEX, None);
     let redis = common::redis::RedisServer::start(&bin);
-    let relay = format!("http://127.0.0.1:{}", slow_relay(pi.port, Duration::from_secs(2)));
+    let relay = SlowRelay::start(pi.port, Duration::from_secs(2));
+    let relay = format!("http://{}", relay.address());
     let farm = setup(&relay, "wait", "")
         .file("mods-config/mfa/state.key", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n")
         .with(&format!("state_store = redis\nredis {{\n\tserver = {}\n\tprefix = t\n}}\n", redis.address()));

@@ -1015,3 +1015,62 @@ fn a_login_is_claimed_once_and_what_the_first_published_is_read_by_the_other() {
     redis.cli(&["DEL", "t:login:L1"]);
     assert_eq!(other.claim_login("L1", 30), Ok(None), "gone: the next login is a first again");
 }
+
+/// A request's waits on the store add up to at most 3 x `timeout_ms` (README,
+/// "What happens when Redis fails"), however many operations it makes. A NAS's
+/// re-send of a privacyIDEA push login, on a server whose Redis answers every
+/// exchange late but within `timeout_ms`, reads the store again and again for
+/// the login it joined: once that budget is spent it stops and is refused as
+/// unavailable, while the login it joined still waits for the push. Without
+/// the budget it would have waited for that push, each read in time.
+#[test]
+fn a_request_stops_waiting_on_a_slow_redis_when_its_budget_is_spent() {
+    use common::fake_privacyidea::{FakePrivacyIdea, GOOD_PASS};
+    use common::slow_relay::SlowRelay;
+
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let relay = SlowRelay::start(redis.port, Duration::ZERO);
+    let pi = FakePrivacyIdea::start();
+    let site = std::fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa-privacyidea")).unwrap();
+    let setup = |address: &str| {
+        let mut setup = Setup::otp_mode(r#"{"users": {}}"#).file("mods-config/mfa/state.key", KEY).with(&format!(
+            "backend = privacyidea\nprivacyidea {{\n\turl = \"{}\"\n\ttimeout = 2\n\tpoll_wait = 6\n}}\n\
+             state_store = redis\nredis {{\n\tserver = {address}\n\tprefix = t\n\ttimeout_ms = 200\n}}\n",
+            pi.url()
+        ));
+        setup.site = Some(site.clone());
+        setup
+    };
+    // A reaches Redis directly; B through the relay, which answers at once for now.
+    let a = Server::start(&module, &setup(&redis.address()));
+    let b = Server::start(&module, &setup(&relay.address()));
+    assert!(b.auth("alice", GOOD_PASS).is_accept(), "B works through the relay");
+    // From now on each of B's exchanges takes 150 ms: each one alone is within timeout_ms.
+    relay.set_delay(Duration::from_millis(150));
+
+    let packet = "User-Name = \"pushuser\", User-Password = \"pin\", Calling-Station-Id = \"10.0.0.7\"\n";
+    let (first, resent) = thread::scope(|s| {
+        let first = s.spawn(|| a.send(packet));
+        let started = Instant::now();
+        while !pi.requests().iter().any(|r| r.path == "/validate/check" && r.body.contains("pushuser")) {
+            assert!(started.elapsed() < Duration::from_secs(10), "A sent no push");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let resent = b.send(packet);
+        // Only now is the push approved: B did not wait for it.
+        assert!(pi.answer_push("pushuser", true), "the push still waits for the user");
+        (first.join().unwrap(), resent)
+    });
+    assert!(first.is_accept(), "{first:?}");
+    assert!(resent.is_reject(), "{resent:?}");
+    assert_eq!(resent.message().unwrap_or_default(), UNAVAILABLE, "{resent:?}");
+    let log = b.debug_log();
+    assert!(log.contains("is being decided on another server: joining it"), "{}", common::tail(&log, 30));
+    let cause = log.lines().find(|l| l.contains("refused \"pushuser\": the login it joined on another server"));
+    assert!(
+        cause.is_some_and(|l| l.contains("the deadline has passed") || l.contains("no answer within timeout_ms")),
+        "{}",
+        common::tail(&log, 30)
+    );
+}

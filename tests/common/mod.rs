@@ -13,6 +13,7 @@ pub mod fake_privacyidea;
 pub mod fake_push;
 pub mod prom;
 pub mod redis;
+pub mod slow_relay;
 pub mod tls_front;
 pub mod venv;
 
