@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ureq::tls::RootCerts;
 
+use super::resolver::AddressFirst;
 use super::tls;
 
 /// An answer as ureq gives it.
@@ -36,8 +37,10 @@ impl Pool {
 /// An agent whose every call ends within `timeout`, from the name lookup to
 /// the answer's last byte; TLS verified against `roots`; no redirect followed
 /// (a redirected POST becomes a GET without its body); every status an answer.
+/// An address in the URL is connected to as written, without a lookup (resolver.rs).
 pub fn agent(timeout: Duration, roots: RootCerts, pool: Pool) -> ureq::Agent {
-    ureq::Agent::new_with_config(config(timeout, roots, pool))
+    let connector = ureq::unversioned::transport::DefaultConnector::new();
+    ureq::Agent::with_parts(config(timeout, roots, pool), connector, AddressFirst::default())
 }
 
 /// The settings of [`agent`]; public so that the fuzz targets parse answers

@@ -8,6 +8,7 @@ pub mod failover;
 pub mod gateway;
 pub mod http;
 pub mod push;
+pub mod resolver;
 pub mod setup;
 pub mod smtp;
 pub mod tls;
