@@ -475,6 +475,20 @@ fn a_form_body_that_is_no_form_stops_the_start() {
     assert!(out.contains("sms.body_format"), "{}", common::tail(&out, 20));
 }
 
+/// The sections of sent codes are checked whatever the mode: in mode otp,
+/// which sends none, a broken one still stops the start, before a mode that
+/// uses it is chosen.
+#[test]
+fn a_broken_sms_section_stops_the_start_in_a_mode_that_sends_no_code() {
+    let module = require_module!();
+    let sms = FakeGateway::start(Behaviour::Accept);
+    let bad = form_sms(&sms, "t").replace("To={destination}&", "To {destination}&");
+    let out = Server::start_failing(&module, &Setup::otp_mode(&three_method_tokens()).with(&bad));
+    assert!(out.contains("sms.body") && out.contains("form body"), "{}", common::tail(&out, 20));
+    let out = Server::start_failing(&module, &Setup::otp_mode(&three_method_tokens()).with("otp_length = 9\n"));
+    assert!(out.contains("otp_length"), "{}", common::tail(&out, 20));
+}
+
 /// `limits.codes_sent` with the local state journal: past N codes sent in the
 /// window, choosing SMS gets the too-many message and the gateway is not called.
 #[test]

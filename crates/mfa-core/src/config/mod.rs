@@ -107,13 +107,20 @@ pub struct Challenge {
     pub code_length: usize,
     /// Seconds a code sent by SMS or e-mail stays good.
     pub code_lifetime: u64,
+}
+
+/// Where codes are sent (`sms { }`, `email { }`, `smtp { }`): checked whatever the
+/// mode, so that a broken section stops the start before a mode that uses it is
+/// chosen; used where the module challenges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Channels {
     pub sms: Option<Gateway>,
     pub email: Option<Gateway>,
     /// E-mail by SMTP instead of `email`'s HTTP gateway.
     pub smtp: Option<Smtp>,
 }
 
-impl Challenge {
+impl Channels {
     /// The text sent with an SMS code: {code}, {correlation}, {user}.
     pub fn sms_message(&self) -> Option<&str> {
         self.sms.as_ref().map(|g| g.message.as_str())
@@ -170,6 +177,7 @@ pub struct Config {
     pub messages: Messages,
     /// Set in the modes that challenge.
     pub challenge: Option<Challenge>,
+    pub channels: Channels,
     /// Set in mode push.
     pub push: Option<Push>,
     /// auto mode: what after the separator counts as a code (a regular expression
@@ -283,9 +291,6 @@ impl Config {
             &[("last", OtpPosition::Last), ("first", OtpPosition::First)],
         )?;
         let otp_length = raw.otp_length as usize;
-        if separator.is_empty() && !(6..=8).contains(&otp_length) {
-            return Err(invalid("otp_length", "must be 6, 7 or 8 when separator is empty"));
-        }
 
         let realm = realm_settings(&raw.realm)?;
         if raw.lockout.max_failures > 0 && raw.lockout.duration == 0 {
@@ -311,6 +316,8 @@ impl Config {
             Backend::PrivacyIdea => Some(privacyidea::settings(&raw.privacyidea, request_time)?),
             _ => None,
         };
+        // Checked whatever the backend, as every number is (its declared range is wider).
+        duo::signature_version(&raw.duo)?;
         let duo = match backend {
             Backend::Duo => Some(duo::settings(&raw.duo, mode, request_time)?),
             _ => None,
@@ -321,6 +328,7 @@ impl Config {
         let push = if duo.is_none() && (matches!(mode, Mode::Push | Mode::OtpOrPush) || push_configured) {
             Some(push_settings(&raw.push, request_time)?)
         } else {
+            push::check_unused(&raw.push)?;
             None
         };
         // Push answers may come back as a challenge round too: the State key is needed.
@@ -332,6 +340,7 @@ impl Config {
         } else {
             None
         };
+        let channels = channels(raw)?;
 
         let auto_code_pattern = raw.auto_code_pattern.clone().unwrap_or_else(|| DEFAULT_AUTO_CODE.to_string());
         auto_code(&auto_code_pattern)?;
@@ -343,6 +352,7 @@ impl Config {
             auto_code_pattern,
             push,
             challenge,
+            channels,
             mode,
             tokens,
             state,
@@ -395,22 +405,23 @@ fn realm_settings(raw: &RawRealm) -> Result<RealmConfig, ConfigError> {
 }
 
 fn challenge_settings(raw: &RawConfig) -> Result<Challenge, ConfigError> {
-    let state_key = required_path("state_key", raw.state_key.as_deref())?;
+    Ok(Challenge {
+        state_key: required_path("state_key", raw.state_key.as_deref())?,
+        timeout: u64::from(raw.challenge_timeout),
+        max_rounds: raw.max_rounds as u8,
+        code_length: raw.code_length as usize,
+        code_lifetime: u64::from(raw.code_lifetime),
+    })
+}
+
+fn channels(raw: &RawConfig) -> Result<Channels, ConfigError> {
+    let sms = gateway("sms", &raw.sms)?;
     let email = gateway("email", &raw.email)?;
     let smtp = smtp(&raw.smtp)?;
     if smtp.is_some() && email.is_some() {
         return Err(invalid("smtp.server", "e-mail goes by SMTP or by email.url, not both: leave one unset"));
     }
-    Ok(Challenge {
-        state_key,
-        timeout: u64::from(raw.challenge_timeout),
-        max_rounds: raw.max_rounds as u8,
-        code_length: raw.code_length as usize,
-        code_lifetime: u64::from(raw.code_lifetime),
-        sms: gateway("sms", &raw.sms)?,
-        email,
-        smtp,
-    })
+    Ok(Channels { sms, email, smtp })
 }
 
 #[cfg(test)]
@@ -472,13 +483,20 @@ mod tests {
             ("hotp_look_ahead", Box::new(|r| r.hotp_look_ahead = 100_000)),
             ("separator", Box::new(|r| r.separator = Some("0".into()))),
             ("otp_position", Box::new(|r| r.otp_position = Some("middle".into()))),
+            // Whatever the separator, which decides whether it is used.
+            ("otp_length", Box::new(|r| r.otp_length = 9)),
+            ("duo.signature_version", Box::new(|r| r.duo.signature_version = 3)),
+            ("sms.url", Box::new(|r| r.sms.url = Some("ftp://sms.example.com/".into()))),
             (
-                "otp_length",
+                "email.message",
                 Box::new(|r| {
-                    r.separator = Some(String::new());
-                    r.otp_length = 4;
+                    r.email.url = Some("https://mail.example.com/send".into());
+                    r.email.body = Some("{}".into());
+                    r.email.message = Some("no code here".into());
                 }),
             ),
+            ("smtp.from", Box::new(|r| r.smtp.server = Some("mail.example.com".into()))),
+            ("push.failmode", Box::new(|r| r.push.failmode = Some("open".into()))),
             ("realm.delimiter", Box::new(|r| r.realm.delimiter = Some("#".into()))),
             ("realm.split", Box::new(|r| r.realm.split = Some("both".into()))),
             ("realm.position", Box::new(|r| r.realm.position = Some("left".into()))),

@@ -96,17 +96,7 @@ impl fmt::Debug for Push {
 /// Checks the section. A push, with the calls around it and the state store's
 /// wait, must end before the server's max_request_time.
 pub fn push_settings(p: &RawPush, request_time: RequestTime) -> Result<Push, ConfigError> {
-    let mut urls = Vec::new();
-    for (item, url) in [("push.url", &p.url), ("push.secondary_url", &p.secondary_url)] {
-        let url = url.as_deref().map(str::trim).unwrap_or("");
-        if url.is_empty() {
-            continue;
-        }
-        if !has_http_scheme(url) {
-            return Err(invalid(item, format!("\"{}\" is not an http:// or https:// URL", redact(url))));
-        }
-        urls.push(url.trim_end_matches('/').to_string());
-    }
+    let urls = urls(p)?;
     if p.url.as_deref().map(str::trim).unwrap_or("").is_empty() {
         return Err(invalid("push.url", "mode push needs the push provider's URL"));
     }
@@ -123,20 +113,7 @@ pub fn push_settings(p: &RawPush, request_time: RequestTime) -> Result<Push, Con
     if let Some(words) = request_time.refuses("a push", longest, &format!(" ({how})")) {
         return Err(invalid("push.wait", words));
     }
-    let failmode = choice(
-        "push.failmode",
-        p.failmode.as_deref(),
-        Failmode::Secure,
-        &[("secure", Failmode::Secure), ("safe", Failmode::Safe)],
-    )?;
-    let approval = choice(
-        "push.approval",
-        p.approval.as_deref(),
-        Approval::Wait,
-        &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
-    )?;
-    let busy_challenges =
-        choice("push.when_busy", p.when_busy.as_deref(), true, &[("challenge", true), ("reject", false)])?;
+    let (failmode, approval, busy_challenges) = choices(p)?;
     Ok(Push {
         approval,
         busy_challenges,
@@ -152,4 +129,46 @@ pub fn push_settings(p: &RawPush, request_time: RequestTime) -> Result<Push, Con
         ca_file: optional_path(&p.ca_file),
         ca_path: optional_path(&p.ca_path),
     })
+}
+
+/// What a section the module does not use (no push provider, or Duo's push) can
+/// still get wrong: its URLs and its words stop the start as where it is used.
+pub fn check_unused(p: &RawPush) -> Result<(), ConfigError> {
+    urls(p)?;
+    choices(p).map(|_| ())
+}
+
+/// `url` and `secondary_url`, each an http(s) URL, without a trailing slash.
+fn urls(p: &RawPush) -> Result<Vec<String>, ConfigError> {
+    let mut urls = Vec::new();
+    for (item, url) in [("push.url", &p.url), ("push.secondary_url", &p.secondary_url)] {
+        let url = url.as_deref().map(str::trim).unwrap_or("");
+        if url.is_empty() {
+            continue;
+        }
+        if !has_http_scheme(url) {
+            return Err(invalid(item, format!("\"{}\" is not an http:// or https:// URL", redact(url))));
+        }
+        urls.push(url.trim_end_matches('/').to_string());
+    }
+    Ok(urls)
+}
+
+/// `failmode`, `approval` and `when_busy` (true: challenge).
+fn choices(p: &RawPush) -> Result<(Failmode, Approval, bool), ConfigError> {
+    let failmode = choice(
+        "push.failmode",
+        p.failmode.as_deref(),
+        Failmode::Secure,
+        &[("secure", Failmode::Secure), ("safe", Failmode::Safe)],
+    )?;
+    let approval = choice(
+        "push.approval",
+        p.approval.as_deref(),
+        Approval::Wait,
+        &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
+    )?;
+    let busy_challenges =
+        choice("push.when_busy", p.when_busy.as_deref(), true, &[("challenge", true), ("reject", false)])?;
+    Ok((failmode, approval, busy_challenges))
 }

@@ -37,7 +37,7 @@ crate::section! {
         hotp_look_ahead: u32 = "10" [range(0, 1000, "codes")],
         separator: Option<String> = ",",
         otp_position: Option<String> = "last",
-        otp_length: u32 = "6",
+        otp_length: u32 = "6" [range(6, 8, "digits")],
         /// auto mode: what after the separator counts as a code (a whole match).
         auto_code_pattern: Option<String> = "[0-9]{6,8}",
         user_suffix: Option<String>,

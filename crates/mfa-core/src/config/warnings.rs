@@ -13,11 +13,9 @@ impl Config {
                 urls.push((if index == 0 { "push.url" } else { "push.secondary_url" }, url));
             }
         }
-        if let Some(challenge) = &self.challenge {
-            for (item, gateway) in [("sms.url", &challenge.sms), ("email.url", &challenge.email)] {
-                if let Some(gateway) = gateway {
-                    urls.push((item, &gateway.url));
-                }
+        for (item, gateway) in [("sms.url", &self.channels.sms), ("email.url", &self.channels.email)] {
+            if let Some(gateway) = gateway {
+                urls.push((item, &gateway.url));
             }
         }
         if let Some(pi) = &self.privacyidea {
@@ -34,7 +32,7 @@ impl Config {
                 )
             })
             .collect();
-        let smtp = self.challenge.as_ref().and_then(|c| c.smtp.as_ref());
+        let smtp = self.channels.smtp.as_ref();
         if smtp.is_some_and(|s| s.tls == super::SmtpTls::None) {
             lines.push(
                 "smtp.tls = none: the codes cross to the mail server in clear and can be read on the way; \

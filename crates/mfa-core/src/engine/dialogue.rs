@@ -193,8 +193,8 @@ impl Engine {
                 return self.code_prompt(user, origin, &methods[index], dialogue, None);
             }
             Method::Push(_) => return self.open_push(user, &methods[index], index, origin, trail),
-            Method::Sms(number) => (*number, &self.dialogues().sms, settings.sms_message()),
-            Method::Email(address) => (*address, &self.dialogues().email, settings.email_message()),
+            Method::Sms(number) => (*number, &self.dialogues().sms, self.cfg.channels.sms_message()),
+            Method::Email(address) => (*address, &self.dialogues().email, self.cfg.channels.email_message()),
         };
         let (Some(sender), Some(message)) = (sender, message) else {
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());

@@ -401,13 +401,8 @@ impl Engine {
     /// that challenge, the State key and the gateways. A failure names the
     /// configuration item, and FreeRADIUS refuses to start.
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Engine, ConfigError> {
-        let (sms, email) = match &cfg.challenge {
-            Some(c) => match &c.smtp {
-                Some(smtp) => (http_sender("sms", &c.sms)?, Some(smtp_sender(smtp)?)),
-                None => (http_sender("sms", &c.sms)?, http_sender("email", &c.email)?),
-            },
-            None => (None, None),
-        };
+        let (sms, email) = senders(&cfg.channels)?;
+        let (sms, email) = if cfg.challenge.is_some() { (sms, email) } else { (None, None) };
         Self::with_senders(name, cfg, clock, sms, email)
     }
 
@@ -421,7 +416,7 @@ impl Engine {
     ) -> Result<Engine, ConfigError> {
         // With `stats { file }`: the gateways' and the push provider's calls timed and counted.
         let counters = counters_of(name, &cfg);
-        let email_call = match cfg.challenge.as_ref().and_then(|c| c.smtp.as_ref()) {
+        let email_call = match cfg.channels.smtp.as_ref() {
             Some(_) => crate::stats::Call::Smtp,
             None => crate::stats::Call::Gateway,
         };
@@ -930,6 +925,10 @@ pub enum Backend {
 impl Backend {
     /// The backend the configuration names; errors name the item.
     pub fn new(name: &str, cfg: Config, clock: Arc<dyn Clock>) -> Result<Backend, ConfigError> {
+        // The SMS and e-mail sections stop the start when broken, whatever the backend uses.
+        if cfg.privacyidea.is_some() || cfg.duo.is_some() {
+            senders(&cfg.channels)?;
+        }
         Ok(if cfg.privacyidea.is_some() {
             Backend::PrivacyIdea(Box::new(PiEngine::new(name, cfg, clock)?))
         } else if cfg.duo.is_some() {
@@ -1005,6 +1004,21 @@ fn auth_type_already(other: &str, name: &str) -> String {
 
 /// In auto mode, what stands in place of the code to ask for a push.
 const PUSH_WORD: &str = "push";
+
+/// The SMS sender and the e-mail sender, each where configured.
+type Senders = (Option<Box<dyn Sender>>, Option<Box<dyn Sender>>);
+
+/// The SMS and e-mail senders of `channels`, built whatever the mode or backend,
+/// so that what only a client can check (a body template, a CA file) stops the
+/// start too; the local engine keeps them where it challenges.
+pub(crate) fn senders(channels: &crate::config::Channels) -> Result<Senders, ConfigError> {
+    let sms = http_sender("sms", &channels.sms)?;
+    let email = match &channels.smtp {
+        Some(smtp) => Some(smtp_sender(smtp)?),
+        None => http_sender("email", &channels.email)?,
+    };
+    Ok((sms, email))
+}
 
 fn http_sender(
     section: &'static str,

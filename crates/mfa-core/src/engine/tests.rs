@@ -484,3 +484,50 @@ fn the_modules_journal_compacts_after_100_000_records() {
     assert_eq!(claim(100_000), Take::Used, "the claims survive it");
     assert_eq!(store.token("alice", "T1").last_step, Some(100_000));
 }
+
+/// What only the SMS and e-mail clients can check (a CA file, a body template)
+/// stops the start in every mode and backend, not only where codes are sent.
+#[test]
+fn broken_sms_and_email_sections_stop_the_start_whatever_uses_them() {
+    let dir = TempDir::new("engine-channels");
+    dir.file("tokens.json", &tokens_json(), 0o640);
+    let start = |change: &dyn Fn(&mut RawConfig)| {
+        let mut raw = raw(dir.path());
+        change(&mut raw);
+        let cfg = Config::from_raw(&raw).unwrap();
+        Backend::new("mfa", cfg, Arc::new(FixedClock::new(T))).err().map(|e| e.item)
+    };
+    let sms_with_ca = |raw: &mut RawConfig| {
+        raw.sms.url = Some("https://sms.example.com/send".into());
+        raw.sms.body = Some(r#"{"to": "{destination}", "text": "{message}"}"#.into());
+        raw.sms.message = Some("Your code: {code}".into());
+        raw.sms.ca_file = Some(dir.path().join("missing-ca.pem").display().to_string());
+    };
+    for mode in ["otp", "password+otp"] {
+        assert_eq!(start(&|r| r.mode = Some(mode.into())), None, "{mode} starts without them");
+        let broken = start(&|r| {
+            r.mode = Some(mode.into());
+            sms_with_ca(r);
+        });
+        assert_eq!(broken.as_deref(), Some("sms.ca_file"), "{mode}");
+        let no_destination = start(&|r| {
+            r.mode = Some(mode.into());
+            sms_with_ca(r);
+            r.sms.ca_file = None;
+            r.sms.body = Some(r#"{"text": "{message}"}"#.into());
+        });
+        assert_eq!(no_destination.as_deref(), Some("sms.body"), "{mode}");
+    }
+    let privacyidea = |raw: &mut RawConfig| {
+        raw.backend = Some("privacyidea".into());
+        raw.privacyidea.url = Some("https://pi.example.com".into());
+    };
+    assert_eq!(
+        start(&|r| {
+            privacyidea(r);
+            sms_with_ca(r);
+        })
+        .as_deref(),
+        Some("sms.ca_file")
+    );
+}

@@ -35,7 +35,7 @@ pub fn config(data: &[u8]) {
     };
     check_config(&cfg, &raw);
     // What the engine builds next from the checked values; its errors are logged too.
-    let gateways = cfg.challenge.iter().flat_map(|c| [&c.sms, &c.email]).flatten();
+    let gateways = [&cfg.channels.sms, &cfg.channels.email].into_iter().flatten();
     for g in gateways {
         let built = HttpGateway::new(GatewayConfig {
             url: g.url.clone(),
@@ -71,9 +71,7 @@ fn check_config(cfg: &Config, raw: &RawConfig) {
     assert!(cfg.hotp_look_ahead <= u64::from(MAX_HOTP_LOOK_AHEAD));
     assert!(!cfg.tokens.as_os_str().is_empty() && !cfg.state.as_os_str().is_empty());
     assert!(!cfg.split.separator.chars().any(|c| c.is_ascii_digit()));
-    if cfg.split.separator.is_empty() {
-        assert!((6..=8).contains(&cfg.split.otp_length));
-    }
+    assert!((6..=8).contains(&cfg.split.otp_length));
     assert!(matches!(cfg.realm.delimiter, '@' | '\\'));
     if raw.realm.position.is_none() {
         let prefix = cfg.realm.delimiter == '\\';
@@ -87,11 +85,11 @@ fn check_config(cfg: &Config, raw: &RawConfig) {
     if let Some(c) = &cfg.challenge {
         assert!((10..=3600).contains(&c.timeout) && (1..=10).contains(&c.max_rounds));
         assert!((4..=10).contains(&c.code_length) && (30..=3600).contains(&c.code_lifetime));
-        for g in [&c.sms, &c.email].into_iter().flatten() {
-            assert!(g.url.starts_with("http://") || g.url.starts_with("https://"));
-            assert!(g.message.contains("{code}") && !g.body.trim().is_empty());
-            assert!((1..=30).contains(&g.timeout.as_secs()));
-        }
+    }
+    for g in [&cfg.channels.sms, &cfg.channels.email].into_iter().flatten() {
+        assert!(g.url.starts_with("http://") || g.url.starts_with("https://"));
+        assert!(g.message.contains("{code}") && !g.body.trim().is_empty());
+        assert!((1..=30).contains(&g.timeout.as_secs()));
     }
     if matches!(cfg.mode, Mode::Push | Mode::OtpOrPush) {
         assert!(cfg.push.is_some());

@@ -165,9 +165,7 @@ pub fn settings(raw: &RawDuo, mode: Mode, request_time: RequestTime) -> Result<D
         Approval::Wait,
         &[("wait", Approval::Wait), ("challenge", Approval::Challenge)],
     )?;
-    if raw.signature_version != 2 && raw.signature_version != 5 {
-        return Err(invalid("duo.signature_version", format!("{} is not 2 or 5", raw.signature_version)));
-    }
+    let signature_version = signature_version(raw)?;
     // preauth, auth, then polls until `wait`, the last one bounded by `timeout`:
     // every mode but otp can wait on a push or a call (`password,push`,
     // `password,phone`, auto's "password," and its menu); otp checks passcodes alone.
@@ -188,10 +186,19 @@ pub fn settings(raw: &RawDuo, mode: Mode, request_time: RequestTime) -> Result<D
         max_waiting: raw.max_waiting as usize,
         approval,
         longest: Duration::from_secs(u64::from(longest)),
-        signature_version: raw.signature_version as u8,
+        signature_version,
         ca_file: optional_path(&raw.ca_file),
         ca_path: optional_path(&raw.ca_path),
     })
+}
+
+/// `duo.signature_version`: Duo takes 5, and 2 where it still does.
+pub fn signature_version(raw: &RawDuo) -> Result<u8, ConfigError> {
+    match raw.signature_version {
+        2 => Ok(2),
+        5 => Ok(5),
+        other => Err(invalid("duo.signature_version", format!("{other} is not 2 or 5"))),
+    }
 }
 
 #[cfg(test)]
