@@ -48,3 +48,13 @@ crate::section! {
         rejected: String = "Wrong user name, PIN or code" [reply_message()],
     }
 }
+
+impl Messages {
+    /// `push_prompt` for a push the module neither numbers nor correlates (Duo's,
+    /// privacyIDEA's): without " numbered {number}", " ({correlation})" or either
+    /// placeholder left elsewhere.
+    pub fn push_prompt_plain(&self) -> String {
+        let prompt = self.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
+        prompt.replace("{number}", "").replace("{correlation}", "")
+    }
+}

@@ -38,8 +38,9 @@ impl Engine {
             Some(entry) => self.check_code(user, &entry.tokens, &Given::Code(Cow::Borrowed(code)), trail),
             None => {
                 trail.info(format!("rejected: \"{user}\" typed a code but has no token enrolled"));
-                // As a wrong code: no password was checked, so nothing tells that the account exists.
-                super::Decision::reject(super::Cause::WrongCode, self.cfg.messages.wrong_code.clone())
+                // As in mode otp: no password was checked, so unless detailed_messages
+                // it reads as a wrong code, and nothing tells that the account exists.
+                super::Decision::reject(super::Cause::NoToken, self.before_password(self.cfg.messages.no_token.clone()))
             }
         };
         if decision.outcome == Outcome::Ok {

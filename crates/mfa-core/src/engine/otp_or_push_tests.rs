@@ -9,12 +9,17 @@ use crate::testutil::TempDir;
 use super::test_config::{raw_config, SEED, SEED_B32, T};
 
 fn engine(dir: &TempDir) -> Engine {
+    engine_with(dir, |_| {})
+}
+
+fn engine_with(dir: &TempDir, change: impl Fn(&mut crate::config::RawConfig)) -> Engine {
     let tokens = format!(
         r#"{{"users": {{"alice": {{"tokens": [{{"serial": "T1", "type": "totp", "secret": "{SEED_B32}"}}]}}}}}}"#
     );
     dir.file("tokens.json", &tokens, 0o640);
     let mut raw = raw_config(dir.path(), "otp-or-push");
     raw.push.url = Some("https://push.example.com/".into());
+    change(&mut raw);
     Engine::new("mfa", Config::from_raw(&raw).unwrap(), Arc::new(FixedClock::new(T))).unwrap()
 }
 
@@ -49,6 +54,17 @@ fn a_code_alone_is_accepted_in_authorize_once_and_a_password_goes_on() {
     let unknown = authorize(&engine, "nobody", "123456");
     assert_eq!(unknown.outcome, Some(Outcome::Reject));
     assert_eq!(unknown.reply_message.as_deref(), Some(engine.config().messages.wrong_code.as_str()));
+}
+
+/// With `detailed_messages = yes`, a code from someone without a token says so,
+/// as in mode otp.
+#[test]
+fn with_detailed_messages_a_code_from_someone_without_a_token_says_so() {
+    let dir = TempDir::new("otp-or-push-detailed");
+    let engine = engine_with(&dir, |raw| raw.detailed_messages = true);
+    let unknown = authorize(&engine, "nobody", "123456");
+    assert_eq!(unknown.outcome, Some(Outcome::Reject));
+    assert_eq!(unknown.reply_message.as_deref(), Some(engine.config().messages.no_token.as_str()));
 }
 
 /// Before any password, a locked user's answers are otp's: a wrong code's words,

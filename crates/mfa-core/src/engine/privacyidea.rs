@@ -402,10 +402,7 @@ impl PiEngine {
                 "{} logins already wait for a push: \"{}\" gets the challenge instead",
                 self.pi.max_waiting, call.user
             ));
-            let prompt = Challenge {
-                message: messages.push_prompt.replace(" ({correlation})", "").replace("{correlation}", ""),
-                ..c.clone()
-            };
+            let prompt = Challenge { message: messages.push_prompt_plain(), ..c.clone() };
             return self.challenge(call, &prompt, trail).into();
         }
         let _slot = Slot(&self.waiting);

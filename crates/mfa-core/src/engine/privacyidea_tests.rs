@@ -363,3 +363,53 @@ fn a_code_resent_to_the_other_server_gets_the_first_servers_answer() {
     let keys: Vec<String> = store.0.lock().unwrap().keys().cloned().collect();
     assert!(keys.iter().all(|k| !k.contains("alice") && k.len() == 40), "keyed names only: {keys:?}");
 }
+
+/// Every check starts a push; every poll waits until the test opens the gate,
+/// then says declined.
+#[derive(Default)]
+struct HeldPush {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    polling: std::sync::atomic::AtomicUsize,
+}
+
+impl Validate for HeldPush {
+    fn check(&self, _form: &[(&str, &str)]) -> Called<CheckAnswer> {
+        answer(PUSH).into()
+    }
+    fn poll(&self, _transaction_id: &str) -> Called<PollStatus> {
+        self.polling.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let open = self.opened.wait_while(self.open.lock().unwrap(), |open| !*open).unwrap();
+        drop(open);
+        Ok(PollStatus::Declined).into()
+    }
+}
+
+/// Past `max_waiting`, a push login gets the challenge with `push_prompt`,
+/// shown without the number and correlation the module did not make up.
+#[test]
+fn past_max_waiting_a_push_login_gets_the_plain_prompt() {
+    let dir = TempDir::new("pi-busy");
+    let mut raw = pi_raw_config(&dir);
+    raw.privacyidea.max_waiting = 1;
+    let held = Arc::new(HeldPush::default());
+    let engine = PiEngine::with_client(
+        "mfa",
+        Config::from_raw(&raw).unwrap(),
+        Arc::new(FixedClock::new(T)),
+        Box::new(Shared(held.clone())),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| engine.authenticate(login(b"bob", b"pin", None)).outcome);
+        while held.polling.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let busy = engine.authenticate(login(b"alice", b"pin", None));
+        assert_eq!(busy.outcome, Some(Outcome::Challenge));
+        assert_eq!(busy.reply_messages, ["Approve the login on your device, then press OK"]);
+        *held.open.lock().unwrap() = true;
+        held.opened.notify_all();
+        assert_eq!(first.join().unwrap(), Some(Outcome::Reject));
+    });
+}

@@ -68,15 +68,7 @@ impl DuoEngine {
             shared.txid(&txid, self.claim_ttl(), trail);
         }
         if challenges {
-            let prompt =
-                self.cfg.messages.push_prompt.replace(" numbered {number}", "").replace(" ({correlation})", "");
-            return self.challenge(
-                call,
-                &txid,
-                true,
-                &prompt.replace("{number}", "").replace("{correlation}", ""),
-                trail,
-            );
+            return self.challenge(call, &txid, true, &self.cfg.messages.push_prompt_plain(), trail);
         }
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the Duo push",
