@@ -2,7 +2,7 @@
 # Builds the Debian package of rlm_mfa for the machine's own Debian (12 or 13) and
 # the FreeRADIUS installed here, with dpkg-buildpackage (debian/): rlm-mfa_VERSION+debN_ARCH.deb
 # (the module and mfa-admin, stripped; the configuration; nothing enabled) and
-# rlm-mfa-dbgsym_VERSION+debN_ARCH.deb (their debug symbols), in target/debian/ or OUTDIR.
+# rlm-mfa-dbgsym_VERSION+debN_ARCH.deb (their debug symbols), in target/debian/debN or OUTDIR.
 #
 #   scripts/package.sh [OUTDIR]
 #
@@ -11,12 +11,12 @@
 # reuses the other's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-target/debian}
+release=$(. /etc/os-release && echo "$VERSION_ID")
+out=${1:-target/debian/deb$release}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 scripts/setup.sh --packaging
-release=$(. /etc/os-release && echo "$VERSION_ID")
 rm -f "$out"/rlm-mfa_*+deb"$release"_* "$out"/rlm-mfa-dbgsym_*+deb"$release"_*
 echo "== dpkg-buildpackage (Debian $release, FreeRADIUS $(dpkg-query -W -f='${Version}' libfreeradius-dev)) into $out"
 arch=$(dpkg --print-architecture)
