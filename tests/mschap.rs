@@ -33,7 +33,8 @@ fn client(python: &PathBuf, user: &str, password: &str) -> String {
 }
 
 /// rlm_mfa for requests from NAS "vpn"; FreeRADIUS's mschap, with the users
-/// file's Cleartext-Password, for those from NAS "oracle".
+/// file's Cleartext-Password, for those from NAS "oracle"; for NAS "both", a
+/// site that keeps mschap in authorize, with mfa before it (README, MS-CHAP).
 const SITE: &str = r#"server mfa {
 listen {
 	type = auth
@@ -42,6 +43,11 @@ listen {
 }
 authorize {
 	if (&NAS-Identifier == "oracle") {
+		files
+		mschap
+	}
+	elsif (&NAS-Identifier == "both") {
+		mfa
 		files
 		mschap
 	}
@@ -123,4 +129,10 @@ fn a_code_by_mschapv2_is_accepted_once_with_the_reply_freeradius_mschap_gives() 
     assert!(wrong.attr("MS-CHAP-Error").unwrap().contains(" R=0 "), "{wrong:?}");
     assert!(server.debug_log().contains("sent a wrong MS-CHAPv2 answer"));
     assert!(!server.debug_log().contains(RFC_HOTP[1]), "no code in the log");
+
+    // mschap left in authorize, after mfa: it sees Auth-Type set and steps aside.
+    let third = client(&python, "alice", RFC_HOTP[2]);
+    let both = server.send(&format!("User-Name = \"alice\", NAS-Identifier = \"both\", {third}\n"));
+    assert!(both.is_accept() && both.attr("MS-CHAP2-Success").is_some(), "{both:?}");
+    assert!(server.debug_log().contains("Auth-Type already set.  Not setting to MS-CHAP"));
 }

@@ -238,7 +238,18 @@ impl Server {
             file_size_limit: setup.file_size_limit,
         };
         server.write_config(setup);
-        server.spawn();
+        // The port was free when chosen, but the kernel may hand it to another
+        // test's client before FreeRADIUS binds it: then start again on another.
+        for attempt in 1.. {
+            match server.try_spawn() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    server.port = free_port();
+                    server.write_config(setup);
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
         server
     }
 
@@ -298,6 +309,13 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
+    }
+
+    /// Starts FreeRADIUS and waits until it is ready; why not, with its log's end.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = self.dir.join("log/debug.log");
         // After a restart the log already holds the first start's "Ready": look past it.
         let skip = fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
@@ -327,10 +345,10 @@ impl Server {
                 .map(|b| String::from_utf8_lossy(&b[skip.min(b.len())..]).into_owned())
                 .unwrap_or_default();
             if text.contains("Ready to process requests") {
-                break;
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("freeradius exited ({status}) during start-up:\n{}", tail(&text, 60));
+                return Err(format!("freeradius exited ({status}) during start-up:\n{}", tail(&text, 60)));
             }
             assert!(started.elapsed() < Duration::from_secs(20), "freeradius did not start:\n{}", tail(&text, 60));
             std::thread::sleep(Duration::from_millis(50));
