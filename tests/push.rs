@@ -267,6 +267,14 @@ fn auto_mode_sends_a_push_for_the_word_push_or_an_empty_code() {
     let prompt = server.answer("alice", "2", menu.state());
     std::thread::sleep(Duration::from_millis(600));
     assert!(server.answer("alice", "ok", prompt.state()).is_accept());
+    // Listed without tokens ("bob": {}), the password alone: push is bob's one way.
+    let pushed = server.auth("bob", "pw-bob");
+    assert!(!pushed.is_reject(), "{pushed:?}");
+    if pushed.is_challenge() {
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(server.answer("bob", "ok", pushed.state()).is_accept());
+    }
+    assert_eq!(provider.created(), 4, "{pushed:?}");
 }
 
 #[test]

@@ -71,10 +71,20 @@ fn description(method: &Method<'_>, push_menu: &str) -> String {
     }
 }
 
-/// A short code shown with the prompt and in the SMS, so that the user can tell
-/// which login a message belongs to; derived from the sealed State.
-fn correlation(state: &[u8]) -> String {
-    let digest = Sha256::digest(state);
+/// A short code shown with the prompt and in the SMS or e-mail, so that the user
+/// can tell which login a message belongs to. The same in every round of one
+/// dialogue (its user, NAS, method and expiry do not change when an answer is
+/// wrong), and keyed, so that it tells nothing of a code sent.
+fn correlation(key: &[u8; 32], binding: &Binding<'_>, dialogue: &Dialogue) -> String {
+    let mut hash = Sha256::new();
+    hash.update(key);
+    for part in [binding.instance, binding.user, binding.nas] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.update(dialogue.expires.to_be_bytes());
+    hash.update([dialogue.method, matches!(dialogue.stage, Stage::Menu) as u8]);
+    let digest = hash.finalize();
     format!("{:02X}{:02X}", digest[0], digest[1])
 }
 
@@ -150,8 +160,9 @@ impl Engine {
     ) -> Decision {
         let m = &self.cfg.messages;
         let total = methods.len().to_string();
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
-        let corr = correlation(&state);
+        let binding = self.binding(user, origin.nas);
+        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
+        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
         let mut lines: Vec<String> = first.into_iter().collect();
         lines.push(render(&m.menu_header, &[("total", &total), ("correlation", &corr)]));
         for (i, method) in methods.iter().enumerate() {
@@ -197,6 +208,7 @@ impl Engine {
             Method::Email(address) => (*address, &self.dialogues().email, self.cfg.channels.email_message()),
         };
         let (Some(sender), Some(message)) = (sender, message) else {
+            trail.error(format!("refused \"{user}\": {} has no sender configured", self.describe(&methods[index])));
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
         let code = match random_code(settings.code_length) {
@@ -213,8 +225,9 @@ impl Engine {
             expires: now + settings.code_lifetime,
             sent_code: Some(code.clone()),
         };
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
-        let corr = correlation(&state);
+        let binding = self.binding(user, origin.nas);
+        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
+        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
         let values = [("code", code.as_str()), ("correlation", corr.as_str()), ("user", user)];
         let text = render(message, &values);
         if let Some(refusal) = self.refuse_to_reach(Request::SentCode, user, trail) {
@@ -225,7 +238,7 @@ impl Engine {
             return Decision::reject(Cause::Unavailable, self.cfg.messages.send_failed.clone());
         }
         trail.info(format!("challenge: a code was sent to \"{user}\" by {}", self.describe(&methods[index])));
-        self.prompt_for(&methods[index], state, None, "")
+        self.prompt_for(&methods[index], state, &corr, None, "")
     }
 
     fn code_prompt(
@@ -236,31 +249,44 @@ impl Engine {
         dialogue: Dialogue,
         first: Option<String>,
     ) -> Decision {
-        let state = challenge::seal(&self.dialogues().key, &self.binding(user, origin.nas), &dialogue);
+        let binding = self.binding(user, origin.nas);
+        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
+        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
         let number = match method {
             Method::Push(_) => dialogue.sent_code.as_deref().map(super::push::push_number),
             _ => None,
         };
-        self.prompt_for(method, state, first, number.unwrap_or(""))
+        self.prompt_for(method, state, &corr, first, number.unwrap_or(""))
+    }
+
+    /// The key of [`correlation`], derived from the State key.
+    fn correlation_key(&self) -> [u8; 32] {
+        self.dialogues().key.derive("correlation")
     }
 
     /// `number`: a push's number to match (empty for the other methods).
-    fn prompt_for(&self, method: &Method<'_>, state: Vec<u8>, first: Option<String>, number: &str) -> Decision {
+    fn prompt_for(
+        &self,
+        method: &Method<'_>,
+        state: Vec<u8>,
+        corr: &str,
+        first: Option<String>,
+        number: &str,
+    ) -> Decision {
         let m = &self.cfg.messages;
-        let corr = correlation(&state);
         let description = self.describe(method);
         let prompt = match method {
             Method::App(_) | Method::Hardware(_) => {
-                render(&m.prompt_code, &[("description", &description), ("correlation", &corr)])
+                render(&m.prompt_code, &[("description", &description), ("correlation", corr)])
             }
             Method::Push(_) => {
-                render(&m.push_prompt, &[("description", &description), ("correlation", &corr), ("number", number)])
+                render(&m.push_prompt, &[("description", &description), ("correlation", corr), ("number", number)])
             }
             Method::Sms(d) | Method::Email(d) => {
                 let masked = if matches!(method, Method::Sms(_)) { mask_phone(d) } else { mask_email(d) };
                 render(
                     &m.prompt_sent,
-                    &[("destination", &masked), ("description", &description), ("correlation", &corr)],
+                    &[("destination", &masked), ("description", &description), ("correlation", corr)],
                 )
             }
         };
@@ -461,6 +487,7 @@ impl Engine {
     pub(super) fn push_challenge(&self, user: &str, entry: &User, origin: &Origin<'_>, trail: &mut Trail) -> Decision {
         let methods = self.methods(entry, self.dialogues());
         let Some(index) = methods.iter().position(|m| matches!(m, Method::Push(_))) else {
+            trail.error(format!("refused \"{user}\": no push provider is configured"));
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
         self.open_push(user, &methods[index], index, origin, trail)
@@ -559,9 +586,15 @@ mod tests {
     }
 
     #[test]
-    fn correlation_is_four_hex_characters() {
-        let c = correlation(b"some state");
+    fn correlation_is_four_hex_characters_the_same_in_every_round() {
+        let binding = Binding { instance: "mfa", user: "alice", nas: "vpn" };
+        let first = Dialogue { stage: Stage::Code, method: 1, round: 0, expires: 1_700_000_300, sent_code: None };
+        let c = correlation(&[7; 32], &binding, &first);
         assert_eq!(c.len(), 4);
         assert!(c.chars().all(|ch| ch.is_ascii_hexdigit()));
+        assert_eq!(correlation(&[7; 32], &binding, &Dialogue { round: 2, ..first.clone() }), c);
+        let later = Dialogue { expires: first.expires + 1, ..first.clone() };
+        let others = [correlation(&[8; 32], &binding, &first), correlation(&[7; 32], &binding, &later)];
+        assert!(others.iter().any(|o| *o != c), "the key and the login change it");
     }
 }

@@ -345,3 +345,17 @@ fn codes_sent_past_the_users_limit_are_refused_and_none_is_sent() {
     assert!(refused.reply_messages[0].starts_with("Too many approval requests: try again in "), "{refused:?}");
     assert_eq!(f.sms.sent.lock().unwrap().len(), 2, "no third text message");
 }
+
+/// A State sent with the name of someone without a second factor is refused as
+/// a State that is not ours, not as "not enrolled": the answer must not tell
+/// who is enrolled (the site skips the password for a request with a State).
+#[test]
+fn a_state_under_a_name_without_a_second_factor_is_refused_as_foreign() {
+    let f = fixture("password-then-otp", |_| {});
+    let state = state_of(&f.start("bob"));
+    for user in ["nobody", "bob"] {
+        let out = f.answer(user, "123456", if user == "bob" { b"forged".as_slice() } else { &state });
+        assert_eq!(out.outcome, Some(Outcome::Reject), "{user}: {out:?}");
+        assert_eq!(out.reply_messages, [f.engine.config().messages.bad_state.as_str()], "{user}");
+    }
+}

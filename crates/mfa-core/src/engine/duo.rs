@@ -242,7 +242,7 @@ impl DuoEngine {
             Some(Err(_)) => "User-Password is not valid UTF-8, so it is not split into password and code".into(),
             None => "the request has no User-Password".into(),
         };
-        trail.info(format!("rejected: {why}"));
+        trail.info(format!("rejected \"{}\": {why}", super::post_auth::shown(input.user_name)));
         out.outcome = Some(Outcome::Reject);
         out.tally = crate::stats::Tally::Reject { cause: Cause::Malformed, locks: false };
         out.reply_message = Some(self.cfg.messages.no_code.clone());

@@ -612,7 +612,7 @@ impl Engine {
             trail.debug(format!("user \"{}\" in realm \"{realm}\"", names.stripped));
         }
         if input.eap && input.password.is_some() {
-            return refuse_eap_with_password(&self.cfg, trail);
+            return refuse_eap_with_password(&self.cfg, input.user_name, trail);
         }
 
         let db = self.tokens(trail);
@@ -685,7 +685,10 @@ impl Engine {
         // place would let any invalid byte match a stored password holding U+FFFD.
         let field = match input.password.map(std::str::from_utf8) {
             Some(Err(_)) if self.cfg.mode == Mode::PasswordOtp => {
-                trail.info("rejected: User-Password is not valid UTF-8, so it is not split into password and code");
+                trail.info(format!(
+                    "rejected \"{}\": User-Password is not valid UTF-8, so it is not split into password and code",
+                    post_auth::shown(input.user_name)
+                ));
                 *out = AuthorizeOutput {
                     outcome: Some(Outcome::Reject),
                     tally: Tally::Reject { cause: Cause::Malformed, locks: false },
@@ -733,7 +736,7 @@ impl Engine {
                     Some(Err(why)) => format!("User-Password: {why}"),
                     _ => "the request has no User-Password".to_string(),
                 };
-                trail.info(format!("rejected: {why}"));
+                trail.info(format!("rejected \"{}\": {why}", post_auth::shown(input.user_name)));
                 *out = AuthorizeOutput {
                     outcome: Some(Outcome::Reject),
                     tally: Tally::Reject { cause: Cause::Malformed, locks: false },
@@ -806,8 +809,10 @@ impl Engine {
         if self.cfg.mode != Mode::Otp {
             if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
                 let Some(entry) = entry else {
+                    // No State of ours names a user without a second factor: refused as any
+                    // foreign State is, so that the answer does not tell who is enrolled.
                     trail.info(format!("rejected: \"{user}\" answered a challenge but has no second factor"));
-                    return Decision::reject(Cause::NoToken, messages.no_token.clone());
+                    return Decision::reject(Cause::BadState, messages.bad_state.clone());
                 };
                 let answer = input.password.map(String::from_utf8_lossy).unwrap_or_default();
                 return self.answer(&user, entry, state, &answer, &origin, trail);
@@ -832,7 +837,8 @@ impl Engine {
             }
             (Mode::PasswordThenOtp | Mode::Auto, _) => {
                 // The first factor has accepted the password: ask for the second.
-                let Some(entry) = entry.filter(|e| e.has_factor()) else {
+                // A listed user has push when a provider is configured (it knows the device).
+                let Some(entry) = entry.filter(|e| e.has_factor() || self.cfg.push.is_some()) else {
                     trail.info(format!("rejected: \"{user}\" has no second factor enrolled"));
                     return Decision::reject(Cause::NoToken, messages.no_token.clone());
                 };
@@ -886,8 +892,11 @@ impl Engine {
 /// to have a code kept for EAP-GTC's Auth-Type inside TTLS, or to pass a made-up State
 /// as the EAP session's and skip the first factor. Refused before anything is split or
 /// kept, whoever the user is.
-fn refuse_eap_with_password(cfg: &Config, trail: &mut Trail) -> AuthorizeOutput {
-    trail.info("rejected: the request carries both an EAP-Message and a User-Password, which no EAP client sends");
+fn refuse_eap_with_password(cfg: &Config, user_name: Option<&[u8]>, trail: &mut Trail) -> AuthorizeOutput {
+    trail.info(format!(
+        "rejected \"{}\": the request carries both an EAP-Message and a User-Password, which no EAP client sends",
+        post_auth::shown(user_name)
+    ));
     AuthorizeOutput {
         outcome: Some(Outcome::Reject),
         tally: Tally::Reject { cause: Cause::BadState, locks: false },

@@ -96,7 +96,7 @@ impl DuoEngine {
 }
 
 /// A User-Name for a log line, whatever it holds.
-fn shown(user_name: Option<&[u8]>) -> String {
+pub(super) fn shown(user_name: Option<&[u8]>) -> String {
     match user_name {
         Some(name) => String::from_utf8_lossy(name).chars().filter(|c| !c.is_control()).collect(),
         None => "(no User-Name)".into(),

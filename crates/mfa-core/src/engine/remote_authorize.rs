@@ -25,7 +25,7 @@ pub(super) fn user_of_request(
         return false;
     }
     if input.eap {
-        *out = super::refuse_eap_with_password(cfg, trail);
+        *out = super::refuse_eap_with_password(cfg, input.user_name, trail);
         return false;
     }
     match parse_user_name(input.user_name, &cfg.realm) {
