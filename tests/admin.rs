@@ -365,5 +365,12 @@ fn check_matches_in_the_modules_windows() {
     assert_eq!(refused.status.code(), Some(2));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("hotp_look_ahead \"5000\" is not within 0 to 1000 codes"), "{err}");
+    // An option outside the module's range is refused too, naming the item.
+    for (option, value, item) in [("--window", "11", "totp_window"), ("--look-ahead", "5000", "hotp_look_ahead")] {
+        let refused = admin(&dir, &["check", "ida", &hotp(15), option, value]);
+        assert_eq!(refused.status.code(), Some(2), "{option}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains(&format!("{option} {value} is not within")) && err.contains(item), "{err}");
+    }
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -757,6 +757,12 @@ fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
 /// The windows `check` matches in: an option given wins; else the module's own
 /// `totp_window` and `hotp_look_ahead` (from --module); else the module's defaults.
 fn windows(paths: &Paths, args: &CheckArgs) -> Result<Windows> {
+    if let Some(window) = args.window {
+        module_conf::option_in_range("--window", "totp_window", window)?;
+    }
+    if let Some(look_ahead) = args.look_ahead {
+        module_conf::option_in_range("--look-ahead", "hotp_look_ahead", look_ahead)?;
+    }
     if let (Some(totp_window), Some(hotp_look_ahead)) = (args.window, args.look_ahead) {
         return Ok(Windows { totp_window, hotp_look_ahead });
     }

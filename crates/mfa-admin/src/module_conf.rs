@@ -69,6 +69,17 @@ pub fn ignore_case(path: &Path) -> Result<bool, String> {
     }
 }
 
+/// `value` given for the module's item `name` on the command line (`option`):
+/// refused outside the item's declared range, as the module refuses it.
+pub fn option_in_range(option: &str, name: &str, value: u64) -> Result<u64, String> {
+    let item: &Item = RawConfig::ITEMS.iter().find(|item| item.name == name).expect("a declared item");
+    let (low, high, unit) = item.range.expect("a declared range");
+    if (u64::from(low)..=u64::from(high)).contains(&value) {
+        return Ok(value);
+    }
+    Err(format!("{option} {value} is not within {low} to {high} {unit} (the module's {name})"))
+}
+
 /// The windows the module matches codes in: its `totp_window` and
 /// `hotp_look_ahead` where `path` sets them, else their declared defaults,
 /// each checked against its declared range as the module checks it.
