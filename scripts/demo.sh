@@ -59,7 +59,9 @@ radtest demo "demo-password,$CODE" "127.0.0.1:$PORT" 0 testing123 | tee "$DIR/ra
 grep -q "Received Access-Accept" "$DIR/radtest.out"
 echo
 echo "Access-Accept.  The same code again is refused (replay protection):"
-radtest demo "demo-password,$CODE" "127.0.0.1:$PORT" 0 testing123 | grep -E "Received|Reply-Message" || true
+radtest demo "demo-password,$CODE" "127.0.0.1:$PORT" 0 testing123 > "$DIR/replay.out" || true
+grep -E "Received|Reply-Message" "$DIR/replay.out" || true
+grep -q "Received Access-Reject" "$DIR/replay.out" || { echo "demo: the replayed code was not refused" >&2; exit 1; }
 
 [ $ONCE = 1 ] && exit 0
 cat <<EOT

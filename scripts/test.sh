@@ -51,18 +51,26 @@ export RLM_MFA_REQUIRE_DUO=1
 export RLM_MFA_REQUIRE_REDIS=1
 export RLM_MFA_REQUIRE_SMTP=1
 export RLM_MFA_REQUIRE_MSCHAP=1
-cargo test --workspace --release --locked "$@" 2>&1 | tee target/test-output.txt
+cargo_status=0
+cargo test --workspace --release --locked --no-fail-fast "$@" 2>&1 | tee target/test-output.txt || cargo_status=$?
 # The counts of every test binary, in one closing line.
 count() { awk -v what="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" what) n += $(i - 1) } END { print n + 0 }' "${2:-target/test-output.txt}"; }
 passed=$(count passed)
 failed=$(count failed)
+# Every test binary runs (--no-fail-fast); a build error or a binary that crashed
+# counts as one failure at least, and the closing line still says so.
+if [ "$cargo_status" != 0 ] && [ "$failed" = 0 ]; then
+    failed=1
+fi
 
-echo "== the demo (scripts/demo.sh --once) gets its Access-Accept"
-DEMO_PORT=${DEMO_PORT:-18120} scripts/demo.sh --once > target/demo.out 2>&1 || {
+echo "== the demo (scripts/demo.sh --once): its Access-Accept, then the replay refused"
+if DEMO_PORT=${DEMO_PORT:-18120} scripts/demo.sh --once > target/demo.out 2>&1 &&
+    grep -q "Received Access-Accept" target/demo.out; then
+    passed=$((passed + 1))
+else
     tail -n 40 target/demo.out
-    exit 1
-}
-grep -q "Received Access-Accept" target/demo.out
+    failed=$((failed + 1))
+fi
 
 if cargo fmt --version >/dev/null 2>&1; then
     echo "== cargo fmt --check (rustfmt.toml)"
