@@ -15,12 +15,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-if [ "$(. /etc/os-release && echo "$VERSION_ID")" = 12 ]; then
-    releases=(bookworm trixie)
-else
-    releases=(trixie)
-    echo "== Debian 12's package is built on a Debian 12 machine: this one tries Debian 13's alone"
-fi
+case "$(. /etc/os-release && echo "${ID:-}-${VERSION_ID:-}")" in
+    debian-12) releases=(bookworm trixie) ;;
+    debian-13)
+        releases=(trixie)
+        echo "== Debian 12's package is built on a Debian 12 machine: this one tries Debian 13's alone"
+        ;;
+    *) echo "test-packages: builds the packages on Debian 12 (both releases) or Debian 13 (its own)" >&2; exit 1 ;;
+esac
+mkdir -p target/debian
 scripts/debian-image.sh "${releases[@]}"
 
 if [ "${releases[0]}" = bookworm ]; then

@@ -73,8 +73,9 @@ fn description(method: &Method<'_>, push_menu: &str) -> String {
 
 /// A short code shown with the prompt and in the SMS or e-mail, so that the user
 /// can tell which login a message belongs to. The same in every round of one
-/// dialogue (its user, NAS, method and expiry do not change when an answer is
-/// wrong), and keyed, so that it tells nothing of a code sent.
+/// dialogue (its user, NAS, method, expiry and sent code do not change when an
+/// answer is wrong); two logins started in the same second differ by their sent
+/// code; keyed, so that it tells nothing of that code.
 fn correlation(key: &[u8; 32], binding: &Binding<'_>, dialogue: &Dialogue) -> String {
     let mut hash = Sha256::new();
     hash.update(key);
@@ -84,6 +85,7 @@ fn correlation(key: &[u8; 32], binding: &Binding<'_>, dialogue: &Dialogue) -> St
     }
     hash.update(dialogue.expires.to_be_bytes());
     hash.update([dialogue.method, matches!(dialogue.stage, Stage::Menu) as u8]);
+    hash.update(dialogue.sent_code.as_deref().unwrap_or("").as_bytes());
     let digest = hash.finalize();
     format!("{:02X}{:02X}", digest[0], digest[1])
 }

@@ -400,16 +400,26 @@ fn past_max_waiting_a_push_login_gets_the_plain_prompt() {
         Box::new(Shared(held.clone())),
     )
     .unwrap();
+    /// Opens the gate when dropped, so that a failed assertion ends the test, not hangs it.
+    struct Opens<'a>(&'a HeldPush);
+    impl Drop for Opens<'_> {
+        fn drop(&mut self) {
+            *self.0.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            self.0.opened.notify_all();
+        }
+    }
     std::thread::scope(|s| {
         let first = s.spawn(|| engine.authenticate(login(b"bob", b"pin", None)).outcome);
+        let opens = Opens(&held);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while held.polling.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "bob's push was never polled");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let busy = engine.authenticate(login(b"alice", b"pin", None));
         assert_eq!(busy.outcome, Some(Outcome::Challenge));
         assert_eq!(busy.reply_messages, ["Approve the login on your device, then press OK"]);
-        *held.open.lock().unwrap() = true;
-        held.opened.notify_all();
+        drop(opens);
         assert_eq!(first.join().unwrap(), Some(Outcome::Reject));
     });
 }

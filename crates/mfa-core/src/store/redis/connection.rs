@@ -144,13 +144,15 @@ impl Connector {
     fn step(&self, deadline: Instant) -> Result<Duration, RedisError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left < Duration::from_millis(1) {
-            let late = std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
+            let spent = call_budget::left().is_some_and(|l| l < Duration::from_millis(1));
+            let why = if spent {
+                format!("the request's time on the store is spent ({ROUNDS} x timeout_ms for all of its operations)")
+            } else {
                 format!(
                     "the deadline has passed ({ROUNDS} x timeout_ms for an operation, and for all of one request's)"
-                ),
-            );
-            return Err(RedisError::from(late));
+                )
+            };
+            return Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
         }
         Ok(left.min(self.settings.timeout))
     }
@@ -359,7 +361,7 @@ mod tests {
         // 600 ms at 120 ms an exchange: four answered; the fifth hits the deadline.
         assert!((3..=5).contains(&answered), "{answered} answered before: {refusal}");
         let asked = seen.load(Ordering::SeqCst);
-        assert!(store.run(ping).unwrap_err().contains("the deadline has passed"));
+        assert!(store.run(ping).unwrap_err().contains("the request's time on the store is spent"));
         assert_eq!(seen.load(Ordering::SeqCst), asked, "a spent budget asks the server nothing");
     }
 }
