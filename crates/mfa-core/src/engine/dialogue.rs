@@ -162,9 +162,7 @@ impl Engine {
     ) -> Decision {
         let m = &self.cfg.messages;
         let total = methods.len().to_string();
-        let binding = self.binding(user, origin.nas);
-        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
-        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
+        let (state, corr) = self.seal(user, origin.nas, &dialogue);
         let mut lines: Vec<String> = first.into_iter().collect();
         lines.push(render(&m.menu_header, &[("total", &total), ("correlation", &corr)]));
         for (i, method) in methods.iter().enumerate() {
@@ -227,9 +225,7 @@ impl Engine {
             expires: now + settings.code_lifetime,
             sent_code: Some(code.clone()),
         };
-        let binding = self.binding(user, origin.nas);
-        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
-        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
+        let (state, corr) = self.seal(user, origin.nas, &dialogue);
         let values = [("code", code.as_str()), ("correlation", corr.as_str()), ("user", user)];
         let text = render(message, &values);
         if let Some(refusal) = self.refuse_to_reach(Request::SentCode, user, trail) {
@@ -251,9 +247,7 @@ impl Engine {
         dialogue: Dialogue,
         first: Option<String>,
     ) -> Decision {
-        let binding = self.binding(user, origin.nas);
-        let state = challenge::seal(&self.dialogues().key, &binding, &dialogue);
-        let corr = correlation(&self.correlation_key(), &binding, &dialogue);
+        let (state, corr) = self.seal(user, origin.nas, &dialogue);
         let number = match method {
             Method::Push(_) => dialogue.sent_code.as_deref().map(super::push::push_number),
             _ => None,
@@ -261,9 +255,14 @@ impl Engine {
         self.prompt_for(method, state, &corr, first, number.unwrap_or(""))
     }
 
-    /// The key of [`correlation`], derived from the State key.
-    fn correlation_key(&self) -> [u8; 32] {
-        self.dialogues().key.derive("correlation")
+    /// `dialogue` sealed into a State for `user` at `nas`, and its correlation code.
+    fn seal(&self, user: &str, nas: &str, dialogue: &Dialogue) -> (Vec<u8>, String) {
+        let binding = self.binding(user, nas);
+        let dialogues = self.dialogues();
+        (
+            challenge::seal(&dialogues.key, &binding, dialogue),
+            correlation(&dialogues.correlation_key, &binding, dialogue),
+        )
     }
 
     /// `number`: a push's number to match (empty for the other methods).

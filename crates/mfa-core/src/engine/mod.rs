@@ -364,6 +364,8 @@ struct Names<'a> {
 /// The parts of the challenge modes.
 struct Dialogues {
     key: StateKey,
+    /// The key of the correlation codes, derived from `key` once.
+    correlation_key: [u8; 32],
     sms: Option<Box<dyn Sender>>,
     email: Option<Box<dyn Sender>>,
 }
@@ -440,12 +442,11 @@ impl Engine {
         let store = open_store(&cfg, counters)?;
         store.expect_users(tokens.current().len());
         let dialogues = match &cfg.challenge {
-            Some(c) => Some(Dialogues {
-                key: StateKey::load_or_create(&c.state_key)
-                    .map_err(|message| ConfigError::new("state_key", message))?,
-                sms,
-                email,
-            }),
+            Some(c) => {
+                let key =
+                    StateKey::load_or_create(&c.state_key).map_err(|message| ConfigError::new("state_key", message))?;
+                Some(Dialogues { correlation_key: key.derive("correlation"), key, sms, email })
+            }
             None => None,
         };
         let pusher = match &cfg.push {
