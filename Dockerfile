@@ -24,6 +24,21 @@ WORKDIR /src
 COPY scripts/setup.sh scripts/
 COPY include/header-packages include/
 RUN scripts/setup.sh --packaging
+# The dependencies from crates.io, built as debian/rules builds the module and
+# mfa-admin, in a layer that only the manifests, Cargo.lock and debian/ change: the
+# workspace's crates are empty stand-ins here, removed afterwards with what cargo
+# built of them, so that the real ones are always built from their sources below.
+COPY Cargo.toml Cargo.lock ./
+COPY crates/mfa-core/Cargo.toml crates/mfa-core/
+COPY crates/mfa-admin/Cargo.toml crates/mfa-admin/
+COPY debian debian
+RUN mkdir -p src crates/mfa-core/src crates/mfa-admin/src \
+    && touch src/lib.rs crates/mfa-core/src/lib.rs \
+    && echo 'fn main() {}' | tee build.rs > crates/mfa-admin/src/main.rs \
+    && debian/rules override_dh_auto_build \
+    && cargo clean --locked -p rlm_mfa -p mfa-core -p mfa-admin --release \
+    && cargo clean --locked -p rlm_mfa -p mfa-core -p mfa-admin --profile module --target-dir target/freeradius \
+    && rm -r src crates/mfa-core/src crates/mfa-admin/src build.rs
 # The Rust build as debian/rules does it, in a layer that only the Rust sources,
 # the headers' list and debian/ change; the package is then made from it.
 COPY Cargo.toml Cargo.lock build.rs ./
