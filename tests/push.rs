@@ -123,6 +123,34 @@ fn a_login_re_sent_while_waiting_joins_the_push() {
     assert_eq!(provider.created(), 1, "one push for one login");
 }
 
+/// A denied push whose login the NAS re-sent twice while it waited counts one
+/// failure toward the lockout, not three: the re-sends answer with the first's
+/// decision. With `max_failures = 2`, the next denied login is the one that locks.
+#[test]
+fn a_denied_push_re_sent_while_waiting_counts_one_failure() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(2)));
+    let setup = push_setup(&provider, "").with("lockout {\n max_failures = 2\n duration = 600\n}");
+    let server = std::sync::Arc::new(Server::start(&module, &setup));
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300 * i));
+                server.auth("alice", "pw-alice")
+            })
+        })
+        .collect();
+    for h in handles {
+        let reply = h.join().unwrap();
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
+    }
+    assert_eq!(provider.created(), 1, "one push for one login");
+    let next = server.auth("alice", "pw-alice");
+    assert!(next.message().unwrap_or_default().starts_with("Too many failed attempts"), "{next:?}");
+    assert_eq!(provider.created(), 2);
+}
+
 #[test]
 fn pushes_cannot_take_every_thread() {
     let module = require_module!();

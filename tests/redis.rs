@@ -429,6 +429,36 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
     assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 1, "one push registered, under a keyed name");
 }
 
+/// A denied push whose login the NAS re-sent to the other server counts one
+/// failure in the farm's lockout, by the server that sent it: the other waits for
+/// the same push and refuses the re-send without counting it again.
+#[test]
+fn a_denied_push_re_sent_to_the_other_server_counts_one_failure() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(3)));
+    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n max_failures = 2\n duration = 600\n}")
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
+    let first = {
+        let server = servers[0].clone();
+        thread::spawn(move || server.auth("jane", "pw-jane"))
+    };
+    thread::sleep(Duration::from_millis(1000));
+    let second = servers[1].auth("jane", "pw-jane");
+    let first = first.join().unwrap();
+    for reply in [&first, &second] {
+        assert_eq!(reply.message(), Some("The login was denied on your device"), "{first:?} {second:?}");
+    }
+    assert_eq!(provider.created(), 1, "one push for one login, across two servers");
+    // One failure so far: the next denied login, on either server, is the one that locks.
+    let next = servers[1].auth("jane", "pw-jane");
+    assert!(next.message().unwrap_or_default().starts_with("Too many failed attempts"), "{next:?}");
+}
+
 /// `limits.pushes` counted across the farm: two pushes started through two
 /// servers use up a limit of two; the third, on either, is refused.
 #[test]

@@ -5,17 +5,18 @@
 //!
 //! A request that repeats a login already waiting (a retransmission with a new
 //! RADIUS ID: same user, NAS and password) joins the waiting push instead of
-//! sending a second one; the provider's idempotency key (`request_id`) does the
-//! same for the other server of a pair.
+//! sending a second one, and answers with that login's decision; the provider's
+//! idempotency key (`request_id`) does the same for the other server of a pair.
+//! Either way the push is counted once (a denial toward the lockout, an approval
+//! in the counters), by the request that sent it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
+use super::joining::{login_key, Entry, InProgress, Joiner};
 use super::limits::Request;
 use super::{Decision, Engine, Origin, Outcome, Trail};
 use crate::channel::push::{
@@ -37,43 +38,25 @@ enum Ending {
     Unavailable(String),
     /// The provider refused the push (a 4xx), or failed after it was sent: never an accept.
     Refused(String),
-    /// Not sent: too many logins were waiting (what the joined requests are told).
-    Busy,
     /// Not sent: the user is locked or past `limits.pushes` (the Reply-Message says until when).
     Limited(Outcome, String),
     /// Not sent: the state store failed (why, for the log): refused as unavailable.
     StoreFailed(String),
 }
 
-/// One push being waited for, shared by the requests that repeat its login.
-#[derive(Default)]
-struct Waiter {
-    ending: Mutex<Option<Ending>>,
-    done: Condvar,
+/// How a push that was waited for ended, and whose it was: `elsewhere` when the
+/// shared store gave this login another server's push, which that server counts.
+struct Waited {
+    ending: Ending,
+    elsewhere: bool,
 }
 
 /// The push side of an engine.
 pub(super) struct Pusher {
     provider: Box<dyn PushProvider>,
     waiting: AtomicUsize,
-    logins: Mutex<HashMap<[u8; 32], Arc<Waiter>>>,
-}
-
-/// The request that sent a push: tells the joined requests how it ended.
-struct Owner<'a> {
-    pusher: &'a Pusher,
-    key: [u8; 32],
-    waiter: Arc<Waiter>,
-    ending: Option<Ending>,
-}
-
-impl Drop for Owner<'_> {
-    fn drop(&mut self) {
-        let ending = self.ending.take().unwrap_or(Ending::Refused("the login ended without an answer".into()));
-        *self.waiter.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(ending);
-        self.waiter.done.notify_all();
-        self.pusher.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
-    }
+    /// The logins waiting for their push, and their decisions for the requests that repeat them.
+    logins: InProgress<Decision>,
 }
 
 /// Keeps the count of blocking waits right however the wait ends.
@@ -114,7 +97,7 @@ impl Pusher {
     }
 
     pub(super) fn with_provider(provider: Box<dyn PushProvider>) -> Pusher {
-        Pusher { provider, waiting: AtomicUsize::new(0), logins: Mutex::new(HashMap::new()) }
+        Pusher { provider, waiting: AtomicUsize::new(0), logins: InProgress::default() }
     }
 
     /// The provider's calls timed and counted (`stats { file }`).
@@ -129,13 +112,8 @@ impl Pusher {
 /// What identifies one login attempt: user, NAS, the calling station and port, and
 /// the password it came with. A NAS's re-send of the login has them all alike;
 /// another person's login (another station) does not.
-fn login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in [user.as_bytes(), origin.nas.as_bytes(), origin.session.as_bytes(), password] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
+fn push_login_key(user: &str, origin: &Origin<'_>, password: &[u8]) -> [u8; 32] {
+    login_key(&[user.as_bytes(), origin.nas.as_bytes(), origin.session.as_bytes(), password])
 }
 
 /// The number a challenge's push carries and its prompt shows: the first two
@@ -264,65 +242,65 @@ impl Engine {
         if cfg.approval == Approval::Challenge {
             return self.push_challenge(user, entry, origin, trail);
         }
-        let key = login_key(user, origin, password);
+        let key = push_login_key(user, origin, password);
         let deadline = Instant::now() + cfg.wait;
 
-        // A repeat of a login already waiting joins it.
-        let (waiter, owner) = {
-            let mut logins = pusher.logins.lock().unwrap_or_else(|p| p.into_inner());
-            match logins.get(&key) {
-                Some(w) => (Arc::clone(w), false),
-                None => {
-                    let w = Arc::new(Waiter::default());
-                    logins.insert(key, Arc::clone(&w));
-                    (w, true)
-                }
-            }
+        // A repeat of a login already waiting joins it. The first request publishes
+        // its decision however it ends (a panic included: the joined ones are then
+        // told nothing), and the login is forgotten.
+        let first = match pusher.logins.enter(key) {
+            Entry::Joined(other) => return self.join_push(user, cfg, pusher, other, trail),
+            Entry::First(first) => first,
         };
-        if !owner {
-            // A joiner holds a thread too: it counts toward max_waiting.
-            if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
-                pusher.waiting.fetch_sub(1, Ordering::SeqCst);
-                trail.warn(format!("rejected: \"{user}\": too many logins waiting for a push (push.max_waiting)"));
-                return Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone());
-            }
-            let _slot = Slot(&pusher.waiting);
-            trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
-            let ending = wait_for(&waiter, deadline + cfg.timeout * 2);
-            return self.push_decision(user, ending, trail);
-        }
-
-        // Publishes the ending and forgets the login however this function ends, a
-        // panic included: a login left behind would make every repeat of it wait.
-        let mut owner = Owner { pusher, key, waiter, ending: None };
-        let ending = if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
+        let waited = if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
             pusher.waiting.fetch_sub(1, Ordering::SeqCst);
             None
         } else {
             let _slot = Slot(&pusher.waiting);
             Some(self.push_and_wait(pusher, cfg, user, origin, &key, deadline, trail))
         };
-        // The requests that joined get the same ending.
-        owner.ending = Some(ending.clone().unwrap_or(Ending::Busy));
-        drop(owner);
-
-        match ending {
-            Some(ending) => self.push_decision(user, Some(ending), trail),
-            None if cfg.busy_challenges => {
+        let Some(waited) = waited else {
+            let busy = Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone());
+            // The requests that joined were not given the challenge: they are refused as busy.
+            first.end(busy.clone());
+            if cfg.busy_challenges {
                 trail.info(format!(
                     "\"{user}\": {} logins already wait for a push (push.max_waiting): approval by challenge instead",
                     cfg.max_waiting
                 ));
-                self.push_challenge(user, entry, origin, trail)
+                return self.push_challenge(user, entry, origin, trail);
             }
-            None => {
-                trail.warn(format!(
-                    "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
-                    cfg.max_waiting
-                ));
-                Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone())
-            }
+            trail.warn(format!(
+                "rejected: \"{user}\": {} logins are already waiting for a push (push.max_waiting)",
+                cfg.max_waiting
+            ));
+            return busy;
+        };
+        first.end(self.push_decision(user, waited, trail))
+    }
+
+    /// A repeat of a login waiting for its push: that login's decision, counted as
+    /// this request's accept or refusal only (not a second push or failure).
+    fn join_push(
+        &self,
+        user: &str,
+        cfg: &Push,
+        pusher: &Pusher,
+        other: Joiner<Decision>,
+        trail: &mut Trail,
+    ) -> Decision {
+        // A joiner holds a thread too: it counts toward max_waiting.
+        if pusher.waiting.fetch_add(1, Ordering::SeqCst) >= cfg.max_waiting {
+            pusher.waiting.fetch_sub(1, Ordering::SeqCst);
+            trail.warn(format!("rejected: \"{user}\": too many logins waiting for a push (push.max_waiting)"));
+            return Decision::reject(Cause::RateLimited, self.cfg.messages.push_busy.clone());
         }
+        let _slot = Slot(&pusher.waiting);
+        trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
+        other.wait(cfg.wait + cfg.timeout * 2).map(Decision::joined).unwrap_or_else(|| {
+            trail.error(format!("refused \"{user}\": the login this one joined did not end in time"));
+            Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -335,7 +313,8 @@ impl Engine {
         key: &[u8; 32],
         deadline: Instant,
         trail: &mut Trail,
-    ) -> Ending {
+    ) -> Waited {
+        let mine = |ending| Waited { ending, elsewhere: false };
         // No prompt is shown while the login waits: no number to match.
         let message = render(
             &cfg.message,
@@ -347,33 +326,48 @@ impl Engine {
         // A shared store makes the first server's id the login's, across the window's edge too.
         let login = request_id(&self.push_id_key, &[self.name.as_bytes(), b"login", key]);
         let ttl = (cfg.wait + cfg.timeout * 2).as_secs();
-        let id = match self.store().join_push(&login, &id, ttl) {
-            Ok(joined) if joined != id => joined, // another server's push of this login: counted there
-            Ok(id) => {
-                if let Some(refusal) = self.refuse_to_reach(Request::Push, user, trail) {
-                    return Ending::Limited(refusal.outcome, refusal.messages.into_iter().next().unwrap_or_default());
-                }
-                id
-            }
+        // Limits count the pushes this request sends.
+        let limited = |trail: &mut Trail| {
+            self.refuse_to_reach(Request::Push, user, trail).map(|refusal| {
+                let message = refusal.messages.into_iter().next().unwrap_or_default();
+                mine(Ending::Limited(refusal.outcome, message))
+            })
+        };
+        let (id, joined) = match self.store().join_push(&login, &id, ttl) {
+            // Another server's push of this login (a NAS's re-send): waited for here, counted there.
+            Ok(Some(registered)) => (registered, true),
+            Ok(None) => (id, false),
             Err(e) => {
-                return Ending::StoreFailed(format!("cannot register the push in the {}: {e}", self.store().describe()))
+                let why = format!("cannot register the push in the {}: {e}", self.store().describe());
+                return mine(Ending::StoreFailed(why));
             }
         };
+        if !joined {
+            if let Some(refused) = limited(trail) {
+                return refused;
+            }
+        }
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id, number: None };
-        let id = match pusher.provider.open(&request) {
-            Ok((id, PushStatus::Pending)) => id,
+        let (id, elsewhere) = match pusher.provider.open(&request) {
+            Ok((id, PushStatus::Pending)) => (id, joined),
             // Already answered: the push of an earlier login in this window. Never
             // reuse an answer; send this login a push of its own.
             Ok((_, _)) => {
+                if joined {
+                    if let Some(refused) = limited(trail) {
+                        return refused;
+                    }
+                }
                 let fresh = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &random_bytes()]);
                 let request = PushRequest { request_id: &fresh, ..request };
                 match pusher.provider.open(&request) {
-                    Ok((id, _)) => id,
-                    Err(e) => return not_sent(e),
+                    Ok((id, _)) => (id, false),
+                    Err(e) => return mine(not_sent(e)),
                 }
             }
-            Err(e) => return not_sent(e),
+            Err(e) => return mine(not_sent(e)),
         };
+        let waited = |ending| Waited { ending, elsewhere };
         trail.info(format!("push sent to \"{user}\", waiting up to {} s", cfg.wait.as_secs()));
         let mut last_error: Option<PushError> = None;
         loop {
@@ -382,47 +376,47 @@ impl Engine {
                 let _ = pusher.provider.cancel(&id);
                 // The push was sent: the user may have ignored it. A provider that
                 // failed since then is no reason to let the login in.
-                return match last_error {
+                return waited(match last_error {
                     Some(e) => Ending::Refused(format!("reading the push's status: {e}")),
                     None => Ending::TimedOut,
-                };
+                });
             }
             std::thread::sleep(cfg.poll_interval.min(deadline - now));
             match pusher.provider.status(&id) {
-                Ok(PushStatus::Approved) => return Ending::Approved,
-                Ok(PushStatus::Denied) => return Ending::Denied,
-                Ok(PushStatus::Expired) => return Ending::TimedOut,
+                Ok(PushStatus::Approved) => return waited(Ending::Approved),
+                Ok(PushStatus::Denied) => return waited(Ending::Denied),
+                Ok(PushStatus::Expired) => return waited(Ending::TimedOut),
                 Ok(PushStatus::Pending) => last_error = None,
                 Err(e) => last_error = Some(e),
             }
         }
     }
 
-    fn push_decision(&self, user: &str, ending: Option<Ending>, trail: &mut Trail) -> Decision {
+    fn push_decision(&self, user: &str, Waited { ending, elsewhere }: Waited, trail: &mut Trail) -> Decision {
         let m = &self.cfg.messages;
+        let failed = |why: String, (cause, message): (Cause, &str), trail: &mut Trail| {
+            if elsewhere {
+                // The server that sent the push counts the failure toward the lockout.
+                trail.info(format!("rejected: {why} (the push of another server, which counts it)"));
+                Decision::reject(cause, message.to_string()).joined()
+            } else {
+                self.push_failed(user, &why, (cause, message), trail)
+            }
+        };
         match ending {
-            Some(Ending::Approved) => self.push_approved(user, trail),
-            Some(Ending::Denied) => self.push_failed(
-                user,
-                &format!("\"{user}\" denied the push"),
-                (Cause::PushDenied, &m.push_denied),
-                trail,
-            ),
-            Some(Ending::TimedOut) | None => self.push_failed(
-                user,
-                &format!("\"{user}\" did not answer the push in time"),
+            Ending::Approved if elsewhere => self.push_approved(user, trail).joined(),
+            Ending::Approved => self.push_approved(user, trail),
+            Ending::Denied => failed(format!("\"{user}\" denied the push"), (Cause::PushDenied, &m.push_denied), trail),
+            Ending::TimedOut => failed(
+                format!("\"{user}\" did not answer the push in time"),
                 (Cause::PushTimeout, &m.push_timeout),
                 trail,
             ),
-            Some(Ending::Limited(Outcome::Reject, message)) => Decision::reject(Cause::RateLimited, message),
-            Some(Ending::Limited(outcome, message)) => Decision::refuse(outcome, message),
-            Some(Ending::Busy) => {
-                trail.info(format!("rejected: \"{user}\": the login it repeated was refused as busy"));
-                Decision::reject(Cause::RateLimited, m.push_busy.clone())
-            }
-            Some(Ending::Unavailable(why)) => self.push_unavailable(user, &why, trail),
-            Some(Ending::Refused(why)) => self.push_refused(user, &why, trail),
-            Some(Ending::StoreFailed(why)) => {
+            Ending::Limited(Outcome::Reject, message) => Decision::reject(Cause::RateLimited, message),
+            Ending::Limited(outcome, message) => Decision::refuse(outcome, message),
+            Ending::Unavailable(why) => self.push_unavailable(user, &why, trail),
+            Ending::Refused(why) => self.push_refused(user, &why, trail),
+            Ending::StoreFailed(why) => {
                 trail.error(format!("refused \"{user}\": {why}"));
                 Decision::refuse(Outcome::Fail, m.internal.clone())
             }
@@ -464,23 +458,10 @@ pub(super) fn random_bytes() -> [u8; 16] {
     bytes
 }
 
-/// Waits for the owner of a login to publish how its push ended, until `deadline`.
-fn wait_for(waiter: &Waiter, deadline: Instant) -> Option<Ending> {
-    let mut ending = waiter.ending.lock().unwrap_or_else(|p| p.into_inner());
-    while ending.is_none() {
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        let (guard, _) = waiter.done.wait_timeout(ending, deadline - now).unwrap_or_else(|p| p.into_inner());
-        ending = guard;
-    }
-    ending.clone()
-}
-
 #[cfg(test)]
 mod request_id_tests {
     use super::*;
+    use sha2::Digest;
 
     #[test]
     fn the_request_id_is_keyed() {

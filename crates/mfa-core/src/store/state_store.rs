@@ -123,10 +123,11 @@ pub trait StateStore: Send + Sync {
 
     /// Registers `request_id` as the push of the login `login` (a keyed digest,
     /// nothing of a password in it) for `ttl` seconds, unless a request sharing
-    /// the store registered one first: returns the request id the login's push
-    /// has, so that a NAS's re-send of the login to another server joins the
-    /// push instead of sending a second one.
-    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError>;
+    /// the store registered one first: None when this request registered it,
+    /// else the request id of the push registered first, so that a NAS's re-send
+    /// of the login to another server joins that push instead of sending a
+    /// second one (and leaves its counting to the server that sent it).
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<Option<String>, StoreError>;
 
     /// Claims the login `login` (a keyed digest, nothing of a password in it)
     /// for `ttl` seconds, for the servers sharing the store: None when this
@@ -296,8 +297,8 @@ impl StateStore for LocalStore {
     /// One server: its re-sends join in memory (engine/push.rs), and the other
     /// server of a pair reaches the same push through the provider's idempotency
     /// key, which both compute alike within one `push.wait`.
-    fn join_push(&self, _login: &str, request_id: &str, _ttl: u64) -> Result<String, StoreError> {
-        Ok(request_id.to_string())
+    fn join_push(&self, _login: &str, _request_id: &str, _ttl: u64) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 
     /// One server: its re-sends join in memory (engine/joining.rs); every

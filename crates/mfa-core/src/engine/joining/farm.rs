@@ -388,8 +388,8 @@ pub(in crate::engine) mod testing {
         fn use_state_once(&self, _: &str, _: &[u8; 16], _: u64, _: u64) -> Result<bool, StoreError> {
             Ok(true)
         }
-        fn join_push(&self, _: &str, id: &str, _: u64) -> Result<String, StoreError> {
-            Ok(id.into())
+        fn join_push(&self, _: &str, _: &str, _: u64) -> Result<Option<String>, StoreError> {
+            Ok(None)
         }
         fn claim_login(&self, login: &str, _: u64) -> Result<Option<Vec<u8>>, StoreError> {
             self.up()?;

@@ -449,13 +449,14 @@ impl StateStore for RedisStore {
         }
     }
 
-    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<String, StoreError> {
+    fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<Option<String>, StoreError> {
         let key = self.key("push", login);
-        self.claim(|| {
+        let (first, registered): (i64, String) = self.claim(|| {
             let mut call = evalsha(self.scripts.join.get_hash());
             call.arg(1).arg(&key).arg(request_id).arg(ttl.max(1));
             call
-        })
+        })?;
+        Ok((first != 1 && !registered.is_empty()).then_some(registered))
     }
 
     fn claim_login(&self, login: &str, ttl: u64) -> Result<Option<Vec<u8>>, StoreError> {

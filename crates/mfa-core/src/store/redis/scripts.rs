@@ -31,11 +31,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return {1}
 ";
 
-/// KEYS[1] a login's push; ARGV[1] a request id, ARGV[2] seconds: the id
-/// registered first (this one when none was).
+/// KEYS[1] a login's push; ARGV[1] a request id, ARGV[2] seconds: registers the
+/// id ({1, id}), or returns the id registered first ({0, that id}).
 const JOIN: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] end
-return redis.call('GET', KEYS[1])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return {1, ARGV[1]} end
+return {0, redis.call('GET', KEYS[1]) or ''}
 ";
 
 /// KEYS[1] a login; ARGV[1] seconds: claims the login for the first request
