@@ -29,7 +29,8 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
     let items = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let expand =
         |item: &str, value: &str| expand(value, &confdir).map_err(|e| format!("{}: {item}: {e}", path.display()));
-    match items.top.get("state_store").map(String::as_str) {
+    // FreeRADIUS's words are read in any case, as the module reads them.
+    match items.top.get("state_store").map(|v| v.to_ascii_lowercase()).as_deref() {
         None | Some("journal") => return Ok(None),
         Some("redis") => {}
         Some(other) => return Err(format!("{}: state_store \"{other}\" is not journal or redis", path.display())),
@@ -46,7 +47,7 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
             "sentinel_password" => raw.sentinel_password = Some(value),
             "database" => raw.database = number()?,
             "prefix" => raw.prefix = Some(value),
-            "tls" => raw.tls = matches!(value.as_str(), "yes" | "true" | "on"),
+            "tls" => raw.tls = boolean(&format!("{}: redis.tls", path.display()), &value)?,
             "ca_file" => raw.ca_file = Some(value),
             "ca_path" => raw.ca_path = Some(value),
             "timeout_ms" => raw.timeout_ms = number()?,
@@ -62,10 +63,18 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
 pub fn ignore_case(path: &Path) -> Result<bool, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let items = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    match items.top.get("ignore_case").map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("no" | "false" | "off") => Ok(false),
-        Some("yes" | "true" | "on") => Ok(true),
-        Some(other) => Err(format!("{}: ignore_case \"{other}\" is not yes or no", path.display())),
+    match items.top.get("ignore_case") {
+        None => Ok(false),
+        Some(value) => boolean(&format!("{}: ignore_case", path.display()), value),
+    }
+}
+
+/// A boolean as FreeRADIUS reads one: yes, on or true; no, off or false; in any case.
+fn boolean(shown: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => Ok(true),
+        "no" | "off" | "false" => Ok(false),
+        other => Err(format!("{shown} \"{other}\" is not yes or no")),
     }
 }
 
@@ -223,6 +232,15 @@ mod tests {
         assert!(raw.tls);
         assert_eq!(raw.ca_file, Some(format!("{}/certs/redis.pem", dir.display())));
         assert_eq!(raw.prefix.as_deref(), Some("mfa"), "messages' prefix is not redis'");
+        // Words in any case, as FreeRADIUS and the module read them.
+        fs::write(&path, "mfa {\n\tstate_store = Redis\n\tredis {\n\t\ttls = Yes\n\t}\n}\n").unwrap();
+        assert!(redis_section(&path).unwrap().expect("state_store = Redis").tls);
+        fs::write(&path, "mfa {\n\tstate_store = REDIS\n\tredis {\n\t\ttls = OFF\n\t}\n}\n").unwrap();
+        assert!(!redis_section(&path).unwrap().expect("state_store = REDIS").tls);
+        fs::write(&path, "mfa {\n\tstate_store = redis\n\tredis {\n\t\ttls = maybe\n\t}\n}\n").unwrap();
+        assert!(redis_section(&path).unwrap_err().contains("redis.tls \"maybe\" is not yes or no"));
+        fs::write(&path, "mfa {\n\tstate_store = Journal\n}\n").unwrap();
+        assert!(redis_section(&path).unwrap().is_none());
         fs::write(&path, "mfa {\n\tstate_store = journal\n}\n").unwrap();
         assert!(redis_section(&path).unwrap().is_none());
         fs::write(&path, "mfa {\n}\n").unwrap();
@@ -258,6 +276,7 @@ mod tests {
             ("mfa {\n\tignore_case = yes\n}\n", Some(true)),
             ("mfa {\n\tignore_case = \"on\" # comment\n}\n", Some(true)),
             ("mfa {\n\tignore_case = no\n}\n", Some(false)),
+            ("mfa {\n\tignore_case = TRUE\n}\n", Some(true)),
             ("mfa {\n#\tignore_case = yes\n\tredis {\n\t\tignore_case = yes\n\t}\n}\n", Some(false)),
             ("mfa {\n\tignore_case = maybe\n}\n", None),
         ] {
