@@ -15,7 +15,8 @@
 //!   the last of them.
 //! - `push:{login}`: the request id of the push a login waits for (`login` is
 //!   an HMAC under a key derived from the State key: nothing of the password
-//!   leaves the server); it expires when the wait ends.
+//!   leaves the server); it expires `push.wait + 2 × push.timeout` after the
+//!   push was registered, when every re-send of the login has ended.
 //! - `count:push:{user}`, `count:code:{user}`: pushes started and codes sent
 //!   in the current `limits.window`, which they expire with.
 
