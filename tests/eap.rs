@@ -339,6 +339,8 @@ fn a_policy_that_sets_auth_type_first_is_refused() {
         let server = Server::start(&module, &s);
         let reply = server.auth("alice", "secret1");
         assert!(reply.is_reject(), "Auth-Type := {auth_type}: {reply:?}");
+        // Refused in post-auth: the shipped site's Post-Auth-Type REJECT gives the words.
+        assert_eq!(reply.message(), Some("Wrong user name or password"), "Auth-Type := {auth_type}");
         assert_eq!(count(&server, &format!("without the second factor, through Auth-Type \"{auth_type}\"")), 1);
     }
 }
