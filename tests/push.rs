@@ -101,12 +101,9 @@ fn the_secondary_provider_takes_over() {
     assert_eq!(secondary.created(), 2);
 }
 
-#[test]
-fn a_login_re_sent_while_waiting_joins_the_push() {
-    let module = require_module!();
-    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(3)));
-    let server = std::sync::Arc::new(Server::start(&module, &push_setup(&provider, "")));
-    // The same login sent three times with new RADIUS IDs, as a NAS that re-sends does.
+/// Alice's login sent three times, 0.3 s apart, with new RADIUS IDs, as a NAS that
+/// re-sends does: the three replies.
+fn sent_three_times(server: &std::sync::Arc<Server>) -> Vec<common::Reply> {
     let handles: Vec<_> = (0..3)
         .map(|i| {
             let server = server.clone();
@@ -116,8 +113,15 @@ fn a_login_re_sent_while_waiting_joins_the_push() {
             })
         })
         .collect();
-    for h in handles {
-        let reply = h.join().unwrap();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn a_login_re_sent_while_waiting_joins_the_push() {
+    let module = require_module!();
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(3)));
+    let server = std::sync::Arc::new(Server::start(&module, &push_setup(&provider, "")));
+    for reply in sent_three_times(&server) {
         assert!(reply.is_accept(), "{reply:?}");
     }
     assert_eq!(provider.created(), 1, "one push for one login");
@@ -132,17 +136,7 @@ fn a_denied_push_re_sent_while_waiting_counts_one_failure() {
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(2)));
     let setup = push_setup(&provider, "").with("lockout {\n max_failures = 2\n duration = 600\n}");
     let server = std::sync::Arc::new(Server::start(&module, &setup));
-    let handles: Vec<_> = (0..3)
-        .map(|i| {
-            let server = server.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300 * i));
-                server.auth("alice", "pw-alice")
-            })
-        })
-        .collect();
-    for h in handles {
-        let reply = h.join().unwrap();
+    for reply in sent_three_times(&server) {
         assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
     }
     assert_eq!(provider.created(), 1, "one push for one login");
