@@ -426,7 +426,8 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
     let first = first.join().unwrap();
     assert!(first.is_accept() && second.is_accept(), "{first:?} {second:?}");
     assert_eq!(provider.created(), 1, "one push for one login, across two servers");
-    assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 1, "one push registered, under a keyed name");
+    // The push registered, and which server saw it end first: two keyed names.
+    assert_eq!(redis.cli(&["KEYS", "t:push:*"]).lines().count(), 2, "one push registered, under a keyed name");
 }
 
 /// A denied push whose login the NAS re-sent to the other server counts one
@@ -457,6 +458,32 @@ fn a_denied_push_re_sent_to_the_other_server_counts_one_failure() {
     // One failure so far: the next denied login, on either server, is the one that locks.
     let next = servers[1].auth("jane", "pw-jane");
     assert!(next.message().unwrap_or_default().starts_with("Too many failed attempts"), "{next:?}");
+}
+
+/// A login refused because its user is locked leaves its push registered in
+/// Redis, though none was sent: the same login re-sent to the other server is
+/// refused as locked too, and sends no push (joining a registration is no way
+/// around the lock).
+#[test]
+fn a_locked_users_login_re_sent_to_the_other_server_sends_no_push() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_millis(500)));
+    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(&redis, ""))
+        .with("lockout {\n max_failures = 1\n duration = 600\n}")
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let servers = farm(&module, setup, 2);
+    let denied = servers[0].auth("jane", "pw-jane");
+    assert!(denied.message().unwrap_or_default().starts_with("Too many failed attempts"), "{denied:?}");
+    // Another station: another login, refused as locked after its push was registered.
+    let other = "User-Name = \"jane\", User-Password = \"pw-jane\", Calling-Station-Id = \"10.9.9.9\"\n";
+    for server in [&servers[0], &servers[1]] {
+        let reply = server.send(other);
+        assert!(reply.is_reject(), "{reply:?}");
+    }
+    assert_eq!(provider.created(), 1, "no push for a locked user, on either server");
 }
 
 /// `limits.pushes` counted across the farm: two pushes started through two

@@ -44,8 +44,8 @@ enum Ending {
     StoreFailed(String),
 }
 
-/// How a push that was waited for ended, and whose it was: `elsewhere` when the
-/// shared store gave this login another server's push, which that server counts.
+/// How a push that was waited for ended, and whose it was: `elsewhere` when
+/// another server sharing the store saw its end first, and counts it.
 struct Waited {
     ending: Ending,
     elsewhere: bool,
@@ -298,7 +298,9 @@ impl Engine {
         let _slot = Slot(&pusher.waiting);
         trail.info(format!("\"{user}\" repeated a login that is waiting for a push: joining it"));
         other.wait(cfg.wait + cfg.timeout * 2).map(Decision::joined).unwrap_or_else(|| {
-            trail.error(format!("refused \"{user}\": the login this one joined did not end in time"));
+            trail.error(format!(
+                "refused \"{user}\": the login this one joined gave no decision in time (slow, or ended without one)"
+            ));
             Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone())
         })
     }
@@ -326,49 +328,40 @@ impl Engine {
         // A shared store makes the first server's id the login's, across the window's edge too.
         let login = request_id(&self.push_id_key, &[self.name.as_bytes(), b"login", key]);
         let ttl = (cfg.wait + cfg.timeout * 2).as_secs();
-        // Limits count the pushes this request sends.
-        let limited = |trail: &mut Trail| {
-            self.refuse_to_reach(Request::Push, user, trail).map(|refusal| {
-                let message = refusal.messages.into_iter().next().unwrap_or_default();
-                mine(Ending::Limited(refusal.outcome, message))
-            })
-        };
-        let (id, joined) = match self.store().join_push(&login, &id, ttl) {
-            // Another server's push of this login (a NAS's re-send): waited for here, counted there.
-            Ok(Some(registered)) => (registered, true),
-            Ok(None) => (id, false),
+        let id = match self.store().join_push(&login, &id, ttl) {
+            // Another server's push of this login (a NAS's re-send), or one registered
+            // by a request that was then refused: either way, checked and counted below.
+            Ok(registered) => registered.unwrap_or(id),
             Err(e) => {
                 let why = format!("cannot register the push in the {}: {e}", self.store().describe());
                 return mine(Ending::StoreFailed(why));
             }
         };
-        if !joined {
-            if let Some(refused) = limited(trail) {
-                return refused;
-            }
+        // Every request that may open a push is checked against the lock and counted
+        // toward limits.pushes, a re-send that joins another server's push too: the
+        // registration alone cannot tell that push was ever sent, and a limit errs on
+        // the side of fewer pushes.
+        if let Some(refusal) = self.refuse_to_reach(Request::Push, user, trail) {
+            let message = refusal.messages.into_iter().next().unwrap_or_default();
+            return mine(Ending::Limited(refusal.outcome, message));
         }
         let request = PushRequest { user, message: &message, client: origin.client, request_id: &id, number: None };
-        let (id, elsewhere) = match pusher.provider.open(&request) {
-            Ok((id, PushStatus::Pending)) => (id, joined),
+        let id = match pusher.provider.open(&request) {
+            Ok((id, PushStatus::Pending)) => id,
             // Already answered: the push of an earlier login in this window. Never
             // reuse an answer; send this login a push of its own.
             Ok((_, _)) => {
-                if joined {
-                    if let Some(refused) = limited(trail) {
-                        return refused;
-                    }
-                }
                 let fresh = request_id(&self.push_id_key, &[self.name.as_bytes(), key, &random_bytes()]);
                 let request = PushRequest { request_id: &fresh, ..request };
                 match pusher.provider.open(&request) {
-                    Ok((id, _)) => (id, false),
+                    Ok((id, _)) => id,
                     Err(e) => return mine(not_sent(e)),
                 }
             }
             Err(e) => return mine(not_sent(e)),
         };
-        let waited = |ending| Waited { ending, elsewhere };
         trail.info(format!("push sent to \"{user}\", waiting up to {} s", cfg.wait.as_secs()));
+        let answered = |ending| Waited { elsewhere: !self.first_to_end(&id, ttl), ending };
         let mut last_error: Option<PushError> = None;
         loop {
             let now = Instant::now();
@@ -376,19 +369,34 @@ impl Engine {
                 let _ = pusher.provider.cancel(&id);
                 // The push was sent: the user may have ignored it. A provider that
                 // failed since then is no reason to let the login in.
-                return waited(match last_error {
-                    Some(e) => Ending::Refused(format!("reading the push's status: {e}")),
-                    None => Ending::TimedOut,
-                });
+                return match last_error {
+                    Some(e) => mine(Ending::Refused(format!("reading the push's status: {e}"))),
+                    None => answered(Ending::TimedOut),
+                };
             }
             std::thread::sleep(cfg.poll_interval.min(deadline - now));
             match pusher.provider.status(&id) {
-                Ok(PushStatus::Approved) => return waited(Ending::Approved),
-                Ok(PushStatus::Denied) => return waited(Ending::Denied),
-                Ok(PushStatus::Expired) => return waited(Ending::TimedOut),
+                Ok(PushStatus::Approved) => return answered(Ending::Approved),
+                Ok(PushStatus::Denied) => return answered(Ending::Denied),
+                Ok(PushStatus::Expired) => return answered(Ending::TimedOut),
                 Ok(PushStatus::Pending) => last_error = None,
                 Err(e) => last_error = Some(e),
             }
+        }
+    }
+
+    /// Whether this request is the first to see the end of the push `id` (the
+    /// provider's), which it then counts (a denial toward the lockout, an approval
+    /// in the counters): the servers sharing a store that waited for the same push
+    /// count it once. The first writes a random token of its own, so that a
+    /// registration whose answer was lost and asked again is still known as its own;
+    /// a store that fails leaves the counting here.
+    fn first_to_end(&self, id: &str, ttl: u64) -> bool {
+        let ended = request_id(&self.push_id_key, &[self.name.as_bytes(), b"ended", id.as_bytes()]);
+        let token: String = random_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        match self.store().join_push(&ended, &token, ttl) {
+            Ok(Some(first)) => first == token,
+            Ok(None) | Err(_) => true,
         }
     }
 
@@ -397,7 +405,7 @@ impl Engine {
         let failed = |why: String, (cause, message): (Cause, &str), trail: &mut Trail| {
             if elsewhere {
                 // The server that sent the push counts the failure toward the lockout.
-                trail.info(format!("rejected: {why} (the push of another server, which counts it)"));
+                trail.info(format!("rejected: {why} (another server saw this push end first and counts it)"));
                 Decision::reject(cause, message.to_string()).joined()
             } else {
                 self.push_failed(user, &why, (cause, message), trail)

@@ -121,12 +121,12 @@ pub trait StateStore: Send + Sync {
     /// here or on any server sharing the store, before or after a restart.
     fn use_state_once(&self, user: &str, id: &[u8; 16], expires: u64, now: u64) -> Result<bool, StoreError>;
 
-    /// Registers `request_id` as the push of the login `login` (a keyed digest,
-    /// nothing of a password in it) for `ttl` seconds, unless a request sharing
-    /// the store registered one first: None when this request registered it,
-    /// else the request id of the push registered first, so that a NAS's re-send
-    /// of the login to another server joins that push instead of sending a
-    /// second one (and leaves its counting to the server that sent it).
+    /// Registers `request_id` under `login` (a keyed digest, nothing of a password
+    /// in it) for `ttl` seconds, unless a request sharing the store registered
+    /// one first: None when this request registered it, else what was registered
+    /// first. So a NAS's re-send of a push login to another server finds the
+    /// push's request id and joins that push instead of sending a second one; and
+    /// of the servers that waited for one push, the first to see it end counts it.
     fn join_push(&self, login: &str, request_id: &str, ttl: u64) -> Result<Option<String>, StoreError>;
 
     /// Claims the login `login` (a keyed digest, nothing of a password in it)

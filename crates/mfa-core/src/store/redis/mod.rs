@@ -16,7 +16,9 @@
 //! - `push:{login}`: the request id of the push a login waits for (`login` is
 //!   an HMAC under a key derived from the State key: nothing of the password
 //!   leaves the server); it expires `push.wait + 2 × push.timeout` after the
-//!   push was registered, when every re-send of the login has ended.
+//!   push was registered, when every re-send of the login has ended. Under the
+//!   same kind of name (a keyed digest of the provider's push id), the token of
+//!   the server that first saw that push end, which counts it, for as long.
 //! - `count:push:{user}`, `count:code:{user}`: pushes started and codes sent
 //!   in the current `limits.window`, which they expire with.
 
