@@ -120,11 +120,21 @@ fn sent_three_times(server: &std::sync::Arc<Server>) -> Vec<common::Reply> {
 fn a_login_re_sent_while_waiting_joins_the_push() {
     let module = require_module!();
     let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(3)));
-    let server = std::sync::Arc::new(Server::start(&module, &push_setup(&provider, "")));
+    let setup = push_setup(&provider, "").with("stats {\n file = ${confdir}/mfa.prom\n interval = 1\n}");
+    let server = std::sync::Arc::new(Server::start(&module, &setup));
     for reply in sent_three_times(&server) {
         assert!(reply.is_accept(), "{reply:?}");
     }
     assert_eq!(provider.created(), 1, "one push for one login");
+    // Three accepts, one push approved: the re-sends are not counted as pushes.
+    let expected = [
+        "rlm_mfa_accepts_total{module=\"mfa\"} 3".to_string(),
+        "rlm_mfa_pushes_total{module=\"mfa\",outcome=\"approved\"} 1".to_string(),
+    ];
+    let text = common::wait_for_lines(&server.dir.join("mfa.prom"), &expected);
+    for line in &expected {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
 }
 
 /// A denied push whose login the NAS re-sent twice while it waited counts one

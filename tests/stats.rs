@@ -7,10 +7,10 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::fake_push::{FakePush, PushBehaviour};
-use common::{now, settle_in_step, totp_at, totp_tokens, Server, Setup};
+use common::{now, settle_in_step, totp_at, totp_tokens, wait_for_lines as wait_for, Server, Setup};
 
 fn setup(provider: &FakePush) -> Setup {
     setup_with_push(provider, "")
@@ -26,19 +26,6 @@ fn setup_with_push(provider: &FakePush, extra: &str) -> Setup {
         ));
     setup.site = Some(fs::read_to_string(common::repo().join("freeradius-conf/sites-available/mfa")).unwrap());
     setup
-}
-
-/// The file once it holds every line of `expected` (the writer runs every second),
-/// else the last text read: the assertion then shows what differs.
-fn wait_for(path: &Path, expected: &[String]) -> String {
-    let started = Instant::now();
-    loop {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        if expected.iter().all(|line| text.lines().any(|l| l == line)) || started.elapsed() > Duration::from_secs(60) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -592,6 +592,20 @@ fn parse_radclient(out: &str) -> Reply {
     Reply { code, attrs, unanswered: None }
 }
 
+/// The counters' file (`stats { file }`) once it holds every line of `expected`
+/// (the writer runs every `interval`), else the last text read, after 60 s: the
+/// assertion then shows what differs.
+pub fn wait_for_lines(path: &Path, expected: &[String]) -> String {
+    let started = Instant::now();
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if expected.iter().all(|line| text.lines().any(|l| l == line)) || started.elapsed() > Duration::from_secs(60) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
