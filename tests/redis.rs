@@ -399,6 +399,16 @@ fn a_sentinel_failover_during_a_stream_of_logins_accepts_no_code_twice_and_keeps
     assert!(third.message().unwrap_or_default().contains("Too many failed attempts"), "{third:?}");
 }
 
+/// Mode push for jane (password pw-jane) with the shared Redis, the module's
+/// `extra` items, and a push provider that waits up to 6 s.
+fn jane_push_setup(redis: &RedisServer, provider: &FakePush, extra: &str) -> Setup {
+    Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
+        .file("mods-config/mfa/state.key", KEY)
+        .with(&store_lines(redis, ""))
+        .with(extra)
+        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()))
+}
+
 /// A NAS that re-sends a push login to the other server, after the first
 /// server's push went out: one push at the provider, both answers Accept. The
 /// re-send crosses the edge of a `push.wait` window, where the provider's
@@ -408,10 +418,7 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
     let (module, bin) = require_redis!();
     let redis = RedisServer::start(&bin);
     let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::from_secs(4)));
-    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
-        .file("mods-config/mfa/state.key", KEY)
-        .with(&store_lines(&redis, ""))
-        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let setup = jane_push_setup(&redis, &provider, "");
     let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
     // Start in the last second of a 6 s window, so that the re-send falls in the next.
     while common::now() % 6 != 5 {
@@ -438,11 +445,7 @@ fn a_denied_push_re_sent_to_the_other_server_counts_one_failure() {
     let (module, bin) = require_redis!();
     let redis = RedisServer::start(&bin);
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(3)));
-    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
-        .file("mods-config/mfa/state.key", KEY)
-        .with(&store_lines(&redis, ""))
-        .with("lockout {\n max_failures = 2\n duration = 600\n}")
-        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let setup = jane_push_setup(&redis, &provider, "lockout {\n max_failures = 2\n duration = 600\n}");
     let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
     let first = {
         let server = servers[0].clone();
@@ -469,11 +472,7 @@ fn a_refused_logins_re_send_to_the_other_server_sends_no_push() {
     let (module, bin) = require_redis!();
     let redis = RedisServer::start(&bin);
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_millis(500)));
-    let setup = Setup::challenge_mode("push", r#"{"users": {"jane": {}}}"#, &[("jane", "pw-jane")])
-        .file("mods-config/mfa/state.key", KEY)
-        .with(&store_lines(&redis, ""))
-        .with("limits {\n\tpushes = 1\n\twindow = 600\n}")
-        .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()));
+    let setup = jane_push_setup(&redis, &provider, "limits {\n\tpushes = 1\n\twindow = 600\n}");
     let servers = farm(&module, setup, 2);
     let denied = servers[0].auth("jane", "pw-jane");
     assert_eq!(denied.message(), Some("The login was denied on your device"), "{denied:?}");
