@@ -8,7 +8,8 @@
 //! sending a second one, and answers with that login's decision; the provider's
 //! idempotency key (`request_id`) does the same for the other server of a pair.
 //! Either way the push is counted once (a denial toward the lockout, an approval
-//! in the counters), by the request that sent it.
+//! in the counters): on one server by the request that sent it, and among the
+//! servers sharing a store by the first that saw it end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
