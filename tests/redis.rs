@@ -409,6 +409,18 @@ fn jane_push_setup(redis: &RedisServer, provider: &FakePush, extra: &str) -> Set
         .with(&format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url()))
 }
 
+/// Jane's push login sent to the first server, then, `after` that, re-sent to the
+/// second, as a NAS that fails over does: the two replies.
+fn re_sent_to_the_other(servers: &[Arc<Server>], after: Duration) -> (common::Reply, common::Reply) {
+    let first = {
+        let server = servers[0].clone();
+        thread::spawn(move || server.auth("jane", "pw-jane"))
+    };
+    thread::sleep(after);
+    let second = servers[1].auth("jane", "pw-jane");
+    (first.join().unwrap(), second)
+}
+
 /// A NAS that re-sends a push login to the other server, after the first
 /// server's push went out: one push at the provider, both answers Accept. The
 /// re-send crosses the edge of a `push.wait` window, where the provider's
@@ -424,13 +436,7 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
     while common::now() % 6 != 5 {
         thread::sleep(Duration::from_millis(50));
     }
-    let first = {
-        let server = servers[0].clone();
-        thread::spawn(move || server.auth("jane", "pw-jane"))
-    };
-    thread::sleep(Duration::from_millis(1500));
-    let second = servers[1].auth("jane", "pw-jane");
-    let first = first.join().unwrap();
+    let (first, second) = re_sent_to_the_other(&servers, Duration::from_millis(1500));
     assert!(first.is_accept() && second.is_accept(), "{first:?} {second:?}");
     assert_eq!(provider.created(), 1, "one push for one login, across two servers");
     // The push registered, and which server saw it end first: two keyed names.
@@ -447,13 +453,7 @@ fn a_denied_push_re_sent_to_the_other_server_counts_one_failure() {
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(3)));
     let setup = jane_push_setup(&redis, &provider, "lockout {\n max_failures = 2\n duration = 600\n}");
     let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
-    let first = {
-        let server = servers[0].clone();
-        thread::spawn(move || server.auth("jane", "pw-jane"))
-    };
-    thread::sleep(Duration::from_millis(1000));
-    let second = servers[1].auth("jane", "pw-jane");
-    let first = first.join().unwrap();
+    let (first, second) = re_sent_to_the_other(&servers, Duration::from_millis(1000));
     for reply in [&first, &second] {
         assert_eq!(reply.message(), Some("The login was denied on your device"), "{first:?} {second:?}");
     }
