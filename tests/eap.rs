@@ -8,7 +8,9 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
+use common::fake_push::{FakePush, PushBehaviour};
 use common::{now, settle_in_step, totp_at, Server, Setup};
 
 const USERS: &[(&str, &str)] = &[("alice", "secret1")];
@@ -71,6 +73,8 @@ struct Wiring {
     inner_policy: Option<&'static str>,
     /// The module's mode, when not the one `otp` picks.
     mode: Option<&'static str>,
+    /// More lines for the module's section (a `push { }`).
+    module_extra: Option<String>,
 }
 
 fn setup(wiring: &Wiring) -> Setup {
@@ -120,6 +124,9 @@ fn setup(wiring: &Wiring) -> Setup {
     files.push(("server.key".to_string(), key));
     let mode = wiring.mode.unwrap_or(if wiring.otp { "otp" } else { "password+otp" });
     let mut s = Setup::challenge_mode(mode, &common::totp_tokens(&["alice"]), USERS);
+    if let Some(extra) = &wiring.module_extra {
+        s = s.with(extra);
+    }
     s.site = Some(outer);
     s.files = files;
     s
@@ -421,4 +428,30 @@ fn gtc_needs_both_pap_and_the_second_mfa() {
     let server = without("\t\tpap\n#\t\tldap\n\t\tmfa\n\t}", "\t\tpap\n\t}");
     assert!(!login(&server, "PEAP", Some("auth=GTC"), Some("anonymous"), &format!("secret1,{code}")));
     assert_eq!(count(&server, "without the second factor, through Auth-Type \"mfa_inner_eap\", EAP-Type \"GTC\""), 1);
+}
+
+/// EAP-GTC's first `mfa` call comes before `pap` checks the password: a push mode
+/// there would send the push (and an approval would get in) with the password never
+/// checked. It is refused, and no push is sent; TTLS/PAP, where `pap` runs first,
+/// serves a push mode as plain RADIUS does.
+#[test]
+fn peap_gtc_refuses_a_push_mode_before_any_push() {
+    let module = require_module!();
+    if eapol_test().is_none() {
+        return;
+    }
+    let provider = FakePush::start(PushBehaviour::ApproveAfter(Duration::ZERO));
+    let push = format!("push {{\n url = \"{}\"\n timeout = 2\n poll_interval = 1\n wait = 6\n}}", provider.url());
+    for mode in ["push", "otp-or-push"] {
+        let wiring = Wiring { mode: Some(mode), module_extra: Some(push.clone()), ..Wiring::default() };
+        let server = start(&module, &wiring);
+        let before = provider.created();
+        assert!(!login(&server, "PEAP", Some("auth=GTC"), Some("anonymous"), "not-the-password"), "{mode}");
+        assert!(!login(&server, "PEAP", Some("auth=GTC"), Some("anonymous"), "secret1"), "{mode}");
+        assert!(count(&server, &format!("mode {mode} cannot serve EAP-GTC")) >= 2, "{mode}");
+        assert_eq!(provider.created(), before, "{mode}: no push sent");
+        assert!(login(&server, "TTLS", Some("auth=PAP"), Some("anonymous"), "secret1"), "{mode}: TTLS/PAP");
+        assert!(!login(&server, "TTLS", Some("auth=PAP"), Some("anonymous"), "not-the-password"), "{mode}");
+    }
+    assert_eq!(provider.created(), 2, "one push per TTLS/PAP login with the password");
 }

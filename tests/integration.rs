@@ -324,6 +324,16 @@ fn invalid_configuration_stops_freeradius_with_the_item_named() {
     let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with(locked_for_nothing));
     assert!(out.contains("invalid 'lockout.duration'"), "{}", common::tail(&out, 20));
 
+    // FreeRADIUS's own number parsing would read these as 0 (no lockout) and 7.
+    let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with("lockout {\n max_failures = five\n}"));
+    assert!(
+        out.contains(r#"invalid 'lockout.max_failures': "five" is not a whole number"#),
+        "{}",
+        common::tail(&out, 20)
+    );
+    let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with("totp_window = 1step"));
+    assert!(out.contains(r#"invalid 'totp_window': "1step" is not a whole number"#), "{}", common::tail(&out, 20));
+
     let out = Server::start_failing(&module, &Setup::otp_mode(&tokens).with("tokens = /nonexistent/tokens.json"));
     assert!(out.contains("invalid 'tokens'") && out.contains("/nonexistent/tokens.json"), "{}", common::tail(&out, 20));
 }

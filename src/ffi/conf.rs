@@ -4,19 +4,21 @@
 //!
 //! The table writes into an array of 8-byte slots, one per item in declaration
 //! order (depth first), not into the instance: strings as `char const *` owned
-//! by the configuration tree (never freed here), integers as u32, booleans as
-//! one byte, each at the start of its slot.
+//! by the configuration tree (never freed here), booleans as one byte, each at
+//! the start of its slot. Integers are declared to FreeRADIUS as strings and
+//! read here strictly ([`parse_integer`]): its own integer parsing takes `five`
+//! for 0 without an error.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr;
 use std::sync::OnceLock;
 
 use super::bindings::{
-    cf_section_parse, main_config, CONF_PARSER, CONF_SECTION, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_INTEGER,
-    PW_TYPE_PW_TYPE_STRING, PW_TYPE_SUBSECTION,
+    cf_section_parse, main_config, CONF_PARSER, CONF_SECTION, PW_TYPE_PW_TYPE_BOOLEAN, PW_TYPE_PW_TYPE_STRING,
+    PW_TYPE_SUBSECTION,
 };
-use mfa_core::config::declare::paths;
-use mfa_core::config::{Item, Kind, RawConfig, Section, Value};
+use mfa_core::config::declare::{parse_integer, paths};
+use mfa_core::config::{ConfigError, Item, Kind, RawConfig, Section, Value};
 use mfa_core::engine::Backend;
 use mfa_core::stats::{Counters, Writer};
 
@@ -37,7 +39,6 @@ type Slot = u64;
 const SLOT: usize = std::mem::size_of::<Slot>();
 
 const STRING: i32 = PW_TYPE_PW_TYPE_STRING as i32;
-const INTEGER: i32 = PW_TYPE_PW_TYPE_INTEGER as i32;
 const BOOLEAN: i32 = PW_TYPE_PW_TYPE_BOOLEAN as i32;
 const SUBSECTION: i32 = PW_TYPE_SUBSECTION as i32;
 /// PW_TYPE_SECRET: the value is shown only at debug level 3 and above.
@@ -76,11 +77,7 @@ fn rows(items: &'static [Item], next_slot: &mut usize) -> &'static [CONF_PARSER]
             let (type_, offset, dflt) = match item.kind {
                 Kind::Section(sub) => (SUBSECTION, 0, rows(sub, next_slot).as_ptr() as *const c_void),
                 kind => {
-                    let type_ = match kind {
-                        Kind::Integer => INTEGER,
-                        Kind::Boolean => BOOLEAN,
-                        _ => STRING,
-                    };
+                    let type_ = if kind == Kind::Boolean { BOOLEAN } else { STRING };
                     let offset = *next_slot * SLOT;
                     *next_slot += 1;
                     let dflt = item.default.map_or(ptr::null(), |d| leaked(d) as *const c_void);
@@ -94,44 +91,50 @@ fn rows(items: &'static [Item], next_slot: &mut usize) -> &'static [CONF_PARSER]
     Box::leak(rows.into_boxed_slice())
 }
 
+/// Why a section could not be read.
+pub enum ParseError {
+    /// FreeRADIUS refused a value; it has logged why.
+    Refused,
+    /// A value FreeRADIUS took that the module does not.
+    Invalid(ConfigError),
+}
+
 /// Parses `conf` (the section as it is now: a HUP passes the new one) into the
-/// raw items; None when FreeRADIUS refuses a value (it has logged why).
+/// raw items.
 ///
 /// # Safety
 /// `conf` is a live section of the configuration tree.
-pub unsafe fn parse(conf: *mut CONF_SECTION) -> Option<RawConfig> {
-    let mut slots: Vec<Slot> = vec![0; paths(RawConfig::ITEMS).len()];
+pub unsafe fn parse(conf: *mut CONF_SECTION) -> Result<RawConfig, ParseError> {
+    let items = paths(RawConfig::ITEMS);
+    let mut slots: Vec<Slot> = vec![0; items.len()];
     if cf_section_parse(conf, slots.as_mut_ptr() as *mut c_void, table().as_ptr()) < 0 {
-        return None;
+        return Err(ParseError::Refused);
     }
     let mut values = Vec::with_capacity(slots.len());
-    let mut next = slots.iter();
-    read(RawConfig::ITEMS, &mut next, &mut values);
+    for ((path, item), slot) in items.iter().zip(&slots) {
+        values.push(read(path, item, slot).map_err(ParseError::Invalid)?);
+    }
     let mut raw = RawConfig::from_values(&mut values.into_iter());
     raw.server_max_request_time = server_max_request_time();
-    Some(raw)
+    Ok(raw)
 }
 
-/// The values the parser left in `slots`, in declaration order.
-fn read<'a>(items: &'static [Item], slots: &mut impl Iterator<Item = &'a Slot>, out: &mut Vec<Value>) {
-    for item in items {
-        if let Kind::Section(sub) = item.kind {
-            read(sub, slots, out);
-            continue;
+/// The value the parser left in one item's slot.
+fn read(path: &str, item: &Item, slot: &Slot) -> Result<Value, ConfigError> {
+    let at = slot as *const Slot;
+    // SAFETY: the parser wrote this slot as the row for this item says (or left it
+    // zeroed): a one-byte bool at its start, or a string pointer owned by the
+    // configuration tree, which outlives this call.
+    Ok(unsafe {
+        match item.kind {
+            Kind::Boolean => Value::Boolean(*(at as *const u8) != 0),
+            Kind::Integer => match text(*(at as *const *const c_char)) {
+                Some(written) => Value::Integer(parse_integer(&written).map_err(|e| ConfigError::new(path, e))?),
+                None => Value::default_of(item),
+            },
+            _ => Value::Text(text(*(at as *const *const c_char))),
         }
-        let Some(slot) = slots.next() else { return };
-        let at = slot as *const Slot;
-        // SAFETY: the parser wrote this slot as the row for this item says (or left
-        // it zeroed): a u32 or a one-byte bool at its start, or a string pointer
-        // owned by the configuration tree, which outlives this call.
-        out.push(unsafe {
-            match item.kind {
-                Kind::Integer => Value::Integer(*(at as *const u32)),
-                Kind::Boolean => Value::Boolean(*(at as *const u8) != 0),
-                _ => Value::Text(text(*(at as *const *const c_char))),
-            }
-        });
-    }
+    })
 }
 
 /// A configuration string, or None when the item is absent.

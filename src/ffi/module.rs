@@ -99,9 +99,16 @@ unsafe extern "C" fn mod_instantiate(conf: *mut CONF_SECTION, instance: *mut c_v
         let name = instance_name(conf);
         // On a HUP, FreeRADIUS 3.2 passes the new section here: parsing it (rather
         // than letting the server fill the instance from the old one) applies every change.
-        let Some(mut raw) = conf::parse(conf) else {
-            config_error(conf, &format!("rlm_mfa ({name}): the configuration cannot be parsed"));
-            return -1;
+        let mut raw = match conf::parse(conf) {
+            Ok(raw) => raw,
+            Err(conf::ParseError::Refused) => {
+                config_error(conf, &format!("rlm_mfa ({name}): the configuration cannot be parsed"));
+                return -1;
+            }
+            Err(conf::ParseError::Invalid(e)) => {
+                config_error(conf, &format!("rlm_mfa ({name}): {e}"));
+                return -1;
+            }
         };
         match super::sections::reply_rules(conf) {
             Ok(rules) => raw.reply = rules,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mfa_core::config::declare::parse_integer;
 use mfa_core::config::{Item, RawConfig, RawRedis, Section};
 use mfa_core::factor::verify::Windows;
 
@@ -38,7 +39,7 @@ pub fn redis_section(path: &Path) -> Result<Option<RawRedis>, String> {
     let mut raw = RawRedis::default();
     for (name, value) in &items.redis {
         let value = expand(name, value)?;
-        let number = || value.parse::<u32>().map_err(|_| format!("redis.{name}: \"{value}\" is not a number"));
+        let number = || parse_integer(&value).map_err(|e| format!("redis.{name}: {e}"));
         match name.as_str() {
             "server" => raw.server = Some(value),
             "sentinel_service" => raw.sentinel_service = Some(value),
@@ -107,7 +108,7 @@ pub fn windows(path: Option<&Path>) -> Result<Windows, String> {
             return Ok(item.default.and_then(|d| d.parse().ok()).expect("a declared number"));
         };
         let (low, high, unit) = item.range.expect("a declared range");
-        match value.trim().parse::<u32>() {
+        match parse_integer(value) {
             Ok(n) if (low..=high).contains(&n) => Ok(u64::from(n)),
             _ => Err(format!("{shown}: {name} \"{value}\" is not within {low} to {high} {unit}")),
         }

@@ -72,11 +72,24 @@ impl Value {
     pub fn default_of(item: &Item) -> Value {
         match item.kind {
             Kind::Text => Value::Text(item.default.map(str::to_string)),
-            Kind::Integer => Value::Integer(item.default.and_then(|d| d.trim().parse().ok()).unwrap_or(0)),
+            Kind::Integer => Value::Integer(item.default.and_then(|d| parse_integer(d).ok()).unwrap_or(0)),
             Kind::Boolean => Value::Boolean(matches!(item.default, Some("yes" | "true" | "on"))),
             Kind::Section(_) => unreachable!("a section has no value of its own"),
         }
     }
+}
+
+/// An integer item's text, read strictly: decimal digits only (spaces around them
+/// allowed). FreeRADIUS's own integer parsing (`strtoul` with no check) would take
+/// `five` for 0, `7seconds` for 7 and `010` for 8, so a mistyped
+/// `lockout.max_failures` would turn the lockout off without a word; the module
+/// takes every integer item as text and reads it here instead.
+pub fn parse_integer(text: &str) -> Result<u32, String> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a whole number"));
+    }
+    digits.parse().map_err(|_| format!("{digits} is too large"))
 }
 
 /// A Rust type an item's value is read into.
@@ -347,5 +360,18 @@ mod tests {
         assert_eq!(err.message, "31 is not within 1 to 30 seconds");
         let outer = Outer { greeting: "too long by far".into(), ..Outer::default() };
         assert_eq!(check_declared(&outer).unwrap_err().item, "greeting");
+    }
+
+    #[test]
+    fn integers_are_read_strictly() {
+        assert_eq!(parse_integer("5"), Ok(5));
+        assert_eq!(parse_integer(" 30 "), Ok(30));
+        assert_eq!(parse_integer("010"), Ok(10), "decimal, not octal");
+        assert_eq!(parse_integer("4294967295"), Ok(u32::MAX));
+        assert_eq!(parse_integer("4294967296").unwrap_err(), "4294967296 is too large");
+        assert_eq!(parse_integer("five").unwrap_err(), "\"five\" is not a whole number");
+        for bad in ["", " ", "7seconds", "0x5", "+5", "-1", "1.5", "1 000"] {
+            assert!(parse_integer(bad).is_err(), "{bad:?}");
+        }
     }
 }

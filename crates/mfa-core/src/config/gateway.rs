@@ -99,7 +99,7 @@ pub fn gateway(section: &str, raw: &RawGateway) -> Result<Option<Gateway>, Confi
         return Err(invalid(item("username"), "HTTP Basic (username, password) or authorization, not both"));
     }
     let message = raw.message.clone().unwrap_or_default();
-    if !message.contains("{code}") {
+    if !crate::text::template::inserts(&message, "code") {
         return Err(invalid(item("message"), "must contain {code}"));
     }
     Ok(Some(Gateway {

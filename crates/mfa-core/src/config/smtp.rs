@@ -106,7 +106,7 @@ pub fn smtp(raw: &RawSmtp) -> Result<Option<Smtp>, ConfigError> {
     }
     let from = set(&raw.from).ok_or_else(|| invalid("smtp.from", "the sender's address is required with a server"))?;
     let message = raw.message.clone().unwrap_or_default();
-    if !message.contains("{code}") {
+    if !crate::text::template::inserts(&message, "code") {
         return Err(invalid("smtp.message", "must contain {code}"));
     }
     let subject = raw.subject.clone().unwrap_or_default();
@@ -177,6 +177,8 @@ mod tests {
                 "smtp.username",
             ),
             (RawSmtp { message: Some("no code".into()), ..raw() }, "smtp.message"),
+            // `{{code}}` is the literal text "{code}": no code would be sent.
+            (RawSmtp { message: Some("Code: {{code}}".into()), ..raw() }, "smtp.message"),
             (RawSmtp { subject: Some("a\r\nBcc: x@y".into()), ..raw() }, "smtp.subject"),
             (RawSmtp { ca_file: Some("/ca.pem".into()), tls: Some("none".into()), ..raw() }, "smtp.ca_file"),
         ];

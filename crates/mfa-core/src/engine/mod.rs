@@ -975,6 +975,9 @@ impl Backend {
 
     pub fn authenticate(&self, input: AuthenticateInput) -> AuthenticateOutput {
         let _budget = self.store_budget();
+        if let Some(refused) = self.refuse_late_text(&input) {
+            return refused;
+        }
         match self {
             Backend::Local(e) => e.authenticate(input),
             Backend::PrivacyIdea(e) => e.authenticate(input),
@@ -984,6 +987,40 @@ impl Backend {
 }
 
 impl Backend {
+    /// EAP-GTC hands the typed text over at authenticate only, in the section
+    /// `mfa { ok = return }  pap  mfa`: its first call runs before the password is
+    /// checked. Only `password+otp` (which splits there), `otp` (the code alone) and
+    /// privacyIDEA (which checks the whole text) can serve it; any other mode would
+    /// send a push, or take a code, with the password never checked.
+    fn refuse_late_text(&self, input: &AuthenticateInput) -> Option<AuthenticateOutput> {
+        let served = match self {
+            Backend::Local(e) => matches!(e.config().mode, Mode::Otp | Mode::PasswordOtp),
+            Backend::PrivacyIdea(_) => true,
+            Backend::Duo(_) => false,
+        };
+        if !input.deferred_split || served {
+            return None;
+        }
+        let why = match self {
+            Backend::Duo(_) => "backend duo".to_string(),
+            _ => format!("mode {}", self.config().mode.name()),
+        };
+        Some(AuthenticateOutput {
+            outcome: Some(Outcome::Fail),
+            tally: Tally::Reject { cause: Cause::Unavailable, locks: false },
+            reply_messages: vec![self.config().messages.internal.clone()],
+            log: vec![LogLine {
+                level: Level::Error,
+                text: format!(
+                    "refused \"{}\": {why} cannot serve EAP-GTC (PEAP), whose first call comes before the \
+                     password is checked; inside the tunnel use mode password+otp or otp",
+                    post_auth::shown(input.user_name)
+                ),
+            }],
+            ..AuthenticateOutput::default()
+        })
+    }
+
     /// With the shared store: the most a call waits on it in all,
     /// [`crate::config::RedisSettings::budget`] (README, "What happens when Redis fails").
     /// Within a request's budget (the FFI layer's [`Backend::request_budget`]) it

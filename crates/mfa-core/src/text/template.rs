@@ -10,6 +10,12 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
     render_with(template, values, |out, value| out.push_str(value))
 }
 
+/// Whether `template` inserts `{name}` somewhere: `{{name}}` is a literal text,
+/// not a placeholder, so a plain search for `{name}` would be fooled by it.
+pub fn inserts(template: &str, name: &str) -> bool {
+    render(template, &[(name, "")]) != render(template, &[(name, "x")])
+}
+
 /// Like [`render`], but each value is JSON-string-escaped (without the quotes:
 /// the template writes `"to": "{destination}"`), and the result must be JSON.
 ///
@@ -151,6 +157,14 @@ mod tests {
     use super::*;
 
     const V: &[(&str, &str)] = &[("user", "alice"), ("message", "Code: 123456"), ("destination", "+4512345612")];
+
+    #[test]
+    fn a_literal_brace_pair_is_not_a_placeholder() {
+        assert!(inserts("Code: {code}", "code"));
+        assert!(inserts("{{{code}}}", "code"), "braces around a placeholder");
+        assert!(!inserts("Code: {{code}}", "code"));
+        assert!(!inserts("Code: {coder}", "code"));
+    }
 
     #[test]
     fn form_encodes_values() {
