@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PORT=${DEMO_PORT:-18120}
+# Debian's own FreeRADIUS, which its package starts on a machine with systemd, listens
+# on 127.0.0.1:18120 (its inner-tunnel): without DEMO_PORT the demo then takes the next
+# port that is free.
+TRIES=1
+[ -z "${DEMO_PORT:-}" ] && TRIES=10
 ONCE=0
 [ "${1:-}" = "--once" ] && ONCE=1
 
@@ -26,8 +31,6 @@ rm -rf "$DIR"
 mkdir -p "$DIR"/{mods-enabled,sites-enabled,mods-config/mfa,mods-config/files,log,run,var,db,acct}
 sed -e "s|@DIR@|$DIR|g" -e "s|@MODULE_DIR@|$ROOT/target/module|g" tests/radiusd.conf.in > "$DIR/radiusd.conf"
 cp freeradius-conf/mods-available/mfa "$DIR/mods-enabled/mfa"
-sed -e "s/ipaddr = \*/ipaddr = 127.0.0.1/" -e "s/port = 1812/port = $PORT/" \
-    freeradius-conf/sites-available/mfa > "$DIR/sites-enabled/mfa"
 printf 'pap {\n\tnormalise = yes\n}\n' > "$DIR/mods-enabled/pap"
 printf 'files {\n\tmoddir = ${modconfdir}/${.:instance}\n\tfilename = ${moddir}/authorize\n}\n' > "$DIR/mods-enabled/files"
 printf 'always ok {\n\trcode = ok\n}\n' > "$DIR/mods-enabled/always"
@@ -41,14 +44,29 @@ echo
 echo "== enrolling the user \"demo\": scan this with an authenticator app"
 "$ADMIN" enroll demo --issuer "rlm_mfa demo"
 
-echo "== starting FreeRADIUS on 127.0.0.1:$PORT (log: $DIR/log/debug.log)"
-freeradius -f -xx -l stdout -d "$DIR" > "$DIR/log/debug.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    grep -q "Ready to process requests" "$DIR/log/debug.log" && break
-    kill -0 $SERVER 2>/dev/null || { tail -n 30 "$DIR/log/debug.log"; exit 1; }
-    sleep 0.1
+# Starts the server on $PORT; false when the port is taken.
+start_server() {
+    sed -e "s/ipaddr = \*/ipaddr = 127.0.0.1/" -e "s/port = 1812/port = $PORT/" \
+        freeradius-conf/sites-available/mfa > "$DIR/sites-enabled/mfa"
+    echo "== starting FreeRADIUS on 127.0.0.1:$PORT (log: $DIR/log/debug.log)"
+    freeradius -f -xx -l stdout -d "$DIR" > "$DIR/log/debug.log" 2>&1 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do
+        grep -q "Ready to process requests" "$DIR/log/debug.log" && return 0
+        if ! kill -0 $SERVER 2>/dev/null; then
+            grep -q "Address already in use" "$DIR/log/debug.log" && return 1
+            tail -n 30 "$DIR/log/debug.log"
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+until start_server; do
+    TRIES=$((TRIES - 1))
+    [ $TRIES -gt 0 ] || { echo "demo: port $PORT is in use; set DEMO_PORT to a free port" >&2; exit 1; }
+    echo "== port $PORT is in use (Debian's own FreeRADIUS listens on 18120 for its inner-tunnel); trying $((PORT + 1))"
+    PORT=$((PORT + 1))
 done
 
 echo

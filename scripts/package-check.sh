@@ -11,6 +11,9 @@ fail() { echo "package-check: FAILED: $*" >&2; exit 1; }
 step() { echo "== package-check: $*"; }
 
 step "apt install ./rlm-mfa_*.deb"
+# The package makes /var/lib/freeradius for the journal when it is missing; the purge removes it then.
+var_lib_was_there=no
+[ -d /var/lib/freeradius ] && var_lib_was_there=yes
 # The test's cache (/var/cache/apt/archives is kept by scripts/test-packages.sh): apt keeps what it downloads.
 echo 'APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/99keep-downloads
 apt-get update -qq
@@ -75,6 +78,7 @@ apt purge -y -q rlm-mfa > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; fail "apt
 left=$(ls -d $conf/mods-available/mfa $conf/mods-available/eap-mfa $conf/sites-available/mfa* $conf/mods-config/mfa /var/lib/freeradius/mfa \
     /usr/share/doc/rlm-mfa 2>/dev/null || true)
 [ -z "$left" ] || fail "apt purge left: $left"
+[ $var_lib_was_there = yes ] || [ ! -e /var/lib/freeradius ] || fail "apt purge left /var/lib/freeradius"
 dpkg-query -W rlm-mfa > /dev/null 2>&1 && [ "$(dpkg-query -W -f='${Status}' rlm-mfa)" != "unknown ok not-installed" ] &&
     fail "rlm-mfa is still known to dpkg: $(dpkg-query -W -f='${Status}' rlm-mfa)"
 freeradius -XC > /tmp/xc2.log 2>&1 || { tail -n 20 /tmp/xc2.log; fail "FreeRADIUS is broken after the purge"; }
