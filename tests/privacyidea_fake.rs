@@ -202,6 +202,28 @@ fn a_failing_server_is_skipped_for_the_next() {
     assert!(server.debug_log().contains("connection refused"));
 }
 
+/// One `timeout` per call, whatever the URLs: a server that never answers uses up the
+/// call's deadline, so the login fails without the next server being given a timeout of
+/// its own (which would take a login past the bound the start-up check counts); it is
+/// passed over from then on.
+#[test]
+fn a_silent_server_uses_up_the_call_and_is_skipped_for_the_next() {
+    let dir = require_module!();
+    let pi = FakePrivacyIdea::start();
+    // The kernel accepts connections into the backlog; nothing ever answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let urls = format!("http://{} {}", silent.local_addr().unwrap(), pi.url());
+    let server = Server::start(&dir, &pi_setup(&urls, "", ""));
+    let first = server.auth("alice", GOOD_PASS);
+    assert!(first.is_reject(), "{first:?}");
+    assert!(first.message().is_some_and(|m| m.contains("unavailable")), "{first:?}");
+    assert!(pi.requests().is_empty(), "the second server was asked after the deadline: {:?}", pi.requests());
+    assert!(server.auth("alice", GOOD_PASS).is_accept());
+    assert_eq!(pi.requests().len(), 1, "the silent server was passed over");
+    let log = server.debug_log();
+    assert!(log.contains("no answer in time") && log.contains("not asked"), "{}", common::tail(&log, 20));
+}
+
 #[test]
 fn connections_are_reused_unless_told_not_to() {
     let dir = require_module!();

@@ -3,9 +3,9 @@
 //! groups, turned into Class, Filter-Id or vendor attributes for the NAS.
 //!
 //! Each `reply <Attribute> { }` section is one rule: take the value(s) at
-//! `from`, keep those that match `match` (its first group, if it has one, is
-//! the value), or put `value` instead; then add `prefix` and `suffix`. A list
-//! gives one attribute per matching element.
+//! `from`, keep those that match `match` (the whole value; or, when the
+//! expression has a group, its first group), or put `value` instead; then add
+//! `prefix` and `suffix`. A list gives one attribute per matching element.
 
 use regex::Regex;
 use serde_json::Value;
@@ -75,8 +75,17 @@ impl Rule {
             };
             let picked = match &self.pattern {
                 None => text,
-                Some(re) => match re.captures(&text) {
-                    Some(c) => c.get(1).or_else(|| c.get(0)).map_or(String::new(), |m| m.as_str().to_string()),
+                // Without a group, `match` only filters: the value stays whole.
+                Some(re) if re.captures_len() == 1 => {
+                    if !re.is_match(&text) {
+                        continue;
+                    }
+                    text
+                }
+                // With one, its first group is the value; when that group took no part
+                // in the match there is none (never a part the rule did not pick).
+                Some(re) => match re.captures(&text).and_then(|c| c.get(1)) {
+                    Some(group) => group.as_str().to_string(),
                     None => continue,
                 },
             };
@@ -152,6 +161,24 @@ mod tests {
         assert_eq!(rule("Reply-Message", "serial", None, None, "token ", "").values(&detail), ["token TOTP0001"]);
         assert!(rule("Class", "user.missing", None, None, "", "").values(&detail).is_empty());
         assert!(rule("Class", "user", None, None, "", "").values(&detail).is_empty(), "an object gives nothing");
+    }
+
+    #[test]
+    fn a_match_without_a_group_filters_and_keeps_the_whole_value() {
+        let detail = json!({"user": {"groups": ["vpn-admins", "staff", "vpn-sales"]}});
+        assert_eq!(
+            rule("Class", "user.groups", Some("^vpn-"), None, "", "").values(&detail),
+            ["vpn-admins", "vpn-sales"]
+        );
+        assert_eq!(
+            rule("Class", "user.groups", Some("admins|staff"), None, "g=", "").values(&detail),
+            ["g=vpn-admins", "g=staff"]
+        );
+        // A group that took no part in the match gives nothing, not the whole match.
+        assert_eq!(
+            rule("Class", "user.groups", Some("^vpn-(admins)$|^staff$"), None, "", "").values(&detail),
+            ["admins"]
+        );
     }
 
     #[test]

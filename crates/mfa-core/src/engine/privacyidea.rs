@@ -138,7 +138,10 @@ impl PiEngine {
     /// The `user` and `realm` sent to privacyIDEA for a User-Name (see
     /// `privacyidea.user_name`); an error says why the name is unusable.
     pub(super) fn names(&self, user_name: Option<&[u8]>) -> Result<(String, Option<String>), &'static str> {
-        let parsed = super::parse_user_name(user_name, &self.cfg.realm)?;
+        // `realm { strip }` is about the name tokens are looked up by (Stripped-User-Name);
+        // privacyIDEA's `user`, when split off, is always the name without its realm.
+        let cut = crate::identity::realm::RealmConfig { strip: true, ..self.cfg.realm.clone() };
+        let parsed = super::parse_user_name(user_name, &cut)?;
         // parse_user_name has checked that the name is UTF-8.
         let whole = std::str::from_utf8(user_name.unwrap_or_default()).unwrap_or_default();
         Ok(self.pi.user_and_realm(whole, parsed.user, parsed.realm))
@@ -233,7 +236,9 @@ impl PiEngine {
                         poll: true,
                         interactive: tx.interactive,
                     };
-                    self.challenge(&call, &again, trail).into()
+                    // The new State ends when the first did: asking again never extends
+                    // the challenge past challenge_timeout.
+                    self.challenge_until(&call, &again, tx.expires, trail).into()
                 }
                 Err(e) => self.call_failed(&user, e, trail).into(),
             };
@@ -380,12 +385,12 @@ impl PiEngine {
         let Some(limits) = &self.cfg.challenge else {
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
-        let tx = Transaction {
-            id: c.transaction_id.clone(),
-            poll: c.poll,
-            interactive: c.interactive,
-            expires: self.clock.now() + limits.timeout,
-        };
+        self.challenge_until(call, c, self.clock.now() + limits.timeout, trail)
+    }
+
+    /// As [`Self::challenge`], with a State that expires at `expires`.
+    fn challenge_until(&self, call: &Call, c: &Challenge, expires: u64, trail: &mut Trail) -> Decision {
+        let tx = Transaction { id: c.transaction_id.clone(), poll: c.poll, interactive: c.interactive, expires };
         let state = seal_transaction(&self.key, &call.binding, &tx);
         let text = if c.message.trim().is_empty() { &self.cfg.messages.prompt_code } else { &c.message };
         trail.debug(format!("privacyIDEA challenges \"{}\"{}", call.user, if c.poll { " (push)" } else { "" }));

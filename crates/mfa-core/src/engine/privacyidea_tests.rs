@@ -69,6 +69,7 @@ struct Setup {
     _dir: TempDir,
     engine: PiEngine,
     sent: Sent,
+    clock: Arc<FixedClock>,
 }
 
 fn setup(
@@ -82,8 +83,9 @@ fn setup(
     let cfg = Config::from_raw(&raw).unwrap();
     let fake = Scripted { checks: Mutex::new(checks), polls: Mutex::new(polls), ..Scripted::default() };
     let sent = fake.sent.clone();
-    let engine = PiEngine::with_client("mfa", cfg, Arc::new(FixedClock::new(T)), Box::new(fake)).unwrap();
-    Setup { _dir: dir, engine, sent }
+    let clock = Arc::new(FixedClock::new(T));
+    let engine = PiEngine::with_client("mfa", cfg, clock.clone(), Box::new(fake)).unwrap();
+    Setup { _dir: dir, engine, sent, clock }
 }
 
 fn login<'a>(user: &'a [u8], pass: &'a [u8], state: Option<&'a [u8]>) -> AuthenticateInput<'a> {
@@ -210,6 +212,44 @@ fn challenge_mode_holds_no_thread_and_an_empty_answer_polls() {
     assert_eq!(pending.outcome, Some(Outcome::Challenge), "not approved yet: asked again");
     let done = s.engine.authenticate(login(b"alice", b"", pending.challenge_state.as_deref()));
     assert_eq!(done.outcome, Some(Outcome::Ok));
+}
+
+/// Each empty answer gets a new State, but the challenge still ends `challenge_timeout`
+/// after it began: asking again does not keep it open for ever.
+#[test]
+fn asking_again_keeps_the_first_expiry() {
+    let s = setup(vec![answer(PUSH)], vec![Ok(PollStatus::Pending), Ok(PollStatus::Pending)], |r| {
+        r.privacyidea.poll = Some("challenge".into())
+    });
+    let first = s.engine.authenticate(login(b"alice", b"pin", None));
+    s.clock.advance(100);
+    let pending = s.engine.authenticate(login(b"alice", b"", first.challenge_state.as_deref()));
+    assert_eq!(pending.outcome, Some(Outcome::Challenge));
+    // 121 s after the first State (challenge_timeout = 120), 21 s after the second.
+    s.clock.advance(21);
+    let late = s.engine.authenticate(login(b"alice", b"", pending.challenge_state.as_deref()));
+    assert_eq!(late.outcome, Some(Outcome::Reject), "{:?}", late.log);
+    assert_eq!(s.sent.lock().unwrap().len(), 2, "the expired State reached privacyIDEA");
+    assert_eq!(late.reply_messages, [s.engine.config().messages.bad_state.clone()]);
+}
+
+/// `realm { strip = no }` keeps the realm in the name tokens are looked up by; what
+/// privacyIDEA gets as `user`, once the realm is split off, is the name without it.
+#[test]
+fn a_split_name_goes_without_its_realm_whatever_strip_says() {
+    let s = setup(vec![answer(ACCEPT), answer(ACCEPT)], vec![], |r| {
+        r.realm.strip = false;
+    });
+    assert_eq!(s.engine.authenticate(login(b"alice@example.com", b"pin123456", None)).outcome, Some(Outcome::Ok));
+    let s2 = setup(vec![answer(ACCEPT)], vec![], |r| {
+        r.realm.strip = false;
+        r.privacyidea.user_name = Some("split".into());
+    });
+    assert_eq!(s2.engine.authenticate(login(b"bob@mail.test", b"pin123456", None)).outcome, Some(Outcome::Ok));
+    let listed = &s.sent.lock().unwrap()[0];
+    assert_eq!((field(listed, "user"), field(listed, "realm")), (Some("alice"), Some("corp")));
+    let split = &s2.sent.lock().unwrap()[0];
+    assert_eq!((field(split, "user"), field(split, "realm")), (Some("bob"), Some("mail.test")));
 }
 
 #[test]
