@@ -107,8 +107,7 @@ impl PiConfig {
 pub struct ClientConfig {
     /// Base URLs (`https://pi.example.com`), tried in order.
     pub urls: Vec<String>,
-    /// Bound on one call, from the name lookup to the answer's last byte, shared by
-    /// the servers it tries (so that a login's bound holds whatever the URLs).
+    /// Bound on one HTTP call, from the name lookup to the answer's last byte.
     pub timeout: Duration,
     /// How long a server that failed is passed over.
     pub skip_failing: Duration,

@@ -192,7 +192,8 @@ impl PiEngine {
         };
         let bound_user = format!("{user}\0{}", realm.as_deref().unwrap_or(""));
         let binding = Binding { instance: &self.name, user: &bound_user, nas: &input.nas };
-        let call = Call { user: &user, realm: realm.as_deref(), client: &input.nas_address, binding };
+        let call =
+            Call { user: &user, realm: realm.as_deref(), client: &input.nas_address, binding, started: Instant::now() };
 
         let Some(state) = input.state else {
             return self.first_round(&call, pass, &input.session, trail);
@@ -411,7 +412,11 @@ impl PiEngine {
             return self.challenge(call, &prompt, trail).into();
         }
         let _slot = Slot(&self.waiting);
-        let deadline = Instant::now() + self.pi.poll_wait;
+        // The start-up check counts one `timeout` for the first check; when that took
+        // longer (its first URL did not answer and the next did), the wait is shorter
+        // by as much, so that the final check still ends within `longest`.
+        let deadline =
+            (Instant::now() + self.pi.poll_wait).min(call.started + self.pi.poll_wait + self.pi.client.timeout);
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the push",
             self.pi.poll_wait.as_secs(),
@@ -478,4 +483,7 @@ struct Call<'a> {
     /// The NAS's address, sent as `client`.
     client: &'a str,
     binding: Binding<'a>,
+    /// When the login reached the module: the push wait ends in time for the
+    /// whole login to stay within `longest`, however long the first check took.
+    started: Instant,
 }

@@ -1,11 +1,9 @@
 //! The HTTP side of the privacyIDEA backend: `/validate/check` and
 //! `/validate/polltransaction` on a list of servers tried in order, a failing
 //! one skipped for a while (`channel::failover`), each call bounded by one
-//! deadline (name lookup, connect, send and read together) shared by the
-//! servers it tries, TLS verified against the given CAs or else the system's,
-//! and connections kept for the next request unless told otherwise.
-
-use std::time::{Duration, Instant};
+//! deadline (name lookup, connect, send and read together), TLS verified
+//! against the given CAs or else the system's, and connections kept for the
+//! next request unless told otherwise.
 
 use super::answer::{self, AnswerError, CheckAnswer, PollStatus};
 use crate::channel::failover::{Health, WhenAllSkipped};
@@ -62,22 +60,10 @@ pub struct HttpClient {
     health: Health,
     agent: ureq::Agent,
     api_key: Option<(String, String)>,
-    /// The deadline of one call, whichever servers it tries.
-    timeout: Duration,
 }
 
-/// One server's failure: worth trying the next one, if time is left.
-struct ServerFailure {
-    why: String,
-    /// No answer before the call's deadline.
-    timed_out: bool,
-}
-
-impl ServerFailure {
-    fn new(why: impl Into<String>) -> ServerFailure {
-        ServerFailure { why: why.into(), timed_out: false }
-    }
-}
+/// One server's failure: worth trying the next one.
+struct ServerFailure(String);
 
 impl HttpClient {
     /// Checks the configuration; the error's field is the item it is about
@@ -112,55 +98,25 @@ impl HttpClient {
         )?;
         let agent = http::agent(cfg.timeout, roots, Pool::new(servers.len(), cfg.reuse_connections));
         let health = Health::new(servers.len(), cfg.skip_failing, WhenAllSkipped::All);
-        Ok(HttpClient { servers, health, agent, api_key: cfg.api_key.clone(), timeout: cfg.timeout })
+        Ok(HttpClient { servers, health, agent, api_key: cfg.api_key.clone() })
     }
 
     /// Runs `call` on each server in order, skipping those that failed lately
-    /// (unless all did); the first answer ends it. The call has one deadline,
-    /// `timeout` from now: each server gets what the ones before it left, so
-    /// that a login's calls stay within the bound the start-up check counts
-    /// (`poll_wait + 3 x timeout`) however many URLs there are.
-    fn on_servers<T>(
-        &self,
-        call: impl Fn(&str, Duration) -> Result<Result<T, AnswerError>, ServerFailure>,
-    ) -> Called<T> {
-        let deadline = Instant::now() + self.timeout;
-        let mut reasons = Vec::new();
-        let mut time_left = true;
-        for (n, i) in self.health.order().into_iter().enumerate() {
-            let shown = &self.servers[i].shown;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !time_left || left.is_zero() {
-                time_left = false;
-                reasons.push(format!("{shown}: not asked, the call's timeout was used up"));
-                continue;
-            }
-            match call(&self.servers[i].base, left) {
-                Ok(answer) => {
-                    self.health.note(i, false);
-                    return Called { result: answer.map_err(CallError::Answer), failed: reasons };
-                }
-                Err(failure) => {
-                    // A timeout marks only a server that had the whole timeout: a later
-                    // one had what was left, which says nothing of its health.
-                    if !failure.timed_out || n == 0 {
-                        self.health.note(i, true);
-                    }
-                    // Each server's bound is the call's deadline: a timeout is its end.
-                    if failure.timed_out {
-                        time_left = false;
-                    }
-                    reasons.push(format!("{shown}: {}", failure.why));
-                }
-            }
+    /// (unless all did); the first answer ends it.
+    fn on_servers<T>(&self, call: impl Fn(&str) -> Result<Result<T, AnswerError>, ServerFailure>) -> Called<T> {
+        let asked = self.health.first_answer(|i| call(&self.servers[i].base));
+        let reasons: Vec<String> = asked
+            .failures
+            .into_iter()
+            .map(|(i, ServerFailure(why))| format!("{}: {why}", self.servers[i].shown))
+            .collect();
+        match asked.answer {
+            Some((_, answer)) => Called { result: answer.map_err(CallError::Answer), failed: reasons },
+            None => Called { result: Err(CallError::Unavailable(reasons.join("; "))), failed: vec![] },
         }
-        Called { result: Err(CallError::Unavailable(reasons.join("; "))), failed: vec![] }
     }
 
-    /// A request bound by what is `left` of its call's deadline, with the API key.
-    fn prepared<B>(&self, request: ureq::RequestBuilder<B>, left: Duration) -> ureq::RequestBuilder<B> {
-        // The agent's phase bounds (the whole timeout each) end no sooner than this.
-        let request = request.config().timeout_global(Some(left)).build();
+    fn with_key<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.api_key {
             Some((header, value)) => request.header(header, value),
             None => request,
@@ -171,22 +127,22 @@ impl HttpClient {
 /// The answer's body, or why the server counts as failing. Error statuses
 /// (4xx) carry privacyIDEA's JSON error and are answers; 5xx are failures.
 fn body_of(sent: Result<Response, ureq::Error>) -> Result<Vec<u8>, ServerFailure> {
-    let response = sent.map_err(|e| failed(http::failure(&e)))?;
+    let response = sent.map_err(|e| ServerFailure(failure_words(http::failure(&e))))?;
     let code = response.status().as_u16();
     if code >= 500 {
-        return Err(ServerFailure::new(format!("HTTP status {code}")));
+        return Err(ServerFailure(format!("HTTP status {code}")));
     }
     match http::read_body(response, MAX_ANSWER) {
         Ok(Some(body)) => Ok(body),
-        Ok(None) => Err(ServerFailure::new(format!("the answer is longer than {MAX_ANSWER} bytes"))),
-        Err(failure) => Err(failed(failure)),
+        Ok(None) => Err(ServerFailure(format!("the answer is longer than {MAX_ANSWER} bytes"))),
+        Err(failure) => Err(ServerFailure(failure_words(failure))),
     }
 }
 
-fn failed(f: Failure) -> ServerFailure {
+fn failure_words(f: Failure) -> String {
     match f {
-        Failure::Timeout => ServerFailure { why: "no answer in time".into(), timed_out: true },
-        Failure::Unreachable(why) => ServerFailure::new(why),
+        Failure::Timeout => "no answer in time".into(),
+        Failure::Unreachable(why) => why,
     }
 }
 
@@ -194,23 +150,23 @@ fn failed(f: Failure) -> ServerFailure {
 /// any JSON is its answer.
 fn parsed<T>(body: &[u8], parse: fn(&[u8]) -> Result<T, AnswerError>) -> Result<Result<T, AnswerError>, ServerFailure> {
     match parse(body) {
-        Err(AnswerError::NotJson) => Err(ServerFailure::new("its answer is not JSON")),
+        Err(AnswerError::NotJson) => Err(ServerFailure("its answer is not JSON".into())),
         other => Ok(other),
     }
 }
 
 impl Validate for HttpClient {
     fn check(&self, form: &[(&str, &str)]) -> Called<CheckAnswer> {
-        self.on_servers(|base, left| {
-            let request = self.prepared(self.agent.post(format!("{base}/validate/check")), left);
+        self.on_servers(|base| {
+            let request = self.with_key(self.agent.post(format!("{base}/validate/check")));
             parsed(&body_of(request.send_form(form.iter().copied()))?, answer::parse_check)
         })
     }
 
     fn poll(&self, transaction_id: &str) -> Called<PollStatus> {
-        self.on_servers(|base, left| {
+        self.on_servers(|base| {
             let request = self
-                .prepared(self.agent.get(format!("{base}/validate/polltransaction")), left)
+                .with_key(self.agent.get(format!("{base}/validate/polltransaction")))
                 .query("transaction_id", transaction_id);
             parsed(&body_of(request.call())?, answer::parse_poll)
         })
@@ -357,64 +313,6 @@ mod tests {
         assert!(matches!(called.result, Err(CallError::Answer(AnswerError::Malformed(_)))));
         // Skipped now: the next call goes straight to the good server.
         assert!(c.check(&[("user", "alice"), ("pass", "x")]).failed.is_empty());
-    }
-
-    /// A server that takes connections (the kernel's backlog does) and never answers,
-    /// while the listener is held.
-    fn silent_server() -> (String, TcpListener) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        (format!("http://{}", listener.local_addr().unwrap()), listener)
-    }
-
-    #[test]
-    fn one_deadline_per_call_whatever_the_servers() {
-        let (silent, _held) = silent_server();
-        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let good = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let asked = asked.clone();
-            let body = r#"{"result":{"status":true,"value":true,"authentication":"ACCEPT"}}"#;
-            std::thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                        line.clear();
-                    }
-                    asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let _ = (&stream).write_all(&http("200 OK", body));
-                }
-            });
-            url
-        };
-        let c = client(vec![silent, good]);
-        let first = c.check(&[("user", "alice"), ("pass", "x")]);
-        // The silent server used the call's whole timeout: the next one was not given another.
-        match first.result {
-            Err(CallError::Unavailable(why)) => {
-                assert!(why.contains("no answer in time") && why.contains("not asked"), "{why}")
-            }
-            other => panic!("{:?}", other.map(|a| a.verdict)),
-        }
-        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // It is passed over now: the next call goes to the good server, with the whole timeout.
-        let second = c.check(&[("user", "alice"), ("pass", "x")]);
-        assert!(second.result.is_ok() && second.failed.is_empty());
-        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_timeout_in_what_another_server_left_does_not_mark_a_server_failing() {
-        let refusing = raw_server(http("502 Bad Gateway", ""));
-        let (silent, _held) = silent_server();
-        let c = client(vec![refusing, silent]);
-        assert!(matches!(c.check(&[]).result, Err(CallError::Unavailable(_))));
-        // The 502 marks the first; the second, asked after it, is not marked.
-        assert_eq!(c.health.order(), [1]);
-        // Asked first now, with the whole timeout, its silence marks it.
-        assert!(matches!(c.check(&[]).result, Err(CallError::Unavailable(_))));
-        assert_eq!(c.health.order(), [0, 1], "both passed over: both asked again");
     }
 
     #[test]
