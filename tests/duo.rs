@@ -5,7 +5,8 @@
 //!
 //! Push approved, denied, timed out; passcodes right, wrong and replayed; bypass
 //! and unenrolled users; a secret key Duo does not accept (at start-up and
-//! later); Duo down under both failmodes; rate limiting; a login re-sent to the
+//! later); Duo down under both failmodes; a relay's or proxy's own 403/407 refused
+//! even under failmode = safe; rate limiting; a login re-sent to the
 //! other server of a farm sharing a real Redis joins the first (one push, one
 //! passcode check at Duo).
 //!
@@ -36,6 +37,8 @@ const USERS: &[(&str, &str)] = &[
     ("ivan", "pw-ivan"),
     ("judy", "pw-judy"),
     ("leo", "pw-leo"),
+    ("mia", "pw-mia"),
+    ("nina", "pw-nina"),
 ];
 
 /// The fake's users: how each one's preauth and push go, and their passcodes.
@@ -49,6 +52,8 @@ const DUO_USERS: &str = r#"{
     "ivan": {"preauth": "auth", "push": "approve", "waits": 4},
     "judy": {"preauth": "auth", "push": "deny", "waits": 4},
     "leo": {"preauth": "auth", "push": "timeout"},
+    "mia": {"preauth": "html403", "passcodes": ["123456"]},
+    "nina": {"preauth": "html407", "passcodes": ["123456"]},
     "kim": {"preauth": "auth", "passcodes": ["345678"], "slow": 2},
     "hank": {"preauth": "auth", "push": "approve", "devices": [
         {"device": "DPHANK1", "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"], "type": "phone",
@@ -291,6 +296,14 @@ fn push_by_challenge_then_check() {
     assert!(approved.is_accept(), "{approved:?}");
     let polls = duo.requests().into_iter().filter(|(p, _)| p == "/auth/v2/auth_status").count();
     assert_eq!(polls, 2, "one /auth_status per answer round");
+    // Never approved: max_rounds (3) answers end the dialogue.
+    let mut reply = server.auth("carol", "pw-carol");
+    for _ in 0..2 {
+        reply = server.send(&format!("User-Name = \"carol\", User-Password = \"\", State = {}\n", reply.state()));
+        assert!(reply.is_challenge(), "not approved yet: {reply:?}");
+    }
+    let ended = server.send(&format!("User-Name = \"carol\", User-Password = \"\", State = {}\n", reply.state()));
+    assert_eq!(ended.message(), Some("No answer from your device in time"), "{ended:?}");
     drop(server);
 
     // SMS passcodes by challenge: asked for at once, one typed in the answer.
@@ -389,6 +402,25 @@ fn duo_down_follows_failmode() {
     assert!(server.debug_log().contains("keys not verified"), "{}", common::tail(&server.debug_log(), 30));
 }
 
+/// A relay's or proxy's own HTML 403 or 407 is not "Duo is down": refused with
+/// messages.internal, never accepted on the password alone under failmode = safe.
+#[test]
+fn a_relay_or_proxy_refusing_the_call_rejects_even_under_failmode_safe() {
+    let module = require_module!();
+    let duo = require_duo!();
+    for mode in ["password+otp", "push"] {
+        let server = Server::start(&module, &setup(mode, &duo.api_host(), "\tfailmode = safe"));
+        for (user, status) in [("mia", 403), ("nina", 407)] {
+            let typed = if mode == "push" { format!("pw-{user}") } else { format!("pw-{user},123456") };
+            let reply = server.auth(user, &typed);
+            assert!(reply.is_reject(), "{mode}, HTTP {status}: {reply:?}");
+            assert_eq!(reply.message(), Some("Authentication is unavailable, try again later"), "{reply:?}");
+            assert!(server.debug_log().contains(&format!("HTTP {status} with an answer that is not Duo's")));
+        }
+        assert!(!server.debug_log().contains("duo.failmode = safe"), "failmode was not asked");
+    }
+}
+
 #[test]
 fn broken_configuration_is_named() {
     let module = require_module!();
@@ -432,6 +464,13 @@ fn the_secret_key_from_a_private_file_and_never_in_the_debug_output() {
     let out = Server::start_failing(&module, &Setup::otp_mode(r#"{"users": {}}"#).with(&from_file));
     assert!(out.contains("duo.secret_key_file"), "{}", common::tail(&out, 20));
     assert!(!out.contains(SKEY));
+
+    // A key from the file that Duo refuses: the check names the item it came from.
+    std::fs::write(&file, "another-secret-key-0123456789abcdefghijk\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = Server::start_failing(&module, &Setup::otp_mode(r#"{"users": {}}"#).with(&from_file));
+    assert!(out.contains("invalid 'duo.secret_key_file'"), "{}", common::tail(&out, 20));
+    assert!(out.contains("Invalid signature"), "{}", common::tail(&out, 20));
 
     // Inline: FreeRADIUS hides it as a secret in its own debug output.
     let server = Server::start(&module, &setup("otp", &duo.api_host(), ""));
@@ -491,6 +530,7 @@ fn the_menu_offers_each_device_and_the_answer_picks_one() {
     assert!(menu.is_challenge(), "{menu:?}");
     assert_eq!(menu.messages().len(), 1, "the whole menu in one Reply-Message: {menu:?}");
     let lines = menu.lines();
+    assert_eq!(lines.len(), 7, "header, 5 choices (no SMS: see below), footer: {lines:?}");
     assert!(lines.contains(&"1. Duo Push to iOS (XXX-XXX-1111)"), "{lines:?}");
     assert!(lines.contains(&"2. Duo Push to Android (XXX-XXX-2222)"), "{lines:?}");
     assert!(lines.iter().any(|l| l.ends_with(". A passcode")), "{lines:?}");
@@ -508,7 +548,9 @@ fn the_menu_offers_each_device_and_the_answer_picks_one() {
     let menu = server.auth("hank", "pw-hank");
     let again = answer("8", menu.state());
     assert!(again.is_challenge(), "{again:?}");
-    assert_eq!(again.lines().last(), Some(&"Enter a number from 1 to 6:"));
+    // Fitted with the longer footer too: still one Reply-Message (the SMS left off).
+    assert_eq!(again.messages().len(), 1, "the menu asked again in one Reply-Message: {again:?}");
+    assert_eq!(again.lines().last(), Some(&"Enter a number from 1 to 5:"));
     let forged = server.send(&format!("User-Name = \"alice\", User-Password = \"2\", State = {}\n", again.state()));
     assert!(forged.is_reject(), "another user's menu: {forged:?}");
     let count = duo.requests().iter().filter(|(p, _)| p == "/auth/v2/auth").count();

@@ -5,7 +5,8 @@ Duo does. The users and how they behave come from --users (JSON):
 
   {"alice": {"preauth": "auth", "push": "approve", "passcodes": ["123456"]}, ...}
 
-preauth: auth | allow | deny | enroll | 429 (the answer to /preauth);
+preauth: auth | allow | deny | enroll | 429 | html403 | html407 (the answer to
+/preauth; html4xx: a relay's or proxy's own HTML page with that status);
 push: approve | deny | fraud | timeout | never (a phone call, factor=phone,
 goes the same way), answered after "waits" polls that say "waiting" (1 for
 approve, 0 for the others unless given), counting the polls of every caller;
@@ -57,6 +58,17 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def page(self, status):
+        """Not Duo's answer: an HTML page, as a relay or a proxy in the way sends."""
+        data = b"<html><head><title>Access denied</title></head><body>Blocked by policy</body></html>"
+        self.send_response(status)
+        if status == 407:
+            self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+        self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -137,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
             result = user.get("preauth", "enroll")
             if result == "429":
                 self.fail(429, 42901, "Too Many Requests")
+            elif result.startswith("html"):
+                self.page(int(result[4:]))
             elif result == "enroll":
                 self.ok({"result": "enroll", "status_msg": "Enroll an authentication device to proceed",
                          "enroll_portal_url": "https://api-fake.duosecurity.com/portal?code=x"})

@@ -92,6 +92,8 @@ struct Call<'a> {
     /// The login as claimed in the farm's store, where the re-sends on other
     /// servers read what it comes to.
     shared: Option<&'a Claimed<'a>>,
+    /// In an answer round: where the dialogue stands (from its State).
+    dialogue: Option<factors::Round>,
 }
 
 impl DuoEngine {
@@ -165,7 +167,7 @@ impl DuoEngine {
                 // Duo's codes: 40102 unknown integration key, 40103 bad signature.
                 let item = match code {
                     40102 => "duo.integration_key",
-                    40103 | 40104 => "duo.secret_key",
+                    40103 | 40104 => self.secret_key_item(),
                     _ => "duo.api_host",
                 };
                 Err(ConfigError::new(
@@ -177,6 +179,14 @@ impl DuoEngine {
                 self.warnings.push(format!("duo: /auth/v2/check at start-up failed, keys not verified: {other}"));
                 Ok(())
             }
+        }
+    }
+
+    /// The item the secret key came from, for the errors about it.
+    fn secret_key_item(&self) -> &'static str {
+        match self.duo.secret_key {
+            SecretKey::Inline(_) => "duo.secret_key",
+            SecretKey::File(_) => "duo.secret_key_file",
         }
     }
 
@@ -312,6 +322,7 @@ impl DuoEngine {
             nas_name: &input.nas_name,
             nas: &input.nas,
             shared: None,
+            dialogue: None,
         };
         // The answer to a push challenge (an inner EAP session's State is eap's, not ours).
         if let Some(state) = input.state.filter(|_| !input.inner_eap()) {
@@ -417,6 +428,7 @@ impl DuoEngine {
         let devices = match self.preauth(call, trail) {
             Ok(Ok(answer)) => answer,
             Ok(Err(decision)) => return decision,
+            Err(e) if matches!(factor, Factor::OutOfBand(_)) => return self.push_call_failed(call, e, trail),
             Err(e) => return self.call_failed(call, e, trail),
         };
         match factor {
@@ -490,15 +502,32 @@ impl DuoEngine {
             Err(e) => self.call_failed(call, e, trail),
         }
     }
+
+    /// A call of a login whose factor is not a push or a phone call that gave no
+    /// answer to act on: counted as `unavailable` (no push was sent).
     fn call_failed(&self, call: &Call, e: CallError, trail: &mut Trail) -> Decision {
+        self.failed(call, e, Cause::Unavailable, trail)
+    }
+
+    /// As [`DuoEngine::call_failed`], for a push or a phone call: counted as a
+    /// push that failed, as the local push provider's are.
+    fn push_call_failed(&self, call: &Call, e: CallError, trail: &mut Trail) -> Decision {
+        self.failed(call, e, Cause::PushFailed, trail)
+    }
+
+    /// Duo unavailable follows failmode (a Reject counted under `unavailable_cause`);
+    /// a refusal or a rate limit never does.
+    fn failed(&self, call: &Call, e: CallError, unavailable_cause: Cause, trail: &mut Trail) -> Decision {
         let messages = &self.cfg.messages;
         let user = call.user;
         match e {
-            CallError::TimedOut => self.call_failed(call, CallError::Unavailable("no answer in time".into()), trail),
+            CallError::TimedOut => {
+                self.failed(call, CallError::Unavailable("no answer in time".into()), unavailable_cause, trail)
+            }
             CallError::Unavailable(why) => match self.duo.failmode {
                 Failmode::Secure => {
                     trail.error(format!("rejected: \"{user}\": Duo is unavailable ({why}); duo.failmode = secure"));
-                    Decision::reject(Cause::PushFailed, messages.push_unavailable.clone())
+                    Decision::reject(unavailable_cause, messages.push_unavailable.clone())
                 }
                 Failmode::Safe => {
                     trail.warn(format!(
@@ -508,11 +537,12 @@ impl DuoEngine {
                 }
             },
             // Never failmode: a flood that makes Duo answer 429 must not open the door.
-            CallError::RateLimited => {
+            CallError::RateLimited | CallError::BackingOff => {
                 trail.error(format!("refused \"{user}\": {e}"));
                 Decision::refuse(Outcome::Fail, messages.internal.clone())
             }
-            CallError::Refused { .. } => {
+            // Whoever refused (Duo, or a relay or proxy in the way): never failmode.
+            CallError::Refused { .. } | CallError::NotDuo { .. } => {
                 trail.error(format!("rejected \"{user}\": {e}"));
                 Decision::reject(Cause::Unavailable, messages.internal.clone())
             }

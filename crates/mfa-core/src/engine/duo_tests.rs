@@ -36,6 +36,17 @@ fn duo(
     extra: &[(&str, &str)],
     answers: Vec<Result<Answer, CallError>>,
 ) -> (DuoEngine, Sent) {
+    duo_at(dir, mode, extra, answers, Arc::new(crate::clock::FixedClock::new(1_700_000_000)))
+}
+
+/// As [`duo`], on `clock`.
+fn duo_at(
+    dir: &TempDir,
+    mode: &str,
+    extra: &[(&str, &str)],
+    answers: Vec<Result<Answer, CallError>>,
+    clock: Arc<crate::clock::FixedClock>,
+) -> (DuoEngine, Sent) {
     let mut raw = raw_config(dir.path(), mode);
     raw.backend = Some("duo".into());
     raw.duo.api_host = Some("api-test.duosecurity.com".into());
@@ -48,16 +59,14 @@ fn duo(
             "failmode" => raw.duo.failmode = Some(value.to_string()),
             "enroll" => raw.duo.enroll = Some(value.to_string()),
             "approval" => raw.duo.approval = Some(value.to_string()),
+            "max_rounds" => raw.max_rounds = value.parse().unwrap(),
             _ => unreachable!(),
         }
     }
     let cfg = Config::from_raw(&raw).unwrap();
     let sent = Sent::default();
     let api = Scripted { answers: Mutex::new(answers), sent: sent.clone() };
-    (
-        DuoEngine::with_api("mfa", cfg, Arc::new(crate::clock::FixedClock::new(1_700_000_000)), Box::new(api)).unwrap(),
-        sent,
-    )
+    (DuoEngine::with_api("mfa", cfg, clock, Box::new(api)).unwrap(), sent)
 }
 
 fn login(engine: &DuoEngine, password: &str, stashed: Option<&str>) -> AuthenticateOutput {
@@ -135,16 +144,49 @@ fn preauth_allow_deny_and_enroll() {
 fn failures_follow_failmode_but_a_rate_limit_never_accepts() {
     let dir = TempDir::new("duo-failmode");
     let down = || Err(CallError::Unavailable("connection refused".into()));
+    // A passcode's login: no push was sent, Duo is unavailable.
     let (secure, _) = duo(&dir, "password+otp", &[], vec![down()]);
     let refused = login(&secure, "pw", Some("123456"));
     assert_eq!(
         (refused.outcome, refused.tally()),
-        (Some(Outcome::Reject), Tally::Reject { cause: Cause::PushFailed, locks: false })
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::Unavailable, locks: false })
     );
+    // A push's (its /preauth, or the push itself): a push that failed, as the local provider's.
+    for answers in [vec![down()], vec![ok(AUTH), down()]] {
+        let (secure, _) = duo(&dir, "push", &[], answers);
+        let refused = login(&secure, "pw", None);
+        assert_eq!(
+            (refused.outcome, refused.tally()),
+            (Some(Outcome::Reject), Tally::Reject { cause: Cause::PushFailed, locks: false })
+        );
+    }
     let (safe, _) = duo(&dir, "password+otp", &[("failmode", "safe")], vec![down(), Err(CallError::RateLimited)]);
     let accepted = login(&safe, "pw", Some("123456"));
     assert_eq!((accepted.outcome, accepted.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept));
     assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Fail));
+    let (safe, _) = duo(&dir, "password+otp", &[("failmode", "safe")], vec![Err(CallError::BackingOff)]);
+    assert_eq!(login(&safe, "pw", Some("123456")).outcome, Some(Outcome::Fail), "nor the back-off after one");
+}
+
+/// A relay's or proxy's own 403 or 407, a redirect: refused, whatever failmode
+/// says, never accepted on the password alone.
+#[test]
+fn a_refusal_that_is_not_duos_never_follows_failmode() {
+    let dir = TempDir::new("duo-not-duo");
+    for status in [302, 403, 407] {
+        let blocked = || Err(CallError::NotDuo { status });
+        for (mode, answers) in [("password+otp", vec![blocked()]), ("push", vec![ok(AUTH), blocked()])] {
+            let (safe, _) = duo(&dir, mode, &[("failmode", "safe")], answers);
+            let out = login(&safe, "pw", Some("123456"));
+            assert_eq!(
+                (out.outcome, out.tally()),
+                (Some(Outcome::Reject), Tally::Reject { cause: Cause::Unavailable, locks: false }),
+                "{mode}, HTTP {status}"
+            );
+            assert_eq!(out.reply_messages, vec![safe.config().messages.internal.clone()]);
+            assert!(out.log.iter().any(|l| l.text.contains(&format!("HTTP {status}"))), "{:?}", out.log);
+        }
+    }
 }
 
 #[test]
@@ -344,6 +386,46 @@ fn a_push_by_challenge_is_checked_in_the_answer_round() {
     assert!(sent.lock().unwrap()[2].1.contains(&("passcode".into(), "123456".into())));
 }
 
+/// "Not approved yet" asks again until `max_rounds` answers end the dialogue;
+/// each State asked again keeps the first one's expiry.
+#[test]
+fn a_push_by_challenge_is_bounded_by_max_rounds_and_challenge_timeout() {
+    let dir = TempDir::new("duo-challenge-rounds");
+    let waiting = || ok(r#"{"result":"waiting","status":"pushed"}"#);
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"tx-9"}"#), waiting(), waiting(), waiting()];
+    let (engine, sent) = duo(&dir, "push", &[("approval", "challenge"), ("max_rounds", "3")], answers);
+    let mut state = ask(&engine).challenge_state.unwrap();
+    for round in 1..3 {
+        let pending = answer(&engine, &state, "");
+        assert_eq!(pending.outcome, Some(Outcome::Challenge), "answer {round}: asked again");
+        state = pending.challenge_state.unwrap();
+    }
+    let ended = answer(&engine, &state, "");
+    assert_eq!(
+        (ended.outcome, ended.tally()),
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::PushTimeout, locks: false }),
+        "the third answer without approval ends the dialogue"
+    );
+    assert_eq!(sent.lock().unwrap().len(), 5, "one /auth_status per answer");
+
+    let clock = Arc::new(crate::clock::FixedClock::new(1_700_000_000));
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"tx-9"}"#), waiting(), waiting()];
+    let (engine, sent) =
+        duo_at(&dir, "push", &[("approval", "challenge"), ("max_rounds", "10")], answers, clock.clone());
+    let first = ask(&engine).challenge_state.unwrap();
+    clock.advance(100);
+    let pending = answer(&engine, &first, "");
+    assert_eq!(pending.outcome, Some(Outcome::Challenge));
+    clock.advance(100);
+    let late = answer(&engine, &pending.challenge_state.unwrap(), "");
+    assert_eq!(
+        (late.outcome, late.tally()),
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::BadState, locks: false }),
+        "200 s after the first challenge: challenge_timeout (180) is over"
+    );
+    assert_eq!(sent.lock().unwrap().len(), 3, "the expired State never reached Duo");
+}
+
 #[test]
 fn sms_passcodes_are_sent_then_typed() {
     let dir = TempDir::new("duo-sms");
@@ -472,6 +554,24 @@ fn the_menu_offers_the_users_devices_and_the_answer_picks_one() {
     assert_eq!(out.outcome, Some(Outcome::Reject));
     let sent = sent.lock().unwrap();
     assert!(sent[4..].iter().all(|(path, _)| path == "/auth/v2/preauth"), "{sent:?}");
+}
+
+#[test]
+fn numbers_not_on_the_menu_end_the_dialogue_after_max_rounds() {
+    let dir = TempDir::new("duo-menu-rounds");
+    let two = r#"{"result":"auth","devices":[
+        {"device":"DP1","capabilities":["push"],"display_name":"iOS (XXX-XXX-1111)"}]}"#;
+    let (engine, sent) = duo(&dir, "auto", &[("max_rounds", "2")], vec![ok(two), ok(two), ok(two)]);
+    let menu = ask(&engine);
+    let again = answer(&engine, &menu.challenge_state.unwrap(), "7");
+    assert_eq!(again.outcome, Some(Outcome::Challenge), "{again:?}");
+    let ended = answer(&engine, &again.challenge_state.unwrap(), "7");
+    assert_eq!(
+        (ended.outcome, ended.tally()),
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::BadState, locks: false }),
+        "the second number not on the menu ends it"
+    );
+    assert!(sent.lock().unwrap().iter().all(|(path, _)| path == "/auth/v2/preauth"));
 }
 
 /// A Duo API that holds every call until the test lets it go, then answers

@@ -95,6 +95,40 @@ impl DuoApi for Metered<dyn DuoApi> {
             Err(DuoError::TimedOut) => !path.ends_with("/auth_status"),
             _ => false,
         };
-        self.timed(failed, || self.inner.call(method, path, params))
+        let started = Instant::now();
+        let result = self.inner.call(method, path, params);
+        // A call held back by the 429 back-off never went to Duo: nothing to time.
+        if !matches!(result, Err(DuoError::BackingOff)) {
+            self.counters.observe(self.call, started.elapsed(), failed(&result));
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers each call from a script.
+    struct Scripted(std::sync::Mutex<Vec<Result<Answer, DuoError>>>);
+
+    impl DuoApi for Scripted {
+        fn call(&self, _method: &str, _path: &str, _params: &[(&str, &str)]) -> Result<Answer, DuoError> {
+            self.0.lock().unwrap().remove(0)
+        }
+    }
+
+    #[test]
+    fn a_duo_call_held_back_by_the_429_back_off_is_not_timed() {
+        let counters: &'static Counters = Box::leak(Box::default());
+        let script = vec![Err(DuoError::RateLimited), Err(DuoError::BackingOff), Ok(Answer::new())];
+        let api: Box<dyn DuoApi> = Box::new(Scripted(std::sync::Mutex::new(script)));
+        let metered = Metered::wrap(api, Call::Duo, counters);
+        for _ in 0..3 {
+            let _ = metered.call("GET", "/auth/v2/check", &[]);
+        }
+        let snapshot = counters.snapshot();
+        let (_, duo) = snapshot.calls.iter().find(|(call, _)| *call == Call::Duo).unwrap();
+        assert_eq!(duo.count, 2, "the 429 and the answer were sent; the call during the back-off was not");
     }
 }

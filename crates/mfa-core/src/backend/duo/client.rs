@@ -4,7 +4,10 @@
 //!
 //! A 429 (rate limited) starts a back-off: calls are not sent for 1 s, then 2,
 //! 4, ... up to 32 s while Duo keeps answering 429; the first other answer ends
-//! it. Neither the keys nor what the user typed ever appear in an error.
+//! it. Any other 3xx or 4xx is a refusal, Duo's JSON or not: a relay or proxy
+//! that refuses or redirects the call (its own 403, 407) must not read as "Duo
+//! is down", which `failmode = safe` would turn into an Accept. Neither the keys
+//! nor what the user typed ever appear in an error.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,10 +38,15 @@ pub enum CallError {
     /// No answer within `timeout`: as unavailable, except for `/auth_status`, which
     /// Duo answers only when the push's status changes (a long poll).
     TimedOut,
-    /// 429, or a call not sent during the back-off that follows one.
+    /// 429.
     RateLimited,
+    /// Not sent: the back-off that follows a 429 is running.
+    BackingOff,
     /// Duo refused the request (a 4xx with its error): a configuration or request error.
     Refused { status: u16, code: i64, message: String },
+    /// A 3xx or 4xx that is not Duo's error: something between the module and Duo
+    /// (a relay, a proxy, another host) refused or redirected the call.
+    NotDuo { status: u16 },
 }
 
 impl std::fmt::Display for CallError {
@@ -46,10 +54,17 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Unavailable(why) => write!(f, "Duo is unavailable: {why}"),
             CallError::TimedOut => write!(f, "Duo is unavailable: no answer in time"),
-            CallError::RateLimited => write!(f, "Duo rate-limits this integration (HTTP 429): backing off"),
+            CallError::RateLimited | CallError::BackingOff => {
+                write!(f, "Duo rate-limits this integration (HTTP 429): backing off")
+            }
             CallError::Refused { status, code, message } => {
                 write!(f, "Duo refused the request (HTTP {status}, code {code}): {message}")
             }
+            CallError::NotDuo { status } => write!(
+                f,
+                "the call to Duo was refused (HTTP {status} with an answer that is not Duo's: a relay, proxy \
+                 or another host in the way?)"
+            ),
         }
     }
 }
@@ -115,7 +130,7 @@ impl HttpDuo {
 impl DuoApi for HttpDuo {
     fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, CallError> {
         if self.backing_off() {
-            return Err(CallError::RateLimited);
+            return Err(CallError::BackingOff);
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let signer = Signer { ikey: &self.ikey, skey: &self.skey, version: self.version, host: &self.endpoint.host };
@@ -147,11 +162,20 @@ impl DuoApi for HttpDuo {
         }
         let body = match http::read_body(response, MAX_ANSWER) {
             Ok(Some(body)) => body,
+            Ok(None) if refusal(status) => return Err(CallError::NotDuo { status }),
             Ok(None) => return Err(CallError::Unavailable(format!("the answer is longer than {MAX_ANSWER} bytes"))),
+            // The status was read: a refusal stays one however its body ends.
+            Err(_) if refusal(status) => return Err(CallError::NotDuo { status }),
             Err(failure) => return Err(unavailable(failure)),
         };
         parse(status, &body)
     }
+}
+
+/// A 3xx (redirects are not followed) or a 4xx other than 429: refused, never
+/// "unavailable".
+fn refusal(status: u16) -> bool {
+    (300..500).contains(&status) && status != 429
 }
 
 fn unavailable(f: Failure) -> CallError {
@@ -161,9 +185,13 @@ fn unavailable(f: Failure) -> CallError {
     }
 }
 
-/// Duo's JSON: the `response` object of a 200 with `stat` OK, or its error.
+/// Duo's JSON: the `response` object of a 200 with `stat` OK, or its error. A
+/// 3xx or 4xx is a refusal whatever its body says.
 pub fn parse(status: u16, body: &[u8]) -> Result<Answer, CallError> {
-    let garbage = || CallError::Unavailable(format!("HTTP status {status} with an answer that is not Duo's JSON"));
+    let garbage = || match refusal(status) {
+        true => CallError::NotDuo { status },
+        false => CallError::Unavailable(format!("HTTP status {status} with an answer that is not Duo's JSON")),
+    };
     let json: Value = serde_json::from_slice(body).map_err(|_| garbage())?;
     match (status, json.get("stat").and_then(Value::as_str)) {
         (200, Some("OK")) => match json.get("response") {
@@ -198,6 +226,18 @@ mod tests {
         assert!(matches!(parse(200, br#"{"stat":"OK","response":[]}"#), Err(CallError::Unavailable(_))));
     }
 
+    /// A relay's or proxy's own page, a redirect, a 404: refused, never "Duo is
+    /// down" (which failmode = safe would accept).
+    #[test]
+    fn a_3xx_or_4xx_that_is_not_duos_is_refused() {
+        let page = b"<html><body>403 Forbidden</body></html>";
+        for status in [301, 302, 307, 400, 401, 403, 404, 407] {
+            assert_eq!(parse(status, page), Err(CallError::NotDuo { status }), "{status}");
+            assert_eq!(parse(status, b""), Err(CallError::NotDuo { status }), "{status}");
+        }
+        assert!(matches!(parse(200, page), Err(CallError::Unavailable(_))), "a 200 that is not Duo's: garbage");
+    }
+
     #[test]
     fn a_429_backs_off_without_calling_again() {
         use std::io::{BufRead, BufReader, Write};
@@ -223,7 +263,7 @@ mod tests {
         });
         let duo = HttpDuo::new(&host, "DIKEY", "skey", 5, Duration::from_secs(2), (None, None)).unwrap();
         assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
-        assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::RateLimited));
+        assert_eq!(duo.call("GET", "/auth/v2/check", &[]), Err(CallError::BackingOff));
         assert_eq!(asked.load(Ordering::SeqCst), 1, "the second call waits out the back-off");
         assert_eq!(duo.back_off.lock().unwrap().1, Duration::from_secs(2), "the next back-off doubles");
     }

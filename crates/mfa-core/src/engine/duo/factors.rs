@@ -2,7 +2,9 @@
 //! call (sent asynchronously, then `/auth_status` until `duo.wait`, or an
 //! Access-Challenge at once with `approval = challenge`), new passcodes by SMS,
 //! and the answer round of those challenges. Duo's txid travels sealed in
-//! rlm_mfa's own State, bound to the instance, the user and the NAS.
+//! rlm_mfa's own State, bound to the instance, the user and the NAS, with the
+//! dialogue's [`Round`]: `max_rounds` and `challenge_timeout` bound it as they
+//! bound the local dialogues.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -16,6 +18,33 @@ use crate::engine::{Decision, Outcome, Trail};
 use crate::stats::Cause;
 use crate::text::template::render;
 use crate::text::{cut, printable};
+
+/// Where a Duo dialogue stands, sealed in its State with the id: the
+/// challenges asked again so far (a number not on the menu, a push not approved
+/// yet) and when the dialogue ends, `challenge_timeout` after its first
+/// challenge: a challenge asked in an answer round keeps that expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Round {
+    again: u8,
+    expires: u64,
+}
+
+/// The id a State seals: the round's count (one digit: `max_rounds` is at most
+/// 10) before the id of the challenge (Duo's txid, the menu's hash...).
+fn sealed_id(again: u8, id: &str) -> String {
+    format!("{again}:{id}")
+}
+
+/// The count and the id of [`sealed_id`]'s.
+fn unsealed_id(sealed: &str) -> Option<(u8, &str)> {
+    let (again, id) = sealed.split_once(':')?;
+    Some((again.parse().ok().filter(|_| again.len() == 1)?, id))
+}
+
+/// Whether Duo's `txid` fits in a State with its round.
+fn sealable(txid: &str) -> bool {
+    Transaction::is_valid_id(sealed_id(9, txid).as_bytes())
+}
 
 impl DuoEngine {
     /// `/auth` with factor sms: Duo sends new passcodes (and says `deny`, status
@@ -34,7 +63,7 @@ impl DuoEngine {
                 .replace(" ()", "");
                 trail.info(format!("Duo sent SMS passcodes to \"{}\"", call.user));
                 if self.key.is_some() {
-                    return self.challenge(call, &format!("sms-{}", self.clock.now()), false, &prompt, trail);
+                    return self.challenge(call, &format!("sms-{}", self.clock.now()), false, 0, &prompt, trail);
                 }
                 Decision::reject(Cause::Denied, prompt)
             }
@@ -68,7 +97,7 @@ impl DuoEngine {
             shared.txid(&txid, self.claim_ttl(), trail);
         }
         if challenges {
-            return self.challenge(call, &txid, true, &self.cfg.messages.push_prompt_plain(), trail);
+            return self.challenge(call, &txid, true, 0, &self.cfg.messages.push_prompt_plain(), trail);
         }
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the Duo push",
@@ -130,16 +159,14 @@ impl DuoEngine {
             params.push(("pushinfo", &pushinfo));
         }
         match self.api.call("POST", "/auth/v2/auth", &params) {
-            Ok(answer) => {
-                match answer.get("txid").and_then(|t| t.as_str()).filter(|t| Transaction::is_valid_id(t.as_bytes())) {
-                    Some(txid) => Ok(txid.to_string()),
-                    None => {
-                        trail.error(format!("rejected \"{}\": Duo's answer to the push has no usable txid", call.user));
-                        Err(Decision::reject(Cause::Unavailable, self.cfg.messages.internal.clone()))
-                    }
+            Ok(answer) => match answer.get("txid").and_then(|t| t.as_str()).filter(|t| sealable(t)) {
+                Some(txid) => Ok(txid.to_string()),
+                None => {
+                    trail.error(format!("rejected \"{}\": Duo's answer to the push has no usable txid", call.user));
+                    Err(Decision::reject(Cause::Unavailable, self.cfg.messages.internal.clone()))
                 }
-            }
-            Err(e) => Err(self.call_failed(call, e, trail)),
+            },
+            Err(e) => Err(self.push_call_failed(call, e, trail)),
         }
     }
 
@@ -163,24 +190,33 @@ impl DuoEngine {
             },
             // Duo's auth_status long-polls: a call cut by `timeout` is not an answer yet.
             Err(CallError::TimedOut) => None,
-            Err(e) => Some(self.call_failed(call, e, trail)),
+            Err(e) => Some(self.push_call_failed(call, e, trail)),
         }
     }
 
-    /// An Access-Challenge whose State seals the push's txid, bound to this
-    /// instance, the user and the NAS.
-    fn challenge(&self, call: &Call, txid: &str, poll: bool, text: &str, trail: &mut Trail) -> Decision {
-        self.challenge_lines(call, txid, poll, vec![cut(&printable(text, 253), 253).to_string()], trail)
+    /// An Access-Challenge whose State seals the push's txid and `again` (the
+    /// challenges asked again so far), bound to this instance, the user and the NAS.
+    fn challenge(&self, call: &Call, txid: &str, poll: bool, again: u8, text: &str, trail: &mut Trail) -> Decision {
+        self.challenge_lines(call, txid, poll, again, vec![cut(&printable(text, 253), 253).to_string()], trail)
     }
 
     /// As [`DuoEngine::challenge`], with several Reply-Messages (the menu's lines).
-    fn challenge_lines(&self, call: &Call, txid: &str, poll: bool, lines: Vec<String>, trail: &mut Trail) -> Decision {
+    /// The State expires with the dialogue: `challenge_timeout` after its first challenge.
+    fn challenge_lines(
+        &self,
+        call: &Call,
+        txid: &str,
+        poll: bool,
+        again: u8,
+        lines: Vec<String>,
+        trail: &mut Trail,
+    ) -> Decision {
         let (Some(key), Some(limits)) = (&self.key, &self.cfg.challenge) else {
             trail.error("a Duo push challenge without a State key");
             return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
         };
-        let tx =
-            Transaction { id: txid.to_string(), poll, interactive: true, expires: self.clock.now() + limits.timeout };
+        let expires = call.dialogue.map_or(self.clock.now() + limits.timeout, |round| round.expires);
+        let tx = Transaction { id: sealed_id(again, txid), poll, interactive: true, expires };
         let binding = Binding { instance: &self.name, user: call.user, nas: call.nas };
         trail.debug(format!("challenging \"{}\"{}", call.user, if poll { " (push sent)" } else { "" }));
         Decision::challenge(seal_transaction(key, &binding, &tx), lines)
@@ -193,7 +229,7 @@ impl DuoEngine {
         match Menu::of(preauth, &self.cfg.messages) {
             Some(menu) => {
                 trail.debug(format!("offering \"{}\" a menu of {} Duo choices", call.user, menu.choices.len()));
-                self.challenge_lines(call, &menu.id(), false, menu.messages(), trail)
+                self.challenge_lines(call, &menu.id(), false, 0, menu.messages(), trail)
             }
             None => self.ask_passcode(call, trail),
         }
@@ -202,7 +238,7 @@ impl DuoEngine {
     /// Access-Challenge for a passcode (or a factor word).
     fn ask_passcode(&self, call: &Call, trail: &mut Trail) -> Decision {
         let id = format!("ask-{}", self.clock.now());
-        self.challenge(call, &id, false, &self.cfg.messages.prompt_code, trail)
+        self.challenge(call, &id, false, 0, &self.cfg.messages.prompt_code, trail)
     }
 
     /// The answer to the menu: `/preauth` again, the same menu (its hash is the
@@ -220,9 +256,13 @@ impl DuoEngine {
             return Decision::reject(Cause::BadState, messages.bad_state.clone());
         };
         let Some(choice) = number.checked_sub(1).and_then(|i| menu.choices.get(i)).cloned() else {
+            let Some(again) = self.another_round(call) else {
+                trail.info(format!("rejected: \"{}\" chose {number}, not on the menu, max_rounds times", call.user));
+                return Decision::reject(Cause::BadState, messages.bad_state.clone());
+            };
             trail.info(format!("\"{}\" chose {number}, not on the menu: asking again", call.user));
-            let menu = menu.with_footer(&messages.bad_choice);
-            return self.challenge_lines(call, sealed, false, menu.messages(), trail);
+            let menu = menu.with_bad_choice(messages);
+            return self.challenge_lines(call, sealed, false, again, menu.messages(), trail);
         };
         trail.debug(format!("\"{}\" chose {number} of the Duo menu", call.user));
         match choice {
@@ -231,6 +271,14 @@ impl DuoEngine {
             Choice::Sms(device) => self.sms(call, &devices, &device, trail),
             Choice::Passcode => self.ask_passcode(call, trail),
         }
+    }
+
+    /// The count of the challenge asked again in this answer round, or None when
+    /// `max_rounds` ends the dialogue.
+    fn another_round(&self, call: &Call) -> Option<u8> {
+        let again = call.dialogue.map_or(0, |round| round.again).saturating_add(1);
+        let max_rounds = self.cfg.challenge.as_ref().map_or(1, |limits| limits.max_rounds);
+        (again < max_rounds).then_some(again)
     }
 
     /// The answer to a challenge: a number of the menu; a factor word; empty asks
@@ -262,8 +310,13 @@ impl DuoEngine {
                 return Decision::reject(Cause::BadState, messages.bad_state.clone());
             }
         };
+        let Some((again, id)) = unsealed_id(&tx.id) else {
+            trail.info(format!("rejected: \"{user}\" sent a State of another version of the module"));
+            return Decision::reject(Cause::BadState, messages.bad_state.clone());
+        };
+        let call = &Call { ipaddr: call.ipaddr.clone(), dialogue: Some(Round { again, expires: tx.expires }), ..*call };
         let typed = String::from_utf8_lossy(typed);
-        if let (Some(sealed), Some(number)) = (tx.id.strip_prefix(MENU_ID).filter(|_| !tx.poll), number(&typed)) {
+        if let (Some(sealed), Some(number)) = (id.strip_prefix(MENU_ID).filter(|_| !tx.poll), number(&typed)) {
             return self.chosen(call, &format!("{MENU_ID}{sealed}"), number, trail);
         }
         if let Some(word) = OUT_OF_BAND.iter().find(|w| typed.eq_ignore_ascii_case(w)) {
@@ -282,12 +335,18 @@ impl DuoEngine {
             trail.info(format!("rejected: \"{user}\" answered the challenge without a passcode"));
             return Decision::reject(Cause::WrongCode, messages.wrong_code.clone());
         }
-        match self.status(call, &tx.id, trail) {
+        match self.status(call, id, trail) {
             Some(decision) => decision,
-            None => {
-                trail.debug(format!("the Duo push to \"{user}\" is not answered yet: asking again"));
-                self.challenge(call, &tx.id, true, &messages.push_pending, trail)
-            }
+            None => match self.another_round(call) {
+                Some(again) => {
+                    trail.debug(format!("the Duo push to \"{user}\" is not answered yet: asking again"));
+                    self.challenge(call, id, true, again, &messages.push_pending, trail)
+                }
+                None => {
+                    trail.info(format!("rejected: \"{user}\" did not approve the Duo push in max_rounds answers"));
+                    Decision::reject(Cause::PushTimeout, messages.push_timeout.clone())
+                }
+            },
         }
     }
 }

@@ -70,8 +70,11 @@ impl Menu {
         loop {
             let mut all = offered.clone();
             all.push((Choice::Passcode, "A passcode".to_string()));
-            let lines = lines(&all, messages, &messages.menu_footer);
-            if joined(&lines) <= MAX_PROMPT || offered.len() == 1 {
+            // Shown again after a number not on the menu, with `bad_choice` last:
+            // that one must fit in one attribute too.
+            let fits = |footer: &str| joined(&lines(&all, messages, footer)) <= MAX_PROMPT;
+            if (fits(&messages.menu_footer) && fits(&messages.bad_choice)) || offered.len() == 1 {
+                let lines = lines(&all, messages, &messages.menu_footer);
                 return Some(Menu { choices: all.into_iter().map(|(c, _)| c).collect(), lines });
             }
             offered.pop();
@@ -104,11 +107,11 @@ impl Menu {
         format!("{MENU_ID}{hex}")
     }
 
-    /// The menu again, its last line `footer` (a number out of range).
-    pub(super) fn with_footer(mut self, footer: &str) -> Menu {
+    /// The menu again after a number not on it, `messages.bad_choice` its last line.
+    pub(super) fn with_bad_choice(mut self, messages: &Messages) -> Menu {
         let total = self.choices.len().to_string();
         if let Some(last) = self.lines.last_mut() {
-            *last = cut(&render(footer, &[("total", &total), ("correlation", "")]), MAX_PROMPT).to_string();
+            *last = line(&messages.bad_choice, "", "", &total);
         }
         self
     }
@@ -128,17 +131,19 @@ pub(super) fn number(typed: &str) -> Option<usize> {
 
 fn lines(all: &[(Choice, String)], messages: &Messages, footer: &str) -> Vec<String> {
     let total = all.len().to_string();
-    let line = |template: &str, index: &str, description: &str| {
-        let text =
-            render(template, &[("index", index), ("description", description), ("total", &total), ("correlation", "")]);
-        cut(&printable(&text, MAX_PROMPT), MAX_PROMPT).to_string()
-    };
-    let mut out = vec![line(&messages.menu_header, "", "")];
+    let mut out = vec![line(&messages.menu_header, "", "", &total)];
     for (i, (_, description)) in all.iter().enumerate() {
-        out.push(line(&messages.menu_item, &(i + 1).to_string(), description));
+        out.push(line(&messages.menu_item, &(i + 1).to_string(), description, &total));
     }
-    out.push(line(footer, "", ""));
+    out.push(line(footer, "", "", &total));
     out
+}
+
+/// One line of the menu, `template` rendered, printable, within one attribute.
+fn line(template: &str, index: &str, description: &str, total: &str) -> String {
+    let text =
+        render(template, &[("index", index), ("description", description), ("total", total), ("correlation", "")]);
+    cut(&printable(&text, MAX_PROMPT), MAX_PROMPT).to_string()
 }
 
 /// The device's id, when it is one Duo could be sent back (printable ASCII).
@@ -180,12 +185,12 @@ mod tests {
                 Choice::Push("DP2".into()),
                 Choice::Phone("DP1".into()),
                 Choice::Phone("DP2".into()),
-                Choice::Sms("DP1".into()),
                 Choice::Passcode
-            ]
+            ],
+            "the SMS left off: with \"Enter a number from 1 to 6:\" the menu would pass 253 bytes"
         );
         assert_eq!(menu.lines[2], "2. Duo Push to Android (XXX-XXX-2222)");
-        assert_eq!(menu.lines.last().unwrap(), "Enter 1 to 6:");
+        assert_eq!(menu.lines.last().unwrap(), "Enter 1 to 5:");
         assert!(joined(&menu.lines) <= MAX_PROMPT);
         // The same devices, the same id; another device list, another one.
         assert_eq!(menu.id(), Menu::of(&two, &messages).unwrap().id());
@@ -203,6 +208,25 @@ mod tests {
         assert!(menu.choices.len() <= MAX_CHOICES);
         // No device Duo can reach: no menu.
         assert!(Menu::of(&preauth(r#"{"devices":[{"device":"DT3","capabilities":[]}]}"#), &messages).is_none());
+    }
+
+    /// A menu that just fits with `Enter 1 to 6:` would not with `Enter a number
+    /// from 1 to 6:`: it drops a choice, so that asked again it is still one attribute.
+    #[test]
+    fn the_menu_asked_again_still_fits_one_attribute() {
+        let messages = Messages::default();
+        // 249 bytes with "Enter 1 to 5:", 263 with "Enter a number from 1 to 5:".
+        let name = |n: u8| format!("Phone {n} on call (XXX-XXX-{n}{n}{n}{n})");
+        let device =
+            |n: u8| format!(r#"{{"device":"D{n}","capabilities":["push","phone"],"display_name":"{}"}}"#, name(n));
+        let answer = preauth(&format!(r#"{{"devices":[{},{}]}}"#, device(1), device(2)));
+        let menu = Menu::of(&answer, &messages).unwrap();
+        assert_eq!(menu.choices.len(), 4, "the last phone call left off: {:?}", menu.lines);
+        let again = Menu::of(&answer, &messages).unwrap().with_bad_choice(&messages);
+        assert!(again.lines.last().unwrap().starts_with("Enter a number from 1 to"), "{:?}", again.lines);
+        assert!(joined(&again.lines) <= MAX_PROMPT, "{} bytes: {:?}", joined(&again.lines), again.lines);
+        assert_eq!(again.messages().len(), 1);
+        assert!(joined(&menu.lines) <= MAX_PROMPT);
     }
 
     #[test]
