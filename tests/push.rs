@@ -140,16 +140,29 @@ fn a_login_re_sent_while_waiting_joins_the_push() {
 /// A denied push whose login the NAS re-sent twice while it waited counts one
 /// failure toward the lockout, not three: the re-sends answer with the first's
 /// decision. With `max_failures = 2`, the next denied login is the one that locks.
+/// In the counters: three refusals, one push denied.
 #[test]
 fn a_denied_push_re_sent_while_waiting_counts_one_failure() {
     let module = require_module!();
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(2)));
-    let setup = push_setup(&provider, "").with("lockout {\n max_failures = 2\n duration = 600\n}");
+    let setup = push_setup(&provider, "")
+        .with("lockout {\n max_failures = 2\n duration = 600\n}")
+        .with("stats {\n file = ${confdir}/mfa.prom\n interval = 1\n}");
     let server = std::sync::Arc::new(Server::start(&module, &setup));
     for reply in sent_three_times(&server) {
         assert_eq!(reply.message(), Some("The login was denied on your device"), "{reply:?}");
     }
     assert_eq!(provider.created(), 1, "one push for one login");
+    // The three refusals in the same file: written after all three were counted.
+    let expected = [
+        "rlm_mfa_rejects_total{module=\"mfa\",cause=\"push_denied\"} 3".to_string(),
+        "rlm_mfa_pushes_total{module=\"mfa\",outcome=\"denied\"} 1".to_string(),
+        "rlm_mfa_lockouts_total{module=\"mfa\"} 0".to_string(),
+    ];
+    let text = common::wait_for_lines(&server.dir.join("mfa.prom"), &expected);
+    for line in &expected {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
     let next = server.auth("alice", "pw-alice");
     assert!(next.message().unwrap_or_default().starts_with("Too many failed attempts"), "{next:?}");
     assert_eq!(provider.created(), 2);

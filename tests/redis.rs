@@ -445,19 +445,37 @@ fn a_push_login_re_sent_to_the_other_server_joins_the_first_push() {
 
 /// A denied push whose login the NAS re-sent to the other server counts one
 /// failure in the farm's lockout, by the server that sent it: the other waits for
-/// the same push and refuses the re-send without counting it again.
+/// the same push and refuses the re-send without counting it again. In the
+/// counters (each server has its own): a refusal on each, the push denied once,
+/// on the server that saw it end first.
 #[test]
 fn a_denied_push_re_sent_to_the_other_server_counts_one_failure() {
     let (module, bin) = require_redis!();
     let redis = RedisServer::start(&bin);
     let provider = FakePush::start(PushBehaviour::DenyAfter(Duration::from_secs(3)));
-    let setup = jane_push_setup(&redis, &provider, "lockout {\n max_failures = 2\n duration = 600\n}");
+    let setup = jane_push_setup(
+        &redis,
+        &provider,
+        "lockout {\n max_failures = 2\n duration = 600\n}\nstats {\n file = ${confdir}/mfa.prom\n interval = 1\n}",
+    );
     let servers: Vec<Arc<Server>> = farm(&module, setup, 2).into_iter().map(Arc::new).collect();
     let (first, second) = re_sent_to_the_other(&servers, Duration::from_millis(1000));
     for reply in [&first, &second] {
         assert_eq!(reply.message(), Some("The login was denied on your device"), "{first:?} {second:?}");
     }
     assert_eq!(provider.created(), 1, "one push for one login, across two servers");
+    let refused = ["rlm_mfa_rejects_total{module=\"mfa\",cause=\"push_denied\"} 1".to_string()];
+    let denied: Vec<u64> = servers
+        .iter()
+        .map(|server| {
+            // Written after the server's refusal was counted, with the push's end if it counted it.
+            let text = common::wait_for_lines(&server.dir.join("mfa.prom"), &refused);
+            assert!(text.lines().any(|l| l == refused[0]), "no line {:?} in:\n{text}", refused[0]);
+            let sample = "rlm_mfa_pushes_total{module=\"mfa\",outcome=\"denied\"} ";
+            text.lines().find_map(|l| l.strip_prefix(sample)?.parse().ok()).unwrap_or_else(|| panic!("{text}"))
+        })
+        .collect();
+    assert_eq!(denied.iter().sum::<u64>(), 1, "the push denied once across the farm: {denied:?}");
     // One failure so far: the next denied login, on either server, is the one that locks.
     let next = servers[1].auth("jane", "pw-jane");
     assert!(next.message().unwrap_or_default().starts_with("Too many failed attempts"), "{next:?}");

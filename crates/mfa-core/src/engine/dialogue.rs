@@ -10,7 +10,7 @@ use super::limits::Request;
 use super::{Decision, Dialogues, Engine, Origin, Outcome, Trail};
 use crate::challenge::{self, Binding, Dialogue, Stage};
 use crate::channel::push::PushStatus;
-use crate::stats::Cause;
+use crate::stats::{Cause, Tally};
 use crate::store::state_store::Claim;
 use crate::store::tokens::{Token, TokenKind, User};
 use crate::text::mask::{mask_email, mask_phone};
@@ -430,7 +430,7 @@ impl Engine {
             return decision;
         }
         match self.record_failure(user, now, Some(&format!("\"{user}\" sent a wrong code")), trail) {
-            Ok(Some(seconds)) => Decision::refuse(Outcome::Userlock, self.locked_message(seconds)),
+            Ok(Some(seconds)) => Decision::locks(self.locked_message(seconds)),
             Ok(None) => Decision::reject(Cause::WrongCode, self.cfg.messages.wrong_code.clone()),
             // As when the store is unavailable: the reply tells nothing of the code.
             Err(()) => Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
@@ -470,9 +470,10 @@ impl Engine {
         // The approval (or a right code in its place) resets the count as any success
         // does; a denial or time-out answered later adds nothing more. The challenge
         // goes out even when this count locks the user: the push is on the device.
-        if self.record_failure(user, self.clock.now(), None, trail).is_err() {
-            return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone());
-        }
+        let locks = match self.record_failure(user, self.clock.now(), None, trail) {
+            Ok(locked) => locked.is_some(),
+            Err(()) => return Decision::refuse(Outcome::Fail, self.cfg.messages.internal.clone()),
+        };
         let dialogue = Dialogue {
             stage: Stage::Code,
             method: index as u8,
@@ -481,7 +482,11 @@ impl Engine {
             sent_code: Some(format!("{nonce}{provider}")),
         };
         trail.info(format!("challenge: a push was sent to \"{user}\", who is asked to approve, then press OK"));
-        self.code_prompt(user, origin, method, dialogue, None)
+        let mut decision = self.code_prompt(user, origin, method, dialogue, None);
+        if locks {
+            decision.tally = Tally::ChallengeLocks;
+        }
+        decision
     }
 
     /// The challenge-then-check path of mode push (and of its busy fallback).

@@ -359,3 +359,27 @@ fn a_state_under_a_name_without_a_second_factor_is_refused_as_foreign() {
         assert_eq!(out.reply_messages, [f.engine.config().messages.bad_state.as_str()], "{user}");
     }
 }
+
+/// A wrong code sent by text message counts toward the lockout like a wrong OTP,
+/// and the one that locks is counted as a lockout.
+#[test]
+fn the_wrong_sent_code_that_locks_counts_a_lockout() {
+    let f = fixture("password-then-otp", |r| {
+        r.max_rounds = 5;
+        r.lockout.max_failures = 3;
+    });
+    let mut state = state_of(&f.start("carol"));
+    let code = f.last_sms_code();
+    // Another code of the same form: only its first digit differs.
+    let wrong = format!("{}{}", (code.as_bytes()[0] - b'0' + 1) % 10, &code[1..]);
+    for _ in 0..2 {
+        let again = f.answer("carol", &wrong, &state);
+        state = state_of(&again);
+    }
+    let locking = f.answer("carol", &wrong, &state);
+    assert_eq!(
+        (locking.outcome, locking.tally()),
+        (Some(Outcome::Userlock), Tally::Reject { cause: Cause::LockedOut, locks: true }),
+        "the third failure locks: {locking:?}"
+    );
+}

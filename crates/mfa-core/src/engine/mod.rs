@@ -221,14 +221,16 @@ impl AuthenticateOutput {
 /// and none is counted twice.
 pub fn tally_of(outcome: Option<Outcome>, tally: Tally) -> Tally {
     match (outcome, tally) {
-        (Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None, Tally::Reject { .. }) => {
-            tally
-        }
+        (
+            Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None,
+            Tally::Reject { .. } | Tally::JoinedReject { .. },
+        ) => tally,
         (Some(Outcome::Reject | Outcome::Userlock | Outcome::Invalid | Outcome::Fail) | None, _) => {
             Tally::Reject { cause: default_cause(outcome), locks: false }
         }
         (Some(Outcome::Ok), Tally::Accept | Tally::PushApproved | Tally::FailsafeAccept) => tally,
         (Some(Outcome::Ok), _) => Tally::Accept,
+        (Some(Outcome::Challenge), Tally::ChallengeLocks) => tally,
         (Some(Outcome::Challenge), _) => Tally::Challenge,
         (Some(Outcome::Updated | Outcome::Noop), _) => Tally::Nothing,
     }
@@ -271,11 +273,13 @@ struct Decision {
 impl Decision {
     /// The same answer for a re-send that joined this login (on this server or
     /// another of the farm): counted as its own request's accept or refusal, but
-    /// not as a second push approved or a second lockout.
+    /// not as a second push ended (approved, denied, timed out or failed) or a
+    /// second lockout.
     fn joined(mut self) -> Decision {
         self.tally = match self.tally {
             Tally::PushApproved | Tally::FailsafeAccept => Tally::Accept,
-            Tally::Reject { cause, .. } => Tally::Reject { cause, locks: false },
+            Tally::Reject { cause, .. } | Tally::JoinedReject { cause } => Tally::JoinedReject { cause },
+            Tally::ChallengeLocks => Tally::Challenge,
             other => other,
         };
         self

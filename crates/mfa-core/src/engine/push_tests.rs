@@ -307,3 +307,27 @@ fn unanswered_pushes_count_toward_the_lockout() {
     assert_eq!(third.outcome, Some(Outcome::Userlock), "{third:?}");
     assert!(third.log.iter().any(|l| l.text.contains("is locked for")), "{:?}", third.log);
 }
+
+/// With `approval = challenge` a push counts as a failure as it is sent: the one
+/// that reaches `max_failures` is counted as a lockout, though the challenge goes out.
+#[test]
+fn a_push_challenge_whose_failure_locks_counts_a_lockout() {
+    let strict = |r: &mut RawConfig| {
+        push_config(r);
+        r.push.approval = Some("challenge".into());
+        r.lockout.max_failures = 2;
+    };
+    let (_d, mut a, _b) = two_instances("push", strict);
+    a.set_push_provider(Box::new(Answering(PushStatus::Pending)));
+    let first = push_login(&a);
+    assert_eq!((first.outcome, first.tally()), (Some(Outcome::Challenge), Tally::Challenge), "{first:?}");
+    let second = push_login(&a);
+    assert_eq!((second.outcome, second.tally()), (Some(Outcome::Challenge), Tally::ChallengeLocks), "{second:?}");
+    let counters = crate::stats::Counters::default();
+    counters.count(second.tally());
+    let s = counters.snapshot();
+    assert_eq!((s.challenges, s.lockouts), (1, 1));
+    // Locked already: refused, and no second lockout.
+    let third = push_login(&a);
+    assert_eq!(third.tally(), Tally::Reject { cause: Cause::LockedOut, locks: false }, "{third:?}");
+}

@@ -20,14 +20,16 @@ fn every_refusal_is_counted_under_one_cause_and_nothing_else_is() {
         Tally::PushApproved,
         Tally::FailsafeAccept,
         Tally::Challenge,
+        Tally::ChallengeLocks,
         Tally::Reject { cause: Cause::WrongCode, locks: false },
+        Tally::JoinedReject { cause: Cause::PushDenied },
     ];
     for outcome in Outcome::ALL.map(Some).into_iter().chain([None]) {
         for tally in tallies {
             let counted = tally_of(outcome, tally);
             assert_eq!(
                 refuses(outcome),
-                matches!(counted, Tally::Reject { .. }),
+                matches!(counted, Tally::Reject { .. } | Tally::JoinedReject { .. }),
                 "{outcome:?} with {tally:?} counts as {counted:?}"
             );
             // A refusal counts once: its rejects_total and nothing of an accept or challenge.
@@ -107,4 +109,30 @@ fn a_known_sequence_counts_as_it_should() {
     assert_eq!(auth("", "123456"), reject(Cause::Malformed, false));
     clock.advance(600);
     assert_eq!(auth("alice", "000000"), reject(Cause::WrongCode, false));
+}
+
+/// A re-send that joined a login counts its own accept or refusal, never a second
+/// push ended nor a second lockout: the request that decided counted those.
+#[test]
+fn a_joined_answer_counts_no_second_push_or_lockout() {
+    let decided = [
+        Decision::accept_push(),
+        Decision::accept_failsafe(),
+        Decision::reject(Cause::PushDenied, String::new()),
+        Decision::reject(Cause::PushTimeout, String::new()),
+        Decision::reject(Cause::PushFailed, String::new()),
+        Decision::locks(String::new()),
+    ];
+    for decision in decided {
+        let (first, joined) = (Counters::default(), Counters::default());
+        first.count(tally_of(Some(decision.outcome), decision.tally));
+        let again = decision.clone().joined();
+        joined.count(tally_of(Some(again.outcome), again.tally));
+        // Joined twice (a re-send of a re-send, or another server's answer joined here): the same.
+        assert_eq!(again.clone().joined().tally, again.tally, "{:?}", decision.tally);
+        let (first, joined) = (first.snapshot(), joined.snapshot());
+        assert_eq!(joined.pushes, [0; 4], "{:?}", decision.tally);
+        assert_eq!(joined.lockouts, 0, "{:?}", decision.tally);
+        assert_eq!((joined.accepts, joined.rejects), (first.accepts, first.rejects), "{:?}", decision.tally);
+    }
 }

@@ -209,10 +209,20 @@ pub enum Tally {
     /// used and its `failmode = safe` let the login in (a push that failed, too).
     FailsafeAccept,
     Challenge,
+    /// The challenge of a push (`approval = challenge`) whose failure, counted as the
+    /// push is sent, locked the user: the push is on the device, the challenge goes
+    /// out all the same.
+    ChallengeLocks,
     /// A refusal; `locks`: this failure is the one that locked the user.
     Reject {
         cause: Cause,
         locks: bool,
+    },
+    /// The refusal of a re-send that joined another request's login (here or on
+    /// another server): its own reject, but the push's end and any lockout are the
+    /// other request's to count.
+    JoinedReject {
+        cause: Cause,
     },
 }
 
@@ -282,6 +292,11 @@ impl Counters {
                 add(&self.pushes[Push::Failed as usize]);
             }
             Tally::Challenge => add(&self.challenges),
+            Tally::ChallengeLocks => {
+                add(&self.challenges);
+                add(&self.lockouts);
+            }
+            Tally::JoinedReject { cause } => add(&self.rejects[cause as usize]),
             Tally::Reject { cause, locks } => {
                 add(&self.rejects[cause as usize]);
                 if let Some(push) = cause.push() {
@@ -373,12 +388,15 @@ mod tests {
         c.count(Tally::Reject { cause: Cause::PushDenied, locks: false });
         c.count(Tally::Reject { cause: Cause::PushTimeout, locks: true });
         c.count(Tally::Reject { cause: Cause::WrongCode, locks: false });
+        c.count(Tally::ChallengeLocks);
+        // A re-send that joined a denied push: its reject only, not a second push denied.
+        c.count(Tally::JoinedReject { cause: Cause::PushDenied });
         let s = c.snapshot();
-        assert_eq!((s.accepts, s.failsafe_accepts, s.challenges, s.lockouts), (3, 1, 1, 1));
-        assert_eq!(s.rejects(Cause::PushDenied), 1);
+        assert_eq!((s.accepts, s.failsafe_accepts, s.challenges, s.lockouts), (3, 1, 2, 2));
+        assert_eq!(s.rejects(Cause::PushDenied), 2);
         assert_eq!(s.rejects(Cause::PushTimeout), 1);
         assert_eq!(s.rejects(Cause::WrongCode), 1);
-        assert_eq!(s.rejects.iter().sum::<u64>(), 3);
+        assert_eq!(s.rejects.iter().sum::<u64>(), 4);
         assert_eq!(s.pushes, [1, 1, 1, 1]);
     }
 
