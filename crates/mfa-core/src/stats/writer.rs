@@ -44,8 +44,12 @@ fn thread_tag() -> u64 {
 
 #[cfg(unix)]
 fn open_new(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
+    // The process's umask (027 under some service managers) takes bits from the
+    // mode given at creation: set them again, or node_exporter cannot read the file.
+    file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    Ok(file)
 }
 
 #[cfg(not(unix))]
@@ -170,6 +174,35 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
         }
+    }
+
+    /// Under umask 027 the file is still readable by all. The umask is the whole
+    /// process's: this test runs itself again in a child process started under it,
+    /// so the other tests' umask is left alone.
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_readable_by_all_under_a_restrictive_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        const CHILD: &str = "MFA_STATS_UMASK_CHILD";
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let path = Path::new(&dir).join("mfa.prom");
+            write_atomically(&path, "one\n").unwrap();
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(format!("{mode:o}"), "644");
+            return;
+        }
+        let dir = crate::testutil::TempDir::new("stats-umask");
+        let name = "stats::writer::tests::the_file_is_readable_by_all_under_a_restrictive_umask";
+        let out = std::process::Command::new("sh")
+            .args(["-c", "umask 027 && exec \"$0\" \"$@\""])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
     }
 
     #[test]
