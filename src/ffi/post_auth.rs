@@ -13,7 +13,7 @@ use super::bindings::{
 };
 use super::request::Request;
 use mfa_core::clock::{Clock, SystemClock};
-use mfa_core::engine::post_auth::{Handle, Logins, Record};
+use mfa_core::engine::post_auth::{stored, Handle, Logins, Record};
 use mfa_core::engine::Level;
 
 /// The internal attribute (never on the wire: FreeRADIUS numbers it past 255) that
@@ -55,16 +55,12 @@ fn attribute() -> u32 {
 
 /// This instance's handle in the outer login's session-state, if it has one.
 fn own_handle(request: &Request<'_>, instance: &str) -> Option<Handle> {
-    request
-        .root_state_values(attribute())
-        .into_iter()
-        .filter_map(|v| Handle::try_from(v.as_slice()).ok())
-        .find(|h| LOGINS.get(h).is_some_and(|r| r.instance == instance))
+    LOGINS.own(&request.root_state_values(attribute()), instance)
 }
 
 fn add_handle(request: &mut Request<'_>, instance: &str, user: &str, verified: bool) -> bool {
     let Some(handle) = LOGINS.open(instance, user, verified, SystemClock.now()) else { return false };
-    if request.add_root_state(attribute(), &handle) {
+    if request.add_root_state(attribute(), &stored(&handle, instance)) {
         return true;
     }
     LOGINS.take(&handle);
@@ -95,16 +91,10 @@ pub fn inner_verified(request: &mut Request<'_>, instance: &str, user: &str) {
 }
 
 /// The records this instance's inner tunnels left for this (outer) login, taken:
-/// each counts for one Accept.
+/// each counts for one Accept. A handle whose record is gone comes back marked so,
+/// and the Accept is refused.
 pub fn outer_records(request: &Request<'_>, instance: &str) -> Vec<Record> {
-    let mut out = Vec::new();
-    for value in request.root_state_values(attribute()) {
-        let Ok(handle) = Handle::try_from(value.as_slice()) else { continue };
-        if LOGINS.get(&handle).is_some_and(|r| r.instance == instance) {
-            out.extend(LOGINS.take(&handle));
-        }
-    }
-    out
+    LOGINS.take_all(&request.root_state_values(attribute()), instance)
 }
 
 /// # Safety

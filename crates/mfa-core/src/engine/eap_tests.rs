@@ -288,3 +288,22 @@ fn post_auth_follows_what_the_inner_tunnel_recorded() {
     assert_eq!(refused.outcome, Outcome::Reject);
     assert!(refused.log[0].text.contains("the inner tunnel let \"alice\" in"));
 }
+
+/// An inner tunnel left a handle whose record is gone (expired, or dropped from a
+/// full table): the outer name ("anonymous", no token, require_token = no) would let
+/// the Accept through; the check refuses it instead, saying why.
+#[test]
+fn post_auth_refuses_when_the_inner_tunnels_record_is_gone() {
+    let (_d, b) = backend("password+otp", false);
+    let logins = post_auth::Logins::new();
+    let lost = post_auth::stored(&[9u8; 16], "mfa");
+    let gone = logins.take_all(&[lost], "mfa");
+    assert_eq!(check(&b, "anonymous", false, vec![]).outcome, Outcome::Noop, "no handle: the outer name decides");
+    let refused = check(&b, "anonymous", false, gone.clone());
+    assert_eq!(refused.outcome, Outcome::Reject);
+    assert!(refused.log.iter().any(|l| l.level == Level::Warn && l.text.contains("record the inner tunnel left")));
+    // A record verified in this login (the inner request made a new one) still lets it in.
+    let verified = logins.open("mfa", "alice", true, T).unwrap();
+    let tunnel = [gone, vec![logins.take(&verified).unwrap()]].concat();
+    assert_eq!(check(&b, "anonymous", false, tunnel).outcome, Outcome::Ok);
+}

@@ -131,6 +131,21 @@ impl Backend {
             trail.debug(format!("post-auth: the second factor of \"{}\" was verified inside the tunnel", inner.user));
             return Outcome::Ok;
         }
+        // The inner tunnel left a handle, so the outer name says nothing (it may be
+        // "anonymous"): without its record nothing tells the Accept is verified.
+        if input.tunnel.iter().any(|r| r.gone) {
+            trail.warn(format!(
+                "rejected: the Accept of \"{}\" came through {}, and the record the inner tunnel left for this \
+                 login is gone (kept {} s at most, the oldest dropped past {} logins in progress): {} cannot \
+                 tell whether the second factor was verified",
+                shown(input.user_name),
+                input.path,
+                Logins::LIFETIME,
+                Logins::CAPACITY,
+                self.name()
+            ));
+            return Outcome::Reject;
+        }
         if let Some(inner) = input.tunnel.first() {
             trail.warn(format!(
                 "rejected: the inner tunnel let \"{}\" in without the second factor, then the Accept came \
@@ -162,6 +177,21 @@ impl Backend {
 /// A handle in an outer login's session-state.
 pub type Handle = [u8; 16];
 
+/// What session-state holds for `instance`'s handle: the handle, then the instance's
+/// name, so that a handle whose record is gone is still known as that instance's.
+pub fn stored(handle: &Handle, instance: &str) -> Vec<u8> {
+    [handle.as_slice(), instance.as_bytes()].concat()
+}
+
+/// The handle a session-state value holds, if it is `instance`'s.
+pub fn handle_of(value: &[u8], instance: &str) -> Option<Handle> {
+    let (handle, name) = value.split_at_checked(std::mem::size_of::<Handle>())?;
+    if name != instance.as_bytes() {
+        return None;
+    }
+    handle.try_into().ok()
+}
+
 /// What an inner tunnel recorded for the outer login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -171,6 +201,9 @@ pub struct Record {
     pub user: String,
     /// The instance's authenticate accepted the inner user.
     pub verified: bool,
+    /// The handle was in session-state but its record is gone (expired, or dropped
+    /// from a full table): the Accept is refused.
+    pub gone: bool,
     created: u64,
 }
 
@@ -217,7 +250,8 @@ impl Logins {
                 records.remove(&h);
             }
         }
-        let record = Record { instance: instance.to_string(), user: user.to_string(), verified, created: now };
+        let record =
+            Record { instance: instance.to_string(), user: user.to_string(), verified, gone: false, created: now };
         records.insert(handle, record);
         Some(handle)
     }
@@ -244,6 +278,30 @@ impl Logins {
         self.lock().remove(handle)
     }
 
+    /// `instance`'s handle among session-state `values` whose record is still here.
+    pub fn own(&self, values: &[Vec<u8>], instance: &str) -> Option<Handle> {
+        values.iter().filter_map(|v| handle_of(v, instance)).find(|h| self.get(h).is_some())
+    }
+
+    /// The records behind `instance`'s handles among session-state `values`, taken
+    /// (each counts for one Accept); a handle whose record is gone gives a record
+    /// marked `gone`, which refuses the Accept (fails closed).
+    pub fn take_all(&self, values: &[Vec<u8>], instance: &str) -> Vec<Record> {
+        values
+            .iter()
+            .filter_map(|v| handle_of(v, instance))
+            .map(|h| {
+                self.take(&h).unwrap_or_else(|| Record {
+                    instance: instance.to_string(),
+                    user: String::new(),
+                    verified: false,
+                    gone: true,
+                    created: 0,
+                })
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -268,6 +326,23 @@ mod tests {
         assert_eq!((r.instance.as_str(), r.user.as_str()), ("mfa", "alice"));
         assert!(logins.take(&h).is_none());
         assert!(!logins.verify(&h, "alice"));
+    }
+
+    #[test]
+    fn a_handle_is_known_by_its_instance_and_a_gone_record_says_so() {
+        let logins = Logins::new();
+        let mine = logins.open("mfa", "alice", true, 100).unwrap();
+        let theirs = logins.open("mfa_pi", "alice", false, 100).unwrap();
+        let lost = [7u8; 16];
+        let values = vec![stored(&mine, "mfa"), stored(&theirs, "mfa_pi"), stored(&lost, "mfa"), mine.to_vec()];
+        assert_eq!(handle_of(&values[0], "mfa"), Some(mine));
+        assert_eq!(handle_of(&values[0], "mfa_p"), None);
+        assert_eq!(logins.own(&values, "mfa"), Some(mine));
+        let taken = logins.take_all(&values, "mfa");
+        assert_eq!(taken.iter().map(|r| (r.verified, r.gone)).collect::<Vec<_>>(), [(true, false), (false, true)]);
+        // Another instance's handle is left to it, taken or not.
+        assert!(logins.get(&theirs).is_some());
+        assert_eq!(logins.take_all(&values, "mfa").iter().filter(|r| r.gone).count(), 2, "taken once");
     }
 
     #[test]
