@@ -626,6 +626,31 @@ fn mfa_admin_moves_a_state_journal_into_redis() {
     assert!(shared.auth("mia", &hotp(3)).is_accept());
 }
 
+/// A `--state` that names no journal (a typo, a default) is refused: it must not pass for
+/// a finished move, and leaves no empty journal behind.
+#[test]
+fn mfa_admin_refuses_to_move_a_journal_that_is_not_there() {
+    let (module, bin) = require_redis!();
+    let redis = RedisServer::start(&bin);
+    let tokens = hotp_tokens(&["mia"]);
+    let shared = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")));
+    let missing = shared.dir.join("no-such-dir/state.jsonl");
+    let out = std::process::Command::new(common::admin_bin())
+        .arg("--tokens")
+        .arg(shared.tokens_path())
+        .arg("--state")
+        .arg(&missing)
+        .arg("--module")
+        .arg(shared.module_conf_path())
+        .arg("move-state-to-redis")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no state journal at") && stderr.contains("no-such-dir/state.jsonl"), "{stderr}");
+    assert!(!missing.parent().unwrap().exists(), "nothing created");
+}
+
 /// `tls = yes` with `ca_file` (or `ca_path`): the module talks TLS to Redis and checks its
 /// certificate against the CA given; without that CA (the system's store) the
 /// certificate is refused and logins are refused as unavailable.

@@ -716,6 +716,12 @@ fn move_state_to_redis(paths: &Paths) -> Result<ExitCode> {
     let raw = module_conf::redis_section(module)?
         .ok_or_else(|| format!("{} does not say state_store = redis", module.display()))?;
     let redis = redis_store(&raw)?;
+    // A mistyped --state must not pass for a finished move (nor leave an empty journal).
+    if matches!(fs::symlink_metadata(&paths.state), Err(e) if e.kind() == io::ErrorKind::NotFound) {
+        return Err(
+            format!("no state journal at {}: nothing to move (see --state, MFA_STATE)", paths.state.display()).into()
+        );
+    }
     let journal = StateJournal::open(&paths.state, JournalOptions::default())?;
     let db = TokenDb::load(&paths.tokens)?;
     let now = SystemClock.now();
