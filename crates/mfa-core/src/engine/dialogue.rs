@@ -57,6 +57,12 @@ fn methods<'a>(entry: &'a User, dialogues: &Dialogues, push: bool) -> Vec<Method
     list
 }
 
+/// Whether the user has a second factor other than the push: a token, or an SMS
+/// number or e-mail address where this instance can send a code.
+pub(super) fn has_a_method_besides_push(entry: &User, dialogues: Option<&Dialogues>) -> bool {
+    !entry.tokens.is_empty() || dialogues.is_some_and(|d| !methods(entry, d, false).is_empty())
+}
+
 fn description(method: &Method<'_>, push_menu: &str) -> String {
     let named = |tokens: &[&Token], default: &str| match tokens {
         [only] => only.description.clone().unwrap_or_else(|| default.to_string()),

@@ -23,7 +23,7 @@ use super::{Decision, Engine, Origin, Outcome, Trail};
 use crate::channel::push::{
     Failover, HttpPushProvider, ProviderConfig, PushError, PushProvider, PushRequest, PushStatus,
 };
-use crate::config::{Approval, Failmode, Push};
+use crate::config::{Approval, Failmode, Mode, Push};
 use crate::stats::Cause;
 use crate::store::tokens::User;
 use crate::text::template::render;
@@ -217,13 +217,33 @@ impl Engine {
                 trail.error(format!("rejected: \"{user}\": push unavailable ({why}); push.failmode = secure"));
                 Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
             }
-            Failmode::Safe => {
+            Failmode::Safe if self.push_is_the_only_way(user, trail) => {
                 trail.warn(format!(
                     "accepted \"{user}\" on the first factor alone: push unavailable ({why}); push.failmode = safe"
                 ));
                 Decision::accept_failsafe()
             }
+            Failmode::Safe => {
+                trail.error(format!(
+                    "rejected: \"{user}\": push unavailable ({why}); push.failmode = safe lets in only a user \
+                     whose one method is the push, and this one has another"
+                ));
+                Decision::reject(Cause::PushFailed, self.cfg.messages.push_unavailable.clone())
+            }
         }
+    }
+
+    /// `failmode = safe` is for a user the push is the one second factor of: every user
+    /// in modes `push` and `otp-or-push` (a password login's one way), and in the
+    /// challenge modes a user with no token and nowhere to send a code. A user who has
+    /// another method keeps to it while the provider fails, else choosing the push
+    /// would turn their code off.
+    fn push_is_the_only_way(&self, user: &str, trail: &mut Trail) -> bool {
+        if matches!(self.cfg.mode, Mode::Push | Mode::OtpOrPush) {
+            return true;
+        }
+        let db = self.tokens(trail);
+        db.user(user).is_none_or(|entry| !super::dialogue::has_a_method_besides_push(entry, self.dialogues.as_ref()))
     }
 
     /// A push after the first factor: waited for here, or answered in a challenge round

@@ -233,6 +233,29 @@ fn a_failmode_safe_accept_is_counted_as_one() {
     assert_eq!(out.tally(), Tally::Reject { cause: Cause::PushFailed, locks: false }, "{out:?}");
 }
 
+/// In the challenge modes `failmode = safe` lets in on the password alone only a user
+/// whose one method is the push: alice has an app token, so asking for a push while the
+/// provider is down (`password,push` in `auto`) is refused, and she types her code.
+#[test]
+fn failmode_safe_spares_no_user_who_has_another_method() {
+    let (_d, mut a, _b) = two_instances("auto", failmode_safe);
+    a.set_push_provider(down());
+    let out = a.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"pw"),
+        stashed_code: Some("push".into()),
+        nas: "10.0.0.1||vpn".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
+    assert_eq!(out.tally(), Tally::Reject { cause: Cause::PushFailed, locks: false });
+    assert!(out.log.iter().any(|l| l.text.contains("has another")), "{:?}", out.log);
+    // In mode push the push is every password login's one way: safe lets it in.
+    let (_d, mut p, _b) = two_instances("push", failmode_safe);
+    p.set_push_provider(down());
+    assert_eq!(push_login(&p).tally(), Tally::FailsafeAccept);
+}
+
 #[test]
 fn pushes_past_the_users_limit_are_refused_until_the_window_ends() {
     let limited = |r: &mut RawConfig| {
