@@ -212,11 +212,16 @@ fn a_silent_server_costs_one_timeout_and_is_skipped_for_the_next() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let urls = format!("http://{} {}", silent.local_addr().unwrap(), pi.url());
     let server = Server::start(&dir, &pi_setup(&urls, "", ""));
+    // Connections the module opened to the silent server (queued, never answered).
+    silent.set_nonblocking(true).unwrap();
+    let connections = || std::iter::from_fn(|| silent.accept().ok()).count();
     let first = server.auth("alice", GOOD_PASS);
     assert!(first.is_accept(), "{first:?}");
     assert_eq!(pi.requests().len(), 1);
+    assert_eq!(connections(), 1, "the first login tried the silent server");
     assert!(server.auth("alice", GOOD_PASS).is_accept());
     assert_eq!(pi.requests().len(), 2);
+    assert_eq!(connections(), 0, "the second login passed it over");
     let log = server.debug_log();
     assert!(
         log.contains(&silent.local_addr().unwrap().to_string()),

@@ -189,6 +189,26 @@ fn a_refusal_that_is_not_duos_never_follows_failmode() {
     }
 }
 
+/// EAP-GTC's Auth-Type calls the module before pap checks the password: Duo would
+/// send the push there, and an approval would get in on a password nobody checked.
+/// Such a call is refused, and Duo is asked nothing.
+#[test]
+fn an_inner_eap_gtc_call_is_refused_before_duo_is_asked() {
+    let dir = TempDir::new("duo-gtc");
+    let (engine, sent) = duo(&dir, "push", &[], vec![ok(AUTH)]);
+    let backend = Backend::Duo(Box::new(engine));
+    let out = backend.authenticate(AuthenticateInput {
+        user_name: Some(b"alice"),
+        password: Some(b"not-checked"),
+        eap: true,
+        inner: true,
+        ..AuthenticateInput::default()
+    });
+    assert_eq!(out.outcome, Some(Outcome::Fail), "{out:?}");
+    assert!(out.log.iter().any(|l| l.text.contains("backend duo cannot serve EAP-GTC")), "{:?}", out.log);
+    assert!(sent.lock().unwrap().is_empty(), "Duo was asked");
+}
+
 #[test]
 fn the_push_word_asks_for_a_push_in_password_otp() {
     let dir = TempDir::new("duo-word");
@@ -424,6 +444,29 @@ fn a_push_by_challenge_is_bounded_by_max_rounds_and_challenge_timeout() {
         "200 s after the first challenge: challenge_timeout (180) is over"
     );
     assert_eq!(sent.lock().unwrap().len(), 3, "the expired State never reached Duo");
+}
+
+/// Typing `push` in an answer round starts a new push and its challenge: a round too,
+/// so words cannot reset the count that `max_rounds` bounds.
+#[test]
+fn a_word_in_the_answer_round_counts_a_round() {
+    let dir = TempDir::new("duo-word-rounds");
+    let waiting = || ok(r#"{"result":"waiting","status":"pushed"}"#);
+    let answers = vec![ok(AUTH), ok(r#"{"txid":"tx-1"}"#), waiting(), ok(r#"{"txid":"tx-2"}"#)];
+    let (engine, sent) = duo(&dir, "push", &[("approval", "challenge"), ("max_rounds", "3")], answers);
+    let first = ask(&engine).challenge_state.unwrap();
+    let pending = answer(&engine, &first, "");
+    assert_eq!(pending.outcome, Some(Outcome::Challenge), "round 2");
+    let again = answer(&engine, &pending.challenge_state.unwrap(), "push");
+    assert_eq!(again.outcome, Some(Outcome::Challenge), "round 3: a new push");
+    let calls = sent.lock().unwrap().len();
+    let ended = answer(&engine, &again.challenge_state.unwrap(), "push");
+    assert_eq!(
+        (ended.outcome, ended.tally()),
+        (Some(Outcome::Reject), Tally::Reject { cause: Cause::BadState, locks: false }),
+        "a fourth challenge is past max_rounds"
+    );
+    assert_eq!(sent.lock().unwrap().len(), calls, "no push sent past max_rounds");
 }
 
 #[test]

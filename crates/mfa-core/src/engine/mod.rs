@@ -997,12 +997,15 @@ impl Backend {
     /// privacyIDEA (which checks the whole text) can serve it; any other mode would
     /// send a push, or take a code, with the password never checked.
     fn refuse_late_text(&self, input: &AuthenticateInput) -> Option<AuthenticateOutput> {
-        let served = match self {
-            Backend::Local(e) => matches!(e.config().mode, Mode::Otp | Mode::PasswordOtp),
-            Backend::PrivacyIdea(_) => true,
-            Backend::Duo(_) => false,
+        let refused = match self {
+            // authorize marks the request (deferred_split) when it saw no typed text.
+            Backend::Local(e) => input.deferred_split && !matches!(e.config().mode, Mode::Otp | Mode::PasswordOtp),
+            Backend::PrivacyIdea(_) => false,
+            // Duo's authorize marks nothing: any inner EAP request reaching authenticate
+            // is GTC's (README: Duo does not serve 802.1X through EAP).
+            Backend::Duo(_) => input.inner_eap(),
         };
-        if !input.deferred_split || served {
+        if !refused {
             return None;
         }
         let why = match self {

@@ -417,12 +417,13 @@ impl PiEngine {
         // by as much, so that the final check still ends within `longest`.
         let deadline =
             (Instant::now() + self.pi.poll_wait).min(call.started + self.pi.poll_wait + self.pi.client.timeout);
-        trail.debug(format!(
-            "waiting up to {} s for \"{}\" to approve the push",
-            self.pi.poll_wait.as_secs(),
-            call.user
-        ));
+        let wait = deadline.saturating_duration_since(Instant::now());
+        trail.debug(format!("waiting up to {} s for \"{}\" to approve the push", wait.as_secs(), call.user));
         loop {
+            if Instant::now() >= deadline {
+                // A first check that used the whole wait up (its servers failed over).
+                break;
+            }
             match Self::noted(self.client.poll(&c.transaction_id), trail) {
                 Ok(PollStatus::Accepted) => {
                     let answer = self.check(call, "", Some(&c.transaction_id), trail);

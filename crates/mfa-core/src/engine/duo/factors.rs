@@ -41,6 +41,12 @@ fn unsealed_id(sealed: &str) -> Option<(u8, &str)> {
     Some((again.parse().ok().filter(|_| again.len() == 1)?, id))
 }
 
+/// The count a challenge asked now carries: 0 opening a dialogue, one more than the
+/// State answered in an answer round (the caller checked `max_rounds`).
+fn round_of(call: &Call) -> u8 {
+    call.dialogue.map_or(0, |round| round.again.saturating_add(1))
+}
+
 /// Whether Duo's `txid` fits in a State with its round.
 fn sealable(txid: &str) -> bool {
     Transaction::is_valid_id(sealed_id(9, txid).as_bytes())
@@ -63,7 +69,14 @@ impl DuoEngine {
                 .replace(" ()", "");
                 trail.info(format!("Duo sent SMS passcodes to \"{}\"", call.user));
                 if self.key.is_some() {
-                    return self.challenge(call, &format!("sms-{}", self.clock.now()), false, 0, &prompt, trail);
+                    return self.challenge(
+                        call,
+                        &format!("sms-{}", self.clock.now()),
+                        false,
+                        round_of(call),
+                        &prompt,
+                        trail,
+                    );
                 }
                 Decision::reject(Cause::Denied, prompt)
             }
@@ -97,7 +110,7 @@ impl DuoEngine {
             shared.txid(&txid, self.claim_ttl(), trail);
         }
         if challenges {
-            return self.challenge(call, &txid, true, 0, &self.cfg.messages.push_prompt_plain(), trail);
+            return self.challenge(call, &txid, true, round_of(call), &self.cfg.messages.push_prompt_plain(), trail);
         }
         trail.debug(format!(
             "waiting up to {} s for \"{}\" to approve the Duo push",
@@ -229,7 +242,7 @@ impl DuoEngine {
         match Menu::of(preauth, &self.cfg.messages) {
             Some(menu) => {
                 trail.debug(format!("offering \"{}\" a menu of {} Duo choices", call.user, menu.choices.len()));
-                self.challenge_lines(call, &menu.id(), false, 0, menu.messages(), trail)
+                self.challenge_lines(call, &menu.id(), false, round_of(call), menu.messages(), trail)
             }
             None => self.ask_passcode(call, trail),
         }
@@ -238,7 +251,7 @@ impl DuoEngine {
     /// Access-Challenge for a passcode (or a factor word).
     fn ask_passcode(&self, call: &Call, trail: &mut Trail) -> Decision {
         let id = format!("ask-{}", self.clock.now());
-        self.challenge(call, &id, false, 0, &self.cfg.messages.prompt_code, trail)
+        self.challenge(call, &id, false, round_of(call), &self.cfg.messages.prompt_code, trail)
     }
 
     /// The answer to the menu: `/preauth` again, the same menu (its hash is the
@@ -264,6 +277,10 @@ impl DuoEngine {
             let menu = menu.with_bad_choice(messages);
             return self.challenge_lines(call, sealed, false, again, menu.messages(), trail);
         };
+        if self.another_round(call).is_none() {
+            trail.info(format!("rejected: \"{}\" reached max_rounds in the Duo dialogue", call.user));
+            return Decision::reject(Cause::BadState, messages.bad_state.clone());
+        }
         trail.debug(format!("\"{}\" chose {number} of the Duo menu", call.user));
         match choice {
             Choice::Push(device) => self.push(call, "push", &device, trail),
@@ -318,6 +335,12 @@ impl DuoEngine {
         let typed = String::from_utf8_lossy(typed);
         if let (Some(sealed), Some(number)) = (id.strip_prefix(MENU_ID).filter(|_| !tx.poll), number(&typed)) {
             return self.chosen(call, &format!("{MENU_ID}{sealed}"), number, trail);
+        }
+        let asks_again = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| typed.eq_ignore_ascii_case(w));
+        if asks_again && self.another_round(call).is_none() {
+            // A word starts a new push or SMS, and its challenge: a round like any other.
+            trail.info(format!("rejected: \"{user}\" reached max_rounds in the Duo dialogue"));
+            return Decision::reject(Cause::BadState, messages.bad_state.clone());
         }
         if let Some(word) = OUT_OF_BAND.iter().find(|w| typed.eq_ignore_ascii_case(w)) {
             return self.push(call, word, "auto", trail);
