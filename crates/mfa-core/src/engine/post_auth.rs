@@ -245,9 +245,16 @@ impl Logins {
             records.retain(|_, r| now.saturating_sub(r.created) < Self::LIFETIME);
         }
         if records.len() >= Self::CAPACITY {
-            let oldest = records.iter().min_by_key(|(_, r)| r.created).map(|(h, _)| *h);
-            if let Some(h) = oldest {
-                records.remove(&h);
+            // Full of logins in progress (tunnels opened and never verified, a flood
+            // say): room for a hundredth at once, so that this scan is rare, taken from
+            // the oldest unverified records first. A login whose code was accepted
+            // keeps its record, and its Accept (one round later) is not refused.
+            let mut by_age: Vec<(bool, u64, Handle)> =
+                records.iter().map(|(h, r)| (r.verified, r.created, *h)).collect();
+            let room = Self::CAPACITY / 100;
+            by_age.select_nth_unstable(room - 1);
+            for (_, _, h) in &by_age[..room] {
+                records.remove(h);
             }
         }
         let record =
@@ -346,20 +353,23 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_drops_the_expired_then_the_oldest() {
+    fn a_full_table_drops_the_expired_then_the_oldest_unverified() {
         let logins = Logins::new();
         let first = logins.open("mfa", "u0", false, 0).unwrap();
-        for i in 1..Logins::CAPACITY {
-            logins.open("mfa", &format!("u{i}"), false, 1_000).unwrap();
+        let verified = logins.open("mfa", "v", true, 500).unwrap();
+        for i in 2..Logins::CAPACITY {
+            logins.open("mfa", &format!("u{i}"), false, 1_000 + i as u64).unwrap();
         }
         assert_eq!(logins.len(), Logins::CAPACITY);
-        // `first` has expired by 1_000 + LIFETIME: it goes, the others stay.
+        // `first` has expired by LIFETIME: it alone goes.
         let late = logins.open("mfa", "late", false, Logins::LIFETIME).unwrap();
         assert!(logins.get(&first).is_none());
         assert_eq!(logins.len(), Logins::CAPACITY);
-        // None expired: the oldest ("late", opened at LIFETIME) goes.
+        // None expired: a hundredth goes, the oldest unverified ones ("late" first);
+        // the verified record, older than all of them, stays.
         let newest = logins.open("mfa", "newest", false, 1_001).unwrap();
         assert!(logins.get(&late).is_none() && logins.get(&newest).is_some());
-        assert_eq!(logins.len(), Logins::CAPACITY);
+        assert!(logins.get(&verified).is_some(), "a verified login keeps its record");
+        assert_eq!(logins.len(), Logins::CAPACITY - Logins::CAPACITY / 100 + 1);
     }
 }
