@@ -615,6 +615,14 @@ fn numbers_not_on_the_menu_end_the_dialogue_after_max_rounds() {
         "the second number not on the menu ends it"
     );
     assert!(sent.lock().unwrap().iter().all(|(path, _)| path == "/auth/v2/preauth"));
+
+    // A number on the menu after a wrong one opens its method, with rounds of its own.
+    let (engine, _sent) = duo(&dir, "auto", &[("max_rounds", "2")], vec![ok(two), ok(two), ok(two)]);
+    let menu = ask(&engine);
+    let again = answer(&engine, &menu.challenge_state.unwrap(), "7");
+    let passcode = answer(&engine, &again.challenge_state.unwrap(), "2");
+    assert_eq!(passcode.outcome, Some(Outcome::Challenge), "2. A passcode: asked for it {passcode:?}");
+    assert_eq!(passcode.reply_messages, vec!["Enter OTP:".to_string()]);
 }
 
 /// A Duo API that holds every call until the test lets it go, then answers

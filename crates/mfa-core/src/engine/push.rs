@@ -242,8 +242,9 @@ impl Engine {
         if matches!(self.cfg.mode, Mode::Push | Mode::OtpOrPush) {
             return true;
         }
+        // A user gone from the token file since the login began is not let in.
         let db = self.tokens(trail);
-        db.user(user).is_none_or(|entry| !super::dialogue::has_a_method_besides_push(entry, self.dialogues.as_ref()))
+        db.user(user).is_some_and(|entry| !super::dialogue::has_a_method_besides_push(entry, self.dialogues.as_ref()))
     }
 
     /// A push after the first factor: waited for here, or answered in a challenge round

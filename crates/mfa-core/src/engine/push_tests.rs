@@ -254,6 +254,22 @@ fn failmode_safe_spares_no_user_who_has_another_method() {
     let (_d, mut p, _b) = two_instances("push", failmode_safe);
     p.set_push_provider(down());
     assert_eq!(push_login(&p).tally(), Tally::FailsafeAccept);
+
+    // A user listed without tokens or addresses has the push alone: safe lets bob in.
+    let dir = TempDir::new("push-only");
+    dir.file("tokens.json", r#"{"users": {"bob": {}}}"#, 0o640);
+    let mut r = raw_config(dir.path(), "auto");
+    failmode_safe(&mut r);
+    let mut bob = Engine::new("mfa", Config::from_raw(&r).unwrap(), Arc::new(FixedClock::new(T))).unwrap();
+    bob.set_push_provider(down());
+    let out = bob.authenticate(AuthenticateInput {
+        user_name: Some(b"bob"),
+        password: Some(b"pw"),
+        stashed_code: Some("push".into()),
+        nas: "10.0.0.1||vpn".into(),
+        ..AuthenticateInput::default()
+    });
+    assert_eq!((out.outcome, out.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept), "{out:?}");
 }
 
 #[test]

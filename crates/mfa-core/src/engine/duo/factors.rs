@@ -27,6 +27,9 @@ use crate::text::{cut, printable};
 pub(super) struct Round {
     again: u8,
     expires: u64,
+    /// The count a challenge asked now carries: one more than `again`, or 0 when a
+    /// menu choice opens its method (as a local dialogue's method starts afresh).
+    next: u8,
 }
 
 /// The id a State seals: the round's count (one digit: `max_rounds` is at most
@@ -41,10 +44,10 @@ fn unsealed_id(sealed: &str) -> Option<(u8, &str)> {
     Some((again.parse().ok().filter(|_| again.len() == 1)?, id))
 }
 
-/// The count a challenge asked now carries: 0 opening a dialogue, one more than the
-/// State answered in an answer round (the caller checked `max_rounds`).
+/// The count a challenge asked now carries: 0 opening a dialogue or a method chosen
+/// from the menu, else one more than the State answered (the caller checked `max_rounds`).
 fn round_of(call: &Call) -> u8 {
-    call.dialogue.map_or(0, |round| round.again.saturating_add(1))
+    call.dialogue.map_or(0, |round| round.next)
 }
 
 /// Whether Duo's `txid` fits in a State with its round.
@@ -277,11 +280,10 @@ impl DuoEngine {
             let menu = menu.with_bad_choice(messages);
             return self.challenge_lines(call, sealed, false, again, menu.messages(), trail);
         };
-        if self.another_round(call).is_none() {
-            trail.info(format!("rejected: \"{}\" reached max_rounds in the Duo dialogue", call.user));
-            return Decision::reject(Cause::BadState, messages.bad_state.clone());
-        }
         trail.debug(format!("\"{}\" chose {number} of the Duo menu", call.user));
+        // The method chosen starts its own rounds; the dialogue's expiry stays.
+        let call =
+            &Call { ipaddr: call.ipaddr.clone(), dialogue: call.dialogue.map(|r| Round { next: 0, ..r }), ..*call };
         match choice {
             Choice::Push(device) => self.push(call, "push", &device, trail),
             Choice::Phone(device) => self.push(call, "phone", &device, trail),
@@ -331,14 +333,17 @@ impl DuoEngine {
             trail.info(format!("rejected: \"{user}\" sent a State of another version of the module"));
             return Decision::reject(Cause::BadState, messages.bad_state.clone());
         };
-        let call = &Call { ipaddr: call.ipaddr.clone(), dialogue: Some(Round { again, expires: tx.expires }), ..*call };
+        let round = Round { again, expires: tx.expires, next: again.saturating_add(1) };
+        let call = &Call { ipaddr: call.ipaddr.clone(), dialogue: Some(round), ..*call };
         let typed = String::from_utf8_lossy(typed);
         if let (Some(sealed), Some(number)) = (id.strip_prefix(MENU_ID).filter(|_| !tx.poll), number(&typed)) {
             return self.chosen(call, &format!("{MENU_ID}{sealed}"), number, trail);
         }
-        let asks_again = OUT_OF_BAND.iter().chain([&SMS_WORD]).any(|w| typed.eq_ignore_ascii_case(w));
+        let challenges = self.duo.approval == Approval::Challenge;
+        let out_of_band = OUT_OF_BAND.iter().any(|w| typed.eq_ignore_ascii_case(w));
+        let asks_again = (out_of_band && challenges) || typed.eq_ignore_ascii_case(SMS_WORD);
         if asks_again && self.another_round(call).is_none() {
-            // A word starts a new push or SMS, and its challenge: a round like any other.
+            // A word that starts a new push or SMS and its challenge: a round like any other.
             trail.info(format!("rejected: \"{user}\" reached max_rounds in the Duo dialogue"));
             return Decision::reject(Cause::BadState, messages.bad_state.clone());
         }
