@@ -562,18 +562,24 @@ fn mfa_admin_acts_on_the_redis_store_the_servers_share() {
     assert_eq!(redis.cli(&["EXISTS", "t:tokens:liam", "t:lock:liam"]).trim(), "0", "nothing of liam is left");
 }
 
-/// `mfa-admin move-state-to-redis` from `local`'s journal into `shared`'s store: what it said.
-fn move_state(local: &Server, shared: &Server) -> String {
-    let out = std::process::Command::new(common::admin_bin())
+/// `mfa-admin move-state-to-redis` of the journal at `state` (and the token file at
+/// `tokens`) into `shared`'s store.
+fn move_journal(tokens: &std::path::Path, state: &std::path::Path, shared: &Server) -> std::process::Output {
+    std::process::Command::new(common::admin_bin())
         .arg("--tokens")
-        .arg(local.tokens_path())
+        .arg(tokens)
         .arg("--state")
-        .arg(local.state_path())
+        .arg(state)
         .arg("--module")
         .arg(shared.module_conf_path())
         .arg("move-state-to-redis")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `mfa-admin move-state-to-redis` from `local`'s journal into `shared`'s store: what it said.
+fn move_state(local: &Server, shared: &Server) -> String {
+    let out = move_journal(&local.tokens_path(), &local.state_path(), shared);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     said
@@ -635,16 +641,7 @@ fn mfa_admin_refuses_to_move_a_journal_that_is_not_there() {
     let tokens = hotp_tokens(&["mia"]);
     let shared = Server::start(&module, &Setup::otp_mode(&tokens).with(&store_lines(&redis, "")));
     let missing = shared.dir.join("no-such-dir/state.jsonl");
-    let out = std::process::Command::new(common::admin_bin())
-        .arg("--tokens")
-        .arg(shared.tokens_path())
-        .arg("--state")
-        .arg(&missing)
-        .arg("--module")
-        .arg(shared.module_conf_path())
-        .arg("move-state-to-redis")
-        .output()
-        .unwrap();
+    let out = move_journal(&shared.tokens_path(), &missing, &shared);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no state journal at") && stderr.contains("no-such-dir/state.jsonl"), "{stderr}");

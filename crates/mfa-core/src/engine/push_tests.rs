@@ -240,13 +240,7 @@ fn a_failmode_safe_accept_is_counted_as_one() {
 fn failmode_safe_spares_no_user_who_has_another_method() {
     let (_d, mut a, _b) = two_instances("auto", failmode_safe);
     a.set_push_provider(down());
-    let out = a.authenticate(AuthenticateInput {
-        user_name: Some(b"alice"),
-        password: Some(b"pw"),
-        stashed_code: Some("push".into()),
-        nas: "10.0.0.1||vpn".into(),
-        ..AuthenticateInput::default()
-    });
+    let out = asks_for_a_push(&a, b"alice");
     assert_eq!(out.outcome, Some(Outcome::Reject), "{out:?}");
     assert_eq!(out.tally(), Tally::Reject { cause: Cause::PushFailed, locks: false });
     assert!(out.log.iter().any(|l| l.text.contains("has another")), "{:?}", out.log);
@@ -262,14 +256,19 @@ fn failmode_safe_spares_no_user_who_has_another_method() {
     failmode_safe(&mut r);
     let mut bob = Engine::new("mfa", Config::from_raw(&r).unwrap(), Arc::new(FixedClock::new(T))).unwrap();
     bob.set_push_provider(down());
-    let out = bob.authenticate(AuthenticateInput {
-        user_name: Some(b"bob"),
+    let out = asks_for_a_push(&bob, b"bob");
+    assert_eq!((out.outcome, out.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept), "{out:?}");
+}
+
+/// `password,push` in mode `auto`, as authorize hands it over.
+fn asks_for_a_push(e: &Engine, user: &'static [u8]) -> AuthenticateOutput {
+    e.authenticate(AuthenticateInput {
+        user_name: Some(user),
         password: Some(b"pw"),
         stashed_code: Some("push".into()),
         nas: "10.0.0.1||vpn".into(),
         ..AuthenticateInput::default()
-    });
-    assert_eq!((out.outcome, out.tally()), (Some(Outcome::Ok), Tally::FailsafeAccept), "{out:?}");
+    })
 }
 
 #[test]
