@@ -287,7 +287,7 @@ impl Logins {
 
     /// `instance`'s handle among session-state `values` whose record is still here.
     pub fn own(&self, values: &[Vec<u8>], instance: &str) -> Option<Handle> {
-        values.iter().filter_map(|v| handle_of(v, instance)).find(|h| self.get(h).is_some())
+        values.iter().filter_map(|v| handle_of(v, instance)).find(|h| self.lock().contains_key(h))
     }
 
     /// The records behind `instance`'s handles among session-state `values`, taken

@@ -70,12 +70,13 @@ impl Menu {
         loop {
             let mut all = offered.clone();
             all.push((Choice::Passcode, "A passcode".to_string()));
+            let shown = lines(&all, messages, &messages.menu_footer);
             // Shown again after a number not on the menu, with `bad_choice` last:
             // that one must fit in one attribute too.
-            let fits = |footer: &str| joined(&lines(&all, messages, footer)) <= MAX_PROMPT;
-            if (fits(&messages.menu_footer) && fits(&messages.bad_choice)) || offered.len() == 1 {
-                let lines = lines(&all, messages, &messages.menu_footer);
-                return Some(Menu { choices: all.into_iter().map(|(c, _)| c).collect(), lines });
+            let fits =
+                joined(&shown) <= MAX_PROMPT && joined(&lines(&all, messages, &messages.bad_choice)) <= MAX_PROMPT;
+            if fits || offered.len() == 1 {
+                return Some(Menu { choices: all.into_iter().map(|(c, _)| c).collect(), lines: shown });
             }
             offered.pop();
         }
